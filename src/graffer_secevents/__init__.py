@@ -1,0 +1,84 @@
+"""graffer_secevents: typed security events for Python web services.
+
+One call writes one schema-validated JSON record with Datadog's standard attributes, counts it in the
+failed-login metrics, and reports it to the APM trace::
+
+    import graffer_secevents as secevents
+
+    secevents.configure(service="auth-api")
+    secevents.log_login(user, "failure", ip, login=typed_username, exists=False, reason="unknown_user")
+"""
+
+from ._catalog import CATALOG, EventType, OutcomeRule, Param
+from ._config import Config, SecEventsWarning, configure, get_config
+from ._context import RequestContext, current_request, current_user, set_user
+from ._errors import ConfigurationError, EventValidationError, MissingDependencyError, SecEventsError
+from ._helpers import (
+    UserLike,
+    emit,
+    log_access_denied,
+    log_account_locked,
+    log_admin_action,
+    log_data_export,
+    log_input_validation_failed,
+    log_login,
+    log_logout,
+    log_mfa_challenge,
+    log_password_change,
+    log_password_reset,
+    log_privilege_change,
+    log_rate_limited,
+    log_sensitive_access,
+    log_signup,
+    log_token_created,
+    log_token_revoked,
+    log_user_created,
+    log_user_deleted,
+)
+from ._pipeline import SCHEMA_VERSION
+from ._types import Outcome, User
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "CATALOG",
+    "SCHEMA_VERSION",
+    "Config",
+    "ConfigurationError",
+    "EventType",
+    "EventValidationError",
+    "MissingDependencyError",
+    "Outcome",
+    "OutcomeRule",
+    "Param",
+    "RequestContext",
+    "SecEventsError",
+    "SecEventsWarning",
+    "User",
+    "UserLike",
+    "__version__",
+    "configure",
+    "current_request",
+    "current_user",
+    "emit",
+    "get_config",
+    "log_access_denied",
+    "log_account_locked",
+    "log_admin_action",
+    "log_data_export",
+    "log_input_validation_failed",
+    "log_login",
+    "log_logout",
+    "log_mfa_challenge",
+    "log_password_change",
+    "log_password_reset",
+    "log_privilege_change",
+    "log_rate_limited",
+    "log_sensitive_access",
+    "log_signup",
+    "log_token_created",
+    "log_token_revoked",
+    "log_user_created",
+    "log_user_deleted",
+    "set_user",
+]

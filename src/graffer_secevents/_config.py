@@ -1,0 +1,292 @@
+"""``configure()`` and the configuration in force.
+
+A :class:`Config` is immutable and holds everything the per-event path needs, prepared once: the writer and
+its structlog logger, the privacy settings with their key, the trusted proxies, the metrics backend. Every
+``configure()`` call builds a whole new one (unspecified arguments come from the environment, then from the
+defaults) and swaps it in atomically, so an event is always written under one consistent configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any, Final
+
+from ._client_ip import TrustedProxies
+from ._errors import ConfigurationError
+from ._metrics import METRIC_BACKENDS, MetricsBackend, create_backend
+from ._output import Writer, make_logger, make_writer
+from ._privacy import Privacy
+
+__all__ = ["Config", "SecEventsWarning", "configure", "get_config", "set_config", "warn_once"]
+
+_UNSET: Final[Any] = object()
+_OUTPUT_NAMES: Final = ("stdout", "stderr", "logging")
+_TRUE: Final = frozenset({"1", "true", "yes", "on"})
+_FALSE: Final = frozenset({"0", "false", "no", "off", ""})
+
+
+class SecEventsWarning(UserWarning):
+    """A configuration that works but deserves attention (for example, hashing without a key)."""
+
+
+Bridge = Callable[[Any, dict[str, Any]], None]
+"""Called after a record is written with its catalog row and the record (see ``_pipeline``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The configuration in force. Build it with :func:`configure`; read it with :func:`get_config`."""
+
+    service: str | None = None
+    env: str | None = None
+    version: str | None = None
+    strict: bool = False
+    output: Any = "stdout"
+    privacy: Privacy = field(default_factory=lambda: Privacy(None, None))
+    trusted_proxies: TrustedProxies | None = None
+    metrics: MetricsBackend | None = None
+    metrics_name: str = "none"
+    appsec_tracking: bool = True
+    bridges: tuple[Bridge, ...] = ()
+    writer: Writer = field(default_factory=lambda: make_writer(None))
+    logger: Any = None
+    static: Mapping[str, Any] = field(default_factory=dict)
+    """The keys every record starts with (service, env, version), built once."""
+
+
+_lock = threading.Lock()
+_current: Config | None = None
+
+
+def get_config() -> Config:
+    """Return the configuration in force, building the default (from the environment) on first use."""
+    cfg = _current
+    if cfg is None:
+        with _lock:
+            cfg = _current if _current is not None else _install(_build())
+    return cfg
+
+
+def set_config(cfg: Config | None) -> Config | None:
+    """Swap in ``cfg`` (``None``: rebuild from the environment on next use); return the previous one."""
+    global _current
+    with _lock:
+        previous, _current = _current, cfg
+    return previous
+
+
+def _install(cfg: Config) -> Config:
+    global _current  # noqa: PLW0603
+    _current = cfg
+    return cfg
+
+
+def configure(
+    *,
+    service: str | None = _UNSET,
+    env: str | None = _UNSET,
+    version: str | None = _UNSET,
+    output: str | IO[Any] | Any = _UNSET,
+    strict: bool = _UNSET,
+    privacy: Mapping[str, str] | None = _UNSET,
+    hash_key: str | bytes | None = _UNSET,
+    trusted_proxies: Iterable[str] | str | None = _UNSET,
+    trusted_hops: int | None = _UNSET,
+    metrics: str = _UNSET,
+    appsec_tracking: bool = _UNSET,
+) -> Config:
+    """Configure the library for this process. Every argument is optional; call it once at start-up.
+
+    Args:
+        service, env, version: Datadog's unified service tags; default ``DD_SERVICE``, ``DD_ENV``,
+            ``DD_VERSION``.
+        output: ``"stdout"`` (default), ``"stderr"``, ``"logging"`` (the stdlib logger ``graffer_secevents``),
+            a :class:`logging.Logger`, or any file-like object with ``write`` (text or binary).
+        strict: raise :class:`EventValidationError` for invalid event input instead of coercing it
+            (default ``SECEVENTS_STRICT``, else off). Meant for tests.
+        privacy: per-field modes overriding the defaults, e.g. ``{"usr.email": "drop",
+            "network.client.ip": "truncate"}`` (default ``SECEVENTS_PRIVACY`` as ``field=mode,...``).
+        hash_key: HMAC key for hashed fields (default ``SECEVENTS_HASH_KEY``). Without one, hashing falls back
+            to plain SHA-256 and a :class:`SecEventsWarning` is given once.
+        trusted_proxies: CIDRs of the proxies allowed to set forwarding headers (default
+            ``SECEVENTS_TRUSTED_PROXIES``, comma-separated). Without them the peer address is the client.
+        trusted_hops: trust exactly this many proxy hops instead (default ``SECEVENTS_TRUSTED_HOPS``).
+        metrics: ``"auto"`` (default: DogStatsD when the ``datadog`` package is installed, else none),
+            ``"dogstatsd"``, ``"otel"``, ``"memory"`` or ``"none"`` (default ``SECEVENTS_METRICS``).
+        appsec_tracking: report user events to ddtrace's App & API Protection when the application has
+            imported ddtrace (default ``SECEVENTS_APPSEC_TRACKING``, else on).
+
+    Raises:
+        ConfigurationError: an argument or variable is invalid; the message lists the allowed values.
+
+    Example::
+
+        import graffer_secevents as secevents
+        secevents.configure(service="auth-api", trusted_proxies=["10.0.0.0/8"], hash_key=os.environ["KEY"])
+    """
+    cfg = _build(
+        service=service,
+        env=env,
+        version=version,
+        output=output,
+        strict=strict,
+        privacy=privacy,
+        hash_key=hash_key,
+        trusted_proxies=trusted_proxies,
+        trusted_hops=trusted_hops,
+        metrics=metrics,
+        appsec_tracking=appsec_tracking,
+    )
+    previous = set_config(cfg)
+    if previous is not None and previous.metrics is not None and previous.metrics is not cfg.metrics:
+        _close_quietly(previous.metrics)
+    return cfg
+
+
+def _close_quietly(backend: MetricsBackend) -> None:
+    try:
+        backend.close()
+    except Exception:  # noqa: BLE001, S110 - closing the old client must not fail a reconfiguration
+        pass
+
+
+def _build(**given: Any) -> Config:
+    environ = os.environ
+
+    def pick(name: str, env_name: str | None, default: Any = None) -> Any:
+        value = given.get(name, _UNSET)
+        if value is not _UNSET:
+            return value
+        if env_name is not None and env_name in environ:
+            return environ[env_name]
+        return default
+
+    service = _opt_str("service", pick("service", "DD_SERVICE"))
+    env = _opt_str("env", pick("env", "DD_ENV"))
+    version = _opt_str("version", pick("version", "DD_VERSION"))
+    strict = _bool("strict", pick("strict", "SECEVENTS_STRICT", default=False))
+    appsec_tracking = _bool(
+        "appsec_tracking", pick("appsec_tracking", "SECEVENTS_APPSEC_TRACKING", default=True)
+    )
+
+    output = pick("output", "SECEVENTS_OUTPUT", default="stdout")
+    if isinstance(output, str) and output not in _OUTPUT_NAMES:
+        raise ConfigurationError(
+            f"output: unknown output {output!r}; allowed: {', '.join(_OUTPUT_NAMES)}, a logging.Logger, "
+            "or a file-like object with write()"
+        )
+    if not isinstance(output, str) and not callable(getattr(output, "write", None)):
+        import logging
+
+        if not isinstance(output, logging.Logger):
+            raise ConfigurationError(
+                f"output: {type(output).__name__} has no write(); pass 'stdout', 'stderr', 'logging', "
+                "a logging.Logger or a file-like object"
+            )
+
+    privacy_modes = pick("privacy", "SECEVENTS_PRIVACY")
+    if isinstance(privacy_modes, str):
+        privacy_modes = _parse_privacy(privacy_modes)
+    if privacy_modes is not None and not isinstance(privacy_modes, Mapping):
+        raise ConfigurationError("privacy: expected a mapping of field to mode, e.g. {'usr.email': 'drop'}")
+    privacy = Privacy(privacy_modes, pick("hash_key", "SECEVENTS_HASH_KEY"))
+    if not privacy.keyed and "hash" in privacy.modes.values():
+        warn_once(
+            "unkeyed-hash",
+            "graffer_secevents: no hash_key (SECEVENTS_HASH_KEY) is set, so logins and emails are hashed "
+            "with "
+            "plain SHA-256, which a dictionary attack can reverse; set a secret key",
+        )
+
+    hops = pick("trusted_hops", "SECEVENTS_TRUSTED_HOPS")
+    if isinstance(hops, str):
+        try:
+            hops = int(hops)
+        except ValueError:
+            raise ConfigurationError(
+                f"SECEVENTS_TRUSTED_HOPS: expected a whole number >= 1, got {hops!r}"
+            ) from None
+    trusted = TrustedProxies.from_config(pick("trusted_proxies", "SECEVENTS_TRUSTED_PROXIES"), hops)
+
+    metrics_name = pick("metrics", "SECEVENTS_METRICS", default="auto")
+    if not isinstance(metrics_name, str) or metrics_name not in METRIC_BACKENDS:
+        raise ConfigurationError(
+            f"metrics: unknown backend {metrics_name!r}; allowed: {', '.join(METRIC_BACKENDS)}"
+        )
+    backend = create_backend(metrics_name, service=service, env=env, version=version)
+
+    writer = make_writer(output)
+    static: dict[str, Any] = {}
+    if service:
+        static["service"] = service
+    if env:
+        static["env"] = env
+    if version:
+        static["version"] = version
+    return Config(
+        service=service,
+        env=env,
+        version=version,
+        strict=strict,
+        output=output,
+        privacy=privacy,
+        trusted_proxies=trusted,
+        metrics=backend,
+        metrics_name=metrics_name,
+        appsec_tracking=appsec_tracking,
+        writer=writer,
+        logger=make_logger(writer),
+        static=static,
+    )
+
+
+def _opt_str(name: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{name}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigurationError(
+        f"{name}: expected a boolean (or one of 1/0, true/false, yes/no, on/off), got {value!r}"
+    )
+
+
+def _parse_privacy(text: str) -> dict[str, str]:
+    modes: dict[str, str] = {}
+    for item in text.split(","):
+        field_name, sep, mode = item.strip().partition("=")
+        if not sep or not field_name or not mode:
+            raise ConfigurationError(
+                f"SECEVENTS_PRIVACY: expected 'field=mode' entries separated by commas, got {item!r}"
+            )
+        modes[field_name.strip()] = mode.strip()
+    return modes
+
+
+_warned: set[str] = set()
+
+
+def warn_once(key: str, message: str) -> None:
+    """Give a :class:`SecEventsWarning` once per process; never raises (it may run inside an emit call)."""
+    if key in _warned:
+        return
+    _warned.add(key)
+    try:
+        warnings.warn(message, SecEventsWarning, stacklevel=3)
+    except Exception:  # noqa: BLE001 - warnings turned into errors must not break the caller
+        try:
+            sys.stderr.write(message + "\n")
+        except Exception:  # noqa: BLE001, S110
+            pass

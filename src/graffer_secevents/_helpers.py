@@ -1,0 +1,395 @@
+"""The public emitting functions: ``emit`` for any catalog type, and typed helpers for the common ones.
+
+Each helper is a thin, typed front for one or two catalog rows; all the work happens in ``_pipeline``.
+Keyword arguments a helper does not name are caller metadata, written under ``context.*`` with secrets
+redacted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, TypeAlias
+from uuid import UUID
+
+from ._catalog import CATALOG
+from ._pipeline import emit_event
+from ._types import Outcome, User
+
+__all__ = [
+    "UserLike",
+    "emit",
+    "log_access_denied",
+    "log_account_locked",
+    "log_admin_action",
+    "log_data_export",
+    "log_input_validation_failed",
+    "log_login",
+    "log_logout",
+    "log_mfa_challenge",
+    "log_password_change",
+    "log_password_reset",
+    "log_privilege_change",
+    "log_rate_limited",
+    "log_sensitive_access",
+    "log_signup",
+    "log_token_created",
+    "log_token_revoked",
+    "log_user_created",
+    "log_user_deleted",
+]
+
+UserLike: TypeAlias = str | int | UUID | User | object | None
+"""An id, a :class:`User`, or a Django / Flask-Login user object (``pk``/``id``, ``get_username()``)."""
+OutcomeLike: TypeAlias = Outcome | Literal["success", "failure"] | str
+
+
+def emit(
+    evt_type: str,
+    user: UserLike = None,
+    outcome: OutcomeLike | None = None,
+    *,
+    ip: str | None = None,
+    login: str | None = None,
+    exists: bool | None = None,
+    target_user: UserLike = None,
+    context: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> None:
+    """Emit any event of the catalog.
+
+    Args:
+        evt_type: a catalog identifier (``secevents catalog`` lists them), e.g. ``"authz_fail"``.
+        user: who acted; defaults to the request's user (middleware or :func:`set_user`).
+        outcome: for events whose outcome the caller decides; fixed ones ignore a matching value.
+        ip: the client IP; defaults to the request's resolved client IP.
+        login: what the user typed to log in (hashed by default).
+        exists: whether the account exists (login failures, password resets).
+        target_user: the account acted upon (IAM and admin events).
+        context: caller metadata for ``context.*``.
+        **fields: the event's own parameters (``evt.<name>``); other names join ``context``.
+
+    Raises:
+        EventValidationError: only in strict mode, for invalid input.
+
+    Example::
+
+        secevents.emit("authz_fail", user=request.user, resource="/admin/users")
+    """
+    spec = CATALOG.get(evt_type) if isinstance(evt_type, str) else None
+    params: dict[str, Any] = {}
+    extra: Any = {}
+    if context is not None and not isinstance(context, Mapping):
+        extra = context  # not a mapping: the pipeline notes and drops it
+    else:
+        try:
+            extra = dict(context) if context is not None else {}
+            if fields:
+                known = {p.name for p in spec.params} if spec is not None else ()
+                for name, value in fields.items():
+                    (params if name in known else extra)[name] = value
+        except Exception:  # noqa: BLE001 - a hostile mapping is handed on; the pipeline notes it
+            extra = context
+    emit_event(evt_type, user, outcome, ip, login, exists, target_user, params, extra)
+
+
+def log_login(
+    user: UserLike,
+    outcome: OutcomeLike,
+    ip: str | None = None,
+    *,
+    login: str | None = None,
+    exists: bool | None = None,
+    reason: str | None = None,
+    retries: int | None = None,
+    **context: Any,
+) -> None:
+    """Record a login attempt: ``authn_login_success`` (or ``..._successafterfail`` with ``retries``) or
+    ``authn_login_fail``.
+
+    A failure may name an account that does not exist: ``user=None, login="typed", exists=False``. An
+    outcome other than success or failure is recorded as a failure (and noted), never as a success.
+
+    Example::
+
+        secevents.log_login(None, "failure", login=form["username"], exists=False, reason="unknown_user")
+    """
+    if _is_success(outcome):
+        if retries:
+            emit_event(
+                "authn_login_successafterfail",
+                user,
+                outcome,
+                ip,
+                login,
+                exists,
+                None,
+                {"retries": retries},
+                context,
+            )
+        else:
+            emit_event("authn_login_success", user, outcome, ip, login, exists, None, {}, context)
+    else:
+        if retries is not None:
+            context = {**context, "retries": retries}
+        emit_event("authn_login_fail", user, outcome, ip, login, exists, None, {"reason": reason}, context)
+
+
+def log_logout(
+    user: UserLike = None, ip: str | None = None, *, session_id: str | None = None, **context: Any
+) -> None:
+    """Record an explicit logout (``session_logout``); the session id is always hashed."""
+    emit_event("session_logout", user, None, ip, None, None, None, {"session_id": session_id}, context)
+
+
+def log_signup(user: UserLike, ip: str | None = None, *, login: str | None = None, **context: Any) -> None:
+    """Record a self-service registration (``user_signup``)."""
+    emit_event("user_signup", user, None, ip, login, None, None, {}, context)
+
+
+def log_password_change(
+    user: UserLike,
+    outcome: OutcomeLike = Outcome.SUCCESS,
+    ip: str | None = None,
+    *,
+    reason: str | None = None,
+    **context: Any,
+) -> None:
+    """Record a password change: ``authn_password_change`` or ``authn_password_change_fail``."""
+    if _is_success(outcome):
+        emit_event("authn_password_change", user, outcome, ip, None, None, None, {}, context)
+    else:
+        emit_event(
+            "authn_password_change_fail", user, outcome, ip, None, None, None, {"reason": reason}, context
+        )
+
+
+def log_password_reset(
+    user: UserLike,
+    ip: str | None = None,
+    *,
+    stage: Literal["request", "complete"] = "request",
+    login: str | None = None,
+    exists: bool | None = None,
+    **context: Any,
+) -> None:
+    """Record a password reset: ``authn_password_reset_request`` (stage ``request``, the default) or
+    ``authn_password_reset`` (stage ``complete``). ``exists`` says whether the requested account exists."""
+    complete = isinstance(stage, str) and stage == "complete"
+    evt_type = "authn_password_reset" if complete else "authn_password_reset_request"
+    if not complete and not (isinstance(stage, str) and stage == "request"):
+        context = {**context, "stage": stage}
+    emit_event(evt_type, user, None, ip, login, exists, None, {}, context)
+
+
+def log_mfa_challenge(
+    user: UserLike,
+    outcome: OutcomeLike,
+    ip: str | None = None,
+    *,
+    method: str | None = None,
+    reason: str | None = None,
+    **context: Any,
+) -> None:
+    """Record a second-factor challenge and its outcome (``authn_mfa_challenge``)."""
+    emit_event(
+        "authn_mfa_challenge",
+        user,
+        outcome,
+        ip,
+        None,
+        None,
+        None,
+        {"method": method, "reason": reason},
+        context,
+    )
+
+
+def log_account_locked(
+    user: UserLike, ip: str | None = None, *, reason: str | None = None, **context: Any
+) -> None:
+    """Record an account lock (``authn_login_lock``); OWASP's reasons are ``maxretries``, ``suspicious``,
+    ``customer``, ``other``."""
+    emit_event("authn_login_lock", user, None, ip, None, None, None, {"reason": reason}, context)
+
+
+def log_token_created(
+    user: UserLike,
+    ip: str | None = None,
+    *,
+    token_id: str | None = None,
+    entitlements: Iterable[str] | None = None,
+    **context: Any,
+) -> None:
+    """Record a service-access token creation (``authn_token_created``); the token id is always hashed and the
+    token itself must never be passed."""
+    emit_event(
+        "authn_token_created",
+        user,
+        None,
+        ip,
+        None,
+        None,
+        None,
+        {"token_id": token_id, "entitlements": _as_list(entitlements)},
+        context,
+    )
+
+
+def log_token_revoked(
+    user: UserLike, ip: str | None = None, *, token_id: str | None = None, **context: Any
+) -> None:
+    """Record a token revocation (``authn_token_revoked``); the token id is always hashed."""
+    emit_event("authn_token_revoked", user, None, ip, None, None, None, {"token_id": token_id}, context)
+
+
+def log_access_denied(
+    user: UserLike, resource: str | None = None, ip: str | None = None, **context: Any
+) -> None:
+    """Record an access attempt without entitlement (``authz_fail``)."""
+    emit_event("authz_fail", user, None, ip, None, None, None, {"resource": resource}, context)
+
+
+def log_privilege_change(
+    user: UserLike,
+    target_user: UserLike,
+    *,
+    from_role: str | None = None,
+    to_role: str | None = None,
+    ip: str | None = None,
+    **context: Any,
+) -> None:
+    """Record a change of ``target_user``'s entitlements made by ``user`` (``authz_change``)."""
+    emit_event(
+        "authz_change",
+        user,
+        None,
+        ip,
+        None,
+        None,
+        target_user,
+        {"from_role": from_role, "to_role": to_role},
+        context,
+    )
+
+
+def log_admin_action(
+    user: UserLike, action: str, ip: str | None = None, *, resource: str | None = None, **context: Any
+) -> None:
+    """Record an action by a privileged user (``authz_admin``)."""
+    emit_event(
+        "authz_admin", user, None, ip, None, None, None, {"action": action, "resource": resource}, context
+    )
+
+
+def log_user_created(
+    user: UserLike,
+    target_user: UserLike,
+    *,
+    attributes: Iterable[str] | None = None,
+    ip: str | None = None,
+    **context: Any,
+) -> None:
+    """Record that ``user`` created the account ``target_user`` (``user_created``). ``attributes`` names the
+    attributes set (never their values)."""
+    emit_event(
+        "user_created", user, None, ip, None, None, target_user, {"attributes": _as_list(attributes)}, context
+    )
+
+
+def log_user_deleted(user: UserLike, target_user: UserLike, *, ip: str | None = None, **context: Any) -> None:
+    """Record that ``user`` deleted the account ``target_user`` (``user_deleted``)."""
+    emit_event("user_deleted", user, None, ip, None, None, target_user, {}, context)
+
+
+def log_rate_limited(
+    user: UserLike = None,
+    ip: str | None = None,
+    *,
+    max_limit: int | None = None,
+    resource: str | None = None,
+    **context: Any,
+) -> None:
+    """Record a rate limit being exceeded (``excess_rate_limit_exceeded``)."""
+    emit_event(
+        "excess_rate_limit_exceeded",
+        user,
+        None,
+        ip,
+        None,
+        None,
+        None,
+        {"max_limit": max_limit, "resource": resource},
+        context,
+    )
+
+
+def log_input_validation_failed(
+    user: UserLike = None, ip: str | None = None, *, fields: Iterable[str] | None = None, **context: Any
+) -> None:
+    """Record a server-side input validation failure (``input_validation_fail``); ``fields`` names the fields
+    (never their values)."""
+    emit_event(
+        "input_validation_fail", user, None, ip, None, None, None, {"fields": _as_list(fields)}, context
+    )
+
+
+_SENSITIVE = {
+    "create": "sensitive_create",
+    "read": "sensitive_read",
+    "update": "sensitive_update",
+    "delete": "sensitive_delete",
+}
+
+
+def log_sensitive_access(
+    user: UserLike,
+    object: str | None = None,
+    *,
+    action: Literal["create", "read", "update", "delete"] = "read",
+    ip: str | None = None,
+    **context: Any,
+) -> None:
+    """Record access to sensitive data (``sensitive_read`` by default; ``sensitive_create`` / ``_update`` /
+    ``_delete`` with ``action``)."""
+    evt_type = _SENSITIVE.get(action) if isinstance(action, str) else None
+    if evt_type is None:  # not one of the four: recorded as a read, the value kept in context
+        evt_type = "sensitive_read"
+        context = {**context, "action": action}
+    emit_event(evt_type, user, None, ip, None, None, None, {"object": object}, context)
+
+
+def log_data_export(
+    user: UserLike,
+    object: str | None = None,
+    *,
+    record_count: int | None = None,
+    export_format: str | None = None,
+    ip: str | None = None,
+    **context: Any,
+) -> None:
+    """Record a data export (``data_export``)."""
+    emit_event(
+        "data_export",
+        user,
+        None,
+        ip,
+        None,
+        None,
+        None,
+        {"object": object, "record_count": record_count, "export_format": export_format},
+        context,
+    )
+
+
+def _is_success(outcome: object) -> bool:
+    # str's own comparison: a hostile __eq__ on the caller's object must not run here, outside the pipeline.
+    return isinstance(outcome, str) and str.__eq__(outcome, "success") is True
+
+
+def _as_list(values: Iterable[str] | None) -> Any:
+    if values is None or isinstance(values, str | bytes):
+        return values
+    try:
+        return list(values)
+    except Exception:  # noqa: BLE001 - a hostile iterable is noted by validation instead
+        return values
