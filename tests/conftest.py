@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
+pytest_plugins = ["pytester"]
+
 # Set before any configuration is built, so no test depends on the developer's environment.
 os.environ["SECEVENTS_HASH_KEY"] = "test-hash-key"
 os.environ.setdefault("SECEVENTS_METRICS", "memory")
