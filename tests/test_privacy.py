@@ -201,3 +201,12 @@ def test_session_and_token_ids_are_always_hashed_whatever_the_privacy_modes() ->
     text = b"".join(events.lines).decode()
     assert "raw-session-123" not in text and "raw-token-456" not in text
     assert events.records[0]["evt"]["session_id"] == expected_hash("raw-session-123")
+
+
+@pytest.mark.parametrize("key", ["k", "x" * 64, "y" * 65, "z" * 300])
+@pytest.mark.parametrize("value", ["ada", "", "é", "\ud800 lone"])
+def test_prepared_hmac_equals_the_hmac_module(key: str, value: str) -> None:
+    """The per-event HMAC (pads absorbed once) is exactly RFC 2104 HMAC-SHA256, keys longer than a block too."""
+    data = value.encode("utf-8", "surrogatepass")
+    expected = "anon_" + hmac.new(key.encode(), data, hashlib.sha256).hexdigest()[:32]
+    assert Privacy(None, key).hash(value) == expected

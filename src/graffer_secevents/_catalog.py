@@ -11,7 +11,7 @@ trace bridges read this table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Literal
@@ -82,11 +82,24 @@ class EventType:
     """Acts on another account, written as ``target.usr.*``."""
     level_on_failure: Level | None = None
     """For caller-decided outcomes: the level when the outcome is failure (OWASP's ``INFO|CRITICAL``)."""
+    name: str = field(init=False)
+    """``evt.name``: ``authentication`` for login attempts, otherwise the type itself."""
+    message: str = field(init=False)
+    """The record's ``message``: the type and the summary, never any user data."""
+    secret_params: frozenset[str] = field(init=False)
+    """Parameters that are always hashed (session and token ids)."""
+    fixed_outcome: str | None = field(init=False)
+    """``success`` or ``failure`` for rows whose outcome never varies, else ``None``."""
 
-    @property
-    def name(self) -> str:
-        """``evt.name``: ``authentication`` for login attempts, otherwise the type itself."""
-        return "authentication" if self.login_attempt else self.type
+    def __post_init__(self) -> None:
+        # Derived once per row, not per event.
+        object.__setattr__(self, "name", "authentication" if self.login_attempt else self.type)
+        object.__setattr__(self, "message", f"{self.type}: {self.summary}")
+        object.__setattr__(
+            self, "secret_params", frozenset(p.name for p in self.params if p.kind == "secret_id")
+        )
+        fixed = self.outcome.value if self.outcome.value in ("success", "failure") else None
+        object.__setattr__(self, "fixed_outcome", fixed)
 
     def level_for(self, outcome: str | None) -> Level:
         """The level (``status``) of one event of this type with this outcome."""

@@ -18,7 +18,7 @@ from typing import IO, Any, Final
 
 from ._client_ip import TrustedProxies
 from ._errors import ConfigurationError
-from ._metrics import METRIC_BACKENDS, MetricsBackend, create_backend
+from ._metrics import METRIC_BACKENDS, MetricsBackend, NoMetrics, create_backend
 from ._output import Writer, make_logger, make_writer
 from ._privacy import Privacy
 
@@ -218,7 +218,9 @@ def _build(**given: Any) -> Config:
         raise ConfigurationError(
             f"metrics: unknown backend {metrics_name!r}; allowed: {', '.join(METRIC_BACKENDS)}"
         )
-    backend = create_backend(metrics_name, service=service, env=env, version=version)
+    backend: MetricsBackend | None = create_backend(metrics_name, service=service, env=env, version=version)
+    if isinstance(backend, NoMetrics):
+        backend = None  # nothing to count: the per-event path skips metrics entirely
 
     writer = make_writer(output)
     static: dict[str, Any] = {}

@@ -44,11 +44,13 @@ class StreamWriter:
 
     def write(self, line: bytes) -> None:
         stream: IO[Any] = self._stream if self._stream is not None else sys.stdout
-        with self._lock:
-            if self._binary:
-                stream.write(line)
-            else:
-                stream.write(line.decode("utf-8"))
+        if self._binary:
+            # A buffered binary stream locks around each call, and one call writes the whole line.
+            stream.write(line)
+            stream.flush()
+            return
+        with self._lock:  # text streams promise no thread safety
+            stream.write(line.decode("utf-8"))
             stream.flush()
 
     # structlog calls the wrapped logger's method named like the level.
@@ -97,7 +99,7 @@ def make_writer(output: Any) -> Writer:
 def _render_passthrough(_logger: Any, _method: str, event_dict: Any) -> Any:
     # The pipeline renders the record itself (it must catch serialisation errors per record);
     # structlog carries the finished line to the writer.
-    return event_dict["_line"]
+    return event_dict["event"]
 
 
 def make_logger(writer: Writer) -> Any:
