@@ -52,6 +52,7 @@ class Config:
     metrics: MetricsBackend | None = None
     metrics_name: str = "none"
     appsec_tracking: bool = True
+    otel_span_events: bool = True
     bridges: tuple[Bridge, ...] = ()
     writer: Writer = field(default_factory=lambda: make_writer(None))
     logger: Any = None
@@ -99,6 +100,7 @@ def configure(
     trusted_hops: int | None = _UNSET,
     metrics: str = _UNSET,
     appsec_tracking: bool = _UNSET,
+    otel_span_events: bool = _UNSET,
 ) -> Config:
     """Configure the library for this process. Every argument is optional; call it once at start-up.
 
@@ -120,6 +122,8 @@ def configure(
             ``"dogstatsd"``, ``"otel"``, ``"memory"`` or ``"none"`` (default ``SECEVENTS_METRICS``).
         appsec_tracking: report user events to ddtrace's App & API Protection when the application has
             imported ddtrace (default ``SECEVENTS_APPSEC_TRACKING``, else on).
+        otel_span_events: add a span event per security event to the active OpenTelemetry span, when there is
+            one and no ddtrace span (default ``SECEVENTS_OTEL_SPAN_EVENTS``, else on).
 
     Raises:
         ConfigurationError: an argument or variable is invalid; the message lists the allowed values.
@@ -141,6 +145,7 @@ def configure(
         trusted_hops=trusted_hops,
         metrics=metrics,
         appsec_tracking=appsec_tracking,
+        otel_span_events=otel_span_events,
     )
     previous = set_config(cfg)
     if previous is not None and previous.metrics is not None and previous.metrics is not cfg.metrics:
@@ -156,6 +161,8 @@ def _close_quietly(backend: MetricsBackend) -> None:
 
 
 def _build(**given: Any) -> Config:
+    from ._bridges import build_bridges  # here, not at the top: the bridges read the pipeline, which reads us
+
     environ = os.environ
 
     def pick(name: str, env_name: str | None, default: Any = None) -> Any:
@@ -172,6 +179,9 @@ def _build(**given: Any) -> Config:
     strict = _bool("strict", pick("strict", "SECEVENTS_STRICT", default=False))
     appsec_tracking = _bool(
         "appsec_tracking", pick("appsec_tracking", "SECEVENTS_APPSEC_TRACKING", default=True)
+    )
+    otel_span_events = _bool(
+        "otel_span_events", pick("otel_span_events", "SECEVENTS_OTEL_SPAN_EVENTS", default=True)
     )
 
     output = pick("output", "SECEVENTS_OUTPUT", default="stdout")
@@ -241,6 +251,8 @@ def _build(**given: Any) -> Config:
         metrics=backend,
         metrics_name=metrics_name,
         appsec_tracking=appsec_tracking,
+        otel_span_events=otel_span_events,
+        bridges=build_bridges(privacy, appsec_tracking=appsec_tracking, otel_span_events=otel_span_events),
         writer=writer,
         logger=make_logger(writer),
         static=static,

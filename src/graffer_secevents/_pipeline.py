@@ -24,6 +24,7 @@ import orjson
 import pydantic
 
 from ._catalog import CATALOG, EventType, OutcomeRule, Param
+from . import _config
 from ._config import Config, get_config
 from ._context import _request as _request_var
 from ._context import _user as _user_var
@@ -565,7 +566,7 @@ def emit_event(
     context: Mapping[str, Any] | None = None,
 ) -> None:
     """Build, write, count and bridge one event. See the module docstring for the steps."""
-    cfg = get_config()
+    cfg = _config._current or get_config()
     try:
         spec, record, errors, values = build_record(
             cfg, evt_type, user, outcome, ip, login, exists, target_user, params or {}, context
@@ -588,7 +589,8 @@ def emit_event(
         values = {}
 
     _write(cfg, record["status"], line)
-    _after_write(cfg, spec, record, values)
+    if cfg.metrics is not None or cfg.bridges:
+        _after_write(cfg, spec, record, values)
 
 
 def _write(cfg: Config, level: str, line: bytes) -> None:

@@ -1,0 +1,50 @@
+"""The documented examples, type-checked with ``mypy --strict`` by ``make check`` (not run by pytest)."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import graffer_secevents as secevents
+from graffer_secevents import Outcome, User
+from graffer_secevents.testing import capture_events
+
+
+def configure_for_production() -> secevents.Config:
+    return secevents.configure(
+        service="auth-api",
+        env="prod",
+        version="1.4.2",
+        trusted_proxies=["10.0.0.0/8"],
+        hash_key="from-a-secret-store",
+        privacy={"network.client.ip": "truncate", "usr.email": "drop"},
+        metrics="dogstatsd",
+    )
+
+
+def login_examples(user_id: int, typed_login: str, ip: str) -> None:
+    secevents.log_login(User(id=user_id, login=typed_login), "success", ip)
+    secevents.log_login(user_id, Outcome.FAILURE, ip, reason="invalid_credentials", exists=True)
+    secevents.log_login(None, "failure", ip, login=typed_login, exists=False, reason="unknown_user")
+    secevents.log_login(uuid.uuid4(), "success", retries=3, tenant="acme")
+
+
+def other_helpers(actor: User, target: User) -> None:
+    secevents.log_logout(actor, session_id="s-1")
+    secevents.log_access_denied(actor, "/admin/users")
+    secevents.log_privilege_change(actor, target, from_role="user", to_role="admin")
+    secevents.log_user_created(actor, target, attributes=["role", "email"])
+    secevents.log_password_reset(None, login="ada@example.com", exists=False)
+    secevents.log_mfa_challenge(actor, "failure", method="totp")
+    secevents.log_sensitive_access(actor, "payroll.csv", action="read")
+    secevents.emit("authz_fail", user=actor, resource="/admin")
+    secevents.set_user(actor)
+
+
+def strict_in_tests() -> None:
+    secevents.configure(output=io.StringIO(), strict=True)
+    with capture_events() as events:
+        secevents.log_login(1, "failure")
+    record = events.assert_emitted("authn_login_fail", usr__id="1")
+    assert record["evt"]["outcome"] == "failure"
+    events.assert_not_emitted("authn_login_success")
