@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck bench docs clean
+.PHONY: demo test check lint typecheck docs docs-build catalog-doc bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict src
 
-check: test lint typecheck
+# Serve the documentation at http://127.0.0.1:8000 and rebuild on change.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
+
+# Build the documentation into site/; any warning (broken link, page missing from the nav) fails.
+docs-build: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# docs/catalog.md is generated from the code's catalog; tests/test_docs.py fails when it is stale.
+catalog-doc: $(STAMP)
+	$(VENV)/bin/secevents catalog --format markdown > docs/catalog.md.tmp && mv docs/catalog.md.tmp docs/catalog.md
+
+check: test lint typecheck docs-build
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py

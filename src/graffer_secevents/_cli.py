@@ -1,12 +1,346 @@
-"""The ``secevents`` command line."""
+"""The ``secevents`` command line: ``validate``, ``catalog``, ``schema``, ``monitors`` and ``demo``.
+
+Exit status: 0 success; 1 ``validate`` found invalid records; 2 a usage error, an unreadable file or an
+invalid option value (argparse's own convention).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any, Final
 
-__all__ = ["main"]
+import orjson
+
+__all__ = ["ValidationReport", "build_parser", "main", "validate_stream"]
+
+PROG: Final = "secevents"
+DEFAULT_MAX_LINE_BYTES: Final = 4 * 1024 * 1024
+"""A record is bounded (fewer than 256 attributes, strings cut at 1024 characters), so a longer line is not
+one of ours; reading stops buffering at this size, so a huge line costs no more memory than this."""
+MAX_PROBLEMS_PER_RECORD: Final = 20
+MAX_PROBLEM_CHARS: Final = 300
+_LOGGER_NAME: Final = "graffer_secevents"
+_CONTROL = {i: f"\\x{i:02x}" for i in [*range(0x20), *range(0x7F, 0xA0)]}
+
+
+# --- validate -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ValidationReport:
+    """What ``secevents validate`` found in one or more streams."""
+
+    files: list[str] = field(default_factory=list)
+    lines: int = 0
+    records: int = 0
+    valid: int = 0
+    invalid: int = 0
+    coerced: int = 0
+    blank: int = 0
+    not_json: int = 0
+    not_security: int = 0
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    unreadable: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No invalid record and every file was readable."""
+        return self.invalid == 0 and not self.unreadable
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary and per-line problems, as ``--format json`` prints them."""
+        return {
+            "ok": self.ok,
+            "files": self.files,
+            "lines": self.lines,
+            "records": self.records,
+            "valid": self.valid,
+            "invalid": self.invalid,
+            "coerced": self.coerced,
+            "skipped": {"blank": self.blank, "not_json": self.not_json, "not_security": self.not_security},
+            "problems": self.problems,
+            "coerced_records": self.notes,
+            "unreadable": self.unreadable,
+        }
+
+
+def _safe(text: object, limit: int = MAX_PROBLEM_CHARS) -> str:
+    """Text from the input, made safe for a terminal: control characters escaped, length bounded."""
+    shown = str(text)
+    if len(shown) > limit:
+        shown = shown[:limit] + f"… ({len(shown)} characters)"
+    return shown.translate(_CONTROL)
+
+
+def _read_lines(stream: IO[bytes], limit: int) -> Iterator[tuple[int, bytes, int | None]]:
+    """(line number, bytes, total size if the line was longer than ``limit`` else None), memory bounded."""
+    number = 0
+    while True:
+        chunk = stream.readline(limit + 1)
+        if not chunk:
+            return
+        number += 1
+        if len(chunk) <= limit or chunk.endswith(b"\n"):
+            yield number, chunk, None
+            continue
+        total = len(chunk)
+        while True:  # skip the rest of the oversized line; ends at its newline or at EOF
+            more = stream.readline(limit + 1)
+            total += len(more)
+            if not more or more.endswith(b"\n"):
+                break
+        yield number, chunk, total
+
+
+def _is_security_record(obj: dict[str, Any]) -> bool:
+    logger = obj.get("logger")
+    if isinstance(logger, dict) and logger.get("name") == _LOGGER_NAME:
+        return True
+    evt = obj.get("evt")
+    if isinstance(evt, dict) and "type" in evt:
+        return True
+    # Flat dotted keys are not our format, but a record re-serialised that way is one of ours gone wrong.
+    return obj.get("logger.name") == _LOGGER_NAME or "evt.type" in obj
+
+
+def _looks_like_record(line: bytes) -> bool:
+    return b'"graffer_secevents"' in line or b'"evt"' in line or b'"evt.type"' in line
+
+
+def _parse(line: bytes) -> tuple[str, Any]:
+    """Classify one line: ``blank``, ``not_json``, ``not_security``, ``record`` (with the object) or
+    ``broken`` (with the reason: it looks like a security record but is not valid JSON)."""
+    stripped = line.strip()
+    if not stripped:
+        return "blank", None
+    if stripped.startswith(b"{"):
+        try:
+            obj = orjson.loads(stripped)
+        except orjson.JSONDecodeError as exc:
+            if _looks_like_record(stripped):
+                return "broken", _json_error(stripped, exc)
+            return "not_json", None
+        return ("record", obj) if _is_security_record(obj) else ("not_security", None)
+    try:
+        orjson.loads(stripped)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        return "not_security", None  # a JSON array, string, number...
+    # A prefix before the JSON: `kubectl logs --timestamps`, `docker compose logs`, a logging formatter.
+    start = stripped.find(b"{")
+    if start > 0:
+        try:
+            obj = orjson.loads(stripped[start:])
+        except orjson.JSONDecodeError:
+            return "not_json", None
+        if _is_security_record(obj):
+            return "record", obj
+        return "not_security", None
+    return "not_json", None
+
+
+def _json_error(line: bytes, exc: orjson.JSONDecodeError) -> str:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"not valid UTF-8 (byte {bad.start} of the line)"
+    return f"not valid JSON ({exc})"
+
+
+def _evt_type_of(obj: dict[str, Any]) -> str | None:
+    evt = obj.get("evt")
+    value = evt.get("type") if isinstance(evt, dict) else obj.get("evt.type")
+    return _safe(value, 64) if isinstance(value, str) else None
+
+
+def validate_stream(
+    stream: IO[bytes],
+    name: str,
+    report: ValidationReport,
+    *,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    strict: bool = False,
+) -> None:
+    """Check every security record in ``stream`` (JSON lines, maybe mixed with other output) into ``report``.
+
+    Each JSON object with ``logger.name == "graffer_secevents"`` or an ``evt.type`` is checked against the
+    record schema and the catalog (:func:`graffer_secevents._schema.check_record`); blank lines, non-JSON
+    lines and other JSON are counted and skipped. With ``strict``, a record whose input was coerced (it has
+    ``secevents.errors``) counts as invalid.
+    """
+    from ._schema import check_record
+
+    report.files.append(name)
+    for number, line, oversize in _read_lines(stream, max_line_bytes):
+        report.lines += 1
+        if oversize is not None:
+            if line.lstrip().startswith(b"{") and _looks_like_record(line):
+                _add_problem(
+                    report,
+                    name,
+                    number,
+                    None,
+                    [f"line of {oversize} bytes, over the {max_line_bytes}-byte limit"],
+                )
+            else:
+                report.not_json += 1
+            continue
+        kind, value = _parse(line)
+        if kind == "blank":
+            report.blank += 1
+        elif kind == "not_json":
+            report.not_json += 1
+        elif kind == "not_security":
+            report.not_security += 1
+        elif kind == "broken":
+            _add_problem(report, name, number, None, [value])
+        else:
+            evt_type = _evt_type_of(value)
+            problems = check_record(value)
+            errors = _coercion_notes(value)
+            if errors:
+                report.coerced += 1
+                report.notes.append({"file": name, "line": number, "evt_type": evt_type, "errors": errors})
+                if strict and not problems:
+                    problems = [f"secevents.errors: input was coerced: {'; '.join(errors)}"]
+            if problems:
+                _add_problem(report, name, number, evt_type, problems)
+            else:
+                report.records += 1
+                report.valid += 1
+
+
+def _coercion_notes(record: dict[str, Any]) -> list[str]:
+    meta = record.get("secevents")
+    errors = meta.get("errors") if isinstance(meta, dict) else None
+    if not isinstance(errors, list):
+        return []
+    return [_safe(e) for e in errors[:MAX_PROBLEMS_PER_RECORD]]
+
+
+def _add_problem(
+    report: ValidationReport, name: str, number: int, evt_type: str | None, problems: list[str]
+) -> None:
+    shown = [_safe(p) for p in problems[:MAX_PROBLEMS_PER_RECORD]]
+    if len(problems) > MAX_PROBLEMS_PER_RECORD:
+        shown.append(f"... and {len(problems) - MAX_PROBLEMS_PER_RECORD} more")
+    report.records += 1
+    report.invalid += 1
+    report.problems.append({"file": name, "line": number, "evt_type": evt_type, "problems": shown})
+
+
+def _open_input(path: str) -> tuple[IO[bytes], bool]:
+    if path == "-":
+        return sys.stdin.buffer, False
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a directory")
+    return open(path, "rb"), True
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    report = ValidationReport()
+    for path in args.files:
+        name = "<stdin>" if path == "-" else path
+        try:
+            stream, owned = _open_input(path)
+            try:
+                validate_stream(stream, name, report, max_line_bytes=args.max_line_bytes, strict=args.strict)
+            finally:
+                if owned:
+                    stream.close()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            report.unreadable.append({"file": name, "error": reason})
+            sys.stderr.write(f"{PROG} validate: cannot read {_safe(name)}: {_safe(reason)}\n")
+    if args.format == "json":
+        sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
+    elif len(report.unreadable) < len(args.files):
+        _print_report(report, show_coerced=args.strict or args.verbose)
+    if report.unreadable:
+        return 2
+    return 0 if report.ok else 1
+
+
+def _print_report(report: ValidationReport, *, show_coerced: bool) -> None:
+    out = sys.stdout
+    for problem in report.problems:
+        where = f"{_safe(problem['file'])}:{problem['line']}: "
+        prefix = f"{where}{problem['evt_type']}: " if problem["evt_type"] else where
+        for text in problem["problems"]:
+            out.write(f"{prefix}{text}\n")
+    if show_coerced:
+        for note in report.notes:
+            out.write(
+                f"{_safe(note['file'])}:{note['line']}: {note['evt_type']}: note: input was coerced: "
+                f"{'; '.join(note['errors'])}\n"
+            )
+    skipped = report.blank + report.not_json + report.not_security
+    summary = (
+        f"{report.records} security record{'s' if report.records != 1 else ''}: "
+        f"{report.valid} valid, {report.invalid} invalid"
+    )
+    if report.coerced:
+        summary += f" ({report.coerced} with coerced input, see secevents.errors)"
+    summary += (
+        f"; {skipped} other line{'s' if skipped != 1 else ''} skipped ({report.not_json} not JSON, "
+        f"{report.not_security} JSON but not security records, {report.blank} blank)"
+    )
+    if report.records == 0 and not report.unreadable:
+        summary += "; no security records found"
+    out.write(summary + "\n")
+
+
+# --- catalog, schema, monitors, demo ------------------------------------------------------------------------
+
+
+def _cmd_catalog(args: argparse.Namespace) -> int:
+    from ._catalog_doc import catalog_data, render_markdown, render_table
+
+    if args.format == "json":
+        sys.stdout.write(json.dumps(catalog_data(), indent=2) + "\n")
+    elif args.format == "markdown":
+        sys.stdout.write(render_markdown())
+    else:
+        sys.stdout.write(render_table())
+    return 0
+
+
+def _cmd_schema(_args: argparse.Namespace) -> int:
+    from ._schema import json_schema
+
+    sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
+    return 0
+
+
+def _cmd_monitors(args: argparse.Namespace) -> int:
+    from ._errors import ConfigurationError
+    from ._monitors import build_monitors, to_terraform
+
+    try:
+        monitors = build_monitors(
+            args.service,
+            env=args.env,
+            failure_ratio=args.failure_ratio,
+            min_attempts=args.min_attempts,
+            window=args.window,
+            spike_count=args.spike_count,
+            unknown_user_count=args.unknown_user_count,
+            dropped_count=args.dropped_count,
+            notify=args.notify,
+        )
+        text = to_terraform(monitors) if args.format == "terraform" else json.dumps(monitors, indent=2) + "\n"
+    except ConfigurationError as exc:
+        sys.stderr.write(f"{PROG} monitors: {exc}\n")
+        return 2
+    sys.stdout.write(text)
+    return 0
 
 
 def _cmd_demo(_args: argparse.Namespace) -> int:
@@ -16,18 +350,133 @@ def _cmd_demo(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="secevents", description="graffer_secevents command line")
-    commands = parser.add_subparsers(dest="command", required=True)
+    """The ``secevents`` argument parser (one sub-command per action)."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Check, list and monitor the security events of graffer_secevents.",
+        epilog="Docs: docs/index.md, or `make docs` to browse them.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s (graffer_secevents) {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser(
+        "validate",
+        help="check security records in JSON-lines logs against the schema and the catalog",
+        description="Read JSON lines (files or - for stdin; other log lines are counted and skipped) and "
+        "check every security record against the record schema and the event catalog. Exit status 1 when a "
+        "record is invalid, 2 when a file cannot be read, else 0.",
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE", help="a file of JSON lines, or - for stdin")
+    validate.add_argument("--format", choices=("text", "json"), default="text", help="output (default text)")
+    validate.add_argument(
+        "--strict",
+        action="store_true",
+        help="also count records whose input was coerced (they carry secevents.errors) as invalid",
+    )
+    validate.add_argument(
+        "-v", "--verbose", action="store_true", help="also list records whose input was coerced"
+    )
+    validate.add_argument(
+        "--max-line-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_LINE_BYTES,
+        metavar="N",
+        help=f"longer lines are not read into memory (default {DEFAULT_MAX_LINE_BYTES})",
+    )
+    validate.set_defaults(handler=_cmd_validate)
+
+    catalog = commands.add_parser(
+        "catalog",
+        help="list every event type",
+        description="List every event type with its category, evt.name, level, outcome rule and parameters.",
+    )
+    catalog.add_argument(
+        "--format", choices=("table", "json", "markdown"), default="table", help="output (default table)"
+    )
+    catalog.set_defaults(handler=_cmd_catalog)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of a security record")
+    schema.set_defaults(handler=_cmd_schema)
+
+    monitors = commands.add_parser(
+        "monitors",
+        help="generate Datadog monitors for a service's login metrics",
+        description="Datadog monitors on secevents.login.attempts and secevents.dropped: failed-login ratio, "
+        "failure spike, failures against unknown accounts, dropped events. JSON bodies for "
+        "POST /api/v1/monitor, or Terraform datadog_monitor resources.",
+    )
+    monitors.add_argument("--service", required=True, help="the service tag (DD_SERVICE) to watch")
+    monitors.add_argument("--env", default=None, help="the env tag to scope to (default: every env)")
+    monitors.add_argument(
+        "--format", choices=("json", "terraform"), default="json", help="output (default json)"
+    )
+    monitors.add_argument(
+        "--failure-ratio",
+        type=float,
+        default=0.2,
+        metavar="R",
+        help="critical ratio, 0 < R < 1 (default 0.2)",
+    )
+    monitors.add_argument(
+        "--min-attempts", type=int, default=20, metavar="N", help="attempts needed before the ratio alerts"
+    )
+    monitors.add_argument(
+        "--window", default="last_15m", help="evaluation window, last_<n>m|h|d|w (default last_15m)"
+    )
+    monitors.add_argument(
+        "--spike-count", type=int, default=100, metavar="N", help="failed logins in the window (default 100)"
+    )
+    monitors.add_argument(
+        "--unknown-user-count",
+        type=int,
+        default=50,
+        metavar="N",
+        help="failed logins to accounts that do not exist (default 50)",
+    )
+    monitors.add_argument(
+        "--dropped-count", type=int, default=1, metavar="N", help="dropped events in the window (default 1)"
+    )
+    monitors.add_argument(
+        "--notify",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="HANDLE",
+        help="notification handles, e.g. @slack-security @pagerduty-auth (repeatable)",
+    )
+    monitors.set_defaults(handler=_cmd_monitors)
+
     demo = commands.add_parser("demo", help="run the demo scenario and print its records")
     demo.set_defaults(handler=_cmd_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``secevents`` console script."""
+    """Entry point of the ``secevents`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    result: int = args.handler(args)
+    try:
+        result: int = args.handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`secevents catalog | head`): no traceback, and none at interpreter exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        return 130
     return result
 
 

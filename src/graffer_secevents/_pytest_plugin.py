@@ -1,4 +1,8 @@
-"""The pytest plugin, registered through the ``pytest11`` entry point: the ``secevents`` fixture."""
+"""The pytest plugin, registered through the ``pytest11`` entry point (no conftest needed): the ``secevents``
+fixture and the ``secevents_lenient`` marker. See :mod:`graffer_secevents.testing` and ``docs/testing.md``.
+
+Disable it with ``-p no:secevents``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from . import _context
 from .testing import Capture, capture_events
 
 __all__ = ["secevents"]
@@ -14,13 +19,33 @@ __all__ = ["secevents"]
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "secevents_lenient: run the secevents fixture in lenient mode (bad input is coerced, not raised)",
+        "secevents_lenient: run the secevents fixture in lenient mode: invalid event input is coerced and "
+        "noted in secevents.errors instead of raising EventValidationError",
     )
 
 
 @pytest.fixture
 def secevents(request: pytest.FixtureRequest) -> Iterator[Capture]:
-    """Capture the security events and metric points a test emits (strict mode unless marked lenient)."""
+    """Capture the security events and metric points the test emits, from any thread or asyncio task.
+
+    Strict mode is on (invalid event input raises ``EventValidationError``) unless the test is marked
+    ``@pytest.mark.secevents_lenient``; ``secevents.lenient()`` turns it off for a block. Every test starts
+    with no request context and no ``set_user()`` user bound, and whatever it binds or configures is undone
+    when it ends.
+
+    Example::
+
+        def test_wrong_password_is_a_login_failure(secevents, client):
+            client.post("/login", data={"username": "ada", "password": "wrong"})
+            secevents.assert_emitted("authn_login_fail", usr__login=hashed("ada"), usr__exists=True)
+    """
     lenient = request.node.get_closest_marker("secevents_lenient") is not None
-    with capture_events(strict=not lenient) as capture:
-        yield capture
+    # A test that bound a user or a request without the fixture must not hand it to this one.
+    _context._request.set(None)
+    _context._user.set(None)
+    try:
+        with capture_events(strict=not lenient) as capture:
+            yield capture
+    finally:
+        _context._request.set(None)
+        _context._user.set(None)
