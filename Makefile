@@ -22,8 +22,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples benchmarks
 	$(VENV)/bin/ruff format --check src tests examples benchmarks
 
+# src/ and tests/typing/ (the documented examples, which must type-check as users would write them).
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy --strict src
+	$(VENV)/bin/mypy --strict src tests/typing
 
 # Serve the documentation at http://127.0.0.1:8000 and rebuild on change.
 docs: $(STAMP)
@@ -39,8 +40,12 @@ catalog-doc: $(STAMP)
 
 check: test lint typecheck docs-build
 
+# Interleaved benchmarks: read the ratios (see docs/performance.md).
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py
+	$(PY) benchmarks/bench_metrics.py
+	$(PY) benchmarks/bench_bridges.py
+	$(PY) benchmarks/bench_middleware.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache site
