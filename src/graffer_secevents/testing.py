@@ -110,6 +110,8 @@ def hashed(value: str) -> str:
     Example::
 
         secevents.assert_emitted("authn_login_fail", usr__login=hashed("ada@example.com"))
+
+    .. versionadded:: 0.1.0
     """
     return _config.get_config().privacy.hash(value)
 
@@ -173,7 +175,7 @@ class _Overlay:
         self.logger = make_logger(writer)
 
     def apply(self, cfg: Config) -> Config:
-        if cfg.writer is self.writer and cfg.metrics is self.metrics and cfg.strict is self.strict:
+        if cfg.writer is self.writer and cfg.metrics is self.metrics and cfg.strict == self.strict:
             return cfg
         return replace(cfg, strict=self.strict, writer=self.writer, logger=self.logger, metrics=self.metrics)
 
@@ -182,7 +184,6 @@ class _Overlay:
 # set_config(), the lazy default) goes through the innermost overlay, so the capture survives it.
 _active: list[_Overlay] = []
 _active_lock = threading.RLock()
-_original: dict[str, Any] = {}
 
 
 def _overlaid(cfg: Config | None) -> Config | None:
@@ -191,36 +192,23 @@ def _overlaid(cfg: Config | None) -> Config | None:
     return cfg if cfg is None or top is None else top.apply(cfg)
 
 
-def _capturing_set_config(cfg: Config | None) -> Config | None:
-    result: Config | None = _original["set_config"](_overlaid(cfg))
-    return result
-
-
-def _capturing_install(cfg: Config) -> Config:
-    result: Config = _original["_install"](_overlaid(cfg))
-    return result
+def _overlay_innermost(cfg: Config) -> Config:
+    result = _overlaid(cfg)
+    return cfg if result is None else result
 
 
 def _push(overlay: _Overlay) -> None:
     with _active_lock:
-        if not _active:
-            for name, replacement in (
-                ("set_config", _capturing_set_config),
-                ("_install", _capturing_install),
-            ):
-                _original[name] = getattr(_config, name)
-                setattr(_config, name, replacement)
         _active.append(overlay)
+        _config.set_overlay(_overlay_innermost)
 
 
 def _pop(overlay: _Overlay) -> None:
     with _active_lock:
         if overlay in _active:
             _active.remove(overlay)
-        if not _active and _original:
-            for name, function in _original.items():
-                setattr(_config, name, function)
-            _original.clear()
+        if not _active:
+            _config.set_overlay(None)
 
 
 def _reapply() -> None:
@@ -238,6 +226,8 @@ class Capture:
             record = secevents.assert_emitted("authn_login_fail", usr__login=hashed("ada"))
             assert record["network"]["client"]["ip"] == "127.0.0.1"
             secevents.assert_not_emitted("authn_login_success")
+
+    .. versionadded:: 0.1.0
     """
 
     __slots__ = ("_overlay",)
@@ -404,6 +394,8 @@ def capture_events(*, strict: bool = True) -> Iterator[Capture]:
             def test_wrong_password(self) -> None:
                 log_in("ada", "wrong")
                 self.events.assert_emitted("authn_login_fail", usr__exists=True)
+
+    .. versionadded:: 0.1.0
     """
     with _active_lock:
         enclosing = _active[-1] if _active else None
