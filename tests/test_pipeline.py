@@ -316,20 +316,45 @@ def test_logging_output_hands_the_json_to_a_stdlib_logger(caplog: pytest.LogCapt
     assert json.loads(entry.getMessage())["evt"]["outcome"] == "failure"
 
 
+@pytest.fixture
+def fresh_write_failures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The one-time stderr warning is per process: start each of these tests as a fresh process would."""
+    from graffer_secevents import _pipeline
+
+    monkeypatch.setattr(_pipeline, "_write_failures", [0])
+
+
+@pytest.mark.usefixtures("fresh_write_failures")
 def test_a_failing_writer_loses_the_record_but_not_the_caller(capsys: pytest.CaptureFixture[str]) -> None:
     from graffer_secevents._pipeline import dropped_writes
 
     handle = io.StringIO()
     handle.close()
     api.configure(output=handle, metrics="memory")
-    before = dropped_writes()
     api.log_login(1, "success")
     api.log_login(1, "success")
-    assert dropped_writes() - before == 2
+    assert dropped_writes() == 2
     points = api.get_config().metrics.points  # type: ignore[union-attr]
     assert sum(p.value for p in points if p.name == "secevents.dropped") == 2
+    assert {tag for p in points if p.name == "secevents.dropped" for tag in p.tags} == {"reason:write_error"}
+    assert capsys.readouterr().err.count("could not write a security event") == 1
+
+
+@pytest.mark.usefixtures("fresh_write_failures")
+def test_a_broken_pipe_loses_the_record_but_not_the_caller(capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone: every write raises BrokenPipeError
+    with os.fdopen(write_end, "wb") as pipe:
+        api.configure(output=pipe, metrics="memory")
+        api.log_login(1, "failure", "203.0.113.7")
+        api.log_logout(1)
+        with pytest.raises(BrokenPipeError):
+            pipe.close()  # what is still buffered cannot be flushed either
     err = capsys.readouterr().err
-    assert err.count("could not write a security event") <= 1
+    assert err.count("could not write a security event") == 1
+    assert "BrokenPipeError" in err
 
 
 def test_configure_never_touches_the_root_logger_or_structlog() -> None:
