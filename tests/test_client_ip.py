@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import re
 import warnings
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from graffer_secevents._client_ip import (
     TrustedProxies,
     _reset_warning_state,
     accept_request_id,
+    new_request_id,
     resolve_client_ip,
 )
 from graffer_secevents._errors import ConfigurationError
@@ -512,6 +514,34 @@ def test_invalid_request_id_is_replaced_by_a_new_one(value: str | None) -> None:
 
 def test_generated_request_ids_differ() -> None:
     assert accept_request_id(None) != accept_request_id(None)
+
+
+def test_generated_request_ids_are_unique_across_threads_and_pool_refills() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = list(pool.map(lambda _: new_request_id(), range(4000)))  # ~16 refills of the pool
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", value) for value in ids)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_never_reuses_its_parents_request_ids() -> None:
+    new_request_id()  # the parent's pool is now filled
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() in a process with threads
+        pid = os.fork()
+    if pid == 0:  # the child: report its next id and leave at once
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    child_id = os.read(read, 64).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    parents_next = [new_request_id() for _ in range(300)]
+    assert re.fullmatch(r"[0-9a-f]{32}", child_id)
+    assert child_id not in parents_next
 
 
 def test_request_id_pattern_requires_a_full_match() -> None:

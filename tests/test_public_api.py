@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -65,3 +67,34 @@ def test_bad_environment_settings_are_refused(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("SECEVENTS_TRUSTED_HOPS", "two")
     with pytest.raises(ConfigurationError, match="SECEVENTS_TRUSTED_HOPS"):
         api.configure()
+
+
+def test_a_bad_environment_never_makes_an_emit_call_raise() -> None:
+    """Without configure(), the config is built from the environment at the first event: if that fails, the
+    event is still written with defaults and the problem is named once; the application keeps running."""
+    code = (
+        "import warnings, graffer_secevents as s\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    s.log_login(1, 'failure', '203.0.113.7')\n"
+        "    s.log_login(2, 'failure', '203.0.113.8')\n"
+        "print([str(w.message) for w in caught])\n"
+    )
+    env = {**os.environ, "SECEVENTS_METRICS": "bogus", "SECEVENTS_HASH_KEY": "k"}
+    env.pop("SECEVENTS_STRICT", None)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    lines = result.stdout.strip().splitlines()
+    records = [json.loads(line) for line in lines[:2]]
+    assert [r["usr"]["id"] for r in records] == ["1", "2"]
+    assert lines[2].count("configuration from the environment is invalid") == 1
+    assert "bogus" in lines[2]
+
+
+def test_a_bad_environment_raises_in_strict_mode() -> None:
+    code = "import graffer_secevents as s\ns.log_login(1, 'failure')\n"
+    env = {**os.environ, "SECEVENTS_METRICS": "bogus", "SECEVENTS_STRICT": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    assert result.returncode == 1
+    assert "ConfigurationError" in result.stderr and "bogus" in result.stderr

@@ -10,6 +10,7 @@ failed-login metrics, and reports it to the APM trace::
 """
 
 from ._catalog import CATALOG, EventType, OutcomeRule, Param
+from ._client_ip import ForwardedHeaderIgnoredWarning
 from ._config import Config, SecEventsWarning, configure, get_config
 from ._context import RequestContext, current_request, current_user, set_user
 from ._errors import ConfigurationError, EventValidationError, MissingDependencyError, SecEventsError
@@ -47,6 +48,7 @@ __all__ = [
     "ConfigurationError",
     "EventType",
     "EventValidationError",
+    "ForwardedHeaderIgnoredWarning",
     "MissingDependencyError",
     "Outcome",
     "OutcomeRule",

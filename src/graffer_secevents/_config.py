@@ -69,7 +69,7 @@ and strict mode through ``configure()`` calls made by the code under test)."""
 
 def set_overlay(overlay: Callable[[Config], Config] | None) -> None:
     """Install (or with ``None`` remove) the overlay applied to every configuration installed from now on."""
-    global _overlay
+    global _overlay  # noqa: PLW0603 - one process-wide hook, for the testing helpers
     _overlay = overlay
 
 
@@ -80,6 +80,34 @@ def get_config() -> Config:
         with _lock:
             cfg = _current if _current is not None else _install(_build())
     return cfg
+
+
+def get_config_for_event() -> Config:
+    """:func:`get_config` for the per-event path, which must not raise into product code.
+
+    If the default configuration cannot be built from the environment (a bad ``SECEVENTS_*`` variable, say),
+    a safe fallback is installed instead (stdout, no metrics, the hash key if it is usable) and a
+    :class:`SecEventsWarning` names the problem once. Strict mode (``SECEVENTS_STRICT=1``) raises instead.
+    ``configure()`` itself always raises for bad settings.
+    """
+    cfg = _current
+    if cfg is not None:
+        return cfg
+    try:
+        return get_config()
+    except ConfigurationError as exc:
+        if os.environ.get("SECEVENTS_STRICT", "").strip().lower() in _TRUE:
+            raise
+        warn_once(
+            "fallback-config",
+            f"graffer_secevents: the configuration from the environment is invalid ({exc}); security events "
+            "are written to stdout with default settings until configure() succeeds",
+        )
+        writer = make_writer(None)
+        privacy = Privacy(None, os.environ.get("SECEVENTS_HASH_KEY") or None)
+        fallback = Config(privacy=privacy, writer=writer, logger=make_logger(writer))
+        with _lock:
+            return _current if _current is not None else _install(fallback)
 
 
 def set_config(cfg: Config | None) -> Config | None:
@@ -93,7 +121,7 @@ def set_config(cfg: Config | None) -> Config | None:
 
 
 def _install(cfg: Config) -> Config:
-    global _current
+    global _current  # noqa: PLW0603 - installed once, under the lock
     if _overlay is not None:
         cfg = _overlay(cfg)
     _current = cfg
@@ -169,7 +197,7 @@ def configure(
 def _close_quietly(backend: MetricsBackend) -> None:
     try:
         backend.close()
-    except Exception:
+    except Exception:  # noqa: BLE001, S110 - closing the old client must not fail a reconfiguration
         pass
 
 
@@ -312,8 +340,8 @@ def warn_once(key: str, message: str) -> None:
     _warned.add(key)
     try:
         warnings.warn(message, SecEventsWarning, stacklevel=3)
-    except Exception:
+    except Exception:  # noqa: BLE001 - warnings turned into errors must not break the caller
         try:
             sys.stderr.write(message + "\n")
-        except Exception:
+        except Exception:  # noqa: BLE001, S110 - stderr itself may be gone
             pass

@@ -1,102 +1,242 @@
-"""``secevents demo``: a short attack scenario through the public API, printed as the JSON records a service
-would write.
+"""``secevents demo``: an attack scenario driven over HTTP through the example Flask shop.
 
-Normal logins, a brute force on one account, a credential-stuffing burst from one IP, a password reset, an
-access denied and an admin action. The records go to stdout; a summary of the metric counts goes to stderr.
+``examples/flask_app.py`` is started on a real server on 127.0.0.1 (an ephemeral port, in a background thread)
+and a scripted set of clients talks to it: normal logins, a brute force on one account, a credential-stuffing
+burst from one IP, a password reset, an access denied and an admin action. The demo itself plays the reverse
+proxy in front of the shop: it appends each client's address to ``X-Forwarded-For`` and 127.0.0.1 is the one
+trusted proxy, so the records show the true client IPs, and the attacker's forged ``X-Forwarded-For`` never
+wins. The records the shop writes go to stdout; the steps and a summary of the metric counts go to stderr.
+
+Without the example (an installed wheel) or without Flask and Flask-Login, the same scenario runs as direct
+API calls instead.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections import Counter
-from typing import IO
+from collections.abc import Callable
+from http.cookiejar import CookieJar
+from pathlib import Path
+from types import ModuleType
+from typing import IO, Any
 
 from . import _helpers as secevents
-from ._config import configure
+from ._config import Config, configure
 from ._metrics import MemoryMetrics
 from ._types import User
 
 __all__ = ["run_demo"]
 
-_ADA = User(id=1001, login="ada@example.com", email="ada@example.com")
-_GRACE = User(id=1002, login="grace", email="grace@example.com")
-_ADMIN = User(id=1, login="root-admin")
+_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flask_app.py"
+_TRUSTED_PROXY = ["127.0.0.1/32", "::1/128"]
 
 
 def run_demo(out: IO[str] | None = None, summary: IO[str] | None = None) -> int:
     """Run the scenario; return the number of records written."""
     out = out if out is not None else sys.stdout
     summary = summary if summary is not None else sys.stderr
+    counted = _LineCounter(out)
     cfg = configure(
         service="demo-shop",
         env="demo",
         version="1.0.0",
-        output=out,
+        output=counted,
         metrics="memory",
         hash_key="demo-only-key",
+        trusted_proxies=_TRUSTED_PROXY,
     )
-    count = 0
 
     def step(title: str) -> None:
         summary.write(f"# {title}\n")
+        summary.flush()
 
+    try:
+        example = _load_example()
+    except ImportError as exc:
+        step(f"the HTTP demo needs examples/flask_app.py, Flask and Flask-Login ({exc})")
+        step("calling the API directly instead")
+        _scenario_in_process(step)
+    else:
+        _scenario_over_http(example, step)
+    _summarise(cfg, step, summary)
+    return counted.lines
+
+
+class _LineCounter:
+    """Passes records through to ``out`` and counts them."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self._out = out
+        self.lines = 0
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self.lines += text.count("\n")
+        return self._out.write(text)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
+def _load_example() -> ModuleType:
+    if not _EXAMPLE.is_file():
+        raise ImportError(f"{_EXAMPLE} not found")
+    name = "secevents_demo_flask_app"
+    spec = importlib.util.spec_from_file_location(name, _EXAMPLE)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {_EXAMPLE}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # Flask finds the app's root path through sys.modules
+    try:
+        spec.loader.exec_module(module)
+    except ImportError:
+        del sys.modules[name]
+        raise
+    return module
+
+
+# --- over HTTP ---------------------------------------------------------------------------------------------
+
+
+class _Client:
+    """One person (or bot) at one address, with its own cookies, behind the demo's reverse proxy."""
+
+    def __init__(self, base: str, ip: str, agent: str, forged: str | None = None) -> None:
+        self.base = base
+        self.ip = ip
+        self.agent = agent
+        self.forged = forged  # what the client itself puts in X-Forwarded-For, hoping to be believed
+        self._opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(CookieJar())
+        )
+
+    def call(self, method: str, path: str, form: dict[str, str] | None = None) -> int:
+        # The proxy appends the address it saw; a client-written value stays on the left.
+        forwarded = f"{self.forged}, {self.ip}" if self.forged else self.ip
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        request = urllib.request.Request(  # noqa: S310 - always http://127.0.0.1
+            self.base + path,
+            data=data,
+            method=method,
+            headers={"X-Forwarded-For": forwarded, "User-Agent": self.agent},
+        )
+        try:
+            with self._opener.open(request, timeout=10) as response:
+                status: int = response.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            exc.close()
+        return status
+
+    def login(self, email: str, password: str) -> int:
+        return self.call("POST", "/login", {"username": email, "password": password})
+
+
+def _scenario_over_http(example: ModuleType, step: Callable[[str], None]) -> None:
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class QuietHandler(WSGIRequestHandler):
+        def log(self, type: str, message: str, *args: Any) -> None:
+            return None
+
+    server = make_server("127.0.0.1", 0, example.create_app(), threaded=True, request_handler=QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    step(f"examples/flask_app.py is serving on {base}; this demo is its reverse proxy")
+    try:
+        _drive(base, step)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def _drive(base: str, step: Callable[[str], None]) -> None:
+    browser = "Mozilla/5.0 (X11; Linux x86_64) demo"
+    step("normal logins: ada signs in, looks at her account and signs out; grace signs in")
+    ada = _Client(base, "198.51.100.10", browser)
+    ada.login("ada@example.com", "correct horse battery staple")
+    ada.call("GET", "/me")
+    ada.call("POST", "/logout")
+    grace = _Client(base, "2001:db8:85a3::8a2e:370:7334", browser)
+    grace.login("grace@example.com", "hopper-1906")
+
+    step("brute force: one account, many passwords, one IP (which forges X-Forwarded-For: 10.1.2.3)")
+    attacker = _Client(base, "203.0.113.66", "python-requests/2.32", forged="10.1.2.3")
+    for attempt in range(6):
+        attacker.login("ada@example.com", f"guess-{attempt}")
+
+    step("credential stuffing: one IP, many accounts, most unknown")
+    stuffer = _Client(base, "192.0.2.200", "curl/8.5")
+    for n in range(8):
+        email = "grace@example.com" if n == 4 else f"user{n}@example.org"
+        stuffer.login(email, "Summer2026!")
+
+    step("password reset")
+    _Client(base, "198.51.100.10", browser).call("POST", "/password-reset", {"username": "ada@example.com"})
+
+    step("access denied: grace opens the admin page")
+    grace.call("GET", "/admin/users")
+
+    step("admin action: root disables grace's account")
+    root = _Client(base, "198.51.100.1", browser)
+    root.login("root@example.com", "root-admin-pass")
+    root.call("POST", "/admin/users/1002/disable")
+
+
+# --- without the example: the same story as direct calls --------------------------------------------------
+
+_ADA = User(id=1001, login="ada@example.com", email="ada@example.com")
+_GRACE = User(id=1002, login="grace@example.com", email="grace@example.com")
+_ROOT = User(id=1, login="root@example.com")
+
+
+def _scenario_in_process(step: Callable[[str], None]) -> None:
     step("normal logins")
     secevents.log_login(_ADA, "success", "198.51.100.10")
+    secevents.log_logout(_ADA, "198.51.100.10")
     secevents.log_login(_GRACE, "success", "2001:db8:85a3::8a2e:370:7334")
-    count += 2
 
     step("brute force: one account, many passwords, one IP")
-    for _ in range(6):
-        secevents.log_login(
-            None,
-            "failure",
-            "203.0.113.66",
-            login="ada@example.com",
-            exists=True,
-            reason="invalid_credentials",
-        )
-    secevents.log_account_locked(_ADA, "203.0.113.66", reason="maxretries")
-    count += 7
+    for attempt in range(6):
+        reason = "account_locked" if attempt == 5 else "invalid_credentials"
+        secevents.log_login(None, "failure", "203.0.113.66", login=_ADA.login, exists=True, reason=reason)
+        if attempt == 4:
+            secevents.log_account_locked(_ADA, "203.0.113.66", reason="maxretries")
 
     step("credential stuffing: one IP, many accounts, most unknown")
     for n in range(8):
-        exists = n % 4 == 0
-        secevents.log_login(
-            None,
-            "failure",
-            "192.0.2.200",
-            login=f"user{n}@example.org",
-            exists=exists,
-            reason="invalid_credentials" if exists else "unknown_user",
-        )
-    count += 8
+        exists = n == 4
+        login = "grace@example.com" if exists else f"user{n}@example.org"
+        reason = "invalid_credentials" if exists else "unknown_user"
+        secevents.log_login(None, "failure", "192.0.2.200", login=login, exists=exists, reason=reason)
 
     step("password reset")
-    secevents.log_password_reset(None, "198.51.100.10", login="ada@example.com", exists=True)
-    secevents.log_password_reset(_ADA, "198.51.100.10", stage="complete")
-    count += 2
+    secevents.log_password_reset(None, "198.51.100.10", login=_ADA.login, exists=True)
 
     step("access denied")
     secevents.log_access_denied(_GRACE, "/admin/users", "2001:db8:85a3::8a2e:370:7334")
-    count += 1
 
     step("admin action")
-    secevents.log_admin_action(
-        _ADMIN,
-        "disable_user",
-        "198.51.100.1",
-        resource="/users/1002",
-        ticket="SEC-42",
-        password="never-written",  # noqa: S106 - shows that secret-looking keys are redacted
-    )
-    count += 1
+    secevents.log_login(_ROOT, "success", "198.51.100.1")
+    secevents.log_admin_action(_ROOT, "disable_user", "198.51.100.1", resource="/users/1002")
 
-    if isinstance(cfg.metrics, MemoryMetrics):
-        totals: Counter[str] = Counter()
-        for point in cfg.metrics.points:
-            if point.name == "secevents.login.attempts":
-                totals[",".join(point.tags)] += point.value
-        step("secevents.login.attempts by tags")
-        for tags, value in sorted(totals.items()):
-            summary.write(f"#   {value:3d}  {tags}\n")
-    return count
+
+def _summarise(cfg: Config, step: Callable[[str], None], summary: IO[str]) -> None:
+    if not isinstance(cfg.metrics, MemoryMetrics):
+        return
+    totals: Counter[str] = Counter()
+    for point in cfg.metrics.points:
+        if point.name == "secevents.login.attempts":
+            totals[",".join(point.tags)] += point.value
+    step("secevents.login.attempts by tags")
+    for tags, value in sorted(totals.items()):
+        summary.write(f"#   {value:3d}  {tags}\n")

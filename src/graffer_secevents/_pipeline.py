@@ -23,9 +23,9 @@ from typing import Any, Final
 import orjson
 import pydantic
 
-from ._catalog import CATALOG, EventType, OutcomeRule, Param
 from . import _config
-from ._config import Config, get_config
+from ._catalog import CATALOG, EventType, OutcomeRule, Param
+from ._config import Config, get_config_for_event
 from ._context import _request as _request_var
 from ._context import _user as _user_var
 from ._errors import EventValidationError
@@ -566,7 +566,7 @@ def emit_event(
     context: Mapping[str, Any] | None = None,
 ) -> None:
     """Build, write, count and bridge one event. See the module docstring for the steps."""
-    cfg = _config._current or get_config()
+    cfg = _config._current or get_config_for_event()
     try:
         spec, record, errors, values = build_record(
             cfg, evt_type, user, outcome, ip, login, exists, target_user, params or {}, context

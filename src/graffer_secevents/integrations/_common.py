@@ -1,0 +1,363 @@
+"""The request context every integration binds: one module, so Django, Flask, WSGI and ASGI agree.
+
+An integration builds one :class:`LazyRequestContext` subclass per request (from a WSGI environ, an ASGI scope
+or a Django ``HttpRequest``), binds it as the current request and always resets it in a ``finally``.
+Building it stores the request object and nothing else; each field is read from that object when an event
+asks for it:
+
+* ``method``, ``path``, ``user_agent``; ``client_ip``, resolved by
+  :func:`~graffer_secevents._client_ip.resolve_client_ip` over the peer address and the forwarding headers
+  with the configured trusted proxies (SPEC §4); each computed once per request;
+* ``route``, the template, cached once the framework has routed;
+* ``user``, read again at every event, so a user authenticated inside the view (as Django REST framework
+  does) is seen, unless ``set_user()`` pinned one;
+* ``request_id``: an upstream ``X-Request-ID`` kept only if it matches ``[A-Za-z0-9._-]{1,128}``, else a new
+  one; computed at the latest when the response starts, because it is echoed on the response;
+* ``status_code``, set when the response starts.
+
+Nothing here imports a web framework.
+
+Everything an integration does around the application is best-effort: a failure to build the context or to
+record an event lets the request go on untouched. The one exception is strict mode (tests), where an
+:class:`~graffer_secevents.EventValidationError` is raised as it is for a direct call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Final
+
+from graffer_secevents._catalog import CATALOG, OutcomeRule
+from graffer_secevents._client_ip import accept_request_id, resolve_client_ip
+from graffer_secevents._config import get_config, warn_once
+from graffer_secevents._context import RequestContext, current_request, request_context
+from graffer_secevents._errors import ConfigurationError, EventValidationError
+from graffer_secevents._ip import normalize_ip
+from graffer_secevents._pipeline import emit_event
+from graffer_secevents._types import User
+
+__all__ = [
+    "DEFAULT_STATUS_EVENTS",
+    "OPTIONAL_STATUS_EVENTS",
+    "REQUEST_ID_HEADER",
+    "LazyRequestContext",
+    "StatusRule",
+    "emit_for_status",
+    "header_value",
+    "never_raise",
+    "note_failure",
+    "status_rules",
+    "user_from_scope",
+]
+
+REQUEST_ID_HEADER: Final = "X-Request-ID"
+
+DEFAULT_STATUS_EVENTS: Final[Mapping[int, str]] = MappingProxyType({403: "authz_fail"})
+"""Responses that emit an event by default: a 403 is an access denied (``authz_fail``)."""
+
+OPTIONAL_STATUS_EVENTS: Final[Mapping[int, str]] = MappingProxyType(
+    {401: "authz_fail", 429: "excess_rate_limit_exceeded"}
+)
+"""Responses that can emit an event when asked: ``status_events={**OPTIONAL_STATUS_EVENTS}``."""
+
+_UNSET: Final[Any] = object()
+
+
+# --- responses that are security events -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRule:
+    """The event one response status emits: its catalog type, the outcome to pass and its parameters."""
+
+    evt_type: str
+    outcome: str | None
+    takes_resource: bool
+
+
+def status_rules(overrides: Mapping[int, str | None] | None) -> dict[int, StatusRule]:
+    """Merge ``overrides`` over :data:`DEFAULT_STATUS_EVENTS` and validate the result eagerly.
+
+    Args:
+        overrides: status code → catalog event type, or ``None`` to switch a status off. ``{403: None}``
+            turns the default off; ``{401: "authz_fail", 429: "excess_rate_limit_exceeded"}`` adds the
+            optional ones. ``None`` keeps the defaults.
+
+    Raises:
+        ConfigurationError: a key is not an HTTP status code (100-599) or a value is not a catalog type.
+
+    Example:
+        >>> sorted(status_rules({401: "authz_fail", 403: None}))
+        [401]
+    """
+    if overrides is None:
+        overrides = {}
+    if not isinstance(overrides, Mapping):
+        raise ConfigurationError(
+            "status_events: expected a mapping of HTTP status to event type, e.g. "
+            "{401: 'authz_fail', 429: 'excess_rate_limit_exceeded', 403: None}"
+        )
+    merged: dict[int, str | None] = {**DEFAULT_STATUS_EVENTS, **overrides}
+    rules: dict[int, StatusRule] = {}
+    for status, evt_type in merged.items():
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            raise ConfigurationError(f"status_events: {status!r} is not an HTTP status code (100-599)")
+        if evt_type is None:
+            continue
+        spec = CATALOG.get(evt_type) if isinstance(evt_type, str) else None
+        if spec is None:
+            raise ConfigurationError(
+                f"status_events: {evt_type!r} (for {status}) is not a catalog event type; "
+                "e.g. 'authz_fail' or 'excess_rate_limit_exceeded' (see `secevents catalog`), "
+                "or None to switch the status off"
+            )
+        outcome = "failure" if spec.outcome is OutcomeRule.CALLER else None
+        takes_resource = any(param.name == "resource" for param in spec.params)
+        rules[status] = StatusRule(spec.type, outcome, takes_resource)
+    return rules
+
+
+def emit_for_status(ctx: LazyRequestContext, rules: Mapping[int, StatusRule]) -> None:
+    """Emit the event ``ctx.status_code`` calls for, if any, with ``ctx`` bound. Never raises (but strict)."""
+    rule = rules.get(ctx.status_code)  # type: ignore[arg-type]
+    if rule is None or ctx.denial_recorded:
+        return
+    with never_raise("the response-status event"):
+        params = {"resource": ctx.path} if rule.takes_resource else None
+        if current_request() is ctx:
+            emit_event(rule.evt_type, None, rule.outcome, None, None, None, None, params, None)
+        else:  # e.g. a WSGI app that starts its response lazily, after the middleware returned
+            with request_context(ctx):
+                emit_event(rule.evt_type, None, rule.outcome, None, None, None, None, params, None)
+        ctx.denial_recorded = True
+
+
+# --- failures never reach the application ----------------------------------------------------------------
+
+
+def note_failure(where: str, exc: BaseException) -> None:
+    """Swallow ``exc`` raised while recording an event, unless strict mode asks for it.
+
+    Called from an ``except`` block; re-raises :class:`EventValidationError` in strict mode (tests), so an
+    integration bug is seen there as it would be for a direct call. Otherwise one warning per process.
+    """
+    if isinstance(exc, EventValidationError) and _strict():
+        raise exc
+    warn_once(
+        "integration-failure",
+        f"graffer_secevents: {where} was skipped after {type(exc).__name__}; the request went on. "
+        "This warning is given once per process.",
+    )
+
+
+@contextmanager
+def never_raise(where: str) -> Iterator[None]:
+    """Run the block; an ``Exception`` inside it is swallowed (see :func:`note_failure`)."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - recording an event must never break the request
+        note_failure(where, exc)
+
+
+def _strict() -> bool:
+    try:
+        return get_config().strict
+    except Exception:  # noqa: BLE001 - a broken configuration is not strict mode
+        return False
+
+
+# --- the lazy request context ----------------------------------------------------------------------------
+
+
+class LazyRequestContext(RequestContext):
+    """A :class:`RequestContext` whose costly fields are computed when an event reads them.
+
+    Subclasses supply the framework-specific reads (the ``_raw_*`` and ``_find_*`` hooks); every public
+    field is safe to read at any time and never raises. ``set_user()`` (and ``ctx.user = ...``) pins the
+    user; until then the framework's current user is read at every event.
+    """
+
+    # Class-level defaults: building a context is one attribute store (the request object, in the subclass's
+    # __init__); everything else is read from it when an event asks.
+    status_code: int | None = None
+    _method: Any = _UNSET
+    _path: Any = _UNSET
+    _client_ip: Any = _UNSET
+    _user_agent: Any = _UNSET
+    _request_id: str | None = None
+    _route: str | None = None
+    _user: Any = None
+    denial_recorded: bool = False
+    """Set once this request's denial was recorded (a status rule or an auth signal): no second event."""
+
+    # Hooks for subclasses, which also define __init__ (RequestContext.__init__ would assign through the
+    # lazy properties). -------------------------------------------------------------------------------------
+
+    def _raw_method(self) -> str | None:
+        raise NotImplementedError
+
+    def _raw_path(self) -> str | None:
+        raise NotImplementedError
+
+    def _raw_peer_and_forwarding(self) -> tuple[str | None, str | None, str | None]:
+        """The socket peer, ``X-Forwarded-For`` and ``Forwarded`` as received."""
+        raise NotImplementedError
+
+    def _raw_user_agent(self) -> str | None:
+        raise NotImplementedError
+
+    def _raw_request_id(self) -> str | None:
+        raise NotImplementedError
+
+    def _find_route(self) -> str | None:
+        return None
+
+    def _find_user(self) -> Any:
+        return None
+
+    # Lazy fields. ------------------------------------------------------------------------------------------
+
+    @property
+    def method(self) -> str | None:
+        value = self._method
+        if value is _UNSET:
+            value = self._method = _safely(self._raw_method)
+        return value  # type: ignore[no-any-return]
+
+    @method.setter
+    def method(self, value: str | None) -> None:
+        self._method = value
+
+    @property
+    def path(self) -> str | None:
+        value = self._path
+        if value is _UNSET:
+            value = self._path = _safely(self._raw_path)
+        return value  # type: ignore[no-any-return]
+
+    @path.setter
+    def path(self, value: str | None) -> None:
+        self._path = value
+
+    @property
+    def client_ip(self) -> str | None:
+        value = self._client_ip
+        if value is _UNSET:
+            value = self._client_ip = self._resolve_client_ip()
+        return value  # type: ignore[no-any-return]
+
+    @client_ip.setter
+    def client_ip(self, value: str | None) -> None:
+        self._client_ip = value
+
+    def _resolve_client_ip(self) -> str | None:
+        try:
+            peer, xff, forwarded = self._raw_peer_and_forwarding()
+        except Exception:  # noqa: BLE001 - unreadable request data: no address rather than a wrong one
+            return None
+        try:
+            return resolve_client_ip(
+                peer, x_forwarded_for=xff, forwarded=forwarded, trusted=get_config().trusted_proxies
+            )
+        except Exception:  # noqa: BLE001 - e.g. the one-time warning turned into an error by a filter
+            # The socket peer is always a safe answer: it can never be forged by a header.
+            return normalize_ip(peer) if isinstance(peer, str) else None
+
+    @property
+    def user_agent(self) -> str | None:
+        value = self._user_agent
+        if value is _UNSET:
+            value = self._user_agent = _safely(self._raw_user_agent)
+        return value  # type: ignore[no-any-return]
+
+    @user_agent.setter
+    def user_agent(self, value: str | None) -> None:
+        self._user_agent = value
+
+    @property
+    def request_id(self) -> str | None:
+        value = self._request_id
+        if value is None:
+            value = self._request_id = accept_request_id(_safely(self._raw_request_id))
+        return value
+
+    @request_id.setter
+    def request_id(self, value: str | None) -> None:
+        self._request_id = value
+
+    @property
+    def route(self) -> str | None:
+        value = self._route
+        if value is None:  # not cached until found: the framework may not have routed yet
+            try:
+                value = self._find_route()
+            except Exception:  # noqa: BLE001
+                value = None
+            if value is not None and not isinstance(value, str):
+                value = None
+            self._route = value
+        return value
+
+    @route.setter
+    def route(self, value: str | None) -> None:
+        self._route = value
+
+    @property
+    def user(self) -> Any:
+        pinned = self._user
+        if pinned is not None:
+            return pinned
+        try:
+            return self._find_user()
+        except Exception:  # noqa: BLE001 - e.g. a lazy user that needs the database from an event loop
+            return None
+
+    @user.setter
+    def user(self, value: Any) -> None:
+        self._user = value
+
+
+def _safely(read: Callable[[], str | None]) -> str | None:
+    """``read()``, or ``None`` when the request data cannot be read or is not text."""
+    try:
+        value = read()
+    except Exception:  # noqa: BLE001 - odd request data reads as absent, never as an error
+        return None
+    return value if isinstance(value, str) else None
+
+
+# --- helpers shared by the ASGI-based integrations ---------------------------------------------------------
+
+
+def header_value(headers: Any, name: bytes) -> str | None:
+    """The value of header ``name`` (lowercase) in ASGI ``headers``; repeated headers joined with commas."""
+    # ASGI servers lowercase header names (Starlette relies on it too), so no .lower() per header here.
+    found = [value for key, value in headers if key == name]
+    if not found:
+        return None
+    joined = found[0] if len(found) == 1 else b",".join(found)
+    return joined.decode("latin-1")
+
+
+def user_from_scope(user: Any) -> Any:
+    """``scope["user"]`` (Starlette's ``AuthenticationMiddleware``) as something events can describe.
+
+    Unauthenticated users are no user. Objects that already look like an application user (``pk``, ``id``,
+    ``get_id()`` or ``get_username()``) are used as they are; Starlette's ``SimpleUser`` and other
+    ``BaseUser`` objects become a :class:`~graffer_secevents.User` with their ``identity`` as the id.
+    """
+    if user is None or getattr(user, "is_authenticated", False) is not True:
+        return None
+    for attribute in ("pk", "id"):
+        if getattr(user, attribute, None) is not None:
+            return user
+    if callable(getattr(user, "get_id", None)) or callable(getattr(user, "get_username", None)):
+        return user
+    try:
+        identity = user.identity
+    except Exception:  # noqa: BLE001 - BaseUser.identity raises NotImplementedError
+        identity = getattr(user, "username", None) or getattr(user, "display_name", None)
+    return User(id=str(identity)) if identity else None

@@ -1,0 +1,216 @@
+"""Django's ``SecurityEventsMiddleware``: request context, the real client IP and denied-request events.
+
+Put it first in ``MIDDLEWARE`` so everything after it (sessions, CSRF, authentication, views) runs with the
+context bound::
+
+    MIDDLEWARE = [
+        "graffer_secevents.integrations.django.SecurityEventsMiddleware",
+        "django.middleware.security.SecurityMiddleware",
+        ...
+    ]
+
+It runs natively under WSGI and ASGI (sync and async capable). ``request.user`` is read when an event is
+emitted, not when the request starts, so a user that Django REST framework authenticates inside the view is
+the one recorded, and a request that emits nothing never touches the session. Setting
+``SECEVENTS_STATUS_EVENTS`` (a dict, merged over the default ``{403: "authz_fail"}``; ``None`` switches a
+status off) chooses which responses are events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from graffer_secevents._errors import MissingDependencyError
+
+try:
+    from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+    from django.http import FileResponse, HttpRequest, HttpResponseBase
+    from django.utils.functional import SimpleLazyObject, empty
+except ImportError:
+    raise MissingDependencyError("django", "django") from None
+
+from graffer_secevents._client_ip import accept_request_id
+from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
+from graffer_secevents._context import bind_request, current_request, request_context, reset_request
+from graffer_secevents.integrations._common import (
+    DEFAULT_STATUS_EVENTS,
+    OPTIONAL_STATUS_EVENTS,
+    REQUEST_ID_HEADER,
+    LazyRequestContext,
+    StatusRule,
+    emit_for_status,
+    status_rules,
+)
+
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.lower()
+
+__all__ = [
+    "DEFAULT_STATUS_EVENTS",
+    "OPTIONAL_STATUS_EVENTS",
+    "DjangoRequestContext",
+    "SecurityEventsMiddleware",
+    "request_bound",
+]
+
+
+class DjangoRequestContext(LazyRequestContext):
+    """The request context of one Django ``HttpRequest``."""
+
+    def __init__(self, request: HttpRequest) -> None:
+        self.request = request
+
+    def _raw_method(self) -> str | None:
+        return self.request.method  # type: ignore[no-any-return]
+
+    def _raw_path(self) -> str | None:
+        return self.request.path  # type: ignore[no-any-return]
+
+    def _raw_peer_and_forwarding(self) -> tuple[str | None, str | None, str | None]:
+        meta = self.request.META
+        return meta.get("REMOTE_ADDR"), meta.get("HTTP_X_FORWARDED_FOR"), meta.get("HTTP_FORWARDED")
+
+    def _raw_user_agent(self) -> str | None:
+        return self.request.META.get("HTTP_USER_AGENT")  # type: ignore[no-any-return]
+
+    def _raw_request_id(self) -> str | None:
+        return self.request.META.get("HTTP_X_REQUEST_ID")  # type: ignore[no-any-return]
+
+    def _find_route(self) -> str | None:
+        route = getattr(getattr(self.request, "resolver_match", None), "route", None)
+        if not route or not isinstance(route, str):
+            return None
+        return route if route.startswith(("/", "^")) else "/" + route
+
+    def _find_user(self) -> Any:
+        attributes = self.request.__dict__
+        user = attributes.get("user")  # AuthenticationMiddleware's lazy user, or one set by login() or DRF
+        if user is None:
+            return attributes.get("_acached_user")
+        if isinstance(user, SimpleLazyObject) and user._wrapped is empty:
+            cached = attributes.get("_acached_user")  # an async view awaited request.auser()
+            if cached is not None:
+                return cached
+            # Evaluate here, where a failure (the database reached from an event loop) just means no user.
+            if user.is_authenticated is None:
+                return None
+        return user
+
+
+class SecurityEventsMiddleware:
+    """Bind the request context around each request; a 403 (by default) emits ``authz_fail``.
+
+    Events emitted during the request carry the resolved client IP, user agent, request id, method, path,
+    route template, user and, once the view has returned, the status code; the response carries the
+    request id as ``X-Request-ID``.
+
+    Raises:
+        ConfigurationError: at start-up, when ``SECEVENTS_STATUS_EVENTS`` names a status or an event type
+            that does not exist.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        from django.conf import settings
+
+        self.get_response = get_response
+        self._is_async = iscoroutinefunction(get_response)
+        if self._is_async:
+            markcoroutinefunction(self)
+        self._rules: dict[int, StatusRule] = status_rules(getattr(settings, "SECEVENTS_STATUS_EVENTS", None))
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self._is_async:
+            return self.__acall__(request)
+        try:
+            ctx = DjangoRequestContext(request)
+        except Exception:  # noqa: BLE001 - an odd request: serve it without a context
+            return self.get_response(request)
+        token = _current.set(ctx)
+        try:
+            response = self.get_response(request)
+            _finish(ctx, response, self._rules)
+            return response
+        finally:
+            _current.reset(token)
+
+    async def __acall__(self, request: HttpRequest) -> Any:
+        try:
+            ctx = DjangoRequestContext(request)
+        except Exception:  # noqa: BLE001
+            return await self.get_response(request)
+        token = _current.set(ctx)
+        try:
+            response = await self.get_response(request)
+            _finish(ctx, response, self._rules)
+            return response
+        finally:
+            _current.reset(token)
+
+
+def _finish(ctx: DjangoRequestContext, response: HttpResponseBase, rules: dict[int, StatusRule]) -> None:
+    try:
+        status = ctx.status_code = response.status_code
+        request_id = ctx._request_id  # the lazy property, inlined: this runs on every request
+        if request_id is None:
+            request_id = ctx._request_id = accept_request_id(ctx.request.META.get("HTTP_X_REQUEST_ID"))
+        headers = response.headers
+        store = getattr(headers, "_store", None)
+        if type(store) is dict:
+            # ResponseHeaders' own dict: headers.setdefault() re-validates and re-encodes both strings
+            # (~1 µs); a request id is already plain ASCII. The application's own X-Request-ID wins.
+            store.setdefault(_REQUEST_ID_KEY, (REQUEST_ID_HEADER, request_id))
+        else:
+            headers.setdefault(REQUEST_ID_HEADER, request_id)
+        if response.streaming and not isinstance(response, FileResponse):
+            # The body is produced after this middleware returns: re-bind the context around it.
+            content = response.streaming_content
+            response.streaming_content = _abound(ctx, content) if response.is_async else _bound(ctx, content)
+    except Exception:  # noqa: BLE001 - an odd response is passed on unchanged
+        return
+    if status in rules:
+        emit_for_status(ctx, rules)
+
+
+def _bound(ctx: LazyRequestContext, content: Any) -> Iterator[Any]:
+    iterator = iter(content)
+    while True:
+        token = bind_request(ctx)
+        try:
+            chunk = next(iterator)
+        except StopIteration:
+            return
+        finally:
+            reset_request(token)
+        yield chunk
+
+
+async def _abound(ctx: LazyRequestContext, content: Any) -> AsyncIterator[Any]:
+    iterator = aiter(content)
+    while True:
+        token = bind_request(ctx)
+        try:
+            chunk = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        finally:
+            reset_request(token)
+        yield chunk
+
+
+@contextmanager
+def request_bound(request: object) -> Iterator[None]:
+    """Bind a context for ``request`` unless one is bound already (a signal sent without the middleware)."""
+    if current_request() is not None or not isinstance(request, HttpRequest):
+        yield
+        return
+    try:
+        ctx = DjangoRequestContext(request)
+    except Exception:  # noqa: BLE001
+        yield
+        return
+    with request_context(ctx):
+        yield

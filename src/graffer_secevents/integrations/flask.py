@@ -1,0 +1,144 @@
+"""Flask: the :class:`SecurityEvents` extension, and Flask-Login's signals when Flask-Login is installed.
+
+Example::
+
+    from flask import Flask
+    from graffer_secevents.integrations.flask import SecurityEvents
+
+    app = Flask(__name__)
+    SecurityEvents(app)                       # or: events = SecurityEvents(); events.init_app(app)
+
+What it records by itself:
+
+* every event emitted inside a request carries the client IP, user agent, request id, method, path, route
+  template (``request.url_rule``), status code and the Flask-Login ``current_user``;
+* Flask-Login's ``user_logged_in`` → ``authn_login_success``, ``user_logged_out`` → ``session_logout``,
+  ``user_unauthorized`` (a ``@login_required`` view reached without a login) → ``authz_fail`` with
+  ``evt.resource`` the path; the 401 that follows is then not recorded a second time;
+* a response whose status is in ``status_events`` → that event (by default 403 → ``authz_fail``).
+
+Flask-Login never sees credentials and has no failure signal: record failures where the password is checked,
+``secevents.log_login(None, "failure", login=form["username"], exists=..., reason=...)``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any, Final
+
+from graffer_secevents._errors import MissingDependencyError
+
+try:
+    import flask
+except ImportError:
+    raise MissingDependencyError("flask", "flask") from None
+
+from graffer_secevents._context import current_request
+from graffer_secevents._pipeline import emit_event
+
+from ._common import (
+    DEFAULT_STATUS_EVENTS,
+    OPTIONAL_STATUS_EVENTS,
+    LazyRequestContext,
+    never_raise,
+    status_rules,
+)
+from .wsgi import SecurityEventsMiddleware, WsgiRequestContext
+
+__all__ = ["DEFAULT_STATUS_EVENTS", "OPTIONAL_STATUS_EVENTS", "SecurityEvents"]
+
+EXTENSION_KEY: Final = "graffer_secevents"
+
+
+class FlaskRequestContext(WsgiRequestContext):
+    """The WSGI context, plus the route template and Flask-Login's user from Flask's request context."""
+
+    def _find_route(self) -> str | None:
+        if not flask.has_request_context():
+            return None
+        rule = flask.request.url_rule
+        return rule.rule if rule is not None else None
+
+    def _find_user(self) -> Any:
+        flask_login = sys.modules.get("flask_login")
+        if flask_login is None or not flask.has_request_context():
+            return None
+        if getattr(flask.current_app, "login_manager", None) is None:
+            return None
+        # The real object, not the proxy; loading it (the user_loader) happens only when an event needs it.
+        return flask_login.current_user._get_current_object()
+
+
+class _FlaskMiddleware(SecurityEventsMiddleware):
+    __slots__ = ()
+    context_class = FlaskRequestContext
+
+
+class SecurityEvents:
+    """The Flask extension: binds the request context and connects Flask-Login's signals.
+
+    It wraps ``app.wsgi_app`` (no ``before_request``/``after_request`` hooks, which cost several times
+    more per request). Apply it *outside* any ``ProxyFix``-style middleware, or not at all with one: the
+    client IP is resolved from the socket peer with ``configure(trusted_proxies=...)``.
+
+    Args:
+        app: the application, or ``None`` to call :meth:`init_app` later.
+        status_events: per-status overrides merged over :data:`DEFAULT_STATUS_EVENTS`: an event type
+            turns a status on, ``None`` turns it off, e.g. ``{401: "authz_fail"}``.
+
+    Raises:
+        ConfigurationError: ``status_events`` names a status or an event type that does not exist.
+
+    Example::
+
+        events = SecurityEvents(status_events={429: "excess_rate_limit_exceeded"})
+        events.init_app(app)
+    """
+
+    def __init__(
+        self, app: flask.Flask | None = None, *, status_events: Mapping[int, str | None] | None = None
+    ) -> None:
+        status_rules(status_events)  # validate now, loudly
+        self.status_events = status_events
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: flask.Flask) -> None:
+        """Install on ``app``; a second call for the same app does nothing."""
+        if EXTENSION_KEY in app.extensions:
+            return
+        app.wsgi_app = _FlaskMiddleware(app.wsgi_app, status_events=self.status_events)  # type: ignore[method-assign]
+        app.extensions[EXTENSION_KEY] = self
+        _connect_flask_login(app)
+
+
+def _connect_flask_login(app: flask.Flask) -> None:
+    try:
+        import flask_login
+    except ImportError:
+        return
+    flask_login.user_logged_in.connect(_on_logged_in, sender=app)
+    flask_login.user_logged_out.connect(_on_logged_out, sender=app)
+    flask_login.user_unauthorized.connect(_on_unauthorized, sender=app)
+
+
+def _on_logged_in(_sender: Any, user: Any = None, **_extra: Any) -> None:
+    with never_raise("Flask-Login's login event"):
+        emit_event("authn_login_success", user, "success", None, None, None, None, None, None)
+
+
+def _on_logged_out(_sender: Any, user: Any = None, **_extra: Any) -> None:
+    if user is None or getattr(user, "is_authenticated", False) is not True:
+        return  # logging out an anonymous session is not an event
+    with never_raise("Flask-Login's logout event"):
+        emit_event("session_logout", user, None, None, None, None, None, None, None)
+
+
+def _on_unauthorized(_sender: Any, **_extra: Any) -> None:
+    with never_raise("Flask-Login's unauthorized event"):
+        ctx = current_request()
+        path = ctx.path if ctx is not None else flask.request.path
+        emit_event("authz_fail", None, None, None, None, None, None, {"resource": path}, None)
+        if isinstance(ctx, LazyRequestContext):
+            ctx.denial_recorded = True

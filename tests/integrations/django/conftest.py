@@ -1,0 +1,181 @@
+"""Django, configured once per process: a real auth stack (sessions, CSRF, auth) over a migrated SQLite file."""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import sys
+import tempfile
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import django
+import pytest
+from django.conf import settings
+
+_DB_DIR = Path(tempfile.mkdtemp(prefix="secevents-django-"))
+atexit.register(shutil.rmtree, _DB_DIR, True)
+
+URLS = types.ModuleType("secevents_django_test_urls")
+sys.modules[URLS.__name__] = URLS
+
+if not settings.configured:
+    settings.configure(
+        DEBUG=False,
+        SECRET_KEY="test-only-not-secret",
+        ALLOWED_HOSTS=["testserver", "127.0.0.1", "localhost"],
+        ROOT_URLCONF=URLS.__name__,
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(_DB_DIR / "db.sqlite3")}},
+        INSTALLED_APPS=[
+            "django.contrib.auth",
+            "django.contrib.contenttypes",
+            "django.contrib.sessions",
+            "graffer_secevents.integrations.django",
+        ],
+        MIDDLEWARE=[
+            "graffer_secevents.integrations.django.SecurityEventsMiddleware",
+            "django.contrib.sessions.middleware.SessionMiddleware",
+            "django.middleware.csrf.CsrfViewMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+        ],
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "OPTIONS": {
+                    "loaders": [
+                        (
+                            "django.template.loaders.locmem.Loader",
+                            {"registration/login.html": "{{ form }}", "registration/logged_out.html": "bye"},
+                        )
+                    ]
+                },
+            }
+        ],
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],  # fast, for tests only
+        LOGIN_URL="/login/",
+        LOGIN_REDIRECT_URL="/private/",
+        USE_TZ=True,
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+    )
+    django.setup()
+
+from django.contrib.auth import aauthenticate, alogin, authenticate, get_user_model, login, logout  # noqa: E402
+from django.contrib.auth.decorators import login_required  # noqa: E402
+from django.contrib.auth.views import LoginView, LogoutView  # noqa: E402
+from django.core.exceptions import PermissionDenied  # noqa: E402
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse  # noqa: E402
+from django.urls import path  # noqa: E402
+from django.views.decorators.csrf import csrf_exempt  # noqa: E402
+
+import graffer_secevents as api  # noqa: E402
+
+# --- the application: no event code except where noted ---------------------------------------------------
+
+
+@csrf_exempt
+def api_login(request: HttpRequest) -> HttpResponse:
+    user = authenticate(request, username=request.POST["username"], password=request.POST["password"])
+    if user is None:
+        return HttpResponse("no", status=401)
+    login(request, user)
+    return HttpResponse("ok")
+
+
+@csrf_exempt
+def api_logout(request: HttpRequest) -> HttpResponse:
+    logout(request)
+    return HttpResponse("bye")
+
+
+@csrf_exempt
+async def async_login(request: HttpRequest) -> HttpResponse:
+    user = await aauthenticate(request, username=request.POST["username"], password=request.POST["password"])
+    if user is None:
+        return HttpResponse("no", status=401)
+    await alogin(request, user)
+    return HttpResponse("ok")
+
+
+@login_required
+def private(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(f"hello {request.user.get_username()}")
+
+
+def admin_only(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_superuser:
+        raise PermissionDenied
+    return HttpResponse("admin")
+
+
+def token_auth_in_view(request: HttpRequest) -> HttpResponse:
+    """Like Django REST framework: the user is authenticated inside the view, then access is denied."""
+    request.user = get_user_model().objects.get(username=request.headers["X-Token"])
+    return HttpResponse("no", status=403)
+
+
+def stream(request: HttpRequest, n: int) -> StreamingHttpResponse:
+    def body() -> Iterator[bytes]:
+        yield b"first,"
+        api.emit("data_export", object=f"report-{n}", record_count=1)
+        yield b"second"
+
+    return StreamingHttpResponse(body())
+
+
+async def astream(request: HttpRequest) -> StreamingHttpResponse:
+    async def body() -> Any:
+        yield b"first,"
+        api.emit("data_export", object="async-report", record_count=1)
+        yield b"second"
+
+    return StreamingHttpResponse(body())
+
+
+def order(request: HttpRequest, order_id: int) -> HttpResponse:
+    api.emit("sensitive_read", object=f"order:{order_id}")
+    return HttpResponse("order")
+
+
+def status(request: HttpRequest, code: int) -> HttpResponse:
+    return HttpResponse("status", status=code)
+
+
+def denied(request: HttpRequest) -> HttpResponse:
+    raise PermissionDenied
+
+
+URLS.urlpatterns = [  # type: ignore[attr-defined]
+    path("login/", LoginView.as_view()),
+    path("logout/", LogoutView.as_view()),
+    path("api/login/", api_login),
+    path("api/logout/", api_logout),
+    path("async/login/", async_login),
+    path("private/", private),
+    path("admin-only/", admin_only),
+    path("token-auth/", token_auth_in_view),
+    path("stream/<int:n>/", stream),
+    path("astream/", astream),
+    path("orders/<int:order_id>/", order),
+    path("status/<int:code>/", status),
+    path("denied/", denied),
+]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def django_db() -> None:
+    """Migrate once per process and create the accounts every test reads (tests never change them)."""
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    users = get_user_model()
+    if not users.objects.filter(username="ada").exists():
+        users.objects.create_user("ada", "ada@example.com", "correct horse")
+        users.objects.create_superuser("root", "root@example.com", "admin secret")
+
+
+@pytest.fixture
+def accounts() -> dict[str, Any]:
+    users = get_user_model()
+    return {name: users.objects.get(username=name) for name in ("ada", "root")}

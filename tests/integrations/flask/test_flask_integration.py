@@ -1,0 +1,288 @@
+"""Flask with the SecurityEvents extension and Flask-Login, through Flask's own test client."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from flask import Flask, abort, request
+from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
+
+import graffer_secevents as api
+from graffer_secevents._config import set_config
+from graffer_secevents.integrations.flask import SecurityEvents
+from graffer_secevents.testing import Capture, capture_events
+
+PEER = "203.0.113.9"
+HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
+class Account(UserMixin):
+    def __init__(self, id: int, username: str, password: str, role: str) -> None:
+        self.id = id
+        self.username = username
+        self.password = password
+        self.role = role
+
+    def get_username(self) -> str:
+        return self.username
+
+
+ACCOUNTS = {
+    "ada": Account(1001, "ada", "correct horse", "user"),
+    "root": Account(1, "root", "admin secret", "admin"),
+}
+
+
+def build_app(*, with_login_manager: bool = True, **extension: Any) -> Flask:
+    app = Flask(__name__)
+    app.secret_key = "test-only"
+    if with_login_manager:
+        manager = LoginManager(app)
+
+        @manager.user_loader
+        def load(user_id: str) -> Account | None:
+            return next((a for a in ACCOUNTS.values() if str(a.id) == user_id), None)
+
+    SecurityEvents(app, **extension)
+
+    @app.post("/login")
+    def login() -> tuple[str, int]:
+        username = request.form["username"]
+        account = ACCOUNTS.get(username)
+        if account is None or account.password != request.form["password"]:
+            # Flask-Login has no failure signal: failures are recorded where the password is checked.
+            api.log_login(
+                None,
+                "failure",
+                login=username,
+                exists=account is not None,
+                reason="invalid_credentials" if account else "unknown_user",
+            )
+            return "no", 401
+        login_user(account)  # no event code: Flask-Login's signal records the success
+        return "ok", 200
+
+    @app.post("/logout")
+    @login_required
+    def logout() -> str:
+        logout_user()
+        return "bye"
+
+    @app.get("/private")
+    @login_required
+    def private() -> str:
+        return "secret"
+
+    @app.get("/admin")
+    @login_required
+    def admin() -> str:
+        if current_user.role != "admin":
+            abort(403)
+        return "admin"
+
+    @app.get("/orders/<int:order_id>")
+    def order(order_id: int) -> str:
+        api.emit("sensitive_read", object=f"order:{order_id}")
+        return "order"
+
+    @app.get("/status/<int:code>")
+    def status(code: int) -> tuple[str, int]:
+        return "status", code
+
+    @app.get("/denied")
+    def denied() -> None:
+        abort(403)
+
+    return app
+
+
+@pytest.fixture
+def app() -> Flask:
+    return build_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> Any:
+    return app.test_client()
+
+
+def call(client: Any, method: str, path: str, **kwargs: Any) -> Any:
+    environ = {"REMOTE_ADDR": PEER, **kwargs.pop("environ_base", {})}
+    return client.open(path, method=method, environ_base=environ, **kwargs)
+
+
+def log_in(client: Any, username: str = "ada", password: str = "correct horse") -> Any:
+    return call(client, "POST", "/login", data={"username": username, "password": password})
+
+
+# --- Flask-Login's signals ----------------------------------------------------------------------------------
+
+
+def test_login_user_records_the_success_with_the_request_context(client: Any, secevents: Capture) -> None:
+    response = call(
+        client,
+        "POST",
+        "/login",
+        data={"username": "ada", "password": "correct horse"},
+        headers={"X-Request-ID": "flask-1", "User-Agent": "pytest-agent"},
+    )
+    assert response.status_code == 200
+    assert response.headers["X-Request-ID"] == "flask-1"
+    secevents.assert_emitted(
+        "authn_login_success",
+        usr__id="1001",
+        network__client__ip=PEER,
+        http__request_id="flask-1",
+        http__route="/login",
+        http__method="POST",
+        http__useragent="pytest-agent",
+    )
+
+
+@pytest.mark.parametrize(("username", "exists"), [("ada", True), ("mallory", False)])
+def test_failed_login_recorded_by_the_helper_carries_the_request(
+    client: Any, secevents: Capture, username: str, exists: bool
+) -> None:
+    response = log_in(client, username, "wrong")
+    assert response.status_code == 401
+    secevents.assert_emitted(
+        "authn_login_fail",
+        usr__exists=exists,
+        network__client__ip=PEER,
+        http__request_id=response.headers["X-Request-ID"],
+    )
+
+
+def test_logout_user_records_session_logout(client: Any, secevents: Capture) -> None:
+    log_in(client)
+    call(client, "POST", "/logout")
+    secevents.assert_emitted(
+        "session_logout", usr__id="1001", network__client__ip=PEER, http__route="/logout"
+    )
+
+
+def test_login_required_without_a_login_records_authz_fail_once(secevents: Capture) -> None:
+    """user_unauthorized → authz_fail; the 401 that follows is not recorded again, even when 401 is on."""
+    client = build_app(status_events={401: "authz_fail"}).test_client()
+    assert call(client, "GET", "/private").status_code == 401
+    record = secevents.assert_emitted("authz_fail", evt__resource="/private", network__client__ip=PEER)
+    assert "usr" not in record
+    assert len(secevents.find("authz_fail")) == 1
+
+
+def test_signals_of_another_app_are_not_recorded(secevents: Capture) -> None:
+    other = Flask("other")
+    other.secret_key = "other"
+    manager = LoginManager(other)
+    manager.user_loader(lambda user_id: ACCOUNTS["ada"])
+
+    @other.post("/login")
+    def other_login() -> str:
+        login_user(ACCOUNTS["ada"])
+        return "ok"
+
+    build_app()  # our extension is installed on a different app in the same process
+    other.test_client().post("/login")
+    secevents.assert_not_emitted("authn_login_success")
+
+
+# --- the user, route and status at response time -----------------------------------------------------------
+
+
+def test_a_403_records_authz_fail_with_the_flask_login_user(client: Any, secevents: Capture) -> None:
+    log_in(client)
+    assert call(client, "GET", "/admin").status_code == 403
+    secevents.assert_emitted(
+        "authz_fail", usr__id="1001", evt__resource="/admin", http__status_code=403, http__route="/admin"
+    )
+
+
+def test_route_template_and_anonymous_user(client: Any, secevents: Capture) -> None:
+    call(client, "GET", "/orders/42")
+    record = secevents.assert_emitted(
+        "sensitive_read", http__route="/orders/<int:order_id>", http__url_details__path="/orders/42"
+    )
+    assert "usr" not in record  # Flask-Login's AnonymousUserMixin is no user
+
+
+def test_without_a_login_manager_events_have_no_user(secevents: Capture) -> None:
+    client = build_app(with_login_manager=False).test_client()
+    call(client, "GET", "/denied")
+    record = secevents.assert_emitted("authz_fail", network__client__ip=PEER)
+    assert "usr" not in record
+
+
+def test_set_user_works_without_flask_login(secevents: Capture) -> None:
+    app = build_app(with_login_manager=False)
+
+    @app.get("/api/thing")
+    def thing() -> tuple[str, int]:
+        api.set_user(api.User(id="svc-7"))
+        return "no", 403
+
+    call(app.test_client(), "GET", "/api/thing")
+    secevents.assert_emitted("authz_fail", usr__id="svc-7")
+
+
+@pytest.mark.parametrize(("code", "evt_type"), [(401, "authz_fail"), (429, "excess_rate_limit_exceeded")])
+def test_401_and_429_are_opt_in(secevents: Capture, code: int, evt_type: str) -> None:
+    call(build_app().test_client(), "GET", f"/status/{code}")
+    assert secevents.records == []
+    call(build_app(status_events={code: evt_type}).test_client(), "GET", f"/status/{code}")
+    secevents.assert_emitted(evt_type, http__status_code=code)
+
+
+def test_403_can_be_switched_off(secevents: Capture) -> None:
+    call(build_app(status_events={403: None}).test_client(), "GET", "/denied")
+    assert secevents.records == []
+
+
+def test_generated_request_id_is_echoed(client: Any, secevents: Capture) -> None:
+    response = call(client, "GET", "/denied", headers={"X-Request-ID": "bad id"})
+    assert HEX32.fullmatch(response.headers["X-Request-ID"])
+    secevents.assert_emitted("authz_fail", http__request_id=response.headers["X-Request-ID"])
+
+
+def test_init_app_twice_installs_once(secevents: Capture) -> None:
+    app = build_app()
+    wrapped = app.wsgi_app
+    SecurityEvents().init_app(app)
+    assert app.wsgi_app is wrapped
+    call(app.test_client(), "GET", "/denied")
+    assert len(secevents.records) == 1
+
+
+def test_no_context_is_left_bound_after_a_request(client: Any) -> None:
+    call(client, "GET", "/orders/1")
+    assert api.current_request() is None
+
+
+# --- failures stay out of the application ------------------------------------------------------------------
+
+
+def test_a_broken_configuration_never_reaches_the_application(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SECEVENTS_METRICS", "not-a-backend")
+    set_config(None)
+    log_in(client)  # Flask-Login's signal handler cannot build an event
+    response = call(client, "GET", "/admin")  # nor can the 403 rule
+    assert response.status_code == 403
+    assert response.headers["X-Request-ID"]
+
+
+# --- the spoofing matrix ------------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::graffer_secevents._client_ip.ForwardedHeaderIgnoredWarning")
+def test_forged_address_never_wins(spoof_case: Any) -> None:
+    api.configure(**spoof_case.configure_kwargs())
+    client = build_app().test_client()
+    with capture_events() as events:
+        response = client.get(
+            "/denied", headers=spoof_case.headers(), environ_base={"REMOTE_ADDR": spoof_case.peer}
+        )
+    assert response.status_code == 403
+    spoof_case.check(events.records)

@@ -1,0 +1,127 @@
+"""The plain WSGI middleware, around raw WSGI callables, through werkzeug's test client."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from werkzeug.test import Client
+
+import graffer_secevents as api
+from graffer_secevents._config import set_config
+from graffer_secevents.integrations.wsgi import SecurityEventsMiddleware
+from graffer_secevents.testing import Capture, capture_events
+
+PEER = "203.0.113.9"
+
+
+def plain_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    api.emit("sensitive_read", object=environ["PATH_INFO"])
+    status = "403 Forbidden" if environ["PATH_INFO"].startswith("/denied") else "200 OK"
+    start_response(status, [("Content-Type", "text/plain")])
+    return [b"body"]
+
+
+def lazy_app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+    """A generator app: start_response runs while the server iterates, after the middleware returned."""
+    start_response("403 Forbidden", [("Content-Type", "text/plain")])
+    yield b"late"
+
+
+def get(app: Any, path: str = "/", **kwargs: Any) -> Any:
+    environ = {"REMOTE_ADDR": PEER, **kwargs.pop("environ_base", {})}
+    return Client(app).get(path, environ_base=environ, **kwargs)
+
+
+def test_events_inside_the_app_carry_the_request(secevents: Capture) -> None:
+    response = get(
+        SecurityEventsMiddleware(plain_app),
+        "/things",
+        headers={"X-Request-ID": "wsgi-1", "User-Agent": "pytest-agent"},
+    )
+    assert response.headers["X-Request-ID"] == "wsgi-1"
+    record = secevents.assert_emitted(
+        "sensitive_read",
+        network__client__ip=PEER,
+        http__request_id="wsgi-1",
+        http__useragent="pytest-agent",
+        http__method="GET",
+        http__url_details__path="/things",
+    )
+    assert "status_code" not in record["http"]  # emitted before the response started
+    assert "route" not in record["http"]
+
+
+def test_a_403_records_authz_fail_with_the_status(secevents: Capture) -> None:
+    get(SecurityEventsMiddleware(plain_app), "/denied/here")
+    secevents.assert_emitted("authz_fail", evt__resource="/denied/here", http__status_code=403)
+
+
+def test_a_response_started_after_the_middleware_returned_is_still_recorded(secevents: Capture) -> None:
+    response = get(SecurityEventsMiddleware(lazy_app), "/lazy", headers={"X-Request-ID": "lazy-1"})
+    assert response.status_code == 403
+    assert response.headers["X-Request-ID"] == "lazy-1"
+    secevents.assert_emitted(
+        "authz_fail", http__request_id="lazy-1", network__client__ip=PEER, http__status_code=403
+    )
+    assert api.current_request() is None
+
+
+def test_script_name_and_non_ascii_paths_are_decoded(secevents: Capture) -> None:
+    get(
+        SecurityEventsMiddleware(plain_app),
+        "/caf%C3%A9",
+        base_url="http://localhost/app/",
+    )
+    secevents.assert_emitted("sensitive_read", http__url_details__path="/app/café")
+
+
+def test_remote_user_is_not_trusted_as_the_user(secevents: Capture) -> None:
+    """A server may copy REMOTE_USER from a proxy header (gunicorn's forwarder_headers): never a usr.id."""
+    get(SecurityEventsMiddleware(plain_app), "/", environ_base={"REMOTE_USER": "root"})
+    assert "usr" not in secevents.assert_emitted("sensitive_read")
+
+
+def test_an_odd_environ_never_reaches_the_application(secevents: Capture) -> None:
+    calls = []
+
+    def app(environ: Any, start_response: Any) -> list[bytes]:
+        calls.append(environ)
+        start_response("200 OK", [])
+        return [b""]
+
+    middleware = SecurityEventsMiddleware(app)
+    body = middleware({"PATH_INFO": None}, lambda status, headers, exc_info=None: None)
+    assert body == [b""] and calls
+
+
+def test_a_broken_configuration_never_reaches_the_application(monkeypatch: pytest.MonkeyPatch) -> None:
+    def quiet(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("403 Forbidden", [])
+        return [b"no"]
+
+    monkeypatch.setenv("SECEVENTS_METRICS", "not-a-backend")
+    set_config(None)
+    response = get(SecurityEventsMiddleware(quiet), "/")
+    assert response.status_code == 403
+    assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
+
+
+@pytest.mark.filterwarnings("ignore::graffer_secevents._client_ip.ForwardedHeaderIgnoredWarning")
+def test_forged_address_never_wins(spoof_case: Any) -> None:
+    api.configure(**spoof_case.configure_kwargs())
+
+    def quiet_denial(environ: Any, start_response: Any) -> list[bytes]:
+        start_response("403 Forbidden", [])
+        return [b"no"]
+
+    with capture_events() as events:
+        get(
+            SecurityEventsMiddleware(quiet_denial),
+            "/denied",
+            headers=spoof_case.headers(),
+            environ_base={"REMOTE_ADDR": spoof_case.peer},
+        )
+    spoof_case.check(events.records)
