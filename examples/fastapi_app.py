@@ -96,7 +96,7 @@ def login(credentials: Credentials) -> dict[str, str]:
         return {"token": token}
     check_password(DUMMY_HASH, credentials.password) if account is None else None
     secevents.log_login(
-        None,
+        account,  # a known account keeps its id on failures; None for an unknown login
         "failure",
         login=credentials.username,
         exists=account is not None,

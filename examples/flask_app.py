@@ -89,15 +89,16 @@ def create_app(accounts: Accounts | None = None) -> Flask:
         password = request.form.get("password", "")
         account = accounts.by_email.get(email)
         if account is not None and account.locked:
-            secevents.log_login(None, "failure", login=email, exists=True, reason="account_locked")
+            secevents.log_login(account, "failure", login=email, exists=True, reason="account_locked")
             return jsonify(error="account locked"), 423
         valid = check_password_hash(account.password_hash if account else accounts.dummy_hash, password)
         if account is not None and valid and login_user(account):
             account.failures = 0
             return jsonify(ok=True), 200  # Flask-Login's signal recorded authn_login_success
-        # Flask-Login has no failure signal: the application records what it just learned.
+        # Flask-Login has no failure signal: the application records what it just learned. A known account
+        # is passed as the user, so its failures and successes share its id.
         secevents.log_login(
-            None,
+            account,
             "failure",
             login=email,
             exists=account is not None,

@@ -53,6 +53,18 @@ def test_login_view_failure_for_an_existing_account(secevents: Capture) -> None:
     assert record["usr"]["login"].startswith("anon_")  # hashed, never the raw login
 
 
+def test_failures_and_success_of_one_account_share_its_id(
+    secevents: Capture, accounts: dict[str, Any]
+) -> None:
+    """Brute-force rules follow one @usr.id from failures to a success: an existing account's failures carry
+    its pk, not the hashed login."""
+    for _ in range(3):
+        call(Client(), "post", "/login/", data={"username": "ada", "password": "wrong"})
+    call(Client(), "post", "/login/", data={"username": "ada", "password": "correct horse"})
+    ids = {r["usr"]["id"] for r in secevents.records if r["evt"]["name"] == "authentication"}
+    assert ids == {str(accounts["ada"].pk)}
+
+
 def test_login_view_failure_for_an_unknown_account(secevents: Capture) -> None:
     call(Client(), "post", "/login/", data={"username": "mallory", "password": "x"})
     record = secevents.assert_emitted("authn_login_fail", usr__exists=False, evt__reason="unknown_user")

@@ -60,9 +60,13 @@ def _on_logged_in(sender: Any, request: Any = None, user: Any = None, **_kwargs:
 def _on_login_failed(sender: Any, credentials: Any = None, request: Any = None, **_kwargs: Any) -> None:
     with request_bound(request), never_raise("Django's user_login_failed event"):
         login = _login_from(credentials)
-        exists = _account_exists(login) if login is not None else None
+        found = _find_account(login) if login is not None else _UNKNOWN
+        exists = None if found is _UNKNOWN else found is not None
         reason = None if exists is None else ("invalid_credentials" if exists else "unknown_user")
-        emit_event("authn_login_fail", None, "failure", None, login, exists, None, {"reason": reason}, None)
+        # An existing account is named by its pk, as its successful logins are: rules that follow one
+        # @usr.id through failures to a success (brute force) see one account, not two.
+        user = found if exists else None
+        emit_event("authn_login_fail", user, "failure", None, login, exists, None, {"reason": reason}, None)
 
 
 def _on_logged_out(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:
@@ -93,19 +97,23 @@ def _login_from(credentials: Any) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-def _account_exists(login: str) -> bool | None:
-    """Whether an account has this login, through the user model; ``None`` when the lookup fails."""
+_UNKNOWN: Any = object()
+
+
+def _find_account(login: str) -> Any:
+    """The pk of the account with this login (``None`` if there is none), through the user model;
+    ``_UNKNOWN`` when the lookup fails."""
     try:
         from django.contrib.auth import get_user_model
         from django.db import connections, router, transaction
 
         model = get_user_model()
-        query = model._default_manager.filter(**{model.USERNAME_FIELD: login})
+        query = model._default_manager.filter(**{model.USERNAME_FIELD: login}).values_list("pk", flat=True)
         alias = router.db_for_read(model)
         if connections[alias].in_atomic_block:
             # A savepoint, so a failing lookup cannot break the application's transaction.
             with transaction.atomic(using=alias):
-                return bool(query.exists())
-        return bool(query.exists())
+                return query.first()
+        return query.first()
     except Exception:  # noqa: BLE001 - no database, no table, or an event loop: unknown, never an error
-        return None
+        return _UNKNOWN
