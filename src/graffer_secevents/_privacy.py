@@ -64,6 +64,7 @@ class Privacy:
     """
 
     __slots__ = (
+        "_appliers",
         "_inner",
         "_outer",
         "apply_email",
@@ -106,12 +107,13 @@ class Privacy:
             self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
             self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
         # Each field's mode as a function, chosen once here rather than looked up per event.
-        self.apply_id = self._applier("usr.id")
-        self.apply_target_id = self._applier("target.usr.id")
-        self.apply_login = self._applier("usr.login")
-        self.apply_email = self._applier("usr.email")
-        self.apply_name = self._applier("usr.name")
-        self.apply_ip = self._applier("network.client.ip")
+        self._appliers = {field: self._applier(field) for field in PRIVACY_FIELDS}
+        self.apply_id = self._appliers["usr.id"]
+        self.apply_target_id = self._appliers["target.usr.id"]
+        self.apply_login = self._appliers["usr.login"]
+        self.apply_email = self._appliers["usr.email"]
+        self.apply_name = self._appliers["usr.name"]
+        self.apply_ip = self._appliers["network.client.ip"]
 
     def hash(self, value: str) -> str:
         """Return the pseudonym of ``value``: stable for one key, not reversible."""
@@ -127,14 +129,7 @@ class Privacy:
 
     def apply(self, field: str, value: str) -> str | None:
         """Apply ``field``'s mode to ``value``; ``None`` means the field is dropped."""
-        mode = self.modes[field]
-        if mode == "keep":
-            return value
-        if mode == "hash":
-            return self.hash(value)
-        if mode == "truncate":
-            return truncate_ip(value)
-        return None
+        return self._appliers[field](value)
 
     def _applier(self, field: str) -> Callable[[str], str | None]:
         mode = self.modes[field]
@@ -145,10 +140,6 @@ class Privacy:
         if mode == "truncate":
             return truncate_ip
         return _drop
-
-    def needs_key(self) -> bool:
-        """Whether anything is hashed by these settings (the unkeyed fallback then deserves a warning)."""
-        return not self.keyed
 
 
 def _keep(value: str) -> str:
