@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-from graffer_secevents._client_ip import accept_request_id
+from graffer_secevents._client_ip import accept_request_id, new_request_id
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
 
 from ._common import (
@@ -120,18 +120,16 @@ class SecurityEventsMiddleware:
         self._rules: dict[int, StatusRule] = status_rules(status_events)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind not in {"http", "websocket"}:  # lifespan
-            await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self._not_http(scope, receive, send)
             return
-        try:
-            ctx = AsgiRequestContext(scope)
-        except Exception:  # noqa: BLE001 - an odd scope: serve the request without a context
-            await self.app(scope, receive, send)
-            return
+        # Everything below runs on every request, so it does the least it can (docs/performance.md): the
+        # context stores the scope and nothing else, and `send` is wrapped by a plain function that returns
+        # the awaitable of the `send` it wraps (no coroutine of its own per message).
+        ctx = AsgiRequestContext(scope)
         rules = self._rules
 
-        async def send_with_context(message: Message) -> None:
+        def send_with_context(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 status = None
                 try:
@@ -143,17 +141,38 @@ class SecurityEventsMiddleware:
                     else:
                         request_id = ctx._request_id  # the lazy property, inlined
                         if request_id is None:
-                            request_id = ctx._request_id = accept_request_id(ctx._raw_request_id())
+                            for key, value in scope["headers"]:  # ctx._raw_request_id(), inlined
+                                if key == _REQUEST_ID:
+                                    request_id = accept_request_id(value.decode("latin-1"))
+                                    break
+                            else:
+                                request_id = new_request_id()
+                            ctx._request_id = request_id
                         # A new list (the response may own the old one); the message is ours to change.
                         message["headers"] = [*headers, (_REQUEST_ID, request_id.encode("ascii"))]
                 except Exception:  # noqa: BLE001, S110 - an odd message is passed on unchanged
                     pass
                 if status in rules:
                     emit_for_status(ctx, rules)
-            await send(message)
+            return send(message)
 
         token = _current.set(ctx)
         try:
-            await self.app(scope, receive, send_with_context if kind == "http" else send)
+            await self.app(scope, receive, send_with_context)
+        finally:
+            _current.reset(token)
+
+    async def _not_http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":  # lifespan
+            await self.app(scope, receive, send)
+            return
+        try:
+            ctx = AsgiRequestContext(scope)
+        except Exception:  # noqa: BLE001 - an odd scope: serve the connection without a context
+            await self.app(scope, receive, send)
+            return
+        token = _current.set(ctx)
+        try:
+            await self.app(scope, receive, send)
         finally:
             _current.reset(token)

@@ -31,7 +31,7 @@ try:
 except ImportError:
     raise MissingDependencyError("django", "django") from None
 
-from graffer_secevents._client_ip import accept_request_id
+from graffer_secevents._client_ip import _valid_request_id, new_request_id
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
 from graffer_secevents._context import bind_request, current_request, request_context, reset_request
 from graffer_secevents.integrations._common import (
@@ -152,19 +152,24 @@ class SecurityEventsMiddleware:
 
 
 def _finish(ctx: DjangoRequestContext, response: HttpResponseBase, rules: dict[int, StatusRule]) -> None:
+    # Runs on every request: the lazy properties and accept_request_id() are inlined.
     try:
         status = ctx.status_code = response.status_code
-        request_id = ctx._request_id  # the lazy property, inlined: this runs on every request
+        request_id = ctx._request_id
         if request_id is None:
-            request_id = ctx._request_id = accept_request_id(ctx.request.META.get("HTTP_X_REQUEST_ID"))
-        headers = response.headers
-        store = getattr(headers, "_store", None)
+            upstream = ctx.request.META.get("HTTP_X_REQUEST_ID")
+            request_id = ctx._request_id = (
+                upstream
+                if upstream is not None and type(upstream) is str and _valid_request_id(upstream)
+                else new_request_id()
+            )
+        store = getattr(response.headers, "_store", None)
         if type(store) is dict:
             # ResponseHeaders' own dict: headers.setdefault() re-validates and re-encodes both strings
             # (~1 µs); a request id is already plain ASCII. The application's own X-Request-ID wins.
             store.setdefault(_REQUEST_ID_KEY, (REQUEST_ID_HEADER, request_id))
         else:
-            headers.setdefault(REQUEST_ID_HEADER, request_id)
+            response.headers.setdefault(REQUEST_ID_HEADER, request_id)
         if response.streaming and not isinstance(response, FileResponse):
             # The body is produced after this middleware returns: re-bind the context around it.
             content = response.streaming_content
