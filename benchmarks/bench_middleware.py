@@ -7,10 +7,24 @@ round), and each variant's ratio is the median of its per-round ratios to the sa
 slow stretches of this noisy VM hit both sides of a ratio alike. Starlette's ``BaseHTTPMiddleware`` (doing
 the same small job as the reference: a contextvar set and reset) is measured the same way for comparison.
 
+Two more variants per framework show what the issue's requirements cost before any of our code runs:
+
+* ``*_contextvar``: the reference's minimal middleware (``shared/reference/performance.md`` §2), which only
+  puts ``{method, path, client}`` into a contextvar and resets it;
+* ``*_floor``: the least code we know that does what the issue requires of every request: bind the request
+  (Flask: none; Flask's own request context can carry it), record the status, take a valid upstream
+  ``X-Request-ID`` or generate one, and echo it on the response. No lazy context object, no check for the
+  application's own ``X-Request-ID``, no denied-request rules, no error handling. It is not shippable; it is
+  the lower bound for the ``*_secevents`` row.
+
+Each of ``--processes`` worker processes (one after another, each with its own hash seed) runs the
+interleaved rounds; the table gives the median over processes of each process's median ratio, and every
+process's ratio, because one process can favour one app object over another for its whole run.
+
 Run::
 
-    .venv/bin/python benchmarks/bench_middleware.py              # 40 rounds of 300 requests per variant
-    .venv/bin/python benchmarks/bench_middleware.py --rounds 10  # quicker, noisier
+    .venv/bin/python benchmarks/bench_middleware.py                           # 5 processes x 40 rounds
+    .venv/bin/python benchmarks/bench_middleware.py --processes 1 --rounds 10  # quicker, noisier
 """
 
 from __future__ import annotations
@@ -20,8 +34,11 @@ import asyncio
 import contextvars
 import gc
 import io
+import json
+import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 import types
@@ -30,6 +47,7 @@ from collections.abc import Callable
 from typing import Any
 
 import graffer_secevents as secevents
+from graffer_secevents._client_ip import accept_request_id, new_request_id
 
 PEER = "203.0.113.7"
 UA = "bench/1.0"
@@ -62,12 +80,60 @@ def fastapi_apps() -> dict[str, Any]:
             finally:
                 reference.reset(token)
 
-    bare = make()
-    ours = make()
-    ours.add_middleware(SecurityEventsMiddleware)
-    base = make()
-    base.add_middleware(Base)
-    return {"fastapi_none": bare, "fastapi_secevents": ours, "fastapi_basehttp": base}
+    class Minimal:  # the reference's pure ASGI middleware
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await self.app(scope, receive, send)
+                return
+            token = reference.set({"method": scope["method"], "path": scope["path"], "ip": scope["client"]})
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                reference.reset(token)
+
+    class Floor:  # the required work only (see the module docstring)
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await self.app(scope, receive, send)
+                return
+            state = [scope, None, None]
+
+            def send_with_id(message: Any) -> Any:
+                if message["type"] == "http.response.start":
+                    state[1] = message["status"]
+                    for key, value in scope["headers"]:
+                        if key == b"x-request-id":
+                            request_id = accept_request_id(value.decode("latin-1"))
+                            break
+                    else:
+                        request_id = new_request_id()
+                    state[2] = request_id
+                    message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                return send(message)
+
+            token = reference.set(state)
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                reference.reset(token)
+
+    apps = {"fastapi_none": make()}
+    for name, middleware in (
+        ("secevents", SecurityEventsMiddleware),
+        ("basehttp", Base),
+        ("contextvar", Minimal),
+        ("floor", Floor),
+    ):
+        app = make()
+        app.add_middleware(middleware)
+        apps[f"fastapi_{name}"] = app
+    return apps
 
 
 def asgi_runner(app: Any, loop: asyncio.AbstractEventLoop) -> Callable[[int], float]:
@@ -124,9 +190,48 @@ def flask_apps() -> dict[str, Any]:
 
         return app
 
+    reference: contextvars.ContextVar[Any] = contextvars.ContextVar("reference", default=None)
+
+    class Minimal:  # the reference's job, as a WSGI wrapper of app.wsgi_app
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        def __call__(self, environ: Any, start_response: Any) -> Any:
+            token = reference.set(
+                {
+                    "method": environ["REQUEST_METHOD"],
+                    "path": environ["PATH_INFO"],
+                    "ip": environ["REMOTE_ADDR"],
+                }
+            )
+            try:
+                return self.app(environ, start_response)
+            finally:
+                reference.reset(token)
+
+    class Floor:  # the required work only; no contextvar (Flask's request context carries the environ)
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        def __call__(self, environ: Any, start_response: Any) -> Any:
+            def start_response_with_id(
+                status: str, headers: list[tuple[str, str]], exc_info: Any = None
+            ) -> Any:
+                request_id = accept_request_id(environ.get("HTTP_X_REQUEST_ID"))
+                environ["secevents.response"] = (status, request_id)
+                return start_response(status, [*headers, ("X-Request-ID", request_id)], exc_info)
+
+            return self.app(environ, start_response_with_id)
+
+    apps = {"flask_none": make()}
     ours = make()
     SecurityEvents(ours)
-    return {"flask_none": make(), "flask_secevents": ours}
+    apps["flask_secevents"] = ours
+    for name, middleware in (("contextvar", Minimal), ("floor", Floor)):
+        app = make()
+        app.wsgi_app = middleware(app.wsgi_app)  # type: ignore[method-assign]
+        apps[f"flask_{name}"] = app
+    return apps
 
 
 def django_apps() -> dict[str, Any]:
@@ -154,10 +259,51 @@ def django_apps() -> dict[str, Any]:
         return JsonResponse({"message": "hello"})
 
     module.urlpatterns = [path("", hello)]  # type: ignore[attr-defined]
-    bare = WSGIHandler()
-    settings.MIDDLEWARE = ["graffer_secevents.integrations.django.SecurityEventsMiddleware"]
-    ours = WSGIHandler()
-    return {"django_none": bare, "django_secevents": ours}
+
+    reference: contextvars.ContextVar[Any] = contextvars.ContextVar("reference", default=None)
+
+    class Minimal:  # the reference's MIDDLEWARE class
+        def __init__(self, get_response: Any) -> None:
+            self.get_response = get_response
+
+        def __call__(self, request: Any) -> Any:
+            token = reference.set(
+                {"method": request.method, "path": request.path, "ip": request.META["REMOTE_ADDR"]}
+            )
+            try:
+                return self.get_response(request)
+            finally:
+                reference.reset(token)
+
+    class Floor:  # the required work only
+        def __init__(self, get_response: Any) -> None:
+            self.get_response = get_response
+
+        def __call__(self, request: Any) -> Any:
+            state = [request, None, None]
+            token = reference.set(state)
+            try:
+                response = self.get_response(request)
+                state[1] = response.status_code
+                request_id = state[2] = accept_request_id(request.META.get("HTTP_X_REQUEST_ID"))
+                response.headers._store.setdefault("x-request-id", ("X-Request-ID", request_id))
+                return response
+            finally:
+                reference.reset(token)
+
+    middleware_module = types.ModuleType("bench_django_middleware")
+    middleware_module.Minimal = Minimal  # type: ignore[attr-defined]
+    middleware_module.Floor = Floor  # type: ignore[attr-defined]
+    sys.modules[middleware_module.__name__] = middleware_module
+    apps = {"django_none": WSGIHandler()}
+    for name, dotted in (
+        ("secevents", "graffer_secevents.integrations.django.SecurityEventsMiddleware"),
+        ("contextvar", "bench_django_middleware.Minimal"),
+        ("floor", "bench_django_middleware.Floor"),
+    ):
+        settings.MIDDLEWARE = [dotted]
+        apps[f"django_{name}"] = WSGIHandler()
+    return apps
 
 
 def wsgi_runner(app: Any) -> Callable[[int], float]:
@@ -204,14 +350,14 @@ def wsgi_runner(app: Any) -> Callable[[int], float]:
 
 
 def check(runners: dict[str, Any], apps: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
-    """Make sure each secevents variant really binds a context and echoes the request id."""
+    """Make sure each secevents and floor variant really echoes the request id."""
     seen: list[Any] = []
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
         seen.append(dict(headers).get("X-Request-ID"))
 
     for name, app in apps.items():
-        if not name.endswith("_secevents"):
+        if not name.endswith(("_secevents", "_floor")):
             continue
         if name.startswith("fastapi"):
             sent: list[dict[str, Any]] = []
@@ -254,13 +400,8 @@ def check(runners: dict[str, Any], apps: dict[str, Any], loop: asyncio.AbstractE
             assert seen[-1], name
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=40)
-    parser.add_argument("--batch", type=int, default=300, help="requests per variant per round")
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
-
+def measure(rounds: int, batch: int, seed: int) -> dict[str, dict[str, float]]:
+    """One process's interleaved rounds: per variant, the median µs/request, min, max and median ratio."""
     secevents.configure(output=io.StringIO(), metrics="none")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -272,41 +413,83 @@ def main() -> None:
     }
     check(runners, apps, loop)
     for run in runners.values():  # warm-up
-        run(args.batch)
+        run(batch)
 
-    rng = random.Random(args.seed)
+    rng = random.Random(seed)
     per_request: dict[str, list[float]] = {name: [] for name in runners}
     ratios: dict[str, list[float]] = {name: [] for name in runners}
     order = list(runners)
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         rng.shuffle(order)
         this_round: dict[str, float] = {}
         for name in order:
             gc.collect()
             gc.disable()
             try:
-                this_round[name] = runners[name](args.batch) / args.batch * 1e6
+                this_round[name] = runners[name](batch) / batch * 1e6
             finally:
                 gc.enable()
         for name, micros in this_round.items():
             per_request[name].append(micros)
             ratios[name].append(micros / this_round[name.split("_")[0] + "_none"])
-
-    print(f"in-process, {args.rounds} interleaved rounds x {args.batch} requests per variant")
-    print(f"Python {sys.version.split()[0]}")
-    print()
-    print("| variant | median µs/request | min | max | ratio to bare (median of per-round) | ≈ added µs |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name in sorted(runners):
-        values = per_request[name]
-        ratio = statistics.median(ratios[name])
-        bare = statistics.median(per_request[name.split("_")[0] + "_none"])
-        added = "—" if name.endswith("_none") else f"{(ratio - 1) * bare:+.1f}"
-        print(
-            f"| {name} | {statistics.median(values):.1f} | {min(values):.1f} | {max(values):.1f} "
-            f"| **{ratio:.3f}x** | {added} |"
-        )
     loop.close()
+    return {
+        name: {
+            "median": statistics.median(values),
+            "min": min(values),
+            "max": max(values),
+            "ratio": statistics.median(ratios[name]),
+        }
+        for name, values in per_request.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=40, help="interleaved rounds per process")
+    parser.add_argument("--batch", type=int, default=300, help="requests per variant per round")
+    parser.add_argument("--processes", type=int, default=5, help="worker processes, one after another")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a worker's output
+    args = parser.parse_args()
+
+    if args.json or args.processes <= 1:
+        results = [measure(args.rounds, args.batch, args.seed)]
+        if args.json:
+            print(json.dumps(results[0]))
+            return
+    else:
+        # One process has a layout of its own (hash seed, memory addresses) that can favour one app object
+        # over another by a few per cent for the whole run, whatever the number of rounds; the median over
+        # processes, each with its own hash seed, removes that bias.
+        results = []
+        for index in range(args.processes):
+            env = {**os.environ, "PYTHONHASHSEED": str(random.randrange(1, 2**32))}
+            command = [
+                sys.executable, __file__, "--json", "--rounds", str(args.rounds),
+                "--batch", str(args.batch), "--seed", str(args.seed + index),
+            ]  # fmt: skip
+            done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+
+    print(
+        f"in-process, {len(results)} process(es) x {args.rounds} interleaved rounds x {args.batch} requests "
+        f"per variant; Python {sys.version.split()[0]}"
+    )
+    print()
+    print(
+        "| variant | median µs/request | ratio to bare (median over processes of the median per-round ratio) "
+        "| per-process ratios | ≈ added µs |"
+    )
+    print("|---|---:|---:|---|---:|")
+    for name in sorted(results[0]):
+        micros = statistics.median(result[name]["median"] for result in results)
+        each = [result[name]["ratio"] for result in results]
+        ratio = statistics.median(each)
+        bare = statistics.median(result[name.split("_")[0] + "_none"]["median"] for result in results)
+        added = "—" if name.endswith("_none") else f"{(ratio - 1) * bare:+.1f}"
+        spread = ", ".join(f"{value:.3f}" for value in each)
+        print(f"| {name} | {micros:.1f} | **{ratio:.3f}x** | {spread} | {added} |")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,53 @@
+"""The benchmark scripts still run (a smoke test with tiny batches; the numbers are not looked at).
+
+``bench_middleware.py`` also checks, before timing, that each ``*_secevents`` and ``*_floor`` variant really
+echoes ``X-Request-ID``, so a benchmark that silently stopped doing the work fails here.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+CASES = {
+    "bench_core.py": ["--rounds", "1", "--batch", "5"],
+    "bench_metrics.py": ["--rounds", "1", "--batch", "0.001"],
+    "bench_bridges.py": ["--rounds", "1", "--batch", "200"],
+    "bench_asgi_parts.py": ["--rounds", "1", "--batch", "5"],
+    "bench_middleware.py": ["--processes", "2", "--rounds", "1", "--batch", "3"],
+}
+
+
+@pytest.mark.parametrize("script", sorted(CASES))
+def test_benchmark_runs(script: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *CASES[script]],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    measured = [line for line in done.stdout.splitlines() if re.search(r"\d+\.\d+", line)]
+    assert len(measured) >= 3, done.stdout[-3000:]  # a table of numbers was printed
+
+
+def test_middleware_benchmark_covers_every_framework_and_the_floors() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "bench_middleware.py"), "--processes", "1", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    rows = {line.split("|")[1].strip() for line in done.stdout.splitlines() if line.startswith("| ")}
+    for framework in ("django", "fastapi", "flask"):
+        for variant in ("none", "secevents", "contextvar", "floor"):
+            assert f"{framework}_{variant}" in rows
+    assert "fastapi_basehttp" in rows
