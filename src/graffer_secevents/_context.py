@@ -6,20 +6,26 @@ pool with a *copy* of the context, so a ``ContextVar.set`` made there is lost, b
 object (``set_user``) is seen by the request's own task.
 
 Subclasses may compute fields lazily (properties), so costly work happens only when an event is emitted.
+
+A framework that already keeps a per-request context of its own (Flask) need not bind ours on every request:
+its integration registers a *provider* with :func:`add_request_provider`, which is asked only when no context
+is bound, that is, only when an event or :func:`set_user` needs one.
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 __all__ = [
     "RequestContext",
+    "add_request_provider",
     "bind_request",
     "current_request",
     "current_user",
+    "provided_request",
     "request_context",
     "reset_request",
     "set_user",
@@ -66,10 +72,38 @@ _request: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar
 # A user bound outside any request (a worker, a CLI, a test), by set_user().
 _user: contextvars.ContextVar[Any] = contextvars.ContextVar("graffer_secevents_user", default=None)
 
+RequestProvider = Callable[[], "RequestContext | None"]
+_providers: list[RequestProvider] = []
+
+
+def add_request_provider(provider: RequestProvider) -> None:
+    """Ask ``provider`` for the current request when none is bound (once per provider, in order added).
+
+    A provider returns the context of the request its framework is handling, or ``None``; it must be cheap
+    when there is none, and it should return the same object for the whole request.
+    """
+    if provider not in _providers:
+        _providers.append(provider)
+
+
+def provided_request() -> RequestContext | None:
+    """The first context a registered provider returns; a provider that raises counts as none."""
+    for provider in _providers:
+        try:
+            ctx = provider()
+        except Exception:  # noqa: BLE001, S112 - e.g. a framework torn down mid-request: no context
+            continue
+        if ctx is not None:
+            return ctx
+    return None
+
 
 def current_request() -> RequestContext | None:
-    """Return the request context bound to the running thread or task, if any."""
-    return _request.get()
+    """Return the request context of the running thread or task, if any."""
+    ctx = _request.get()
+    if ctx is None and _providers:
+        return provided_request()
+    return ctx
 
 
 def bind_request(ctx: RequestContext) -> contextvars.Token[RequestContext | None]:
@@ -105,7 +139,7 @@ def set_user(user: Any) -> None:
             secevents.set_user(user)
             return user
     """
-    ctx = _request.get()
+    ctx = current_request()
     if ctx is not None:
         ctx.user = user
     else:
@@ -114,7 +148,7 @@ def set_user(user: Any) -> None:
 
 def current_user() -> Any:
     """Return the user bound by :func:`set_user` or by an integration, or ``None``."""
-    ctx = _request.get()
+    ctx = current_request()
     if ctx is not None and ctx.user is not None:
         return ctx.user
     return _user.get()

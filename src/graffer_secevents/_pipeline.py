@@ -26,6 +26,7 @@ import pydantic
 from . import _config
 from ._catalog import CATALOG, EventType, OutcomeRule, Param
 from ._config import Config, get_config_for_event
+from ._context import _providers, provided_request
 from ._context import _request as _request_var
 from ._context import _user as _user_var
 from ._errors import EventValidationError
@@ -509,6 +510,8 @@ def build_record(  # noqa: PLR0915 - the pipeline steps 1-4, kept in one readabl
     }
 
     request = _request_var.get()
+    if request is None and _providers:  # e.g. Flask: the request's context is built at its first event
+        request = provided_request()
     if user is None:
         user = request.user if request is not None and request.user is not None else _user_var.get()
     parts = _user_parts("usr", user, errors)

@@ -10,8 +10,11 @@ Example::
 
 What it records by itself:
 
-* every event emitted inside a request carries the client IP, user agent, request id, method, path, route
-  template (``request.url_rule``), status code and the Flask-Login ``current_user``;
+* every event emitted inside a request (in a view, a hook, a Flask-Login signal, a ``teardown_request``
+  handler or a body streamed with ``flask.stream_with_context``) carries the client IP, user agent, request
+  id, method, path, route template (``request.url_rule``), status code and the Flask-Login
+  ``current_user``; the context is found through Flask's own request context and built at the first event,
+  so a request that records nothing pays only for the ``X-Request-ID`` echo;
 * Flask-Login's ``user_logged_in`` → ``authn_login_success``, ``user_logged_out`` → ``session_logout``,
   ``user_unauthorized`` (a ``@login_required`` view reached without a login) → ``authz_fail`` with
   ``evt.resource`` the path; the 401 that follows is then not recorded a second time;
@@ -34,7 +37,7 @@ try:
 except ImportError:
     raise MissingDependencyError("flask", "flask") from None
 
-from graffer_secevents._context import current_request
+from graffer_secevents._context import add_request_provider, current_request
 from graffer_secevents._pipeline import emit_event
 
 from ._common import (
@@ -73,6 +76,20 @@ class FlaskRequestContext(WsgiRequestContext):
 class _FlaskMiddleware(SecurityEventsMiddleware):
     __slots__ = ()
     context_class = FlaskRequestContext
+    binds_context = False  # the request's context is found through Flask's: see _flask_request()
+
+
+def _flask_request() -> FlaskRequestContext | None:
+    """The context of the Flask request being handled, if its app has the extension; built at its first need.
+
+    Registered as a request provider: asked only when an event (or ``set_user()``) finds no context bound,
+    so a request that records nothing never builds one. Flask's request context lives as long as the request,
+    including a body streamed with ``flask.stream_with_context``, so events there carry the request too.
+    """
+    if not flask.has_request_context() or EXTENSION_KEY not in flask.current_app.extensions:
+        return None
+    ctx = FlaskRequestContext.of(flask.request.environ)
+    return ctx if isinstance(ctx, FlaskRequestContext) else None
 
 
 class SecurityEvents:
@@ -110,6 +127,7 @@ class SecurityEvents:
             return
         app.wsgi_app = _FlaskMiddleware(app.wsgi_app, status_events=self.status_events)  # type: ignore[method-assign]
         app.extensions[EXTENSION_KEY] = self
+        add_request_provider(_flask_request)
         _connect_flask_login(app)
 
 

@@ -15,7 +15,7 @@ before streaming, or pass ``ip=`` explicitly there.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from graffer_secevents._client_ip import accept_request_id
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
@@ -27,12 +27,15 @@ from ._common import (
     LazyRequestContext,
     StatusRule,
     emit_for_status,
+    never_raise,
     status_rules,
 )
 
 __all__ = [
+    "CONTEXT_KEY",
     "DEFAULT_STATUS_EVENTS",
     "OPTIONAL_STATUS_EVENTS",
+    "RESPONSE_KEY",
     "SecurityEventsMiddleware",
     "WsgiRequestContext",
 ]
@@ -44,11 +47,28 @@ WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 _REQUEST_ID_LOWER = REQUEST_ID_HEADER.lower()
 
 
+CONTEXT_KEY: Final = "graffer_secevents.context"
+"""The environ key holding a request's context once it is built."""
+RESPONSE_KEY: Final = "graffer_secevents.response"
+"""The environ key holding ``(status line, request id)`` when the response started before any context."""
+
+
 class WsgiRequestContext(LazyRequestContext):
     """The request context of one WSGI request, read from its environ."""
 
     def __init__(self, environ: Environ) -> None:
         self.environ = environ
+
+    @classmethod
+    def of(cls, environ: Environ) -> WsgiRequestContext:
+        """The context of the request ``environ`` describes: built at the first need, then kept in it."""
+        ctx: WsgiRequestContext | None = environ.get(CONTEXT_KEY)
+        if ctx is None:
+            ctx = environ[CONTEXT_KEY] = cls(environ)
+            started = environ.get(RESPONSE_KEY)
+            if started is not None:  # the status and the request id already echoed
+                ctx._status_line, ctx._request_id = started
+        return ctx
 
     def _raw_method(self) -> str | None:
         return self.environ.get("REQUEST_METHOD")
@@ -117,6 +137,9 @@ class SecurityEventsMiddleware:
 
     __slots__ = ("_rules", "_status_prefixes", "app")
     context_class: ClassVar[type[WsgiRequestContext]] = WsgiRequestContext
+    binds_context: ClassVar[bool] = True
+    """Bind the context around the application. Flask's extension does not: Flask's own request context
+    leads events to it (a provider, see :mod:`graffer_secevents.integrations.flask`)."""
 
     def __init__(self, app: WSGIApp, *, status_events: Mapping[int, str | None] | None = None) -> None:
         self.app = app
@@ -124,38 +147,50 @@ class SecurityEventsMiddleware:
         self._status_prefixes = frozenset(str(code) for code in self._rules)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        try:
-            ctx = self.context_class(environ)
-        except Exception:  # noqa: BLE001 - an odd environ: serve the request without a context
-            return self.app(environ, start_response)
-        rules = self._rules
         status_prefixes = self._status_prefixes
 
         # Runs once per request, so it does the least it can: the status line is kept as text (parsed only
-        # if an event reads it) and the rules are matched on its first three characters.
+        # if an event reads it), the rules are matched on its first three characters, and when no event has
+        # built the context yet, the status and the request id are left in the environ for the one that may.
         def start_response_with_context(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Any:
             denied = False
             try:
-                ctx._status_line = status
+                ctx = environ.get(CONTEXT_KEY)
                 for name, _value in headers:
                     if len(name) == 12 and name.lower() == _REQUEST_ID_LOWER:  # the application's own: kept
+                        request_id = None
                         break
                 else:
-                    request_id = ctx._request_id  # the lazy property, inlined
-                    if request_id is None:
-                        request_id = ctx._request_id = accept_request_id(environ.get("HTTP_X_REQUEST_ID"))
+                    if ctx is not None:
+                        request_id = ctx.request_id
+                    else:
+                        request_id = accept_request_id(environ.get("HTTP_X_REQUEST_ID"))
                     headers = [*headers, (REQUEST_ID_HEADER, request_id)]
+                if ctx is not None:
+                    ctx._status_line = status
+                else:
+                    environ[RESPONSE_KEY] = (status, request_id)
                 denied = status[:3] in status_prefixes
             except Exception:  # noqa: BLE001, S110 - an odd status line or header list is passed on unchanged
                 pass
             if denied:
-                emit_for_status(ctx, rules)
+                self._record_denial(environ)
             return start_response(status, headers, exc_info)
 
+        if not self.binds_context:
+            return self.app(environ, start_response_with_context)
+        try:
+            ctx = environ[CONTEXT_KEY] = self.context_class(environ)
+        except Exception:  # noqa: BLE001 - an odd environ: serve the request without a context
+            return self.app(environ, start_response)
         token = _current.set(ctx)
         try:
             return self.app(environ, start_response_with_context)
         finally:
             _current.reset(token)
+
+    def _record_denial(self, environ: Environ) -> None:
+        with never_raise("the response-status event"):
+            emit_for_status(self.context_class.of(environ), self._rules)

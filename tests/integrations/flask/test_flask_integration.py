@@ -6,13 +6,14 @@ import re
 from typing import Any
 
 import pytest
-from flask import Flask, abort, request
+from flask import Flask, abort, request, stream_with_context
 from flask_login import LoginManager, UserMixin, current_user, login_required, login_user, logout_user
 
 import graffer_secevents as api
 from graffer_secevents._config import set_config
 from graffer_secevents.integrations.flask import SecurityEvents
-from graffer_secevents.testing import Capture, capture_events
+from graffer_secevents.integrations.wsgi import CONTEXT_KEY, RESPONSE_KEY
+from graffer_secevents.testing import ABSENT, Capture, capture_events
 
 PEER = "203.0.113.9"
 HEX32 = re.compile(r"[0-9a-f]{32}")
@@ -257,6 +258,79 @@ def test_init_app_twice_installs_once(secevents: Capture) -> None:
 def test_no_context_is_left_bound_after_a_request(client: Any) -> None:
     call(client, "GET", "/orders/1")
     assert api.current_request() is None
+
+
+# --- the context is found through Flask's request context, built at the first event --------------------------
+
+
+def test_a_request_that_records_nothing_builds_no_context(app: Flask, secevents: Capture) -> None:
+    seen: dict[str, Any] = {}
+
+    @app.get("/quiet")
+    def quiet() -> str:
+        seen["environ"] = request.environ
+        return "quiet"
+
+    response = call(app.test_client(), "GET", "/quiet")
+    assert CONTEXT_KEY not in seen["environ"]
+    status, request_id = seen["environ"][RESPONSE_KEY]  # left for an event that may come later
+    assert (status, request_id) == ("200 OK", response.headers["X-Request-ID"])
+    assert secevents.records == []
+
+
+def test_an_event_after_the_response_started_has_its_status_and_echoed_id(
+    app: Flask, secevents: Capture
+) -> None:
+    @app.teardown_request
+    def after(_exc: BaseException | None) -> None:
+        api.emit("sensitive_read", object="report:7")
+
+    response = call(app.test_client(), "GET", "/status/204")
+    secevents.assert_emitted(
+        "sensitive_read",
+        http__status_code=204,
+        http__request_id=response.headers["X-Request-ID"],
+        network__client__ip=PEER,
+    )
+
+
+def test_an_event_before_the_response_shares_the_echoed_id(client: Any, secevents: Capture) -> None:
+    response = call(client, "GET", "/orders/3", headers={"X-Request-ID": "upstream-3"})
+    assert response.headers["X-Request-ID"] == "upstream-3"
+    secevents.assert_emitted(
+        "sensitive_read", http__request_id="upstream-3", http__route="/orders/<int:order_id>"
+    )
+
+
+def test_a_body_streamed_with_stream_with_context_carries_the_request(app: Flask, secevents: Capture) -> None:
+    @app.get("/export")
+    def export() -> Any:
+        def rows() -> Any:
+            yield "a,b\n"
+            api.log_data_export(None, "report:9", record_count=2)
+            yield "1,2\n"
+
+        return app.response_class(stream_with_context(rows()), mimetype="text/csv")
+
+    response = call(app.test_client(), "GET", "/export")
+    assert response.get_data(as_text=True) == "a,b\n1,2\n"
+    secevents.assert_emitted(
+        "data_export", network__client__ip=PEER, http__request_id=response.headers["X-Request-ID"]
+    )
+
+
+def test_an_app_without_the_extension_gets_no_context(secevents: Capture) -> None:
+    build_app()  # the extension is installed on another app in this process
+    plain = Flask("plain")
+
+    @plain.get("/")
+    def index() -> str:
+        assert api.current_request() is None
+        api.emit("sensitive_read", object="x")
+        return "ok"
+
+    assert call(plain.test_client(), "GET", "/").status_code == 200
+    secevents.assert_emitted("sensitive_read", http=ABSENT, network=ABSENT)
 
 
 # --- failures stay out of the application ------------------------------------------------------------------
