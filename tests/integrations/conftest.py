@@ -200,6 +200,22 @@ def load_plan(count: int) -> list[dict[str, str]]:
     return plan
 
 
+def load_requests(plan: list[dict[str, str]], url: Callable[[int], str]) -> list[dict[str, Any]]:
+    """One ``GET url(n)`` per client of ``plan``, with its forwarded IP, test user and request id."""
+    return [
+        {
+            "method": "GET",
+            "url": url(n),
+            "headers": {
+                "X-Forwarded-For": p["xff"],
+                "X-Test-User": p["user"],
+                "X-Request-ID": p["request_id"],
+            },
+        }
+        for n, p in enumerate(plan)
+    ]
+
+
 def check_no_bleed(
     records: list[dict[str, Any]], plan: list[dict[str, str]], expected: Callable[[int], list[str]]
 ) -> None:
@@ -233,6 +249,7 @@ class Loopback:
 
     drive = staticmethod(drive)
     plan = staticmethod(load_plan)
+    requests = staticmethod(load_requests)
     check_no_bleed = staticmethod(check_no_bleed)
 
 

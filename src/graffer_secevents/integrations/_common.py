@@ -278,7 +278,7 @@ class LazyRequestContext(RequestContext):
         self._user_agent = value
 
     @property
-    def request_id(self) -> str | None:
+    def request_id(self) -> str:  # never None: an upstream id if valid, else a new one
         value = self._request_id
         if value is None:
             value = self._request_id = accept_request_id(_safely(self._raw_request_id))

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
-from graffer_secevents._client_ip import accept_request_id, new_request_id
+from graffer_secevents._client_ip import accept_request_id
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
 
 from ._common import (
@@ -139,15 +139,9 @@ class SecurityEventsMiddleware:
                         if key == _REQUEST_ID:  # the application's own (names are lowercase in ASGI): kept
                             break
                     else:
-                        request_id = ctx._request_id  # the lazy property, inlined
+                        request_id = ctx._request_id  # the lazy property, inlined: this runs per request
                         if request_id is None:
-                            for key, value in scope["headers"]:  # ctx._raw_request_id(), inlined
-                                if key == _REQUEST_ID:
-                                    request_id = accept_request_id(value.decode("latin-1"))
-                                    break
-                            else:
-                                request_id = new_request_id()
-                            ctx._request_id = request_id
+                            request_id = ctx._request_id = accept_request_id(ctx._raw_request_id())
                         # A new list (the response may own the old one); the message is ours to change.
                         message["headers"] = [*headers, (_REQUEST_ID, request_id.encode("ascii"))]
                 except Exception:  # noqa: BLE001, S110 - an odd message is passed on unchanged
@@ -166,12 +160,7 @@ class SecurityEventsMiddleware:
         if scope["type"] != "websocket":  # lifespan
             await self.app(scope, receive, send)
             return
-        try:
-            ctx = AsgiRequestContext(scope)
-        except Exception:  # noqa: BLE001 - an odd scope: serve the connection without a context
-            await self.app(scope, receive, send)
-            return
-        token = _current.set(ctx)
+        token = _current.set(AsgiRequestContext(scope))  # the context only stores the scope
         try:
             await self.app(scope, receive, send)
         finally:

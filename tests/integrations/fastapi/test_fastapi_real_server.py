@@ -12,18 +12,7 @@ KINDS = ("async", "sync", "stream")
 def test_concurrent_requests_never_share_context(loopback: Any) -> None:
     server = loopback.start(SERVER)
     plan = loopback.plan(300)
-    requests = [
-        {
-            "method": "GET",
-            "url": f"/{KINDS[n % 3]}/{n}",
-            "headers": {
-                "X-Forwarded-For": p["xff"],
-                "X-Test-User": p["user"],
-                "X-Request-ID": p["request_id"],
-            },
-        }
-        for n, p in enumerate(plan)
-    ]
+    requests = loopback.requests(plan, lambda n: f"/{KINDS[n % 3]}/{n}")
     responses = loopback.drive(server.url, requests)
     for n, response in enumerate(responses):
         assert response.status_code == (403 if KINDS[n % 3] == "sync" else 200)

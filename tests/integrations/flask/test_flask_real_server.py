@@ -11,18 +11,7 @@ SERVER = Path(__file__).with_name("flask_server.py")
 def test_concurrent_requests_never_share_context(loopback: Any) -> None:
     server = loopback.start(SERVER)
     plan = loopback.plan(300)
-    requests = [
-        {
-            "method": "GET",
-            "url": f"/work/{n}",
-            "headers": {
-                "X-Forwarded-For": p["xff"],
-                "X-Test-User": p["user"],
-                "X-Request-ID": p["request_id"],
-            },
-        }
-        for n, p in enumerate(plan)
-    ]
+    requests = loopback.requests(plan, lambda n: f"/work/{n}")
     responses = loopback.drive(server.url, requests)
     for n, response in enumerate(responses):
         assert response.status_code == (403 if n % 2 else 200)

@@ -31,7 +31,7 @@ try:
 except ImportError:
     raise MissingDependencyError("django", "django") from None
 
-from graffer_secevents._client_ip import _valid_request_id, new_request_id
+from graffer_secevents._client_ip import accept_request_id
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
 from graffer_secevents._context import bind_request, current_request, request_context, reset_request
 from graffer_secevents.integrations._common import (
@@ -125,10 +125,7 @@ class SecurityEventsMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self._is_async:
             return self.__acall__(request)
-        try:
-            ctx = DjangoRequestContext(request)
-        except Exception:  # noqa: BLE001 - an odd request: serve it without a context
-            return self.get_response(request)
+        ctx = DjangoRequestContext(request)  # only stores the request
         token = _current.set(ctx)
         try:
             response = self.get_response(request)
@@ -138,10 +135,7 @@ class SecurityEventsMiddleware:
             _current.reset(token)
 
     async def __acall__(self, request: HttpRequest) -> Any:
-        try:
-            ctx = DjangoRequestContext(request)
-        except Exception:  # noqa: BLE001
-            return await self.get_response(request)
+        ctx = DjangoRequestContext(request)  # only stores the request
         token = _current.set(ctx)
         try:
             response = await self.get_response(request)
@@ -152,17 +146,11 @@ class SecurityEventsMiddleware:
 
 
 def _finish(ctx: DjangoRequestContext, response: HttpResponseBase, rules: dict[int, StatusRule]) -> None:
-    # Runs on every request: the lazy properties and accept_request_id() are inlined.
     try:
         status = ctx.status_code = response.status_code
-        request_id = ctx._request_id
+        request_id = ctx._request_id  # the lazy property, inlined: this runs on every request
         if request_id is None:
-            upstream = ctx.request.META.get("HTTP_X_REQUEST_ID")
-            request_id = ctx._request_id = (
-                upstream
-                if upstream is not None and type(upstream) is str and _valid_request_id(upstream)
-                else new_request_id()
-            )
+            request_id = ctx._request_id = accept_request_id(ctx.request.META.get("HTTP_X_REQUEST_ID"))
         store = getattr(response.headers, "_store", None)
         if type(store) is dict:
             # ResponseHeaders' own dict: headers.setdefault() re-validates and re-encodes both strings
