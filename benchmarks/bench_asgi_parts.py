@@ -21,8 +21,8 @@ import time
 from typing import Any
 
 import graffer_secevents as secevents
-from graffer_secevents._client_ip import accept_request_id, new_request_id
 from graffer_secevents._context import _request
+from graffer_secevents._request_id import accept_request_id, new_request_id
 from graffer_secevents.integrations.asgi import _REQUEST_ID, AsgiRequestContext, SecurityEventsMiddleware
 
 START = {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}

@@ -47,7 +47,7 @@ from collections.abc import Callable
 from typing import Any
 
 import graffer_secevents as secevents
-from graffer_secevents._client_ip import accept_request_id, new_request_id
+from graffer_secevents._request_id import accept_request_id, new_request_id
 
 PEER = "203.0.113.7"
 UA = "bench/1.0"

@@ -8,7 +8,7 @@ import pytest
 
 from graffer_secevents import CATALOG, OutcomeRule, User, emit
 from graffer_secevents._catalog import CATEGORIES
-from graffer_secevents._schema import check_record
+from graffer_secevents._tools.schema import check_record
 from graffer_secevents.testing import Capture
 
 OWASP_IDENTIFIERS = [

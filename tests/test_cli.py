@@ -17,14 +17,14 @@ from hypothesis import strategies as st
 
 import graffer_secevents as api
 from graffer_secevents import CATALOG
-from graffer_secevents._catalog_doc import catalog_data, render_markdown
-from graffer_secevents._cli import ValidationReport, validate_stream
 from graffer_secevents._metrics import METRIC_NAMES
-from graffer_secevents._monitors import monitor_metric_names
-from graffer_secevents._schema import json_schema
+from graffer_secevents._tools.catalog_doc import catalog_data, render_markdown
+from graffer_secevents._tools.cli import ValidationReport, validate_stream
+from graffer_secevents._tools.monitors import monitor_metric_names
+from graffer_secevents._tools.schema import json_schema
 from graffer_secevents.testing import Capture
 
-CLI = [sys.executable, "-m", "graffer_secevents._cli"]
+CLI = [sys.executable, "-m", "graffer_secevents._tools.cli"]
 CONSOLE_SCRIPT = Path(sys.executable).with_name("secevents")
 
 

@@ -13,17 +13,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from graffer_secevents._client_ip import (
-    REQUEST_ID_PATTERN,
-    ForwardedHeaderIgnoredWarning,
-    TrustedProxies,
-    _reset_warning_state,
-    accept_request_id,
-    new_request_id,
-    resolve_client_ip,
-)
-from graffer_secevents._errors import ConfigurationError
+from graffer_secevents._client_ip import TrustedProxies, resolve_client_ip
+from graffer_secevents._errors import ConfigurationError, ForwardedHeaderIgnoredWarning
+from graffer_secevents._errors import reset_warnings as _reset_warning_state
 from graffer_secevents._ip import normalize_ip
+from graffer_secevents._request_id import REQUEST_ID_PATTERN, accept_request_id, new_request_id
 
 CLIENT = "203.0.113.7"
 FORGED = "6.6.6.6"

@@ -20,11 +20,11 @@ import yaml
 import graffer_secevents as api
 from graffer_secevents import CATALOG
 from graffer_secevents._catalog import CATEGORIES
-from graffer_secevents._catalog_doc import HELPERS, render_markdown
-from graffer_secevents._cli import ValidationReport, validate_stream
 from graffer_secevents._metrics import DROP_REASONS, LOGIN_FAILURE_REASONS, METRIC_NAMES, TAG_KEYS
-from graffer_secevents._monitors import build_monitors
-from graffer_secevents._schema import check_record, json_schema
+from graffer_secevents._tools.catalog_doc import HELPERS, render_markdown
+from graffer_secevents._tools.cli import ValidationReport, validate_stream
+from graffer_secevents._tools.monitors import build_monitors
+from graffer_secevents._tools.schema import check_record, json_schema
 from graffer_secevents.testing import Capture
 
 ROOT = Path(__file__).resolve().parent.parent

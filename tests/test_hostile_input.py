@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import graffer_secevents as api
 from graffer_secevents import EventValidationError
-from graffer_secevents._schema import check_record
+from graffer_secevents._tools.schema import check_record
 
 
 def _cyclic() -> dict[str, Any]:

@@ -17,7 +17,12 @@ from graffer_secevents._metrics import (
     TAG_KEYS,
     UNIFIED_TAG_KEYS,
 )
-from graffer_secevents._monitors import build_monitors, monitor_metric_names, monitor_tag_keys, to_terraform
+from graffer_secevents._tools.monitors import (
+    build_monitors,
+    monitor_metric_names,
+    monitor_tag_keys,
+    to_terraform,
+)
 
 _COMPARATOR = re.compile(r"(>=|<=|>|<)\s*(-?[0-9]+(?:\.[0-9]+)?)\s*$")
 _METRIC_REF = re.compile(r"\bsum:([a-z][a-z0-9_.]*)\{[^}]*\}(\.as_count\(\))?")

@@ -17,7 +17,7 @@ import pytest
 import graffer_secevents as api
 from graffer_secevents import EventValidationError, Outcome, User
 from graffer_secevents._context import RequestContext, request_context
-from graffer_secevents._schema import check_record
+from graffer_secevents._tools.schema import check_record
 from graffer_secevents.testing import Capture, capture_events
 
 HASHED = re.compile(r"anon_[0-9a-f]{32}")

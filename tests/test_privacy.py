@@ -91,10 +91,10 @@ def test_same_input_hashes_the_same_everywhere() -> None:
 
 
 def test_without_a_key_hashing_falls_back_to_sha256_and_warns_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    from graffer_secevents import _config
+    from graffer_secevents import _errors
 
     monkeypatch.delenv("SECEVENTS_HASH_KEY")
-    monkeypatch.setattr(_config, "_warned", set())
+    monkeypatch.setattr(_errors, "_warned", set())
     with pytest.warns(SecEventsWarning, match="hash_key"):
         api.configure()
     with warnings.catch_warnings():
@@ -106,10 +106,10 @@ def test_without_a_key_hashing_falls_back_to_sha256_and_warns_once(monkeypatch: 
 
 
 def test_no_warning_when_nothing_is_hashed(monkeypatch: pytest.MonkeyPatch) -> None:
-    from graffer_secevents import _config
+    from graffer_secevents import _errors
 
     monkeypatch.delenv("SECEVENTS_HASH_KEY")
-    monkeypatch.setattr(_config, "_warned", set())
+    monkeypatch.setattr(_errors, "_warned", set())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         api.configure(privacy={"usr.login": "drop", "usr.email": "drop"})

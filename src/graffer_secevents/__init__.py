@@ -9,12 +9,7 @@ failed-login metrics, and reports it to the APM trace::
     secevents.log_login(user, "failure", ip, login=typed_username, exists=False, reason="unknown_user")
 """
 
-from ._catalog import CATALOG, EventType, OutcomeRule, Param
-from ._client_ip import ForwardedHeaderIgnoredWarning
-from ._config import Config, SecEventsWarning, configure, get_config
-from ._context import RequestContext, current_request, current_user, set_user
-from ._errors import ConfigurationError, EventValidationError, MissingDependencyError, SecEventsError
-from ._helpers import (
+from ._api import (
     UserLike,
     emit,
     log_access_denied,
@@ -35,6 +30,17 @@ from ._helpers import (
     log_token_revoked,
     log_user_created,
     log_user_deleted,
+)
+from ._catalog import CATALOG, EventType, OutcomeRule, Param
+from ._config import Config, configure, get_config
+from ._context import RequestContext, current_request, current_user, set_user
+from ._errors import (
+    ConfigurationError,
+    EventValidationError,
+    ForwardedHeaderIgnoredWarning,
+    MissingDependencyError,
+    SecEventsError,
+    SecEventsWarning,
 )
 from ._pipeline import SCHEMA_VERSION
 from ._types import Outcome, User

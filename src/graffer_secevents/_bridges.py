@@ -27,10 +27,10 @@ from types import MappingProxyType
 from typing import Any, Final, Literal
 
 from ._catalog import EventType
-from ._config import warn_once
 from ._context import current_user
-from ._pipeline import _user_parts
+from ._errors import warn_once
 from ._privacy import Privacy
+from ._users import _user_parts
 
 __all__ = ["APPSEC_EVENTS", "AppSecBridge", "AppSecEvent", "build_bridges", "otel_span_event"]
 

@@ -1,4 +1,4 @@
-"""Resolve the true client IP behind trusted proxies, and validate upstream request ids (SPEC §4).
+"""Resolve the true client IP behind trusted proxies (SPEC §4).
 
 The rules, in one place so every integration (Django, Flask, ASGI) resolves the same way:
 
@@ -17,25 +17,17 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-import os
-import random
-import re
 import socket
-import threading
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
-from graffer_secevents._errors import ConfigurationError
+from graffer_secevents._errors import ConfigurationError, ForwardedHeaderIgnoredWarning, warn_once
 from graffer_secevents._ip import normalize_ip
 
 __all__ = [
-    "REQUEST_ID_PATTERN",
     "ForwardedHeaderIgnoredWarning",
     "TrustedProxies",
-    "accept_request_id",
-    "new_request_id",
     "resolve_client_ip",
 ]
 
@@ -55,38 +47,6 @@ class _Disagree:
 
 _DISAGREE: Final = _Disagree()
 _Hop: TypeAlias = str | _Disagree | None  # a normalised address, None for a malformed hop, or a disagreement
-
-
-class ForwardedHeaderIgnoredWarning(UserWarning):
-    """Forwarding headers were present but not used to resolve the client IP.
-
-    Given once per process (and once more if ``X-Forwarded-For`` and ``Forwarded`` disagree). Silence it
-    with ``warnings.filterwarnings("ignore", category=ForwardedHeaderIgnoredWarning)``.
-
-    .. versionadded:: 0.1.0
-    """
-
-
-_warned: set[str] = set()
-_warn_lock = threading.Lock()
-
-
-def _warn_once(key: str, message: str, stacklevel: int, why: str = "") -> None:
-    # The flag check runs without the lock: after the first warning this is one set lookup per request.
-    if key in _warned:
-        return
-    with _warn_lock:
-        if key in _warned:
-            return
-        _warned.add(key)
-    # The caller passes the depth that lands on the integration calling resolve_client_ip, not on us.
-    warnings.warn(message.format(why=why), category=ForwardedHeaderIgnoredWarning, stacklevel=stacklevel)
-
-
-def _reset_warning_state() -> None:
-    """Forget which one-time warnings were given (tests only)."""
-    with _warn_lock:
-        _warned.clear()
 
 
 _IGNORED_MESSAGE: Final = (
@@ -305,7 +265,12 @@ def resolve_client_ip(
     peer_ip = normalize_ip(peer) if peer else None
     if trusted is None:
         if has_headers:
-            _warn_once("ignored", _IGNORED_MESSAGE, 3, "no trusted proxies are configured")
+            warn_once(
+                "ignored",
+                _IGNORED_MESSAGE.format(why="no trusted proxies are configured"),
+                category=ForwardedHeaderIgnoredWarning,
+                stacklevel=3,
+            )
         return peer_ip
     if peer_ip is None:
         # A peer we cannot check is only acceptable when trust is positional and the peer has no address
@@ -314,7 +279,12 @@ def resolve_client_ip(
             return None
     elif not trusted.is_trusted(peer_ip):
         if has_headers:
-            _warn_once("ignored", _IGNORED_MESSAGE, 3, "the peer is not a trusted proxy")
+            warn_once(
+                "ignored",
+                _IGNORED_MESSAGE.format(why="the peer is not a trusted proxy"),
+                category=ForwardedHeaderIgnoredWarning,
+                stacklevel=3,
+            )
         return peer_ip
     if not has_headers:
         return peer_ip
@@ -334,7 +304,7 @@ def _walk(current: str | None, hops: Iterable[_Hop], trusted: TrustedProxies) ->
         if hop is None:
             return current
         if isinstance(hop, _Disagree):
-            _warn_once("disagree", _DISAGREE_MESSAGE, 4)
+            warn_once("disagree", _DISAGREE_MESSAGE, category=ForwardedHeaderIgnoredWarning, stacklevel=4)
             return current
         if (limit is not None and consumed >= limit) or (lookup is not None and not lookup(hop)):
             return hop
@@ -387,50 +357,3 @@ def _forwarded_hops(header: str, window: int) -> list[str | None] | None:
             value = value[1:-1]
         hops.append(None if '"' in value else normalize_ip(value))
     return hops if seen_for else None
-
-
-REQUEST_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
-"""What an upstream request id must fully match to be kept (``X-Request-ID`` and friends)."""
-_valid_request_id: Final = REQUEST_ID_PATTERN.fullmatch
-
-
-# Fresh ids are 128 bits from a per-process generator seeded with 256 bits from os.urandom, and seeded again
-# in a forked child (gunicorn --preload, multiprocessing), which must never repeat its parent's ids. A
-# getrandom() syscall per request costs 0.5-2 µs on a VM (uuid4() as much), and a pool refilled by one big
-# os.urandom call evicts the application's data from the CPU caches every few hundred requests; this costs
-# ~0.15 µs and touches no other memory. Request ids are correlation ids, echoed to the client: they must be
-# unique, not secret (anyone may send an upstream X-Request-ID anyway). getrandbits() runs under the GIL, so
-# threads share the generator without a lock.
-_generator: Final = random.Random(os.urandom(32))  # noqa: S311 - unique, not secret
-_getrandbits: Final = _generator.getrandbits
-
-
-def new_request_id() -> str:
-    """Return a new request id: 32 lowercase hex characters, 128 random bits (unique, not secret)."""
-    return _getrandbits(128).to_bytes(16, "little").hex()
-
-
-def _reseed_after_fork() -> None:
-    _generator.seed(os.urandom(32))
-
-
-os.register_at_fork(after_in_child=_reseed_after_fork)
-
-
-def accept_request_id(value: str | None) -> str:
-    """Return ``value`` if it is a safe request id, else a new one (32 random hex characters).
-
-    Upstream ids are client-controlled; only 1-128 characters of ``[A-Za-z0-9._-]`` are kept, so an id
-    can never carry log-injection payloads or unbounded length into events.
-
-    Example:
-        >>> accept_request_id("req-42")
-        'req-42'
-        >>> len(accept_request_id("bad id\\n"))
-        32
-
-    .. versionadded:: 0.1.0
-    """
-    if value is not None and type(value) is str and _valid_request_id(value):
-        return value
-    return _getrandbits(128).to_bytes(16, "little").hex()  # new_request_id(), inlined

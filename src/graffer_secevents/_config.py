@@ -9,29 +9,24 @@ defaults) and swaps it in atomically, so an event is always written under one co
 from __future__ import annotations
 
 import os
-import sys
 import threading
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
+from ._bridges import build_bridges
 from ._client_ip import TrustedProxies
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, warn_once
 from ._metrics import METRIC_BACKENDS, MetricsBackend, NoMetrics, create_backend
 from ._output import Writer, make_logger, make_writer
 from ._privacy import Privacy
 
-__all__ = ["Config", "SecEventsWarning", "configure", "get_config", "set_config", "warn_once"]
+__all__ = ["Config", "configure", "get_config", "set_config"]
 
 _UNSET: Final[Any] = object()
 _OUTPUT_NAMES: Final = ("stdout", "stderr", "logging")
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
-
-
-class SecEventsWarning(UserWarning):
-    """A configuration that works but deserves attention (for example, hashing without a key)."""
 
 
 Bridge = Callable[[Any, dict[str, Any]], None]
@@ -202,7 +197,6 @@ def _close_quietly(backend: MetricsBackend) -> None:
 
 
 def _build(**given: Any) -> Config:
-    from ._bridges import build_bridges  # here, not at the top: the bridges read the pipeline, which reads us
 
     environ = os.environ
 
@@ -328,20 +322,3 @@ def _parse_privacy(text: str) -> dict[str, str]:
             )
         modes[field_name.strip()] = mode.strip()
     return modes
-
-
-_warned: set[str] = set()
-
-
-def warn_once(key: str, message: str) -> None:
-    """Give a :class:`SecEventsWarning` once per process; never raises (it may run inside an emit call)."""
-    if key in _warned:
-        return
-    _warned.add(key)
-    try:
-        warnings.warn(message, SecEventsWarning, stacklevel=3)
-    except Exception:  # noqa: BLE001 - warnings turned into errors must not break the caller
-        try:
-            sys.stderr.write(message + "\n")
-        except Exception:  # noqa: BLE001, S110 - stderr itself may be gone
-            pass

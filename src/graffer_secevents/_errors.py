@@ -1,4 +1,4 @@
-"""The library's own exception types.
+"""The library's own exception and warning types, and the one-time warning every module gives.
 
 Lenient mode (the default) never raises these into product code from an emit call; strict mode
 (tests, ``SECEVENTS_STRICT=1``) raises :class:`EventValidationError` for invalid input, and
@@ -7,7 +7,19 @@ Lenient mode (the default) never raises these into product code from an emit cal
 
 from __future__ import annotations
 
-__all__ = ["ConfigurationError", "EventValidationError", "MissingDependencyError", "SecEventsError"]
+import sys
+import threading
+import warnings
+
+__all__ = [
+    "ConfigurationError",
+    "EventValidationError",
+    "ForwardedHeaderIgnoredWarning",
+    "MissingDependencyError",
+    "SecEventsError",
+    "SecEventsWarning",
+    "warn_once",
+]
 
 
 class SecEventsError(Exception):
@@ -36,3 +48,52 @@ class MissingDependencyError(SecEventsError, ImportError):
         super().__init__(
             f'{package} is required for this integration: pip install "graffer-secevents[{extra}]"'
         )
+
+
+class SecEventsWarning(UserWarning):
+    """Base class of every warning this library gives: a setting that works but deserves attention.
+
+    Silence them all with ``warnings.filterwarnings("ignore", category=SecEventsWarning)``.
+    """
+
+
+class ForwardedHeaderIgnoredWarning(SecEventsWarning):
+    """Forwarding headers were present but not used to resolve the client IP.
+
+    Given once per process (and once more if ``X-Forwarded-For`` and ``Forwarded`` disagree). Silence it
+    with ``warnings.filterwarnings("ignore", category=ForwardedHeaderIgnoredWarning)``.
+    """
+
+
+_warned: set[str] = set()
+_warn_lock = threading.Lock()
+
+
+def warn_once(
+    key: str, message: str, *, category: type[Warning] = SecEventsWarning, stacklevel: int = 3
+) -> None:
+    """Give ``message`` as a warning once per process for ``key``. Never raises: it may run inside an emit
+    call, where a warning turned into an error must not reach the caller (it goes to stderr instead).
+
+    ``stacklevel`` counts from the caller of ``warn_once``'s caller, as :func:`warnings.warn` would from it.
+    """
+    # The flag check runs without the lock: after the first warning this is one set lookup.
+    if key in _warned:
+        return
+    with _warn_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    try:
+        warnings.warn(message, category=category, stacklevel=stacklevel)
+    except Exception:  # noqa: BLE001 - warnings turned into errors must not break the caller
+        try:
+            sys.stderr.write(message + "\n")
+        except Exception:  # noqa: BLE001, S110 - stderr itself may be gone
+            pass
+
+
+def reset_warnings() -> None:
+    """Forget which one-time warnings were given (tests only)."""
+    with _warn_lock:
+        _warned.clear()

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from graffer_secevents._client_ip import _reset_warning_state
+from graffer_secevents._errors import reset_warnings as _reset_warning_state
 
 CLIENT = "203.0.113.7"
 FORGED = "6.6.6.6"

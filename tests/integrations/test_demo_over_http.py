@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from graffer_secevents import _demo
-from graffer_secevents._schema import check_record
+from graffer_secevents._tools import demo as _demo
+from graffer_secevents._tools.schema import check_record
 
 
 def test_the_demo_drives_the_example_app_over_http() -> None:

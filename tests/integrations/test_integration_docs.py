@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from graffer_secevents._client_ip import _IGNORED_MESSAGE
-from graffer_secevents._schema import check_record
+from graffer_secevents._tools.schema import check_record
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [

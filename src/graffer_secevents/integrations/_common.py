@@ -31,12 +31,13 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from graffer_secevents._catalog import CATALOG, OutcomeRule
-from graffer_secevents._client_ip import accept_request_id, resolve_client_ip
-from graffer_secevents._config import get_config, warn_once
+from graffer_secevents._client_ip import resolve_client_ip
+from graffer_secevents._config import get_config
 from graffer_secevents._context import RequestContext, current_request, request_context
-from graffer_secevents._errors import ConfigurationError, EventValidationError
+from graffer_secevents._errors import ConfigurationError, EventValidationError, warn_once
 from graffer_secevents._ip import normalize_ip
 from graffer_secevents._pipeline import emit_event
+from graffer_secevents._request_id import accept_request_id
 from graffer_secevents._types import User
 
 __all__ = [
@@ -128,10 +129,10 @@ def emit_for_status(ctx: LazyRequestContext, rules: Mapping[int, StatusRule]) ->
     with never_raise("the response-status event"):
         params = {"resource": ctx.path} if rule.takes_resource else None
         if current_request() is ctx:
-            emit_event(rule.evt_type, None, rule.outcome, None, None, None, None, params, None)
+            emit_event(rule.evt_type, outcome=rule.outcome, params=params)
         else:  # e.g. a WSGI app that starts its response lazily, after the middleware returned
             with request_context(ctx):
-                emit_event(rule.evt_type, None, rule.outcome, None, None, None, None, params, None)
+                emit_event(rule.evt_type, outcome=rule.outcome, params=params)
         ctx.denial_recorded = True
 
 

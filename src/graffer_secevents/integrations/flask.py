@@ -143,20 +143,20 @@ def _connect_flask_login(app: flask.Flask) -> None:
 
 def _on_logged_in(_sender: Any, user: Any = None, **_extra: Any) -> None:
     with never_raise("Flask-Login's login event"):
-        emit_event("authn_login_success", user, "success", None, None, None, None, None, None)
+        emit_event("authn_login_success", user=user, outcome="success")
 
 
 def _on_logged_out(_sender: Any, user: Any = None, **_extra: Any) -> None:
     if user is None or getattr(user, "is_authenticated", False) is not True:
         return  # logging out an anonymous session is not an event
     with never_raise("Flask-Login's logout event"):
-        emit_event("session_logout", user, None, None, None, None, None, None, None)
+        emit_event("session_logout", user=user)
 
 
 def _on_unauthorized(_sender: Any, **_extra: Any) -> None:
     with never_raise("Flask-Login's unauthorized event"):
         ctx = current_request()
         path = ctx.path if ctx is not None else flask.request.path
-        emit_event("authz_fail", None, None, None, None, None, None, {"resource": path}, None)
+        emit_event("authz_fail", params={"resource": path})
         if isinstance(ctx, LazyRequestContext):
             ctx.denial_recorded = True

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Final
 
-from graffer_secevents._client_ip import accept_request_id
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
+from graffer_secevents._request_id import accept_request_id
 
 from ._common import (
     DEFAULT_STATUS_EVENTS,

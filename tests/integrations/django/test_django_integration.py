@@ -277,7 +277,7 @@ def test_a_broken_configuration_never_reaches_the_application(monkeypatch: pytes
 # --- the spoofing matrix ------------------------------------------------------------------------------------
 
 
-@pytest.mark.filterwarnings("ignore::graffer_secevents._client_ip.ForwardedHeaderIgnoredWarning")
+@pytest.mark.filterwarnings("ignore::graffer_secevents.ForwardedHeaderIgnoredWarning")
 def test_forged_address_never_wins(spoof_case: Any) -> None:
     api.configure(**spoof_case.configure_kwargs())
     headers = spoof_case.headers()

@@ -9,7 +9,8 @@ import pytest
 from fastapi import FastAPI, HTTPException
 
 import graffer_secevents as api
-from graffer_secevents._client_ip import ForwardedHeaderIgnoredWarning, _reset_warning_state
+from graffer_secevents._errors import ForwardedHeaderIgnoredWarning
+from graffer_secevents._errors import reset_warnings as _reset_warning_state
 from graffer_secevents.integrations.fastapi import SecurityEventsMiddleware
 from graffer_secevents.testing import capture_events
 
@@ -29,7 +30,7 @@ def denying_app() -> FastAPI:
     return app
 
 
-@pytest.mark.filterwarnings("ignore::graffer_secevents._client_ip.ForwardedHeaderIgnoredWarning")
+@pytest.mark.filterwarnings("ignore::graffer_secevents.ForwardedHeaderIgnoredWarning")
 def test_forged_address_never_wins(spoof_case: Any) -> None:
     api.configure(**spoof_case.configure_kwargs())
     with capture_events() as events, TestClient(denying_app(), client=(spoof_case.peer, 4711)) as client:

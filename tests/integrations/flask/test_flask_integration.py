@@ -350,7 +350,7 @@ def test_a_broken_configuration_never_reaches_the_application(
 # --- the spoofing matrix ------------------------------------------------------------------------------------
 
 
-@pytest.mark.filterwarnings("ignore::graffer_secevents._client_ip.ForwardedHeaderIgnoredWarning")
+@pytest.mark.filterwarnings("ignore::graffer_secevents.ForwardedHeaderIgnoredWarning")
 def test_forged_address_never_wins(spoof_case: Any) -> None:
     api.configure(**spoof_case.configure_kwargs())
     client = build_app().test_client()

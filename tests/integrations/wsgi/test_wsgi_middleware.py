@@ -109,7 +109,7 @@ def test_a_broken_configuration_never_reaches_the_application(monkeypatch: pytes
     assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-ID"])
 
 
-@pytest.mark.filterwarnings("ignore::graffer_secevents._client_ip.ForwardedHeaderIgnoredWarning")
+@pytest.mark.filterwarnings("ignore::graffer_secevents.ForwardedHeaderIgnoredWarning")
 def test_forged_address_never_wins(spoof_case: Any) -> None:
     api.configure(**spoof_case.configure_kwargs())
 

@@ -54,7 +54,7 @@ class SecEventsConfig(AppConfig):  # type: ignore[misc]  # Django ships no type 
 
 def _on_logged_in(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:
     with request_bound(request), never_raise("Django's user_logged_in event"):
-        emit_event("authn_login_success", user, "success", None, None, None, None, None, None)
+        emit_event("authn_login_success", user=user, outcome="success")
 
 
 def _on_login_failed(sender: Any, credentials: Any = None, request: Any = None, **_kwargs: Any) -> None:
@@ -66,7 +66,14 @@ def _on_login_failed(sender: Any, credentials: Any = None, request: Any = None, 
         # An existing account is named by its pk, as its successful logins are: rules that follow one
         # @usr.id through failures to a success (brute force) see one account, not two.
         user = found if exists else None
-        emit_event("authn_login_fail", user, "failure", None, login, exists, None, {"reason": reason}, None)
+        emit_event(
+            "authn_login_fail",
+            user=user,
+            outcome="failure",
+            login=login,
+            exists=exists,
+            params={"reason": reason},
+        )
 
 
 def _on_logged_out(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:
@@ -76,7 +83,7 @@ def _on_logged_out(sender: Any, request: Any = None, user: Any = None, **_kwargs
         session = getattr(request, "session", None)
         session_id = getattr(session, "session_key", None)
         params = {"session_id": session_id} if session_id else None
-        emit_event("session_logout", user, None, None, None, None, None, params, None)
+        emit_event("session_logout", user=user, params=params)
 
 
 def _login_from(credentials: Any) -> str | None:

@@ -31,9 +31,9 @@ try:
 except ImportError:
     raise MissingDependencyError("django", "django") from None
 
-from graffer_secevents._client_ip import accept_request_id
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
 from graffer_secevents._context import bind_request, current_request, request_context, reset_request
+from graffer_secevents._request_id import accept_request_id
 from graffer_secevents.integrations._common import (
     DEFAULT_STATUS_EVENTS,
     OPTIONAL_STATUS_EVENTS,

@@ -175,7 +175,7 @@ def validate_stream(
     lines and other JSON are counted and skipped. With ``strict``, a record whose input was coerced (it has
     ``secevents.errors``) counts as invalid.
     """
-    from ._schema import check_record
+    from .schema import check_record
 
     report.files.append(name)
     for number, line, oversize in _read_lines(stream, max_line_bytes):
@@ -301,7 +301,7 @@ def _print_report(report: ValidationReport, *, show_coerced: bool) -> None:
 
 
 def _cmd_catalog(args: argparse.Namespace) -> int:
-    from ._catalog_doc import catalog_data, render_markdown, render_table
+    from .catalog_doc import catalog_data, render_markdown, render_table
 
     if args.format == "json":
         sys.stdout.write(json.dumps(catalog_data(), indent=2) + "\n")
@@ -313,15 +313,16 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
 
 
 def _cmd_schema(_args: argparse.Namespace) -> int:
-    from ._schema import json_schema
+    from .schema import json_schema
 
     sys.stdout.write(json.dumps(json_schema(), indent=2) + "\n")
     return 0
 
 
 def _cmd_monitors(args: argparse.Namespace) -> int:
-    from ._errors import ConfigurationError
-    from ._monitors import build_monitors, to_terraform
+    from graffer_secevents._errors import ConfigurationError
+
+    from .monitors import build_monitors, to_terraform
 
     try:
         monitors = build_monitors(
@@ -344,7 +345,7 @@ def _cmd_monitors(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(_args: argparse.Namespace) -> int:
-    from ._demo import run_demo
+    from .demo import run_demo
 
     run_demo()
     return 0
@@ -362,7 +363,7 @@ def _positive_int(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``secevents`` argument parser (one sub-command per action)."""
-    from . import __version__
+    from graffer_secevents import __version__
 
     parser = argparse.ArgumentParser(
         prog=PROG,

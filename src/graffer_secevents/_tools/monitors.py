@@ -15,8 +15,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ._errors import ConfigurationError
-from ._metrics import (
+from graffer_secevents._errors import ConfigurationError
+from graffer_secevents._metrics import (
     DROPPED_METRIC,
     LOGIN_ATTEMPTS_METRIC,
     OUTCOME_FAILURE,

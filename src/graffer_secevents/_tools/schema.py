@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ._catalog import CATALOG, CATEGORIES
+from graffer_secevents._catalog import CATALOG, CATEGORIES
 
 __all__ = ["SecurityRecord", "check_record", "json_schema"]
 

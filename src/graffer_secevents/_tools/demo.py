@@ -26,14 +26,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
 
-from . import _helpers as secevents
-from ._config import Config, configure
-from ._metrics import MemoryMetrics
-from ._types import User
+from graffer_secevents import _api as secevents
+from graffer_secevents._config import Config, configure
+from graffer_secevents._metrics import MemoryMetrics
+from graffer_secevents._types import User
 
 __all__ = ["run_demo"]
 
-_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "flask_app.py"
+_EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "flask_app.py"
 _TRUSTED_PROXY = ["127.0.0.1/32", "::1/128"]
 
 

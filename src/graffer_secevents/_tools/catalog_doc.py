@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
-from ._catalog import CATALOG, CATEGORIES, EventType, OutcomeRule, Param
-from ._metrics import EVENTS_METRIC, LOGIN_ATTEMPTS_METRIC
+from graffer_secevents._catalog import CATALOG, CATEGORIES, EventType, OutcomeRule, Param
+from graffer_secevents._metrics import EVENTS_METRIC, LOGIN_ATTEMPTS_METRIC
 
 __all__ = [
     "HELPERS",

@@ -89,7 +89,17 @@ def emit(
                     (params if name in known else extra)[name] = value
         except Exception:  # noqa: BLE001 - a hostile mapping is handed on; the pipeline notes it
             extra = context
-    emit_event(evt_type, user, outcome, ip, login, exists, target_user, params, extra)
+    emit_event(
+        evt_type,
+        user=user,
+        outcome=outcome,
+        ip=ip,
+        login=login,
+        exists=exists,
+        target_user=target_user,
+        params=params,
+        context=extra,
+    )
 
 
 def log_login(
@@ -117,33 +127,49 @@ def log_login(
         if retries:
             emit_event(
                 "authn_login_successafterfail",
-                user,
-                outcome,
-                ip,
-                login,
-                exists,
-                None,
-                {"retries": retries},
-                context,
+                user=user,
+                outcome=outcome,
+                ip=ip,
+                login=login,
+                exists=exists,
+                params={"retries": retries},
+                context=context,
             )
         else:
-            emit_event("authn_login_success", user, outcome, ip, login, exists, None, {}, context)
+            emit_event(
+                "authn_login_success",
+                user=user,
+                outcome=outcome,
+                ip=ip,
+                login=login,
+                exists=exists,
+                context=context,
+            )
     else:
         if retries is not None:
             context = {**context, "retries": retries}
-        emit_event("authn_login_fail", user, outcome, ip, login, exists, None, {"reason": reason}, context)
+        emit_event(
+            "authn_login_fail",
+            user=user,
+            outcome=outcome,
+            ip=ip,
+            login=login,
+            exists=exists,
+            params={"reason": reason},
+            context=context,
+        )
 
 
 def log_logout(
     user: UserLike = None, ip: str | None = None, *, session_id: str | None = None, **context: Any
 ) -> None:
     """Record an explicit logout (``session_logout``); the session id is always hashed."""
-    emit_event("session_logout", user, None, ip, None, None, None, {"session_id": session_id}, context)
+    emit_event("session_logout", user=user, ip=ip, params={"session_id": session_id}, context=context)
 
 
 def log_signup(user: UserLike, ip: str | None = None, *, login: str | None = None, **context: Any) -> None:
     """Record a self-service registration (``user_signup``)."""
-    emit_event("user_signup", user, None, ip, login, None, None, {}, context)
+    emit_event("user_signup", user=user, ip=ip, login=login, context=context)
 
 
 def log_password_change(
@@ -156,10 +182,15 @@ def log_password_change(
 ) -> None:
     """Record a password change: ``authn_password_change`` or ``authn_password_change_fail``."""
     if _is_success(outcome):
-        emit_event("authn_password_change", user, outcome, ip, None, None, None, {}, context)
+        emit_event("authn_password_change", user=user, outcome=outcome, ip=ip, context=context)
     else:
         emit_event(
-            "authn_password_change_fail", user, outcome, ip, None, None, None, {"reason": reason}, context
+            "authn_password_change_fail",
+            user=user,
+            outcome=outcome,
+            ip=ip,
+            params={"reason": reason},
+            context=context,
         )
 
 
@@ -178,7 +209,7 @@ def log_password_reset(
     evt_type = "authn_password_reset" if complete else "authn_password_reset_request"
     if not complete and not (isinstance(stage, str) and stage == "request"):
         context = {**context, "stage": stage}
-    emit_event(evt_type, user, None, ip, login, exists, None, {}, context)
+    emit_event(evt_type, user=user, ip=ip, login=login, exists=exists, context=context)
 
 
 def log_mfa_challenge(
@@ -193,14 +224,11 @@ def log_mfa_challenge(
     """Record a second-factor challenge and its outcome (``authn_mfa_challenge``)."""
     emit_event(
         "authn_mfa_challenge",
-        user,
-        outcome,
-        ip,
-        None,
-        None,
-        None,
-        {"method": method, "reason": reason},
-        context,
+        user=user,
+        outcome=outcome,
+        ip=ip,
+        params={"method": method, "reason": reason},
+        context=context,
     )
 
 
@@ -209,7 +237,7 @@ def log_account_locked(
 ) -> None:
     """Record an account lock (``authn_login_lock``); OWASP's reasons are ``maxretries``, ``suspicious``,
     ``customer``, ``other``."""
-    emit_event("authn_login_lock", user, None, ip, None, None, None, {"reason": reason}, context)
+    emit_event("authn_login_lock", user=user, ip=ip, params={"reason": reason}, context=context)
 
 
 def log_token_created(
@@ -224,14 +252,10 @@ def log_token_created(
     token itself must never be passed."""
     emit_event(
         "authn_token_created",
-        user,
-        None,
-        ip,
-        None,
-        None,
-        None,
-        {"token_id": token_id, "entitlements": _as_list(entitlements)},
-        context,
+        user=user,
+        ip=ip,
+        params={"token_id": token_id, "entitlements": _as_list(entitlements)},
+        context=context,
     )
 
 
@@ -239,14 +263,14 @@ def log_token_revoked(
     user: UserLike, ip: str | None = None, *, token_id: str | None = None, **context: Any
 ) -> None:
     """Record a token revocation (``authn_token_revoked``); the token id is always hashed."""
-    emit_event("authn_token_revoked", user, None, ip, None, None, None, {"token_id": token_id}, context)
+    emit_event("authn_token_revoked", user=user, ip=ip, params={"token_id": token_id}, context=context)
 
 
 def log_access_denied(
     user: UserLike, resource: str | None = None, ip: str | None = None, **context: Any
 ) -> None:
     """Record an access attempt without entitlement (``authz_fail``)."""
-    emit_event("authz_fail", user, None, ip, None, None, None, {"resource": resource}, context)
+    emit_event("authz_fail", user=user, ip=ip, params={"resource": resource}, context=context)
 
 
 def log_privilege_change(
@@ -261,14 +285,11 @@ def log_privilege_change(
     """Record a change of ``target_user``'s entitlements made by ``user`` (``authz_change``)."""
     emit_event(
         "authz_change",
-        user,
-        None,
-        ip,
-        None,
-        None,
-        target_user,
-        {"from_role": from_role, "to_role": to_role},
-        context,
+        user=user,
+        ip=ip,
+        target_user=target_user,
+        params={"from_role": from_role, "to_role": to_role},
+        context=context,
     )
 
 
@@ -277,7 +298,7 @@ def log_admin_action(
 ) -> None:
     """Record an action by a privileged user (``authz_admin``)."""
     emit_event(
-        "authz_admin", user, None, ip, None, None, None, {"action": action, "resource": resource}, context
+        "authz_admin", user=user, ip=ip, params={"action": action, "resource": resource}, context=context
     )
 
 
@@ -292,13 +313,18 @@ def log_user_created(
     """Record that ``user`` created the account ``target_user`` (``user_created``). ``attributes`` names the
     attributes set (never their values)."""
     emit_event(
-        "user_created", user, None, ip, None, None, target_user, {"attributes": _as_list(attributes)}, context
+        "user_created",
+        user=user,
+        ip=ip,
+        target_user=target_user,
+        params={"attributes": _as_list(attributes)},
+        context=context,
     )
 
 
 def log_user_deleted(user: UserLike, target_user: UserLike, *, ip: str | None = None, **context: Any) -> None:
     """Record that ``user`` deleted the account ``target_user`` (``user_deleted``)."""
-    emit_event("user_deleted", user, None, ip, None, None, target_user, {}, context)
+    emit_event("user_deleted", user=user, ip=ip, target_user=target_user, context=context)
 
 
 def log_rate_limited(
@@ -312,14 +338,10 @@ def log_rate_limited(
     """Record a rate limit being exceeded (``excess_rate_limit_exceeded``)."""
     emit_event(
         "excess_rate_limit_exceeded",
-        user,
-        None,
-        ip,
-        None,
-        None,
-        None,
-        {"max_limit": max_limit, "resource": resource},
-        context,
+        user=user,
+        ip=ip,
+        params={"max_limit": max_limit, "resource": resource},
+        context=context,
     )
 
 
@@ -329,7 +351,7 @@ def log_input_validation_failed(
     """Record a server-side input validation failure (``input_validation_fail``); ``fields`` names the fields
     (never their values)."""
     emit_event(
-        "input_validation_fail", user, None, ip, None, None, None, {"fields": _as_list(fields)}, context
+        "input_validation_fail", user=user, ip=ip, params={"fields": _as_list(fields)}, context=context
     )
 
 
@@ -355,7 +377,7 @@ def log_sensitive_access(
     if evt_type is None:  # not one of the four: recorded as a read, the value kept in context
         evt_type = "sensitive_read"
         context = {**context, "action": action}
-    emit_event(evt_type, user, None, ip, None, None, None, {"object": object}, context)
+    emit_event(evt_type, user=user, ip=ip, params={"object": object}, context=context)
 
 
 def log_data_export(
@@ -370,14 +392,10 @@ def log_data_export(
     """Record a data export (``data_export``)."""
     emit_event(
         "data_export",
-        user,
-        None,
-        ip,
-        None,
-        None,
-        None,
-        {"object": object, "record_count": record_count, "export_format": export_format},
-        context,
+        user=user,
+        ip=ip,
+        params={"object": object, "record_count": record_count, "export_format": export_format},
+        context=context,
     )
 
 

@@ -1,0 +1,107 @@
+"""Who an event is about: the id, login, email and name read from whatever the caller passed as a user,
+privacy-processed into the record's ``usr`` (or ``target.usr``) object.
+
+The pipeline and the trace bridges both read users through this module.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ._limits import _SAFE_CHARS, MAX_STRING, _coerce_str, _limit_str
+from ._privacy import Privacy
+from ._types import User
+
+__all__: list[str] = []
+
+
+def _user_parts(field: str, user: object, errors: list[str]) -> tuple[object, object, object, object]:
+    """(id, login, email, name) from whatever the caller passed as a user."""
+    if user is None:
+        return None, None, None, None
+    kind = type(user)
+    if kind is User:
+        return user.id, user.login, user.email, user.name  # type: ignore[attr-defined]
+    if kind is str or kind is int or (isinstance(user, int | uuid.UUID) and not isinstance(user, bool)):
+        return user, None, None, None
+    if isinstance(user, User):
+        return user.id, user.login, user.email, user.name
+    if isinstance(user, bytes | bytearray | bool | float | dict | list | tuple | set):
+        errors.append(f"{field}: expected an id, a User or a user object, got {type(user).__name__}")
+        return (_coerce_str(user) if isinstance(user, bytes | bytearray) else None), None, None, None
+    try:
+        # Django (pk, get_username) and Flask-Login (get_id) user objects; anonymous users are no user.
+        if getattr(user, "is_authenticated", True) is False:
+            return None, None, None, None
+        uid = getattr(user, "pk", None)
+        if uid is None:
+            uid = getattr(user, "id", None)
+        if uid is None and callable(getattr(user, "get_id", None)):
+            uid = user.get_id()  # type: ignore[attr-defined]
+        login = user.get_username() if callable(getattr(user, "get_username", None)) else None  # type: ignore[attr-defined]
+        email = getattr(user, "email", None)
+        if uid is None and login is None:
+            errors.append(f"{field}: a {type(user).__name__} has no pk, id, get_id() or get_username()")
+        return uid, login, (email if isinstance(email, str) else None), None
+    except Exception as exc:  # noqa: BLE001 - a user object whose attributes fail (lazy DB access, ...)
+        errors.append(f"{field}: reading the {type(user).__name__} failed ({type(exc).__name__})")
+        return None, None, None, None
+
+
+def _usr(
+    privacy: Privacy,
+    target: bool,
+    parts: tuple[object, object, object, object],
+    errors: list[str],
+) -> dict[str, Any]:
+    uid, login, email, name = parts
+    prefix = "target.usr" if target else "usr"
+    out: dict[str, Any] = {}
+    # Plain short strings (the common case) skip _text's coercions.
+    if uid is not None:
+        text = str(uid) if type(uid) is int else _plain(uid) or _text(prefix, "id", uid, errors)
+        if text and (value := (privacy.apply_target_id if target else privacy.apply_id)(text)) is not None:
+            out["id"] = value
+    if login is not None:
+        text = _plain(login) or _text(prefix, "login", login, errors)
+        if text and (value := privacy.apply_login(text)) is not None:
+            out["login"] = value
+    if email is not None:
+        text = _plain(email) or _text(prefix, "email", email, errors)
+        if text and (value := privacy.apply_email(text)) is not None:
+            out["email"] = value
+    if name is not None:
+        text = _plain(name) or _text(prefix, "name", name, errors)
+        if text and (value := privacy.apply_name(text)) is not None:
+            out["name"] = value
+    return out
+
+
+def _plain(value: object) -> str | None:
+    return value if type(value) is str and 0 < len(value) <= MAX_STRING else None
+
+
+def _text(prefix: str, key: str, value: object, errors: list[str]) -> str | None:
+    """A user or request field as text (ints and UUIDs pass, other types are noted); ``None`` if empty."""
+    if type(value) is str:
+        if len(value) <= MAX_STRING:
+            return value or None
+        text = value
+    elif isinstance(value, int | uuid.UUID) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        text = _coerce_str(value)
+        errors.append(f"{prefix}.{key}: expected a string, got {type(value).__name__}; written as text")
+    if not text:
+        return None
+    return _limit_str(f"{prefix}.{key}", text, errors)
+
+
+def _show(value: object) -> str:
+    """How a rejected value is quoted in an error: only short, plain values; never free text (PII)."""
+    if isinstance(value, str) and 0 < len(value) <= 32 and all(c in _SAFE_CHARS for c in value):
+        return repr(value)
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
+    return f"a {type(value).__name__}"
