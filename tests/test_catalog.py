@@ -154,13 +154,13 @@ def _emit_sample(evt_type: str) -> tuple[dict[str, Any], str | None]:
 
 
 @pytest.mark.parametrize("evt_type", list(CATALOG))
-def test_each_event_type_writes_one_valid_record(evt_type: str, secevents: Capture) -> None:
+def test_each_event_type_writes_one_valid_record(evt_type: str, security_events: Capture) -> None:
     params, outcome = _emit_sample(evt_type)
     row = CATALOG[evt_type]
 
-    assert len(secevents.lines) == 1
-    assert secevents.lines[0].endswith(b"\n") and secevents.lines[0].count(b"\n") == 1
-    record = secevents.records[0]
+    assert len(security_events.lines) == 1
+    assert security_events.lines[0].endswith(b"\n") and security_events.lines[0].count(b"\n") == 1
+    record = security_events.records[0]
     assert check_record(record) == []
     assert record["evt"]["type"] == evt_type
     assert record["evt"]["category"] == row.category
@@ -189,7 +189,7 @@ def test_each_event_type_writes_one_valid_record(evt_type: str, secevents: Captu
         assert record["target"] == {"usr": {"id": "99"}}
 
 
-def test_upload_validation_is_critical_when_it_fails(secevents: Capture) -> None:
+def test_upload_validation_is_critical_when_it_fails(security_events: Capture) -> None:
     emit("upload_validation", outcome="success", filename="a.png", validator="virusscan")
     emit("upload_validation", outcome="failure", filename="a.exe", validator="virusscan")
-    assert [r["status"] for r in secevents.records] == ["info", "critical"]
+    assert [r["status"] for r in security_events.records] == ["info", "critical"]

@@ -38,7 +38,7 @@ def summary(result: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def records(secevents: Capture) -> list[bytes]:
+def records(security_events: Capture) -> list[bytes]:
     """Real records as the library writes them: a few rich ones, then one of every catalog type."""
     user = api.User(id=42, login="ada@example.com", email="ada@example.com", name="Ada")
     api.log_login(
@@ -50,7 +50,7 @@ def records(secevents: Capture) -> list[bytes]:
     for spec in CATALOG.values():
         outcome = "failure" if spec.outcome.value == "caller" else None
         api.emit(spec.type, user=7, outcome=outcome)
-    return secevents.lines
+    return security_events.lines
 
 
 def write(path: Path, lines: list[bytes]) -> Path:
@@ -252,10 +252,10 @@ def test_validate_json_format_has_a_summary_and_per_line_problems(
 
 @pytest.mark.secevents_lenient
 def test_coerced_records_are_valid_but_listed_and_strict_makes_them_invalid(
-    tmp_path: Path, secevents: Capture
+    tmp_path: Path, security_events: Capture
 ) -> None:
     api.log_rate_limited(42, "198.51.100.10", max_limit="lots")
-    path = write(tmp_path / "c.log", secevents.lines)
+    path = write(tmp_path / "c.log", security_events.lines)
     lenient = run("validate", "--format", "json", str(path))
     assert lenient.returncode == 0
     report = summary(lenient)

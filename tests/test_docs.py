@@ -78,7 +78,7 @@ def test_catalog_page_has_a_section_for_every_event_type() -> None:
     assert set(headings) == set(CATALOG)
 
 
-def test_helpers_table_says_which_types_each_helper_really_writes(secevents: Capture) -> None:
+def test_helpers_table_says_which_types_each_helper_really_writes(security_events: Capture) -> None:
     """Call every typed helper in every mode and compare with the docs' helper table."""
     calls: dict[str, list[tuple[tuple[Any, ...], dict[str, Any]]]] = {
         "log_login": [
@@ -107,10 +107,10 @@ def test_helpers_table_says_which_types_each_helper_really_writes(secevents: Cap
     public_helpers = {name for name in api.__all__ if name.startswith("log_")}
     assert set(HELPERS) == set(calls) == public_helpers
     for helper, invocations in calls.items():
-        secevents.clear()
+        security_events.clear()
         for args, kwargs in invocations:
             getattr(api, helper)(*args, **kwargs)
-        written = tuple(dict.fromkeys(r["evt"]["type"] for r in secevents.records))
+        written = tuple(dict.fromkeys(r["evt"]["type"] for r in security_events.records))
         assert written == HELPERS[helper], helper
 
 

@@ -52,7 +52,7 @@ class Anonymous:
     pk = None
 
 
-def test_login_failure_record_has_datadog_standard_attributes(secevents: Capture) -> None:
+def test_login_failure_record_has_datadog_standard_attributes(security_events: Capture) -> None:
     api.log_login(
         User(id=42, login="ada@example.com"),
         "failure",
@@ -60,7 +60,7 @@ def test_login_failure_record_has_datadog_standard_attributes(secevents: Capture
         reason="invalid_credentials",
         exists=True,
     )
-    record = secevents.assert_emitted(
+    record = security_events.assert_emitted(
         "authn_login_fail",
         status="warning",
         evt__name="authentication",
@@ -78,9 +78,9 @@ def test_login_failure_record_has_datadog_standard_attributes(secevents: Capture
     assert record["message"] == "authn_login_fail: login failed"
 
 
-def test_records_are_nested_never_flat_dotted_keys(secevents: Capture) -> None:
+def test_records_are_nested_never_flat_dotted_keys(security_events: Capture) -> None:
     api.log_login(1, "success", "203.0.113.7")
-    line = secevents.lines[0]
+    line = security_events.lines[0]
     assert b'"usr":{"id":"1"}' in line
     assert b'"usr.id"' not in line and b'"evt.' not in line
 
@@ -107,15 +107,15 @@ def test_configure_arguments_beat_dd_variables(monkeypatch: pytest.MonkeyPatch) 
     assert "env" not in events.records[0]
 
 
-def test_outcome_enum_and_string_are_equivalent(secevents: Capture) -> None:
+def test_outcome_enum_and_string_are_equivalent(security_events: Capture) -> None:
     api.log_login(1, Outcome.SUCCESS)
     api.log_login(1, "success")
-    assert [r["evt"]["type"] for r in secevents.records] == ["authn_login_success"] * 2
+    assert [r["evt"]["type"] for r in security_events.records] == ["authn_login_success"] * 2
 
 
-def test_successful_login_after_failures_records_retries(secevents: Capture) -> None:
+def test_successful_login_after_failures_records_retries(security_events: Capture) -> None:
     api.log_login(1, "success", retries=3)
-    secevents.assert_emitted("authn_login_successafterfail", evt__retries=3, evt__name="authentication")
+    security_events.assert_emitted("authn_login_successafterfail", evt__retries=3, evt__name="authentication")
 
 
 @pytest.mark.parametrize(
@@ -130,43 +130,43 @@ def test_successful_login_after_failures_records_retries(secevents: Capture) -> 
     ],
 )
 def test_user_ids_of_every_accepted_kind_are_written_as_strings(
-    user: Any, expected_id: str, secevents: Capture
+    user: Any, expected_id: str, security_events: Capture
 ) -> None:
     api.log_access_denied(user, "/admin")
-    secevents.assert_emitted("authz_fail", usr__id=expected_id, evt__resource="/admin")
+    security_events.assert_emitted("authz_fail", usr__id=expected_id, evt__resource="/admin")
 
 
-def test_framework_user_object_gives_login_and_email_hashed(secevents: Capture) -> None:
+def test_framework_user_object_gives_login_and_email_hashed(security_events: Capture) -> None:
     api.log_login(DjangoLikeUser(3, "ada", "ada@example.com"), "success")
-    record = secevents.assert_emitted("authn_login_success", usr__login=HASHED, usr__email=HASHED)
-    assert "ada" not in secevents.lines[0].decode()
+    record = security_events.assert_emitted("authn_login_success", usr__login=HASHED, usr__email=HASHED)
+    assert "ada" not in security_events.lines[0].decode()
     assert record["usr"]["login"] != record["usr"]["email"]
 
 
-def test_anonymous_user_object_is_no_user(secevents: Capture) -> None:
+def test_anonymous_user_object_is_no_user(security_events: Capture) -> None:
     api.log_access_denied(Anonymous(), "/admin")
-    assert "usr" not in secevents.records[0]
+    assert "usr" not in security_events.records[0]
 
 
-def test_failed_login_to_unknown_account_uses_processed_login_as_id(secevents: Capture) -> None:
+def test_failed_login_to_unknown_account_uses_processed_login_as_id(security_events: Capture) -> None:
     api.log_login(
         None, "failure", "203.0.113.9", login="ghost@example.com", exists=False, reason="unknown_user"
     )
-    record = secevents.assert_emitted("authn_login_fail", usr__exists=False, usr__id=HASHED)
+    record = security_events.assert_emitted("authn_login_fail", usr__exists=False, usr__id=HASHED)
     assert record["usr"]["id"] == record["usr"]["login"]
-    assert "ghost" not in secevents.lines[0].decode()
+    assert "ghost" not in security_events.lines[0].decode()
 
 
-def test_message_never_contains_login_email_or_ip(secevents: Capture) -> None:
+def test_message_never_contains_login_email_or_ip(security_events: Capture) -> None:
     api.log_login(
         User(id=1, login="ada", email="ada@example.com", name="Ada L"), "failure", "203.0.113.7", login="ada"
     )
-    message = secevents.records[0]["message"]
+    message = security_events.records[0]["message"]
     for secret in ("ada", "example.com", "203.0.113.7", "Ada L"):
         assert secret not in message
 
 
-def test_request_context_fills_ip_http_fields_and_user(secevents: Capture) -> None:
+def test_request_context_fills_ip_http_fields_and_user(security_events: Capture) -> None:
     ctx = RequestContext(
         client_ip="198.51.100.20",
         method="POST",
@@ -179,7 +179,7 @@ def test_request_context_fills_ip_http_fields_and_user(secevents: Capture) -> No
     )
     with request_context(ctx):
         api.emit("authz_fail", resource="/x")
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "authz_fail",
         usr__id="5",
         network__client__ip="198.51.100.20",
@@ -192,13 +192,13 @@ def test_request_context_fills_ip_http_fields_and_user(secevents: Capture) -> No
     )
 
 
-def test_explicit_arguments_beat_the_request_context(secevents: Capture) -> None:
+def test_explicit_arguments_beat_the_request_context(security_events: Capture) -> None:
     with request_context(RequestContext(client_ip="198.51.100.20", user=User(id=5))):
         api.log_access_denied(6, "/x", "192.0.2.1")
-    secevents.assert_emitted("authz_fail", usr__id="6", network__client__ip="192.0.2.1")
+    security_events.assert_emitted("authz_fail", usr__id="6", network__client__ip="192.0.2.1")
 
 
-def test_set_user_outside_a_request_names_the_user(secevents: Capture) -> None:
+def test_set_user_outside_a_request_names_the_user(security_events: Capture) -> None:
     def worker() -> None:
         api.set_user(User(id=77))
         api.emit("sensitive_read", object="report")
@@ -206,19 +206,19 @@ def test_set_user_outside_a_request_names_the_user(secevents: Capture) -> None:
     thread = threading.Thread(target=worker)
     thread.start()
     thread.join()
-    secevents.assert_emitted("sensitive_read", usr__id="77")
+    security_events.assert_emitted("sensitive_read", usr__id="77")
 
 
-def test_ipv4_mapped_ipv6_and_ports_are_normalised(secevents: Capture) -> None:
+def test_ipv4_mapped_ipv6_and_ports_are_normalised(security_events: Capture) -> None:
     api.log_login(1, "success", "::ffff:203.0.113.7")
     api.log_login(1, "success", "[2001:db8::1]:443")
-    ips = [r["network"]["client"]["ip"] for r in secevents.records]
+    ips = [r["network"]["client"]["ip"] for r in security_events.records]
     assert ips == ["203.0.113.7", "2001:db8::1"]
 
 
-def test_unknown_keyword_arguments_become_context(secevents: Capture) -> None:
+def test_unknown_keyword_arguments_become_context(security_events: Capture) -> None:
     api.emit("authz_fail", user=1, resource="/r", tenant="acme", attempt=2)
-    record = secevents.assert_emitted(
+    record = security_events.assert_emitted(
         "authz_fail", evt__resource="/r", context__tenant="acme", context__attempt=2
     )
     assert "tenant" not in record["evt"]
@@ -247,9 +247,9 @@ def test_strict_mode_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @pytest.mark.secevents_lenient
-def test_lenient_mode_writes_the_record_and_says_what_changed(secevents: Capture) -> None:
+def test_lenient_mode_writes_the_record_and_says_what_changed(security_events: Capture) -> None:
     api.log_login(1, "maybe", "not-an-ip", reason="x" * 5000)
-    record = secevents.records[0]
+    record = security_events.records[0]
     assert record["evt"]["type"] == "authn_login_fail"  # an unknown outcome is never a success
     assert len(record["evt"]["reason"]) == 1024
     errors = record["secevents"]["errors"]
@@ -260,24 +260,24 @@ def test_lenient_mode_writes_the_record_and_says_what_changed(secevents: Capture
 
 
 @pytest.mark.secevents_lenient
-def test_lenient_mode_coerces_numeric_text(secevents: Capture) -> None:
+def test_lenient_mode_coerces_numeric_text(security_events: Capture) -> None:
     api.log_rate_limited(1, max_limit="10")  # type: ignore[arg-type]
-    secevents.assert_emitted("excess_rate_limit_exceeded", evt__max_limit=10)
+    security_events.assert_emitted("excess_rate_limit_exceeded", evt__max_limit=10)
 
 
 @pytest.mark.secevents_lenient
-def test_unknown_event_type_is_still_written_and_flagged(secevents: Capture) -> None:
+def test_unknown_event_type_is_still_written_and_flagged(security_events: Capture) -> None:
     api.emit("authn_logn_fail", user=1)
-    record = secevents.records[0]
+    record = security_events.records[0]
     assert record["evt"]["type"] == "authn_logn_fail"
     assert record["status"] == "warning"
     assert "not in the catalog" in record["secevents"]["errors"][0]
 
 
 @pytest.mark.secevents_lenient
-def test_fixed_outcome_contradicted_by_caller_is_kept_and_noted(secevents: Capture) -> None:
+def test_fixed_outcome_contradicted_by_caller_is_kept_and_noted(security_events: Capture) -> None:
     api.emit("authz_fail", user=1, outcome="success")
-    record = secevents.records[0]
+    record = security_events.records[0]
     assert record["evt"]["outcome"] == "failure"
     assert "always 'failure'" in record["secevents"]["errors"][0]
 
@@ -396,7 +396,7 @@ def test_threads_keep_their_own_request_context_and_never_interleave(tmp_path: A
         assert record["http"]["request_id"] == f"req-{n}"
 
 
-def test_asyncio_tasks_keep_their_own_request_context(secevents: Capture) -> None:
+def test_asyncio_tasks_keep_their_own_request_context(security_events: Capture) -> None:
     async def handler(n: int) -> None:
         with request_context(RequestContext(client_ip=f"10.1.0.{n}", user=User(id=n))):
             await asyncio.sleep(0)
@@ -409,14 +409,14 @@ def test_asyncio_tasks_keep_their_own_request_context(secevents: Capture) -> Non
         await asyncio.gather(*(handler(n) for n in range(1, 40)))
 
     asyncio.run(main())
-    for record in secevents.records:
+    for record in security_events.records:
         n = int(record["network"]["client"]["ip"].rsplit(".", 1)[1])
         expected = n if record["evt"]["type"] == "authn_login_success" else n + 1000
         assert record["usr"]["id"] == str(expected)
-    assert len(secevents.records) == 78
+    assert len(security_events.records) == 78
 
 
-def test_every_record_written_validates_against_the_schema(secevents: Capture) -> None:
+def test_every_record_written_validates_against_the_schema(security_events: Capture) -> None:
     api.log_signup(User(id=1, email="a@example.com"), "192.0.2.5")
     api.log_password_reset(None, login="a", exists=False)
     api.log_password_reset(1, stage="complete")
@@ -432,6 +432,6 @@ def test_every_record_written_validates_against_the_schema(secevents: Capture) -
     api.log_data_export(1, "customers", record_count=10, export_format="csv")
     api.log_account_locked(1, reason="maxretries")
     api.log_password_change(1, "failure", reason="weak")
-    assert len(secevents.records) == 15
-    for record in secevents.records:
+    assert len(security_events.records) == 15
+    for record in security_events.records:
         assert check_record(record) == [], record

@@ -207,18 +207,18 @@ def test_events_from_asyncio_tasks_and_to_thread_are_captured() -> None:
 # --- matching -----------------------------------------------------------------------------------------------
 
 
-def test_assert_emitted_returns_the_first_matching_record(secevents: Capture) -> None:
+def test_assert_emitted_returns_the_first_matching_record(security_events: Capture) -> None:
     api.log_access_denied(1, "/a")
     api.log_access_denied(2, "/b")
     api.log_access_denied(3, "/b")
-    record = secevents.assert_emitted("authz_fail", evt__resource="/b")
+    record = security_events.assert_emitted("authz_fail", evt__resource="/b")
     assert record["usr"]["id"] == "2"
-    assert [r["usr"]["id"] for r in secevents.find("authz_fail", evt__resource="/b")] == ["2", "3"]
+    assert [r["usr"]["id"] for r in security_events.find("authz_fail", evt__resource="/b")] == ["2", "3"]
 
 
-def test_values_may_be_plain_regex_or_predicates(secevents: Capture) -> None:
+def test_values_may_be_plain_regex_or_predicates(security_events: Capture) -> None:
     api.log_login(User(id=42, login="ada"), "failure", "203.0.113.7", reason="invalid_credentials")
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "authn_login_fail",
         usr__id="42",
         network__client__ip=re.compile(r"203\.0\.113\.\d+"),
@@ -226,74 +226,76 @@ def test_values_may_be_plain_regex_or_predicates(secevents: Capture) -> None:
         timestamp=TIMESTAMP,
         usr__login=HASHED,
     )
-    assert secevents.find("authn_login_fail", usr__id=re.compile("4")) == []  # full match, not search
+    assert security_events.find("authn_login_fail", usr__id=re.compile("4")) == []  # full match, not search
 
 
-def test_any_needs_the_field_and_absent_needs_it_missing(secevents: Capture) -> None:
+def test_any_needs_the_field_and_absent_needs_it_missing(security_events: Capture) -> None:
     api.log_login(User(id=1, login="ada", name="Ada Lovelace"), "success")
-    secevents.assert_emitted("authn_login_success", usr__login=ANY, usr__name=ABSENT, network=ABSENT)
-    assert secevents.find("authn_login_success", usr__email=ANY) == []
-    assert secevents.find("authn_login_success", usr__id=ABSENT) == []
+    security_events.assert_emitted("authn_login_success", usr__login=ANY, usr__name=ABSENT, network=ABSENT)
+    assert security_events.find("authn_login_success", usr__email=ANY) == []
+    assert security_events.find("authn_login_success", usr__id=ABSENT) == []
 
 
-def test_hashed_gives_the_pseudonym_written_for_logins_and_unknown_accounts(secevents: Capture) -> None:
+def test_hashed_gives_the_pseudonym_written_for_logins_and_unknown_accounts(security_events: Capture) -> None:
     api.log_login(None, "failure", login="ghost@example.com", exists=False, reason="unknown_user")
-    record = secevents.assert_emitted(
+    record = security_events.assert_emitted(
         "authn_login_fail", usr__login=hashed("ghost@example.com"), usr__id=hashed("ghost@example.com")
     )
     assert HASHED.fullmatch(record["usr"]["id"])
     assert hashed("ghost@example.com") != hashed("Ghost@example.com")
 
 
-def test_hashed_follows_the_configured_key(secevents: Capture) -> None:
+def test_hashed_follows_the_configured_key(security_events: Capture) -> None:
     default_key = hashed("ada")
     api.configure(hash_key="another-key")
     api.log_login(User(id=1, login="ada"), "success")
-    secevents.assert_emitted("authn_login_success", usr__login=hashed("ada"))
+    security_events.assert_emitted("authn_login_success", usr__login=hashed("ada"))
     assert hashed("ada") != default_key
 
 
-def test_a_predicate_that_raises_is_a_mismatch_with_a_reason(secevents: Capture) -> None:
+def test_a_predicate_that_raises_is_a_mismatch_with_a_reason(security_events: Capture) -> None:
     api.log_logout(5)
-    message = failure_message(lambda: secevents.assert_emitted("session_logout", usr__id=lambda v: v + 1))
+    message = failure_message(
+        lambda: security_events.assert_emitted("session_logout", usr__id=lambda v: v + 1)
+    )
     assert "usr.id: a predicate raised TypeError on '5'" in message
 
 
-def test_metrics_are_captured_as_points_with_totals(secevents: Capture) -> None:
+def test_metrics_are_captured_as_points_with_totals(security_events: Capture) -> None:
     for _ in range(3):
         api.log_login(None, "failure", login="ada", exists=False, reason="unknown_user")
     api.log_login(1, "success")
-    assert secevents.metric_total("secevents.login.attempts", "outcome:failure") == 3
-    assert secevents.metric_total("secevents.login.attempts", "outcome:success") == 1
+    assert security_events.metric_total("secevents.login.attempts", "outcome:failure") == 3
+    assert security_events.metric_total("secevents.login.attempts", "outcome:success") == 1
     assert (
         MetricPoint(
             "secevents.events",
             1,
             ("evt_type:authn_login_success", "evt_category:authentication", "outcome:success"),
         )
-        in secevents.metrics
+        in security_events.metrics
     )
 
 
-def test_repr_counts_the_records_by_type(secevents: Capture) -> None:
+def test_repr_counts_the_records_by_type(security_events: Capture) -> None:
     api.log_logout(1)
     api.log_logout(2)
     api.log_access_denied(3, "/x")
-    assert repr(secevents) == "<Capture of 3 record(s): authz_fail, session_logout (2)>"
+    assert repr(security_events) == "<Capture of 3 record(s): authz_fail, session_logout (2)>"
 
 
 # --- failure messages ---------------------------------------------------------------------------------------
 
 
 def test_failure_lists_same_type_records_closest_first_with_the_fields_that_differ(
-    secevents: Capture,
+    security_events: Capture,
 ) -> None:
     api.log_login(
         User(id=1, login="ada"), "failure", "203.0.113.1", reason="invalid_credentials", exists=True
     )
     api.log_login(User(id=2, login="bob"), "failure", "203.0.113.2", reason="unknown_user", exists=False)
     message = failure_message(
-        lambda: secevents.assert_emitted("authn_login_fail", usr__id="2", usr__login=hashed("ada"))
+        lambda: security_events.assert_emitted("authn_login_fail", usr__id="2", usr__login=hashed("ada"))
     )
     lines = message.splitlines()
     assert lines[0].startswith("no authn_login_fail event matches {usr.id='2', usr.login='anon_")
@@ -309,55 +311,57 @@ def test_failure_lists_same_type_records_closest_first_with_the_fields_that_diff
     assert '"network":{"client":{"ip":"203.0.113.2"}}' in lines[4]
 
 
-def test_failure_names_missing_fields(secevents: Capture) -> None:
+def test_failure_names_missing_fields(security_events: Capture) -> None:
     api.log_logout(1)
-    message = failure_message(lambda: secevents.assert_emitted("session_logout", usr__login="ada"))
+    message = failure_message(lambda: security_events.assert_emitted("session_logout", usr__login="ada"))
     assert "#1 usr.login: expected 'ada', missing" in message
 
 
-def test_failure_truncates_long_records_and_shows_at_most_five(secevents: Capture) -> None:
+def test_failure_truncates_long_records_and_shows_at_most_five(security_events: Capture) -> None:
     for uid in range(8):
         api.emit("sensitive_read", user=uid, object="report", note="x" * 900)
-    message = failure_message(lambda: secevents.assert_emitted("sensitive_read", usr__id="nobody"))
+    message = failure_message(lambda: security_events.assert_emitted("sensitive_read", usr__id="nobody"))
     shown = [line for line in message.splitlines() if line.startswith("     {")]
     assert len(shown) == 5
     assert all(len(line) <= 5 + 300 and line.endswith("…") for line in shown)
     assert message.endswith("  ... and 3 more")
 
 
-def test_failure_without_records_of_that_type_lists_the_emitted_types(secevents: Capture) -> None:
+def test_failure_without_records_of_that_type_lists_the_emitted_types(security_events: Capture) -> None:
     api.log_logout(1)
     api.log_logout(2)
     api.log_access_denied(3, "/x")
-    message = failure_message(lambda: secevents.assert_emitted("authn_login_fail", usr__id="3"))
+    message = failure_message(lambda: security_events.assert_emitted("authn_login_fail", usr__id="3"))
     assert message == "no authn_login_fail event was emitted; emitted: authz_fail, session_logout (2)"
 
 
-def test_failure_when_nothing_was_emitted_says_so(secevents: Capture) -> None:
-    message = failure_message(lambda: secevents.assert_emitted("authn_login_fail"))
+def test_failure_when_nothing_was_emitted_says_so(security_events: Capture) -> None:
+    message = failure_message(lambda: security_events.assert_emitted("authn_login_fail"))
     assert message == "no authn_login_fail event was emitted; no event was emitted at all"
 
 
-def test_failure_for_a_type_outside_the_catalog_suggests_the_closest(secevents: Capture) -> None:
+def test_failure_for_a_type_outside_the_catalog_suggests_the_closest(security_events: Capture) -> None:
     api.log_login(1, "failure", reason="invalid_credentials")
-    message = failure_message(lambda: secevents.assert_emitted("authn_login_failure"))
+    message = failure_message(lambda: security_events.assert_emitted("authn_login_failure"))
     assert (
         "'authn_login_failure' is not an event type of the catalog; did you mean 'authn_login_fail' or 'authn_login_fail_max'?"
         in message
     )
 
 
-def test_assert_not_emitted_passes_fails_and_refuses_unknown_types(secevents: Capture) -> None:
+def test_assert_not_emitted_passes_fails_and_refuses_unknown_types(security_events: Capture) -> None:
     api.log_access_denied(1, "/admin")
-    secevents.assert_not_emitted("authn_login_success")
-    secevents.assert_not_emitted("authz_fail", usr__id="2")
-    message = failure_message(lambda: secevents.assert_not_emitted("authz_fail", evt__resource="/admin"))
+    security_events.assert_not_emitted("authn_login_success")
+    security_events.assert_not_emitted("authz_fail", usr__id="2")
+    message = failure_message(
+        lambda: security_events.assert_not_emitted("authz_fail", evt__resource="/admin")
+    )
     assert message.splitlines() == [
         "expected no authz_fail event matching {evt.resource='/admin'}, but 1 was emitted:",
         '  {"status":"critical","evt":{"outcome":"failure","resource":"/admin"},"usr":{"id":"1"}}',
     ]
     with pytest.raises(ValueError, match="did you mean 'authz_fail'"):
-        secevents.assert_not_emitted("authz_failed")
+        security_events.assert_not_emitted("authz_failed")
 
 
 # --- without pytest's fixture -------------------------------------------------------------------------------

@@ -52,11 +52,11 @@ REQUEST = RequestContext(
 
 
 def test_the_record_carries_the_active_spans_ids_as_32_and_16_hex(
-    secevents: Capture, spans: InMemorySpanExporter
+    security_events: Capture, spans: InMemorySpanExporter
 ) -> None:
     with TRACER.start_as_current_span("login") as span:
         api.log_login(User(id="u-1", login="ada"), "success")
-    record = secevents.assert_emitted("authn_login_success")
+    record = security_events.assert_emitted("authn_login_success")
     context = span.get_span_context()
     assert record["trace_id"] == f"{context.trace_id:032x}"
     assert record["span_id"] == f"{context.span_id:016x}"
@@ -67,11 +67,11 @@ def test_the_record_carries_the_active_spans_ids_as_32_and_16_hex(
 
 
 def test_the_span_gets_an_event_named_after_the_type_with_semconv_attributes(
-    secevents: Capture, spans: InMemorySpanExporter
+    security_events: Capture, spans: InMemorySpanExporter
 ) -> None:
     with TRACER.start_as_current_span("login"), request_context(REQUEST):
         api.log_login(None, "failure", login="ada@example.com", exists=False, reason="unknown_user")
-    record = secevents.assert_emitted("authn_login_fail")
+    record = security_events.assert_emitted("authn_login_fail")
     span = finished(spans, "login")
     assert [event.name for event in span.events] == ["authn_login_fail"]
     assert event_attributes(span) == {
@@ -89,12 +89,12 @@ def test_the_span_gets_an_event_named_after_the_type_with_semconv_attributes(
 
 
 def test_privacy_rules_apply_to_the_span_event_as_to_the_log(
-    secevents: Capture, spans: InMemorySpanExporter
+    security_events: Capture, spans: InMemorySpanExporter
 ) -> None:
     api.configure(privacy={"network.client.ip": "truncate", "usr.email": "drop", "usr.id": "hash"})
     with TRACER.start_as_current_span("login"), request_context(REQUEST):
         api.log_login(User(id="u-1", login="ada", email="ada@example.com", name="Ada L."), "success")
-    record = secevents.assert_emitted("authn_login_success")
+    record = security_events.assert_emitted("authn_login_success")
     attributes = event_attributes(finished(spans, "login"))
     assert attributes["client.address"] == record["network"]["client"]["ip"] == "203.0.113.0"
     assert attributes["user.id"] == record["usr"]["id"] != "u-1"
@@ -104,18 +104,18 @@ def test_privacy_rules_apply_to_the_span_event_as_to_the_log(
 
 
 def test_the_event_goes_to_the_innermost_active_span_only(
-    secevents: Capture, spans: InMemorySpanExporter
+    security_events: Capture, spans: InMemorySpanExporter
 ) -> None:
     with TRACER.start_as_current_span("request"), TRACER.start_as_current_span("handler") as handler:
         api.log_access_denied(User(id="u-7"), "/admin")
-    record = secevents.assert_emitted("authz_fail")
+    record = security_events.assert_emitted("authz_fail")
     assert record["span_id"] == f"{handler.get_span_context().span_id:016x}"
     assert finished(spans, "request").events == ()
     assert [e.name for e in finished(spans, "handler").events] == ["authz_fail"]
 
 
 def test_target_users_and_list_parameters_become_attributes(
-    secevents: Capture, spans: InMemorySpanExporter
+    security_events: Capture, spans: InMemorySpanExporter
 ) -> None:
     with TRACER.start_as_current_span("admin"):
         api.log_privilege_change(
@@ -127,7 +127,7 @@ def test_target_users_and_list_parameters_become_attributes(
     assert dict(change.attributes or {}) == {
         "user.id": "admin-1",
         "target.usr.id": "u-6",
-        "target.usr.login": secevents.assert_emitted("authz_change")["target"]["usr"]["login"],
+        "target.usr.login": security_events.assert_emitted("authz_change")["target"]["usr"]["login"],
         "evt.name": "authz_change",
         "evt.category": "iam",
         "evt.outcome": "success",
@@ -138,7 +138,7 @@ def test_target_users_and_list_parameters_become_attributes(
 
 
 def test_a_detection_without_an_outcome_has_no_outcome_attribute(
-    secevents: Capture, spans: InMemorySpanExporter
+    security_events: Capture, spans: InMemorySpanExporter
 ) -> None:
     with TRACER.start_as_current_span("scan"):
         api.emit("malicious_attack_tool", tool_name="sqlmap")
@@ -148,26 +148,26 @@ def test_a_detection_without_an_outcome_has_no_outcome_attribute(
 
 
 def test_span_events_off_keeps_the_ids_but_adds_no_event(
-    secevents: Capture, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+    security_events: Capture, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SECEVENTS_OTEL_SPAN_EVENTS", "false")
     api.configure()
     with TRACER.start_as_current_span("login"):
         api.log_login(User(id="u-1"), "success")
-    assert "trace_id" in secevents.assert_emitted("authn_login_success")
+    assert "trace_id" in security_events.assert_emitted("authn_login_success")
     assert finished(spans, "login").events == ()
 
 
 def test_without_an_active_span_there_are_no_ids_and_no_event(
-    secevents: Capture, spans: InMemorySpanExporter
+    security_events: Capture, spans: InMemorySpanExporter
 ) -> None:
     api.log_login(User(id="u-1"), "success")
-    record = secevents.assert_emitted("authn_login_success")
+    record = security_events.assert_emitted("authn_login_success")
     assert "trace_id" not in record and "dd" not in record
     assert spans.get_finished_spans() == ()
 
 
-def test_a_non_recording_span_gives_ids_but_takes_no_event(secevents: Capture) -> None:
+def test_a_non_recording_span_gives_ids_but_takes_no_event(security_events: Capture) -> None:
     """An unsampled incoming trace: the ids still correlate the log; there is nowhere to put an event."""
     context = trace.SpanContext(
         trace_id=0x0AF7651916CD43DD8448EB211C80319C,
@@ -177,12 +177,12 @@ def test_a_non_recording_span_gives_ids_but_takes_no_event(secevents: Capture) -
     )
     with trace.use_span(trace.NonRecordingSpan(context)):
         api.log_login(User(id="u-1"), "success")
-    record = secevents.assert_emitted("authn_login_success")
+    record = security_events.assert_emitted("authn_login_success")
     assert (record["trace_id"], record["span_id"]) == ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331")
 
 
 def test_a_failing_span_never_reaches_the_caller(
-    secevents: Capture, recwarn: pytest.WarningsRecorder
+    security_events: Capture, recwarn: pytest.WarningsRecorder
 ) -> None:
     class BrokenSpan(trace.NonRecordingSpan):
         def is_recording(self) -> bool:
@@ -195,7 +195,7 @@ def test_a_failing_span_never_reaches_the_caller(
     with trace.use_span(BrokenSpan(context)):
         api.log_login(User(id="u-1"), "success")
         api.log_login(User(id="u-1"), "success")
-    assert len(secevents.find("authn_login_success")) == 2
+    assert len(security_events.find("authn_login_success")) == 2
 
 
 def test_attributes_are_read_from_the_record_only() -> None:

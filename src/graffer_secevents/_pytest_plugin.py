@@ -1,19 +1,26 @@
-"""The pytest plugin, registered through the ``pytest11`` entry point (no conftest needed): the ``secevents``
-fixture and the ``secevents_lenient`` marker. See :mod:`graffer_secevents.testing` and ``docs/testing.md``.
+"""The pytest plugin, registered through the ``pytest11`` entry point (no conftest needed): the
+``security_events`` fixture and the ``secevents_lenient`` marker. See :mod:`graffer_secevents.testing` and
+``docs/testing.md``.
 
 Disable it with ``-p no:secevents``.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import pytest
 
 from . import _context
+from ._errors import SecEventsWarning
 from .testing import Capture, capture_events
 
-__all__ = ["secevents"]
+__all__ = ["secevents", "security_events"]
+
+
+class FixtureRenamedWarning(SecEventsWarning, DeprecationWarning):
+    """The ``secevents`` fixture was renamed ``security_events``; the old name goes in the next release."""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -25,19 +32,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def secevents(request: pytest.FixtureRequest) -> Iterator[Capture]:
+def security_events(request: pytest.FixtureRequest) -> Iterator[Capture]:
     """Capture the security events and metric points the test emits, from any thread or asyncio task.
 
     Strict mode is on (invalid event input raises ``EventValidationError``) unless the test is marked
-    ``@pytest.mark.secevents_lenient``; ``secevents.lenient()`` turns it off for a block. Every test starts
-    with no request context and no ``set_user()`` user bound, and whatever it binds or configures is undone
-    when it ends.
+    ``@pytest.mark.secevents_lenient``; ``security_events.lenient()`` turns it off for a block. Every test
+    starts with no request context and no ``set_user()`` user bound, and whatever it binds or configures is
+    undone when it ends.
 
     Example::
 
-        def test_wrong_password_is_a_login_failure(secevents, client):
+        def test_wrong_password_is_a_login_failure(security_events, client):
             client.post("/login", data={"username": "ada", "password": "wrong"})
-            secevents.assert_emitted("authn_login_fail", usr__login=hashed("ada"), usr__exists=True)
+            security_events.assert_emitted("authn_login_fail", usr__login=hashed("ada"), usr__exists=True)
     """
     lenient = request.node.get_closest_marker("secevents_lenient") is not None
     # A test that bound a user or a request without the fixture must not hand it to this one.
@@ -49,3 +56,15 @@ def secevents(request: pytest.FixtureRequest) -> Iterator[Capture]:
     finally:
         _context._request.set(None)
         _context._user.set(None)
+
+
+@pytest.fixture
+def secevents(request: pytest.FixtureRequest, security_events: Capture) -> Capture:
+    """Deprecated name of :func:`security_events` (it shadowed ``import graffer_secevents as secevents``)."""
+    warnings.warn(
+        "the 'secevents' fixture is renamed 'security_events' (it shadowed `import graffer_secevents as "
+        "secevents`); the old name will be removed in the next release",
+        FixtureRenamedWarning,
+        stacklevel=2,
+    )
+    return security_events

@@ -1,5 +1,5 @@
-"""Assert security events in tests: :func:`capture_events` (any test runner) and the ``secevents`` pytest
-fixture built on it, plus matchers for the values a test cannot spell out (hashed logins, timestamps).
+"""Assert security events in tests: :func:`capture_events` (any test runner) and the ``security_events``
+pytest fixture built on it, plus matchers for the values a test cannot spell out (hashed logins, timestamps).
 
 Usage::
 
@@ -109,7 +109,7 @@ def hashed(value: str) -> str:
 
     Example::
 
-        secevents.assert_emitted("authn_login_fail", usr__login=hashed("ada@example.com"))
+        security_events.assert_emitted("authn_login_fail", usr__login=hashed("ada@example.com"))
 
     .. versionadded:: 0.1.0
     """
@@ -217,15 +217,15 @@ def _reapply() -> None:
 
 
 class Capture:
-    """The events and metric points captured by :func:`capture_events` (the ``secevents`` fixture).
+    """The events and metric points captured by :func:`capture_events` (the ``security_events`` fixture).
 
     Example::
 
-        def test_wrong_password_is_a_login_failure(secevents, client):
+        def test_wrong_password_is_a_login_failure(security_events, client):
             client.post("/login", data={"username": "ada", "password": "wrong"})
-            record = secevents.assert_emitted("authn_login_fail", usr__login=hashed("ada"))
+            record = security_events.assert_emitted("authn_login_fail", usr__login=hashed("ada"))
             assert record["network"]["client"]["ip"] == "127.0.0.1"
-            secevents.assert_not_emitted("authn_login_success")
+            security_events.assert_not_emitted("authn_login_success")
 
     .. versionadded:: 0.1.0
     """
@@ -260,7 +260,7 @@ class Capture:
 
         Example::
 
-            assert secevents.metric_total("secevents.login.attempts", "outcome:failure") == 3
+            assert security_events.metric_total("secevents.login.attempts", "outcome:failure") == 3
         """
         return self._overlay.metrics.total(name, *tags)
 
@@ -278,9 +278,9 @@ class Capture:
 
         Example::
 
-            with secevents.lenient():
+            with security_events.lenient():
                 api.emit("authz_fail", user=b"\\xff", outcome="failure", resource="/x")
-            assert secevents.records[-1]["secevents"]["errors"]
+            assert security_events.records[-1]["secevents"]["errors"]
         """
         before = self._overlay.strict
         self._overlay.strict = False
@@ -309,7 +309,7 @@ class Capture:
 
         Example::
 
-            record = secevents.assert_emitted(
+            record = security_events.assert_emitted(
                 "authn_login_fail", usr__id=HASHED, usr__exists=False, evt__reason="unknown_user"
             )
         """
@@ -328,7 +328,7 @@ class Capture:
 
         Example::
 
-            secevents.assert_not_emitted("authn_login_success", usr__id="42")
+            security_events.assert_not_emitted("authn_login_success", usr__id="42")
         """
         __tracebackhide__ = True
         found = self.find(evt_type, **match)

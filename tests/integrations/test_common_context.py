@@ -53,14 +53,14 @@ class BrokenContext(LazyRequestContext):
         raise RuntimeError("user")
 
 
-def test_every_field_is_safe_to_read_when_the_request_data_is_not(secevents: Capture) -> None:
+def test_every_field_is_safe_to_read_when_the_request_data_is_not(security_events: Capture) -> None:
     ctx = BrokenContext()
     fields = (ctx.method, ctx.path, ctx.client_ip, ctx.user_agent, ctx.route, ctx.user, ctx.status_code)
     assert fields == (None,) * 7
     assert ctx.request_id is not None and len(ctx.request_id) == 32
     with request_context(ctx):
         api.emit("authz_fail", resource="/x")
-    record = secevents.assert_emitted("authz_fail", http__request_id=ctx.request_id)
+    record = security_events.assert_emitted("authz_fail", http__request_id=ctx.request_id)
     assert set(record["http"]) == {"request_id"}
 
 

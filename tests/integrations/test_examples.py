@@ -26,7 +26,7 @@ def load(path: Path, name: str) -> Any:
     return module
 
 
-def test_fastapi_example_records_logins_denials_and_admin_actions(secevents: Capture) -> None:
+def test_fastapi_example_records_logins_denials_and_admin_actions(security_events: Capture) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
@@ -47,11 +47,13 @@ def test_fastapi_example_records_logins_denials_and_admin_actions(secevents: Cap
         ).json()["token"]
         client.post("/admin/users/1002/disable", headers={"Authorization": f"Bearer {root_token}"})
     ip = {"network__client__ip": "198.51.100.10"}
-    secevents.assert_emitted("authn_login_fail", usr__exists=True, evt__reason="invalid_credentials", **ip)
-    secevents.assert_emitted("authn_login_success", usr__id="1001", **ip)
-    secevents.assert_emitted("authz_fail", usr__id="1001", http__route="/admin/users", **ip)
-    secevents.assert_emitted("session_logout", usr__id="1001", **ip)
-    secevents.assert_emitted("authz_admin", usr__id="1", evt__resource="/users/1002", **ip)
+    security_events.assert_emitted(
+        "authn_login_fail", usr__exists=True, evt__reason="invalid_credentials", **ip
+    )
+    security_events.assert_emitted("authn_login_success", usr__id="1001", **ip)
+    security_events.assert_emitted("authz_fail", usr__id="1001", http__route="/admin/users", **ip)
+    security_events.assert_emitted("session_logout", usr__id="1001", **ip)
+    security_events.assert_emitted("authz_admin", usr__id="1", evt__resource="/users/1002", **ip)
 
 
 DJANGO_SCRIPT = """

@@ -30,46 +30,46 @@ import graffer_secevents as api
 from graffer_secevents._context import RequestContext, bind_request, current_request, current_user
 
 
-def starts_clean(secevents):
-    assert secevents.records == []
-    assert secevents.metrics == []
+def starts_clean(security_events):
+    assert security_events.records == []
+    assert security_events.metrics == []
     assert current_user() is None
     assert current_request() is None
     assert api.get_config().service is None
     assert api.get_config().strict is True
 
 
-def test_binds_a_user_and_emits(secevents):
-    starts_clean(secevents)
+def test_binds_a_user_and_emits(security_events):
+    starts_clean(security_events)
     api.set_user(api.User(id=1))
     api.log_logout()
-    secevents.assert_emitted("session_logout", usr__id="1")
+    security_events.assert_emitted("session_logout", usr__id="1")
 
 
-def test_binds_a_request_and_never_resets_it(secevents):
-    starts_clean(secevents)
+def test_binds_a_request_and_never_resets_it(security_events):
+    starts_clean(security_events)
     bind_request(RequestContext(client_ip="192.0.2.1", user=api.User(id=2)))
     api.log_access_denied(None, "/admin")
-    secevents.assert_emitted("authz_fail", usr__id="2", network__client__ip="192.0.2.1")
+    security_events.assert_emitted("authz_fail", usr__id="2", network__client__ip="192.0.2.1")
 
 
-def test_configures_the_library(secevents):
-    starts_clean(secevents)
+def test_configures_the_library(security_events):
+    starts_clean(security_events)
     api.configure(service="leaky", strict=False)
     api.log_logout(3)
-    secevents.assert_emitted("session_logout", service="leaky")
+    security_events.assert_emitted("session_logout", service="leaky")
 
 
-def test_emits_from_a_thread(secevents):
-    starts_clean(secevents)
+def test_emits_from_a_thread(security_events):
+    starts_clean(security_events)
     thread = threading.Thread(target=api.log_logout, args=(4,))
     thread.start()
     thread.join(timeout=10)
-    secevents.assert_emitted("session_logout", usr__id="4")
+    security_events.assert_emitted("session_logout", usr__id="4")
 
 
-def test_emits_from_asyncio_tasks(secevents):
-    starts_clean(secevents)
+def test_emits_from_asyncio_tasks(security_events):
+    starts_clean(security_events)
 
     async def handler(uid):
         api.set_user(api.User(id=uid))
@@ -80,25 +80,25 @@ def test_emits_from_asyncio_tasks(secevents):
         await asyncio.gather(handler(5), handler(6))
 
     asyncio.run(main())
-    assert sorted(r["usr"]["id"] for r in secevents.records) == ["5", "6"]
+    assert sorted(r["usr"]["id"] for r in security_events.records) == ["5", "6"]
 
 
 @pytest.mark.anyio
-async def test_is_itself_async(secevents):  # anyio's pytest plugin, installed with Starlette
-    starts_clean(secevents)
+async def test_is_itself_async(security_events):  # anyio's pytest plugin, installed with Starlette
+    starts_clean(security_events)
     api.set_user(api.User(id=8))
     await asyncio.sleep(0)
     api.log_logout()
-    secevents.assert_emitted("session_logout", usr__id="8")
+    security_events.assert_emitted("session_logout", usr__id="8")
 
 
 def test_without_the_fixture_binds_a_user():
     api.set_user(api.User(id=7))
 
 
-def test_sees_nothing_of_the_others(secevents):
-    starts_clean(secevents)
-    secevents.assert_not_emitted("session_logout")
+def test_sees_nothing_of_the_others(security_events):
+    starts_clean(security_events)
+    security_events.assert_not_emitted("session_logout")
 """
 
 
@@ -111,19 +111,19 @@ def pytester(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_fixture_comes_from_the_entry_point_and_can_be_disabled(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
-        def test_uses_it(secevents):
-            assert secevents.records == []
+        def test_uses_it(security_events):
+            assert security_events.records == []
         """
     )
     pytester.runpytest_inprocess("-p", "no:randomly").assert_outcomes(passed=1)
     disabled = pytester.runpytest_inprocess("-p", "no:secevents", "-p", "no:randomly")
     disabled.assert_outcomes(errors=1)
-    disabled.stdout.fnmatch_lines(["*fixture 'secevents' not found*"])
+    disabled.stdout.fnmatch_lines(["*fixture 'security_events' not found*"])
 
 
 def test_fixture_and_marker_are_documented_in_pytest_help(pytester: pytest.Pytester) -> None:
     fixtures = pytester.runpytest_inprocess("--fixtures")
-    fixtures.stdout.fnmatch_lines(["secevents -- *_pytest_plugin.py*", "*Capture the security events*"])
+    fixtures.stdout.fnmatch_lines(["security_events -- *_pytest_plugin.py*", "*Capture the security events*"])
     markers = pytester.runpytest_inprocess("--markers")
     markers.stdout.fnmatch_lines(
         ["@pytest.mark.secevents_lenient: run the secevents fixture in lenient mode*"]
@@ -137,28 +137,28 @@ def test_passing_and_failing_assertions_with_a_readable_failure(pytester: pytest
         from graffer_secevents.testing import HASHED, hashed
 
 
-        def test_login_failure_is_asserted(secevents):
+        def test_login_failure_is_asserted(security_events):
             api.log_login(None, "failure", "203.0.113.5", login="ada", exists=False, reason="unknown_user")
-            record = secevents.assert_emitted(
+            record = security_events.assert_emitted(
                 "authn_login_fail", usr__id=HASHED, usr__login=hashed("ada"), network__client__ip="203.0.113.5"
             )
             assert record["usr"]["exists"] is False
-            secevents.assert_not_emitted("authn_login_success")
+            security_events.assert_not_emitted("authn_login_success")
 
 
-        def test_wrong_expectation(secevents):
+        def test_wrong_expectation(security_events):
             api.log_login(None, "failure", "203.0.113.5", login="ada", exists=False, reason="unknown_user")
-            secevents.assert_emitted("authn_login_fail", usr__exists=True, evt__reason="unknown_user")
+            security_events.assert_emitted("authn_login_fail", usr__exists=True, evt__reason="unknown_user")
 
 
-        def test_wrong_type(secevents):
+        def test_wrong_type(security_events):
             api.log_logout(1)
-            secevents.assert_emitted("authn_logout")
+            security_events.assert_emitted("authn_logout")
 
 
-        def test_unexpected_event(secevents):
+        def test_unexpected_event(security_events):
             api.log_logout(1)
-            secevents.assert_not_emitted("session_logout")
+            security_events.assert_not_emitted("session_logout")
         """
     )
     result = pytester.runpytest_inprocess("-p", "no:randomly")
@@ -166,7 +166,7 @@ def test_passing_and_failing_assertions_with_a_readable_failure(pytester: pytest
     result.stdout.fnmatch_lines(
         [
             "*_ test_wrong_expectation _*",
-            ">*secevents.assert_emitted(*usr__exists=True*",
+            ">*security_events.assert_emitted(*usr__exists=True*",
             "E       AssertionError: no authn_login_fail event matches {usr.exists=True, evt.reason='unknown_user'};"
             " 1 authn_login_fail event was emitted:",
             "E         #1 usr.exists: expected True, got False",
@@ -214,29 +214,29 @@ def test_lenient_marker_and_block(pytester: pytest.Pytester) -> None:
             api.emit("excess_rate_limit_exceeded", user=1, max_limit="ten", window_seconds=60)
 
 
-        def test_strict_by_default(secevents):
+        def test_strict_by_default(security_events):
             emit_bad_input()
 
 
         @pytest.mark.secevents_lenient
-        def test_marked_lenient(secevents):
+        def test_marked_lenient(security_events):
             emit_bad_input()
-            record = secevents.assert_emitted("excess_rate_limit_exceeded", usr__id="1")
+            record = security_events.assert_emitted("excess_rate_limit_exceeded", usr__id="1")
             assert any(e.startswith("evt.max_limit") for e in record["secevents"]["errors"])
 
 
         @pytest.mark.secevents_lenient
         class TestWholeClass:
-            def test_lenient_too(self, secevents):
+            def test_lenient_too(self, security_events):
                 emit_bad_input()
 
 
-        def test_lenient_block(secevents):
-            with secevents.lenient():
+        def test_lenient_block(security_events):
+            with security_events.lenient():
                 emit_bad_input()
             with pytest.raises(api.EventValidationError):
                 emit_bad_input()
-            assert len(secevents.records) == 1
+            assert len(security_events.records) == 1
         """
     )
     result = pytester.runpytest_inprocess("-p", "no:randomly")
@@ -247,3 +247,25 @@ def test_lenient_marker_and_block(pytester: pytest.Pytester) -> None:
             "E *EventValidationError: excess_rate_limit_exceeded: evt.max_limit: *",
         ]
     )
+
+
+def test_the_old_fixture_name_still_works_and_warns_that_it_was_renamed(pytester: pytest.Pytester) -> None:
+    """``secevents`` shadowed ``import graffer_secevents as secevents``; it is kept for one release."""
+    pytester.makepyfile(
+        """
+        import pytest
+        import graffer_secevents
+
+        @pytest.mark.filterwarnings("ignore::DeprecationWarning")
+        def test_old_name(secevents):
+            graffer_secevents.log_logout(7)
+            secevents.assert_emitted("session_logout", usr__id="7")
+
+        @pytest.mark.filterwarnings("error")
+        def test_old_name_warns(secevents):
+            pass
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "no:randomly")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*FixtureRenamedWarning*renamed 'security_events'*"])

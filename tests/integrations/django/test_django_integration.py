@@ -29,7 +29,7 @@ def call(client: Client, method: str, path: str, **extra: Any) -> Any:
 # --- the three signals, with no event code in the application -----------------------------------------------
 
 
-def test_login_view_failure_for_an_existing_account(secevents: Capture) -> None:
+def test_login_view_failure_for_an_existing_account(security_events: Capture) -> None:
     response = call(
         Client(),
         "post",
@@ -40,7 +40,7 @@ def test_login_view_failure_for_an_existing_account(secevents: Capture) -> None:
     )
     assert response.status_code == 200  # the form is shown again
     assert response["X-Request-ID"] == "dj-1"
-    record = secevents.assert_emitted(
+    record = security_events.assert_emitted(
         "authn_login_fail",
         usr__exists=True,
         evt__reason="invalid_credentials",
@@ -54,27 +54,27 @@ def test_login_view_failure_for_an_existing_account(secevents: Capture) -> None:
 
 
 def test_failures_and_success_of_one_account_share_its_id(
-    secevents: Capture, accounts: dict[str, Any]
+    security_events: Capture, accounts: dict[str, Any]
 ) -> None:
     """Brute-force rules follow one @usr.id from failures to a success: an existing account's failures carry
     its pk, not the hashed login."""
     for _ in range(3):
         call(Client(), "post", "/login/", data={"username": "ada", "password": "wrong"})
     call(Client(), "post", "/login/", data={"username": "ada", "password": "correct horse"})
-    ids = {r["usr"]["id"] for r in secevents.records if r["evt"]["name"] == "authentication"}
+    ids = {r["usr"]["id"] for r in security_events.records if r["evt"]["name"] == "authentication"}
     assert ids == {str(accounts["ada"].pk)}
 
 
-def test_login_view_failure_for_an_unknown_account(secevents: Capture) -> None:
+def test_login_view_failure_for_an_unknown_account(security_events: Capture) -> None:
     call(Client(), "post", "/login/", data={"username": "mallory", "password": "x"})
-    record = secevents.assert_emitted("authn_login_fail", usr__exists=False, evt__reason="unknown_user")
+    record = security_events.assert_emitted("authn_login_fail", usr__exists=False, evt__reason="unknown_user")
     assert record["usr"]["id"] == record["usr"]["login"]
 
 
-def test_login_view_success(secevents: Capture, accounts: dict[str, Any]) -> None:
+def test_login_view_success(security_events: Capture, accounts: dict[str, Any]) -> None:
     response = call(Client(), "post", "/login/", data={"username": "ada", "password": "correct horse"})
     assert response.status_code == 302
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "authn_login_success",
         usr__id=str(accounts["ada"].pk),
         network__client__ip=PEER,
@@ -82,18 +82,18 @@ def test_login_view_success(secevents: Capture, accounts: dict[str, Any]) -> Non
     )
 
 
-def test_logout_view(secevents: Capture, accounts: dict[str, Any]) -> None:
+def test_logout_view(security_events: Capture, accounts: dict[str, Any]) -> None:
     client = Client()
     client.force_login(accounts["ada"])
     call(client, "post", "/logout/")
-    record = secevents.assert_emitted(
+    record = security_events.assert_emitted(
         "session_logout", usr__id=str(accounts["ada"].pk), network__client__ip=PEER, http__route="/logout/"
     )
     assert record["evt"]["session_id"].startswith("anon_")
 
 
 def test_authenticate_login_logout_called_by_the_application(
-    secevents: Capture, accounts: dict[str, Any]
+    security_events: Capture, accounts: dict[str, Any]
 ) -> None:
     client = Client()
     assert (
@@ -105,10 +105,10 @@ def test_authenticate_login_logout_called_by_the_application(
     )
     call(client, "post", "/api/logout/")
     ada = str(accounts["ada"].pk)
-    secevents.assert_emitted("authn_login_fail", usr__exists=True, network__client__ip=PEER)
-    secevents.assert_emitted("authn_login_success", usr__id=ada, network__client__ip=PEER)
-    secevents.assert_emitted("session_logout", usr__id=ada, network__client__ip=PEER)
-    request_ids = {r["http"]["request_id"] for r in secevents.records}
+    security_events.assert_emitted("authn_login_fail", usr__exists=True, network__client__ip=PEER)
+    security_events.assert_emitted("authn_login_success", usr__id=ada, network__client__ip=PEER)
+    security_events.assert_emitted("session_logout", usr__id=ada, network__client__ip=PEER)
+    request_ids = {r["http"]["request_id"] for r in security_events.records}
     assert len(request_ids) == 3  # one per request, never shared
 
 
@@ -136,38 +136,38 @@ def test_async_views_with_aauthenticate_and_alogin(accounts: dict[str, Any]) -> 
     events.assert_emitted("authn_login_success", usr__id=str(accounts["ada"].pk), network__client__ip=PEER)
 
 
-def test_anonymous_logout_is_not_an_event(secevents: Capture) -> None:
+def test_anonymous_logout_is_not_an_event(security_events: Capture) -> None:
     call(Client(), "post", "/api/logout/")
-    assert secevents.records == []
+    assert security_events.records == []
 
 
-def test_the_password_is_never_read(secevents: Capture) -> None:
+def test_the_password_is_never_read(security_events: Capture) -> None:
     """Even when a caller sends the signal with unmasked credentials, only the login is used."""
     user_login_failed.send(
         sender="test", credentials={"username": "ada", "password": "hunter2-secret"}, request=None
     )
-    record = secevents.assert_emitted("authn_login_fail", usr__exists=True)
-    assert "hunter2" not in orjson.dumps(secevents.records).decode()
+    record = security_events.assert_emitted("authn_login_fail", usr__exists=True)
+    assert "hunter2" not in orjson.dumps(security_events.records).decode()
     assert "network" not in record  # no request, no client IP
 
 
-def test_a_signal_with_a_request_but_no_middleware_still_gets_the_client_ip(secevents: Capture) -> None:
+def test_a_signal_with_a_request_but_no_middleware_still_gets_the_client_ip(security_events: Capture) -> None:
     request = RequestFactory().post("/elsewhere", REMOTE_ADDR=PEER, HTTP_X_REQUEST_ID="rf-1")
     assert authenticate(request, username="nobody", password="x") is None
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "authn_login_fail", usr__exists=False, network__client__ip=PEER, http__request_id="rf-1"
     )
     assert api.current_request() is None
 
 
-def test_account_lookup_failure_leaves_exists_unknown(secevents: Capture) -> None:
+def test_account_lookup_failure_leaves_exists_unknown(security_events: Capture) -> None:
     """From an event loop the ORM refuses to run: usr.exists is left out, nothing is raised."""
 
     async def from_event_loop() -> None:
         user_login_failed.send(sender="test", credentials={"username": "ada"}, request=None)
 
     asyncio.run(from_event_loop())
-    record = secevents.assert_emitted("authn_login_fail")
+    record = security_events.assert_emitted("authn_login_fail")
     assert "exists" not in record["usr"] and "reason" not in record["evt"]
 
 
@@ -175,20 +175,20 @@ def test_account_lookup_failure_leaves_exists_unknown(secevents: Capture) -> Non
 
 
 def test_user_authenticated_inside_the_view_is_the_one_recorded(
-    secevents: Capture, accounts: dict[str, Any]
+    security_events: Capture, accounts: dict[str, Any]
 ) -> None:
     """Django REST framework authenticates in the view: the 403 event must name that user."""
     call(Client(), "get", "/token-auth/", HTTP_X_TOKEN="root")
-    secevents.assert_emitted("authz_fail", usr__id=str(accounts["root"].pk), http__status_code=403)
+    security_events.assert_emitted("authz_fail", usr__id=str(accounts["root"].pk), http__status_code=403)
 
 
 def test_permission_denied_records_authz_fail_with_the_session_user(
-    secevents: Capture, accounts: dict[str, Any]
+    security_events: Capture, accounts: dict[str, Any]
 ) -> None:
     client = Client()
     client.force_login(accounts["ada"])
     assert call(client, "get", "/admin-only/").status_code == 403
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "authz_fail",
         usr__id=str(accounts["ada"].pk),
         evt__resource="/admin-only/",
@@ -197,9 +197,9 @@ def test_permission_denied_records_authz_fail_with_the_session_user(
     )
 
 
-def test_route_template(secevents: Capture) -> None:
+def test_route_template(security_events: Capture) -> None:
     call(Client(), "get", "/orders/42/")
-    record = secevents.assert_emitted(
+    record = security_events.assert_emitted(
         "sensitive_read", http__route="/orders/<int:order_id>/", http__url_details__path="/orders/42/"
     )
     assert "usr" not in record  # AnonymousUser is no user
@@ -211,14 +211,14 @@ def test_a_request_that_emits_nothing_never_touches_the_session() -> None:
 
 
 @pytest.mark.parametrize(("code", "evt_type"), [(401, "authz_fail"), (429, "excess_rate_limit_exceeded")])
-def test_401_and_429_are_opt_in_through_settings(secevents: Capture, code: int, evt_type: str) -> None:
+def test_401_and_429_are_opt_in_through_settings(security_events: Capture, code: int, evt_type: str) -> None:
     call(Client(), "get", f"/status/{code}/")
-    assert secevents.records == []
+    assert security_events.records == []
     with override_settings(SECEVENTS_STATUS_EVENTS={code: evt_type, 403: None}):
         call(Client(), "get", f"/status/{code}/")
         call(Client(), "get", "/denied/")
-    secevents.assert_emitted(evt_type, http__status_code=code)
-    secevents.assert_not_emitted("authz_fail", http__status_code=403)
+    security_events.assert_emitted(evt_type, http__status_code=code)
+    security_events.assert_not_emitted("authz_fail", http__status_code=403)
 
 
 def test_bad_status_events_setting_fails_at_start_up() -> None:
@@ -226,19 +226,19 @@ def test_bad_status_events_setting_fails_at_start_up() -> None:
         SecurityEventsMiddleware(lambda request: None)
 
 
-def test_generated_request_id_is_echoed(secevents: Capture) -> None:
+def test_generated_request_id_is_echoed(security_events: Capture) -> None:
     response = call(Client(), "get", "/denied/", HTTP_X_REQUEST_ID="not valid!")
     assert HEX32.fullmatch(response["X-Request-ID"])
-    secevents.assert_emitted("authz_fail", http__request_id=response["X-Request-ID"])
+    security_events.assert_emitted("authz_fail", http__request_id=response["X-Request-ID"])
 
 
 # --- streaming: the body is produced after the middleware returned ----------------------------------------
 
 
-def test_events_emitted_while_streaming_carry_the_request(secevents: Capture) -> None:
+def test_events_emitted_while_streaming_carry_the_request(security_events: Capture) -> None:
     response = call(Client(), "get", "/stream/7/", HTTP_X_REQUEST_ID="stream-7")
     assert b"".join(response.streaming_content) == b"first,second"
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "data_export", evt__object="report-7", network__client__ip=PEER, http__request_id="stream-7"
     )
     assert api.current_request() is None

@@ -166,7 +166,7 @@ def bearer(name: str) -> dict[str, str]:
 
 
 def test_failed_login_for_an_existing_account_carries_ip_request_id_and_route(
-    client: TestClient, secevents: Capture
+    client: TestClient, security_events: Capture
 ) -> None:
     response = client.post(
         "/login",
@@ -174,7 +174,7 @@ def test_failed_login_for_an_existing_account_carries_ip_request_id_and_route(
         headers={"X-Request-ID": "req-1", "User-Agent": "pytest-agent"},
     )
     assert response.status_code == 401
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "authn_login_fail",
         usr__exists=True,
         evt__reason="invalid_credentials",
@@ -189,42 +189,46 @@ def test_failed_login_for_an_existing_account_carries_ip_request_id_and_route(
 
 
 def test_failed_login_for_an_unknown_account_counts_the_login_as_the_target(
-    client: TestClient, secevents: Capture
+    client: TestClient, security_events: Capture
 ) -> None:
     client.post("/login", json={"username": "mallory", "password": "x"})
-    record = secevents.assert_emitted("authn_login_fail", usr__exists=False, evt__reason="unknown_user")
+    record = security_events.assert_emitted("authn_login_fail", usr__exists=False, evt__reason="unknown_user")
     assert record["usr"]["id"] == record["usr"]["login"]
     assert record["usr"]["login"].startswith("anon_")
 
 
-def test_successful_login_names_the_user(client: TestClient, secevents: Capture) -> None:
+def test_successful_login_names_the_user(client: TestClient, security_events: Capture) -> None:
     assert client.post("/login", json={"username": "ada", "password": "correct horse"}).status_code == 200
-    secevents.assert_emitted("authn_login_success", usr__id="1001", network__client__ip=PEER)
+    security_events.assert_emitted("authn_login_success", usr__id="1001", network__client__ip=PEER)
 
 
-def test_logout_takes_the_user_bound_by_the_dependency(client: TestClient, secevents: Capture) -> None:
+def test_logout_takes_the_user_bound_by_the_dependency(client: TestClient, security_events: Capture) -> None:
     client.post("/logout", headers=bearer("ada"))
-    secevents.assert_emitted("session_logout", usr__id="1001", network__client__ip=PEER)
+    security_events.assert_emitted("session_logout", usr__id="1001", network__client__ip=PEER)
 
 
 # --- set_user from dependencies and endpoints, sync and async ----------------------------------------------
 
 
-def test_sync_dependency_binds_the_user_for_an_async_endpoint(client: TestClient, secevents: Capture) -> None:
+def test_sync_dependency_binds_the_user_for_an_async_endpoint(
+    client: TestClient, security_events: Capture
+) -> None:
     client.get("/me", headers=bearer("ada"))
-    secevents.assert_emitted("sensitive_read", usr__id="1001", evt__object="profile", http__route="/me")
+    security_events.assert_emitted("sensitive_read", usr__id="1001", evt__object="profile", http__route="/me")
 
 
-def test_async_dependency_binds_the_user_for_a_sync_endpoint(client: TestClient, secevents: Capture) -> None:
+def test_async_dependency_binds_the_user_for_a_sync_endpoint(
+    client: TestClient, security_events: Capture
+) -> None:
     client.get("/me-sync", headers=bearer("root"))
-    secevents.assert_emitted("sensitive_read", usr__id="1", evt__object="profile-sync")
+    security_events.assert_emitted("sensitive_read", usr__id="1", evt__object="profile-sync")
 
 
 def test_sync_endpoint_binds_the_user_itself_and_sees_the_route_template(
-    client: TestClient, secevents: Capture
+    client: TestClient, security_events: Capture
 ) -> None:
     client.get("/orders/42")
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "sensitive_read",
         usr__id="7",
         http__route="/orders/{order_id}",
@@ -234,28 +238,30 @@ def test_sync_endpoint_binds_the_user_itself_and_sees_the_route_template(
 
 @pytest.mark.parametrize("path", ["/stream", "/stream-sync"])
 def test_events_emitted_while_streaming_carry_the_request(
-    client: TestClient, secevents: Capture, path: str
+    client: TestClient, security_events: Capture, path: str
 ) -> None:
     response = client.get(path, headers={**bearer("ada"), "X-Request-ID": "stream-1"})
     assert response.text == "first,second"
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "data_export", usr__id="1001", network__client__ip=PEER, http__request_id="stream-1", http__route=path
     )
 
 
-def test_user_from_a_previous_request_does_not_leak(client: TestClient, secevents: Capture) -> None:
+def test_user_from_a_previous_request_does_not_leak(client: TestClient, security_events: Capture) -> None:
     client.get("/me", headers=bearer("ada"))
     client.get("/status/403")
-    denied = secevents.assert_emitted("authz_fail", http__url_details__path="/status/403")
+    denied = security_events.assert_emitted("authz_fail", http__url_details__path="/status/403")
     assert "usr" not in denied
 
 
 # --- automatic denied-request events -----------------------------------------------------------------------
 
 
-def test_a_403_emits_authz_fail_with_the_user_and_status(client: TestClient, secevents: Capture) -> None:
+def test_a_403_emits_authz_fail_with_the_user_and_status(
+    client: TestClient, security_events: Capture
+) -> None:
     assert client.get("/admin", headers=bearer("ada")).status_code == 403
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "authz_fail",
         usr__id="1001",
         evt__resource="/admin",
@@ -264,24 +270,28 @@ def test_a_403_emits_authz_fail_with_the_user_and_status(client: TestClient, sec
         http__route="/admin",
         network__client__ip=PEER,
     )
-    assert len(secevents.find("authz_fail")) == 1
+    assert len(security_events.find("authz_fail")) == 1
 
 
 @pytest.mark.parametrize("code", [200, 302, 401, 404, 429, 500])
-def test_other_statuses_emit_nothing_by_default(client: TestClient, secevents: Capture, code: int) -> None:
+def test_other_statuses_emit_nothing_by_default(
+    client: TestClient, security_events: Capture, code: int
+) -> None:
     client.get(f"/status/{code}")
-    assert secevents.records == []
+    assert security_events.records == []
 
 
-def test_401_and_429_are_opt_in(secevents: Capture) -> None:
+def test_401_and_429_are_opt_in(security_events: Capture) -> None:
     app = build_app(status_events={401: "authz_fail", 429: "excess_rate_limit_exceeded", 403: None})
     with TestClient(app, client=(PEER, 1)) as client:
         client.get("/status/401")
         client.get("/status/429")
         client.get("/status/403")
-    secevents.assert_emitted("authz_fail", http__status_code=401, evt__resource="/status/401")
-    secevents.assert_emitted("excess_rate_limit_exceeded", http__status_code=429, evt__resource="/status/429")
-    secevents.assert_not_emitted("authz_fail", http__status_code=403)
+    security_events.assert_emitted("authz_fail", http__status_code=401, evt__resource="/status/401")
+    security_events.assert_emitted(
+        "excess_rate_limit_exceeded", http__status_code=429, evt__resource="/status/429"
+    )
+    security_events.assert_not_emitted("authz_fail", http__status_code=403)
 
 
 @pytest.mark.parametrize(
@@ -296,18 +306,20 @@ def test_bad_status_events_are_refused_at_construction(status_events: Any) -> No
 # --- request ids ---------------------------------------------------------------------------------------------
 
 
-def test_a_missing_request_id_is_generated_and_echoed(client: TestClient, secevents: Capture) -> None:
+def test_a_missing_request_id_is_generated_and_echoed(client: TestClient, security_events: Capture) -> None:
     response = client.get("/status/403")
     generated = response.headers["X-Request-ID"]
     assert HEX32.fullmatch(generated)
-    secevents.assert_emitted("authz_fail", http__request_id=generated)
+    security_events.assert_emitted("authz_fail", http__request_id=generated)
 
 
 @pytest.mark.parametrize("bad", ["has space", "x" * 129, "semi;colon", "ünï"])
-def test_an_unsafe_upstream_request_id_is_replaced(client: TestClient, secevents: Capture, bad: str) -> None:
+def test_an_unsafe_upstream_request_id_is_replaced(
+    client: TestClient, security_events: Capture, bad: str
+) -> None:
     response = client.get("/status/403", headers={"X-Request-ID": bad.encode("utf-8")})
     assert HEX32.fullmatch(response.headers["X-Request-ID"])
-    assert secevents.records[0]["http"]["request_id"] == response.headers["X-Request-ID"]
+    assert security_events.records[0]["http"]["request_id"] == response.headers["X-Request-ID"]
 
 
 def test_the_applications_own_request_id_header_is_kept_once(client: TestClient) -> None:
@@ -324,21 +336,21 @@ class HeaderBackend(AuthenticationBackend):
         return (AuthCredentials(["authenticated"]), SimpleUser(name)) if name else None
 
 
-def test_scope_user_from_starlette_authentication_is_the_event_user(secevents: Capture) -> None:
+def test_scope_user_from_starlette_authentication_is_the_event_user(security_events: Capture) -> None:
     app = build_app()
     app.add_middleware(AuthenticationMiddleware, backend=HeaderBackend())  # added last: runs inside ours
     with TestClient(app, client=(PEER, 1)) as client:
         client.get("/status/403", headers={"X-User": "grace"})
         client.get("/status/403")
-    secevents.assert_emitted("authz_fail", usr__id="grace")
-    anonymous = [r for r in secevents.find("authz_fail") if "usr" not in r]
+    security_events.assert_emitted("authz_fail", usr__id="grace")
+    anonymous = [r for r in security_events.find("authz_fail") if "usr" not in r]
     assert len(anonymous) == 1  # Starlette's UnauthenticatedUser is no user
 
 
-def test_websocket_events_carry_the_client_ip(client: TestClient, secevents: Capture) -> None:
+def test_websocket_events_carry_the_client_ip(client: TestClient, security_events: Capture) -> None:
     with client.websocket_connect("/ws", headers={"X-Request-ID": "ws-1"}) as websocket:
         assert websocket.receive_text() == "done"
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "authz_fail", evt__resource="/ws", network__client__ip=PEER, http__request_id="ws-1"
     )
 
@@ -404,7 +416,7 @@ def test_context_is_bound_during_the_call_and_reset_after() -> None:
     assert after is None
 
 
-def test_concurrent_tasks_each_see_their_own_request(secevents: Capture) -> None:
+def test_concurrent_tasks_each_see_their_own_request(security_events: Capture) -> None:
     async def inner(scope: Any, receive: Any, send: Any) -> None:
         await asyncio.sleep(0.001 * (scope["client"][1] % 5))
         api.emit("sensitive_read", object=scope["path"])
@@ -419,7 +431,7 @@ def test_concurrent_tasks_each_see_their_own_request(secevents: Capture) -> None
         )
 
     asyncio.run(scenario())
-    records = secevents.find("sensitive_read")
+    records = security_events.find("sensitive_read")
     assert len(records) == 40
     for record in records:
         n = record["evt"]["object"].rsplit("/", 1)[1]
@@ -441,11 +453,11 @@ def test_lifespan_and_other_scopes_pass_through() -> None:
 
 
 @pytest.mark.secevents_lenient
-def test_odd_scope_values_never_reach_the_application(secevents: Capture) -> None:
+def test_odd_scope_values_never_reach_the_application(security_events: Capture) -> None:
     scope = _scope(client="not-a-tuple", headers=[("str-name", "str-value"), (b"x-request-id", b"ok-1")])
     sent = asyncio.run(_call(SecurityEventsMiddleware(_denying_app), scope))
     assert sent[0]["status"] == 403
-    record = secevents.assert_emitted("authz_fail", http__request_id="ok-1")
+    record = security_events.assert_emitted("authz_fail", http__request_id="ok-1")
     assert "network" not in record
 
 

@@ -121,7 +121,9 @@ def log_in(client: Any, username: str = "ada", password: str = "correct horse") 
 # --- Flask-Login's signals ----------------------------------------------------------------------------------
 
 
-def test_login_user_records_the_success_with_the_request_context(client: Any, secevents: Capture) -> None:
+def test_login_user_records_the_success_with_the_request_context(
+    client: Any, security_events: Capture
+) -> None:
     response = call(
         client,
         "POST",
@@ -131,7 +133,7 @@ def test_login_user_records_the_success_with_the_request_context(client: Any, se
     )
     assert response.status_code == 200
     assert response.headers["X-Request-ID"] == "flask-1"
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "authn_login_success",
         usr__id="1001",
         network__client__ip=PEER,
@@ -144,11 +146,11 @@ def test_login_user_records_the_success_with_the_request_context(client: Any, se
 
 @pytest.mark.parametrize(("username", "exists"), [("ada", True), ("mallory", False)])
 def test_failed_login_recorded_by_the_helper_carries_the_request(
-    client: Any, secevents: Capture, username: str, exists: bool
+    client: Any, security_events: Capture, username: str, exists: bool
 ) -> None:
     response = log_in(client, username, "wrong")
     assert response.status_code == 401
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "authn_login_fail",
         usr__exists=exists,
         network__client__ip=PEER,
@@ -156,24 +158,24 @@ def test_failed_login_recorded_by_the_helper_carries_the_request(
     )
 
 
-def test_logout_user_records_session_logout(client: Any, secevents: Capture) -> None:
+def test_logout_user_records_session_logout(client: Any, security_events: Capture) -> None:
     log_in(client)
     call(client, "POST", "/logout")
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "session_logout", usr__id="1001", network__client__ip=PEER, http__route="/logout"
     )
 
 
-def test_login_required_without_a_login_records_authz_fail_once(secevents: Capture) -> None:
+def test_login_required_without_a_login_records_authz_fail_once(security_events: Capture) -> None:
     """user_unauthorized → authz_fail; the 401 that follows is not recorded again, even when 401 is on."""
     client = build_app(status_events={401: "authz_fail"}).test_client()
     assert call(client, "GET", "/private").status_code == 401
-    record = secevents.assert_emitted("authz_fail", evt__resource="/private", network__client__ip=PEER)
+    record = security_events.assert_emitted("authz_fail", evt__resource="/private", network__client__ip=PEER)
     assert "usr" not in record
-    assert len(secevents.find("authz_fail")) == 1
+    assert len(security_events.find("authz_fail")) == 1
 
 
-def test_signals_of_another_app_are_not_recorded(secevents: Capture) -> None:
+def test_signals_of_another_app_are_not_recorded(security_events: Capture) -> None:
     other = Flask("other")
     other.secret_key = "other"
     manager = LoginManager(other)
@@ -186,36 +188,36 @@ def test_signals_of_another_app_are_not_recorded(secevents: Capture) -> None:
 
     build_app()  # our extension is installed on a different app in the same process
     other.test_client().post("/login")
-    secevents.assert_not_emitted("authn_login_success")
+    security_events.assert_not_emitted("authn_login_success")
 
 
 # --- the user, route and status at response time -----------------------------------------------------------
 
 
-def test_a_403_records_authz_fail_with_the_flask_login_user(client: Any, secevents: Capture) -> None:
+def test_a_403_records_authz_fail_with_the_flask_login_user(client: Any, security_events: Capture) -> None:
     log_in(client)
     assert call(client, "GET", "/admin").status_code == 403
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "authz_fail", usr__id="1001", evt__resource="/admin", http__status_code=403, http__route="/admin"
     )
 
 
-def test_route_template_and_anonymous_user(client: Any, secevents: Capture) -> None:
+def test_route_template_and_anonymous_user(client: Any, security_events: Capture) -> None:
     call(client, "GET", "/orders/42")
-    record = secevents.assert_emitted(
+    record = security_events.assert_emitted(
         "sensitive_read", http__route="/orders/<int:order_id>", http__url_details__path="/orders/42"
     )
     assert "usr" not in record  # Flask-Login's AnonymousUserMixin is no user
 
 
-def test_without_a_login_manager_events_have_no_user(secevents: Capture) -> None:
+def test_without_a_login_manager_events_have_no_user(security_events: Capture) -> None:
     client = build_app(with_login_manager=False).test_client()
     call(client, "GET", "/denied")
-    record = secevents.assert_emitted("authz_fail", network__client__ip=PEER)
+    record = security_events.assert_emitted("authz_fail", network__client__ip=PEER)
     assert "usr" not in record
 
 
-def test_set_user_works_without_flask_login(secevents: Capture) -> None:
+def test_set_user_works_without_flask_login(security_events: Capture) -> None:
     app = build_app(with_login_manager=False)
 
     @app.get("/api/thing")
@@ -224,35 +226,35 @@ def test_set_user_works_without_flask_login(secevents: Capture) -> None:
         return "no", 403
 
     call(app.test_client(), "GET", "/api/thing")
-    secevents.assert_emitted("authz_fail", usr__id="svc-7")
+    security_events.assert_emitted("authz_fail", usr__id="svc-7")
 
 
 @pytest.mark.parametrize(("code", "evt_type"), [(401, "authz_fail"), (429, "excess_rate_limit_exceeded")])
-def test_401_and_429_are_opt_in(secevents: Capture, code: int, evt_type: str) -> None:
+def test_401_and_429_are_opt_in(security_events: Capture, code: int, evt_type: str) -> None:
     call(build_app().test_client(), "GET", f"/status/{code}")
-    assert secevents.records == []
+    assert security_events.records == []
     call(build_app(status_events={code: evt_type}).test_client(), "GET", f"/status/{code}")
-    secevents.assert_emitted(evt_type, http__status_code=code)
+    security_events.assert_emitted(evt_type, http__status_code=code)
 
 
-def test_403_can_be_switched_off(secevents: Capture) -> None:
+def test_403_can_be_switched_off(security_events: Capture) -> None:
     call(build_app(status_events={403: None}).test_client(), "GET", "/denied")
-    assert secevents.records == []
+    assert security_events.records == []
 
 
-def test_generated_request_id_is_echoed(client: Any, secevents: Capture) -> None:
+def test_generated_request_id_is_echoed(client: Any, security_events: Capture) -> None:
     response = call(client, "GET", "/denied", headers={"X-Request-ID": "bad id"})
     assert HEX32.fullmatch(response.headers["X-Request-ID"])
-    secevents.assert_emitted("authz_fail", http__request_id=response.headers["X-Request-ID"])
+    security_events.assert_emitted("authz_fail", http__request_id=response.headers["X-Request-ID"])
 
 
-def test_init_app_twice_installs_once(secevents: Capture) -> None:
+def test_init_app_twice_installs_once(security_events: Capture) -> None:
     app = build_app()
     wrapped = app.wsgi_app
     SecurityEvents().init_app(app)
     assert app.wsgi_app is wrapped
     call(app.test_client(), "GET", "/denied")
-    assert len(secevents.records) == 1
+    assert len(security_events.records) == 1
 
 
 def test_no_context_is_left_bound_after_a_request(client: Any) -> None:
@@ -263,7 +265,7 @@ def test_no_context_is_left_bound_after_a_request(client: Any) -> None:
 # --- the context is found through Flask's request context, built at the first event --------------------------
 
 
-def test_a_request_that_records_nothing_builds_no_context(app: Flask, secevents: Capture) -> None:
+def test_a_request_that_records_nothing_builds_no_context(app: Flask, security_events: Capture) -> None:
     seen: dict[str, Any] = {}
 
     @app.get("/quiet")
@@ -275,18 +277,18 @@ def test_a_request_that_records_nothing_builds_no_context(app: Flask, secevents:
     assert CONTEXT_KEY not in seen["environ"]
     status, request_id = seen["environ"][RESPONSE_KEY]  # left for an event that may come later
     assert (status, request_id) == ("200 OK", response.headers["X-Request-ID"])
-    assert secevents.records == []
+    assert security_events.records == []
 
 
 def test_an_event_after_the_response_started_has_its_status_and_echoed_id(
-    app: Flask, secevents: Capture
+    app: Flask, security_events: Capture
 ) -> None:
     @app.teardown_request
     def after(_exc: BaseException | None) -> None:
         api.emit("sensitive_read", object="report:7")
 
     response = call(app.test_client(), "GET", "/status/204")
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "sensitive_read",
         http__status_code=204,
         http__request_id=response.headers["X-Request-ID"],
@@ -294,15 +296,17 @@ def test_an_event_after_the_response_started_has_its_status_and_echoed_id(
     )
 
 
-def test_an_event_before_the_response_shares_the_echoed_id(client: Any, secevents: Capture) -> None:
+def test_an_event_before_the_response_shares_the_echoed_id(client: Any, security_events: Capture) -> None:
     response = call(client, "GET", "/orders/3", headers={"X-Request-ID": "upstream-3"})
     assert response.headers["X-Request-ID"] == "upstream-3"
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "sensitive_read", http__request_id="upstream-3", http__route="/orders/<int:order_id>"
     )
 
 
-def test_a_body_streamed_with_stream_with_context_carries_the_request(app: Flask, secevents: Capture) -> None:
+def test_a_body_streamed_with_stream_with_context_carries_the_request(
+    app: Flask, security_events: Capture
+) -> None:
     @app.get("/export")
     def export() -> Any:
         def rows() -> Any:
@@ -314,12 +318,12 @@ def test_a_body_streamed_with_stream_with_context_carries_the_request(app: Flask
 
     response = call(app.test_client(), "GET", "/export")
     assert response.get_data(as_text=True) == "a,b\n1,2\n"
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "data_export", network__client__ip=PEER, http__request_id=response.headers["X-Request-ID"]
     )
 
 
-def test_an_app_without_the_extension_gets_no_context(secevents: Capture) -> None:
+def test_an_app_without_the_extension_gets_no_context(security_events: Capture) -> None:
     build_app()  # the extension is installed on another app in this process
     plain = Flask("plain")
 
@@ -330,7 +334,7 @@ def test_an_app_without_the_extension_gets_no_context(secevents: Capture) -> Non
         return "ok"
 
     assert call(plain.test_client(), "GET", "/").status_code == 200
-    secevents.assert_emitted("sensitive_read", http=ABSENT, network=ABSENT)
+    security_events.assert_emitted("sensitive_read", http=ABSENT, network=ABSENT)
 
 
 # --- failures stay out of the application ------------------------------------------------------------------

@@ -35,14 +35,14 @@ def get(app: Any, path: str = "/", **kwargs: Any) -> Any:
     return Client(app).get(path, environ_base=environ, **kwargs)
 
 
-def test_events_inside_the_app_carry_the_request(secevents: Capture) -> None:
+def test_events_inside_the_app_carry_the_request(security_events: Capture) -> None:
     response = get(
         SecurityEventsMiddleware(plain_app),
         "/things",
         headers={"X-Request-ID": "wsgi-1", "User-Agent": "pytest-agent"},
     )
     assert response.headers["X-Request-ID"] == "wsgi-1"
-    record = secevents.assert_emitted(
+    record = security_events.assert_emitted(
         "sensitive_read",
         network__client__ip=PEER,
         http__request_id="wsgi-1",
@@ -54,37 +54,37 @@ def test_events_inside_the_app_carry_the_request(secevents: Capture) -> None:
     assert "route" not in record["http"]
 
 
-def test_a_403_records_authz_fail_with_the_status(secevents: Capture) -> None:
+def test_a_403_records_authz_fail_with_the_status(security_events: Capture) -> None:
     get(SecurityEventsMiddleware(plain_app), "/denied/here")
-    secevents.assert_emitted("authz_fail", evt__resource="/denied/here", http__status_code=403)
+    security_events.assert_emitted("authz_fail", evt__resource="/denied/here", http__status_code=403)
 
 
-def test_a_response_started_after_the_middleware_returned_is_still_recorded(secevents: Capture) -> None:
+def test_a_response_started_after_the_middleware_returned_is_still_recorded(security_events: Capture) -> None:
     response = get(SecurityEventsMiddleware(lazy_app), "/lazy", headers={"X-Request-ID": "lazy-1"})
     assert response.status_code == 403
     assert response.headers["X-Request-ID"] == "lazy-1"
-    secevents.assert_emitted(
+    security_events.assert_emitted(
         "authz_fail", http__request_id="lazy-1", network__client__ip=PEER, http__status_code=403
     )
     assert api.current_request() is None
 
 
-def test_script_name_and_non_ascii_paths_are_decoded(secevents: Capture) -> None:
+def test_script_name_and_non_ascii_paths_are_decoded(security_events: Capture) -> None:
     get(
         SecurityEventsMiddleware(plain_app),
         "/caf%C3%A9",
         base_url="http://localhost/app/",
     )
-    secevents.assert_emitted("sensitive_read", http__url_details__path="/app/café")
+    security_events.assert_emitted("sensitive_read", http__url_details__path="/app/café")
 
 
-def test_remote_user_is_not_trusted_as_the_user(secevents: Capture) -> None:
+def test_remote_user_is_not_trusted_as_the_user(security_events: Capture) -> None:
     """A server may copy REMOTE_USER from a proxy header (gunicorn's forwarder_headers): never a usr.id."""
     get(SecurityEventsMiddleware(plain_app), "/", environ_base={"REMOTE_USER": "root"})
-    assert "usr" not in secevents.assert_emitted("sensitive_read")
+    assert "usr" not in security_events.assert_emitted("sensitive_read")
 
 
-def test_an_odd_environ_never_reaches_the_application(secevents: Capture) -> None:
+def test_an_odd_environ_never_reaches_the_application(security_events: Capture) -> None:
     calls = []
 
     def app(environ: Any, start_response: Any) -> list[bytes]:

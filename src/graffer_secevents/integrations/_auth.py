@@ -1,0 +1,94 @@
+"""What every auth-stack integration shares: "this credential was checked, with this result" becomes exactly
+one event for the request, with the account's stable id.
+
+The stack adapters (``integrations/django/drf.py``, ``integrations/django/allauth.py``,
+``integrations/flask_security.py``, ``integrations/fastapi_users.py``, ``integrations/starlette_auth.py``)
+hook the stack's own signals, views or managers and call :func:`record_auth` (or the helpers below); they
+never build records themselves.
+
+Rules every adapter gets from here, not from its own code:
+
+* **Once per attempt.** An attempt is recorded at most once per request and event type: a stack that
+  reports the same failure twice (a signal and a view, a serializer calling ``authenticate()``) writes one
+  record. A recorded authentication or authorization failure also marks the request, so the 401/403 status
+  rule of the middleware writes no second event for it (:attr:`LazyRequestContext.denial_recorded`).
+* **Stable ids.** ``usr.id`` is the account's immutable id (``pk`` / ``id`` / UUID); adapters pass the
+  account object or :func:`account` of it, never an e-mail or a uniquifier token as the id.
+* **Never raises** (but strict mode, as for a direct call): every call runs inside :func:`never_raise`.
+
+Nothing here imports a framework or an auth stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from graffer_secevents._catalog import CATALOG
+from graffer_secevents._context import current_request
+from graffer_secevents._pipeline import emit_event
+from graffer_secevents._types import User
+
+from ._common import LazyRequestContext, never_raise
+
+__all__ = ["account", "already_recorded", "record_auth"]
+
+_RECORDED_ATTR: Final = "_secevents_auth_recorded"
+
+
+def already_recorded(evt_type: str) -> bool:
+    """Whether an event of ``evt_type`` was already recorded by :func:`record_auth` for this request."""
+    ctx = current_request()
+    seen = getattr(ctx, _RECORDED_ATTR, None) if ctx is not None else None
+    return seen is not None and evt_type in seen
+
+
+def record_auth(
+    evt_type: str,
+    *,
+    where: str,
+    user: object = None,
+    outcome: str | None = None,
+    login: object = None,
+    exists: bool | None = None,
+    params: Mapping[str, Any] | None = None,
+    once: bool = True,
+) -> bool:
+    """Emit one auth event for the current request; return whether it was written by this call.
+
+    Args:
+        evt_type: the catalog type, e.g. ``"authn_login_fail"``.
+        where: what is recording, for the one-time warning if recording fails (``"simplejwt's token view"``).
+        user: the account (a model instance, a :class:`~graffer_secevents.User`, an id), or ``None``.
+        outcome: ``"success"``/``"failure"`` where the type takes one.
+        login: what was typed to log in (privacy rules apply); the password is never passed here.
+        exists: whether the account exists (login failures, password resets).
+        params: the event's catalog parameters (``{"reason": "invalid_credentials"}``).
+        once: skip the call if this request already recorded ``evt_type`` (the default).
+    """
+    with never_raise(where):
+        ctx = current_request()
+        seen: set[str] | None = getattr(ctx, _RECORDED_ATTR, None) if ctx is not None else None
+        if once and seen is not None and evt_type in seen:
+            return False
+        emit_event(evt_type, user=user, outcome=outcome, login=login, exists=exists, params=params or None)
+        if ctx is not None:
+            if seen is None:
+                seen = set()
+                setattr(ctx, _RECORDED_ATTR, seen)
+            seen.add(evt_type)
+            if isinstance(ctx, LazyRequestContext) and _is_failure(evt_type, outcome):
+                ctx.denial_recorded = True  # the 401/403 status rule writes no second event
+        return True
+    return False
+
+
+def _is_failure(evt_type: str, outcome: str | None) -> bool:
+    spec = CATALOG.get(evt_type)
+    return outcome == "failure" or (spec is not None and spec.fixed_outcome == "failure")
+
+
+def account(id: object, *, login: str | None = None, email: str | None = None) -> User:
+    """A :class:`~graffer_secevents.User` for an account known by its immutable ``id`` (and optionally the
+    login or e-mail it was reached by, both privacy-processed)."""
+    return User(id=id, login=login, email=email)  # type: ignore[arg-type]
