@@ -43,6 +43,7 @@ def run_demo(out: IO[str] | None = None, summary: IO[str] | None = None) -> int:
     summary = summary if summary is not None else sys.stderr
     counted = _LineCounter(out)
     cfg = configure(
+        reset=True,  # the demo's own settings, not whatever an earlier configure() left
         service="demo-shop",
         env="demo",
         version="1.0.0",
