@@ -12,7 +12,7 @@ context bound::
 It runs natively under WSGI and ASGI (sync and async capable). ``request.user`` is read when an event is
 emitted, not when the request starts, so a user that Django REST framework authenticates inside the view is
 the one recorded, and a request that emits nothing never touches the session. Setting
-``SECEVENTS_STATUS_EVENTS`` (a dict, merged over the default ``{403: "authz_fail"}``; ``None`` switches a
+``SECEVENTS["status_events"]`` (a dict, merged over the default ``{403: "authz_fail"}``; ``None`` switches a
 status off) chooses which responses are events.
 """
 
@@ -34,6 +34,7 @@ except ImportError:
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
 from graffer_secevents._context import bind_request, current_request, request_context, reset_request
 from graffer_secevents._request_id import accept_request_id
+from graffer_secevents.integrations.django._settings import status_events_setting
 from graffer_secevents.integrations._common import (
     DEFAULT_STATUS_EVENTS,
     OPTIONAL_STATUS_EVENTS,
@@ -106,21 +107,19 @@ class SecurityEventsMiddleware:
     request id as ``X-Request-ID``.
 
     Raises:
-        ConfigurationError: at start-up, when ``SECEVENTS_STATUS_EVENTS`` names a status or an event type
-            that does not exist.
+        ConfigurationError: at start-up, when ``SECEVENTS["status_events"]`` names a status or an event
+            type that does not exist.
     """
 
     sync_capable = True
     async_capable = True
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        from django.conf import settings
-
         self.get_response = get_response
         self._is_async = iscoroutinefunction(get_response)
         if self._is_async:
             markcoroutinefunction(self)
-        self._rules: dict[int, StatusRule] = status_rules(getattr(settings, "SECEVENTS_STATUS_EVENTS", None))
+        self._rules: dict[int, StatusRule] = status_rules(status_events_setting())
 
     def __call__(self, request: HttpRequest) -> Any:
         if self._is_async:
