@@ -134,7 +134,7 @@ class Option:
             raises `ConfigurationError` naming `label`.
         default: the value when neither an argument nor the variable gives one.
         doc: one line for the reference table in docs/configuration.md.
-        example: an example environment value for that table.
+        example: an example environment value for that table (none for a secret).
     """
 
     name: str
@@ -159,7 +159,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "per-field privacy modes",
         "usr.email=drop,network.client.ip=truncate",
     ),
-    Option("hash_key", "SECEVENTS_HASH_KEY", _hash_key, None, "HMAC key of hashed fields", "(a secret)"),
+    Option("hash_key", "SECEVENTS_HASH_KEY", _hash_key, None, "HMAC key of hashed fields"),
     Option(
         "trusted_proxies",
         "SECEVENTS_TRUSTED_PROXIES",

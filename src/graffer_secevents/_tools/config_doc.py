@@ -32,5 +32,6 @@ def environment_table() -> str:
     ]
     for opt in OPTIONS:
         if opt.env is not None:
-            rows.append(f"| `{opt.env}` | `{opt.name}` | {opt.doc} | {_default(opt.default)} | `{opt.example}` |")
+            example = f"`{opt.example}`" if opt.example else "(a secret)"
+            rows.append(f"| `{opt.env}` | `{opt.name}` | {opt.doc} | {_default(opt.default)} | {example} |")
     return "\n".join(rows) + "\n"
