@@ -10,6 +10,7 @@ failed-login metrics, and reports it to the APM trace::
 """
 
 from ._api import (
+    OutcomeLike,
     UserLike,
     emit,
     log_access_denied,
@@ -57,6 +58,7 @@ __all__ = [
     "ForwardedHeaderIgnoredWarning",
     "MissingDependencyError",
     "Outcome",
+    "OutcomeLike",
     "OutcomeRule",
     "Param",
     "RequestContext",
@@ -90,3 +92,12 @@ __all__ = [
     "log_user_deleted",
     "set_user",
 ]
+
+# Public classes and functions name the module users import them from, as httpx's do: reprs, tracebacks,
+# pickles and the API reference show `graffer_secevents.Config`, never the private module it is defined in.
+# tests/test_public_api.py pins this for every name in __all__.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) or (callable(_obj) and hasattr(_obj, "__code__")):
+        _obj.__module__ = __name__
+del _name, _obj
