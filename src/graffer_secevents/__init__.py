@@ -93,11 +93,20 @@ __all__ = [
     "set_user",
 ]
 
-# Public classes and functions name the module users import them from, as httpx's do: reprs, tracebacks,
-# pickles and the API reference show `graffer_secevents.Config`, never the private module it is defined in.
-# tests/test_public_api.py pins this for every name in __all__.
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type) or (callable(_obj) and hasattr(_obj, "__code__")):
-        _obj.__module__ = __name__
-del _name, _obj
+
+
+def _show_the_public_module() -> None:
+    """Public classes and functions name the module users import them from, as httpx's do.
+
+    Reprs, tracebacks, pickles and the API reference then show `graffer_secevents.Config`, never the private
+    module it is defined in; tests/test_public_api.py pins this for every name in `__all__`.
+    """
+    namespace = globals()
+    for name in __all__:
+        obj = namespace[name]
+        if isinstance(obj, type) or (callable(obj) and hasattr(obj, "__code__")):
+            obj.__module__ = __name__
+
+
+_show_the_public_module()
+del _show_the_public_module

@@ -46,8 +46,9 @@ class StreamWriter:
         stream: IO[Any] = self._stream if self._stream is not None else sys.stdout
         if self._binary:
             # A buffered binary stream locks around each call, and one call writes the whole line.
-            stream.write(line)
-            stream.flush()
+            binary: IO[bytes] = stream
+            binary.write(line)
+            binary.flush()
             return
         with self._lock:  # text streams promise no thread safety
             stream.write(line.decode("utf-8"))

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Any, Literal, Protocol, TypeAlias
 from uuid import UUID
 
-__all__ = ["DjangoStyleUser", "FlaskLoginStyleUser", "Outcome", "OutcomeLike", "User", "UserLike"]
+__all__ = ["DjangoStyleUser", "FlaskLoginStyleUser", "IdentifiedUser", "Outcome", "OutcomeLike", "User", "UserLike"]
 
 
 class Outcome(StrEnum):
@@ -73,9 +73,23 @@ class FlaskLoginStyleUser(Protocol):
         ...
 
 
-UserLike: TypeAlias = str | int | UUID | User | DjangoStyleUser | FlaskLoginStyleUser | None
+class IdentifiedUser(Protocol):
+    """Any other user object with an ``id`` (an ORM model, a dataclass, a Pydantic model).
+
+    Written as ``usr.id``; ``get_username()`` and ``email`` are read too when present.
+    """
+
+    @property
+    def id(self) -> object:
+        """The account's identifier."""
+        ...
+
+
+UserLike: TypeAlias = (
+    str | int | UUID | User | DjangoStyleUser | FlaskLoginStyleUser | IdentifiedUser | None
+)
 """Who an event is about: an id (``str``, ``int``, ``UUID``), a `User`, a Django or Flask-Login user object,
-or ``None`` (the request's user, or nobody). Anything else is still written at run time, with a note in
+any object with an ``id``, or ``None`` (the request's user, or nobody). Anything else is still written at run time, with a note in
 ``secevents.errors``, but does not type-check."""
 
 OutcomeLike: TypeAlias = Outcome | Literal["success", "failure"]
