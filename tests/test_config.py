@@ -135,7 +135,9 @@ def test_dogstatsd_client_is_kept_across_configure_and_closed_when_replaced() ->
     for name in ("DD_SERVICE", "DD_ENV", "DD_VERSION", "SECEVENTS_METRICS"):
         env.pop(name, None)
     try:
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        )
         datagram = receiver.recv(65536).decode()
     finally:
         receiver.close()
@@ -148,7 +150,9 @@ def test_dogstatsd_client_is_kept_across_configure_and_closed_when_replaced() ->
 
 def test_an_unknown_keyword_names_the_nearest_option() -> None:
     options = {"hash_kye": "k"}
-    with pytest.raises(ConfigurationError, match=r"configure\(\): unknown option 'hash_kye'; did you mean 'hash_key'\?"):
+    with pytest.raises(
+        ConfigurationError, match=r"configure\(\): unknown option 'hash_kye'; did you mean 'hash_key'\?"
+    ):
         api.configure(**options)  # type: ignore[arg-type]
 
 

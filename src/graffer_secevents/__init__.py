@@ -94,7 +94,6 @@ __all__ = [
 ]
 
 
-
 def _show_the_public_module() -> None:
     """Public classes and functions name the module users import them from, as httpx's do.
 

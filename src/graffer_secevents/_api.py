@@ -39,7 +39,6 @@ __all__ = [
 ]
 
 
-
 def emit(
     evt_type: str,
     user: UserLike = None,

@@ -91,8 +91,11 @@ def _privacy_modes(label: str, value: object) -> Mapping[str, str] | None:
             modes[field_name.strip()] = mode.strip()
         return MappingProxyType(modes)
     if not isinstance(value, Mapping):
-        raise ConfigurationError(f"{label}: expected a mapping of field to mode, e.g. {{'usr.email': 'drop'}}")
-    return MappingProxyType(dict(value))  # a copy: a caller's later change to its dict changes nothing here
+        raise ConfigurationError(
+            f"{label}: expected a mapping of field to mode, e.g. {{'usr.email': 'drop'}}"
+        )
+    given: Mapping[Any, Any] = value  # pyright: ignore[reportUnknownVariableType] - checked by Privacy
+    return MappingProxyType(dict(given))  # a copy: a caller's later change to its dict changes nothing here
 
 
 def _hash_key(label: str, value: object) -> str | bytes | None:
@@ -105,7 +108,8 @@ def _proxies(label: str, value: object) -> object:
     # Kept as given but frozen (a generator would be spent by the first build); `TrustedProxies` validates.
     if value is None or isinstance(value, str) or not isinstance(value, Iterable):
         return value
-    return tuple(value)
+    entries: Iterable[object] = value  # pyright: ignore[reportUnknownVariableType] - each entry is checked
+    return tuple(entries)
 
 
 def _hops(label: str, value: object) -> object:
@@ -250,7 +254,8 @@ class Config:
     logger: Any = None
     static: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """The keys every record starts with (service, env, version), built once."""
-    options: Mapping[str, Any] = field(default_factory=lambda: _DEFAULTS, repr=False)  # repr=False: it holds the hash key
+    # Not in the repr: it holds the hash key.
+    options: Mapping[str, Any] = field(default_factory=lambda: _DEFAULTS, repr=False)
     """Every option's value, as `configure()` names them."""
 
 
@@ -459,7 +464,8 @@ def _build(values: Mapping[str, Any], previous: Config | None) -> Config:
             backend = None  # nothing to count: the per-event path skips metrics entirely
 
     writer = make_writer(values["output"])
-    static = {key: value for key, value in (("service", service), ("env", env), ("version", version)) if value}
+    tags = (("service", service), ("env", env), ("version", version))
+    static = {key: value for key, value in tags if value}
     appsec_tracking: bool = values["appsec_tracking"]
     otel_span_events: bool = values["otel_span_events"]
     return Config(

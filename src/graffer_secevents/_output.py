@@ -43,7 +43,7 @@ class StreamWriter:
         self._lock = threading.Lock()
 
     def write(self, line: bytes) -> None:
-        stream: IO[Any] = self._stream if self._stream is not None else sys.stdout
+        stream: IO[Any] = self._stream if self._stream is not None else sys.stdout  # pyright: ignore[reportAssignmentType]
         if self._binary:
             # A buffered binary stream locks around each call, and one call writes the whole line.
             binary: IO[bytes] = stream

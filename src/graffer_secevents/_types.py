@@ -7,7 +7,15 @@ from enum import StrEnum
 from typing import Any, Literal, Protocol, TypeAlias
 from uuid import UUID
 
-__all__ = ["DjangoStyleUser", "FlaskLoginStyleUser", "IdentifiedUser", "Outcome", "OutcomeLike", "User", "UserLike"]
+__all__ = [
+    "DjangoStyleUser",
+    "FlaskLoginStyleUser",
+    "IdentifiedUser",
+    "Outcome",
+    "OutcomeLike",
+    "User",
+    "UserLike",
+]
 
 
 class Outcome(StrEnum):
@@ -85,12 +93,10 @@ class IdentifiedUser(Protocol):
         ...
 
 
-UserLike: TypeAlias = (
-    str | int | UUID | User | DjangoStyleUser | FlaskLoginStyleUser | IdentifiedUser | None
-)
+UserLike: TypeAlias = str | int | UUID | User | DjangoStyleUser | FlaskLoginStyleUser | IdentifiedUser | None
 """Who an event is about: an id (``str``, ``int``, ``UUID``), a `User`, a Django or Flask-Login user object,
-any object with an ``id``, or ``None`` (the request's user, or nobody). Anything else is still written at run time, with a note in
-``secevents.errors``, but does not type-check."""
+any object with an ``id``, or ``None`` (the request's user, or nobody). Anything else is still written at
+run time, with a note in ``secevents.errors``, but does not type-check."""
 
 OutcomeLike: TypeAlias = Outcome | Literal["success", "failure"]
 """An outcome: ``"success"``, ``"failure"`` or an `Outcome`. ``log_login(user, "succes")`` does not

@@ -451,7 +451,7 @@ def _difference(expected: Any, actual: Any) -> str | None:
 
 
 def _differences(record: dict[str, Any], match: dict[str, Any]) -> list[str]:
-    diffs = []
+    diffs: list[str] = []
     for key, expected in match.items():
         path = tuple(key.split("__"))
         why = _difference(expected, _get(record, path))

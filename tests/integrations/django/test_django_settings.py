@@ -69,7 +69,9 @@ def test_a_typo_stops_django_start_up() -> None:
         """
     )
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
     assert result.returncode == 1
     assert "ConfigurationError: settings.SECEVENTS: unknown option 'servcie'; did you mean 'service'?" in (
         result.stderr
@@ -77,7 +79,10 @@ def test_a_typo_stops_django_start_up() -> None:
 
 
 def test_a_setting_that_is_not_a_dict_is_refused() -> None:
-    with override_settings(SECEVENTS=["service", "shop"]), pytest.raises(api.ConfigurationError, match="dict"):
+    with (
+        override_settings(SECEVENTS=["service", "shop"]),
+        pytest.raises(api.ConfigurationError, match="dict"),
+    ):
         ready()
 
 
@@ -91,7 +96,9 @@ def test_the_flat_setting_of_0_1_still_works_with_a_deprecation_warning(security
     reset_warnings()
     with (
         override_settings(SECEVENTS_STATUS_EVENTS={401: "authz_fail"}),
-        pytest.warns(DeprecatedSettingWarning, match=r"SECEVENTS_STATUS_EVENTS is deprecated.*'status_events'"),
+        pytest.warns(
+            DeprecatedSettingWarning, match=r"SECEVENTS_STATUS_EVENTS is deprecated.*'status_events'"
+        ),
     ):
         call("/status/401/")
     security_events.assert_emitted("authz_fail", http__status_code=401)

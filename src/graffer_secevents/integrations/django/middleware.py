@@ -34,7 +34,6 @@ except ImportError:
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
 from graffer_secevents._context import bind_request, current_request, request_context, reset_request
 from graffer_secevents._request_id import accept_request_id
-from graffer_secevents.integrations.django._settings import status_events_setting
 from graffer_secevents.integrations._common import (
     DEFAULT_STATUS_EVENTS,
     OPTIONAL_STATUS_EVENTS,
@@ -44,6 +43,7 @@ from graffer_secevents.integrations._common import (
     emit_for_status,
     status_rules,
 )
+from graffer_secevents.integrations.django._settings import status_events_setting
 
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.lower()
 
