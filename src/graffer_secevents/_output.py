@@ -43,12 +43,11 @@ class StreamWriter:
         self._lock = threading.Lock()
 
     def write(self, line: bytes) -> None:
-        stream: IO[Any] = self._stream if self._stream is not None else sys.stdout  # pyright: ignore[reportAssignmentType]
+        stream: IO[Any] = self._stream if self._stream is not None else sys.stdout
         if self._binary:
             # A buffered binary stream locks around each call, and one call writes the whole line.
-            binary: IO[bytes] = stream
-            binary.write(line)
-            binary.flush()
+            stream.write(line)  # pyright: ignore[reportArgumentType] - binary: self._stream, not sys.stdout
+            stream.flush()
             return
         with self._lock:  # text streams promise no thread safety
             stream.write(line.decode("utf-8"))

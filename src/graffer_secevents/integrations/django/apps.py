@@ -117,7 +117,7 @@ def _find_account(login: str) -> Any:
         alias = router.db_for_read(model)
         if connections[alias].in_atomic_block:
             # A savepoint, so a failing lookup cannot break the application's transaction.
-            with transaction.atomic(using=alias):
+            with transaction.atomic(using=alias):  # pyright: ignore[reportGeneralTypeIssues]
                 return query.first()
         return query.first()
     except Exception:  # noqa: BLE001 - no database, no table, or an event loop: unknown, never an error

@@ -18,7 +18,7 @@ status off) chooses which responses are events.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -116,7 +116,7 @@ class SecurityEventsMiddleware:
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         self.get_response = get_response
-        self._is_async = iscoroutinefunction(get_response)
+        self._is_async = iscoroutinefunction(get_response)  # pyright: ignore[reportDeprecated]
         if self._is_async:
             markcoroutinefunction(self)
         self._rules: dict[int, StatusRule] = status_rules(status_events_setting())
@@ -157,10 +157,10 @@ def _finish(ctx: DjangoRequestContext, response: HttpResponseBase, rules: dict[i
             store.setdefault(_REQUEST_ID_KEY, (REQUEST_ID_HEADER, request_id))
         else:
             response.headers.setdefault(REQUEST_ID_HEADER, request_id)
-        if response.streaming and not isinstance(response, FileResponse):
+        if response.streaming and not isinstance(response, FileResponse):  # pyright: ignore[reportAttributeAccessIssue]
             # The body is produced after this middleware returns: re-bind the context around it.
-            content = response.streaming_content
-            response.streaming_content = _abound(ctx, content) if response.is_async else _bound(ctx, content)
+            content = response.streaming_content  # pyright: ignore[reportAttributeAccessIssue]
+            response.streaming_content = _abound(ctx, content) if response.is_async else _bound(ctx, content)  # pyright: ignore[reportAttributeAccessIssue]
     except Exception:  # noqa: BLE001 - an odd response is passed on unchanged
         return
     if status in rules:
@@ -194,7 +194,7 @@ async def _abound(ctx: LazyRequestContext, content: Any) -> AsyncIterator[Any]:
 
 
 @contextmanager
-def request_bound(request: object) -> Iterator[None]:
+def request_bound(request: object) -> Generator[None, None, None]:
     """Bind a context for ``request`` unless one is bound already (a signal sent without the middleware)."""
     if current_request() is not None or not isinstance(request, HttpRequest):
         yield
