@@ -14,7 +14,6 @@ consistent configuration. The environment is read when the configuration is firs
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import threading
@@ -211,6 +210,8 @@ def check_names(names: Iterable[str], allowed: Iterable[str], where: str) -> Non
     valid = list(allowed)
     for name in names:
         if name not in valid:
+            import difflib  # only on this error path: not part of `import graffer_secevents`
+
             near = difflib.get_close_matches(name, valid, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
             raise ConfigurationError(
