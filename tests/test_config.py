@@ -227,3 +227,15 @@ def test_every_variable_in_the_table_is_read() -> None:
     for opt in OPTIONS:
         assert opt.env is not None
         assert opt.env in PAGE
+
+
+def test_the_signature_literals_are_the_allowed_values() -> None:
+    """`metrics` and `output` are Literal types in the signature; they list what the parsers accept."""
+    from typing import get_args, get_type_hints
+
+    from graffer_secevents._config import _OUTPUT_NAMES
+    from graffer_secevents._metrics import METRIC_BACKENDS
+
+    hints = get_type_hints(configure)
+    assert get_args(hints["metrics"]) == METRIC_BACKENDS
+    assert get_args(get_args(hints["output"])[0]) == _OUTPUT_NAMES

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, Never, Protocol
+from typing import Any, Final, Literal, Never, Protocol
 
 from ._bridges import build_bridges
 from ._client_ip import TrustedProxies
@@ -342,13 +342,13 @@ def configure(
     service: str | None = _UNSET,
     env: str | None = _UNSET,
     version: str | None = _UNSET,
-    output: str | logging.Logger | Writable = _UNSET,
+    output: Literal["stdout", "stderr", "logging"] | logging.Logger | Writable = _UNSET,
     strict: bool = _UNSET,
     privacy: Mapping[str, str] | None = _UNSET,
     hash_key: str | bytes | None = _UNSET,
     trusted_proxies: Iterable[str] | str | None = _UNSET,
     trusted_hops: int | None = _UNSET,
-    metrics: str = _UNSET,
+    metrics: Literal["auto", "dogstatsd", "otel", "memory", "none"] = _UNSET,
     appsec_tracking: bool = _UNSET,
     otel_span_events: bool = _UNSET,
     reset: bool = False,

@@ -29,3 +29,8 @@ def an_arbitrary_object_is_not_a_user() -> None:
 
 def unknown_configure_option() -> None:
     secevents.configure(hash_kye="k")  # type: ignore[arg-type]
+
+
+def unknown_backend_or_output() -> None:
+    secevents.configure(metrics="prometheus")  # type: ignore[arg-type]
+    secevents.configure(output="syslog")  # type: ignore[arg-type]
