@@ -10,6 +10,11 @@ the options it names (the others keep the value in force, as structlog's `config
 whole new `Config` from the result and swaps it in atomically, so an event is always written under one
 consistent configuration. The environment is read when the configuration is first built (the first
 `configure()` or the first event) and again on `configure(reset=True)`.
+
+Adding an option: a row in `OPTIONS` (with its parser), the keyword in `configure()`'s signature and its
+``Args:`` line (type checkers need them spelt out), a ``### `name` `` section in docs/configuration.md, and
+the code that uses ``values[name]`` in `_build`. tests/test_config.py fails until the four agree; the
+page's environment table is generated (`_tools/config_doc.py`).
 """
 
 from __future__ import annotations
