@@ -15,7 +15,7 @@ signal                    event
 ========================  =========================================================================
 
 The ``SECEVENTS`` setting (a dict of `graffer_secevents.configure` options, plus the middleware's
-``status_events``) is applied here too; see `graffer_secevents.integrations.django._settings`.
+``status_events``) is applied here too; see docs/integrations/django.md.
 """
 
 from __future__ import annotations
