@@ -22,9 +22,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests examples benchmarks
 	$(VENV)/bin/ruff format --check src tests examples benchmarks
 
-# src/ and tests/typing/ (the documented examples, which must type-check as users would write them).
+# src/ and tests/typing/ (the documented examples, which must type-check as users would write them) under
+# mypy; the same plus examples/ under pyright (its settings and their reasons: [tool.pyright] in pyproject).
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict src tests/typing
+	$(VENV)/bin/pyright
 
 # Serve the documentation at http://127.0.0.1:8000 and rebuild on change.
 docs: $(STAMP)

@@ -24,6 +24,88 @@ def test_all_is_sorted_and_exactly_the_public_names() -> None:
     assert set(api.__all__) == public - modules
 
 
+PUBLIC_API = {
+    # constants and type aliases: values, not classes, so they keep no module of their own
+    "CATALOG": None,
+    "SCHEMA_VERSION": None,
+    "OutcomeLike": None,
+    "UserLike": None,
+    "__version__": None,
+    # classes and functions: shown as graffer_secevents.<name>
+    **dict.fromkeys(
+        [
+            "Config",
+            "ConfigurationError",
+            "EventType",
+            "EventValidationError",
+            "ForwardedHeaderIgnoredWarning",
+            "MissingDependencyError",
+            "Outcome",
+            "OutcomeRule",
+            "Param",
+            "RequestContext",
+            "SecEventsError",
+            "SecEventsWarning",
+            "User",
+            "configure",
+            "current_request",
+            "current_user",
+            "emit",
+            "get_config",
+            "log_access_denied",
+            "log_account_locked",
+            "log_admin_action",
+            "log_data_export",
+            "log_input_validation_failed",
+            "log_login",
+            "log_logout",
+            "log_mfa_challenge",
+            "log_password_change",
+            "log_password_reset",
+            "log_privilege_change",
+            "log_rate_limited",
+            "log_sensitive_access",
+            "log_signup",
+            "log_token_created",
+            "log_token_revoked",
+            "log_user_created",
+            "log_user_deleted",
+            "set_user",
+        ],
+        "graffer_secevents",
+    ),
+}
+
+
+def test_all_is_pinned_exactly() -> None:
+    """Adding or removing a public name is a deliberate change: update this table and the CHANGELOG."""
+    assert set(api.__all__) == set(PUBLIC_API)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, module in PUBLIC_API.items() if module is not None))
+def test_public_classes_and_functions_show_the_public_module(name: str) -> None:
+    obj = getattr(api, name)
+    assert obj.__module__ == "graffer_secevents"
+    assert f"{obj.__module__}.{obj.__qualname__}" == f"graffer_secevents.{name}"
+
+
+def test_reprs_and_tracebacks_show_the_public_path() -> None:
+    assert repr(api.Config) == "<class 'graffer_secevents.Config'>"
+    assert repr(api.ConfigurationError("x")) == "ConfigurationError('x')"
+    code = "import graffer_secevents as s\ns.configure(metrics='prometheus')\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert "graffer_secevents.ConfigurationError: metrics: unknown backend" in result.stderr
+    assert "graffer_secevents._errors" not in result.stderr
+
+
+def test_public_objects_still_pickle_by_their_public_path() -> None:
+    import pickle
+
+    for value in (api.Outcome.SUCCESS, api.User(id=1, login="ada"), api.ConfigurationError("bad")):
+        again = pickle.loads(pickle.dumps(value))
+        assert type(again) is type(value) and str(again) == str(value)
+
+
 def test_importing_the_package_imports_no_framework_tracer_or_metrics_client() -> None:
     code = (
         "import sys, graffer_secevents\n"

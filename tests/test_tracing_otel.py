@@ -151,7 +151,7 @@ def test_span_events_off_keeps_the_ids_but_adds_no_event(
     security_events: Capture, spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SECEVENTS_OTEL_SPAN_EVENTS", "false")
-    api.configure()
+    api.configure(reset=True)  # the fixture built the configuration already: re-read the environment
     with TRACER.start_as_current_span("login"):
         api.log_login(User(id="u-1"), "success")
     assert "trace_id" in security_events.assert_emitted("authn_login_success")

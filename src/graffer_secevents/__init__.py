@@ -10,6 +10,7 @@ failed-login metrics, and reports it to the APM trace::
 """
 
 from ._api import (
+    OutcomeLike,
     UserLike,
     emit,
     log_access_denied,
@@ -57,6 +58,7 @@ __all__ = [
     "ForwardedHeaderIgnoredWarning",
     "MissingDependencyError",
     "Outcome",
+    "OutcomeLike",
     "OutcomeRule",
     "Param",
     "RequestContext",
@@ -90,3 +92,20 @@ __all__ = [
     "log_user_deleted",
     "set_user",
 ]
+
+
+def _show_the_public_module() -> None:
+    """Public classes and functions name the module users import them from, as httpx's do.
+
+    Reprs, tracebacks, pickles and the API reference then show `graffer_secevents.Config`, never the private
+    module it is defined in; tests/test_public_api.py pins this for every name in `__all__`.
+    """
+    namespace = globals()
+    for name in __all__:
+        obj = namespace[name]
+        if isinstance(obj, type) or (callable(obj) and hasattr(obj, "__code__")):
+            obj.__module__ = __name__
+
+
+_show_the_public_module()
+del _show_the_public_module

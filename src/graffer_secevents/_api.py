@@ -8,14 +8,14 @@ redacted.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, TypeAlias
-from uuid import UUID
+from typing import Any, Literal
 
 from ._catalog import CATALOG
 from ._pipeline import emit_event
-from ._types import Outcome, User
+from ._types import Outcome, OutcomeLike, UserLike
 
 __all__ = [
+    "OutcomeLike",
     "UserLike",
     "emit",
     "log_access_denied",
@@ -37,10 +37,6 @@ __all__ = [
     "log_user_created",
     "log_user_deleted",
 ]
-
-UserLike: TypeAlias = str | int | UUID | User | object | None
-"""An id, a :class:`User`, or a Django / Flask-Login user object (``pk``/``id``, ``get_username()``)."""
-OutcomeLike: TypeAlias = Outcome | Literal["success", "failure"] | str
 
 
 def emit(

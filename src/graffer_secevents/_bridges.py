@@ -53,7 +53,7 @@ class AppSecEvent:
     """The AAP business-logic event it becomes (what AAP's detection rules count)."""
     subject: Literal["usr", "target"] = "usr"
     """Whose id and login go in a custom event's metadata: the actor or the account acted upon."""
-    extra: Mapping[str, str] = field(default_factory=dict)
+    extra: Mapping[str, str] = field(default_factory=dict[str, str])
     """Fixed metadata added to a custom event."""
     auto: bool = False
     """ddtrace's Django auto-instrumentation reports this kind itself when on (see ``docs/tracing.md``)."""

@@ -1,18 +1,31 @@
-"""``configure()`` and the configuration in force.
+"""`configure()` and the configuration in force.
 
-A :class:`Config` is immutable and holds everything the per-event path needs, prepared once: the writer and
-its structlog logger, the privacy settings with their key, the trusted proxies, the metrics backend. Every
-``configure()`` call builds a whole new one (unspecified arguments come from the environment, then from the
-defaults) and swaps it in atomically, so an event is always written under one consistent configuration.
+Every option is declared once, as a row of `OPTIONS` (name, environment variable, parser, default, doc); the
+environment reading, the merging of `configure()` calls, the docs' reference table and the tests that keep
+`configure()`'s signature and docs/configuration.md in step all read that table.
+
+A `Config` is immutable and holds everything the per-event path needs, prepared once: the writer, the
+privacy settings with their key, the trusted proxies, the metrics backend. A `configure()` call changes only
+the options it names (the others keep the value in force, as structlog's `configure()` does), builds a
+whole new `Config` from the result and swaps it in atomically, so an event is always written under one
+consistent configuration. The environment is read when the configuration is first built (the first
+`configure()` or the first event) and again on `configure(reset=True)`.
+
+Adding an option: a row in `OPTIONS` (with its parser), the keyword in `configure()`'s signature and its
+``Args:`` line (type checkers need them spelt out), a ``### `name` `` section in docs/configuration.md, and
+the code that uses ``values[name]`` in `_build`. tests/test_config.py fails until the four agree; the
+page's environment table is generated (`_tools/config_doc.py`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, Final
+from types import MappingProxyType
+from typing import Any, Final, Literal, Never, Protocol
 
 from ._bridges import build_bridges
 from ._client_ip import TrustedProxies
@@ -21,7 +34,7 @@ from ._metrics import METRIC_BACKENDS, MetricsBackend, NoMetrics, create_backend
 from ._output import Writer, make_logger, make_writer
 from ._privacy import Privacy
 
-__all__ = ["Config", "configure", "get_config", "set_config"]
+__all__ = ["OPTIONS", "Config", "Option", "check_names", "configure", "get_config", "set_config"]
 
 _UNSET: Final[Any] = object()
 _OUTPUT_NAMES: Final = ("stdout", "stderr", "logging")
@@ -29,13 +42,207 @@ _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
 
 
+# --- parsers: (label, value) -> the validated value -----------------------------------------------------
+# `label` is the option's name for a configure() argument and the variable's name for an environment value,
+# so an error names what the user actually set. A parser accepts its own output (a merged configuration
+# passes values through it again only when they are named anew, but a parser must never depend on that).
+
+
+def _opt_str(label: str, value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{label}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _bool(label: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigurationError(
+        f"{label}: expected a boolean (or one of 1/0, true/false, yes/no, on/off), got {value!r}"
+    )
+
+
+def _output(label: str, value: object) -> object:
+    if isinstance(value, str):
+        if value not in _OUTPUT_NAMES:
+            raise ConfigurationError(
+                f"{label}: unknown output {value!r}; allowed: {', '.join(_OUTPUT_NAMES)}, a logging.Logger, "
+                "or a file-like object with write()"
+            )
+    elif not isinstance(value, logging.Logger) and not callable(getattr(value, "write", None)):
+        raise ConfigurationError(
+            f"{label}: {type(value).__name__} has no write(); pass 'stdout', 'stderr', 'logging', "
+            "a logging.Logger or a file-like object"
+        )
+    return value
+
+
+def _privacy_modes(label: str, value: object) -> Mapping[str, str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        modes: dict[str, str] = {}
+        for item in value.split(","):
+            field_name, sep, mode = item.strip().partition("=")
+            if not sep or not field_name or not mode:
+                raise ConfigurationError(
+                    f"{label}: expected 'field=mode' entries separated by commas, got {item!r}"
+                )
+            modes[field_name.strip()] = mode.strip()
+        return MappingProxyType(modes)
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"{label}: expected a mapping of field to mode, e.g. {{'usr.email': 'drop'}}"
+        )
+    given: Mapping[Any, Any] = value  # pyright: ignore[reportUnknownVariableType] - checked by Privacy
+    return MappingProxyType(dict(given))  # a copy: a caller's later change to its dict changes nothing here
+
+
+def _hash_key(label: str, value: object) -> str | bytes | None:
+    if value is None or isinstance(value, str | bytes):
+        return value
+    raise ConfigurationError(f"{label}: expected a str or bytes key, got {type(value).__name__}")
+
+
+def _proxies(label: str, value: object) -> object:
+    # Kept as given but frozen (a generator would be spent by the first build); `TrustedProxies` validates.
+    if value is None or isinstance(value, str) or not isinstance(value, Iterable):
+        return value
+    entries: Iterable[object] = value  # pyright: ignore[reportUnknownVariableType] - each entry is checked
+    return tuple(entries)
+
+
+def _hops(label: str, value: object) -> object:
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigurationError(f"{label}: expected a whole number >= 1, got {value!r}") from None
+    return value  # `TrustedProxies` validates the number
+
+
+def _metrics_name(label: str, value: object) -> str:
+    if not isinstance(value, str) or value not in METRIC_BACKENDS:
+        raise ConfigurationError(f"{label}: unknown backend {value!r}; allowed: {', '.join(METRIC_BACKENDS)}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One `configure()` option: where its value comes from and how it is checked.
+
+    Args:
+        name: the `configure()` keyword (and the `SECEVENTS` key in Django settings).
+        env: the environment variable read when the configuration is first built or reset, if any.
+        parse: `(label, value) -> value`: validates a `configure()` argument or an environment string and
+            raises `ConfigurationError` naming `label`.
+        default: the value when neither an argument nor the variable gives one.
+        doc: one line for the reference table in docs/configuration.md.
+        example: an example environment value for that table (none for a secret).
+    """
+
+    name: str
+    env: str | None
+    parse: Callable[[str, Any], Any]
+    default: Any
+    doc: str
+    example: str = ""
+
+
+OPTIONS: Final[tuple[Option, ...]] = (
+    Option("service", "DD_SERVICE", _opt_str, None, "Datadog's unified service tag", "auth-api"),
+    Option("env", "DD_ENV", _opt_str, None, "Datadog's unified environment tag", "prod"),
+    Option("version", "DD_VERSION", _opt_str, None, "Datadog's unified version tag", "1.4.2"),
+    Option("output", "SECEVENTS_OUTPUT", _output, "stdout", "where records go", "stderr"),
+    Option("strict", "SECEVENTS_STRICT", _bool, False, "raise for invalid event input (tests)", "1"),
+    Option(
+        "privacy",
+        "SECEVENTS_PRIVACY",
+        _privacy_modes,
+        None,
+        "per-field privacy modes",
+        "usr.email=drop,network.client.ip=truncate",
+    ),
+    Option("hash_key", "SECEVENTS_HASH_KEY", _hash_key, None, "HMAC key of hashed fields"),
+    Option(
+        "trusted_proxies",
+        "SECEVENTS_TRUSTED_PROXIES",
+        _proxies,
+        None,
+        "proxies allowed to set forwarding headers",
+        "10.0.0.0/8,172.16.0.0/12",
+    ),
+    Option("trusted_hops", "SECEVENTS_TRUSTED_HOPS", _hops, None, "trust this many proxy hops", "1"),
+    Option("metrics", "SECEVENTS_METRICS", _metrics_name, "auto", "the metrics backend", "dogstatsd"),
+    Option(
+        "appsec_tracking",
+        "SECEVENTS_APPSEC_TRACKING",
+        _bool,
+        True,
+        "report user events to ddtrace's App and API Protection",
+        "false",
+    ),
+    Option(
+        "otel_span_events",
+        "SECEVENTS_OTEL_SPAN_EVENTS",
+        _bool,
+        True,
+        "add a span event per security event to the active OpenTelemetry span",
+        "false",
+    ),
+)
+"""Every `configure()` option, in the signature's order."""
+
+_BY_NAME: Final[Mapping[str, Option]] = {opt.name: opt for opt in OPTIONS}
+_DEFAULTS: Final[Mapping[str, Any]] = MappingProxyType({opt.name: opt.default for opt in OPTIONS})
+
+
+def check_names(names: Iterable[str], allowed: Iterable[str], where: str) -> None:
+    """Raise `ConfigurationError` for the first name not in `allowed`, suggesting the nearest valid one.
+
+    Args:
+        names: the keys the user wrote.
+        allowed: the valid keys.
+        where: what the keys belong to, for the message (``"configure()"``, ``"settings.SECEVENTS"``).
+
+    Raises:
+        ConfigurationError: a key is unknown; the message names it and the nearest valid key, if any.
+    """
+    valid = list(allowed)
+    for name in names:
+        if name not in valid:
+            import difflib  # only on this error path: not part of `import graffer_secevents`
+
+            near = difflib.get_close_matches(name, valid, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ConfigurationError(
+                f"{where}: unknown option {name!r}{hint} (valid: {', '.join(sorted(valid))})"
+            )
+
+
+class Writable(Protocol):
+    """What `configure(output=...)` accepts besides a name or a logger: anything with ``write``."""
+
+    def write(self, data: Any, /) -> object:
+        """Write one record (text or bytes)."""
+        ...
+
+
 Bridge = Callable[[Any, dict[str, Any]], None]
-"""Called after a record is written with its catalog row and the record (see ``_pipeline``)."""
+"""Called after a record is written with its catalog row and the record (see `_pipeline`)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
-    """The configuration in force. Build it with :func:`configure`; read it with :func:`get_config`."""
+    """The configuration in force. Build it with `configure`; read it with `get_config`.
+
+    `options` holds every option's value (one key per row of the options table, the names `configure()`
+    takes); the other fields are what the per-event path uses, prepared from them.
+    """
 
     service: str | None = None
     env: str | None = None
@@ -51,12 +258,20 @@ class Config:
     bridges: tuple[Bridge, ...] = ()
     writer: Writer = field(default_factory=lambda: make_writer(None))
     logger: Any = None
-    static: Mapping[str, Any] = field(default_factory=dict)
+    static: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """The keys every record starts with (service, env, version), built once."""
+    # Not in the repr: it holds the hash key.
+    options: Mapping[str, Any] = field(default_factory=lambda: _DEFAULTS, repr=False)
+    """Every option's value, as `configure()` names them."""
 
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 _current: Config | None = None
+"""The configuration the per-event path reads (with the testing overlay applied, when one is set)."""
+_base: Config | None = None
+"""The configuration as built, before the overlay: what the next `configure()` merges into. `None` until
+the configuration is first built, after `set_config(None)` and under the environment fallback, so that the
+next build reads the environment."""
 _overlay: Callable[[Config], Config] | None = None
 """Applied to every configuration installed while set (``testing.capture_events`` keeps its in-memory output
 and strict mode through ``configure()`` calls made by the code under test)."""
@@ -69,20 +284,24 @@ def set_overlay(overlay: Callable[[Config], Config] | None) -> None:
 
 
 def get_config() -> Config:
-    """Return the configuration in force, building the default (from the environment) on first use."""
+    """Return the configuration in force, building the default (from the environment) on first use.
+
+    Returns:
+        The `Config` every event is written under.
+    """
     cfg = _current
     if cfg is None:
         with _lock:
-            cfg = _current if _current is not None else _install(_build())
+            cfg = _current if _current is not None else _install(_build(_resolve({}, None), None))
     return cfg
 
 
 def get_config_for_event() -> Config:
-    """:func:`get_config` for the per-event path, which must not raise into product code.
+    """`get_config` for the per-event path, which must not raise into product code.
 
     If the default configuration cannot be built from the environment (a bad ``SECEVENTS_*`` variable, say),
     a safe fallback is installed instead (stdout, no metrics, the hash key if it is usable) and a
-    :class:`SecEventsWarning` names the problem once. Strict mode (``SECEVENTS_STRICT=1``) raises instead.
+    `SecEventsWarning` names the problem once. Strict mode (``SECEVENTS_STRICT=1``) raises instead.
     ``configure()`` itself always raises for bad settings.
     """
     cfg = _current
@@ -102,25 +321,25 @@ def get_config_for_event() -> Config:
         privacy = Privacy(None, os.environ.get("SECEVENTS_HASH_KEY") or None)
         fallback = Config(privacy=privacy, writer=writer, logger=make_logger(writer))
         with _lock:
-            return _current if _current is not None else _install(fallback)
+            # Not a base: the next configure() reads the environment again rather than merging into this.
+            return _current if _current is not None else _install(fallback, base=False)
 
 
 def set_config(cfg: Config | None) -> Config | None:
     """Swap in ``cfg`` (``None``: rebuild from the environment on next use); return the previous one."""
-    global _current
+    global _current, _base  # noqa: PLW0603 - swapped under the lock
     with _lock:
-        if cfg is not None and _overlay is not None:
-            cfg = _overlay(cfg)
-        previous, _current = _current, cfg
+        previous, _base = _current, cfg
+        _current = cfg if cfg is None or _overlay is None else _overlay(cfg)
     return previous
 
 
-def _install(cfg: Config) -> Config:
-    global _current  # noqa: PLW0603 - installed once, under the lock
-    if _overlay is not None:
-        cfg = _overlay(cfg)
-    _current = cfg
-    return cfg
+def _install(cfg: Config, *, base: bool = True) -> Config:
+    global _current, _base  # noqa: PLW0603 - installed once, under the lock
+    if base:
+        _base = cfg
+    _current = cfg if _overlay is None else _overlay(cfg)
+    return _current
 
 
 def configure(
@@ -128,29 +347,37 @@ def configure(
     service: str | None = _UNSET,
     env: str | None = _UNSET,
     version: str | None = _UNSET,
-    output: str | IO[Any] | Any = _UNSET,
+    output: Literal["stdout", "stderr", "logging"] | logging.Logger | Writable = _UNSET,
     strict: bool = _UNSET,
     privacy: Mapping[str, str] | None = _UNSET,
     hash_key: str | bytes | None = _UNSET,
     trusted_proxies: Iterable[str] | str | None = _UNSET,
     trusted_hops: int | None = _UNSET,
-    metrics: str = _UNSET,
+    metrics: Literal["auto", "dogstatsd", "otel", "memory", "none"] = _UNSET,
     appsec_tracking: bool = _UNSET,
     otel_span_events: bool = _UNSET,
+    reset: bool = False,
+    **unknown: Never,
 ) -> Config:
-    """Configure the library for this process. Every argument is optional; call it once at start-up.
+    """Configure the library for this process: change the options named, keep the others.
+
+    A later call changes only what it names: ``configure(hash_key=k, trusted_proxies=[...])`` then
+    ``configure(env="prod")`` keeps the key and the proxies. ``reset=True`` starts again from the
+    environment and the defaults before applying the options named. Options never set come from their
+    environment variable, read when the configuration is first built and on reset, else the default.
 
     Args:
-        service, env, version: Datadog's unified service tags; default ``DD_SERVICE``, ``DD_ENV``,
-            ``DD_VERSION``.
+        service: Datadog's unified service tag (default ``DD_SERVICE``; unset omits the key).
+        env: Datadog's unified environment tag (default ``DD_ENV``).
+        version: Datadog's unified version tag (default ``DD_VERSION``).
         output: ``"stdout"`` (default), ``"stderr"``, ``"logging"`` (the stdlib logger ``graffer_secevents``),
-            a :class:`logging.Logger`, or any file-like object with ``write`` (text or binary).
-        strict: raise :class:`EventValidationError` for invalid event input instead of coercing it
-            (default ``SECEVENTS_STRICT``, else off). Meant for tests.
+            a `logging.Logger`, or any file-like object with ``write`` (text or binary).
+        strict: raise `EventValidationError` for invalid event input instead of coercing it (default
+            ``SECEVENTS_STRICT``, else off). Meant for tests.
         privacy: per-field modes overriding the defaults, e.g. ``{"usr.email": "drop",
             "network.client.ip": "truncate"}`` (default ``SECEVENTS_PRIVACY`` as ``field=mode,...``).
         hash_key: HMAC key for hashed fields (default ``SECEVENTS_HASH_KEY``). Without one, hashing falls back
-            to plain SHA-256 and a :class:`SecEventsWarning` is given once.
+            to plain SHA-256 and a `SecEventsWarning` is given once.
         trusted_proxies: CIDRs of the proxies allowed to set forwarding headers (default
             ``SECEVENTS_TRUSTED_PROXIES``, comma-separated). Without them the peer address is the client.
         trusted_hops: trust exactly this many proxy hops instead (default ``SECEVENTS_TRUSTED_HOPS``).
@@ -160,32 +387,38 @@ def configure(
             imported ddtrace (default ``SECEVENTS_APPSEC_TRACKING``, else on).
         otel_span_events: add a span event per security event to the active OpenTelemetry span, when there is
             one and no ddtrace span (default ``SECEVENTS_OTEL_SPAN_EVENTS``, else on).
+        reset: forget earlier ``configure()`` calls: every option not named here goes back to its
+            environment variable (read now) or default.
+        **unknown: nothing: an unknown keyword is a `ConfigurationError` that names the nearest option (type
+            checkers reject it already).
+
+    Returns:
+        The new `Config`, now in force.
 
     Raises:
-        ConfigurationError: an argument or variable is invalid; the message lists the allowed values.
+        ConfigurationError: an argument or variable is invalid, or a keyword is unknown; the message lists the
+            allowed values. The configuration in force is then unchanged.
 
-    Example::
-
+    Example:
+        ```python
         import graffer_secevents as secevents
+
         secevents.configure(service="auth-api", trusted_proxies=["10.0.0.0/8"], hash_key=os.environ["KEY"])
+        secevents.configure(env="prod")  # the key and the proxies stay
+        ```
     """
-    cfg = _build(
-        service=service,
-        env=env,
-        version=version,
-        output=output,
-        strict=strict,
-        privacy=privacy,
-        hash_key=hash_key,
-        trusted_proxies=trusted_proxies,
-        trusted_hops=trusted_hops,
-        metrics=metrics,
-        appsec_tracking=appsec_tracking,
-        otel_span_events=otel_span_events,
-    )
-    previous = set_config(cfg)
-    if previous is not None and previous.metrics is not None and previous.metrics is not cfg.metrics:
-        _close_quietly(previous.metrics)
+    named = {name: value for name, value in locals().items() if value is not _UNSET}
+    del named["reset"], named["unknown"]
+    check_names(unknown, _BY_NAME, "configure()")
+    with _lock:  # one configure() at a time: each merges into the one before it
+        base = None if reset else _base
+        cfg = _build(_resolve(named, None if base is None else base.options), _base)
+        # Under a testing overlay the configuration before the capture comes back afterwards, with its
+        # backend: that one must stay open.
+        previous_backend = None if _base is None or _overlay is not None else _base.metrics
+        set_config(cfg)
+    if previous_backend is not None and previous_backend is not cfg.metrics:
+        _close_quietly(previous_backend)
     return cfg
 
 
@@ -196,129 +429,66 @@ def _close_quietly(backend: MetricsBackend) -> None:
         pass
 
 
-def _build(**given: Any) -> Config:
-
+def _resolve(named: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Each option's value: as named, else as in `base`, else (no base) from the environment, else default."""
     environ = os.environ
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        if opt.name in named:
+            values[opt.name] = opt.parse(opt.name, named[opt.name])
+        elif base is not None:
+            values[opt.name] = base[opt.name]
+        elif opt.env is not None and opt.env in environ:
+            values[opt.name] = opt.parse(opt.env, environ[opt.env])
+        else:
+            values[opt.name] = opt.default
+    return values
 
-    def pick(name: str, env_name: str | None, default: Any = None) -> Any:
-        value = given.get(name, _UNSET)
-        if value is not _UNSET:
-            return value
-        if env_name is not None and env_name in environ:
-            return environ[env_name]
-        return default
 
-    service = _opt_str("service", pick("service", "DD_SERVICE"))
-    env = _opt_str("env", pick("env", "DD_ENV"))
-    version = _opt_str("version", pick("version", "DD_VERSION"))
-    strict = _bool("strict", pick("strict", "SECEVENTS_STRICT", default=False))
-    appsec_tracking = _bool(
-        "appsec_tracking", pick("appsec_tracking", "SECEVENTS_APPSEC_TRACKING", default=True)
-    )
-    otel_span_events = _bool(
-        "otel_span_events", pick("otel_span_events", "SECEVENTS_OTEL_SPAN_EVENTS", default=True)
-    )
+_BACKEND_INPUTS: Final = ("metrics", "service", "env", "version")
+"""The options a metrics backend is built from: while they are unchanged, the backend is kept."""
 
-    output = pick("output", "SECEVENTS_OUTPUT", default="stdout")
-    if isinstance(output, str) and output not in _OUTPUT_NAMES:
-        raise ConfigurationError(
-            f"output: unknown output {output!r}; allowed: {', '.join(_OUTPUT_NAMES)}, a logging.Logger, "
-            "or a file-like object with write()"
-        )
-    if not isinstance(output, str) and not callable(getattr(output, "write", None)):
-        import logging
 
-        if not isinstance(output, logging.Logger):
-            raise ConfigurationError(
-                f"output: {type(output).__name__} has no write(); pass 'stdout', 'stderr', 'logging', "
-                "a logging.Logger or a file-like object"
-            )
-
-    privacy_modes = pick("privacy", "SECEVENTS_PRIVACY")
-    if isinstance(privacy_modes, str):
-        privacy_modes = _parse_privacy(privacy_modes)
-    if privacy_modes is not None and not isinstance(privacy_modes, Mapping):
-        raise ConfigurationError("privacy: expected a mapping of field to mode, e.g. {'usr.email': 'drop'}")
-    privacy = Privacy(privacy_modes, pick("hash_key", "SECEVENTS_HASH_KEY"))
+def _build(values: Mapping[str, Any], previous: Config | None) -> Config:
+    """The `Config` for these option values; `previous`'s metrics backend is kept if its inputs are equal."""
+    privacy = Privacy(values["privacy"], values["hash_key"])
     if not privacy.keyed and "hash" in privacy.modes.values():
         warn_once(
             "unkeyed-hash",
             "graffer_secevents: no hash_key (SECEVENTS_HASH_KEY) is set, so logins and emails are hashed "
-            "with "
-            "plain SHA-256, which a dictionary attack can reverse; set a secret key",
+            "with plain SHA-256, which a dictionary attack can reverse; set a secret key",
         )
+    trusted = TrustedProxies.from_config(values["trusted_proxies"], values["trusted_hops"])
 
-    hops = pick("trusted_hops", "SECEVENTS_TRUSTED_HOPS")
-    if isinstance(hops, str):
-        try:
-            hops = int(hops)
-        except ValueError:
-            raise ConfigurationError(
-                f"SECEVENTS_TRUSTED_HOPS: expected a whole number >= 1, got {hops!r}"
-            ) from None
-    trusted = TrustedProxies.from_config(pick("trusted_proxies", "SECEVENTS_TRUSTED_PROXIES"), hops)
+    service, env, version = values["service"], values["env"], values["version"]
+    backend: MetricsBackend | None
+    if previous is not None and all(previous.options[k] == values[k] for k in _BACKEND_INPUTS):
+        backend = previous.metrics
+    else:
+        backend = create_backend(values["metrics"], service=service, env=env, version=version)
+        if isinstance(backend, NoMetrics):
+            backend = None  # nothing to count: the per-event path skips metrics entirely
 
-    metrics_name = pick("metrics", "SECEVENTS_METRICS", default="auto")
-    if not isinstance(metrics_name, str) or metrics_name not in METRIC_BACKENDS:
-        raise ConfigurationError(
-            f"metrics: unknown backend {metrics_name!r}; allowed: {', '.join(METRIC_BACKENDS)}"
-        )
-    backend: MetricsBackend | None = create_backend(metrics_name, service=service, env=env, version=version)
-    if isinstance(backend, NoMetrics):
-        backend = None  # nothing to count: the per-event path skips metrics entirely
-
-    writer = make_writer(output)
-    static: dict[str, Any] = {}
-    if service:
-        static["service"] = service
-    if env:
-        static["env"] = env
-    if version:
-        static["version"] = version
+    writer = make_writer(values["output"])
+    tags = (("service", service), ("env", env), ("version", version))
+    static = {key: value for key, value in tags if value}
+    appsec_tracking: bool = values["appsec_tracking"]
+    otel_span_events: bool = values["otel_span_events"]
     return Config(
         service=service,
         env=env,
         version=version,
-        strict=strict,
-        output=output,
+        strict=values["strict"],
+        output=values["output"],
         privacy=privacy,
         trusted_proxies=trusted,
         metrics=backend,
-        metrics_name=metrics_name,
+        metrics_name=values["metrics"],
         appsec_tracking=appsec_tracking,
         otel_span_events=otel_span_events,
         bridges=build_bridges(privacy, appsec_tracking=appsec_tracking, otel_span_events=otel_span_events),
         writer=writer,
         logger=make_logger(writer),
-        static=static,
+        static=MappingProxyType(static),
+        options=MappingProxyType(values),
     )
-
-
-def _opt_str(name: str, value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ConfigurationError(f"{name}: expected a string, got {type(value).__name__}")
-    return value
-
-
-def _bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise ConfigurationError(
-        f"{name}: expected a boolean (or one of 1/0, true/false, yes/no, on/off), got {value!r}"
-    )
-
-
-def _parse_privacy(text: str) -> dict[str, str]:
-    modes: dict[str, str] = {}
-    for item in text.split(","):
-        field_name, sep, mode = item.strip().partition("=")
-        if not sep or not field_name or not mode:
-            raise ConfigurationError(
-                f"SECEVENTS_PRIVACY: expected 'field=mode' entries separated by commas, got {item!r}"
-            )
-        modes[field_name.strip()] = mode.strip()
-    return modes

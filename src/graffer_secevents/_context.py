@@ -15,7 +15,7 @@ is bound, that is, only when an event or :func:`set_user` needs one.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from typing import Any
 
@@ -117,7 +117,7 @@ def reset_request(token: contextvars.Token[RequestContext | None]) -> None:
 
 
 @contextmanager
-def request_context(ctx: RequestContext) -> Iterator[RequestContext]:
+def request_context(ctx: RequestContext) -> Generator[RequestContext, None, None]:
     """Bind ``ctx`` for the duration of a ``with`` block, and always unbind it."""
     token = _request.set(ctx)
     try:

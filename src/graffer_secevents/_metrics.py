@@ -439,7 +439,7 @@ class OTelMetrics:
             counter = self._counter(name)
         attributes = self._attributes.get(tags)
         if attributes is None:
-            attributes = dict(tag.partition(":")[::2] for tag in tags)
+            attributes = {key: value for key, _, value in (tag.partition(":") for tag in tags)}
             if len(self._attributes) < _MAX_OTEL_ATTRIBUTE_SETS:
                 self._attributes[tags] = attributes
         counter.add(value, attributes)
@@ -777,7 +777,7 @@ def _quiet_dogstatsd_logger() -> None:
 
 def _dogstatsd_backend(service: str | None, env: str | None, version: str | None) -> DogStatsdMetrics:
     try:
-        import datadog.dogstatsd  # noqa: F401
+        import datadog.dogstatsd  # noqa: F401  # pyright: ignore[reportUnusedImport] - presence check
     except ImportError:
         raise MissingDependencyError("datadog", "datadog") from None
     address = resolve_dogstatsd_address()

@@ -46,7 +46,7 @@ class StreamWriter:
         stream: IO[Any] = self._stream if self._stream is not None else sys.stdout
         if self._binary:
             # A buffered binary stream locks around each call, and one call writes the whole line.
-            stream.write(line)
+            stream.write(line)  # pyright: ignore[reportArgumentType] - binary: self._stream, not sys.stdout
             stream.flush()
             return
         with self._lock:  # text streams promise no thread safety

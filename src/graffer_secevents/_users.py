@@ -28,7 +28,7 @@ def _user_parts(field: str, user: object, errors: list[str]) -> tuple[object, ob
     if isinstance(user, User):
         return user.id, user.login, user.email, user.name
     if isinstance(user, bytes | bytearray | bool | float | dict | list | tuple | set):
-        errors.append(f"{field}: expected an id, a User or a user object, got {type(user).__name__}")
+        errors.append(f"{field}: expected an id, a User or a user object, got {type(user).__name__}")  # pyright: ignore[reportUnknownArgumentType]
         return (_coerce_str(user) if isinstance(user, bytes | bytearray) else None), None, None, None
     try:
         # Django (pk, get_username) and Flask-Login (get_id) user objects; anonymous users are no user.
@@ -43,7 +43,7 @@ def _user_parts(field: str, user: object, errors: list[str]) -> tuple[object, ob
         email = getattr(user, "email", None)
         if uid is None and login is None:
             errors.append(f"{field}: a {type(user).__name__} has no pk, id, get_id() or get_username()")
-        return uid, login, (email if isinstance(email, str) else None), None
+        return uid, login, (email if isinstance(email, str) else None), None  # pyright: ignore[reportUnknownVariableType]
     except Exception as exc:  # noqa: BLE001 - a user object whose attributes fail (lazy DB access, ...)
         errors.append(f"{field}: reading the {type(user).__name__} failed ({type(exc).__name__})")
         return None, None, None, None

@@ -30,10 +30,10 @@ import difflib
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 
@@ -270,7 +270,7 @@ class Capture:
         self._overlay.metrics.clear()
 
     @contextmanager
-    def lenient(self) -> Iterator[None]:
+    def lenient(self) -> Generator[None, None, None]:
         """Turn strict mode off for a block: bad input is coerced and noted in ``secevents.errors``.
 
         For a whole test, mark it ``@pytest.mark.secevents_lenient`` instead (or use
@@ -370,7 +370,7 @@ class Capture:
 
 
 @contextmanager
-def capture_events(*, strict: bool = True) -> Iterator[Capture]:
+def capture_events(*, strict: bool = True) -> Generator[Capture, None, None]:
     """Capture every event and metric point emitted inside the ``with`` block, in memory.
 
     The output and the metrics backend are swapped for in-memory ones and strict mode is on, so invalid
@@ -425,11 +425,12 @@ def _type_of(record: dict[str, Any]) -> Any:
 
 
 def _get(record: Any, path: tuple[str, ...]) -> Any:
+    node: Any = record
     for part in path:
-        if not isinstance(record, dict) or part not in record:
+        if not isinstance(node, dict) or part not in node:
             return _MISSING
-        record = record[part]
-    return record
+        node = cast("dict[str, Any]", node)[part]
+    return node
 
 
 def _difference(expected: Any, actual: Any) -> str | None:
@@ -439,7 +440,8 @@ def _difference(expected: Any, actual: Any) -> str | None:
     if actual is _MISSING:
         return f"expected {_show(expected)}, missing"
     if isinstance(expected, re.Pattern):
-        ok = isinstance(actual, str) and expected.fullmatch(actual) is not None
+        pattern: re.Pattern[str] = expected  # pyright: ignore[reportUnknownVariableType]
+        ok = isinstance(actual, str) and pattern.fullmatch(actual) is not None
     elif callable(expected):
         try:
             ok = bool(expected(actual))
@@ -451,7 +453,7 @@ def _difference(expected: Any, actual: Any) -> str | None:
 
 
 def _differences(record: dict[str, Any], match: dict[str, Any]) -> list[str]:
-    diffs = []
+    diffs: list[str] = []
     for key, expected in match.items():
         path = tuple(key.split("__"))
         why = _difference(expected, _get(record, path))
@@ -462,7 +464,8 @@ def _differences(record: dict[str, Any], match: dict[str, Any]) -> list[str]:
 
 def _show(expected: Any) -> str:
     if isinstance(expected, re.Pattern):
-        return f"/{expected.pattern}/"
+        pattern: re.Pattern[str] = expected  # pyright: ignore[reportUnknownVariableType]
+        return f"/{pattern.pattern}/"
     if isinstance(expected, _Named):
         return repr(expected)
     if callable(expected) and not isinstance(expected, type):
@@ -483,7 +486,8 @@ def _brief(record: dict[str, Any]) -> str:
     """One short line for a record: its JSON without what every record has or the type implies, truncated."""
     shown = {k: v for k, v in record.items() if k not in ("timestamp", "logger", "message")}
     if isinstance(evt := shown.get("evt"), dict):
-        shown["evt"] = {k: v for k, v in evt.items() if k not in ("type", "name", "category")}
+        fields = cast("dict[str, Any]", evt)
+        shown["evt"] = {k: v for k, v in fields.items() if k not in ("type", "name", "category")}
     if shown.get("secevents") == {"schema": SCHEMA_VERSION}:
         del shown["secevents"]
     return _clip(orjson.dumps(shown).decode(), _RECORD_CHARS)

@@ -28,12 +28,15 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
 ]
 
-# secevents: configure() arguments, applied when the app is ready. Behind a load balancer or an ingress,
-# add "trusted_proxies": [its CIDRs] (or set SECEVENTS_TRUSTED_PROXIES; see docs/client-ip.md); without
-# them the socket peer is the client.
-SECEVENTS = {"service": "django-shop", "env": os.environ.get("DD_ENV", "dev")}
-# secevents: 403 → authz_fail is on by default; these two are opt-in.
-SECEVENTS_STATUS_EVENTS = {401: "authz_fail", 429: "excess_rate_limit_exceeded"}
+# secevents: configure() options, applied when the app is ready, and the middleware's status_events. Behind
+# a load balancer or an ingress, add "trusted_proxies": [its CIDRs] (or set SECEVENTS_TRUSTED_PROXIES; see
+# docs/client-ip.md); without them the socket peer is the client.
+SECEVENTS = {
+    "service": "django-shop",
+    "env": os.environ.get("DD_ENV", "dev"),
+    # 403 → authz_fail is on by default; these two are opt-in.
+    "status_events": {401: "authz_fail", 429: "excess_rate_limit_exceeded"},
+}
 
 ROOT_URLCONF = "shop.urls"
 WSGI_APPLICATION = "shop.wsgi.application"

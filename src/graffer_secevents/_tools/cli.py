@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Final
+from typing import IO, Any, Final, cast
 
 import orjson
 
@@ -35,7 +35,7 @@ _CONTROL = {i: f"\\x{i:02x}" for i in [*range(0x20), *range(0x7F, 0xA0)]}
 class ValidationReport:
     """What ``secevents validate`` found in one or more streams."""
 
-    files: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list[str])
     lines: int = 0
     records: int = 0
     valid: int = 0
@@ -44,9 +44,9 @@ class ValidationReport:
     blank: int = 0
     not_json: int = 0
     not_security: int = 0
-    problems: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[dict[str, Any]] = field(default_factory=list)
-    unreadable: list[dict[str, str]] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
+    notes: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
+    unreadable: list[dict[str, str]] = field(default_factory=list[dict[str, str]])
 
     @property
     def ok(self) -> bool:
@@ -99,8 +99,8 @@ def _read_lines(stream: IO[bytes], limit: int) -> Iterator[tuple[int, bytes, int
 
 
 def _is_security_record(obj: dict[str, Any]) -> bool:
-    logger = obj.get("logger")
-    if isinstance(logger, dict) and logger.get("name") == _LOGGER_NAME:
+    logger: object = obj.get("logger")
+    if isinstance(logger, dict) and cast("dict[str, Any]", logger).get("name") == _LOGGER_NAME:
         return True
     evt = obj.get("evt")
     if isinstance(evt, dict) and "type" in evt:
@@ -155,8 +155,8 @@ def _json_error(line: bytes, exc: orjson.JSONDecodeError) -> str:
 
 
 def _evt_type_of(obj: dict[str, Any]) -> str | None:
-    evt = obj.get("evt")
-    value = evt.get("type") if isinstance(evt, dict) else obj.get("evt.type")
+    evt: object = obj.get("evt")
+    value: object = cast("dict[str, Any]", evt).get("type") if isinstance(evt, dict) else obj.get("evt.type")
     return _safe(value, 64) if isinstance(value, str) else None
 
 
@@ -218,11 +218,11 @@ def validate_stream(
 
 
 def _coercion_notes(record: dict[str, Any]) -> list[str]:
-    meta = record.get("secevents")
-    errors = meta.get("errors") if isinstance(meta, dict) else None
+    meta: object = record.get("secevents")
+    errors: object = cast("dict[str, Any]", meta).get("errors") if isinstance(meta, dict) else None
     if not isinstance(errors, list):
         return []
-    return [_safe(e) for e in errors[:MAX_PROBLEMS_PER_RECORD]]
+    return [_safe(e) for e in cast("list[object]", errors)[:MAX_PROBLEMS_PER_RECORD]]
 
 
 def _add_problem(

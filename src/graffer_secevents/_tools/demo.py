@@ -39,10 +39,11 @@ _TRUSTED_PROXY = ["127.0.0.1/32", "::1/128"]
 
 def run_demo(out: IO[str] | None = None, summary: IO[str] | None = None) -> int:
     """Run the scenario; return the number of records written."""
-    out = out if out is not None else sys.stdout
-    summary = summary if summary is not None else sys.stderr
-    counted = _LineCounter(out)
+    out_stream: IO[str] = out if out is not None else sys.stdout
+    summary_stream: IO[str] = summary if summary is not None else sys.stderr
+    counted = _LineCounter(out_stream)
     cfg = configure(
+        reset=True,  # the demo's own settings, not whatever an earlier configure() left
         service="demo-shop",
         env="demo",
         version="1.0.0",
@@ -53,8 +54,8 @@ def run_demo(out: IO[str] | None = None, summary: IO[str] | None = None) -> int:
     )
 
     def step(title: str) -> None:
-        summary.write(f"# {title}\n")
-        summary.flush()
+        summary_stream.write(f"# {title}\n")
+        summary_stream.flush()
 
     try:
         example = _load_example()
@@ -64,7 +65,7 @@ def run_demo(out: IO[str] | None = None, summary: IO[str] | None = None) -> int:
         _scenario_in_process(step)
     else:
         _scenario_over_http(example, step)
-    _summarise(cfg, step, summary)
+    _summarise(cfg, step, summary_stream)
     return counted.lines
 
 

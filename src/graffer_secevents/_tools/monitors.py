@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from graffer_secevents._errors import ConfigurationError
 from graffer_secevents._metrics import (
@@ -269,7 +269,7 @@ def _check_window(window: object) -> None:
 def _handles(notify: Sequence[str]) -> list[str]:
     if isinstance(notify, str):
         notify = [notify]
-    handles = []
+    handles: list[str] = []
     for handle in notify:
         if not isinstance(handle, str) or not _NOTIFY_HANDLE.fullmatch(handle):
             raise ConfigurationError(f"notify: expected handles such as '@slack-security', got {handle!r}")
@@ -317,5 +317,5 @@ def _hcl(value: object) -> str:
         )
         return '"' + text.replace("${", "$${").replace("%{", "%%{") + '"'
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_hcl(item) for item in value) + "]"
+        return "[" + ", ".join(_hcl(item) for item in cast("Sequence[object]", value)) + "]"
     raise ConfigurationError(f"cannot write a {type(value).__name__} to Terraform")

@@ -24,7 +24,7 @@ record an event lets the request go on untouched. The one exception is strict mo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -155,7 +155,7 @@ def note_failure(where: str, exc: BaseException) -> None:
 
 
 @contextmanager
-def never_raise(where: str) -> Iterator[None]:
+def never_raise(where: str) -> Generator[None, None, None]:
     """Run the block; an ``Exception`` inside it is swallowed (see :func:`note_failure`)."""
     try:
         yield
@@ -173,6 +173,9 @@ def _strict() -> bool:
 # --- the lazy request context ----------------------------------------------------------------------------
 
 
+# Each lazy field is a read-write property over a RequestContext field, which behaves as the field does;
+# pyright flags every property that overrides a field (reportIncompatibleVariableOverride), hence the
+# ignores on the setters below.
 class LazyRequestContext(RequestContext):
     """A :class:`RequestContext` whose costly fields are computed when an event reads them.
 
@@ -229,7 +232,7 @@ class LazyRequestContext(RequestContext):
         return value  # type: ignore[no-any-return]
 
     @method.setter
-    def method(self, value: str | None) -> None:
+    def method(self, value: str | None) -> None:  # pyright: ignore[reportIncompatibleVariableOverride]
         self._method = value
 
     @property
@@ -240,7 +243,7 @@ class LazyRequestContext(RequestContext):
         return value  # type: ignore[no-any-return]
 
     @path.setter
-    def path(self, value: str | None) -> None:
+    def path(self, value: str | None) -> None:  # pyright: ignore[reportIncompatibleVariableOverride]
         self._path = value
 
     @property
@@ -251,7 +254,7 @@ class LazyRequestContext(RequestContext):
         return value  # type: ignore[no-any-return]
 
     @client_ip.setter
-    def client_ip(self, value: str | None) -> None:
+    def client_ip(self, value: str | None) -> None:  # pyright: ignore[reportIncompatibleVariableOverride]
         self._client_ip = value
 
     def _resolve_client_ip(self) -> str | None:
@@ -275,7 +278,7 @@ class LazyRequestContext(RequestContext):
         return value  # type: ignore[no-any-return]
 
     @user_agent.setter
-    def user_agent(self, value: str | None) -> None:
+    def user_agent(self, value: str | None) -> None:  # pyright: ignore[reportIncompatibleVariableOverride]
         self._user_agent = value
 
     @property
@@ -286,7 +289,7 @@ class LazyRequestContext(RequestContext):
         return value
 
     @request_id.setter
-    def request_id(self, value: str | None) -> None:
+    def request_id(self, value: str | None) -> None:  # pyright: ignore[reportIncompatibleVariableOverride]
         self._request_id = value
 
     @property
@@ -303,7 +306,7 @@ class LazyRequestContext(RequestContext):
         return value
 
     @route.setter
-    def route(self, value: str | None) -> None:
+    def route(self, value: str | None) -> None:  # pyright: ignore[reportIncompatibleVariableOverride]
         self._route = value
 
     @property

@@ -23,7 +23,8 @@ from __future__ import annotations
 from graffer_secevents._errors import MissingDependencyError
 
 try:
-    import fastapi  # noqa: F401 - fail early, with the install hint, when the extra is missing
+    # Fail early, with the install hint, when the extra is missing.
+    import fastapi  # noqa: F401  # pyright: ignore[reportUnusedImport]
 except ImportError:
     raise MissingDependencyError("fastapi", "fastapi") from None
 

@@ -107,7 +107,7 @@ class WsgiRequestContext(LazyRequestContext):
             return None
 
     @status_code.setter
-    def status_code(self, value: int | None) -> None:
+    def status_code(self, value: int | None) -> None:  # pyright: ignore[reportIncompatibleVariableOverride]
         self._status_line = None if value is None else f"{value} "
 
     # No user here: REMOTE_USER says nothing verified on its own (a server may copy it from a proxy's header,

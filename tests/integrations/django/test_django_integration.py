@@ -214,7 +214,7 @@ def test_a_request_that_emits_nothing_never_touches_the_session() -> None:
 def test_401_and_429_are_opt_in_through_settings(security_events: Capture, code: int, evt_type: str) -> None:
     call(Client(), "get", f"/status/{code}/")
     assert security_events.records == []
-    with override_settings(SECEVENTS_STATUS_EVENTS={code: evt_type, 403: None}):
+    with override_settings(SECEVENTS={"status_events": {code: evt_type, 403: None}}):
         call(Client(), "get", f"/status/{code}/")
         call(Client(), "get", "/denied/")
     security_events.assert_emitted(evt_type, http__status_code=code)
@@ -222,7 +222,7 @@ def test_401_and_429_are_opt_in_through_settings(security_events: Capture, code:
 
 
 def test_bad_status_events_setting_fails_at_start_up() -> None:
-    with override_settings(SECEVENTS_STATUS_EVENTS={403: "typo"}), pytest.raises(api.ConfigurationError):
+    with override_settings(SECEVENTS={"status_events": {403: "typo"}}), pytest.raises(api.ConfigurationError):
         SecurityEventsMiddleware(lambda request: None)
 
 

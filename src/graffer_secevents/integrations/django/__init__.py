@@ -5,8 +5,11 @@ Settings::
     INSTALLED_APPS = [..., "graffer_secevents.integrations.django"]
     MIDDLEWARE = ["graffer_secevents.integrations.django.SecurityEventsMiddleware", ...]
 
-    SECEVENTS = {"service": "shop", "trusted_proxies": ["10.0.0.0/8"]}      # optional: configure() arguments
-    SECEVENTS_STATUS_EVENTS = {401: "authz_fail", 429: "excess_rate_limit_exceeded"}  # optional
+    SECEVENTS = {                                   # optional: configure() options, and the middleware's
+        "service": "shop",                          # per-status events
+        "trusted_proxies": ["10.0.0.0/8"],
+        "status_events": {401: "authz_fail", 429: "excess_rate_limit_exceeded"},
+    }
 
 See ``docs/integrations/django.md``.
 """

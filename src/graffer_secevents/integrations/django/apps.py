@@ -14,7 +14,8 @@ signal                    event
 ``user_logged_out``       ``session_logout`` with the user and the (hashed) session key
 ========================  =========================================================================
 
-A ``SECEVENTS`` setting (a dict of :func:`graffer_secevents.configure` arguments) is applied here too.
+The ``SECEVENTS`` setting (a dict of `graffer_secevents.configure` options, plus the middleware's
+``status_events``) is applied here too; see docs/integrations/django.md.
 """
 
 from __future__ import annotations
@@ -39,14 +40,11 @@ class SecEventsConfig(AppConfig):  # type: ignore[misc]  # Django ships no type 
     verbose_name = "Security events"
 
     def ready(self) -> None:
-        from django.conf import settings
         from django.contrib.auth import signals
 
-        from graffer_secevents._config import configure
+        from ._settings import apply_settings
 
-        options = getattr(settings, "SECEVENTS", None)
-        if options is not None:
-            configure(**options)
+        apply_settings()
         signals.user_logged_in.connect(_on_logged_in, dispatch_uid="graffer_secevents.logged_in")
         signals.user_login_failed.connect(_on_login_failed, dispatch_uid="graffer_secevents.login_failed")
         signals.user_logged_out.connect(_on_logged_out, dispatch_uid="graffer_secevents.logged_out")
@@ -119,7 +117,7 @@ def _find_account(login: str) -> Any:
         alias = router.db_for_read(model)
         if connections[alias].in_atomic_block:
             # A savepoint, so a failing lookup cannot break the application's transaction.
-            with transaction.atomic(using=alias):
+            with transaction.atomic(using=alias):  # pyright: ignore[reportGeneralTypeIssues]
                 return query.first()
         return query.first()
     except Exception:  # noqa: BLE001 - no database, no table, or an event loop: unknown, never an error

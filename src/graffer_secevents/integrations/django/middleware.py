@@ -12,13 +12,13 @@ context bound::
 It runs natively under WSGI and ASGI (sync and async capable). ``request.user`` is read when an event is
 emitted, not when the request starts, so a user that Django REST framework authenticates inside the view is
 the one recorded, and a request that emits nothing never touches the session. Setting
-``SECEVENTS_STATUS_EVENTS`` (a dict, merged over the default ``{403: "authz_fail"}``; ``None`` switches a
+``SECEVENTS["status_events"]`` (a dict, merged over the default ``{403: "authz_fail"}``; ``None`` switches a
 status off) chooses which responses are events.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -43,6 +43,7 @@ from graffer_secevents.integrations._common import (
     emit_for_status,
     status_rules,
 )
+from graffer_secevents.integrations.django._settings import status_events_setting
 
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.lower()
 
@@ -106,21 +107,19 @@ class SecurityEventsMiddleware:
     request id as ``X-Request-ID``.
 
     Raises:
-        ConfigurationError: at start-up, when ``SECEVENTS_STATUS_EVENTS`` names a status or an event type
-            that does not exist.
+        ConfigurationError: at start-up, when ``SECEVENTS["status_events"]`` names a status or an event
+            type that does not exist.
     """
 
     sync_capable = True
     async_capable = True
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
-        from django.conf import settings
-
         self.get_response = get_response
-        self._is_async = iscoroutinefunction(get_response)
+        self._is_async = iscoroutinefunction(get_response)  # pyright: ignore[reportDeprecated]
         if self._is_async:
             markcoroutinefunction(self)
-        self._rules: dict[int, StatusRule] = status_rules(getattr(settings, "SECEVENTS_STATUS_EVENTS", None))
+        self._rules: dict[int, StatusRule] = status_rules(status_events_setting())
 
     def __call__(self, request: HttpRequest) -> Any:
         if self._is_async:
@@ -158,10 +157,10 @@ def _finish(ctx: DjangoRequestContext, response: HttpResponseBase, rules: dict[i
             store.setdefault(_REQUEST_ID_KEY, (REQUEST_ID_HEADER, request_id))
         else:
             response.headers.setdefault(REQUEST_ID_HEADER, request_id)
-        if response.streaming and not isinstance(response, FileResponse):
+        if response.streaming and not isinstance(response, FileResponse):  # pyright: ignore[reportAttributeAccessIssue]
             # The body is produced after this middleware returns: re-bind the context around it.
-            content = response.streaming_content
-            response.streaming_content = _abound(ctx, content) if response.is_async else _bound(ctx, content)
+            content = response.streaming_content  # pyright: ignore[reportAttributeAccessIssue]
+            response.streaming_content = _abound(ctx, content) if response.is_async else _bound(ctx, content)  # pyright: ignore[reportAttributeAccessIssue]
     except Exception:  # noqa: BLE001 - an odd response is passed on unchanged
         return
     if status in rules:
@@ -195,7 +194,7 @@ async def _abound(ctx: LazyRequestContext, content: Any) -> AsyncIterator[Any]:
 
 
 @contextmanager
-def request_bound(request: object) -> Iterator[None]:
+def request_bound(request: object) -> Generator[None, None, None]:
     """Bind a context for ``request`` unless one is bound already (a signal sent without the middleware)."""
     if current_request() is not None or not isinstance(request, HttpRequest):
         yield
