@@ -10,12 +10,13 @@ a test sees our error type and the traceback, never a bare ``RuntimeError``.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Final, ParamSpec
 
 from . import _config
-from ._errors import EventValidationError
+from ._errors import ConfigurationError, EventValidationError
 from ._metrics import record_dropped
 
 __all__ = ["guarded", "internal_errors"]
@@ -43,9 +44,9 @@ def guarded(entry: Callable[_P, None]) -> Callable[_P, None]:
     def guard(*args: _P.args, **kwargs: _P.kwargs) -> None:
         try:
             entry(*args, **kwargs)
-        except EventValidationError:
+        except (EventValidationError, ConfigurationError):
             if _strict():
-                raise
+                raise  # strict mode: invalid input, or a bad SECEVENTS_* environment, as our own error types
             _internal_error(name, None)  # lenient mode notes problems instead: reaching here is a bug
         except Exception as exc:  # noqa: BLE001 - the one place that catches what an entry point leaks
             if _strict():
@@ -64,12 +65,10 @@ def internal_errors() -> int:
 
 def _strict() -> bool:
     cfg = _config._current
-    if cfg is None:
-        try:
-            cfg = _config.get_config_for_event()
-        except Exception:  # noqa: BLE001 - a broken environment configuration is not the caller's problem
-            return False
-    return cfg.strict
+    if cfg is not None:
+        return cfg.strict
+    # No configuration could be built (a bad environment): strictness as the environment asks for it.
+    return os.environ.get("SECEVENTS_STRICT", "").strip().lower() in _config._TRUE
 
 
 def _internal_error(name: str, exc: Exception | None) -> None:
@@ -78,7 +77,7 @@ def _internal_error(name: str, exc: Exception | None) -> None:
     if cfg is not None and cfg.metrics is not None:
         record_dropped(cfg.metrics, "internal_error")
     if _counter[0] == 1:
-        what = type(exc).__name__ if exc is not None else "EventValidationError"
+        what = type(exc).__name__ if exc is not None else "a validation error in lenient mode"
         try:
             sys.stderr.write(
                 f"graffer_secevents: {name} failed with an internal error ({what}); the event was dropped "

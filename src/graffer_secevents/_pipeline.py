@@ -411,6 +411,9 @@ def _repair(value: Any, where: str, errors: list[str]) -> Any:
         out: dict[str, Any] = {}
         for key, item in value.items():
             name = _valid_text(f"{where}: a key" if where else "a key", _coerce_str(key), errors)
+            if len(name) > MAX_KEY:
+                errors.append(f"{where or 'a key'}: an escaped key cut to {MAX_KEY} characters")
+                name = name[:MAX_KEY]
             out[name] = _repair(item, f"{where}.{name}" if where else name, errors)
         return out
     if kind is list:
