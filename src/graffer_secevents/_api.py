@@ -358,9 +358,7 @@ def log_input_validation_failed(
 ) -> None:
     """Record a server-side input validation failure (``input_validation_fail``); ``fields`` names the fields
     (never their values)."""
-    emit_unguarded(
-        "input_validation_fail", user=user, ip=ip, params={"fields": fields}, context=context
-    )
+    emit_unguarded("input_validation_fail", user=user, ip=ip, params={"fields": fields}, context=context)
 
 
 _SENSITIVE = {
@@ -417,7 +415,7 @@ def _is_success(outcome: object) -> bool:
 
 
 def _has_retries(retries: object) -> bool:
-    """Whether ``retries`` names earlier failures: anything but ``None`` and zero (its ``__bool__`` unasked)."""
+    """Whether ``retries`` names earlier failures: not ``None`` and not zero (``__bool__`` never asked)."""
     given = _exact(retries)
     if given is None:
         return False

@@ -48,7 +48,7 @@ def guarded(entry: Callable[_P, None]) -> Callable[_P, None]:
             if _strict():
                 raise  # strict mode: invalid input, or a bad SECEVENTS_* environment, as our own error types
             _internal_error(name, None)  # lenient mode notes problems instead: reaching here is a bug
-        except Exception as exc:  # noqa: BLE001 - the one place that catches what an entry point leaks
+        except Exception as exc:  # the one place that catches what an entry point leaks
             if _strict():
                 raise EventValidationError(
                     name, [f"internal error ({type(exc).__name__}); please report it, the cause is attached"]

@@ -26,7 +26,7 @@ def _exact(value: object) -> object:
     if kind is str or kind is int or kind is bool:
         return value
     if issubclass(kind, str):
-        return str.__str__(value)  # type: ignore[arg-type]
+        return str.__str__(value)
     if issubclass(kind, int):
         return int.__int__(value)  # type: ignore[arg-type]
     return value
@@ -48,12 +48,13 @@ def _coerce_str(value: object) -> str:
     """Any caller value as text: bytes decoded, ``str()`` otherwise, a placeholder when ``str()`` fails."""
     kind = type(value)
     if issubclass(kind, str):
-        return str.__str__(value)  # type: ignore[arg-type]
+        return str.__str__(value)
     if issubclass(kind, int) and kind is not bool:
         return _int_text(int.__int__(value))  # type: ignore[arg-type]
     if issubclass(kind, bytes | bytearray | memoryview):
         try:
-            return bytes(value).decode("utf-8", "replace")  # type: ignore[call-overload]
+            data: bytes = bytes(value)  # type: ignore[call-overload]
+            return data.decode("utf-8", "replace")
         except Exception:  # noqa: BLE001 - a released memoryview
             return f"[a {kind.__name__}]"
     if kind.__str__ is object.__str__ or hasattr(kind, "__pydantic_fields__"):

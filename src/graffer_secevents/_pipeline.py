@@ -156,9 +156,11 @@ def _coerce_param(param: Param, value: object, errors: list[str]) -> Any:
         return _text_list(where, value, errors)
     value = _exact(value)
     got = type(value)
-    if kind == "str" or kind == "secret_id":
-        if got is str or (kind == "secret_id" and (got is int or got is uuid.UUID)):
-            return _limit_str(where, value, errors) if got is str and kind == "str" else value
+    if kind in {"str", "secret_id"}:
+        if type(value) is str:
+            return _limit_str(where, value, errors) if kind == "str" else value
+        if kind == "secret_id" and (got is int or got is uuid.UUID):
+            return value
         errors.append(f"{where}: expected a string, got {_show(value)}; written as text")
         text = _coerce_str(value)
         return _limit_str(where, text, errors) if kind == "str" else text
@@ -195,7 +197,7 @@ def _text_list(where: str, value: object, errors: list[str]) -> list[str] | None
         if type(text) is not str:
             errors.append(f"{where}[]: expected a string, got {_show(item)}; written as text")
             text = _coerce_str(item)
-        out.append(_limit_str(f"{where}[]", text, errors))  # type: ignore[arg-type]
+        out.append(_limit_str(f"{where}[]", str(text), errors))
     return out
 
 
@@ -305,7 +307,7 @@ class _ContextSanitiser:
             self.errors.append(f"{where}: a {kind.__name__} key written as text")
         return _coerce_str(exact)
 
-    def value(self, value: Any, where: str, depth: int) -> Any:  # noqa: PLR0911 - one branch per kind
+    def value(self, value: Any, where: str, depth: int) -> Any:
         kind = type(value)
         if value is None or kind is bool:
             self.count += 1
@@ -468,7 +470,7 @@ def _note(note: str) -> str:
 # --- the whole pipeline ------------------------------------------------------------------------------------
 
 
-def build_record(  # noqa: PLR0912, PLR0915 - the pipeline steps 1-4, kept in one readable sequence
+def build_record(  # noqa: PLR0915 - the pipeline steps 1-4, kept in one readable sequence
     cfg: Config,
     evt_type: object,
     user: object,
@@ -560,7 +562,7 @@ def build_record(  # noqa: PLR0912, PLR0915 - the pipeline steps 1-4, kept in on
             record.update(ids)
 
     # Truthiness of a caller's mapping is never asked (a hostile __len__); an empty dict is the common case.
-    if context is not None and (type(context) is not dict or context) or extra:
+    if (context is not None and (type(context) is not dict or context)) or extra:
         sanitiser = _ContextSanitiser(errors)
         out: dict[str, Any] = {}
         if context is not None:

@@ -90,7 +90,7 @@ def _plain(value: object) -> str | None:
 
 
 def _full_text(prefix: str, key: str, value: object, errors: list[str]) -> str | None:
-    """A user or request field as uncut text (ints and UUIDs pass, other types are noted); ``None`` if empty."""
+    """A user or request field as uncut text (ints and UUIDs pass, others are noted); ``None`` if empty."""
     kind = type(value)
     text = _coerce_str(value)
     if not issubclass(kind, str | int | uuid.UUID) or kind is bool:
