@@ -410,6 +410,8 @@ def log_data_export(
 
 def _is_success(outcome: object) -> bool:
     # str's own comparison: a caller's __eq__ never runs (Outcome.SUCCESS is a str subclass and passes).
+    if type(outcome) is str:
+        return outcome == "success"
     given = _exact(outcome)
     return type(given) is str and given == "success"
 

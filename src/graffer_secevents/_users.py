@@ -65,19 +65,19 @@ def _usr(
     if uid is not None:
         text = _int_text(uid) if type(uid) is int else _plain(uid) or _full_text(prefix, "id", uid, errors)
         if text and (value := (privacy.apply_target_id if target else privacy.apply_id)(text)) is not None:
-            out["id"] = _cut(prefix, "id", value, errors)
+            out["id"] = value if len(value) <= MAX_STRING else _cut(prefix, "id", value, errors)
     if login is not None:
         text = _plain(login) or _full_text(prefix, "login", login, errors)
         if text and (value := privacy.apply_login(text)) is not None:
-            out["login"] = _cut(prefix, "login", value, errors)
+            out["login"] = value if len(value) <= MAX_STRING else _cut(prefix, "login", value, errors)
     if email is not None:
         text = _plain(email) or _full_text(prefix, "email", email, errors)
         if text and (value := privacy.apply_email(text)) is not None:
-            out["email"] = _cut(prefix, "email", value, errors)
+            out["email"] = value if len(value) <= MAX_STRING else _cut(prefix, "email", value, errors)
     if name is not None:
         text = _plain(name) or _full_text(prefix, "name", name, errors)
         if text and (value := privacy.apply_name(text)) is not None:
-            out["name"] = _cut(prefix, "name", value, errors)
+            out["name"] = value if len(value) <= MAX_STRING else _cut(prefix, "name", value, errors)
     return out
 
 
