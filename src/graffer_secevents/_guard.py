@@ -25,11 +25,12 @@ _P = ParamSpec("_P")
 _counter: Final = [0]
 
 
-def guarded(entry: Callable[_P, None]) -> Callable[_P, None]:
+def guarded(entry: Callable[_P, None], name: str | None = None) -> Callable[_P, None]:
     """Run ``entry`` inside the guard: in lenient mode it never raises; in strict mode only our error type.
 
     Args:
         entry: a public function that emits (it returns nothing).
+        name: what errors call the entry point; ``entry``'s own name by default.
 
     Returns:
         The guarded function, with ``entry``'s name, signature and docstring.
@@ -38,7 +39,7 @@ def guarded(entry: Callable[_P, None]) -> Callable[_P, None]:
         >>> @guarded
         ... def log_something(user: object) -> None: ...
     """
-    name = entry.__name__
+    name = name or entry.__name__
 
     @functools.wraps(entry)
     def guard(*args: _P.args, **kwargs: _P.kwargs) -> None:

@@ -577,38 +577,6 @@ def build_record(  # noqa: PLR0915 - the pipeline steps 1-4, kept in one readabl
     return spec, record, errors, values
 
 
-@guarded
-def emit_event(
-    evt_type: str,
-    *,
-    user: object = None,
-    outcome: object = None,
-    ip: object = None,
-    login: object = None,
-    exists: object = None,
-    target_user: object = None,
-    params: Mapping[str, Any] | None = None,
-    context: Mapping[str, Any] | None = None,
-    fields: Mapping[str, Any] | None = None,
-) -> None:
-    """Build, write, count and bridge one event, inside the guard. See the module docstring for the steps.
-
-    Integrations call this; the public helpers call ``emit_unguarded`` from inside their own guard.
-    """
-    emit_unguarded(
-        evt_type,
-        user=user,
-        outcome=outcome,
-        ip=ip,
-        login=login,
-        exists=exists,
-        target_user=target_user,
-        params=params,
-        context=context,
-        fields=fields,
-    )
-
-
 def emit_unguarded(
     evt_type: object,
     *,
@@ -622,7 +590,11 @@ def emit_unguarded(
     context: object = None,
     fields: Mapping[str, Any] | None = None,
 ) -> None:
-    """``emit_event`` without the guard: only for callers that already run inside one."""
+    """Build, write, count and bridge one event (the module docstring lists the steps), without the guard.
+
+    Only for callers that already run inside the guard (the public helpers); everyone else calls
+    ``emit_event``.
+    """
     cfg = _config._current or get_config_for_event()
     spec, record, errors, values = build_record(
         cfg, evt_type, user, outcome, ip, login, exists, target_user, params or {}, context, fields
@@ -637,6 +609,10 @@ def emit_unguarded(
     _write(cfg, record["status"], line)
     if cfg.metrics is not None or cfg.bridges:
         _after_write(cfg, spec, record, values)
+
+
+emit_event: Final = guarded(emit_unguarded, "emit_event")
+"""``emit_unguarded`` inside the one guard: what the integrations call."""
 
 
 def _write(cfg: Config, level: str, line: bytes) -> None:
