@@ -1,6 +1,9 @@
 """The public emitting functions: ``emit`` for any catalog type, and typed helpers for the common ones.
 
 Each helper is a thin, typed front for one or two catalog rows; all the work happens in ``_pipeline``.
+Every helper runs inside the one guard (``_guard``) and reads nothing of what the caller passed beyond
+exact ``str`` comparisons: choosing the event type never runs a caller's ``__eq__``, ``__hash__`` or
+``__bool__``.
 Keyword arguments a helper does not name are caller metadata, written under ``context.*`` with secrets
 redacted.
 """
@@ -10,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from ._catalog import CATALOG
-from ._pipeline import emit_event
+from ._guard import guarded
+from ._limits import _exact
+from ._pipeline import emit_unguarded
 from ._types import Outcome, OutcomeLike, UserLike
 
 __all__ = [
@@ -39,6 +43,7 @@ __all__ = [
 ]
 
 
+@guarded
 def emit(
     evt_type: str,
     user: UserLike = None,
@@ -71,21 +76,7 @@ def emit(
 
         secevents.emit("authz_fail", user=request.user, resource="/admin/users")
     """
-    spec = CATALOG.get(evt_type) if isinstance(evt_type, str) else None
-    params: dict[str, Any] = {}
-    extra: Any = {}
-    if context is not None and not isinstance(context, Mapping):
-        extra = context  # not a mapping: the pipeline notes and drops it
-    else:
-        try:
-            extra = dict(context) if context is not None else {}
-            if fields:
-                known = {p.name for p in spec.params} if spec is not None else ()
-                for name, value in fields.items():
-                    (params if name in known else extra)[name] = value
-        except Exception:  # noqa: BLE001 - a hostile mapping is handed on; the pipeline notes it
-            extra = context
-    emit_event(
+    emit_unguarded(
         evt_type,
         user=user,
         outcome=outcome,
@@ -93,11 +84,12 @@ def emit(
         login=login,
         exists=exists,
         target_user=target_user,
-        params=params,
-        context=extra,
+        context=context,
+        fields=fields,
     )
 
 
+@guarded
 def log_login(
     user: UserLike,
     outcome: OutcomeLike,
@@ -120,8 +112,8 @@ def log_login(
         secevents.log_login(None, "failure", login=form["username"], exists=False, reason="unknown_user")
     """
     if _is_success(outcome):
-        if retries:
-            emit_event(
+        if _has_retries(retries):
+            emit_unguarded(
                 "authn_login_successafterfail",
                 user=user,
                 outcome=outcome,
@@ -132,7 +124,7 @@ def log_login(
                 context=context,
             )
         else:
-            emit_event(
+            emit_unguarded(
                 "authn_login_success",
                 user=user,
                 outcome=outcome,
@@ -144,7 +136,7 @@ def log_login(
     else:
         if retries is not None:
             context = {**context, "retries": retries}
-        emit_event(
+        emit_unguarded(
             "authn_login_fail",
             user=user,
             outcome=outcome,
@@ -156,18 +148,21 @@ def log_login(
         )
 
 
+@guarded
 def log_logout(
     user: UserLike = None, ip: str | None = None, *, session_id: str | None = None, **context: Any
 ) -> None:
     """Record an explicit logout (``session_logout``); the session id is always hashed."""
-    emit_event("session_logout", user=user, ip=ip, params={"session_id": session_id}, context=context)
+    emit_unguarded("session_logout", user=user, ip=ip, params={"session_id": session_id}, context=context)
 
 
+@guarded
 def log_signup(user: UserLike, ip: str | None = None, *, login: str | None = None, **context: Any) -> None:
     """Record a self-service registration (``user_signup``)."""
-    emit_event("user_signup", user=user, ip=ip, login=login, context=context)
+    emit_unguarded("user_signup", user=user, ip=ip, login=login, context=context)
 
 
+@guarded
 def log_password_change(
     user: UserLike,
     outcome: OutcomeLike = Outcome.SUCCESS,
@@ -178,9 +173,9 @@ def log_password_change(
 ) -> None:
     """Record a password change: ``authn_password_change`` or ``authn_password_change_fail``."""
     if _is_success(outcome):
-        emit_event("authn_password_change", user=user, outcome=outcome, ip=ip, context=context)
+        emit_unguarded("authn_password_change", user=user, outcome=outcome, ip=ip, context=context)
     else:
-        emit_event(
+        emit_unguarded(
             "authn_password_change_fail",
             user=user,
             outcome=outcome,
@@ -190,6 +185,7 @@ def log_password_change(
         )
 
 
+@guarded
 def log_password_reset(
     user: UserLike,
     ip: str | None = None,
@@ -201,13 +197,15 @@ def log_password_reset(
 ) -> None:
     """Record a password reset: ``authn_password_reset_request`` (stage ``request``, the default) or
     ``authn_password_reset`` (stage ``complete``). ``exists`` says whether the requested account exists."""
-    complete = isinstance(stage, str) and stage == "complete"
+    given = _exact(stage)
+    complete = type(given) is str and given == "complete"
     evt_type = "authn_password_reset" if complete else "authn_password_reset_request"
-    if not complete and not (isinstance(stage, str) and stage == "request"):
+    if not complete and not (type(given) is str and given == "request"):
         context = {**context, "stage": stage}
-    emit_event(evt_type, user=user, ip=ip, login=login, exists=exists, context=context)
+    emit_unguarded(evt_type, user=user, ip=ip, login=login, exists=exists, context=context)
 
 
+@guarded
 def log_mfa_challenge(
     user: UserLike,
     outcome: OutcomeLike,
@@ -218,7 +216,7 @@ def log_mfa_challenge(
     **context: Any,
 ) -> None:
     """Record a second-factor challenge and its outcome (``authn_mfa_challenge``)."""
-    emit_event(
+    emit_unguarded(
         "authn_mfa_challenge",
         user=user,
         outcome=outcome,
@@ -228,14 +226,16 @@ def log_mfa_challenge(
     )
 
 
+@guarded
 def log_account_locked(
     user: UserLike, ip: str | None = None, *, reason: str | None = None, **context: Any
 ) -> None:
     """Record an account lock (``authn_login_lock``); OWASP's reasons are ``maxretries``, ``suspicious``,
     ``customer``, ``other``."""
-    emit_event("authn_login_lock", user=user, ip=ip, params={"reason": reason}, context=context)
+    emit_unguarded("authn_login_lock", user=user, ip=ip, params={"reason": reason}, context=context)
 
 
+@guarded
 def log_token_created(
     user: UserLike,
     ip: str | None = None,
@@ -246,29 +246,32 @@ def log_token_created(
 ) -> None:
     """Record a service-access token creation (``authn_token_created``); the token id is always hashed and the
     token itself must never be passed."""
-    emit_event(
+    emit_unguarded(
         "authn_token_created",
         user=user,
         ip=ip,
-        params={"token_id": token_id, "entitlements": _as_list(entitlements)},
+        params={"token_id": token_id, "entitlements": entitlements},
         context=context,
     )
 
 
+@guarded
 def log_token_revoked(
     user: UserLike, ip: str | None = None, *, token_id: str | None = None, **context: Any
 ) -> None:
     """Record a token revocation (``authn_token_revoked``); the token id is always hashed."""
-    emit_event("authn_token_revoked", user=user, ip=ip, params={"token_id": token_id}, context=context)
+    emit_unguarded("authn_token_revoked", user=user, ip=ip, params={"token_id": token_id}, context=context)
 
 
+@guarded
 def log_access_denied(
     user: UserLike, resource: str | None = None, ip: str | None = None, **context: Any
 ) -> None:
     """Record an access attempt without entitlement (``authz_fail``)."""
-    emit_event("authz_fail", user=user, ip=ip, params={"resource": resource}, context=context)
+    emit_unguarded("authz_fail", user=user, ip=ip, params={"resource": resource}, context=context)
 
 
+@guarded
 def log_privilege_change(
     user: UserLike,
     target_user: UserLike,
@@ -279,7 +282,7 @@ def log_privilege_change(
     **context: Any,
 ) -> None:
     """Record a change of ``target_user``'s entitlements made by ``user`` (``authz_change``)."""
-    emit_event(
+    emit_unguarded(
         "authz_change",
         user=user,
         ip=ip,
@@ -289,15 +292,17 @@ def log_privilege_change(
     )
 
 
+@guarded
 def log_admin_action(
     user: UserLike, action: str, ip: str | None = None, *, resource: str | None = None, **context: Any
 ) -> None:
     """Record an action by a privileged user (``authz_admin``)."""
-    emit_event(
+    emit_unguarded(
         "authz_admin", user=user, ip=ip, params={"action": action, "resource": resource}, context=context
     )
 
 
+@guarded
 def log_user_created(
     user: UserLike,
     target_user: UserLike,
@@ -308,21 +313,23 @@ def log_user_created(
 ) -> None:
     """Record that ``user`` created the account ``target_user`` (``user_created``). ``attributes`` names the
     attributes set (never their values)."""
-    emit_event(
+    emit_unguarded(
         "user_created",
         user=user,
         ip=ip,
         target_user=target_user,
-        params={"attributes": _as_list(attributes)},
+        params={"attributes": attributes},
         context=context,
     )
 
 
+@guarded
 def log_user_deleted(user: UserLike, target_user: UserLike, *, ip: str | None = None, **context: Any) -> None:
     """Record that ``user`` deleted the account ``target_user`` (``user_deleted``)."""
-    emit_event("user_deleted", user=user, ip=ip, target_user=target_user, context=context)
+    emit_unguarded("user_deleted", user=user, ip=ip, target_user=target_user, context=context)
 
 
+@guarded
 def log_rate_limited(
     user: UserLike = None,
     ip: str | None = None,
@@ -332,7 +339,7 @@ def log_rate_limited(
     **context: Any,
 ) -> None:
     """Record a rate limit being exceeded (``excess_rate_limit_exceeded``)."""
-    emit_event(
+    emit_unguarded(
         "excess_rate_limit_exceeded",
         user=user,
         ip=ip,
@@ -341,14 +348,13 @@ def log_rate_limited(
     )
 
 
+@guarded
 def log_input_validation_failed(
     user: UserLike = None, ip: str | None = None, *, fields: Iterable[str] | None = None, **context: Any
 ) -> None:
     """Record a server-side input validation failure (``input_validation_fail``); ``fields`` names the fields
     (never their values)."""
-    emit_event(
-        "input_validation_fail", user=user, ip=ip, params={"fields": _as_list(fields)}, context=context
-    )
+    emit_unguarded("input_validation_fail", user=user, ip=ip, params={"fields": fields}, context=context)
 
 
 _SENSITIVE = {
@@ -359,6 +365,7 @@ _SENSITIVE = {
 }
 
 
+@guarded
 def log_sensitive_access(
     user: UserLike,
     object: str | None = None,
@@ -369,13 +376,15 @@ def log_sensitive_access(
 ) -> None:
     """Record access to sensitive data (``sensitive_read`` by default; ``sensitive_create`` / ``_update`` /
     ``_delete`` with ``action``)."""
-    evt_type = _SENSITIVE.get(action) if isinstance(action, str) else None
+    given = _exact(action)
+    evt_type = _SENSITIVE.get(given) if type(given) is str else None
     if evt_type is None:  # not one of the four: recorded as a read, the value kept in context
         evt_type = "sensitive_read"
         context = {**context, "action": action}
-    emit_event(evt_type, user=user, ip=ip, params={"object": object}, context=context)
+    emit_unguarded(evt_type, user=user, ip=ip, params={"object": object}, context=context)
 
 
+@guarded
 def log_data_export(
     user: UserLike,
     object: str | None = None,
@@ -386,7 +395,7 @@ def log_data_export(
     **context: Any,
 ) -> None:
     """Record a data export (``data_export``)."""
-    emit_event(
+    emit_unguarded(
         "data_export",
         user=user,
         ip=ip,
@@ -396,14 +405,16 @@ def log_data_export(
 
 
 def _is_success(outcome: object) -> bool:
-    # str's own comparison: a hostile __eq__ on the caller's object must not run here, outside the pipeline.
-    return isinstance(outcome, str) and str.__eq__(outcome, "success") is True
+    # str's own comparison: a caller's __eq__ never runs (Outcome.SUCCESS is a str subclass and passes).
+    if type(outcome) is str:
+        return outcome == "success"
+    given = _exact(outcome)
+    return type(given) is str and given == "success"
 
 
-def _as_list(values: Iterable[str] | None) -> Any:
-    if values is None or isinstance(values, str | bytes):
-        return values
-    try:
-        return list(values)
-    except Exception:  # noqa: BLE001 - a hostile iterable is noted by validation instead
-        return values
+def _has_retries(retries: object) -> bool:
+    """Whether ``retries`` names earlier failures: not ``None`` and not zero (``__bool__`` never asked)."""
+    given = _exact(retries)
+    if given is None:
+        return False
+    return given != 0 if type(given) is int or type(given) is bool else True

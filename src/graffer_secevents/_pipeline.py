@@ -17,10 +17,15 @@ record is written. Strict mode raises :class:`EventValidationError` instead, bef
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import decimal
+import enum
+import math
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any, Final
 
@@ -34,18 +39,31 @@ from ._context import _providers, provided_request
 from ._context import _request as _request_var
 from ._context import _user as _user_var
 from ._errors import EventValidationError
+from ._guard import guarded
 from ._ip import normalize_ip
-from ._limits import _SAFE_CHARS, MAX_KEY, MAX_LIST, MAX_STRING, _coerce_str, _limit_str
+from ._limits import (
+    _SAFE_CHARS,
+    MAX_KEY,
+    MAX_LIST,
+    MAX_STRING,
+    _coerce_str,
+    _exact,
+    _in_int64,
+    _int_text,
+    _limit_str,
+    _take,
+)
 from ._metrics import record_dropped, record_event
 from ._privacy import REDACTED, is_secret_key
 from ._trace import trace_fields
 from ._users import _show, _text, _user_parts, _usr
 
-__all__ = ["SCHEMA_VERSION", "emit_event"]
+__all__ = ["SCHEMA_VERSION", "emit_event", "emit_unguarded"]
 
 SCHEMA_VERSION: Final = 1
 MAX_CONTEXT_DEPTH: Final = 6
 MAX_CONTEXT_ATTRIBUTES: Final = 128  # keeps the whole record under Datadog's 256 attributes
+MAX_FLAT_DEPTH: Final = 32  # below MAX_CONTEXT_DEPTH a subtree is text; past this it is cut
 MAX_ERRORS: Final = 20
 _LOGGER: Final = {"name": "graffer_secevents"}
 _OUTCOMES: Final = ("success", "failure")
@@ -56,18 +74,20 @@ _OUTCOMES: Final = ("success", "failure")
 
 def _unknown_type(evt_type: object, errors: list[str]) -> EventType:
     errors.append(f"evt.type: {_show(evt_type)} is not in the catalog (see `secevents catalog`)")
-    text = evt_type if isinstance(evt_type, str) else type(evt_type).__name__
+    text = evt_type if type(evt_type) is str else type(evt_type).__name__
     name = "".join(c if c in _SAFE_CHARS else "_" for c in text[:64]).lower() or "unknown"
     # An unknown type is a bug in the emitting code: written as a configuration event so it is found.
     return EventType(name, "configuration", "warning", OutcomeRule.CALLER, "unknown event type")
 
 
 def _resolve_outcome(spec: EventType, given: object, errors: list[str]) -> str | None:
+    if given is not None and type(given) is not str:
+        given = _exact(given)  # Outcome members and other str subclasses: their own __eq__ never runs
     fixed = spec.fixed_outcome
-    if fixed is not None and (given is None or (isinstance(given, str) and str.__eq__(given, fixed) is True)):
-        return fixed  # the common case: a fixed outcome, confirmed or left out (str's own == only)
+    if fixed is not None and (given is None or (type(given) is str and given == fixed)):
+        return fixed  # the common case: a fixed outcome, confirmed or left out
     rule = spec.outcome
-    value = given if isinstance(given, str) and given in _OUTCOMES else None
+    value = given if type(given) is str and given in _OUTCOMES else None
     if given is not None and value is None:
         errors.append(f"outcome: expected 'success' or 'failure', got {_show(given)}")
     if rule is OutcomeRule.CALLER:
@@ -86,13 +106,7 @@ def _resolve_outcome(spec: EventType, given: object, errors: list[str]) -> str |
 
 # --- 2. validation and coercion ---------------------------------------------------------------------------
 
-_PY_TYPES: Final[dict[str, Any]] = {
-    "str": str,
-    "int": int,
-    "bool": bool,
-    "str_list": list[str],
-    "secret_id": str | int | uuid.UUID,
-}
+_PY_TYPES: Final[dict[str, Any]] = {"int": int, "bool": bool}
 
 
 @cache
@@ -101,10 +115,9 @@ def _params_of(spec_type: str) -> dict[str, Param]:
 
 
 @cache
-def _model(spec_type: str) -> type[pydantic.BaseModel]:
-    """The pydantic model of one event type's parameters, built on first use (for ill-typed input only)."""
-    fields: dict[str, Any] = {p.name: (_PY_TYPES[p.kind] | None, None) for p in CATALOG[spec_type].params}
-    return pydantic.create_model(f"{spec_type}_params", **fields)
+def _adapter(kind: str) -> pydantic.TypeAdapter[Any]:
+    """pydantic's lax coercion for one parameter kind, built on first use (for ill-typed input only)."""
+    return pydantic.TypeAdapter(_PY_TYPES[kind])
 
 
 def _well_typed(param: Param, value: object) -> bool:
@@ -116,7 +129,7 @@ def _well_typed(param: Param, value: object) -> bool:
     if kind == "bool":
         return type(value) is bool
     if kind == "secret_id":
-        return type(value) is str or type(value) is int or isinstance(value, uuid.UUID)
+        return type(value) is str or type(value) is int or type(value) is uuid.UUID
     return (
         type(value) is list
         and len(value) <= MAX_LIST
@@ -127,53 +140,69 @@ def _well_typed(param: Param, value: object) -> bool:
 def _validate_params(spec: EventType, params: Mapping[str, Any], errors: list[str]) -> dict[str, Any]:
     known = _params_of(spec.type)
     values: dict[str, Any] = {}
-    well_typed = True
     for name, value in params.items():
-        if value is not None:
-            values[name] = value
-            if well_typed and not _well_typed(known[name], value):
-                well_typed = False
-    if well_typed:
-        return values
-    try:
-        model = _model(spec.type).model_validate(values)
-        return _limit_params(known, model.model_dump(exclude_none=True), errors)
-    except pydantic.ValidationError as exc:
-        bad = {str(err["loc"][0]): err["msg"] for err in exc.errors() if err["loc"]}
-    good = {k: v for k, v in values.items() if k not in bad}
-    # The valid fields, coerced on their own (a failed validation returns no partial result).
-    out: dict[str, Any] = _model(spec.type).model_validate(good).model_dump(exclude_none=True) if good else {}
-    for name, value in values.items():
-        if name not in bad:
+        if value is None:
             continue
         param = known[name]
-        if param.kind in ("str", "secret_id"):
-            out[name] = _coerce_str(value)
-            errors.append(f"evt.{name}: {bad[name].lower()}; got {_show(value)}, written as text")
-        elif param.kind == "str_list" and isinstance(value, (list, tuple, set, frozenset, str)):
-            items = [value] if isinstance(value, str) else list(value)
-            out[name] = [_coerce_str(v) for v in items]
-            errors.append(f"evt.{name}: expected a list of strings, got {_show(value)}; written as text")
-        else:
-            errors.append(f"evt.{name}: {bad[name].lower()} ({param.kind}); got {_show(value)}, dropped")
-    return _limit_params(known, out, errors)
-
-
-def _limit_params(known: dict[str, Param], values: dict[str, Any], errors: list[str]) -> dict[str, Any]:
-    for name, value in values.items():
-        kind = known[name].kind
-        if kind == "str":
-            values[name] = _limit_str(f"evt.{name}", value, errors)
-        elif kind == "str_list":
-            items = value
-            if len(items) > MAX_LIST:
-                errors.append(f"evt.{name}: {len(items)} items, kept the first {MAX_LIST}")
-                items = items[:MAX_LIST]
-            values[name] = [_limit_str(f"evt.{name}[]", v, errors) for v in items]
-        elif kind == "int" and not -(2**63) <= value < 2**63:
-            errors.append(f"evt.{name}: integer out of the 64-bit range, written as text")
-            values[name] = str(value)
+        if not _well_typed(param, value):
+            value = _coerce_param(param, value, errors)  # noqa: PLW2901 - the coerced value replaces it
+            if value is None:
+                continue
+        values[name] = value
     return values
+
+
+def _coerce_param(param: Param, value: object, errors: list[str]) -> Any:
+    """An ill-typed parameter coerced to its kind and noted; ``None`` when it had to be dropped."""
+    where = f"evt.{param.name}"
+    kind = param.kind
+    if kind == "str_list":
+        return _text_list(where, value, errors)
+    value = _exact(value)
+    got = type(value)
+    if kind in {"str", "secret_id"}:
+        if type(value) is str:
+            return _limit_str(where, value, errors) if kind == "str" else value
+        if kind == "secret_id" and (got is int or got is uuid.UUID):
+            return value
+        errors.append(f"{where}: expected a string, got {_show(value)}; written as text")
+        text = _coerce_str(value)
+        return _limit_str(where, text, errors) if kind == "str" else text
+    if kind == "int" and got is int:
+        errors.append(f"{where}: integer out of the 64-bit range, written as text")
+        return _limit_str(where, _int_text(value), errors)  # type: ignore[arg-type]
+    try:
+        coerced = _adapter(kind).validate_python(value)
+    except Exception as exc:  # noqa: BLE001 - pydantic's refusal, or a hostile dunder it called
+        problem = exc.errors()[0]["msg"].lower() if isinstance(exc, pydantic.ValidationError) else "invalid"
+        errors.append(f"{where}: {problem} ({kind}); got {_show(value)}, dropped")
+        return None
+    if kind == "int" and not _in_int64(coerced):
+        errors.append(f"{where}: integer out of the 64-bit range, written as text")
+        return _limit_str(where, _int_text(coerced), errors)
+    errors.append(f"{where}: expected {kind}, got {_show(value)}; converted")
+    return coerced
+
+
+def _text_list(where: str, value: object, errors: list[str]) -> list[str] | None:
+    """A list of strings from any iterable, read only up to ``MAX_LIST`` items; a lone string is one item."""
+    kind = type(value)
+    if issubclass(kind, str | bytes | bytearray):
+        errors.append(f"{where}: expected a list of strings, got {kind.__name__}; written as one item")
+        items: list[Any] = [value]
+    elif issubclass(kind, Iterable) and not issubclass(kind, Mapping):
+        items = _take(value, MAX_LIST, where, errors)  # type: ignore[arg-type]
+    else:
+        errors.append(f"{where}: expected a list of strings, got {_show(value)}; dropped")
+        return None
+    out: list[str] = []
+    for item in items:
+        text = _exact(item)
+        if type(text) is not str:
+            errors.append(f"{where}[]: expected a string, got {_show(item)}; written as text")
+            text = _coerce_str(item)
+        out.append(_limit_str(f"{where}[]", str(text), errors))
+    return out
 
 
 # --- 3. enrichment -----------------------------------------------------------------------------------------
@@ -193,10 +222,8 @@ def _timestamp() -> str:
 
 
 def _explicit_ip(ip: object, errors: list[str]) -> str | None:
-    if isinstance(ip, bytes | bytearray):
-        ip = bytes(ip).decode("utf-8", "replace")
-    if not isinstance(ip, str):
-        ip = _coerce_str(ip)  # ipaddress objects
+    if type(ip) is not str:
+        ip = _coerce_str(ip)  # ipaddress objects, bytes, str subclasses
     normalised = normalize_ip(ip)
     if normalised is None:
         errors.append(f"network.client.ip: {_show(ip)} is not an IP address, dropped")
@@ -228,43 +255,65 @@ def _http_fields(ctx: Any, errors: list[str]) -> dict[str, Any]:
 
 # --- 4. caller metadata ------------------------------------------------------------------------------------
 
+# Written as their str() without a note: values whose text is their canonical form and holds no attributes.
+_SCALARS: Final = (uuid.UUID, datetime.date, datetime.time, datetime.timedelta, decimal.Decimal, enum.Enum)
+
 
 class _ContextSanitiser:
-    """Makes caller metadata JSON-safe: secrets redacted, depth and size bounded, cycles cut."""
+    """Makes caller metadata JSON-safe: secrets redacted, depth and size bounded, cycles cut, all noted.
 
-    __slots__ = ("count", "errors", "path")
+    Caller containers are read only through ``_limits``' bounded readers; objects that are records
+    (dataclasses, pydantic models) are walked as mappings of their fields, never rendered with ``str()``.
+    Deeper than ``max_depth``, a subtree is walked the same way (so its secrets are redacted too) and then
+    written as JSON text.
+    """
 
-    def __init__(self, errors: list[str]) -> None:
+    __slots__ = ("budget", "count", "errors", "max_depth", "path")
+
+    def __init__(
+        self, errors: list[str], max_depth: int = MAX_CONTEXT_DEPTH, budget: int = MAX_CONTEXT_ATTRIBUTES
+    ) -> None:
         self.errors = errors
         self.count = 0
+        self.budget = budget
+        self.max_depth = max_depth
         self.path: set[int] = set()
 
-    def mapping(self, data: Mapping[Any, Any], where: str, depth: int) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+    def mapping(
+        self, data: Mapping[Any, Any], where: str, depth: int, out: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        out = {} if out is None else out
+        items = _items(data, self.budget, where, self.errors)
         self.path.add(id(data))
-        try:
-            for key, value in list(data.items()):
-                if self.count >= MAX_CONTEXT_ATTRIBUTES:
-                    self.errors.append(
-                        f"context: more than {MAX_CONTEXT_ATTRIBUTES} attributes, the rest dropped"
-                    )
-                    break
-                name = key if type(key) is str else _coerce_str(key)
-                if len(name) > MAX_KEY:
-                    self.errors.append(f"{where}: a key of {len(name)} characters truncated to {MAX_KEY}")
-                    name = name[:MAX_KEY]
-                if is_secret_key(name):
-                    out[name] = REDACTED
-                    self.count += 1
-                    continue
-                out[name] = self.value(value, f"{where}.{name}", depth + 1)
-        finally:
-            self.path.discard(id(data))
+        for key, value in items:
+            if self.count >= self.budget:
+                self.errors.append(f"{where}: more than {self.budget} attributes, the rest dropped")
+                break
+            name = key if type(key) is str else self.key(key, where)
+            secret = is_secret_key(name)  # on the whole name: a long key is checked before it is cut
+            if len(name) > MAX_KEY:
+                self.errors.append(f"{where}: a key of {len(name)} characters truncated to {MAX_KEY}")
+                name = name[:MAX_KEY]
+            if name in out:
+                self.errors.append(f"{where}.{name}: two keys are the same once written; the later kept")
+            if secret:
+                out[name] = REDACTED
+                self.count += 1
+                continue
+            out[name] = self.value(value, f"{where}.{name}", depth + 1)
+        self.path.discard(id(data))
         return out
+
+    def key(self, key: object, where: str) -> str:
+        exact = _exact(key)
+        kind = type(exact)
+        if kind is not str and kind is not int:
+            self.errors.append(f"{where}: a {kind.__name__} key written as text")
+        return _coerce_str(exact)
 
     def value(self, value: Any, where: str, depth: int) -> Any:
         kind = type(value)
-        if value is None or kind is bool or kind is float:
+        if value is None or kind is bool:
             self.count += 1
             return value
         if kind is str:
@@ -272,88 +321,154 @@ class _ContextSanitiser:
             return _limit_str(where, value, self.errors)
         if kind is int:
             self.count += 1
-            if -(2**63) <= value < 2**63:
+            if _in_int64(value):
                 return value
-            return str(value)
-        if isinstance(value, Mapping | list | tuple | set | frozenset):
-            if id(value) in self.path:
-                self.errors.append(f"{where}: a reference cycle, cut")
-                self.count += 1
-                return "[cycle]"
-            if depth > MAX_CONTEXT_DEPTH:
-                self.errors.append(
-                    f"{where}: nested deeper than {MAX_CONTEXT_DEPTH} levels, flattened to text"
-                )
-                self.count += 1
-                return _limit_str(where, _flat_text(value), self.errors)
-            if isinstance(value, Mapping):
-                return self.mapping(value, where, depth)
-            return self.sequence(value, where, depth)
+            self.errors.append(f"{where}: integer out of the 64-bit range, written as text")
+            return _limit_str(where, _int_text(value), self.errors)
+        if kind is float:
+            self.count += 1
+            if math.isfinite(value):
+                return value
+            self.errors.append(f"{where}: {value!r} is not a JSON number, written as null")
+            return None
+        if kind is dict or kind is list or kind is tuple:
+            return self.container(value, where, depth)
+        if issubclass(kind, str | int | float):  # subclasses as their plain value, no caller code run
+            plain = float.__float__(value) if issubclass(kind, float) else _exact(value)
+            return self.value(plain, where, depth)
+        if issubclass(kind, Mapping | list | tuple | set | frozenset):
+            return self.container(value, where, depth)
+        fields = _record_fields(value, kind)
+        if fields is not None:
+            self.errors.append(f"{where}: a {kind.__name__} written as its fields")
+            return self.container(fields, where, depth)
+        if issubclass(kind, Iterable) and not issubclass(kind, bytes | bytearray | memoryview):
+            # generators, deques, arrays: read up to the cap (an endless iterator included), then a list
+            self.errors.append(f"{where}: a {kind.__name__} written as a list")
+            return self.container(_take(value, MAX_LIST, where, self.errors), where, depth)
         self.count += 1
-        if isinstance(value, bytes | bytearray):
+        if issubclass(kind, bytes | bytearray | memoryview):
             self.errors.append(f"{where}: bytes decoded as UTF-8")
+        elif not issubclass(kind, _SCALARS):
+            self.errors.append(f"{where}: a {kind.__name__} written as text")
         return _limit_str(where, _coerce_str(value), self.errors)
 
-    def sequence(self, items: Any, where: str, depth: int) -> list[Any]:
-        self.path.add(id(items))
-        try:
-            values = list(items)
-            if len(values) > MAX_LIST:
-                self.errors.append(f"{where}: {len(values)} items, kept the first {MAX_LIST}")
-                values = values[:MAX_LIST]
-            return [self.value(v, where, depth + 1) for v in values]
-        finally:
-            self.path.discard(id(items))
+    def container(self, value: Any, where: str, depth: int) -> Any:
+        if id(value) in self.path:
+            self.errors.append(f"{where}: a reference cycle, cut")
+            self.count += 1
+            return "[cycle]"
+        if depth > self.max_depth:
+            self.count += 1
+            return self.flattened(value, where)
+        if isinstance(value, Mapping):
+            return self.mapping(value, where, depth)
+        self.path.add(id(value))
+        items = _take(value, MAX_LIST, where, self.errors)
+        out = [self.value(v, where, depth + 1) for v in items]
+        self.path.discard(id(value))
+        return out
+
+    def flattened(self, value: Any, where: str) -> str:
+        if self.max_depth >= MAX_FLAT_DEPTH:
+            self.errors.append(f"{where}: nested deeper than {MAX_FLAT_DEPTH} levels, cut")
+            return "[too deep]"
+        self.errors.append(f"{where}: nested deeper than {MAX_CONTEXT_DEPTH} levels, flattened to text")
+        inner = _ContextSanitiser(self.errors, MAX_FLAT_DEPTH, MAX_CONTEXT_ATTRIBUTES)
+        inner.path = self.path
+        walked = inner.container(value, where, 0)
+        text = orjson.dumps(_repair(walked, where, self.errors)).decode()
+        return _limit_str(where, text, self.errors)
 
 
-def _flat_text(value: Any) -> str:
+def _items(data: Mapping[Any, Any], cap: int, where: str, errors: list[str]) -> list[tuple[Any, Any]]:
+    if type(data) is dict:
+        return list(dict.items(data))
     try:
-        return orjson.dumps(value, default=_coerce_str).decode()
-    except Exception:  # noqa: BLE001 - cycles and exotic values below the depth limit
-        return _coerce_str(value)
+        view = data.items()
+    except Exception as exc:  # noqa: BLE001 - a hostile mapping's items()
+        errors.append(f"{where}: reading the {type(data).__name__} failed ({type(exc).__name__}); dropped")
+        return []
+    return _take(view, cap + 1, where, errors)
+
+
+def _record_fields(value: object, kind: type) -> Mapping[str, Any] | None:
+    """The fields of a dataclass or pydantic model (no ``str()``, which would show secret fields raw)."""
+    try:
+        if hasattr(kind, "__pydantic_fields__") and hasattr(kind, "model_dump"):
+            dumped = value.model_dump()  # type: ignore[attr-defined]
+            return dumped if type(dumped) is dict else None
+        if dataclasses.is_dataclass(kind):
+            return {f.name: getattr(value, f.name) for f in dataclasses.fields(kind)}
+    except Exception:  # noqa: BLE001 - a failing field or serializer: the object is shown by its type
+        return {"[unreadable]": f"[a {kind.__name__}]"}
+    return None
 
 
 # --- 5. render ---------------------------------------------------------------------------------------------
 
 
-def _scrub(value: Any, errors: list[str], where: str = "") -> Any:
-    """Second chance for a record orjson refused: lone surrogates and other invalid text are replaced."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            errors.append(f"{where or 'a key'}: invalid Unicode (lone surrogates) replaced")
-            return value.encode("utf-8", "replace").decode("utf-8")
+def _repair(value: Any, where: str, errors: list[str]) -> Any:
+    """``value`` with everything orjson refuses replaced, each replacement noted under its path."""
+    kind = type(value)
+    if kind is str:
+        return _valid_text(where or "a key", value, errors)
+    if kind is dict:
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            name = _valid_text(f"{where}: a key" if where else "a key", _coerce_str(key), errors)
+            if len(name) > MAX_KEY:
+                errors.append(f"{where or 'a key'}: an escaped key cut to {MAX_KEY} characters")
+                name = name[:MAX_KEY]
+            out[name] = _repair(item, f"{where}.{name}" if where else name, errors)
+        return out
+    if kind is list:
+        return [_repair(item, where, errors) for item in value]
+    if value is None or kind is bool or (kind is float and math.isfinite(value)):
         return value
-    if isinstance(value, dict):
-        return {
-            _scrub(str(k), errors, where): _scrub(v, errors, f"{where}.{k}" if where else str(k))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_scrub(v, errors, where) for v in value]
-    return value
+    if kind is int and _in_int64(value):
+        return value
+    errors.append(f"{where}: a {kind.__name__} could not be serialised, written as text")
+    return _valid_text(where, _limit_str(where, _coerce_str(value), errors), errors)
+
+
+def _valid_text(where: str, text: str, errors: list[str]) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        errors.append(f"{where}: invalid Unicode (lone surrogates) escaped")
+        return _limit_str(where, text.encode("utf-8", "backslashreplace").decode("utf-8"), errors)
+    return text
 
 
 def _render(record: dict[str, Any], errors: list[str], strict: bool, evt_type: str) -> bytes:
     try:
         return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-    except (TypeError, orjson.JSONEncodeError):
+    except orjson.JSONEncodeError:
         before = len(errors)
-        record = _scrub(record, errors)
+        notes = record.pop("secevents", None)
+        record = _repair(record, "", errors)
         if strict:
             raise EventValidationError(
                 evt_type, errors[before:] or ["the record could not be serialised"]
             ) from None
-        _attach_errors(record, errors)
-        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE, default=_coerce_str)
+        if notes is not None or errors:
+            _attach_errors(record, errors)
+        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def _attach_errors(record: dict[str, Any], errors: list[str]) -> None:
-    shown = errors[:MAX_ERRORS]
+    shown = [_note(e) for e in errors[:MAX_ERRORS]]
     if len(errors) > MAX_ERRORS:
         shown.append(f"... and {len(errors) - MAX_ERRORS} more")
     record["secevents"] = {"schema": SCHEMA_VERSION, "errors": shown}
+
+
+def _note(note: str) -> str:
+    """A note as written: valid UTF-8 (it may quote a caller's key) and within the string limit."""
+    if not note.isascii():
+        note = note.encode("utf-8", "backslashreplace").decode("utf-8")
+    return note if len(note) <= MAX_STRING else note[: MAX_STRING - 3] + "..."
 
 
 # --- the whole pipeline ------------------------------------------------------------------------------------
@@ -361,7 +476,7 @@ def _attach_errors(record: dict[str, Any], errors: list[str]) -> None:
 
 def build_record(  # noqa: PLR0915 - the pipeline steps 1-4, kept in one readable sequence
     cfg: Config,
-    evt_type: str,
+    evt_type: object,
     user: object,
     outcome: object,
     ip: object,
@@ -369,27 +484,37 @@ def build_record(  # noqa: PLR0915 - the pipeline steps 1-4, kept in one readabl
     exists: object,
     target_user: object,
     params: Mapping[str, Any],
-    context: Mapping[str, Any] | None,
+    context: object,
+    fields: Mapping[str, Any] | None = None,
 ) -> tuple[EventType, dict[str, Any], list[str], dict[str, Any]]:
-    """Steps 1-4: the record as a dict, with its catalog row, the coercion notes and the validated params."""
+    """Steps 1-4: the record as a dict, with its catalog row, the coercion notes and the validated params.
+
+    ``fields`` are ``emit()``'s keyword arguments: the event's parameters by name, the rest caller metadata.
+    """
     errors: list[str] = []
+    if type(evt_type) is not str:
+        evt_type = _exact(evt_type)
     spec = CATALOG.get(evt_type) if type(evt_type) is str else None
     if spec is None:
         spec = _unknown_type(evt_type, errors)
     resolved = _resolve_outcome(spec, outcome, errors)
 
+    extra: dict[str, Any] | None = None
+    if fields:
+        known = _params_of(spec.type) if spec.type in CATALOG else {}
+        params = {**params}
+        extra = {}
+        for name, value in fields.items():
+            (params if name in known else extra)[name] = value
     evt: dict[str, Any] = {"type": spec.type, "name": spec.name, "category": spec.category}
     if resolved is not None:
         evt["outcome"] = resolved
     values: dict[str, Any] = {}
     if params:
-        if spec.type in CATALOG:
-            values = _validate_params(spec, params, errors)
-        else:
-            context = {**params, **(context or {})}
+        values = _validate_params(spec, params, errors)
         secret = spec.secret_params
         for name, value in values.items():
-            evt[name] = cfg.privacy.hash(str(value)) if name in secret else value
+            evt[name] = cfg.privacy.hash(_coerce_str(value)) if name in secret else value
 
     record: dict[str, Any] = {
         "timestamp": _timestamp(),
@@ -440,16 +565,24 @@ def build_record(  # noqa: PLR0915 - the pipeline steps 1-4, kept in one readabl
         else:
             record.update(ids)
 
-    if context:
-        if isinstance(context, Mapping):
-            record["context"] = _ContextSanitiser(errors).mapping(context, "context", 1)
-        else:
-            errors.append(f"context: expected a mapping, got {type(context).__name__}; dropped")
+    # Truthiness of a caller's mapping is never asked (a hostile __len__); an empty dict is the common case.
+    if (context is not None and (type(context) is not dict or context)) or extra:
+        sanitiser = _ContextSanitiser(errors)
+        out: dict[str, Any] = {}
+        if context is not None:
+            if issubclass(type(context), Mapping):
+                sanitiser.mapping(context, "context", 1, out)  # type: ignore[arg-type]
+            else:
+                errors.append(f"context: expected a mapping, got {type(context).__name__}; dropped")
+        if extra:
+            sanitiser.mapping(extra, "context", 1, out)
+        if out:
+            record["context"] = out
     return spec, record, errors, values
 
 
-def emit_event(
-    evt_type: str,
+def emit_unguarded(
+    evt_type: object,
     *,
     user: object = None,
     outcome: object = None,
@@ -458,34 +591,32 @@ def emit_event(
     exists: object = None,
     target_user: object = None,
     params: Mapping[str, Any] | None = None,
-    context: Mapping[str, Any] | None = None,
+    context: object = None,
+    fields: Mapping[str, Any] | None = None,
 ) -> None:
-    """Build, write, count and bridge one event. See the module docstring for the steps."""
-    cfg = _config._current or get_config_for_event()
-    try:
-        spec, record, errors, values = build_record(
-            cfg, evt_type, user, outcome, ip, login, exists, target_user, params or {}, context
-        )
-        if errors:
-            if cfg.strict:
-                raise EventValidationError(spec.type, errors)
-            _attach_errors(record, errors)
-        else:
-            record["secevents"] = {"schema": SCHEMA_VERSION}
-        line = _render(record, errors, cfg.strict, spec.type)
-    except EventValidationError:
-        if cfg.strict:
-            raise
-        return  # unreachable: lenient mode collects notes instead of raising
-    except Exception as exc:
-        if cfg.strict:  # strict mode is for tests: surface our own bugs there
-            raise
-        spec, record, line = _fallback(evt_type, exc)
-        values = {}
+    """Build, write, count and bridge one event (the module docstring lists the steps), without the guard.
 
+    Only for callers that already run inside the guard (the public helpers); everyone else calls
+    ``emit_event``.
+    """
+    cfg = _config._current or get_config_for_event()
+    spec, record, errors, values = build_record(
+        cfg, evt_type, user, outcome, ip, login, exists, target_user, params or {}, context, fields
+    )
+    if errors:
+        if cfg.strict:
+            raise EventValidationError(spec.type, errors)
+        _attach_errors(record, errors)
+    else:
+        record["secevents"] = {"schema": SCHEMA_VERSION}
+    line = _render(record, errors, cfg.strict, spec.type)
     _write(cfg, record["status"], line)
     if cfg.metrics is not None or cfg.bridges:
         _after_write(cfg, spec, record, values)
+
+
+emit_event: Final = guarded(emit_unguarded, "emit_event")
+"""``emit_unguarded`` inside the one guard: what the integrations call."""
 
 
 def _write(cfg: Config, level: str, line: bytes) -> None:
@@ -513,23 +644,6 @@ def _after_write(cfg: Config, spec: EventType, record: dict[str, Any], values: M
             bridge(spec, record)
         except Exception:  # noqa: BLE001, S112 - bridges never break the caller (BaseException passes)
             continue
-
-
-def _fallback(evt_type: object, exc: Exception) -> tuple[EventType, dict[str, Any], bytes]:
-    errors: list[str] = []
-    spec = CATALOG.get(evt_type) if type(evt_type) is str else None
-    if spec is None:
-        spec = _unknown_type(evt_type, errors)
-    errors.append(f"internal_error: {type(exc).__name__} while building the event; details dropped")
-    record: dict[str, Any] = {
-        "timestamp": _timestamp(),
-        "status": spec.level,
-        "message": spec.message,
-        "logger": _LOGGER,
-        "evt": {"type": spec.type, "name": spec.name, "category": spec.category},
-    }
-    _attach_errors(record, errors)
-    return spec, record, orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
 
 _write_failures: list[int] = [0]

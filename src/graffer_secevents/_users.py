@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ._limits import _SAFE_CHARS, MAX_STRING, _coerce_str, _limit_str
+from ._limits import _SAFE_CHARS, MAX_STRING, _coerce_str, _exact, _int_text, _limit_str
 from ._privacy import Privacy
 from ._types import User
 
@@ -23,11 +23,12 @@ def _user_parts(field: str, user: object, errors: list[str]) -> tuple[object, ob
     kind = type(user)
     if kind is User:
         return user.id, user.login, user.email, user.name  # type: ignore[attr-defined]
-    if kind is str or kind is int or (isinstance(user, int | uuid.UUID) and not isinstance(user, bool)):
-        return user, None, None, None
-    if isinstance(user, User):
-        return user.id, user.login, user.email, user.name
-    if isinstance(user, bytes | bytearray | bool | float | dict | list | tuple | set):
+    # Classes, not isinstance(): an object whose attribute access raises fails isinstance() too.
+    if kind is str or kind is int or (issubclass(kind, str | int | uuid.UUID) and kind is not bool):
+        return _exact(user), None, None, None
+    if issubclass(kind, User):
+        return user.id, user.login, user.email, user.name  # type: ignore[attr-defined]
+    if issubclass(kind, bytes | bytearray | bool | float | dict | list | tuple | set):
         errors.append(f"{field}: expected an id, a User or a user object, got {type(user).__name__}")  # pyright: ignore[reportUnknownArgumentType]
         return (_coerce_str(user) if isinstance(user, bytes | bytearray) else None), None, None, None
     try:
@@ -59,49 +60,55 @@ def _usr(
     prefix = "target.usr" if target else "usr"
     out: dict[str, Any] = {}
     # Plain short strings (the common case) skip _text's coercions.
+    # Privacy applies to the whole text and only its result is cut to the limit: two long logins that differ
+    # after character 1,024 keep different pseudonyms.
     if uid is not None:
-        text = str(uid) if type(uid) is int else _plain(uid) or _text(prefix, "id", uid, errors)
+        text = _int_text(uid) if type(uid) is int else _plain(uid) or _full_text(prefix, "id", uid, errors)
         if text and (value := (privacy.apply_target_id if target else privacy.apply_id)(text)) is not None:
-            out["id"] = value
+            out["id"] = value if len(value) <= MAX_STRING else _cut(prefix, "id", value, errors)
     if login is not None:
-        text = _plain(login) or _text(prefix, "login", login, errors)
+        text = _plain(login) or _full_text(prefix, "login", login, errors)
         if text and (value := privacy.apply_login(text)) is not None:
-            out["login"] = value
+            out["login"] = value if len(value) <= MAX_STRING else _cut(prefix, "login", value, errors)
     if email is not None:
-        text = _plain(email) or _text(prefix, "email", email, errors)
+        text = _plain(email) or _full_text(prefix, "email", email, errors)
         if text and (value := privacy.apply_email(text)) is not None:
-            out["email"] = value
+            out["email"] = value if len(value) <= MAX_STRING else _cut(prefix, "email", value, errors)
     if name is not None:
-        text = _plain(name) or _text(prefix, "name", name, errors)
+        text = _plain(name) or _full_text(prefix, "name", name, errors)
         if text and (value := privacy.apply_name(text)) is not None:
-            out["name"] = value
+            out["name"] = value if len(value) <= MAX_STRING else _cut(prefix, "name", value, errors)
     return out
+
+
+def _cut(prefix: str, key: str, value: str, errors: list[str]) -> str:
+    return value if len(value) <= MAX_STRING else _limit_str(f"{prefix}.{key}", value, errors)
 
 
 def _plain(value: object) -> str | None:
     return value if type(value) is str and 0 < len(value) <= MAX_STRING else None
 
 
+def _full_text(prefix: str, key: str, value: object, errors: list[str]) -> str | None:
+    """A user or request field as uncut text (ints and UUIDs pass, others are noted); ``None`` if empty."""
+    kind = type(value)
+    text = _coerce_str(value)
+    if not issubclass(kind, str | int | uuid.UUID) or kind is bool:
+        errors.append(f"{prefix}.{key}: expected a string, got {kind.__name__}; written as text")
+    return text or None
+
+
 def _text(prefix: str, key: str, value: object, errors: list[str]) -> str | None:
-    """A user or request field as text (ints and UUIDs pass, other types are noted); ``None`` if empty."""
-    if type(value) is str:
-        if len(value) <= MAX_STRING:
-            return value or None
-        text = value
-    elif isinstance(value, int | uuid.UUID) and not isinstance(value, bool):
-        text = str(value)
-    else:
-        text = _coerce_str(value)
-        errors.append(f"{prefix}.{key}: expected a string, got {type(value).__name__}; written as text")
-    if not text:
-        return None
-    return _limit_str(f"{prefix}.{key}", text, errors)
+    """A request field as text of at most ``MAX_STRING`` characters; ``None`` if empty."""
+    text = _full_text(prefix, key, value, errors)
+    return _cut(prefix, key, text, errors) if text else None
 
 
 def _show(value: object) -> str:
     """How a rejected value is quoted in an error: only short, plain values; never free text (PII)."""
-    if isinstance(value, str) and 0 < len(value) <= 32 and all(c in _SAFE_CHARS for c in value):
-        return repr(value)
-    if isinstance(value, str):
+    value = _exact(value)
+    if type(value) is str:
+        if 0 < len(value) <= 32 and all(c in _SAFE_CHARS for c in value):
+            return repr(value)
         return f"a string of {len(value)} characters"
     return f"a {type(value).__name__}"
