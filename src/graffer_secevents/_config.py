@@ -1,7 +1,7 @@
 """``configure()`` and the configuration in force.
 
 A :class:`Config` is immutable and holds everything the per-event path needs, prepared once: the writer and
-its structlog logger, the privacy settings with their key, the trusted proxies, the metrics backend. Every
+its delivery settings, the privacy settings with their key, the trusted proxies, the metrics backend. Every
 ``configure()`` call builds a whole new one (unspecified arguments come from the environment, then from the
 defaults) and swaps it in atomically, so an event is always written under one consistent configuration.
 """
@@ -16,15 +16,15 @@ from typing import IO, Any, Final
 
 from ._bridges import build_bridges
 from ._client_ip import TrustedProxies
+from ._delivery import DEFAULT_BLOCK_TIMEOUT, DEFAULT_QUEUE_SIZE, DELIVERY_MODES, OVERFLOW_POLICIES
 from ._errors import ConfigurationError, warn_once
 from ._metrics import METRIC_BACKENDS, MetricsBackend, NoMetrics, create_backend
-from ._output import Writer, make_logger, make_writer
+from ._output import OUTPUT_NAMES, Target, make_writer
 from ._privacy import Privacy
 
 __all__ = ["Config", "configure", "get_config", "set_config"]
 
 _UNSET: Final[Any] = object()
-_OUTPUT_NAMES: Final = ("stdout", "stderr", "logging")
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
 
@@ -49,8 +49,11 @@ class Config:
     appsec_tracking: bool = True
     otel_span_events: bool = True
     bridges: tuple[Bridge, ...] = ()
-    writer: Writer = field(default_factory=lambda: make_writer(None))
-    logger: Any = None
+    writer: Target = field(default_factory=lambda: make_writer(None))
+    delivery: str = "queue"
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    overflow: str = "drop"
+    block_timeout: float = DEFAULT_BLOCK_TIMEOUT
     static: Mapping[str, Any] = field(default_factory=dict)
     """The keys every record starts with (service, env, version), built once."""
 
@@ -98,9 +101,8 @@ def get_config_for_event() -> Config:
             f"graffer_secevents: the configuration from the environment is invalid ({exc}); security events "
             "are written to stdout with default settings until configure() succeeds",
         )
-        writer = make_writer(None)
         privacy = Privacy(None, os.environ.get("SECEVENTS_HASH_KEY") or None)
-        fallback = Config(privacy=privacy, writer=writer, logger=make_logger(writer))
+        fallback = Config(privacy=privacy, writer=make_writer(None))
         with _lock:
             return _current if _current is not None else _install(fallback)
 
@@ -137,6 +139,10 @@ def configure(
     metrics: str = _UNSET,
     appsec_tracking: bool = _UNSET,
     otel_span_events: bool = _UNSET,
+    delivery: str = _UNSET,
+    queue_size: int = _UNSET,
+    overflow: str = _UNSET,
+    block_timeout: float = _UNSET,
 ) -> Config:
     """Configure the library for this process. Every argument is optional; call it once at start-up.
 
@@ -144,7 +150,8 @@ def configure(
         service, env, version: Datadog's unified service tags; default ``DD_SERVICE``, ``DD_ENV``,
             ``DD_VERSION``.
         output: ``"stdout"`` (default), ``"stderr"``, ``"logging"`` (the stdlib logger ``graffer_secevents``),
-            a :class:`logging.Logger`, or any file-like object with ``write`` (text or binary).
+            ``"structlog"`` (the application's structlog chain), a :class:`logging.Logger`, or any file-like
+            object with ``write`` (text or binary).
         strict: raise :class:`EventValidationError` for invalid event input instead of coercing it
             (default ``SECEVENTS_STRICT``, else off). Meant for tests.
         privacy: per-field modes overriding the defaults, e.g. ``{"usr.email": "drop",
@@ -160,6 +167,13 @@ def configure(
             imported ddtrace (default ``SECEVENTS_APPSEC_TRACKING``, else on).
         otel_span_events: add a span event per security event to the active OpenTelemetry span, when there is
             one and no ddtrace span (default ``SECEVENTS_OTEL_SPAN_EVENTS``, else on).
+        delivery: ``"queue"`` (default: a bounded queue and a writer thread, so a stuck output never blocks
+            the caller) or ``"sync"`` (written on the caller's thread) (default ``SECEVENTS_DELIVERY``).
+        queue_size: the most records the queue holds (default ``SECEVENTS_QUEUE_SIZE``, else 10,000).
+        overflow: when the queue is full, ``"drop"`` the record at once and count it (default) or
+            ``"block"`` for up to ``block_timeout`` seconds first (default ``SECEVENTS_OVERFLOW``).
+        block_timeout: seconds ``overflow="block"`` waits for room (default ``SECEVENTS_BLOCK_TIMEOUT``,
+            else 1.0).
 
     Raises:
         ConfigurationError: an argument or variable is invalid; the message lists the allowed values.
@@ -182,6 +196,10 @@ def configure(
         metrics=metrics,
         appsec_tracking=appsec_tracking,
         otel_span_events=otel_span_events,
+        delivery=delivery,
+        queue_size=queue_size,
+        overflow=overflow,
+        block_timeout=block_timeout,
     )
     previous = set_config(cfg)
     if previous is not None and previous.metrics is not None and previous.metrics is not cfg.metrics:
@@ -196,7 +214,7 @@ def _close_quietly(backend: MetricsBackend) -> None:
         pass
 
 
-def _build(**given: Any) -> Config:
+def _build(**given: Any) -> Config:  # noqa: PLR0915 - one flat read of every option, in order
 
     environ = os.environ
 
@@ -220,9 +238,9 @@ def _build(**given: Any) -> Config:
     )
 
     output = pick("output", "SECEVENTS_OUTPUT", default="stdout")
-    if isinstance(output, str) and output not in _OUTPUT_NAMES:
+    if isinstance(output, str) and output not in OUTPUT_NAMES:
         raise ConfigurationError(
-            f"output: unknown output {output!r}; allowed: {', '.join(_OUTPUT_NAMES)}, a logging.Logger, "
+            f"output: unknown output {output!r}; allowed: {', '.join(OUTPUT_NAMES)}, a logging.Logger, "
             "or a file-like object with write()"
         )
     if not isinstance(output, str) and not callable(getattr(output, "write", None)):
@@ -231,7 +249,7 @@ def _build(**given: Any) -> Config:
         if not isinstance(output, logging.Logger):
             raise ConfigurationError(
                 f"output: {type(output).__name__} has no write(); pass 'stdout', 'stderr', 'logging', "
-                "a logging.Logger or a file-like object"
+                "'structlog', a logging.Logger or a file-like object"
             )
 
     privacy_modes = pick("privacy", "SECEVENTS_PRIVACY")
@@ -267,6 +285,13 @@ def _build(**given: Any) -> Config:
     if isinstance(backend, NoMetrics):
         backend = None  # nothing to count: the per-event path skips metrics entirely
 
+    delivery = _choice("delivery", pick("delivery", "SECEVENTS_DELIVERY", default="queue"), DELIVERY_MODES)
+    overflow = _choice("overflow", pick("overflow", "SECEVENTS_OVERFLOW", default="drop"), OVERFLOW_POLICIES)
+    queue_size = _number("queue_size", pick("queue_size", "SECEVENTS_QUEUE_SIZE", DEFAULT_QUEUE_SIZE), int)
+    block_timeout = _number(
+        "block_timeout", pick("block_timeout", "SECEVENTS_BLOCK_TIMEOUT", DEFAULT_BLOCK_TIMEOUT), float
+    )
+
     writer = make_writer(output)
     static: dict[str, Any] = {}
     if service:
@@ -289,7 +314,10 @@ def _build(**given: Any) -> Config:
         otel_span_events=otel_span_events,
         bridges=build_bridges(privacy, appsec_tracking=appsec_tracking, otel_span_events=otel_span_events),
         writer=writer,
-        logger=make_logger(writer),
+        delivery=delivery,
+        queue_size=queue_size,
+        overflow=overflow,
+        block_timeout=block_timeout,
         static=static,
     )
 
@@ -300,6 +328,27 @@ def _opt_str(name: str, value: Any) -> str | None:
     if not isinstance(value, str):
         raise ConfigurationError(f"{name}: expected a string, got {type(value).__name__}")
     return value
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if isinstance(value, str) and value.strip().lower() in allowed:
+        return value.strip().lower()
+    raise ConfigurationError(f"{name}: unknown value {value!r}; allowed: {', '.join(allowed)}")
+
+
+def _number(name: str, value: Any, kind: type[int] | type[float]) -> Any:
+    """A positive int or float from an argument or an environment string."""
+    given = value
+    if isinstance(value, str):
+        try:
+            value = kind(value.strip())
+        except ValueError:
+            value = None
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    if not ok or (kind is int and not isinstance(value, int)) or value != value:  # noqa: PLR0124 - NaN
+        expected = "a whole number >= 1" if kind is int else "a number of seconds > 0"
+        raise ConfigurationError(f"{name}: expected {expected}, got {given!r}")
+    return kind(value)
 
 
 def _bool(name: str, value: Any) -> bool:

@@ -4,7 +4,7 @@
 2. validate and coerce the caller's input (a fast path for well-typed input, pydantic for the rest);
 3. enrich: service/env/version, the request context, trace ids;
 4. privacy: per-field modes, hashing, secret redaction in caller metadata;
-5. render one JSON line (orjson) and write it through the private structlog logger;
+5. render one JSON line (orjson) and hand it to the delivery queue (`_delivery`);
 6. then count it in the metrics and hand it to the trace bridges.
 
 Lenient mode never raises into the caller: what had to be changed is listed in ``secevents.errors`` and the
@@ -13,7 +13,6 @@ record is written. Strict mode raises :class:`EventValidationError` instead, bef
 
 from __future__ import annotations
 
-import sys
 import time
 import uuid
 from collections.abc import Mapping
@@ -29,10 +28,11 @@ from ._config import Config, get_config_for_event
 from ._context import _providers, provided_request
 from ._context import _request as _request_var
 from ._context import _user as _user_var
+from ._delivery import deliver
 from ._errors import EventValidationError
 from ._ip import normalize_ip
 from ._limits import _SAFE_CHARS, MAX_KEY, MAX_LIST, MAX_STRING, _coerce_str, _limit_str
-from ._metrics import record_dropped, record_event
+from ._metrics import record_event
 from ._privacy import REDACTED, is_secret_key
 from ._trace import trace_fields
 from ._users import _show, _text, _user_parts, _usr
@@ -485,11 +485,8 @@ def emit_event(
 
 
 def _write(cfg: Config, level: str, line: bytes) -> None:
-    try:
-        getattr(cfg.logger, level)(line)
-    except Exception as exc:  # noqa: BLE001 - a closed or full output loses this record, never the caller
-        record_dropped(cfg.metrics, "write_error") if cfg.metrics is not None else None
-        _warn_write_failure(exc)
+    # Queued for the writer thread, or written now under delivery="sync"; never raises (see _delivery).
+    deliver(cfg, level, line)
 
 
 def _after_write(cfg: Config, spec: EventType, record: dict[str, Any], values: Mapping[str, Any]) -> None:
@@ -526,23 +523,3 @@ def _fallback(evt_type: object, exc: Exception) -> tuple[EventType, dict[str, An
     }
     _attach_errors(record, errors)
     return spec, record, orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-
-
-_write_failures: list[int] = [0]
-
-
-def _warn_write_failure(exc: Exception) -> None:
-    _write_failures[0] += 1
-    if _write_failures[0] == 1:
-        try:
-            sys.stderr.write(
-                f"graffer_secevents: could not write a security event ({type(exc).__name__}: {exc}); "
-                "events are being dropped and counted in secevents.dropped\n"
-            )
-        except Exception:  # noqa: BLE001, S110 - stderr itself may be the broken pipe
-            pass
-
-
-def dropped_writes() -> int:
-    """How many records this process could not write (for tests and diagnostics)."""
-    return _write_failures[0]
