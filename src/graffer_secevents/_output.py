@@ -161,7 +161,20 @@ def write_stream(stream: Any, lines: Sequence[bytes], patient: bool, lock: threa
         else:
             data, sink = "".join(ascii_line(line) for line in lines), stream
         _retrying(lambda: sink.write(data), patient)
-        _flush_quietly(sink)
+        _flush_after_write(sink, patient)
+
+
+def _flush_after_write(stream: Any, patient: bool) -> None:
+    """Flush what was just written. The stream holds the data, so a failing flush is a loss only when the
+    output is gone for good (closed, a pipe whose reader left); otherwise a later flush may still deliver."""
+    flush = getattr(stream, "flush", None)
+    if flush is None:
+        return
+    try:
+        _retrying(flush, patient)
+    except TargetWriteError as failure:
+        if failure.reason == "closed":
+            raise
 
 
 def _flush_quietly(stream: Any) -> None:
@@ -170,7 +183,7 @@ def _flush_quietly(stream: Any) -> None:
         return
     try:
         flush()
-    except Exception:  # noqa: BLE001, S110 - written data stays in the stream's buffer; not a loss yet
+    except Exception:  # noqa: BLE001, S110 - only ordering is at stake: the application's own buffered text
         pass
 
 
