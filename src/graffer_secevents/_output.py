@@ -18,6 +18,7 @@ import select
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import IO, Any, Final, Protocol
 
@@ -126,6 +127,18 @@ def _is_binary(stream: Any) -> bool:
     return "b" in str(getattr(stream, "mode", ""))
 
 
+_LOCKED: weakref.WeakSet[StreamTarget | StdTarget] = weakref.WeakSet()
+
+
+def _unlock_after_fork() -> None:
+    # A fork taken while the parent's writer was inside a write copies its lock held: give each a new one.
+    for target in list(_LOCKED):
+        target._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_unlock_after_fork)
+
+
 class StreamTarget:
     """A file-like object: one ``write`` per batch (text or bytes), then a ``flush``.
 
@@ -134,11 +147,12 @@ class StreamTarget:
     through its ``buffer`` when it has one, else each line with its non-ASCII characters escaped.
     """
 
-    __slots__ = ("_lock", "stream")
+    __slots__ = ("__weakref__", "_lock", "stream")
 
     def __init__(self, stream: IO[Any]) -> None:
         self.stream = stream
         self._lock = threading.Lock()  # text streams promise no thread safety (synchronous delivery)
+        _LOCKED.add(self)
 
     def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
         write_stream(self.stream, lines, patient, self._lock)
@@ -196,11 +210,12 @@ class StdTarget:
     A replaced stream (a test runner's capture, ``io.StringIO``) is written like any file-like object.
     """
 
-    __slots__ = ("_lock", "name")
+    __slots__ = ("__weakref__", "_lock", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._lock = threading.Lock()
+        _LOCKED.add(self)
 
     def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
         stream = getattr(sys, self.name)
