@@ -347,6 +347,19 @@ def test_a_text_stream_that_is_not_utf8_gets_escaped_lines() -> None:
     assert _delivery.dropped() == {}
 
 
+def test_a_text_stream_that_is_not_utf8_gets_utf8_bytes_through_its_buffer() -> None:
+    raw = io.BytesIO()
+    out = io.TextIOWrapper(raw, encoding="ascii")
+    out.write("the application's own line\n")  # still in the text layer: written first
+    api.configure(output=out, metrics="memory")
+    api.log_login("café", "failure")
+    assert api.flush(timeout=10) is True
+    first, record = raw.getvalue().splitlines()
+    assert first == b"the application's own line"
+    assert b'"id":"caf\xc3\xa9"' in record
+    assert _delivery.dropped() == {}
+
+
 def test_an_ascii_stdout_gets_utf8_bytes() -> None:
     code = """
         import graffer_secevents as s
@@ -357,6 +370,7 @@ def test_an_ascii_stdout_gets_utf8_bytes() -> None:
     result = _run(code, capture_output=True, env={"PYTHONIOENCODING": "ascii"})
     assert result.returncode == 0, result.stderr
     record_line, flushed = result.stdout.splitlines()
+    assert "naïve ☃".encode() in record_line  # the UTF-8 bytes themselves, not an escape or a "?"
     assert json.loads(record_line.decode("utf-8"))["context"]["note"] == "naïve ☃"
     assert flushed == b"True"
 

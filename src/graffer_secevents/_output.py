@@ -230,9 +230,7 @@ class StdTarget:
                 raise TargetWriteError("closed", 0, exc) from exc
             write_stream(stream, lines, patient, self._lock)
             return
-        if not _is_utf8(stream):
-            lines = [ascii_line(line).encode("ascii") for line in lines]
-        write_fd(fd, lines, patient)
+        write_fd(fd, lines, patient)  # UTF-8 bytes whatever the text layer's encoding (JSON is UTF-8)
 
 
 def write_fd(fd: int, lines: Sequence[bytes], patient: bool) -> None:
