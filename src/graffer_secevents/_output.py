@@ -80,17 +80,27 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in _TRANSIENT
 
 
-def _retrying(action: Callable[[], None], patient: bool, delivered: int = 0) -> None:
+def _retrying(action: Callable[[], object], patient: bool, delivered: int = 0) -> None:
     """Run ``action``, retrying transient errors a bounded number of times, else raise `TargetWriteError`."""
-    for delay in (*RETRY_DELAYS, None):
+    try:
+        action()
+    except Exception as first:  # noqa: BLE001 - any failure of a caller-supplied file-like is a loss
+        _retry(action, first, patient, delivered)
+
+
+def _retry(action: Callable[[], object], exc: Exception, patient: bool, delivered: int) -> None:
+    """``action`` failed with ``exc``: retry it while the error is transient (the slow path)."""
+    for delay in RETRY_DELAYS:
+        if not _transient(exc):
+            break
+        if patient:
+            time.sleep(delay)
         try:
             action()
             return
-        except Exception as exc:  # any failure of a caller-supplied file-like is a loss
-            if delay is None or not _transient(exc):
-                raise TargetWriteError(_reason(exc), delivered, exc) from exc
-            if patient:
-                time.sleep(delay)
+        except Exception as again:  # noqa: BLE001 - judged like the first failure
+            exc = again
+    raise TargetWriteError(_reason(exc), delivered, exc) from exc
 
 
 def _lines_within(lines: Sequence[bytes], nbytes: int) -> int:
@@ -139,6 +149,20 @@ def _unlock_after_fork() -> None:
 os.register_at_fork(after_in_child=_unlock_after_fork)
 
 
+_BINARY, _TEXT, _VIA_BUFFER, _ESCAPED = range(4)
+
+
+def _kind(stream: Any) -> int:
+    """How to write to ``stream``: bytes, UTF-8 text, bytes through its ``buffer``, or ASCII-escaped text."""
+    if _is_binary(stream):
+        return _BINARY
+    if _is_utf8(stream):
+        return _TEXT
+    if callable(getattr(getattr(stream, "buffer", None), "write", None)):
+        return _VIA_BUFFER
+    return _ESCAPED
+
+
 class StreamTarget:
     """A file-like object: one ``write`` per batch (text or bytes), then a ``flush``.
 
@@ -147,45 +171,49 @@ class StreamTarget:
     through its ``buffer`` when it has one, else each line with its non-ASCII characters escaped.
     """
 
-    __slots__ = ("__weakref__", "_lock", "stream")
+    __slots__ = ("__weakref__", "_kind", "_lock", "stream")
 
     def __init__(self, stream: IO[Any]) -> None:
         self.stream = stream
+        self._kind = _kind(stream)
         self._lock = threading.Lock()  # text streams promise no thread safety (synchronous delivery)
         _LOCKED.add(self)
 
     def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
-        write_stream(self.stream, lines, patient, self._lock)
+        write_stream(self.stream, self._kind, lines, patient, self._lock)
 
 
-def write_stream(stream: Any, lines: Sequence[bytes], patient: bool, lock: threading.Lock) -> None:
+def write_stream(stream: Any, kind: int, lines: Sequence[bytes], patient: bool, lock: threading.Lock) -> None:
     """Write ``lines`` to the file-like ``stream`` as `StreamTarget` describes."""
     if stream is None:
         raise TargetWriteError("closed", 0, ValueError("the stream is None (closed)"))
+    data: Any = lines[0] if len(lines) == 1 else b"".join(lines)
+    sink = stream
     with lock:
-        if _is_binary(stream):
-            data: Any = b"".join(lines)
-            sink = stream
-        elif _is_utf8(stream):
-            data = b"".join(lines).decode("utf-8")
-            sink = stream
-        elif callable(getattr(getattr(stream, "buffer", None), "write", None)):
+        if kind == _TEXT:
+            data = data.decode("utf-8")
+        elif kind == _VIA_BUFFER:
             _flush_quietly(stream)  # what the application wrote through the text layer goes first
-            data, sink = b"".join(lines), stream.buffer
-        else:
-            data, sink = "".join(ascii_line(line) for line in lines), stream
-        _retrying(lambda: sink.write(data), patient)
-        _flush_after_write(sink, patient)
+            sink = stream.buffer
+        elif kind == _ESCAPED:
+            data = "".join(ascii_line(line) for line in lines)
+        try:
+            sink.write(data)
+        except Exception as exc:  # noqa: BLE001 - judged (and perhaps retried) by _retry
+            _retry(lambda: sink.write(data), exc, patient, 0)
+        flush = getattr(sink, "flush", None)
+        if flush is not None:
+            try:
+                flush()
+            except Exception as exc:  # noqa: BLE001 - see _flush_failed
+                _flush_failed(flush, exc, patient)
 
 
-def _flush_after_write(stream: Any, patient: bool) -> None:
-    """Flush what was just written. The stream holds the data, so a failing flush is a loss only when the
+def _flush_failed(flush: Callable[[], object], exc: Exception, patient: bool) -> None:
+    """A flush after a successful write failed. The stream holds the data, so this is a loss only when the
     output is gone for good (closed, a pipe whose reader left); otherwise a later flush may still deliver."""
-    flush = getattr(stream, "flush", None)
-    if flush is None:
-        return
     try:
-        _retrying(flush, patient)
+        _retry(flush, exc, patient, 0)
     except TargetWriteError as failure:
         if failure.reason == "closed":
             raise
@@ -210,25 +238,29 @@ class StdTarget:
     A replaced stream (a test runner's capture, ``io.StringIO``) is written like any file-like object.
     """
 
-    __slots__ = ("__weakref__", "_lock", "name")
+    __slots__ = ("__weakref__", "_last", "_last_kind", "_lock", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._lock = threading.Lock()
+        self._last: Any = None  # the replaced stream last written, and how to write to it
+        self._last_kind = _TEXT
         _LOCKED.add(self)
 
     def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
         stream = getattr(sys, self.name)
         original = getattr(sys, f"__{self.name}__")
         if stream is None or stream is not original:
-            write_stream(stream, lines, patient, self._lock)
+            if stream is not self._last:
+                self._last, self._last_kind = stream, _kind(stream)
+            write_stream(stream, self._last_kind, lines, patient, self._lock)
             return
         try:
             fd = stream.fileno()
         except Exception as exc:  # closed, or no descriptor at all
             if isinstance(exc, ValueError):
                 raise TargetWriteError("closed", 0, exc) from exc
-            write_stream(stream, lines, patient, self._lock)
+            write_stream(stream, _kind(stream), lines, patient, self._lock)
             return
         write_fd(fd, lines, patient)  # UTF-8 bytes whatever the text layer's encoding (JSON is UTF-8)
 
