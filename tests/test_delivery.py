@@ -447,6 +447,36 @@ def test_the_queue_drains_at_interpreter_exit() -> None:
     assert ids == [str(n) for n in range(2000)]
 
 
+def test_exit_with_a_stuck_stdout_waits_boundedly_and_counts_what_was_left() -> None:
+    code = """
+        import atexit, json, os
+        # Registered first, so it runs after the library's drain (atexit runs last-in, first-out).
+        atexit.register(lambda: os.write(2, ("LEFT " + json.dumps(_delivery.dropped()) + "\\n").encode()))
+        import graffer_secevents as s
+        from graffer_secevents import _delivery
+        s.configure(metrics="none")
+        for n in range(2000):
+            s.log_logout(n)
+    """
+    read_end, write_end = os.pipe()  # nobody reads it
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(code)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env={k: v for k, v in os.environ.items() if k != "SECEVENTS_DELIVERY"},
+        )
+        os.close(write_end)
+        assert proc.wait(timeout=60) == 0  # the exit drain gave up after its 5 s; the process did exit
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        proc.stderr.close()
+    finally:
+        os.close(read_end)
+    left = json.loads(err.split(b"LEFT ")[1])
+    assert set(left) == {"exit"} and 500 < left["exit"] < 2000  # the rest fit in the pipe (64 KiB)
+
+
 def test_a_forked_child_never_writes_its_parents_queued_records(tmp_path: Path) -> None:
     path = tmp_path / "events.log"
     code = f"""
