@@ -79,6 +79,15 @@ def test_records_are_written_by_one_writer_thread_not_the_caller(tmp_path: Path)
     assert len(seen) < 50  # batched: fewer writes than records
 
 
+@pytest.mark.parametrize("name", ["stdout", "stderr"])
+def test_stdout_and_stderr_are_resolved_at_write_time(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    api.configure(output=name, metrics="none")  # capsys replaced sys.stdout/sys.stderr before this
+    api.log_logout(3)
+    assert api.flush(timeout=10)
+    captured = capsys.readouterr()
+    assert json.loads(getattr(captured, name[3:]))["usr"]["id"] == "3"
+
+
 def test_sync_delivery_writes_on_the_callers_thread() -> None:
     out = io.StringIO()
     api.configure(output=out, metrics="none", delivery="sync")
