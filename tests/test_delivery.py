@@ -22,6 +22,7 @@ import pytest
 import graffer_secevents as api
 from graffer_secevents import _delivery
 from graffer_secevents._errors import ConfigurationError
+from graffer_secevents._tools.schema import check_record
 
 
 @pytest.fixture(autouse=True)
@@ -161,6 +162,7 @@ def test_a_stuck_pipe_never_blocks_the_caller_drops_are_counted_and_the_rest_arr
     # Each record written after a loss says how many were lost since the previous one was written.
     notes = [r["secevents"]["dropped_before"] for r in records if "dropped_before" in r["secevents"]]
     assert sum(notes) == lost and 1 <= len(notes) <= 3
+    assert [problem for r in records for problem in check_record(r)] == []  # the note is in the schema
     assert all(r["network"]["client"]["ip"] == "203.0.113.7" for r in records)
 
 
@@ -245,6 +247,19 @@ def test_a_writer_that_raises_loses_the_records_but_not_the_caller(
     assert _dropped_metric("write_error") == 3
     err = capsys.readouterr().err
     assert err.count("could not write a security event") == 1 and "disk controller on fire" in err
+
+
+def test_a_loss_is_noted_on_the_next_record_of_the_same_output_only() -> None:
+    closed = io.StringIO()
+    closed.close()
+    api.configure(output=closed, metrics="none", delivery="sync")
+    api.log_logout(1)
+    api.log_logout(2)
+    other = io.StringIO()
+    api.configure(output=other, metrics="none", delivery="sync")
+    api.log_logout(3)
+    assert "dropped_before" not in json.loads(other.getvalue())["secevents"]  # not this output's loss
+    assert _delivery.dropped() == {"closed": 2}
 
 
 def test_a_flush_that_fails_after_a_write_is_not_a_drop() -> None:

@@ -29,11 +29,10 @@ from typing import TYPE_CHECKING, Final
 import orjson
 
 from ._metrics import record_dropped
-from ._output import TargetWriteError
+from ._output import Target, TargetWriteError
 
 if TYPE_CHECKING:
     from ._config import Config
-    from ._metrics import MetricsBackend
 
 __all__ = ["DELIVERY_MODES", "DROP_REASONS", "OVERFLOW_POLICIES", "deliver", "dropped", "flush"]
 
@@ -69,7 +68,8 @@ class _State:
         self.start_lock = threading.Lock()
         self.counts_lock = threading.Lock()
         self.counts: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
-        self.unreported = 0  # dropped since the last record written: its secevents.dropped_before
+        # Per target: records lost since the last one written there, its next record's dropped_before.
+        self.unreported: dict[Target, int] = {}
         self.warned: set[str] = set()
         self.unwarned: list[tuple[str, str]] = []  # drops noticed on a caller's thread, warned by the writer
 
@@ -86,7 +86,7 @@ def deliver(cfg: Config, level: str, line: bytes) -> None:
         return
     queue = state.queue
     if len(queue) >= cfg.queue_size and not (cfg.overflow == "block" and _wait_for_room(state, cfg)):
-        _dropped(state, cfg.metrics, "queue_full", 1, None, warn_later=True)
+        _dropped(state, cfg, "queue_full", 1, None, warn_later=True)
         return
     queue.append((cfg, level, line))
     if state.idle:
@@ -144,8 +144,9 @@ def _run(state: _State) -> None:
                 state.room.notify_all()
         try:
             _write_items(state, batch)
-        except BaseException:  # noqa: BLE001 - the writer thread must outlive any one batch
-            _dropped(state, None, "write_error", len(batch), None)
+        except BaseException as exc:  # noqa: BLE001 - the writer thread must outlive any one batch
+            for cfg, _level, _line in batch:
+                _dropped(state, cfg, "write_error", 1, exc)
         _warn_pending(state)
         for marker in markers:
             marker.set()
@@ -165,21 +166,22 @@ def _write_items(state: _State, batch: list[Item]) -> None:
 
 
 def _write_batch(state: _State, cfg: Config, levels: list[str], lines: list[bytes], patient: bool) -> None:
+    target = cfg.writer
     owed = 0
     if state.unreported:
         with state.counts_lock:
-            owed, state.unreported = state.unreported, 0
-        lines = [_stamp(lines[0], owed), *lines[1:]]
+            owed = state.unreported.pop(target, 0)
+        if owed:
+            lines = [_stamp(lines[0], owed), *lines[1:]]
     try:
-        cfg.writer.write_lines(lines, levels, patient)
+        target.write_lines(lines, levels, patient)
     except TargetWriteError as failure:
-        if failure.delivered == 0 and owed:
-            with state.counts_lock:
-                state.unreported += owed  # the stamped record was lost too: the next one says so
         lost = len(lines) - failure.delivered
-        _dropped(state, cfg.metrics, failure.reason, lost, failure, warn_later=False)
+        if failure.delivered == 0:
+            lost += owed  # the stamped record was lost too: the next one carries both
+        _dropped(state, cfg, failure.reason, lost, failure, counted=len(lines) - failure.delivered)
     except Exception as exc:  # noqa: BLE001 - a target that breaks its own contract loses the batch
-        _dropped(state, cfg.metrics, "write_error", len(lines), exc, warn_later=False)
+        _dropped(state, cfg, "write_error", len(lines) + owed, exc, counted=len(lines))
 
 
 def _stamp(line: bytes, owed: int) -> bytes:
@@ -197,26 +199,30 @@ def _stamp(line: bytes, owed: int) -> bytes:
 
 def _dropped(
     state: _State,
-    metrics: MetricsBackend | None,
+    cfg: Config,
     reason: str,
-    count: int,
+    owed: int,
     cause: BaseException | None,
     *,
+    counted: int | None = None,
     warn_later: bool = False,
 ) -> None:
-    if count <= 0:
+    """Note ``owed`` records lost for ``cfg``'s output, of which ``counted`` (default all) are new losses
+    (the rest were counted before and carried on a record that was lost in turn)."""
+    count = owed if counted is None else counted
+    if owed <= 0:
         return
     with state.counts_lock:
         state.counts[reason] = state.counts.get(reason, 0) + count
-        state.unreported += count
-        first = reason not in state.warned
-        state.warned.add(reason)
+        state.unreported[cfg.writer] = state.unreported.get(cfg.writer, 0) + owed
+        first = count > 0 and reason not in state.warned
         if first:
+            state.warned.add(reason)
             detail = f" ({type(cause).__name__}: {cause})" if cause is not None else ""
             state.unwarned.append((reason, detail))
-    if metrics is not None:
+    if cfg.metrics is not None:
         for _ in range(count):
-            record_dropped(metrics, reason)
+            record_dropped(cfg.metrics, reason)
     if first and not warn_later:
         _warn_pending(state)
 
@@ -278,7 +284,7 @@ def _drain_at_exit() -> None:
     left = [item for item in list(state.queue) if type(item) is tuple]
     state.queue.clear()
     for cfg, _level, _line in left:
-        _dropped(state, cfg.metrics, "exit", 1, None, warn_later=True)
+        _dropped(state, cfg, "exit", 1, None, warn_later=True)
     # The writer is stuck in a write; so may stderr be: warn from a thread the exit does not wait for.
     warner = threading.Thread(target=_warn_pending, args=(state,), daemon=True)
     warner.start()
@@ -299,6 +305,6 @@ def _reset_for_tests() -> None:
     """Forget the drop counters and one-time warnings (tests that check them start as a fresh process)."""
     with _state.counts_lock:
         _state.counts = dict.fromkeys(DROP_REASONS, 0)
-        _state.unreported = 0
+        _state.unreported = {}
         _state.warned.clear()
         _state.unwarned.clear()
