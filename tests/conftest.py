@@ -12,6 +12,9 @@ pytest_plugins = ["pytester"]
 # Set before any configuration is built, so no test depends on the developer's environment.
 os.environ["SECEVENTS_HASH_KEY"] = "test-hash-key"
 os.environ.setdefault("SECEVENTS_METRICS", "memory")
+# Records written on the caller's thread, so a test reads its output right after the call; the queued
+# writer has its own tests (tests/test_delivery*.py), which configure delivery="queue" explicitly.
+os.environ.setdefault("SECEVENTS_DELIVERY", "sync")
 for _name in ("DD_SERVICE", "DD_ENV", "DD_VERSION", "SECEVENTS_STRICT", "SECEVENTS_TRUSTED_PROXIES"):
     os.environ.pop(_name, None)
 

@@ -17,6 +17,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 CASES = {
     "bench_core.py": ["--rounds", "1", "--batch", "5"],
+    "bench_delivery.py": ["--rounds", "1", "--batch", "5"],
     "bench_metrics.py": ["--rounds", "1", "--batch", "0.001"],
     "bench_bridges.py": ["--rounds", "1", "--batch", "200"],
     "bench_asgi_parts.py": ["--rounds", "1", "--batch", "5"],

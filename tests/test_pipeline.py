@@ -319,24 +319,24 @@ def test_logging_output_hands_the_json_to_a_stdlib_logger(caplog: pytest.LogCapt
 @pytest.fixture
 def fresh_write_failures(monkeypatch: pytest.MonkeyPatch) -> None:
     """The one-time stderr warning is per process: start each of these tests as a fresh process would."""
-    from graffer_secevents import _pipeline
+    from graffer_secevents import _delivery
 
-    monkeypatch.setattr(_pipeline, "_write_failures", [0])
+    _delivery._reset_for_tests()
 
 
 @pytest.mark.usefixtures("fresh_write_failures")
 def test_a_failing_writer_loses_the_record_but_not_the_caller(capsys: pytest.CaptureFixture[str]) -> None:
-    from graffer_secevents._pipeline import dropped_writes
+    from graffer_secevents._delivery import dropped
 
     handle = io.StringIO()
     handle.close()
     api.configure(output=handle, metrics="memory")
     api.log_login(1, "success")
     api.log_login(1, "success")
-    assert dropped_writes() == 2
+    assert dropped() == {"closed": 2}
     points = api.get_config().metrics.points  # type: ignore[union-attr]
     assert sum(p.value for p in points if p.name == "secevents.dropped") == 2
-    assert {tag for p in points if p.name == "secevents.dropped" for tag in p.tags} == {"reason:write_error"}
+    assert {tag for p in points if p.name == "secevents.dropped" for tag in p.tags} == {"reason:closed"}
     assert capsys.readouterr().err.count("could not write a security event") == 1
 
 

@@ -38,6 +38,7 @@ def run(scenario: str, **env: str) -> Any:
         DD_TRACE_STARTUP_LOGS="false",
         SECEVENTS_HASH_KEY="test-hash-key",
         SECEVENTS_METRICS="none",
+        SECEVENTS_DELIVERY="sync",  # the scenarios read their output right after each call
     )
     environ.update(env)
     result = subprocess.run(

@@ -35,6 +35,7 @@ from ._api import (
 from ._catalog import CATALOG, EventType, OutcomeRule, Param
 from ._config import Config, configure, get_config
 from ._context import RequestContext, current_request, current_user, set_user
+from ._delivery import flush
 from ._errors import (
     ConfigurationError,
     EventValidationError,
@@ -71,6 +72,7 @@ __all__ = [
     "current_request",
     "current_user",
     "emit",
+    "flush",
     "get_config",
     "log_access_denied",
     "log_account_locked",

@@ -4,7 +4,8 @@ Every option is declared once, as a row of `OPTIONS` (name, environment variable
 environment reading, the merging of `configure()` calls, the docs' reference table and the tests that keep
 `configure()`'s signature and docs/configuration.md in step all read that table.
 
-A `Config` is immutable and holds everything the per-event path needs, prepared once: the writer, the
+A `Config` is immutable and holds everything the per-event path needs, prepared once: the writer and its
+delivery settings, the
 privacy settings with their key, the trusted proxies, the metrics backend. A `configure()` call changes only
 the options it names (the others keep the value in force, as structlog's `configure()` does), builds a
 whole new `Config` from the result and swaps it in atomically, so an event is always written under one
@@ -29,15 +30,15 @@ from typing import Any, Final, Literal, Never, Protocol
 
 from ._bridges import build_bridges
 from ._client_ip import TrustedProxies
+from ._delivery import DEFAULT_BLOCK_TIMEOUT, DEFAULT_QUEUE_SIZE, DELIVERY_MODES, OVERFLOW_POLICIES
 from ._errors import ConfigurationError, warn_once
 from ._metrics import METRIC_BACKENDS, MetricsBackend, NoMetrics, create_backend
-from ._output import Writer, make_logger, make_writer
+from ._output import OUTPUT_NAMES, Target, make_writer
 from ._privacy import Privacy
 
 __all__ = ["OPTIONS", "Config", "Option", "check_names", "configure", "get_config", "set_config"]
 
 _UNSET: Final[Any] = object()
-_OUTPUT_NAMES: Final = ("stdout", "stderr", "logging")
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
 
@@ -68,15 +69,15 @@ def _bool(label: str, value: object) -> bool:
 
 def _output(label: str, value: object) -> object:
     if isinstance(value, str):
-        if value not in _OUTPUT_NAMES:
+        if value not in OUTPUT_NAMES:
             raise ConfigurationError(
-                f"{label}: unknown output {value!r}; allowed: {', '.join(_OUTPUT_NAMES)}, a logging.Logger, "
+                f"{label}: unknown output {value!r}; allowed: {', '.join(OUTPUT_NAMES)}, a logging.Logger, "
                 "or a file-like object with write()"
             )
     elif not isinstance(value, logging.Logger) and not callable(getattr(value, "write", None)):
         raise ConfigurationError(
             f"{label}: {type(value).__name__} has no write(); pass 'stdout', 'stderr', 'logging', "
-            "a logging.Logger or a file-like object"
+            "'structlog', a logging.Logger or a file-like object"
         )
     return value
 
@@ -129,6 +130,34 @@ def _metrics_name(label: str, value: object) -> str:
     if not isinstance(value, str) or value not in METRIC_BACKENDS:
         raise ConfigurationError(f"{label}: unknown backend {value!r}; allowed: {', '.join(METRIC_BACKENDS)}")
     return value
+
+
+def _choice(allowed: tuple[str, ...]) -> Callable[[str, object], str]:
+    def parse(label: str, value: object) -> str:
+        if isinstance(value, str) and value.strip().lower() in allowed:
+            return value.strip().lower()
+        raise ConfigurationError(f"{label}: unknown value {value!r}; allowed: {', '.join(allowed)}")
+
+    return parse
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str, object], Any]:
+    """A positive int or float, from an argument or an environment string."""
+
+    def parse(label: str, given: object) -> Any:
+        value: object = given
+        if isinstance(value, str):
+            try:
+                value = kind(value.strip())
+            except ValueError:
+                value = None
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+        if not ok or (kind is int and not isinstance(value, int)) or value != value:  # noqa: PLR0124 - NaN
+            expected = "a whole number >= 1" if kind is int else "a number of seconds > 0"
+            raise ConfigurationError(f"{label}: expected {expected}, got {given!r}")
+        return kind(value)  # type: ignore[arg-type]
+
+    return parse
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +223,38 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "add a span event per security event to the active OpenTelemetry span",
         "false",
     ),
+    Option(
+        "delivery",
+        "SECEVENTS_DELIVERY",
+        _choice(DELIVERY_MODES),
+        "queue",
+        "a writer thread behind a bounded queue, or written on the caller's thread",
+        "sync",
+    ),
+    Option(
+        "queue_size",
+        "SECEVENTS_QUEUE_SIZE",
+        _positive(int),
+        DEFAULT_QUEUE_SIZE,
+        "records the queue holds",
+        "50000",
+    ),
+    Option(
+        "overflow",
+        "SECEVENTS_OVERFLOW",
+        _choice(OVERFLOW_POLICIES),
+        "drop",
+        "when the queue is full: drop and count, or block",
+        "block",
+    ),
+    Option(
+        "block_timeout",
+        "SECEVENTS_BLOCK_TIMEOUT",
+        _positive(float),
+        DEFAULT_BLOCK_TIMEOUT,
+        "seconds overflow='block' waits for room",
+        "0.5",
+    ),
 )
 """Every `configure()` option, in the signature's order."""
 
@@ -256,8 +317,11 @@ class Config:
     appsec_tracking: bool = True
     otel_span_events: bool = True
     bridges: tuple[Bridge, ...] = ()
-    writer: Writer = field(default_factory=lambda: make_writer(None))
-    logger: Any = None
+    writer: Target = field(default_factory=lambda: make_writer(None))
+    delivery: str = "queue"
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    overflow: str = "drop"
+    block_timeout: float = DEFAULT_BLOCK_TIMEOUT
     static: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     """The keys every record starts with (service, env, version), built once."""
     # Not in the repr: it holds the hash key.
@@ -317,9 +381,8 @@ def get_config_for_event() -> Config:
             f"graffer_secevents: the configuration from the environment is invalid ({exc}); security events "
             "are written to stdout with default settings until configure() succeeds",
         )
-        writer = make_writer(None)
         privacy = Privacy(None, os.environ.get("SECEVENTS_HASH_KEY") or None)
-        fallback = Config(privacy=privacy, writer=writer, logger=make_logger(writer))
+        fallback = Config(privacy=privacy, writer=make_writer(None))
         with _lock:
             # Not a base: the next configure() reads the environment again rather than merging into this.
             return _current if _current is not None else _install(fallback, base=False)
@@ -347,7 +410,7 @@ def configure(
     service: str | None = _UNSET,
     env: str | None = _UNSET,
     version: str | None = _UNSET,
-    output: Literal["stdout", "stderr", "logging"] | logging.Logger | Writable = _UNSET,
+    output: Literal["stdout", "stderr", "logging", "structlog"] | logging.Logger | Writable = _UNSET,
     strict: bool = _UNSET,
     privacy: Mapping[str, str] | None = _UNSET,
     hash_key: str | bytes | None = _UNSET,
@@ -356,6 +419,10 @@ def configure(
     metrics: Literal["auto", "dogstatsd", "otel", "memory", "none"] = _UNSET,
     appsec_tracking: bool = _UNSET,
     otel_span_events: bool = _UNSET,
+    delivery: Literal["queue", "sync"] = _UNSET,
+    queue_size: int = _UNSET,
+    overflow: Literal["drop", "block"] = _UNSET,
+    block_timeout: float = _UNSET,
     reset: bool = False,
     **unknown: Never,
 ) -> Config:
@@ -371,7 +438,8 @@ def configure(
         env: Datadog's unified environment tag (default ``DD_ENV``).
         version: Datadog's unified version tag (default ``DD_VERSION``).
         output: ``"stdout"`` (default), ``"stderr"``, ``"logging"`` (the stdlib logger ``graffer_secevents``),
-            a `logging.Logger`, or any file-like object with ``write`` (text or binary).
+            ``"structlog"`` (the application's structlog chain), a `logging.Logger`, or any file-like object
+            with ``write`` (text or binary).
         strict: raise `EventValidationError` for invalid event input instead of coercing it (default
             ``SECEVENTS_STRICT``, else off). Meant for tests.
         privacy: per-field modes overriding the defaults, e.g. ``{"usr.email": "drop",
@@ -387,6 +455,13 @@ def configure(
             imported ddtrace (default ``SECEVENTS_APPSEC_TRACKING``, else on).
         otel_span_events: add a span event per security event to the active OpenTelemetry span, when there is
             one and no ddtrace span (default ``SECEVENTS_OTEL_SPAN_EVENTS``, else on).
+        delivery: ``"queue"`` (default: a bounded queue and a writer thread, so a stuck output never blocks
+            the caller) or ``"sync"`` (written on the caller's thread) (default ``SECEVENTS_DELIVERY``).
+        queue_size: the most records the queue holds (default ``SECEVENTS_QUEUE_SIZE``, else 10,000).
+        overflow: when the queue is full, ``"drop"`` the record at once and count it (default) or
+            ``"block"`` for up to ``block_timeout`` seconds first (default ``SECEVENTS_OVERFLOW``).
+        block_timeout: seconds ``overflow="block"`` waits for room (default ``SECEVENTS_BLOCK_TIMEOUT``,
+            else 1.0).
         reset: forget earlier ``configure()`` calls: every option not named here goes back to its
             environment variable (read now) or default.
         **unknown: nothing: an unknown keyword is a `ConfigurationError` that names the nearest option (type
@@ -488,7 +563,10 @@ def _build(values: Mapping[str, Any], previous: Config | None) -> Config:
         otel_span_events=otel_span_events,
         bridges=build_bridges(privacy, appsec_tracking=appsec_tracking, otel_span_events=otel_span_events),
         writer=writer,
-        logger=make_logger(writer),
+        delivery=values["delivery"],
+        queue_size=values["queue_size"],
+        overflow=values["overflow"],
+        block_timeout=values["block_timeout"],
         static=MappingProxyType(static),
         options=MappingProxyType(values),
     )

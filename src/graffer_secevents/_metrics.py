@@ -114,7 +114,9 @@ LOGIN_FAILURE_REASONS: frozenset[str] = frozenset(
         OTHER,
     }
 )
-DROP_REASONS: frozenset[str] = frozenset({"write_error", "internal_error", OTHER})
+DROP_REASONS: frozenset[str] = frozenset(
+    {"queue_full", "write_error", "closed", "encoding", "exit", "internal_error", OTHER}
+)  # see _delivery
 
 # The SPEC §1 categories; duplicated rather than imported so this module stays import-light.
 _CATEGORIES: frozenset[str] = frozenset(

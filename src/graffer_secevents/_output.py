@@ -1,81 +1,135 @@
-"""Where rendered records go: a stream (stdout by default, any file-like object) or a stdlib logger.
+"""Where rendered records go: standard output or error, a file-like object, a stdlib logger, or structlog.
 
-Records reach the writer through a private structlog logger (``structlog.wrap_logger``), never through the
-application's structlog or logging configuration, which this library does not touch.
+A target writes a batch of finished JSON lines (each ending in ``\\n``) and either returns, meaning every
+line reached it, or raises `TargetWriteError` saying how many of the leading lines did and why the rest did
+not. That is all `_delivery` needs to keep ``secevents.dropped`` true. Targets never read or change the
+application's logging or structlog configuration.
 """
 
 from __future__ import annotations
 
+import codecs
+import errno
 import io
+import json
 import logging
+import os
+import select
 import sys
 import threading
-from typing import IO, Any, Protocol
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from typing import IO, Any, Final, Protocol
 
-import structlog
+import orjson
 
-__all__ = ["LoggingWriter", "StreamWriter", "Writer", "make_logger", "make_writer"]
+__all__ = [
+    "LoggerTarget",
+    "StdTarget",
+    "StreamTarget",
+    "StructlogTarget",
+    "Target",
+    "TargetWriteError",
+    "make_writer",
+]
+
+_LEVELS: Final = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
+# Errors a full disk or an interrupted call gives, which may clear: retried, and only then a drop.
+_TRANSIENT: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EINTR})
+_CLOSED: Final = frozenset({errno.EPIPE, errno.EBADF, errno.ECONNRESET})
+RETRY_DELAYS: Final = (0.01, 0.05, 0.25, 1.0)
+"""Pauses before each retry of a transient error on the writer thread (1.3 s in all); the synchronous path
+retries as often without pausing, since it runs on the caller's thread."""
+# Writes to a pipe up to PIPE_BUF bytes are atomic: chunks of whole lines up to that size never interleave
+# with other processes writing the same pipe (gunicorn workers share the container's stdout).
+_ATOMIC: Final = select.PIPE_BUF
 
 
-class Writer(Protocol):
-    """What the private structlog logger writes to: one method per level, each taking one rendered line."""
+class TargetWriteError(Exception):
+    """Not every line of a batch reached the target: the first ``delivered`` did, the rest are lost."""
 
-    def info(self, line: bytes) -> None: ...
-    def warning(self, line: bytes) -> None: ...
-    def critical(self, line: bytes) -> None: ...
+    def __init__(self, reason: str, delivered: int, cause: BaseException) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.reason = reason
+        self.delivered = delivered
+        self.cause = cause
 
 
-_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
+class Target(Protocol):
+    """Where `_delivery` hands batches of rendered lines."""
+
+    def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
+        """Write ``lines`` in order (``levels`` are the records' statuses); raise `TargetWriteError` on loss.
+
+        ``patient`` is true on the writer thread, which may pause before retrying; false on the caller's.
+        """
 
 
-class StreamWriter:
-    """Writes each record as one line with one ``write`` call and a flush, under a lock.
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeError):
+        return "encoding"
+    if isinstance(exc, ValueError) and "closed" in str(exc):  # io's "I/O operation on closed file"
+        return "closed"
+    if isinstance(exc, OSError) and exc.errno in _CLOSED:
+        return "closed"
+    return "write_error"
 
-    ``stream=None`` means ``sys.stdout`` as it is at write time, so test runners that swap stdout see the
-    records.
-    """
 
-    __slots__ = ("_binary", "_lock", "_stream")
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in _TRANSIENT
 
-    def __init__(self, stream: IO[Any] | None) -> None:
-        self._stream = stream
-        self._binary = stream is not None and _is_binary(stream)
-        self._lock = threading.Lock()
 
-    def write(self, line: bytes) -> None:
-        stream: IO[Any] = self._stream if self._stream is not None else sys.stdout
-        if self._binary:
-            # A buffered binary stream locks around each call, and one call writes the whole line.
-            stream.write(line)  # pyright: ignore[reportArgumentType] - binary: self._stream, not sys.stdout
-            stream.flush()
+def _retrying(action: Callable[[], object], patient: bool, delivered: int = 0) -> None:
+    """Run ``action``, retrying transient errors a bounded number of times, else raise `TargetWriteError`."""
+    try:
+        action()
+    except Exception as first:  # noqa: BLE001 - any failure of a caller-supplied file-like is a loss
+        _retry(action, first, patient, delivered)
+
+
+def _retry(action: Callable[[], object], exc: Exception, patient: bool, delivered: int) -> None:
+    """``action`` failed with ``exc``: retry it while the error is transient (the slow path)."""
+    for delay in RETRY_DELAYS:
+        if not _transient(exc):
+            break
+        if patient:
+            time.sleep(delay)
+        try:
+            action()
             return
-        with self._lock:  # text streams promise no thread safety
-            stream.write(line.decode("utf-8"))
-            stream.flush()
-
-    # structlog calls the wrapped logger's method named like the level.
-    info = warning = critical = write
+        except Exception as again:  # noqa: BLE001 - judged like the first failure
+            exc = again
+    raise TargetWriteError(_reason(exc), delivered, exc) from exc
 
 
-class LoggingWriter:
-    """Hands each record, as a JSON string, to a stdlib logger at the event's level."""
-
-    __slots__ = ("logger",)
-
-    def __init__(self, logger: logging.Logger) -> None:
-        self.logger = logger
-
-    def info(self, line: bytes) -> None:
-        self.logger.info(line[:-1].decode("utf-8"))
-
-    def warning(self, line: bytes) -> None:
-        self.logger.warning(line[:-1].decode("utf-8"))
-
-    def critical(self, line: bytes) -> None:
-        self.logger.critical(line[:-1].decode("utf-8"))
+def _lines_within(lines: Sequence[bytes], nbytes: int) -> int:
+    """How many leading lines the first ``nbytes`` bytes hold completely."""
+    total = count = 0
+    for line in lines:
+        total += len(line)
+        if total > nbytes:
+            break
+        count += 1
+    return count
 
 
-def _is_binary(stream: IO[Any]) -> bool:
+def _is_utf8(stream: Any) -> bool:
+    encoding = getattr(stream, "encoding", None)
+    if not isinstance(encoding, str):
+        return True  # io.StringIO and most file-likes hold str and encode nothing
+    try:
+        return codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        return False
+
+
+def ascii_line(line: bytes) -> str:
+    """The same JSON record with every non-ASCII character escaped (``\\u00e9``), for a non-UTF-8 stream."""
+    return json.dumps(orjson.loads(line), ensure_ascii=True, separators=(",", ":")) + "\n"
+
+
+def _is_binary(stream: Any) -> bool:
     if isinstance(stream, io.TextIOBase):
         return False
     if isinstance(stream, io.RawIOBase | io.BufferedIOBase):
@@ -83,31 +137,267 @@ def _is_binary(stream: IO[Any]) -> bool:
     return "b" in str(getattr(stream, "mode", ""))
 
 
-def make_writer(output: Any) -> Writer:
-    """Build the writer for ``configure(output=...)``; the caller has validated ``output``."""
+_LOCKED: weakref.WeakSet[StreamTarget | StdTarget] = weakref.WeakSet()
+
+
+def _unlock_after_fork() -> None:
+    # A fork taken while the parent's writer was inside a write copies its lock held: give each a new one.
+    for target in list(_LOCKED):
+        target._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_unlock_after_fork)
+
+
+_BINARY, _TEXT, _VIA_BUFFER, _ESCAPED = range(4)
+
+
+def _kind(stream: Any) -> int:
+    """How to write to ``stream``: bytes, UTF-8 text, bytes through its ``buffer``, or ASCII-escaped text."""
+    if _is_binary(stream):
+        return _BINARY
+    if _is_utf8(stream):
+        return _TEXT
+    if callable(getattr(getattr(stream, "buffer", None), "write", None)):
+        return _VIA_BUFFER
+    return _ESCAPED
+
+
+class StreamTarget:
+    """A file-like object: one ``write`` per batch (text or bytes), then a ``flush``.
+
+    A failed ``flush`` after a successful ``write`` loses nothing yet (the stream holds the data and the next
+    flush may succeed), so it is not a drop. A text stream whose encoding is not UTF-8 gets the UTF-8 bytes
+    through its ``buffer`` when it has one, else each line with its non-ASCII characters escaped.
+    """
+
+    __slots__ = ("__weakref__", "_kind", "_lock", "stream")
+
+    def __init__(self, stream: IO[Any]) -> None:
+        self.stream = stream
+        self._kind = _kind(stream)
+        self._lock = threading.Lock()  # text streams promise no thread safety (synchronous delivery)
+        _LOCKED.add(self)
+
+    def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
+        write_stream(self.stream, self._kind, lines, patient, self._lock)
+
+
+def write_stream(stream: Any, kind: int, lines: Sequence[bytes], patient: bool, lock: threading.Lock) -> None:
+    """Write ``lines`` to the file-like ``stream`` as `StreamTarget` describes."""
+    if stream is None:
+        raise TargetWriteError("closed", 0, ValueError("the stream is None (closed)"))
+    data: Any = lines[0] if len(lines) == 1 else b"".join(lines)
+    sink = stream
+    with lock:
+        if kind == _TEXT:
+            data = data.decode("utf-8")
+        elif kind == _VIA_BUFFER:
+            _flush_quietly(stream)  # what the application wrote through the text layer goes first
+            sink = stream.buffer
+        elif kind == _ESCAPED:
+            data = "".join(ascii_line(line) for line in lines)
+        try:
+            sink.write(data)
+        except Exception as exc:  # noqa: BLE001 - judged (and perhaps retried) by _retry
+            _retry(lambda: sink.write(data), exc, patient, 0)
+        flush = getattr(sink, "flush", None)
+        if flush is not None:
+            try:
+                flush()
+            except Exception as exc:  # noqa: BLE001 - see _flush_failed
+                _flush_failed(flush, exc, patient)
+
+
+def _flush_failed(flush: Callable[[], object], exc: Exception, patient: bool) -> None:
+    """A flush after a successful write failed. The stream holds the data, so this is a loss only when the
+    output is gone for good (closed, a pipe whose reader left); otherwise a later flush may still deliver."""
+    try:
+        _retry(flush, exc, patient, 0)
+    except TargetWriteError as failure:
+        if failure.reason == "closed":
+            raise
+
+
+def _flush_quietly(stream: Any) -> None:
+    flush = getattr(stream, "flush", None)
+    if flush is None:
+        return
+    try:
+        flush()
+    except Exception:  # noqa: BLE001, S110 - only ordering is at stake: the application's own buffered text
+        pass
+
+
+class StdTarget:
+    """``sys.stdout`` or ``sys.stderr`` as they are at write time.
+
+    The process's own standard stream (``sys.__stdout__``) is written with ``os.write`` on its descriptor,
+    in chunks of whole lines of at most ``PIPE_BUF`` bytes: a stuck pipe then blocks only the writer thread
+    in a system call and never holds the ``sys.stdout`` buffer's lock, which the interpreter needs at exit.
+    A replaced stream (a test runner's capture, ``io.StringIO``) is written like any file-like object.
+    """
+
+    __slots__ = ("__weakref__", "_last", "_last_kind", "_lock", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lock = threading.Lock()
+        self._last: Any = None  # the replaced stream last written, and how to write to it
+        self._last_kind = _TEXT
+        _LOCKED.add(self)
+
+    def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
+        stream = getattr(sys, self.name)
+        original = getattr(sys, f"__{self.name}__")
+        if stream is None or stream is not original:
+            if stream is not self._last:
+                self._last, self._last_kind = stream, _kind(stream)
+            write_stream(stream, self._last_kind, lines, patient, self._lock)
+            return
+        try:
+            fd = stream.fileno()
+        except Exception as exc:  # closed, or no descriptor at all
+            if isinstance(exc, ValueError):
+                raise TargetWriteError("closed", 0, exc) from exc
+            write_stream(stream, _kind(stream), lines, patient, self._lock)
+            return
+        write_fd(fd, lines, patient)  # UTF-8 bytes whatever the text layer's encoding (JSON is UTF-8)
+
+
+def write_fd(fd: int, lines: Sequence[bytes], patient: bool) -> None:
+    """Write ``lines`` to a descriptor in atomic chunks, resuming after partial writes; retry transient
+    errors; raise `TargetWriteError` with the number of lines fully written."""
+    done = 0  # lines fully written
+    while done < len(lines):
+        end, size = done, 0
+        while end < len(lines) and (end == done or size + len(lines[end]) <= _ATOMIC):
+            size += len(lines[end])
+            end += 1
+        chunk = memoryview(b"".join(lines[done:end]))
+        offset = [0]
+
+        def rest(chunk: memoryview = chunk, offset: list[int] = offset) -> None:
+            while offset[0] < len(chunk):
+                offset[0] += os.write(fd, chunk[offset[0] :])
+
+        try:
+            _retrying(rest, patient, done)
+        except TargetWriteError as failure:
+            failure.delivered = done + _lines_within(lines[done:end], offset[0])
+            raise
+        done = end
+
+
+class LoggerTarget:
+    """A stdlib logger: one record per line at the event's level, the JSON (without ``\\n``) as message.
+
+    The handlers are called here as `logging.Logger.callHandlers` would (levels, filters, ``propagate``,
+    ``lastResort``), each watched for a failure: a handler's ``emit`` reports errors only to its own
+    ``handleError`` and never raises, so for the length of one call (under the handler's own lock, so no other
+    thread's record can pass through it) that handler's ``handleError`` is wrapped to note the failure
+    before running as usual. A record that no handler could take counts as dropped; one the application's
+    levels or filters turn away does not.
+    """
+
+    __slots__ = ("logger",)
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
+        logger = self.logger
+        for index, (line, level) in enumerate(zip(lines, levels, strict=True)):
+            levelno = _LEVELS.get(level, logging.INFO)
+            if logger.disabled or not logger.isEnabledFor(levelno):
+                continue
+            try:
+                text = line[:-1].decode("utf-8")
+                record = logger.makeRecord(logger.name, levelno, "graffer_secevents", 0, text, (), None)
+                if logger.filter(record) and not _call_handlers(logger, record):
+                    raise RuntimeError("a logging handler failed (see its handleError output)")
+            except Exception as exc:  # the remaining records are not delivered either
+                raise TargetWriteError(_reason(exc), index, exc) from exc
+
+
+def _call_handlers(logger: logging.Logger, record: logging.LogRecord) -> bool:
+    """Pass ``record`` to the handlers `logging.Logger.callHandlers` would; return whether all succeeded."""
+    ok = True
+    found = 0
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            found += 1
+            if record.levelno >= handler.level:
+                ok = _handle_watched(handler, record) and ok
+        current = current.parent if current.propagate else None
+    last = logging.lastResort
+    if found == 0 and last is not None and record.levelno >= last.level:
+        ok = _handle_watched(last, record)
+    return ok
+
+
+def _handle_watched(handler: logging.Handler, record: logging.LogRecord) -> bool:
+    failed: list[bool] = []
+    handler.acquire()  # an RLock: handle() takes it again around emit()
+    try:
+        own = handler.__dict__.get("handleError")
+        original = handler.handleError
+
+        def note_failure(failed_record: logging.LogRecord) -> None:
+            failed.append(True)
+            original(failed_record)
+
+        handler.handleError = note_failure  # type: ignore[method-assign,assignment]
+        try:
+            handler.handle(record)
+        finally:
+            if own is None:
+                del handler.handleError
+            else:
+                handler.handleError = own  # type: ignore[method-assign]
+    finally:
+        handler.release()
+    return not failed
+
+
+class StructlogTarget:
+    """The application's own structlog chain: ``structlog.get_logger("graffer_secevents")``.
+
+    Each record's keys become the event dict (``message`` is the event), so the application's processors
+    decide how it is rendered and where it goes. Imported only when this output is configured.
+    """
+
+    __slots__ = ("logger",)
+
+    def __init__(self) -> None:
+        import structlog
+
+        self.logger = structlog.get_logger("graffer_secevents")
+
+    def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
+        for index, (line, level) in enumerate(zip(lines, levels, strict=True)):
+            try:
+                event_dict = orjson.loads(line)
+                message = event_dict.pop("message", "")
+                getattr(self.logger, level if level in _LEVELS else "info")(message, **event_dict)
+            except Exception as exc:  # a failing processor chain loses this record
+                raise TargetWriteError(_reason(exc), index, exc) from exc
+
+
+OUTPUT_NAMES: Final = ("stdout", "stderr", "logging", "structlog")
+
+
+def make_writer(output: Any) -> Target:
+    """Build the target for ``configure(output=...)``; the caller has validated ``output``."""
     if output is None or output == "stdout":
-        return StreamWriter(None)
+        return StdTarget("stdout")
     if output == "stderr":
-        return StreamWriter(sys.stderr)
+        return StdTarget("stderr")
     if output == "logging":
-        return LoggingWriter(logging.getLogger("graffer_secevents"))
+        return LoggerTarget(logging.getLogger("graffer_secevents"))
+    if output == "structlog":
+        return StructlogTarget()
     if isinstance(output, logging.Logger):
-        return LoggingWriter(output)
-    return StreamWriter(output)
-
-
-def _render_passthrough(_logger: Any, _method: str, event_dict: Any) -> Any:
-    # The pipeline renders the record itself (it must catch serialisation errors per record);
-    # structlog carries the finished line to the writer.
-    return event_dict["event"]
-
-
-def make_logger(writer: Writer) -> Any:
-    """A private structlog bound logger over ``writer``: no global configuration is read or changed."""
-    return structlog.wrap_logger(
-        writer,
-        processors=[_render_passthrough],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        context_class=dict,
-        cache_logger_on_first_use=True,
-    ).bind()
+        return LoggerTarget(output)
+    return StreamTarget(output)

@@ -4,7 +4,7 @@
 2. validate and coerce the caller's input (a fast path for well-typed input, pydantic for the rest);
 3. enrich: service/env/version, the request context, trace ids;
 4. privacy: per-field modes, hashing, secret redaction in caller metadata;
-5. render one JSON line (orjson) and write it through the private structlog logger;
+5. render one JSON line (orjson) and hand it to the delivery queue (`_delivery`);
 6. then count it in the metrics and hand it to the trace bridges.
 
 Lenient mode never raises into the caller: what had to be changed is listed in ``secevents.errors`` and the
@@ -22,7 +22,6 @@ import datetime
 import decimal
 import enum
 import math
-import sys
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -38,6 +37,7 @@ from ._config import Config, get_config_for_event
 from ._context import _providers, provided_request
 from ._context import _request as _request_var
 from ._context import _user as _user_var
+from ._delivery import deliver
 from ._errors import EventValidationError
 from ._guard import guarded
 from ._ip import normalize_ip
@@ -53,7 +53,7 @@ from ._limits import (
     _limit_str,
     _take,
 )
-from ._metrics import record_dropped, record_event
+from ._metrics import record_event
 from ._privacy import REDACTED, is_secret_key
 from ._trace import trace_fields
 from ._users import _show, _text, _user_parts, _usr
@@ -620,11 +620,8 @@ emit_event: Final = guarded(emit_unguarded, "emit_event")
 
 
 def _write(cfg: Config, level: str, line: bytes) -> None:
-    try:
-        getattr(cfg.logger, level)(line)
-    except Exception as exc:  # noqa: BLE001 - a closed or full output loses this record, never the caller
-        record_dropped(cfg.metrics, "write_error") if cfg.metrics is not None else None
-        _warn_write_failure(exc)
+    # Queued for the writer thread, or written now under delivery="sync"; never raises (see _delivery).
+    deliver(cfg, level, line)
 
 
 def _after_write(cfg: Config, spec: EventType, record: dict[str, Any], values: Mapping[str, Any]) -> None:
@@ -644,23 +641,3 @@ def _after_write(cfg: Config, spec: EventType, record: dict[str, Any], values: M
             bridge(spec, record)
         except Exception:  # noqa: BLE001, S112 - bridges never break the caller (BaseException passes)
             continue
-
-
-_write_failures: list[int] = [0]
-
-
-def _warn_write_failure(exc: Exception) -> None:
-    _write_failures[0] += 1
-    if _write_failures[0] == 1:
-        try:
-            sys.stderr.write(
-                f"graffer_secevents: could not write a security event ({type(exc).__name__}: {exc}); "
-                "events are being dropped and counted in secevents.dropped\n"
-            )
-        except Exception:  # noqa: BLE001, S110 - stderr itself may be the broken pipe
-            pass
-
-
-def dropped_writes() -> int:
-    """How many records this process could not write (for tests and diagnostics)."""
-    return _write_failures[0]

@@ -30,7 +30,7 @@ import difflib
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, Final, cast
@@ -41,7 +41,6 @@ from . import _config, _context
 from ._catalog import CATALOG
 from ._config import Config
 from ._metrics import MemoryMetrics, MetricPoint
-from ._output import make_logger
 from ._pipeline import SCHEMA_VERSION
 
 __all__ = [
@@ -130,11 +129,11 @@ class _MemoryWriter:
         self._lock = threading.Lock()
         self._parent = parent
 
-    def write(self, line: bytes) -> None:
+    def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
         with self._lock:
-            self.lines.append(line)
+            self.lines.extend(lines)
         if self._parent is not None:
-            self._parent.write(line)
+            self._parent.write_lines(lines, levels, patient)
 
     def snapshot(self) -> list[bytes]:
         with self._lock:
@@ -143,9 +142,6 @@ class _MemoryWriter:
     def clear(self) -> None:
         with self._lock:
             self.lines.clear()
-
-    # structlog calls the wrapped logger's method named like the level.
-    info = warning = critical = write
 
 
 class _MemoryMetrics(MemoryMetrics):
@@ -166,18 +162,19 @@ class _MemoryMetrics(MemoryMetrics):
 class _Overlay:
     """The parts of the configuration a capture replaces, applied to whatever configuration is installed."""
 
-    __slots__ = ("logger", "metrics", "strict", "writer")
+    __slots__ = ("metrics", "strict", "writer")
 
     def __init__(self, writer: _MemoryWriter, metrics: _MemoryMetrics, strict: bool) -> None:
         self.writer = writer
         self.metrics = metrics
         self.strict = strict
-        self.logger = make_logger(writer)
 
     def apply(self, cfg: Config) -> Config:
-        if cfg.writer is self.writer and cfg.metrics is self.metrics and cfg.strict == self.strict:
+        same = cfg.writer is self.writer and cfg.metrics is self.metrics and cfg.strict == self.strict
+        if same and cfg.delivery == "sync":
             return cfg
-        return replace(cfg, strict=self.strict, writer=self.writer, logger=self.logger, metrics=self.metrics)
+        # Written on the caller's thread, so a test sees its events as soon as the call returns.
+        return replace(cfg, strict=self.strict, writer=self.writer, metrics=self.metrics, delivery="sync")
 
 
 # The active captures, innermost last. While there is one, installing a configuration (configure(),

@@ -48,3 +48,10 @@ def strict_in_tests() -> None:
     record = events.assert_emitted("authn_login_fail", usr__id="1")
     assert record["evt"]["outcome"] == "failure"
     events.assert_not_emitted("authn_login_success")
+
+
+def delivery() -> bool:
+    secevents.configure(delivery="queue", queue_size=10_000, overflow="block", block_timeout=0.25)
+    secevents.log_logout(1)
+    drained: bool = secevents.flush(timeout=2.0)
+    return drained

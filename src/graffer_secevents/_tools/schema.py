@@ -82,6 +82,7 @@ class _Dd(_Closed):
 class _Meta(_Closed):
     schema_: int = Field(alias="schema", ge=1)
     errors: list[str] | None = None
+    dropped_before: int | None = Field(default=None, ge=1)
 
 
 class SecurityRecord(_Closed):

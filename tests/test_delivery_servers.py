@@ -1,0 +1,183 @@
+"""Real servers on 127.0.0.1 whose stdout is a pipe: stuck (nobody reads), resumed, and shut down gracefully.
+
+The apps and server scripts are in tests/delivery/.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+APPS = Path(__file__).parent / "delivery"
+BIN = Path(sys.executable).parent
+LOGINS = 1000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "SECEVENTS_DELIVERY"}  # the default: the queue
+    env.update(PYTHONPATH=str(APPS), SECEVENTS_METRICS="none", **extra)
+    return env
+
+
+class _Client:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def get(self, path: str) -> tuple[bytes, float]:
+        started = time.perf_counter()
+        try:
+            self.conn.request("GET", path)
+            response = self.conn.getresponse()
+        except (ConnectionError, http.client.HTTPException):  # a worker closed the keep-alive: reconnect
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            self.conn.request("GET", path)
+            response = self.conn.getresponse()
+        body = response.read()
+        assert response.status == 200, body
+        return body, time.perf_counter() - started
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def wait_ready(self, proc: subprocess.Popen[bytes], deadline: float = 60.0) -> None:
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            assert proc.poll() is None, "the server exited at start-up"
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        pytest.fail("the server did not start")
+
+
+@contextmanager
+def _server(argv: list[str], env: dict[str, str], stderr: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with open(stderr, "wb") as err:
+        proc = subprocess.Popen(argv, cwd=APPS, env=env, stdout=subprocess.PIPE, stderr=err)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(30)
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+class _Reader:
+    """Reads the server's stdout pipe once started: until then, nobody reads it."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        self.stream = proc.stdout
+        self.data = bytearray()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+
+    def _read(self) -> None:
+        fd = self.stream.fileno()
+        while chunk := os.read(fd, 65536):
+            self.data += chunk
+
+    def records(self) -> list[dict[str, Any]]:
+        self.thread.join(30)
+        lines = bytes(self.data).splitlines()
+        return [orjson.loads(line) for line in lines]  # each a whole JSON object: none torn
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "waitress"])
+def test_a_stuck_stdout_never_stops_the_server_answering(server: str, tmp_path: Path) -> None:
+    port = _free_port()
+    argv = [sys.executable, str(APPS / f"serve_{server}.py"), str(port)]
+    with _server(argv, _env(SECEVENTS_QUEUE_SIZE="200"), tmp_path / "stderr.log") as proc:
+        client = _Client(port)
+        client.wait_ready(proc)
+        slowest = 0.0
+        for n in range(LOGINS):
+            _, took = client.get(f"/login?n={n}")
+            slowest = max(slowest, took)
+            if n % 10 == 0:
+                _, took = client.get("/health")
+                slowest = max(slowest, took)
+        assert slowest < 2.0, f"a request took {slowest:.2f}s while stdout was stuck"
+        lost = json.loads(client.get("/dropped")[0])["queue_full"]
+        assert 0 < lost < LOGINS - 200  # the pipe (64 KiB) and the queue (200) hold the rest
+
+        reader = _Reader(proc)
+        reader.thread.start()  # the reader resumes
+        flushed = json.loads(client.get("/flush")[0])
+        assert flushed == {"flushed": True, "dropped": {"queue_full": lost}}
+        client.close()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        records = reader.records()
+
+    logins = [r for r in records if r["evt"]["type"] == "authn_login_fail"]
+    assert len(logins) == LOGINS - lost
+    ids = [int(r["usr"]["id"]) for r in logins]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all(r["network"]["client"]["ip"] == "127.0.0.1" for r in logins)
+    assert sum(r["secevents"].get("dropped_before", 0) for r in logins) == lost
+    err = (tmp_path / "stderr.log").read_text()
+    assert err.count("could not write a security event") == 1 and "reason:queue_full" in err
+
+
+def test_gunicorn_preload_two_workers_write_every_record_once(tmp_path: Path) -> None:
+    port = _free_port()
+    argv = [
+        str(BIN / "gunicorn"),
+        "--preload",
+        "--workers=2",
+        f"--bind=127.0.0.1:{port}",
+        "--graceful-timeout=20",
+        "apps:wsgi_app",
+    ]
+    with _server(argv, _env(BOOT_EVENT="1"), tmp_path / "stderr.log") as proc:
+        reader = _Reader(proc)
+        reader.thread.start()
+        _Client(port).wait_ready(proc)
+        clients = [_Client(port) for _ in range(4)]
+
+        def send(k: int) -> None:
+            for n in range(k, 400, 4):
+                clients[k].get(f"/login?n={n}")
+
+        threads = [threading.Thread(target=send, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for client in clients:
+            client.close()
+        proc.send_signal(signal.SIGTERM)  # graceful stop: workers exit through the normal exit path
+        assert proc.wait(60) == 0
+        records = reader.records()
+
+    ids = sorted(int(r["usr"]["id"]) for r in records if r["evt"]["type"] == "authn_login_fail")
+    assert ids == list(range(400))  # every record once: none lost on stop, none repeated by a worker
+    boots = [r for r in records if r["evt"]["type"] == "admin_action"]
+    assert len(boots) == 1  # the master's record, queued before the fork, is the master's alone
+    assert "could not write" not in (tmp_path / "stderr.log").read_text()
