@@ -151,11 +151,12 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str, object], Any]:
                 value = kind(value.strip())
             except ValueError:
                 value = None
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and value > 0
-        if not ok or (kind is int and not isinstance(value, int)) or value != value:  # noqa: PLR0124 - NaN
+        number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+        ok = number is not None and number > 0 and number == number  # noqa: PLR0124 - not NaN
+        if number is None or not ok or (kind is int and not isinstance(number, int)):
             expected = "a whole number >= 1" if kind is int else "a number of seconds > 0"
             raise ConfigurationError(f"{label}: expected {expected}, got {given!r}")
-        return kind(value)  # type: ignore[arg-type]
+        return kind(number)
 
     return parse
 
