@@ -158,7 +158,10 @@ def test_an_unknown_keyword_names_the_nearest_option() -> None:
 
 
 def test_an_unknown_keyword_far_from_any_option_lists_them() -> None:
-    with pytest.raises(ConfigurationError, match=r"unknown option 'colour' \(valid: appsec_tracking, env"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"unknown option 'colour' \(valid: appsec_tracking, block_timeout, delivery, env",
+    ):
         api.configure(colour="blue")  # type: ignore[arg-type]
 
 
@@ -245,12 +248,16 @@ def test_every_option_reaches_the_config() -> None:
 
 
 def test_the_signature_literals_are_the_allowed_values() -> None:
-    """`metrics` and `output` are Literal types in the signature; they list what the parsers accept."""
+    """`metrics`, `output`, `delivery` and `overflow` are Literal types in the signature; they list what the
+    parsers accept."""
     from typing import get_args, get_type_hints
 
-    from graffer_secevents._config import _OUTPUT_NAMES
+    from graffer_secevents._delivery import DELIVERY_MODES, OVERFLOW_POLICIES
     from graffer_secevents._metrics import METRIC_BACKENDS
+    from graffer_secevents._output import OUTPUT_NAMES
 
     hints = get_type_hints(configure)
     assert get_args(hints["metrics"]) == METRIC_BACKENDS
-    assert get_args(get_args(hints["output"])[0]) == _OUTPUT_NAMES
+    assert get_args(get_args(hints["output"])[0]) == OUTPUT_NAMES
+    assert get_args(hints["delivery"]) == DELIVERY_MODES
+    assert get_args(hints["overflow"]) == OVERFLOW_POLICIES

@@ -222,11 +222,13 @@ def test_delivery_options_come_from_the_environment(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("SECEVENTS_QUEUE_SIZE", "50")
     monkeypatch.setenv("SECEVENTS_OVERFLOW", "block")
     monkeypatch.setenv("SECEVENTS_BLOCK_TIMEOUT", "0.25")
-    cfg = api.configure()
+    cfg = api.configure(reset=True)  # the environment is read at the first build and on reset
     assert (cfg.delivery, cfg.queue_size, cfg.overflow, cfg.block_timeout) == ("sync", 50, "block", 0.25)
     monkeypatch.setenv("SECEVENTS_QUEUE_SIZE", "lots")
-    with pytest.raises(ConfigurationError, match="queue_size: expected a whole number >= 1, got 'lots'"):
-        api.configure()
+    with pytest.raises(
+        ConfigurationError, match="SECEVENTS_QUEUE_SIZE: expected a whole number >= 1, got 'lots'"
+    ):
+        api.configure(reset=True)
 
 
 # --- faults: a record is dropped exactly when it did not reach the output -----------------------------------

@@ -51,6 +51,7 @@ PUBLIC_API = {
             "current_request",
             "current_user",
             "emit",
+            "flush",
             "get_config",
             "log_access_denied",
             "log_account_locked",
