@@ -1,0 +1,115 @@
+"""Accounts as the Django auth adapters name them: found by what was typed, named by their pk.
+
+Used by the app's signal receivers (``apps.py``) and the auth-stack adapters (``drf.py``, ``allauth.py``), so
+a failed login reads the same whichever stack saw it: ``usr.login`` (hashed), ``usr.exists``, a bounded
+``evt.reason`` and, for an existing account, the pk its successful logins carry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+from graffer_secevents.integrations._auth import record_auth
+
+__all__ = ["UNKNOWN", "find_account", "login_from", "pk_of", "record_login_failure"]
+
+UNKNOWN: Final[Any] = object()
+"""The lookup could not be made (no database, no table, an event loop): existence is unknown."""
+
+# The credential keys a backend may be called with, in the order they are read (allauth calls
+# ``authenticate(email=..., password=...)``); the password is never among them.
+_LOGIN_KEYS: Final = ("username", "email", "phone")
+
+
+def login_from(credentials: object) -> tuple[str | None, str | None]:
+    """What was typed as the login, and the credential key it came from: ``username``, the user model's
+    ``USERNAME_FIELD``, ``email`` or ``phone``. Only these keys are read; never the password."""
+    if not isinstance(credentials, Mapping):
+        return None, None
+    from django.contrib.auth import get_user_model
+
+    field = getattr(get_user_model(), "USERNAME_FIELD", "username")
+    for key in (_LOGIN_KEYS[0], field, *_LOGIN_KEYS[1:]):
+        value = credentials.get(key)
+        if value is not None and value != "":
+            return (value if isinstance(value, str) else str(value)), key
+    return None, None
+
+
+def find_account(login: str, key: str | None = None) -> Any:
+    """``(pk, is_active)`` of the account reached by ``login`` through credential ``key`` (the username
+    field by default; e-mail case-insensitively), ``None`` if there is none, :data:`UNKNOWN` if the lookup
+    fails."""
+    try:
+        from django.contrib.auth import get_user_model
+        from django.core.exceptions import FieldDoesNotExist
+
+        model = get_user_model()
+        field = model.USERNAME_FIELD if key in (None, "username") else key
+        if field == "email" and field != model.USERNAME_FIELD:
+            lookup = {"email__iexact": login}
+        else:
+            lookup = {field: login}
+        try:
+            model._meta.get_field("is_active")
+            columns: tuple[str, ...] = ("pk", "is_active")
+        except FieldDoesNotExist:
+            columns = ("pk",)
+        row = _first(model, model._default_manager.filter(**lookup).order_by("pk").values_list(*columns))
+    except Exception:  # noqa: BLE001 - no database, no table, or an event loop: unknown, never an error
+        return UNKNOWN
+    if row is None:
+        return None
+    return row[0], (bool(row[1]) if len(row) > 1 else True)
+
+
+def pk_of(model_field: str, value: object) -> Any:
+    """The pk of the account whose ``model_field`` is ``value`` (a token's user-id claim), or ``None``."""
+    if value is None:
+        return None
+    try:
+        from django.contrib.auth import get_user_model
+
+        model = get_user_model()
+        if model_field in ("pk", model._meta.pk.name):
+            return value
+        return _first(model, model._default_manager.filter(**{model_field: value}).values_list("pk", flat=True))
+    except Exception:  # noqa: BLE001 - as find_account
+        return None
+
+
+def _first(model: Any, query: Any) -> Any:
+    from django.db import connections, router, transaction
+
+    alias = router.db_for_read(model)
+    if connections[alias].in_atomic_block:
+        # A savepoint, so a failing lookup cannot break the application's transaction.
+        with transaction.atomic(using=alias):
+            return query.first()
+    return query.first()
+
+
+def record_login_failure(login: str | None, *, where: str, key: str | None = None) -> bool:
+    """One ``authn_login_fail`` for this request (none if one was recorded already): ``usr.login``,
+    ``usr.exists``, ``evt.reason`` (``invalid_credentials``, ``unknown_user``, ``account_disabled``) and,
+    for an existing account, its pk as ``usr.id``."""
+    found = find_account(login, key) if login is not None else UNKNOWN
+    if found is UNKNOWN:
+        exists, user, reason = None, None, None
+    elif found is None:
+        exists, user, reason = False, None, "unknown_user"
+    else:
+        # An existing account is named by its pk, as its successful logins are: rules that follow one
+        # @usr.id through failures to a success (brute force) see one account, not two.
+        pk, active = found
+        exists, user, reason = True, pk, ("invalid_credentials" if active else "account_disabled")
+    return record_auth(
+        "authn_login_fail",
+        where=where,
+        user=user,
+        outcome="failure",
+        login=login,
+        exists=exists,
+        params={"reason": reason},
+    )
