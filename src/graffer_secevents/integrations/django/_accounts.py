@@ -74,7 +74,8 @@ def pk_of(model_field: str, value: object) -> Any:
         model = get_user_model()
         if model_field in ("pk", model._meta.pk.name):
             return value
-        return _first(model, model._default_manager.filter(**{model_field: value}).values_list("pk", flat=True))
+        query = model._default_manager.filter(**{model_field: value}).values_list("pk", flat=True)
+        return _first(model, query)
     except Exception:  # noqa: BLE001 - as find_account
         return None
 

@@ -28,9 +28,8 @@ from typing import Any
 from django.apps import AppConfig
 
 from graffer_secevents._pipeline import emit_event
-from graffer_secevents.integrations._common import never_raise
-
 from graffer_secevents.integrations._auth import record_auth
+from graffer_secevents.integrations._common import never_raise
 
 from ._accounts import login_from, record_login_failure
 from .middleware import request_bound
@@ -77,7 +76,8 @@ def _install_auth_stacks() -> None:
 def _on_logged_in(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:
     with request_bound(request):
         # Once per request: a stack that also reports the login (a token view calling login()) adds none.
-        record_auth("authn_login_success", where="Django's user_logged_in event", user=user, outcome="success")
+        where = "Django's user_logged_in event"
+        record_auth("authn_login_success", where=where, user=user, outcome="success")
 
 
 def _on_login_failed(sender: Any, credentials: Any = None, request: Any = None, **_kwargs: Any) -> None:
