@@ -48,7 +48,11 @@ STACK_SETTINGS: dict[str, Any] = {
         ],
         "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     },
-    "SIMPLE_JWT": {"ROTATE_REFRESH_TOKENS": True, "BLACKLIST_AFTER_ROTATION": True},
+    "SIMPLE_JWT": {
+        "ROTATE_REFRESH_TOKENS": True,
+        "BLACKLIST_AFTER_ROTATION": True,
+        "SIGNING_KEY": "test-only-signing-key-" + "x" * 32,
+    },
     "ACCOUNT_LOGIN_METHODS": {"email", "username"},
     "ACCOUNT_SIGNUP_FIELDS": ["email*", "username*", "password1*", "password2*"],
     "ACCOUNT_EMAIL_VERIFICATION": "none",
