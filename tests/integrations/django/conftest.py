@@ -31,7 +31,11 @@ HAS_DRF = all(importlib.util.find_spec(m) for m in ("rest_framework", "rest_fram
 HAS_ALLAUTH = importlib.util.find_spec("allauth") is not None
 
 STACK_APPS = [
-    *(["rest_framework", "rest_framework.authtoken", "rest_framework_simplejwt.token_blacklist"] if HAS_DRF else []),
+    *(
+        ["rest_framework", "rest_framework.authtoken", "rest_framework_simplejwt.token_blacklist"]
+        if HAS_DRF
+        else []
+    ),
     *(["allauth", "allauth.account", "allauth.mfa"] if HAS_ALLAUTH else []),
 ]
 STACK_SETTINGS: dict[str, Any] = {

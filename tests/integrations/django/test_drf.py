@@ -20,8 +20,8 @@ from graffer_secevents.testing import Capture
 
 pytest.importorskip("rest_framework_simplejwt")
 
-from rest_framework.authtoken.models import Token  # noqa: E402
-from rest_framework_simplejwt.tokens import AccessToken, RefreshToken  # noqa: E402
+from rest_framework.authtoken.models import Token
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 WITH_401 = override_settings(SECEVENTS_STATUS_EVENTS={401: "authz_fail"})
 _ids = itertools.count()
@@ -82,13 +82,13 @@ def test_jwt_sliding_obtain_success(security_events: Capture, accounts: Any) -> 
 
 
 @WITH_401
-def test_jwt_obtain_wrong_password_is_one_failure_with_the_same_id(security_events: Capture, accounts: Any) -> None:
+def test_jwt_obtain_wrong_password_is_one_failure_with_the_same_id(
+    security_events: Capture, accounts: Any
+) -> None:
     """Django's user_login_failed fires inside the serializer; the 401 rule is on: still one record."""
     response, ip, rid = send("post", "/drf/token/", {"username": "ada", "password": "wrong horse"})
     assert response.status_code == 401
-    record = only(
-        security_events, rid, "authn_login_fail", ip, id=str(accounts["ada"].pk), exists=True
-    )
+    record = only(security_events, rid, "authn_login_fail", ip, id=str(accounts["ada"].pk), exists=True)
     assert record["evt"]["reason"] == "invalid_credentials"
     assert record["usr"]["login"].startswith("anon_")
 
@@ -145,7 +145,9 @@ def test_rotated_refresh_token_used_again_is_token_reuse(security_events: Captur
     assert record["evt"]["token_id"] != jti and record["evt"]["token_id"].startswith("anon_")  # hashed
 
 
-def test_blacklist_view_is_a_logout_and_a_second_use_is_reuse(security_events: Capture, accounts: Any) -> None:
+def test_blacklist_view_is_a_logout_and_a_second_use_is_reuse(
+    security_events: Capture, accounts: Any
+) -> None:
     refresh = pair()["refresh"]
     response, ip, rid = send("post", "/drf/token/blacklist/", {"refresh": refresh})
     assert response.status_code == 200
