@@ -22,41 +22,54 @@ UNKNOWN: Final[Any] = object()
 _LOGIN_KEYS: Final = ("username", "email", "phone")
 
 
-def login_from(credentials: object) -> tuple[str | None, str | None]:
-    """What was typed as the login, and the credential key it came from: ``username``, the user model's
-    ``USERNAME_FIELD``, ``email`` or ``phone``. Only these keys are read; never the password."""
+def login_from(credentials: object) -> tuple[str | None, tuple[str, ...]]:
+    """What was typed as the login, and every credential key it was passed under: ``username``, the user
+    model's ``USERNAME_FIELD``, ``email``, ``phone`` (allauth passes an e-mail as both ``email`` and
+    ``username`` when both login methods are on). Only these keys are read; never the password."""
     if not isinstance(credentials, Mapping):
-        return None, None
+        return None, ()
     from django.contrib.auth import get_user_model
 
     field = getattr(get_user_model(), "USERNAME_FIELD", "username")
-    for key in (_LOGIN_KEYS[0], field, *_LOGIN_KEYS[1:]):
+    login: str | None = None
+    keys: list[str] = []
+    for key in dict.fromkeys((_LOGIN_KEYS[0], field, *_LOGIN_KEYS[1:])):
         value = credentials.get(key)
-        if value is not None and value != "":
-            return (value if isinstance(value, str) else str(value)), key
-    return None, None
+        if value is None or value == "":
+            continue
+        text = value if isinstance(value, str) else str(value)
+        if login is None:
+            login = text
+        if text == login:
+            keys.append(key)
+    return login, tuple(keys)
 
 
-def find_account(login: str, key: str | None = None) -> Any:
-    """``(pk, is_active)`` of the account reached by ``login`` through credential ``key`` (the username
-    field by default; e-mail case-insensitively), ``None`` if there is none, :data:`UNKNOWN` if the lookup
-    fails."""
+def find_account(login: str, keys: tuple[str, ...] = ()) -> Any:
+    """``(pk, is_active)`` of the account reached by ``login`` through the first of the credential ``keys``
+    that finds one (the username field by default; an e-mail case-insensitively), ``None`` if there is none,
+    :data:`UNKNOWN` if the lookup fails."""
     try:
         from django.contrib.auth import get_user_model
         from django.core.exceptions import FieldDoesNotExist
 
         model = get_user_model()
-        field = model.USERNAME_FIELD if key in (None, "username") else key
-        if field == "email" and field != model.USERNAME_FIELD:
-            lookup = {"email__iexact": login}
-        else:
-            lookup = {field: login}
         try:
             model._meta.get_field("is_active")
             columns: tuple[str, ...] = ("pk", "is_active")
         except FieldDoesNotExist:
             columns = ("pk",)
-        row = _first(model, model._default_manager.filter(**lookup).order_by("pk").values_list(*columns))
+        row = None
+        for key in keys or (model.USERNAME_FIELD,):
+            field = model.USERNAME_FIELD if key == "username" else key
+            try:
+                model._meta.get_field(field)
+            except FieldDoesNotExist:
+                continue
+            lookup = {"email__iexact" if field == "email" else field: login}
+            row = _first(model, model._default_manager.filter(**lookup).order_by("pk").values_list(*columns))
+            if row is not None:
+                break
     except Exception:  # noqa: BLE001 - no database, no table, or an event loop: unknown, never an error
         return UNKNOWN
     if row is None:
@@ -91,11 +104,11 @@ def _first(model: Any, query: Any) -> Any:
     return query.first()
 
 
-def record_login_failure(login: str | None, *, where: str, key: str | None = None) -> bool:
+def record_login_failure(login: str | None, *, where: str, keys: tuple[str, ...] = ()) -> bool:
     """One ``authn_login_fail`` for this request (none if one was recorded already): ``usr.login``,
     ``usr.exists``, ``evt.reason`` (``invalid_credentials``, ``unknown_user``, ``account_disabled``) and,
     for an existing account, its pk as ``usr.id``."""
-    found = find_account(login, key) if login is not None else UNKNOWN
+    found = find_account(login, keys) if login is not None else UNKNOWN
     if found is UNKNOWN:
         exists, user, reason = None, None, None
     elif found is None:

@@ -28,7 +28,7 @@ from typing import Any
 from graffer_secevents._types import User
 from graffer_secevents.integrations._auth import record_auth
 
-from ._accounts import UNKNOWN, find_account
+from ._accounts import UNKNOWN, find_account, login_from
 from ._wrap import wrap_method
 from .middleware import request_bound
 
@@ -117,9 +117,8 @@ def _pre_authenticate(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def _rate_limited(request: Any, credentials: dict[str, Any]) -> None:
     # Only the login keys are read (never the password), as for Django's own failure signal.
-    key = "email" if credentials.get("email") else ("username" if credentials.get("username") else None)
-    login = credentials.get(key) if key else None
-    found = find_account(login, key) if isinstance(login, str) else UNKNOWN
+    login, keys = login_from(credentials)
+    found = find_account(login, keys) if login is not None else UNKNOWN
     exists = None if found is UNKNOWN else found is not None
     with request_bound(request):
         record_auth(

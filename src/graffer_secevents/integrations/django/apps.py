@@ -82,8 +82,8 @@ def _on_logged_in(sender: Any, request: Any = None, user: Any = None, **_kwargs:
 
 def _on_login_failed(sender: Any, credentials: Any = None, request: Any = None, **_kwargs: Any) -> None:
     with request_bound(request):
-        login, key = login_from(credentials)
-        record_login_failure(login, where="Django's user_login_failed event", key=key)
+        login, keys = login_from(credentials)
+        record_login_failure(login, where="Django's user_login_failed event", keys=keys)
 
 
 def _on_logged_out(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:

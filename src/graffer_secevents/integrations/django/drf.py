@@ -89,7 +89,7 @@ def _jwt_obtain(original: Callable[..., Any]) -> Callable[..., Any]:
             if _failed(exc):
                 field = self.username_field
                 login = attrs.get(field) if isinstance(attrs, dict) else None
-                record_login_failure(login, where="simplejwt's token obtain view", key=field)
+                record_login_failure(login, where="simplejwt's token obtain view", keys=(field,))
             raise
         _login_success("simplejwt's token obtain view", self.user)
         return data
