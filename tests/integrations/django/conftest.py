@@ -195,6 +195,18 @@ def denied(request: HttpRequest) -> HttpResponse:
     raise PermissionDenied
 
 
+@csrf_exempt
+def api_key_check(request: HttpRequest) -> HttpResponse:
+    """Product code that checks its own credential and records the failure with the public API."""
+    if request.headers.get("X-Api-Key") != "k-good":
+        api.log_login(None, "failure", login="api-client", reason="invalid_credentials")
+        return HttpResponse("no", status=401)
+    if request.headers.get("X-Scope") != "admin":
+        api.emit("authz_fail", user="api-client", resource="/api-key/")
+        return HttpResponse("no", status=403)
+    return HttpResponse("ok")
+
+
 def _stack_urls() -> list[Any]:
     urls: list[Any] = []
     if HAS_DRF:
@@ -223,6 +235,7 @@ URLS.urlpatterns = [  # type: ignore[attr-defined]
     path("orders/<int:order_id>/", order),
     path("status/<int:code>/", status),
     path("denied/", denied),
+    path("api-key/", api_key_check),
 ]
 
 

@@ -100,6 +100,7 @@ def test_login_unknown_account(security_events: Capture, typed: str) -> None:
     [fail] = of_request(security_events, rid, "nobody@example.org")
     assert fail["evt"]["type"] == "authn_login_fail" and fail["usr"]["exists"] is False
     assert fail["evt"]["reason"] == "unknown_user" and fail["usr"]["id"] == fail["usr"]["login"]
+    assert fail["network"]["client"]["ip"] == ip
 
 
 def test_login_inactive_account(security_events: Capture) -> None:
@@ -108,7 +109,7 @@ def test_login_inactive_account(security_events: Capture) -> None:
     [fail] = of_request(security_events, rid, "ina@example.com")
     assert fail["evt"]["type"] == "authn_login_fail"
     assert fail["usr"]["id"] == str(inactive.pk) and fail["usr"]["exists"] is True
-    assert fail["evt"]["reason"] == "account_disabled"
+    assert fail["evt"]["reason"] == "account_disabled" and fail["network"]["client"]["ip"] == ip
 
 
 def test_rate_limited_attempt_is_login_fail_max(security_events: Capture, member: Any) -> None:
@@ -130,6 +131,7 @@ def test_logout(security_events: Capture, member: Any) -> None:
     _, ip, rid = send(client, "post", reverse("account_logout"))
     [out] = of_request(security_events, rid)
     assert out["evt"]["type"] == "session_logout" and out["usr"]["id"] == str(member.pk)
+    assert out["network"]["client"]["ip"] == ip
 
 
 # --- signup, reset, change -----------------------------------------------------------------------------------
@@ -137,7 +139,12 @@ def test_logout(security_events: Capture, member: Any) -> None:
 
 def test_signup_then_its_auto_login_once_with_the_real_id(security_events: Capture) -> None:
     n = next(_ids)
-    data = {"email": f"new{n}@example.org", "username": f"new{n}", "password1": PASSWORD, "password2": PASSWORD}
+    data = {
+        "email": f"new{n}@example.org",
+        "username": f"new{n}",
+        "password1": PASSWORD,
+        "password2": PASSWORD,
+    }
     response, ip, rid = send(Client(), "post", reverse("account_signup"), data)
     assert response.status_code == 302, response.content[:500]
     records = of_request(security_events, rid, data["email"])
@@ -156,7 +163,7 @@ def test_password_reset_request_says_whether_the_account_exists(
     assert response.status_code == 302
     [req] = of_request(security_events, rid, email)
     assert req["evt"]["type"] == "authn_password_reset_request"
-    assert req["usr"]["exists"] is known
+    assert req["usr"]["exists"] is known and req["network"]["client"]["ip"] == ip
     assert req["usr"]["email"].startswith("anon_")
     assert req["usr"].get("id") == (str(member.pk) if known else None)
 
@@ -167,7 +174,9 @@ def test_password_reset_completed_and_a_bad_key(security_events: Capture, member
     bad = reverse("account_reset_password_from_key", kwargs={"uidb36": uid, "key": "bad-key"})
     _, ip, rid = send(client, "get", bad)
     [fail] = of_request(security_events, rid)
-    assert fail["evt"]["type"] == "authn_password_change_fail" and fail["evt"]["reason"] == "invalid_reset_key"
+    assert (
+        fail["evt"]["type"] == "authn_password_change_fail" and fail["evt"]["reason"] == "invalid_reset_key"
+    )
     assert fail["usr"]["id"] == str(member.pk)
 
     key = default_token_generator.make_token(member)
@@ -196,7 +205,7 @@ def test_password_change_right_and_wrong_old_password_never_a_login(
     _, ip, rid = send(client, "post", url, {**data, "oldpassword": PASSWORD})
     records = of_request(security_events, rid)
     assert types(records) == ["authn_password_change"], records
-    assert records[0]["usr"]["id"] == str(member.pk)
+    assert records[0]["usr"]["id"] == str(member.pk) and records[0]["network"]["client"]["ip"] == ip
 
 
 # --- MFA -----------------------------------------------------------------------------------------------------
@@ -214,6 +223,7 @@ def test_totp_challenge_failed_then_passed(security_events: Capture, member: Any
     [failed] = of_request(security_events, rid)
     assert failed["evt"]["type"] == "authn_mfa_challenge" and failed["evt"]["outcome"] == "failure"
     assert failed["evt"]["method"] == "totp" and failed["usr"]["id"] == str(member.pk)
+    assert failed["network"]["client"]["ip"] == ip
 
     code = format_hotp_value(hotp_value(secret, next(yield_hotp_counters_from_time())))
     response, ip, rid = send(client, "post", reverse("mfa_authenticate"), {"code": code})
@@ -222,3 +232,4 @@ def test_totp_challenge_failed_then_passed(security_events: Capture, member: Any
     assert types(records) == ["authn_mfa_challenge", "authn_login_success"]
     assert records[0]["evt"]["outcome"] == "success"
     assert {r["usr"]["id"] for r in records} == {str(member.pk)}
+    assert {r["network"]["client"]["ip"] for r in records} == {ip}
