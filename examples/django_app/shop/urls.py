@@ -3,7 +3,6 @@ simplejwt: obtain, refresh, blacklist, and one protected view)."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path
-
 from rest_framework_simplejwt.views import TokenBlacklistView, TokenObtainPairView, TokenRefreshView
 
 from shop import api, views
