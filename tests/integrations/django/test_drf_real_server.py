@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("rest_framework_simplejwt")
 
-SERVER = Path(__file__).with_name("drf_server.py")
+SERVER = Path(__file__).with_name("django_server.py")  # with DRF + simplejwt when installed
 
 
 def test_token_login_burst_never_shares_context(loopback: Any) -> None:

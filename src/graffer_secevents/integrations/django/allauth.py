@@ -160,40 +160,27 @@ def _reset_request(original: Callable[..., Any]) -> Callable[..., Any]:
     return save
 
 
-def _reset_key(original: Callable[..., Any]) -> Callable[..., Any]:
-    def clean(self: Any) -> Any:
-        from django.core.exceptions import ValidationError
+def _change_refused(where: str, reason: str, user_attribute: str) -> Callable[[Any], Callable[..., Any]]:
+    """A form ``clean*`` method whose ``ValidationError`` is an ``authn_password_change_fail`` for the form's
+    ``user_attribute`` account."""
 
-        try:
-            return original(self)
-        except ValidationError:
-            user = getattr(self, "reset_user", None)
-            with request_bound(_current_request()):
-                record_auth(
-                    "authn_password_change_fail",
-                    where="allauth's password reset key",
-                    user=user,
-                    params={"reason": "invalid_reset_key"},
-                )
-            raise
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def clean(self: Any) -> Any:
+            from django.core.exceptions import ValidationError
 
-    return clean
+            try:
+                return original(self)
+            except ValidationError:
+                with request_bound(_current_request()):
+                    user = getattr(self, user_attribute, None)
+                    params = {"reason": reason}
+                    record_auth("authn_password_change_fail", where=where, user=user, params=params)
+                raise
+
+        return clean
+
+    return make
 
 
-def _old_password(original: Callable[..., Any]) -> Callable[..., Any]:
-    def clean_oldpassword(self: Any) -> Any:
-        from django.core.exceptions import ValidationError
-
-        try:
-            return original(self)
-        except ValidationError:
-            with request_bound(_current_request()):
-                record_auth(
-                    "authn_password_change_fail",
-                    where="allauth's password change form",
-                    user=getattr(self, "user", None),
-                    params={"reason": "invalid_credentials"},
-                )
-            raise
-
-    return clean_oldpassword
+_reset_key = _change_refused("allauth's password reset key", "invalid_reset_key", "reset_user")
+_old_password = _change_refused("allauth's password change form", "invalid_credentials", "user")
