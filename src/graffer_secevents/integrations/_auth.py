@@ -31,7 +31,7 @@ from graffer_secevents._types import User
 
 from ._common import LazyRequestContext, never_raise
 
-__all__ = ["account", "already_recorded", "record_auth", "record_bad_credential"]
+__all__ = ["account", "already_recorded", "mark_denied", "record_auth", "record_bad_credential"]
 
 _RECORDED_ATTR: Final = "_secevents_auth_recorded"
 
@@ -108,3 +108,11 @@ def record_bad_credential(where: str, *, reason: str = "invalid_token", user: ob
     return record_auth(
         "authn_login_fail", where=where, user=user, outcome="failure", params={"reason": reason}
     )
+
+
+def mark_denied() -> None:
+    """Mark the current request as denied and recorded, so no status rule (401/403/429) writes a second event
+    for it: for refusals that are not failure events themselves, e.g. ``authn_login_fail_max``."""
+    ctx = current_request()
+    if isinstance(ctx, LazyRequestContext):
+        ctx.denial_recorded = True

@@ -10,6 +10,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.views import (
     TokenBlacklistView,
@@ -38,7 +39,16 @@ class SessionWrite(APIView):
         return Response({"written": True})
 
 
+class TwoPerMinute(AnonRateThrottle):
+    rate = "2/min"
+
+
+class ThrottledTokenView(TokenObtainPairView):
+    throttle_classes = (TwoPerMinute,)
+
+
 urlpatterns: list[Any] = [
+    path("drf/token/throttled/", ThrottledTokenView.as_view()),
     path("drf/token/", TokenObtainPairView.as_view()),
     path("drf/token/sliding/", TokenObtainSlidingView.as_view()),
     path("drf/token/refresh/", TokenRefreshView.as_view()),

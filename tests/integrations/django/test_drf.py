@@ -111,6 +111,25 @@ def test_jwt_obtain_inactive_account(security_events: Capture, accounts: Any) ->
     assert record["evt"]["reason"] == "account_disabled"
 
 
+@override_settings(SECEVENTS_STATUS_EVENTS={429: "excess_rate_limit_exceeded"})
+def test_throttled_token_login_is_login_fail_max(security_events: Capture, accounts: Any) -> None:
+    """DRF's throttle refuses the 3rd attempt from one address before the password is checked: one
+    ``authn_login_fail_max`` and no 429 event besides."""
+    client, ip = Client(), "198.51.100.251"
+    for password in ("wrong horse", "correct horse"):
+        client.post("/drf/token/throttled/", {"username": "ada", "password": password}, REMOTE_ADDR=ip)
+    response = client.post(
+        "/drf/token/throttled/",
+        {"username": "ada", "password": "correct horse"},
+        content_type="application/json",
+        REMOTE_ADDR=ip,
+        HTTP_X_REQUEST_ID="drf-throttled",
+    )
+    assert response.status_code == 429
+    record = only(security_events, "drf-throttled", "authn_login_fail_max", ip, id=str(accounts["ada"].pk))
+    assert record["usr"]["exists"] is True and record["usr"]["login"].startswith("anon_")
+
+
 # --- simplejwt: refresh, reuse, logout ------------------------------------------------------------------------
 
 

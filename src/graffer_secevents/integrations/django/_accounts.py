@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from graffer_secevents.integrations._auth import record_auth
+from graffer_secevents.integrations._auth import mark_denied, record_auth
 
-__all__ = ["UNKNOWN", "find_account", "login_from", "pk_of", "record_login_failure"]
+__all__ = ["UNKNOWN", "find_account", "login_from", "pk_of", "record_login_failure", "record_login_refused"]
 
 UNKNOWN: Final[Any] = object()
 """The lookup could not be made (no database, no table, an event loop): existence is unknown."""
@@ -127,3 +127,17 @@ def record_login_failure(login: str | None, *, where: str, keys: tuple[str, ...]
         exists=exists,
         params={"reason": reason},
     )
+
+
+def record_login_refused(
+    login: str | None, *, where: str, keys: tuple[str, ...] = (), max_limit: int | None = None
+) -> None:
+    """One ``authn_login_fail_max`` for a login the stack refused before checking the password (a rate limit
+    or throttle), with ``usr.login``, ``usr.exists`` and a known account's pk; no status rule adds a second
+    event for the request."""
+    found = find_account(login, keys) if login is not None else UNKNOWN
+    exists = None if found is UNKNOWN else found is not None
+    user = found[0] if exists else None
+    params = {"max_limit": max_limit}
+    record_auth("authn_login_fail_max", where=where, user=user, login=login, exists=exists, params=params)
+    mark_denied()

@@ -25,10 +25,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from graffer_secevents._types import User
-from graffer_secevents.integrations._auth import record_auth
+from graffer_secevents.integrations._auth import account, record_auth
 
-from ._accounts import UNKNOWN, find_account, login_from
+from ._accounts import login_from, record_login_refused
 from ._wrap import wrap_method
 from .middleware import request_bound
 
@@ -118,17 +117,8 @@ def _pre_authenticate(original: Callable[..., Any]) -> Callable[..., Any]:
 def _rate_limited(request: Any, credentials: dict[str, Any]) -> None:
     # Only the login keys are read (never the password), as for Django's own failure signal.
     login, keys = login_from(credentials)
-    found = find_account(login, keys) if login is not None else UNKNOWN
-    exists = None if found is UNKNOWN else found is not None
     with request_bound(request):
-        record_auth(
-            "authn_login_fail_max",
-            where="allauth's login rate limit",
-            user=found[0] if exists else None,
-            login=login,
-            exists=exists,
-            params={"max_limit": _login_limit()},
-        )
+        record_login_refused(login, where="allauth's login rate limit", keys=keys, max_limit=_login_limit())
 
 
 def _login_limit() -> int | None:
@@ -152,7 +142,7 @@ def _reset_request(original: Callable[..., Any]) -> Callable[..., Any]:
             record_auth(
                 "authn_password_reset_request",
                 where="allauth's password reset form",
-                user=User(id=users[0].pk if users else None, email=email if isinstance(email, str) else None),
+                user=account(users[0].pk if users else None, email=email if isinstance(email, str) else None),
                 exists=bool(users),
             )
         return result

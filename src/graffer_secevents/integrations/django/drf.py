@@ -19,7 +19,9 @@ made (once per process, keeping the original's name and docstring):
 * simplejwt's ``TokenBlacklistSerializer.validate`` (logout): ``session_logout`` with the token's account
   and its ``jti`` as the (hashed) ``session_id``;
 * ``SessionAuthentication.enforce_csrf``: ``authz_fail`` with the session's user (DRF then answers as for an
-  anonymous one).
+  anonymous one);
+* ``APIView.throttled`` on a token-obtain view (a throttle refusing a login before the password is checked):
+  ``authn_login_fail_max`` with the login and, for a known account, its pk; no 429 event besides.
 
 A permission denial (``permission_classes``) is answered 403 after DRF set ``request.user``: the middleware's
 403 rule records ``authz_fail`` with that user. Every failure above marks the request, so the 401/403 status
@@ -35,7 +37,7 @@ from typing import Any
 from graffer_secevents.integrations._auth import record_auth, record_bad_credential
 from graffer_secevents.integrations._common import never_raise
 
-from ._accounts import pk_of, record_login_failure
+from ._accounts import pk_of, record_login_failure, record_login_refused
 from ._wrap import wrap_method
 
 __all__ = ["install"]
@@ -50,6 +52,9 @@ def install() -> None:
     for cls in (authentication.BasicAuthentication, authentication.TokenAuthentication):
         wrap_method(cls, "authenticate", _request_credential)
     wrap_method(authentication.SessionAuthentication, "enforce_csrf", _csrf)
+    from rest_framework.views import APIView
+
+    wrap_method(APIView, "throttled", _throttled)
     if apps.is_installed("rest_framework.authtoken"):
         from rest_framework.authtoken.serializers import AuthTokenSerializer
 
@@ -126,6 +131,38 @@ def _basic_credentials(original: Callable[..., Any]) -> Callable[..., Any]:
         return result
 
     return authenticate_credentials
+
+
+def _throttled(original: Callable[..., Any]) -> Callable[..., Any]:
+    def throttled(self: Any, request: Any, wait: Any) -> Any:
+        with never_raise("DRF's throttle on a token view"):
+            field = _login_field(self)
+            if field is not None:
+                _login_throttled(request, field)
+        return original(self, request, wait)
+
+    return throttled
+
+
+def _login_field(view: Any) -> str | None:
+    """The login field of a token-obtain view (simplejwt's or ``obtain_auth_token``), else ``None``."""
+    get = getattr(view, "get_serializer_class", None)
+    serializer = get() if callable(get) else getattr(view, "serializer_class", None)
+    if not isinstance(serializer, type):
+        return None
+    names = {klass.__module__ + "." + klass.__qualname__ for klass in serializer.__mro__}
+    if "rest_framework_simplejwt.serializers.TokenObtainSerializer" in names:
+        return str(getattr(serializer, "username_field", "username"))
+    if "rest_framework.authtoken.serializers.AuthTokenSerializer" in names:
+        return "username"
+    return None
+
+
+def _login_throttled(request: Any, field: str) -> None:
+    data = request.data  # parsed by DRF; only the login field is read, never the password
+    login = data.get(field) if hasattr(data, "get") else None
+    login = login if isinstance(login, str) and login else None
+    record_login_refused(login, where="DRF's throttle on a token view", keys=(field,))
 
 
 # --- credentials on a request -------------------------------------------------------------------------------
