@@ -36,7 +36,7 @@ STACK_APPS = [
         if HAS_DRF
         else []
     ),
-    *(["allauth", "allauth.account", "allauth.mfa"] if HAS_ALLAUTH else []),
+    *(["allauth", "allauth.account", "allauth.mfa", "allauth.headless"] if HAS_ALLAUTH else []),
 ]
 STACK_SETTINGS: dict[str, Any] = {
     "AUTHENTICATION_BACKENDS": [
@@ -217,6 +217,7 @@ def _stack_urls() -> list[Any]:
         from django.urls import include
 
         urls.append(path("accounts/", include("allauth.urls")))
+        urls.append(path("_allauth/", include("allauth.headless.urls")))
     return urls
 
 

@@ -134,6 +134,30 @@ def test_logout(security_events: Capture, member: Any) -> None:
     assert out["network"]["client"]["ip"] == ip
 
 
+@pytest.mark.parametrize("by", ["email", "username"])
+def test_headless_app_api_login_failure_and_success(security_events: Capture, member: Any, by: str) -> None:
+    """allauth.headless (the "app" client, JSON) goes through the same adapter and signals."""
+    url = "/_allauth/app/v1/auth/login"
+    typed = member.email if by == "email" else member.username
+    for password, status, evt_type in (
+        (("wrong", 400, "authn_login_fail")),
+        (PASSWORD, 200, "authn_login_success"),
+    ):
+        n = next(_ids)
+        ip, rid = f"192.0.2.{n % 250 + 1}", f"headless-{n}"
+        response = Client().post(
+            url,
+            {by: typed, "password": password},
+            content_type="application/json",
+            REMOTE_ADDR=ip,
+            HTTP_X_REQUEST_ID=rid,
+        )
+        assert response.status_code == status, response.content[:300]
+        [record] = of_request(security_events, rid, member.email)
+        assert record["evt"]["type"] == evt_type and record["usr"]["id"] == str(member.pk)
+        assert record["network"]["client"]["ip"] == ip
+
+
 # --- signup, reset, change -----------------------------------------------------------------------------------
 
 
