@@ -16,6 +16,7 @@ import jwt
 import pytest
 from django.test import Client, override_settings
 
+from graffer_secevents import EventValidationError
 from graffer_secevents.testing import Capture
 
 pytest.importorskip("rest_framework_simplejwt")
@@ -258,3 +259,31 @@ def test_session_csrf_failure_is_authz_fail_with_the_session_user(
     assert response.status_code == 403 and b"CSRF" in response.content
     record = only(security_events, rid, "authz_fail", ip, id=str(accounts["ada"].pk))
     assert record["evt"]["resource"] == "/drf/session-write/"
+
+
+@WITH_401
+def test_an_inactive_accounts_valid_jwt_is_account_disabled(security_events: Capture) -> None:
+    from django.contrib.auth import get_user_model
+
+    token = AccessToken.for_user(get_user_model().objects.get(username="ina"))
+    response, ip, rid = send("get", "/drf/me/", authorization=f"Bearer {token}")
+    assert response.status_code == 401
+    assert only(security_events, rid, "authn_login_fail", ip)["evt"]["reason"] == "account_disabled"
+
+
+HOSTILE = ("ada\n\x01\u202e" * 500)[:3000]  # 3000 characters with newlines and control characters
+
+
+def test_a_hostile_login_is_a_clear_error_in_strict_mode(security_events: Capture) -> None:
+    with pytest.raises(EventValidationError, match=r"usr\.login: 3000 characters, truncated to 1024"):
+        send("post", "/drf/token/", {"username": HOSTILE, "password": "x"})
+
+
+def test_a_hostile_login_is_one_annotated_single_line_record_otherwise(security_events: Capture) -> None:
+    with security_events.lenient():
+        response, ip, rid = send("post", "/drf/token/", {"username": HOSTILE, "password": "x"})
+    assert response.status_code == 401  # the view answered as usual
+    record = only(security_events, rid, "authn_login_fail", ip, exists=False)
+    assert record["usr"]["login"].startswith("anon_") and len(record["usr"]["login"]) == 37
+    assert record["secevents"]["errors"] == ["usr.login: 3000 characters, truncated to 1024"]
+    assert all(line.count(b"\n") == 1 for line in security_events.lines)

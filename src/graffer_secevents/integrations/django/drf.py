@@ -184,15 +184,13 @@ def _request_credential(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _codes(exc: Any) -> set[str]:
-    try:
-        codes = exc.get_codes()
-    except Exception:  # noqa: BLE001
-        return set()
-    if isinstance(codes, str):
-        return {codes}
-    if isinstance(codes, dict):
-        return {c for c in codes.values() if isinstance(c, str)}
-    return set()
+    """The codes of a DRF ``AuthenticationFailed``; simplejwt's carry theirs as the ``code`` item of a dict
+    detail (``{"detail": ..., "code": "user_inactive"}``)."""
+    detail = getattr(exc, "detail", None)
+    if isinstance(detail, dict):
+        return {str(detail["code"])} if "code" in detail else set()
+    code = getattr(detail, "code", None)
+    return {code} if isinstance(code, str) else set()
 
 
 def _csrf(original: Callable[..., Any]) -> Callable[..., Any]:
