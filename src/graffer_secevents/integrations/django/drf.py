@@ -109,9 +109,9 @@ def _auth_token_obtain(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             data = original(self, attrs)
         except ValidationError:
+            # Missing fields never reach validate() (both are required), so this is a refused login.
             login = attrs.get("username") if isinstance(attrs, dict) else None
-            if login and attrs.get("password"):  # a refusal, not a form missing its fields
-                record_login_failure(login, where="DRF's obtain_auth_token")
+            record_login_failure(login, where="DRF's obtain_auth_token")
             raise
         _login_success("DRF's obtain_auth_token", data.get("user"))
         return data
@@ -159,7 +159,10 @@ def _login_field(view: Any) -> str | None:
 
 
 def _login_throttled(request: Any, field: str) -> None:
-    data = request.data  # parsed by DRF; only the login field is read, never the password
+    try:
+        data = request.data  # parsed by DRF; only the login field is read, never the password
+    except Exception:  # noqa: BLE001 - a malformed body: the attempt is recorded without its login
+        data = None
     login = data.get(field) if hasattr(data, "get") else None
     login = login if isinstance(login, str) and login else None
     record_login_refused(login, where="DRF's throttle on a token view", keys=(field,))
