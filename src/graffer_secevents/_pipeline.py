@@ -611,12 +611,30 @@ def emit_unguarded(
         record["secevents"] = {"schema": SCHEMA_VERSION}
     line = _render(record, errors, cfg.strict, spec.type)
     _write(cfg, record["status"], line)
+    if spec.category in _DENIAL_CATEGORIES and record["evt"].get("outcome") == "failure":
+        _note_denial()
     if cfg.metrics is not None or cfg.bridges:
         _after_write(cfg, spec, record, values)
 
 
 emit_event: Final = guarded(emit_unguarded, "emit_event")
 """``emit_unguarded`` inside the one guard: what the integrations call."""
+
+
+_DENIAL_CATEGORIES: Final = frozenset({"authentication", "authorization"})
+
+
+def _note_denial() -> None:
+    """Mark the current request: its denial is recorded, so the 401/403 status rule adds no second event.
+
+    Whoever wrote the failure (an integration, or product code calling ``log_login(..., "failure")``), the
+    request's ``denial_recorded`` flag (``integrations/_common.py``) is what the status rule reads.
+    """
+    request = _request_var.get()
+    if request is None and _providers:
+        request = provided_request()
+    if request is not None and hasattr(request, "denial_recorded"):
+        setattr(request, "denial_recorded", True)  # noqa: B010 - RequestContext itself has no such field
 
 
 def _write(cfg: Config, level: str, line: bytes) -> None:

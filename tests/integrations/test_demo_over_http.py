@@ -17,7 +17,11 @@ def test_the_demo_drives_the_example_app_over_http() -> None:
     out, summary = io.StringIO(), io.StringIO()
     count = _demo.run_demo(out, summary)
     records = [orjson.loads(line) for line in out.getvalue().splitlines()]
-    assert count == len(records) == 22
+    assert count == len(records)
+    # The Django token-API part (tests/integrations/django/test_demo_token_api.py) runs only in a process
+    # that has not configured another Django project; the Flask part is the same either way.
+    records = [r for r in records if not r["http"].get("route", "").startswith("/api/")]
+    assert len(records) == 22
     assert all(check_record(record) == [] for record in records)
     assert "is serving on http://127.0.0.1:" in summary.getvalue()
     types = Counter(r["evt"]["type"] for r in records)

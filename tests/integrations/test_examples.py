@@ -67,6 +67,14 @@ assert client.post("/accounts/login/", {"username": "ada", "password": "nope"}).
 assert client.post("/accounts/login/", {"username": "ada", "password": "correct horse battery staple"}).status_code == 302
 assert client.get("/staff/users/").status_code == 403
 assert client.post("/accounts/logout/").status_code == 302
+api = Client(REMOTE_ADDR="198.51.100.10")
+assert api.post("/api/token/", {"username": "ada", "password": "nope"}).status_code == 401
+tokens = api.post("/api/token/", {"username": "ada", "password": "correct horse battery staple"}).json()
+bearer = {"HTTP_AUTHORIZATION": "Bearer " + tokens["access"]}
+assert api.get("/api/orders/", **bearer).status_code == 200
+assert api.get("/api/orders/", HTTP_AUTHORIZATION="Bearer forged.token.value").status_code == 401
+assert api.post("/api/token/refresh/", {"refresh": tokens["refresh"]}).status_code == 200
+assert api.post("/api/token/refresh/", {"refresh": tokens["refresh"]}).status_code == 401
 """
 
 
@@ -88,7 +96,20 @@ def test_django_example_records_events_with_no_event_code_for_logins(tmp_path: P
     assert result.returncode == 0, result.stderr[-3000:]
     records = [orjson.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     types = [r["evt"]["type"] for r in records]
-    assert types == ["authn_login_fail", "authn_login_success", "authz_fail", "session_logout"]
+    assert types == [
+        "authn_login_fail",
+        "authn_login_success",
+        "authz_fail",
+        "session_logout",
+        # the token API: a wrong password, a token login, a forged JWT, a rotated refresh token used again
+        "authn_login_fail",
+        "authn_login_success",
+        "authn_login_fail",
+        "authn_token_reuse",
+    ]
+    assert records[-2]["evt"]["reason"] == "invalid_token"
+    assert "usr" not in records[6]  # a forged token names no account
+    assert {r["usr"]["id"] for n, r in enumerate(records) if n != 6} == {records[1]["usr"]["id"]}
     assert all(r["network"]["client"]["ip"] == "198.51.100.10" for r in records)
     assert all(r["service"] == "django-shop" for r in records)
     assert records[0]["usr"]["exists"] is True

@@ -16,6 +16,10 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "graffer_secevents.integrations.django",  # secevents: Django's auth signals become events
+    # secevents: with DRF in INSTALLED_APPS the same app records simplejwt's and DRF's logins, bad tokens,
+    # refresh-token reuse and logouts too (docs/integrations/drf.md); nothing else to add.
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
     "shop",
 ]
 
@@ -36,6 +40,17 @@ SECEVENTS = {
     "env": os.environ.get("DD_ENV", "dev"),
     # 403 → authz_fail is on by default; these two are opt-in.
     "status_events": {401: "authz_fail", 429: "excess_rate_limit_exceeded"},
+}
+
+# The token API (shop/api.py): JWTs with rotation and blacklisting, so a refresh token used twice is caught.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+SIMPLE_JWT = {
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "SIGNING_KEY": os.environ.get("JWT_SIGNING_KEY", SECRET_KEY + "-jwt-signing-key-dev-only-0123456789"),
 }
 
 ROOT_URLCONF = "shop.urls"

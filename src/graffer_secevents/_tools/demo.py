@@ -31,6 +31,8 @@ from graffer_secevents._config import Config, configure
 from graffer_secevents._metrics import MemoryMetrics
 from graffer_secevents._types import User
 
+from .demo_token_api import run_token_api_demo
+
 __all__ = ["run_demo"]
 
 _EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "flask_app.py"
@@ -65,6 +67,7 @@ def run_demo(out: IO[str] | None = None, summary: IO[str] | None = None) -> int:
         _scenario_in_process(step)
     else:
         _scenario_over_http(example, step)
+        run_token_api_demo(step)  # examples/django_app's simplejwt endpoint (_tools/demo_token_api.py)
     _summarise(cfg, step, summary_stream)
     return counted.lines
 

@@ -31,7 +31,7 @@ from graffer_secevents._types import User
 
 from ._common import LazyRequestContext, never_raise
 
-__all__ = ["account", "already_recorded", "record_auth"]
+__all__ = ["account", "already_recorded", "mark_denied", "record_auth", "record_bad_credential"]
 
 _RECORDED_ATTR: Final = "_secevents_auth_recorded"
 
@@ -92,3 +92,27 @@ def account(id: object, *, login: str | None = None, email: str | None = None) -
     """A :class:`~graffer_secevents.User` for an account known by its immutable ``id`` (and optionally the
     login or e-mail it was reached by, both privacy-processed)."""
     return User(id=id, login=login, email=email)  # type: ignore[arg-type]
+
+
+def record_bad_credential(where: str, *, reason: str = "invalid_token", user: object = None) -> bool:
+    """Record that this request presented a credential that failed (a forged, expired, revoked or unknown
+    token or API key): one ``authn_login_fail`` with ``evt.reason`` (``invalid_token`` unless the credential
+    named an account that may not log in, ``account_disabled``), and no second event from the 401/403 status
+    rule. Return whether it was written by this call.
+
+    Args:
+        where: what is recording (``"simplejwt's JWTAuthentication"``).
+        reason: a short, bounded reason.
+        user: the account the credential named, when it is known, else ``None``.
+    """
+    return record_auth(
+        "authn_login_fail", where=where, user=user, outcome="failure", params={"reason": reason}
+    )
+
+
+def mark_denied() -> None:
+    """Mark the current request as denied and recorded, so no status rule (401/403/429) writes a second event
+    for it: for refusals that are not failure events themselves, e.g. ``authn_login_fail_max``."""
+    ctx = current_request()
+    if isinstance(ctx, LazyRequestContext):
+        ctx.denial_recorded = True

@@ -1,8 +1,14 @@
-"""Django, configured once per process: a real auth stack (sessions, CSRF, auth) over a migrated SQLite file."""
+"""Django, configured once per process: a real auth stack (sessions, CSRF, auth) over a migrated SQLite file.
+
+With the ``drf`` and ``allauth`` extras installed, the same project also runs Django REST framework with
+simplejwt (rotation and blacklisting on) and DRF's token auth, and django-allauth with ``allauth.mfa``: one
+settings object per process, so every Django test module shares it.
+"""
 
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import shutil
 import sys
 import tempfile
@@ -21,6 +27,44 @@ atexit.register(shutil.rmtree, _DB_DIR, True)
 URLS = types.ModuleType("secevents_django_test_urls")
 sys.modules[URLS.__name__] = URLS
 
+HAS_DRF = all(importlib.util.find_spec(m) for m in ("rest_framework", "rest_framework_simplejwt"))
+HAS_ALLAUTH = importlib.util.find_spec("allauth") is not None
+
+STACK_APPS = [
+    *(
+        ["rest_framework", "rest_framework.authtoken", "rest_framework_simplejwt.token_blacklist"]
+        if HAS_DRF
+        else []
+    ),
+    *(["allauth", "allauth.account", "allauth.mfa", "allauth.headless"] if HAS_ALLAUTH else []),
+]
+STACK_SETTINGS: dict[str, Any] = {
+    "AUTHENTICATION_BACKENDS": [
+        "django.contrib.auth.backends.ModelBackend",
+        *(["allauth.account.auth_backends.AuthenticationBackend"] if HAS_ALLAUTH else []),
+    ],
+    "REST_FRAMEWORK": {
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            "rest_framework_simplejwt.authentication.JWTAuthentication",
+            "rest_framework.authentication.TokenAuthentication",
+            "rest_framework.authentication.BasicAuthentication",
+            "rest_framework.authentication.SessionAuthentication",
+        ],
+        "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    },
+    "SIMPLE_JWT": {
+        "ROTATE_REFRESH_TOKENS": True,
+        "BLACKLIST_AFTER_ROTATION": True,
+        "SIGNING_KEY": "test-only-signing-key-" + "x" * 32,
+    },
+    "ACCOUNT_LOGIN_METHODS": {"email", "username"},
+    "ACCOUNT_SIGNUP_FIELDS": ["email*", "username*", "password1*", "password2*"],
+    "ACCOUNT_EMAIL_VERIFICATION": "none",
+    "ACCOUNT_RATE_LIMITS": {"login_failed": "100/m/ip,3/5m/key"},
+    "MFA_SUPPORTED_TYPES": ["totp", "recovery_codes"],
+    "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+}
+
 if not settings.configured:
     settings.configure(
         DEBUG=False,
@@ -33,12 +77,14 @@ if not settings.configured:
             "django.contrib.contenttypes",
             "django.contrib.sessions",
             "graffer_secevents.integrations.django",
+            *STACK_APPS,
         ],
         MIDDLEWARE=[
             "graffer_secevents.integrations.django.SecurityEventsMiddleware",
             "django.contrib.sessions.middleware.SessionMiddleware",
             "django.middleware.csrf.CsrfViewMiddleware",
             "django.contrib.auth.middleware.AuthenticationMiddleware",
+            *(["allauth.account.middleware.AccountMiddleware"] if HAS_ALLAUTH else []),
         ],
         TEMPLATES=[
             {
@@ -48,8 +94,10 @@ if not settings.configured:
                         (
                             "django.template.loaders.locmem.Loader",
                             {"registration/login.html": "{{ form }}", "registration/logged_out.html": "bye"},
-                        )
-                    ]
+                        ),
+                        "django.template.loaders.app_directories.Loader",  # allauth's and DRF's templates
+                    ],
+                    "context_processors": ["django.template.context_processors.request"],
                 },
             }
         ],
@@ -58,6 +106,7 @@ if not settings.configured:
         LOGIN_REDIRECT_URL="/private/",
         USE_TZ=True,
         DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+        **STACK_SETTINGS,
     )
     django.setup()
 
@@ -146,7 +195,34 @@ def denied(request: HttpRequest) -> HttpResponse:
     raise PermissionDenied
 
 
+@csrf_exempt
+def api_key_check(request: HttpRequest) -> HttpResponse:
+    """Product code that checks its own credential and records the failure with the public API."""
+    if request.headers.get("X-Api-Key") != "k-good":
+        api.log_login(None, "failure", login="api-client", reason="invalid_credentials")
+        return HttpResponse("no", status=401)
+    if request.headers.get("X-Scope") != "admin":
+        api.emit("authz_fail", user="api-client", resource="/api-key/")
+        return HttpResponse("no", status=403)
+    return HttpResponse("ok")
+
+
+def _stack_urls() -> list[Any]:
+    urls: list[Any] = []
+    if HAS_DRF:
+        import drf_views  # this directory's DRF + simplejwt API
+
+        urls += drf_views.urlpatterns
+    if HAS_ALLAUTH:
+        from django.urls import include
+
+        urls.append(path("accounts/", include("allauth.urls")))
+        urls.append(path("_allauth/", include("allauth.headless.urls")))
+    return urls
+
+
 URLS.urlpatterns = [  # type: ignore[attr-defined]
+    *_stack_urls(),
     path("login/", LoginView.as_view()),
     path("logout/", LogoutView.as_view()),
     path("api/login/", api_login),
@@ -160,6 +236,7 @@ URLS.urlpatterns = [  # type: ignore[attr-defined]
     path("orders/<int:order_id>/", order),
     path("status/<int:code>/", status),
     path("denied/", denied),
+    path("api-key/", api_key_check),
 ]
 
 
@@ -173,6 +250,7 @@ def django_db() -> None:
     if not users.objects.filter(username="ada").exists():
         users.objects.create_user("ada", "ada@example.com", "correct horse")
         users.objects.create_superuser("root", "root@example.com", "admin secret")
+        users.objects.create_user("ina", "ina@example.com", "inactive pass", is_active=False)
 
 
 @pytest.fixture

@@ -3,11 +3,15 @@
 ``python django_server.py EVENTS_FILE``: prints ``PORT <n>`` once listening; writes events to EVENTS_FILE.
 127.0.0.1 is the trusted proxy. Failed logins go through Django's own ``authenticate()`` (the
 ``user_login_failed`` signal); the other requests authenticate inside the view, as Django REST framework
-does, and are denied, so the middleware's 403 event must read the user at response time.
+does, and are denied, so the middleware's 403 event must read the user at response time. With Django REST
+framework and simplejwt installed, ``POST /token/<n>`` is simplejwt's own ``TokenObtainPairView`` (the
+token-login burst); the accounts ``user-0`` .. ``user-36`` have the password ``pw-<k>``. The 401 rule is on,
+to prove a refused login is still one event.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import random
 import sys
 import time
@@ -18,6 +22,7 @@ import django
 from django.conf import settings
 
 EVENTS = Path(sys.argv[1])
+HAS_DRF = importlib.util.find_spec("rest_framework_simplejwt") is not None
 URLS = types.ModuleType("load_test_urls")
 sys.modules[URLS.__name__] = URLS
 
@@ -34,6 +39,7 @@ settings.configure(
         "django.contrib.contenttypes",
         "django.contrib.sessions",
         "graffer_secevents.integrations.django",
+        *(["rest_framework", "rest_framework_simplejwt.token_blacklist"] if HAS_DRF else []),
     ],
     MIDDLEWARE=[
         "graffer_secevents.integrations.django.SecurityEventsMiddleware",
@@ -49,10 +55,13 @@ settings.configure(
         "metrics": "none",
         "privacy": {"usr.login": "keep"},
     },
+    SECEVENTS_STATUS_EVENTS={401: "authz_fail"},
+    SIMPLE_JWT={"SIGNING_KEY": "load-test-only-signing-key-" + "z" * 32},
 )
 django.setup()
 
 from django.contrib.auth import authenticate, get_user_model  # noqa: E402
+from django.contrib.auth.hashers import make_password  # noqa: E402
 from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.http import HttpRequest, HttpResponse  # noqa: E402
@@ -82,11 +91,17 @@ def work(request: HttpRequest, n: int) -> HttpResponse:
 
 
 URLS.urlpatterns = [path("login/<int:n>", login), path("work/<int:n>", work)]  # type: ignore[attr-defined]
+if HAS_DRF:
+    from rest_framework_simplejwt.views import TokenObtainPairView
+
+    URLS.urlpatterns.append(path("token/<int:n>", TokenObtainPairView.as_view()))  # type: ignore[attr-defined]
 
 if __name__ == "__main__":
     call_command("migrate", verbosity=0, interactive=False)
     users = get_user_model()
-    users.objects.bulk_create([users(username=f"user-{k}") for k in range(37)])
+    users.objects.bulk_create(
+        [users(username=f"user-{k}", password=make_password(f"pw-{k}")) for k in range(37)]
+    )
     # waitress deletes forwarding headers unless told otherwise; the library resolves them itself.
     server = create_server(
         WSGIHandler(), host="127.0.0.1", port=0, threads=8, clear_untrusted_proxy_headers=False

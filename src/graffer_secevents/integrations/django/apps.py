@@ -8,11 +8,15 @@ in the application:
 signal                    event
 ========================  =========================================================================
 ``user_logged_in``        ``authn_login_success`` with the user
-``user_login_failed``     ``authn_login_fail``: ``usr.login`` from the credentials' username field,
-                          ``usr.exists`` looked up through the user model, ``evt.reason``
-                          ``invalid_credentials`` or ``unknown_user``; the password is never read
+``user_login_failed``     ``authn_login_fail``: ``usr.login`` from the credentials' username (or
+                          e-mail, as allauth passes it), ``usr.exists`` looked up through the user
+                          model, ``evt.reason`` ``invalid_credentials``, ``unknown_user`` or
+                          ``account_disabled``; the password is never read
 ``user_logged_out``       ``session_logout`` with the user and the (hashed) session key
 ========================  =========================================================================
+
+When Django REST framework (``rest_framework``) or django-allauth (``allauth.account``) is in
+``INSTALLED_APPS`` too, its adapter (``drf.py``, ``allauth.py``) is installed here as well.
 
 The ``SECEVENTS`` setting (a dict of `graffer_secevents.configure` options, plus the middleware's
 ``status_events``) is applied here too; see docs/integrations/django.md.
@@ -25,8 +29,10 @@ from typing import Any
 from django.apps import AppConfig
 
 from graffer_secevents._pipeline import emit_event
+from graffer_secevents.integrations._auth import record_auth
 from graffer_secevents.integrations._common import never_raise
 
+from ._accounts import login_from, record_login_failure
 from .middleware import request_bound
 
 __all__ = ["SecEventsConfig"]
@@ -48,30 +54,34 @@ class SecEventsConfig(AppConfig):  # type: ignore[misc]  # Django ships no type 
         signals.user_logged_in.connect(_on_logged_in, dispatch_uid="graffer_secevents.logged_in")
         signals.user_login_failed.connect(_on_login_failed, dispatch_uid="graffer_secevents.login_failed")
         signals.user_logged_out.connect(_on_logged_out, dispatch_uid="graffer_secevents.logged_out")
+        _install_auth_stacks()
+
+
+def _install_auth_stacks() -> None:
+    """Hook the auth stacks that are in ``INSTALLED_APPS``; a stack that is not costs nothing (no import)."""
+    from django.apps import apps
+
+    if apps.is_installed("rest_framework"):
+        from . import drf
+
+        drf.install()
+    if apps.is_installed("allauth.account"):
+        from . import allauth
+
+        allauth.install()
 
 
 def _on_logged_in(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:
-    with request_bound(request), never_raise("Django's user_logged_in event"):
-        emit_event("authn_login_success", user=user, outcome="success")
+    with request_bound(request):
+        # Once per request: a stack that also reports the login (a token view calling login()) adds none.
+        where = "Django's user_logged_in event"
+        record_auth("authn_login_success", where=where, user=user, outcome="success")
 
 
 def _on_login_failed(sender: Any, credentials: Any = None, request: Any = None, **_kwargs: Any) -> None:
-    with request_bound(request), never_raise("Django's user_login_failed event"):
-        login = _login_from(credentials)
-        found = _find_account(login) if login is not None else _UNKNOWN
-        exists = None if found is _UNKNOWN else found is not None
-        reason = None if exists is None else ("invalid_credentials" if exists else "unknown_user")
-        # An existing account is named by its pk, as its successful logins are: rules that follow one
-        # @usr.id through failures to a success (brute force) see one account, not two.
-        user = found if exists else None
-        emit_event(
-            "authn_login_fail",
-            user=user,
-            outcome="failure",
-            login=login,
-            exists=exists,
-            params={"reason": reason},
-        )
+    with request_bound(request):
+        login, keys = login_from(credentials)
+        record_login_failure(login, where="Django's user_login_failed event", keys=keys)
 
 
 def _on_logged_out(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:
@@ -82,43 +92,3 @@ def _on_logged_out(sender: Any, request: Any = None, user: Any = None, **_kwargs
         session_id = getattr(session, "session_key", None)
         params = {"session_id": session_id} if session_id else None
         emit_event("session_logout", user=user, params=params)
-
-
-def _login_from(credentials: Any) -> str | None:
-    """What was typed as the login: ``username`` (as ``ModelBackend`` reads it), else the model's field.
-
-    Only these two keys are read; the password (already masked by Django) is never touched.
-    """
-    if not isinstance(credentials, dict):
-        return None
-    from django.contrib.auth import get_user_model
-
-    value = credentials.get("username")
-    if value is None:
-        field = getattr(get_user_model(), "USERNAME_FIELD", "username")
-        value = credentials.get(field)
-    if value is None or value == "":
-        return None
-    return value if isinstance(value, str) else str(value)
-
-
-_UNKNOWN: Any = object()
-
-
-def _find_account(login: str) -> Any:
-    """The pk of the account with this login (``None`` if there is none), through the user model;
-    ``_UNKNOWN`` when the lookup fails."""
-    try:
-        from django.contrib.auth import get_user_model
-        from django.db import connections, router, transaction
-
-        model = get_user_model()
-        query = model._default_manager.filter(**{model.USERNAME_FIELD: login}).values_list("pk", flat=True)
-        alias = router.db_for_read(model)
-        if connections[alias].in_atomic_block:
-            # A savepoint, so a failing lookup cannot break the application's transaction.
-            with transaction.atomic(using=alias):  # pyright: ignore[reportGeneralTypeIssues]
-                return query.first()
-        return query.first()
-    except Exception:  # noqa: BLE001 - no database, no table, or an event loop: unknown, never an error
-        return _UNKNOWN

@@ -1,0 +1,176 @@
+"""django-allauth (``allauth.account``, ``allauth.mfa``): signup, resets, password changes, MFA, rate limits.
+
+Installed by the app ``graffer_secevents.integrations.django`` when ``"allauth.account"`` is in
+``INSTALLED_APPS``; nothing to call. Logins and logouts already come from Django's own signals, which
+allauth sends (``login()``, ``logout()``, ``authenticate(email=..., password=...)``: the failed login's
+``usr.login`` is the e-mail or username typed, hashed). The rest:
+
+* ``user_signed_up``: ``user_signup`` with the new account (its auto-login is Django's ``user_logged_in``,
+  once);
+* ``ResetPasswordForm.save``: ``authn_password_reset_request`` with ``usr.exists`` for known and unknown
+  e-mails (``usr.email`` hashed); ``password_reset``: ``authn_password_reset``;
+* ``UserTokenForm.clean`` refusing a reset key: ``authn_password_change_fail`` with ``evt.reason:
+  invalid_reset_key`` (the catalog's ``authn_password_reset`` has no failure outcome);
+* ``password_changed``: ``authn_password_change`` (never a login); ``ChangePasswordForm.clean_oldpassword``
+  refusing: ``authn_password_change_fail`` with ``evt.reason: invalid_credentials``;
+* ``DefaultAccountAdapter.pre_authenticate`` refusing (``too_many_login_attempts``, from
+  ``ACCOUNT_RATE_LIMITS["login_failed"]``: a window, not a lock): ``authn_login_fail_max`` with
+  ``usr.login`` and, for a known account, its pk;
+* ``allauth.mfa``'s ``authenticator_used`` / ``authentication_failed``: ``authn_mfa_challenge`` with the
+  outcome and ``evt.method`` (``totp``, ``recovery_codes``, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from graffer_secevents.integrations._auth import account, record_auth
+
+from ._accounts import login_from, record_login_refused
+from ._wrap import wrap_method
+from .middleware import request_bound
+
+__all__ = ["install"]
+
+
+def install() -> None:
+    """Connect allauth's signals and wrap its refusals. Idempotent; called by the app."""
+    from allauth.account import signals
+    from allauth.account.adapter import DefaultAccountAdapter
+    from allauth.account.forms import ChangePasswordForm, ResetPasswordForm, UserTokenForm
+    from django.apps import apps
+
+    uid = "graffer_secevents.allauth."
+    signals.user_signed_up.connect(_on_signed_up, dispatch_uid=uid + "signed_up")
+    signals.password_reset.connect(_on_password_reset, dispatch_uid=uid + "password_reset")
+    signals.password_changed.connect(_on_password_changed, dispatch_uid=uid + "password_changed")
+    wrap_method(DefaultAccountAdapter, "pre_authenticate", _pre_authenticate)
+    wrap_method(ResetPasswordForm, "save", _reset_request)
+    wrap_method(UserTokenForm, "clean", _reset_key)
+    wrap_method(ChangePasswordForm, "clean_oldpassword", _old_password)
+    if apps.is_installed("allauth.mfa"):
+        from allauth.mfa import signals as mfa_signals
+
+        mfa_signals.authenticator_used.connect(_on_mfa_used, dispatch_uid=uid + "mfa_used")
+        failed = getattr(mfa_signals, "authentication_failed", None)
+        if failed is not None:
+            failed.connect(_on_mfa_failed, dispatch_uid=uid + "mfa_failed")
+
+
+def _current_request() -> Any:
+    from allauth.core import context
+
+    return getattr(context, "request", None)
+
+
+# --- signals -----------------------------------------------------------------------------------------------
+
+
+def _on_signed_up(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:
+    with request_bound(request):
+        record_auth("user_signup", where="allauth's user_signed_up", user=user)
+
+
+def _on_password_reset(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:
+    with request_bound(request):
+        record_auth("authn_password_reset", where="allauth's password_reset", user=user)
+
+
+def _on_password_changed(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:
+    with request_bound(request):
+        record_auth("authn_password_change", where="allauth's password_changed", user=user)
+
+
+def _on_mfa_used(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    _mfa(request, user, kwargs.get("authenticator"), "success")
+
+
+def _on_mfa_failed(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    _mfa(request, user, kwargs.get("authenticator"), "failure")
+
+
+def _mfa(request: Any, user: Any, authenticator: Any, outcome: str) -> None:
+    method = getattr(authenticator, "type", None)
+    reason = "mfa_failed" if outcome == "failure" else None
+    params = {"method": str(method) if method else None, "reason": reason}
+    with request_bound(request):
+        record_auth("authn_mfa_challenge", where="allauth.mfa", user=user, outcome=outcome, params=params)
+
+
+# --- refusals allauth reports only to the user ------------------------------------------------------------
+
+
+def _pre_authenticate(original: Callable[..., Any]) -> Callable[..., Any]:
+    def pre_authenticate(self: Any, request: Any, **credentials: Any) -> Any:
+        from django.core.exceptions import ValidationError
+
+        try:
+            return original(self, request, **credentials)
+        except ValidationError:
+            _rate_limited(request, credentials)
+            raise
+
+    return pre_authenticate
+
+
+def _rate_limited(request: Any, credentials: dict[str, Any]) -> None:
+    # Only the login keys are read (never the password), as for Django's own failure signal.
+    login, keys = login_from(credentials)
+    with request_bound(request):
+        record_login_refused(login, where="allauth's login rate limit", keys=keys, max_limit=_login_limit())
+
+
+def _login_limit() -> int | None:
+    """The per-account count of ``ACCOUNT_RATE_LIMITS["login_failed"]`` (``"10/m/ip,5/300s/key"`` → 5)."""
+    try:
+        from allauth.account import app_settings
+
+        rules = str(app_settings.RATE_LIMITS.get("login_failed") or "").split(",")
+        counts = {rule.rsplit("/", 1)[-1]: int(rule.split("/", 1)[0]) for rule in rules if "/" in rule}
+    except Exception:  # noqa: BLE001 - an unusual setting: no limit written
+        return None
+    return counts.get("key", counts.get("ip"))
+
+
+def _reset_request(original: Callable[..., Any]) -> Callable[..., Any]:
+    def save(self: Any, request: Any, **kwargs: Any) -> Any:
+        result = original(self, request, **kwargs)
+        users = getattr(self, "users", None) or []
+        email = self.cleaned_data.get("email")
+        with request_bound(request):
+            record_auth(
+                "authn_password_reset_request",
+                where="allauth's password reset form",
+                user=account(users[0].pk if users else None, email=email if isinstance(email, str) else None),
+                exists=bool(users),
+            )
+        return result
+
+    return save
+
+
+def _change_refused(where: str, reason: str, user_attribute: str) -> Callable[[Any], Callable[..., Any]]:
+    """A form ``clean*`` method whose ``ValidationError`` is an ``authn_password_change_fail`` for the form's
+    ``user_attribute`` account."""
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def clean(self: Any) -> Any:
+            from django.core.exceptions import ValidationError
+
+            try:
+                return original(self)
+            except ValidationError:
+                with request_bound(_current_request()):
+                    user = getattr(self, user_attribute, None)
+                    params = {"reason": reason}
+                    record_auth("authn_password_change_fail", where=where, user=user, params=params)
+                raise
+
+        return clean
+
+    return make
+
+
+_reset_key = _change_refused("allauth's password reset key", "invalid_reset_key", "reset_user")
+_old_password = _change_refused("allauth's password change form", "invalid_credentials", "user")

@@ -1,0 +1,311 @@
+"""Django REST framework, its token auth and simplejwt: every login path and every bad credential, once.
+
+Installed by the app ``graffer_secevents.integrations.django`` when ``"rest_framework"`` is in
+``INSTALLED_APPS`` (simplejwt's part when ``rest_framework_simplejwt`` can be imported); nothing to call.
+DRF and simplejwt send no signal for these flows, so the adapter wraps the methods where each decision is
+made (once per process, keeping the original's name and docstring):
+
+* simplejwt's ``TokenObtainSerializer.validate`` (pair and sliding obtain views) and DRF's
+  ``AuthTokenSerializer.validate`` (``obtain_auth_token``): ``authn_login_success`` with the account; a
+  refusal is one ``authn_login_fail`` (from Django's ``user_login_failed``, or here for an account the
+  backend returned but the view refuses);
+* ``BasicAuthentication.authenticate_credentials``: ``authn_login_success`` per authenticated request, a
+  wrong password as above;
+* ``authenticate()`` of ``BasicAuthentication``, ``TokenAuthentication`` and ``JWTAuthentication``: a
+  credential that fails (a malformed header, an unknown DRF ``Token``, a forged or expired JWT) is one
+  ``authn_login_fail`` with ``evt.reason: invalid_token`` (``account_disabled`` for an inactive account);
+* simplejwt's refresh serializers: a blacklisted (rotated) refresh token used again is
+  ``authn_token_reuse``; a garbage or expired one is the bad-credential event above;
+* simplejwt's ``TokenBlacklistSerializer.validate`` (logout): ``session_logout`` with the token's account
+  and its ``jti`` as the (hashed) ``session_id``;
+* ``SessionAuthentication.enforce_csrf``: ``authz_fail`` with the session's user (DRF then answers as for an
+  anonymous one);
+* ``APIView.throttled`` on a token-obtain view (a throttle refusing a login before the password is checked):
+  ``authn_login_fail_max`` with the login and, for a known account, its pk; no 429 event besides.
+
+A permission denial (``permission_classes``) is answered 403 after DRF set ``request.user``: the middleware's
+403 rule records ``authz_fail`` with that user. Every failure above marks the request, so the 401/403 status
+rule writes no second event for it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+from graffer_secevents.integrations._auth import record_auth, record_bad_credential
+from graffer_secevents.integrations._common import never_raise
+
+from ._accounts import pk_of, record_login_failure, record_login_refused
+from ._wrap import wrap_method
+
+__all__ = ["install"]
+
+
+def install() -> None:
+    """Wrap DRF's (and, when importable, simplejwt's) decision points. Idempotent; called by the app."""
+    from django.apps import apps
+    from rest_framework import authentication
+
+    wrap_method(authentication.BasicAuthentication, "authenticate_credentials", _basic_credentials)
+    for cls in (authentication.BasicAuthentication, authentication.TokenAuthentication):
+        wrap_method(cls, "authenticate", _request_credential)
+    wrap_method(authentication.SessionAuthentication, "enforce_csrf", _csrf)
+    from rest_framework.views import APIView
+
+    wrap_method(APIView, "throttled", _throttled)
+    if apps.is_installed("rest_framework.authtoken"):
+        from rest_framework.authtoken.serializers import AuthTokenSerializer
+
+        wrap_method(AuthTokenSerializer, "validate", _auth_token_obtain)
+    if importlib.util.find_spec("rest_framework_simplejwt") is not None:
+        _install_simplejwt()
+
+
+def _install_simplejwt() -> None:
+    from rest_framework_simplejwt import authentication, serializers
+
+    wrap_method(serializers.TokenObtainSerializer, "validate", _jwt_obtain)
+    wrap_method(serializers.TokenRefreshSerializer, "validate", _jwt_refresh("refresh"))
+    wrap_method(serializers.TokenRefreshSlidingSerializer, "validate", _jwt_refresh("token"))
+    wrap_method(serializers.TokenBlacklistSerializer, "validate", _jwt_blacklist)
+    wrap_method(authentication.JWTAuthentication, "authenticate", _request_credential)
+
+
+def _failed(exc: BaseException) -> bool:
+    from rest_framework.exceptions import AuthenticationFailed
+
+    return isinstance(exc, AuthenticationFailed)
+
+
+# --- logins ------------------------------------------------------------------------------------------------
+
+
+def _login_success(where: str, user: object) -> None:
+    record_auth("authn_login_success", where=where, user=user, outcome="success")
+
+
+def _jwt_obtain(original: Callable[..., Any]) -> Callable[..., Any]:
+    def validate(self: Any, attrs: Any) -> Any:
+        try:
+            data = original(self, attrs)
+        except Exception as exc:
+            if _failed(exc):
+                field = self.username_field
+                login = attrs.get(field) if isinstance(attrs, dict) else None
+                record_login_failure(login, where="simplejwt's token obtain view", keys=(field,))
+            raise
+        _login_success("simplejwt's token obtain view", self.user)
+        return data
+
+    return validate
+
+
+def _auth_token_obtain(original: Callable[..., Any]) -> Callable[..., Any]:
+    def validate(self: Any, attrs: Any) -> Any:
+        from rest_framework.exceptions import ValidationError
+
+        try:
+            data = original(self, attrs)
+        except ValidationError:
+            # Missing fields never reach validate() (both are required), so this is a refused login.
+            login = attrs.get("username") if isinstance(attrs, dict) else None
+            record_login_failure(login, where="DRF's obtain_auth_token")
+            raise
+        _login_success("DRF's obtain_auth_token", data.get("user"))
+        return data
+
+    return validate
+
+
+def _basic_credentials(original: Callable[..., Any]) -> Callable[..., Any]:
+    def authenticate_credentials(self: Any, userid: Any, password: Any, request: Any = None) -> Any:
+        try:
+            result = original(self, userid, password, request)
+        except Exception as exc:
+            if _failed(exc):
+                record_login_failure(userid, where="DRF's BasicAuthentication")
+            raise
+        _login_success("DRF's BasicAuthentication", result[0])
+        return result
+
+    return authenticate_credentials
+
+
+def _throttled(original: Callable[..., Any]) -> Callable[..., Any]:
+    def throttled(self: Any, request: Any, wait: Any) -> Any:
+        with never_raise("DRF's throttle on a token view"):
+            field = _login_field(self)
+            if field is not None:
+                _login_throttled(request, field)
+        return original(self, request, wait)
+
+    return throttled
+
+
+def _login_field(view: Any) -> str | None:
+    """The login field of a token-obtain view (simplejwt's or ``obtain_auth_token``), else ``None``."""
+    get = getattr(view, "get_serializer_class", None)
+    serializer = get() if callable(get) else getattr(view, "serializer_class", None)
+    if not isinstance(serializer, type):
+        return None
+    names = {klass.__module__ + "." + klass.__qualname__ for klass in serializer.__mro__}
+    if "rest_framework_simplejwt.serializers.TokenObtainSerializer" in names:
+        return str(getattr(serializer, "username_field", "username"))
+    if "rest_framework.authtoken.serializers.AuthTokenSerializer" in names:
+        return "username"
+    return None
+
+
+def _login_throttled(request: Any, field: str) -> None:
+    try:
+        data = request.data  # parsed by DRF; only the login field is read, never the password
+    except Exception:  # noqa: BLE001 - a malformed body: the attempt is recorded without its login
+        data = None
+    login = data.get(field) if hasattr(data, "get") else None
+    login = login if isinstance(login, str) and login else None
+    record_login_refused(login, where="DRF's throttle on a token view", keys=(field,))
+
+
+# --- credentials on a request -------------------------------------------------------------------------------
+
+
+def _request_credential(original: Callable[..., Any]) -> Callable[..., Any]:
+    def authenticate(self: Any, request: Any) -> Any:
+        try:
+            return original(self, request)
+        except Exception as exc:
+            if _failed(exc):
+                codes = _codes(exc)
+                reason = "account_disabled" if "user_inactive" in codes else "invalid_token"
+                # Skipped when the same request already recorded its login failure (Basic's wrong password).
+                record_bad_credential(f"DRF's {type(self).__name__}", reason=reason)
+            raise
+
+    return authenticate
+
+
+def _codes(exc: Any) -> set[str]:
+    """The codes of a DRF ``AuthenticationFailed``; simplejwt's carry theirs as the ``code`` item of a dict
+    detail (``{"detail": ..., "code": "user_inactive"}``)."""
+    detail = getattr(exc, "detail", None)
+    if isinstance(detail, dict):
+        return {str(detail["code"])} if "code" in detail else set()
+    code = getattr(detail, "code", None)
+    return {code} if isinstance(code, str) else set()
+
+
+def _csrf(original: Callable[..., Any]) -> Callable[..., Any]:
+    def enforce_csrf(self: Any, request: Any) -> Any:
+        from rest_framework.exceptions import PermissionDenied
+
+        try:
+            return original(self, request)
+        except PermissionDenied:
+            # The session's user, read before DRF falls back to an anonymous one for the response.
+            user = getattr(getattr(request, "_request", request), "user", None)
+            path = getattr(request, "path", None)
+            record_auth(
+                "authz_fail",
+                where="DRF's SessionAuthentication",
+                user=user,
+                params={"resource": path} if isinstance(path, str) else None,
+            )
+            raise
+
+    return enforce_csrf
+
+
+# --- simplejwt refresh and blacklist -----------------------------------------------------------------------
+
+
+def _jwt_refresh(key: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def validate(self: Any, attrs: Any) -> Any:
+            try:
+                return original(self, attrs)
+            except Exception as exc:
+                _token_refused(attrs, key, exc, "simplejwt's token refresh view")
+                raise
+
+        return validate
+
+    return make
+
+
+def _jwt_blacklist(original: Callable[..., Any]) -> Callable[..., Any]:
+    def validate(self: Any, attrs: Any) -> Any:
+        where = "simplejwt's token blacklist view"
+        try:
+            data = original(self, attrs)
+        except Exception as exc:
+            _token_refused(attrs, "refresh", exc, where)
+            raise
+        with never_raise(where):
+            payload = _verified_payload(attrs.get("refresh"))
+            if payload is not None:
+                jti = payload.get(_jwt_setting("JTI_CLAIM"))
+                record_auth(
+                    "session_logout",
+                    where=where,
+                    user=_account_of(payload),
+                    params={"session_id": jti} if jti else None,
+                )
+        return data
+
+    return validate
+
+
+def _token_refused(attrs: Any, key: str, exc: BaseException, where: str) -> None:
+    """A refresh (or blacklist) request was refused: reuse of a revoked token, or a bad credential."""
+    from rest_framework_simplejwt.exceptions import TokenError
+
+    if not isinstance(exc, TokenError) and not _failed(exc):
+        return
+    with never_raise(where):
+        raw = attrs.get(key) if isinstance(attrs, dict) else None
+        payload = _verified_payload(raw)
+        jti = payload.get(_jwt_setting("JTI_CLAIM")) if payload is not None else None
+        if jti is not None and _blacklisted(jti):
+            record_auth("authn_token_reuse", where=where, user=_account_of(payload), params={"token_id": jti})
+        elif payload is not None and _failed(exc):  # a valid token of an account that may not log in
+            record_bad_credential(where, reason="account_disabled", user=_account_of(payload))
+        else:
+            record_bad_credential(where)
+
+
+def _verified_payload(raw: object) -> dict[str, Any] | None:
+    """The claims of ``raw`` if its signature and expiry verify (blacklisting aside), else ``None``."""
+    if not isinstance(raw, str):
+        return None
+    from rest_framework_simplejwt.state import token_backend
+
+    try:
+        payload = token_backend.decode(raw, verify=True)  # type: ignore[arg-type]  # a str is what it decodes
+    except Exception:  # noqa: BLE001 - forged, expired or garbage
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _blacklisted(jti: object) -> bool:
+    from django.apps import apps
+
+    if not apps.is_installed("rest_framework_simplejwt.token_blacklist"):
+        return False
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
+
+    return bool(BlacklistedToken.objects.filter(token__jti=jti).exists())
+
+
+def _jwt_setting(name: str) -> Any:
+    from rest_framework_simplejwt.settings import api_settings
+
+    return getattr(api_settings, name)
+
+
+def _account_of(payload: dict[str, Any] | None) -> Any:
+    """The pk of the account a token names (its ``USER_ID_CLAIM`` looked up by ``USER_ID_FIELD``)."""
+    if payload is None:
+        return None
+    return pk_of(_jwt_setting("USER_ID_FIELD"), payload.get(_jwt_setting("USER_ID_CLAIM")))
