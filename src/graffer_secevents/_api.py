@@ -201,15 +201,31 @@ def log_password_reset(
     stage: Literal["request", "complete"] = "request",
     login: str | None = None,
     exists: bool | None = None,
+    outcome: OutcomeLike = Outcome.SUCCESS,
+    reason: str | None = None,
     **context: Any,
 ) -> None:
     """Record a password reset: ``authn_password_reset_request`` (stage ``request``, the default) or
-    ``authn_password_reset`` (stage ``complete``). ``exists`` says whether the requested account exists."""
+    ``authn_password_reset`` (stage ``complete``). ``exists`` says whether the requested account exists;
+    a completion refused (a bad or expired reset token) is ``outcome="failure"`` with a ``reason``."""
     complete = isinstance(stage, str) and stage == "complete"
-    evt_type = "authn_password_reset" if complete else "authn_password_reset_request"
-    if not complete and not (isinstance(stage, str) and stage == "request"):
-        context = {**context, "stage": stage}
-    emit_event(evt_type, user=user, ip=ip, login=login, exists=exists, context=context)
+    if not complete:
+        if not (isinstance(stage, str) and stage == "request"):
+            context = {**context, "stage": stage}
+        emit_event(
+            "authn_password_reset_request", user=user, ip=ip, login=login, exists=exists, context=context
+        )
+        return
+    emit_event(
+        "authn_password_reset",
+        user=user,
+        outcome=outcome,
+        ip=ip,
+        login=login,
+        exists=exists,
+        params={"reason": reason},
+        context=context,
+    )
 
 
 def log_mfa_challenge(
