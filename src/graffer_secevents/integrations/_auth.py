@@ -31,7 +31,7 @@ from graffer_secevents._types import User
 
 from ._common import LazyRequestContext, never_raise
 
-__all__ = ["account", "already_recorded", "record_auth"]
+__all__ = ["account", "already_recorded", "record_auth", "record_bad_credential", "stable_id"]
 
 _RECORDED_ATTR: Final = "_secevents_auth_recorded"
 
@@ -92,3 +92,29 @@ def account(id: object, *, login: str | None = None, email: str | None = None) -
     """A :class:`~graffer_secevents.User` for an account known by its immutable ``id`` (and optionally the
     login or e-mail it was reached by, both privacy-processed)."""
     return User(id=id, login=login, email=email)  # type: ignore[arg-type]
+
+
+def stable_id(user: object) -> object:
+    """The account's immutable id (``pk``, then ``id``), or ``None``: never ``get_id()``, which Flask-Security
+    and other Flask-Login users answer with a session token (``fs_uniquifier``) or an e-mail."""
+    for attribute in ("pk", "id"):
+        value = getattr(user, attribute, None)
+        if value is not None:
+            return value
+    return None
+
+
+def record_bad_credential(
+    where: str,
+    *,
+    reason: str,
+    user: object = None,
+    login: object = None,
+    exists: bool | None = None,
+) -> bool:
+    """Record that this request presented a credential that did not authenticate (a wrong Basic password, a
+    forged, expired or unknown token): one ``authn_login_fail`` for the request, which also stops the 401/403
+    status rule from writing a second event. ``reason`` is a short fixed word (``"invalid_token"``)."""
+    return record_auth(
+        "authn_login_fail", where=where, user=user, login=login, exists=exists, params={"reason": reason}
+    )
