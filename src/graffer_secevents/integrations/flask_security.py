@@ -52,7 +52,7 @@ except ImportError:
 import flask
 from flask_security.recoverable import reset_password_token_status
 
-from ._auth import already_recorded, record_auth, record_bad_credential, stable_id
+from ._auth import account, already_recorded, record_auth, record_bad_credential, stable_id
 from ._common import never_raise
 
 __all__ = ["connect"]
@@ -173,8 +173,8 @@ def _check_login(form: Any) -> None:
         _login_failed(user, "account_disabled", login=typed)
     elif getattr(form, "requires_confirmation", False):
         _login_failed(user, "unconfirmed", login=typed)
-    elif form.errors:  # the password was right, the application's is_locked() said no
-        record_auth("authn_login_lock", where=_WHERE, user=user, params={"reason": "locked"})
+    elif "tf_user_id" not in flask.session:  # right password, not waiting for a second factor: is_locked()
+        record_auth("authn_login_lock", where=_WHERE, user=_account(user), params={"reason": "locked"})
 
 
 def _check_forgot_password(form: Any) -> None:
@@ -253,11 +253,21 @@ def _observe_form(security: Any, name: str, inspect: Callable[[Any], None]) -> N
 # --- helpers ------------------------------------------------------------------------------------------------
 
 
+def _account(user: Any) -> Any:
+    """The account as events describe it: its ``id`` (an inactive Flask-Login user reads as anonymous, since
+    ``is_authenticated`` is ``is_active``) and its e-mail (privacy-processed)."""
+    uid = stable_id(user)
+    if uid is None:
+        return None
+    email = getattr(user, "email", None)
+    return account(uid, email=email if isinstance(email, str) else None)
+
+
 def _login_failed(user: Any, reason: str, *, login: object = None) -> None:
     record_auth(
         "authn_login_fail",
         where=_WHERE,
-        user=user,
+        user=_account(user),
         login=login,
         exists=user is not None,
         params={"reason": reason},
