@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Depends, FastAPI
 from fastapi_users import BaseUserManager, FastAPIUsers, UUIDIDMixin, schemas
@@ -78,10 +78,11 @@ def build_app(database_url: str, **middleware: Any) -> FastAPI:
         async with sessions() as session:
             yield session
 
-    async def get_user_db(session: Annotated[AsyncSession, Depends(get_session)]) -> AsyncIterator[Any]:
+    # Depends() defaults, as fastapi-users' docs write them (Annotated would not resolve these local names).
+    async def get_user_db(session: AsyncSession = Depends(get_session)) -> AsyncIterator[Any]:  # noqa: B008
         yield SQLAlchemyUserDatabase(session, User)
 
-    async def get_user_manager(user_db: Annotated[Any, Depends(get_user_db)]) -> AsyncIterator[UserManager]:
+    async def get_user_manager(user_db: Any = Depends(get_user_db)) -> AsyncIterator[UserManager]:  # noqa: B008
         yield UserManager(user_db, PASSWORDS)
 
     backend = SecurityEventsAuthenticationBackend(
