@@ -47,13 +47,13 @@ ACCOUNTS = {
 }
 
 
-def build_app(**extension: Any) -> Flask:
+def build_app(database_uri: str = "sqlite://", **extension: Any) -> Flask:
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY="test-only",
         SECURITY_PASSWORD_SALT="test-only-salt",
         SECURITY_PASSWORD_HASH="plaintext",  # fast for tests, as Flask-Security's own test suite does
-        SQLALCHEMY_DATABASE_URI="sqlite://",
+        SQLALCHEMY_DATABASE_URI=database_uri,
         WTF_CSRF_ENABLED=False,
         SECURITY_CSRF_IGNORE_UNAUTH_ENDPOINTS=True,
         SECURITY_USERNAME_ENABLE=True,
