@@ -48,7 +48,7 @@ try:
     from fastapi_users import BaseUserManager, exceptions, models
     from fastapi_users.authentication import AuthenticationBackend
 except ImportError:
-    raise MissingDependencyError("fastapi_users", "fastapi-users") from None
+    raise MissingDependencyError("fastapi-users", "fastapi-users") from None
 
 import jwt
 from fastapi import Response

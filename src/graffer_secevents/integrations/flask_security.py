@@ -47,7 +47,7 @@ from graffer_secevents._errors import ConfigurationError, MissingDependencyError
 try:
     import flask_security
 except ImportError:
-    raise MissingDependencyError("flask_security", "flask-security") from None
+    raise MissingDependencyError("Flask-Security-Too", "flask-security") from None
 
 import flask
 from flask_security.recoverable import reset_password_token_status
