@@ -34,6 +34,9 @@ What is recorded, each exactly once per request, with ``usr.id`` the account's `
   ``evt.reason`` ``invalid_credentials`` (wrong current password) or ``password_policy``;
 * two-factor: ``tf_code_confirmed`` → ``authn_mfa_challenge`` success, a wrong code → its failure
   (``evt.method`` the user's primary method);
+* ``/refresh-token`` (``SECURITY_REFRESH_TOKEN``): a refresh token of a generation already rotated away, or
+  of a revoked family → ``authn_token_reuse`` (``evt.token_id`` the hashed family); an invalid, unknown or
+  expired one → ``authn_login_fail`` (``invalid_token`` / ``expired_token``);
 * logout: Flask-Login's ``user_logged_out`` → ``session_logout`` (the Flask integration).
 """
 
@@ -218,11 +221,33 @@ def _check_change_password(form: Any) -> None:
     record_auth("authn_password_change_fail", where=_WHERE, user=user, params={"reason": reason})
 
 
+def _check_refresh_token(form: Any) -> None:
+    """A refresh token exchanged (``/refresh-token``): a generation already rotated away or a revoked family
+    is a reuse; an unsigned, unknown or expired one is a bad credential. A good exchange is no event."""
+    errors = getattr(form, "refresh_errors", None)
+    if errors is None:
+        return
+    user = _account(getattr(form, "user", None))
+    if errors.name in ("GEN_MISMATCH", "REVOKED"):
+        tracker = getattr(form, "refresh_tracker", None)
+        family = getattr(tracker, "refresh_family", None)
+        record_auth(
+            "authn_token_reuse",
+            where=_WHERE,
+            user=user,
+            params={"token_id": family if isinstance(family, str) else None},
+        )
+    else:
+        reason = "expired_token" if errors.name == "EXPIRED" else "invalid_token"
+        record_bad_credential(_WHERE, reason=reason, user=user, exists=True if user is not None else None)
+
+
 _FORM_CHECKS: Final[dict[str, Callable[[Any], None]]] = {
     "login_form": _check_login,
     "forgot_password_form": _check_forgot_password,
     "reset_password_form": _check_reset_password,
     "change_password_form": _check_change_password,
+    "refresh_token_form": _check_refresh_token,
 }
 
 

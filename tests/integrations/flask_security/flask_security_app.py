@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 from flask_security import MailUtil, Security, SQLAlchemyUserDatastore, auth_required, hash_password
-from flask_security.models import fsqla_v3 as fsqla
+from flask_security.models import fsqla_v4 as fsqla
 from flask_sqlalchemy import SQLAlchemy
 
 from graffer_secevents.integrations.flask import SecurityEvents
@@ -26,6 +26,10 @@ class User(db.Model, fsqla.FsUserMixin):  # type: ignore[name-defined,misc]
 
 
 class WebAuthn(db.Model, fsqla.FsWebAuthnMixin):  # type: ignore[name-defined,misc]
+    pass
+
+
+class FsRefreshTracker(db.Model, fsqla.FsRefreshTrackerMixin):  # type: ignore[name-defined,misc]
     pass
 
 
@@ -67,9 +71,13 @@ def build_app(database_uri: str = "sqlite://", **extension: Any) -> Flask:
         SECURITY_TOTP_SECRETS={"1": "test-only-totp-secret"},
         SECURITY_TOTP_ISSUER="graffer-tests",
         SECURITY_RESET_PASSWORD_WITHIN=timedelta(hours=1),
+        SECURITY_REFRESH_TOKEN=True,
+        SECURITY_REFRESH_TOKEN_COOKIE_NAME=None,  # the refresh token in the JSON body
     )
     db.init_app(app)
-    security = Security(app, SQLAlchemyUserDatastore(db, User, Role), mail_util_cls=Outbox)
+    security = Security(
+        app, SQLAlchemyUserDatastore(db, User, Role, WebAuthn, FsRefreshTracker), mail_util_cls=Outbox
+    )
     SecurityEvents(app, **extension)
 
     @app.get("/api/me")

@@ -341,3 +341,28 @@ def test_token_login_then_token_request(app: Flask, client: FlaskClient, securit
     assert not [
         r for r in security_events.records if r["http"]["request_id"] == rid
     ]  # a token use is no login
+
+
+def test_refresh_token_reused_after_rotation(
+    app: Flask, client: FlaskClient, security_events: Capture
+) -> None:
+    response, _rid = call(
+        client, "POST", "/login?include_auth_token", json={"email": ADA, "password": ADA_PW}
+    )
+    first = response.json["response"]["user"]["refresh_token"]
+    fresh = app.test_client()  # a token client: no session
+    response, rotated = call(fresh, "POST", "/refresh-token", json={"refresh_token": first})
+    assert response.status_code == 200, response.json
+    assert not [
+        r for r in security_events.records if r["http"]["request_id"] == rotated
+    ]  # an exchange is no event
+    response, reused = call(app.test_client(), "POST", "/refresh-token", json={"refresh_token": first})
+    assert response.status_code == 400
+    record = only(security_events, reused)
+    assert (record["evt"]["type"], record["evt"]["outcome"]) == ("authn_token_reuse", "failure")
+    assert record["usr"]["id"] == user_id(app, ADA)
+    assert record["evt"]["token_id"].startswith("anon_")  # always hashed
+    response, garbage = call(app.test_client(), "POST", "/refresh-token", json={"refresh_token": "garbage"})
+    assert response.status_code == 400
+    bad = only(security_events, garbage)
+    assert (bad["evt"]["type"], bad["evt"]["reason"]) == ("authn_login_fail", "invalid_token")
