@@ -94,6 +94,22 @@ def account(id: object, *, login: str | None = None, email: str | None = None) -
     return User(id=id, login=login, email=email)  # type: ignore[arg-type]
 
 
+def record_bad_credential(where: str, *, reason: str = "invalid_token", user: object = None) -> bool:
+    """Record that this request presented a credential that failed (a forged, expired, revoked or unknown
+    token or API key): one ``authn_login_fail`` with ``evt.reason`` (``invalid_token`` unless the credential
+    named an account that may not log in, ``account_disabled``), and no second event from the 401/403 status
+    rule. Return whether it was written by this call.
+
+    Args:
+        where: what is recording (``"simplejwt's JWTAuthentication"``).
+        reason: a short, bounded reason.
+        user: the account the credential named, when it is known, else ``None``.
+    """
+    return record_auth(
+        "authn_login_fail", where=where, user=user, outcome="failure", params={"reason": reason}
+    )
+
+
 def stable_id(user: object) -> object:
     """The account's immutable id (``pk``, then ``id``), or ``None``: never ``get_id()``, which Flask-Security
     and other Flask-Login users answer with a session token (``fs_uniquifier``) or an e-mail."""
@@ -102,19 +118,3 @@ def stable_id(user: object) -> object:
         if value is not None:
             return value
     return None
-
-
-def record_bad_credential(
-    where: str,
-    *,
-    reason: str,
-    user: object = None,
-    login: object = None,
-    exists: bool | None = None,
-) -> bool:
-    """Record that this request presented a credential that did not authenticate (a wrong Basic password, a
-    forged, expired or unknown token): one ``authn_login_fail`` for the request, which also stops the 401/403
-    status rule from writing a second event. ``reason`` is a short fixed word (``"invalid_token"``)."""
-    return record_auth(
-        "authn_login_fail", where=where, user=user, login=login, exists=exists, params={"reason": reason}
-    )

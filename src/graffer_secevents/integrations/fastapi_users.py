@@ -212,7 +212,7 @@ class _ObservedStrategy(Generic[models.UP, models.ID]):
         user: models.UP | None = await self._strategy.read_token(token, user_manager)
         if user is not None:
             if getattr(user, "is_active", True) is False:
-                record_bad_credential(_WHERE, reason="account_disabled", user=user, exists=True)
+                record_bad_credential(_WHERE, reason="account_disabled", user=user)
             else:
                 set_user(user)
         elif token is not None:

@@ -239,7 +239,7 @@ def _check_refresh_token(form: Any) -> None:
         )
     else:
         reason = "expired_token" if errors.name == "EXPIRED" else "invalid_token"
-        record_bad_credential(_WHERE, reason=reason, user=user, exists=True if user is not None else None)
+        record_bad_credential(_WHERE, reason=reason, user=user)
 
 
 _FORM_CHECKS: Final[dict[str, Callable[[Any], None]]] = {
