@@ -35,13 +35,10 @@ def test_auto_detection_is_the_default(security_events: Capture) -> None:
     security_events.assert_emitted("authn_login_fail", evt__reason="invalid_credentials")
 
 
-@pytest.mark.parametrize(
-    "module",
-    ["graffer_secevents", "graffer_secevents.integrations.flask", "graffer_secevents.integrations.fastapi"],
-)
-def test_the_auth_stacks_cost_nothing_at_import(module: str) -> None:
+def test_the_auth_stacks_cost_nothing_at_import() -> None:
+    """The package and the framework integrations import no auth stack (nor its ORM)."""
     code = (
-        f"import sys, {module}\n"
+        "import sys, graffer_secevents, graffer_secevents.integrations.flask, graffer_secevents.integrations.fastapi\n"
         "print(','.join(m for m in ('flask_security', 'fastapi_users', 'flask_sqlalchemy', 'sqlalchemy')"
         " if m in sys.modules))"
     )
