@@ -31,7 +31,14 @@ from graffer_secevents._types import User
 
 from ._common import LazyRequestContext, never_raise
 
-__all__ = ["account", "already_recorded", "record_auth", "record_bad_credential", "stable_id"]
+__all__ = [
+    "account",
+    "already_recorded",
+    "record_auth",
+    "record_bad_credential",
+    "record_reset_refused",
+    "stable_id",
+]
 
 _RECORDED_ATTR: Final = "_secevents_auth_recorded"
 
@@ -118,3 +125,17 @@ def stable_id(user: object) -> object:
         if value is not None:
             return value
     return None
+
+
+def record_reset_refused(where: str, *, reason: str, user: object = None) -> bool:
+    """Record a password-reset completion the stack refused (a bad or expired reset token, a new password its
+    policy rejects): one failed ``authn_password_reset``, ``usr.exists`` saying whether the token named an
+    account (``user``, when it is known)."""
+    return record_auth(
+        "authn_password_reset",
+        where=where,
+        user=user,
+        outcome="failure",
+        exists=user is not None,
+        params={"reason": reason},
+    )

@@ -57,7 +57,7 @@ from fastapi_users.jwt import decode_jwt
 
 from graffer_secevents._context import current_request, set_user
 
-from ._auth import record_auth, record_bad_credential
+from ._auth import record_auth, record_bad_credential, record_reset_refused
 from .asgi import AsgiRequestContext
 
 __all__ = ["SecurityEventsAuthenticationBackend", "SecurityEventsUserManagerMixin"]
@@ -156,14 +156,7 @@ class SecurityEventsUserManagerMixin(BaseUserManager[models.UP, models.ID]):
             pass
         if reason is None:
             reason = "expired_token" if expired else "invalid_token"
-        record_auth(
-            "authn_password_reset",
-            where=_WHERE,
-            user=user,
-            outcome="failure",
-            exists=user is not None,
-            params={"reason": reason},
-        )
+        record_reset_refused(_WHERE, reason=reason, user=user)
 
 
 class SecurityEventsAuthenticationBackend(AuthenticationBackend[models.UP, models.ID]):

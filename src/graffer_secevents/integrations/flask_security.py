@@ -55,7 +55,14 @@ except ImportError:
 import flask
 from flask_security.recoverable import reset_password_token_status
 
-from ._auth import account, already_recorded, record_auth, record_bad_credential, stable_id
+from ._auth import (
+    account,
+    already_recorded,
+    record_auth,
+    record_bad_credential,
+    record_reset_refused,
+    stable_id,
+)
 from ._common import never_raise
 
 __all__ = ["connect"]
@@ -202,14 +209,7 @@ def _check_reset_password(form: Any) -> None:
         reason = "password_policy"
     else:
         return
-    record_auth(
-        "authn_password_reset",
-        where=_WHERE,
-        user=user,
-        outcome="failure",
-        exists=user is not None,
-        params={"reason": reason},
-    )
+    record_reset_refused(_WHERE, reason=reason, user=_account(user))
 
 
 def _check_change_password(form: Any) -> None:

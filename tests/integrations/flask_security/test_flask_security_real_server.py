@@ -44,13 +44,7 @@ def test_login_burst_keeps_every_event_with_its_request(loopback: Any) -> None:
             assert response.json()["response"]["user"]["authentication_token"]
     stderr = server.stop()
     records = server.records()
-    by_id = {r["http"]["request_id"]: r for r in records}
-    assert len(records) == len(by_id) == len(plan)  # one event per attempt, none lost, none doubled
-    for n, p in enumerate(plan):
-        record = by_id[p["request_id"]]
-        _body, evt_type, reason = attempt(n)
-        assert record["network"]["client"]["ip"] == p["ip"], record
-        assert record["evt"]["type"] == evt_type and record["evt"].get("reason") == reason, record
+    loopback.check_one_event_per_request(records, plan, lambda n: attempt(n)[1:])
     ada_ids = {r["usr"]["id"] for r in records if r["usr"].get("exists", True)}
     assert len(ada_ids) == 1  # successes and wrong passwords: one account, one usr.id
     text = server.events.read_text()
