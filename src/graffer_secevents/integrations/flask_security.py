@@ -110,7 +110,8 @@ def _on_authenticated(_sender: Any, user: Any = None, authn_via: Any = None, **_
         if "change" in via:
             return  # change_user_password() logs the user in again: a password change, not a login
         _when_stored(
-            user, lambda: record_auth("authn_login_success", where=_WHERE, user=user, outcome="success")
+            user,
+            lambda: record_auth("authn_login_success", where=_WHERE, user=_account(user), outcome="success"),
         )
 
 
@@ -141,22 +142,22 @@ def _on_unauthenticated(_sender: Any, **_extra: Any) -> None:
 
 def _on_registered(_sender: Any, user: Any = None, **_extra: Any) -> None:
     with never_raise(_WHERE):
-        _when_stored(user, lambda: record_auth("user_signup", where=_WHERE, user=user))
+        _when_stored(user, lambda: record_auth("user_signup", where=_WHERE, user=_account(user)))
 
 
 def _on_reset_requested(_sender: Any, user: Any = None, **_extra: Any) -> None:
     with never_raise(_WHERE):
-        record_auth("authn_password_reset_request", where=_WHERE, user=user, exists=True)
+        record_auth("authn_password_reset_request", where=_WHERE, user=_account(user), exists=True)
 
 
 def _on_password_reset(_sender: Any, user: Any = None, **_extra: Any) -> None:
     with never_raise(_WHERE):
-        record_auth("authn_password_reset", where=_WHERE, user=user, outcome="success", exists=True)
+        record_auth("authn_password_reset", where=_WHERE, user=_account(user), outcome="success", exists=True)
 
 
 def _on_password_changed(_sender: Any, user: Any = None, **_extra: Any) -> None:
     with never_raise(_WHERE):
-        record_auth("authn_password_change", where=_WHERE, user=user, outcome="success")
+        record_auth("authn_password_change", where=_WHERE, user=_account(user), outcome="success")
 
 
 def _on_tf_confirmed(_sender: Any, user: Any = None, method: Any = None, **_extra: Any) -> None:
@@ -193,7 +194,7 @@ def _check_forgot_password(form: Any) -> None:
     email = getattr(getattr(form, "email", None), "data", None)
     user = getattr(form, "user", None)
     if user is not None:
-        record_auth("authn_password_reset_request", where=_WHERE, user=user, exists=True)
+        record_auth("authn_password_reset_request", where=_WHERE, user=_account(user), exists=True)
     elif email:
         record_auth("authn_password_reset_request", where=_WHERE, login=email, exists=False)
 
@@ -218,7 +219,7 @@ def _check_change_password(form: Any) -> None:
     password = getattr(form, "password", None)
     reason = "invalid_credentials" if password is not None and password.errors else "password_policy"
     user = flask_security.current_user._get_current_object()
-    record_auth("authn_password_change_fail", where=_WHERE, user=user, params={"reason": reason})
+    record_auth("authn_password_change_fail", where=_WHERE, user=_account(user), params={"reason": reason})
 
 
 def _check_refresh_token(form: Any) -> None:
@@ -302,7 +303,7 @@ def _login_failed(user: Any, reason: str, *, login: object = None) -> None:
 def _mfa(user: Any, outcome: str, *, method: Any = None, reason: str | None = None) -> None:
     method = method or getattr(user, "tf_primary_method", None)
     params = {"method": method if isinstance(method, str) else None, "reason": reason}
-    record_auth("authn_mfa_challenge", where=_WHERE, user=user, outcome=outcome, params=params)
+    record_auth("authn_mfa_challenge", where=_WHERE, user=_account(user), outcome=outcome, params=params)
 
 
 def _when_stored(user: Any, record: Callable[[], object]) -> None:
