@@ -51,13 +51,14 @@ ACCOUNTS = {
 }
 
 
-def build_app(database_uri: str = "sqlite://", **extension: Any) -> Flask:
+def build_app(database_uri: str = "sqlite://", *, refresh_tokens: bool = True, **extension: Any) -> Flask:
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY="test-only",
         SECURITY_PASSWORD_SALT="test-only-salt",
         SECURITY_PASSWORD_HASH="plaintext",  # fast for tests, as Flask-Security's own test suite does
         SQLALCHEMY_DATABASE_URI=database_uri,
+        SQLALCHEMY_ENGINE_OPTIONS={"connect_args": {"timeout": 30}},  # SQLite's wait for a concurrent writer
         WTF_CSRF_ENABLED=False,
         SECURITY_CSRF_IGNORE_UNAUTH_ENDPOINTS=True,
         SECURITY_USERNAME_ENABLE=True,
@@ -71,7 +72,7 @@ def build_app(database_uri: str = "sqlite://", **extension: Any) -> Flask:
         SECURITY_TOTP_SECRETS={"1": "test-only-totp-secret"},
         SECURITY_TOTP_ISSUER="graffer-tests",
         SECURITY_RESET_PASSWORD_WITHIN=timedelta(hours=1),
-        SECURITY_REFRESH_TOKEN=True,
+        SECURITY_REFRESH_TOKEN=refresh_tokens,
         SECURITY_REFRESH_TOKEN_COOKIE_NAME=None,  # the refresh token in the JSON body
     )
     db.init_app(app)

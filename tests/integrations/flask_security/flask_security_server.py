@@ -19,7 +19,8 @@ api.configure(
     trusted_proxies=["127.0.0.1/32"],
     metrics="none",
 )
-app = build_app(f"sqlite:///{Path(sys.argv[1]).with_suffix('.db')}")
+# No refresh tokens: each would be a row written by every successful login, and SQLite has one writer.
+app = build_app(f"sqlite:///{Path(sys.argv[1]).with_suffix('.db')}", refresh_tokens=False)
 # A token API: clients keep the auth token, not the session (the load client shares one cookie jar, which
 # never sends a cookie scoped to another path).
 app.config["SESSION_COOKIE_PATH"] = "/session-unused"

@@ -38,6 +38,8 @@ def test_login_burst_keeps_every_event_with_its_request(loopback: Any) -> None:
         for n, p in enumerate(plan)
     ]
     responses = loopback.drive(server.url, requests, threads=8)
+    if any(response.status_code >= 500 for response in responses):
+        raise AssertionError(f"the server failed:\n{server.stop()[-3000:]}")
     for n, response in enumerate(responses):
         assert response.status_code == (200 if n % 7 == 0 else 400), response.text
         if n % 7 == 0:
