@@ -16,8 +16,8 @@ Two lines in the application, beside the ASGI middleware: the user manager takes
 What is recorded, each once per request, with ``usr.id`` the user's ``id`` (its UUID) for successes and
 failures alike:
 
-* ``POST /login`` → ``authn_login_success`` (the backend's ``login``; the manager's ``on_after_login`` if the
-  backend is not ours), or ``authn_login_fail`` with ``usr.exists`` and ``evt.reason`` ``unknown_user``,
+* ``POST /login`` → ``authn_login_success`` (the backend's ``login``; with a plain backend, the mixin's
+  ``on_after_login``, if an override of it calls ``super()``), or ``authn_login_fail`` with ``usr.exists`` and ``evt.reason`` ``unknown_user``,
   ``invalid_credentials`` or ``account_disabled`` (the manager's ``authenticate``; the password is passed on,
   never read);
 * ``POST /logout`` → ``session_logout``;
