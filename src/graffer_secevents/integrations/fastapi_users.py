@@ -17,9 +17,9 @@ What is recorded, each once per request, with ``usr.id`` the user's ``id`` (its 
 failures alike:
 
 * ``POST /login`` → ``authn_login_success`` (the backend's ``login``; with a plain backend, the mixin's
-  ``on_after_login``, if an override of it calls ``super()``), or ``authn_login_fail`` with ``usr.exists`` and ``evt.reason`` ``unknown_user``,
-  ``invalid_credentials`` or ``account_disabled`` (the manager's ``authenticate``; the password is passed on,
-  never read);
+  ``on_after_login``, if an override of it calls ``super()``), or ``authn_login_fail`` with ``usr.exists``
+  and ``evt.reason`` ``unknown_user``, ``invalid_credentials`` or ``account_disabled`` (the manager's
+  ``authenticate``; the password is passed on, never read);
 * ``POST /logout`` → ``session_logout``;
 * ``POST /register`` → ``user_signup`` (``create`` called with the request);
 * ``POST /forgot-password`` → ``authn_password_reset_request`` with ``usr.exists``: true for a known account
