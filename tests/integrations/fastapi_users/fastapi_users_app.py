@@ -70,7 +70,9 @@ def get_jwt_strategy() -> JWTStrategy[User, uuid.UUID]:
     return JWTStrategy(secret=SECRET, lifetime_seconds=3600)
 
 
-def build_app(database_url: str, **middleware: Any) -> FastAPI:
+def build_app(
+    database_url: str, *, backend_class: Any = SecurityEventsAuthenticationBackend, **middleware: Any
+) -> FastAPI:
     engine = create_async_engine(database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
 
@@ -85,7 +87,7 @@ def build_app(database_url: str, **middleware: Any) -> FastAPI:
     async def get_user_manager(user_db: Any = Depends(get_user_db)) -> AsyncIterator[UserManager]:  # noqa: B008
         yield UserManager(user_db, PASSWORDS)
 
-    backend = SecurityEventsAuthenticationBackend(
+    backend = backend_class(
         "jwt", transport=BearerTransport(tokenUrl="auth/jwt/login"), get_strategy=get_jwt_strategy
     )
     users = FastAPIUsers[User, uuid.UUID](get_user_manager, [backend])

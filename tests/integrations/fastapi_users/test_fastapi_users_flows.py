@@ -25,8 +25,8 @@ ADA_PW = ACCOUNTS[ADA][0]
 _ids = itertools.count()
 
 
-def open_client(tmp_path: Path, **middleware: Any) -> TestClient:
-    app = build_app(f"sqlite+aiosqlite:///{tmp_path / 'users.db'}", **middleware)
+def open_client(tmp_path: Path, **options: Any) -> TestClient:
+    app = build_app(f"sqlite+aiosqlite:///{tmp_path / 'users.db'}", **options)
     return TestClient(app, client=(PEER, 50123))
 
 
@@ -224,3 +224,14 @@ def test_a_token_request_is_not_a_login(client: TestClient, security_events: Cap
     before = len(security_events.records)
     me(client, token)
     assert len(security_events.records) == before
+
+
+def test_with_a_plain_backend_the_mixin_still_records_the_login(
+    tmp_path: Path, security_events: Capture
+) -> None:
+    from fastapi_users.authentication import AuthenticationBackend
+
+    with open_client(tmp_path, backend_class=AuthenticationBackend) as client:
+        response, rid = login(client, ADA, ADA_PW)
+        assert response.status_code == 200
+        assert only(security_events, rid)["usr"]["id"] == me(client, response.json()["access_token"])["id"]
