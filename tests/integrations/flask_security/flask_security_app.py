@@ -7,7 +7,14 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Flask
-from flask_security import MailUtil, Security, SQLAlchemyUserDatastore, auth_required, hash_password
+from flask_security import (
+    MailUtil,
+    Security,
+    SQLAlchemyUserDatastore,
+    auth_required,
+    hash_password,
+    roles_required,
+)
 from flask_security.models import fsqla_v4 as fsqla
 from flask_sqlalchemy import SQLAlchemy
 
@@ -85,6 +92,12 @@ def build_app(database_uri: str = "sqlite://", *, refresh_tokens: bool = True, *
     @auth_required("token", "session", "basic")
     def me() -> dict[str, str]:
         return {"ok": "yes"}
+
+    @app.get("/api/admin")
+    @auth_required("token", "session")
+    @roles_required("admin")
+    def admin() -> dict[str, str]:
+        return {"ok": "admin"}
 
     with app.app_context():
         db.create_all()

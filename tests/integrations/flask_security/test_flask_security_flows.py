@@ -366,3 +366,14 @@ def test_refresh_token_reused_after_rotation(
     assert response.status_code == 400
     bad = only(security_events, garbage)
     assert (bad["evt"]["type"], bad["evt"]["reason"]) == ("authn_login_fail", "invalid_token")
+
+
+def test_a_role_403_names_the_authenticated_user(
+    app: Flask, client: FlaskClient, security_events: Capture
+) -> None:
+    login(client, email=ADA, password=ADA_PW)
+    response, rid = call(client, "GET", "/api/admin", headers={"Accept": "application/json"})
+    assert response.status_code == 403
+    record = only(security_events, rid)
+    assert record["evt"]["type"] == "authz_fail" and record["evt"]["resource"] == "/api/admin"
+    assert record["usr"]["id"] == user_id(app, ADA)
