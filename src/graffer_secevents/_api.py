@@ -193,16 +193,32 @@ def log_password_reset(
     stage: Literal["request", "complete"] = "request",
     login: str | None = None,
     exists: bool | None = None,
+    outcome: OutcomeLike = Outcome.SUCCESS,
+    reason: str | None = None,
     **context: Any,
 ) -> None:
     """Record a password reset: ``authn_password_reset_request`` (stage ``request``, the default) or
-    ``authn_password_reset`` (stage ``complete``). ``exists`` says whether the requested account exists."""
+    ``authn_password_reset`` (stage ``complete``). ``exists`` says whether the requested account exists;
+    a completion refused (a bad or expired reset token) is ``outcome="failure"`` with a ``reason``."""
     given = _exact(stage)
     complete = type(given) is str and given == "complete"
-    evt_type = "authn_password_reset" if complete else "authn_password_reset_request"
-    if not complete and not (type(given) is str and given == "request"):
-        context = {**context, "stage": stage}
-    emit_unguarded(evt_type, user=user, ip=ip, login=login, exists=exists, context=context)
+    if not complete:
+        if not (type(given) is str and given == "request"):
+            context = {**context, "stage": stage}
+        emit_unguarded(
+            "authn_password_reset_request", user=user, ip=ip, login=login, exists=exists, context=context
+        )
+        return
+    emit_unguarded(
+        "authn_password_reset",
+        user=user,
+        outcome=outcome,
+        ip=ip,
+        login=login,
+        exists=exists,
+        params={"reason": reason},
+        context=context,
+    )
 
 
 @guarded

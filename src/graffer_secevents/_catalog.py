@@ -367,7 +367,16 @@ _ROWS: tuple[EventType, ...] = (
     EventType(
         "authn_password_reset_request", "iam", "info", S, "password reset requested", source="extension"
     ),
-    EventType("authn_password_reset", "iam", "info", S, "password reset", source="extension"),
+    EventType(
+        "authn_password_reset",
+        "iam",
+        "info",
+        C,
+        "password reset",
+        (_REASON,),
+        source="extension",
+        level_on_failure="warning",
+    ),
     EventType("authn_mfa_enabled", "iam", "info", S, "second factor enabled", (_MFA,), source="extension"),
     EventType(
         "authn_mfa_disabled", "iam", "warning", S, "second factor disabled", (_MFA,), source="extension"

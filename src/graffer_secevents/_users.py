@@ -16,6 +16,13 @@ from ._types import User
 __all__: list[str] = []
 
 
+class EmailIdentity(str):
+    """An identity that is an e-mail address (a Flask-Login ``get_id()``, a Starlette ``SimpleUser``): written
+    as ``usr.id`` under the e-mail privacy rule (hashed by default), never raw."""
+
+    __slots__ = ()
+
+
 def _user_parts(field: str, user: object, errors: list[str]) -> tuple[object, object, object, object]:
     """(id, login, email, name) from whatever the caller passed as a user."""
     if user is None:
@@ -40,6 +47,8 @@ def _user_parts(field: str, user: object, errors: list[str]) -> tuple[object, ob
             uid = getattr(user, "id", None)
         if uid is None and callable(getattr(user, "get_id", None)):
             uid = user.get_id()  # type: ignore[attr-defined]
+            if type(uid) is str and "@" in uid:
+                uid = EmailIdentity(uid)
         login = user.get_username() if callable(getattr(user, "get_username", None)) else None  # type: ignore[attr-defined]
         email = getattr(user, "email", None)
         if uid is None and login is None:
@@ -62,7 +71,11 @@ def _usr(
     # Plain short strings (the common case) skip _text's coercions.
     # Privacy applies to the whole text and only its result is cut to the limit: two long logins that differ
     # after character 1,024 keep different pseudonyms.
-    if uid is not None:
+    if type(uid) is EmailIdentity:  # an e-mail is the only identity the stack gave: privacy as usr.email
+        text = _full_text(prefix, "id", str(uid), errors)
+        if text and (value := privacy.apply_email(text)) is not None:
+            out["id"] = value if len(value) <= MAX_STRING else _cut(prefix, "id", value, errors)
+    elif uid is not None:
         text = _int_text(uid) if type(uid) is int else _plain(uid) or _full_text(prefix, "id", uid, errors)
         if text and (value := (privacy.apply_target_id if target else privacy.apply_id)(text)) is not None:
             out["id"] = value if len(value) <= MAX_STRING else _cut(prefix, "id", value, errors)

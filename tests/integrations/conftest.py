@@ -235,6 +235,22 @@ def check_no_bleed(
     assert_not_forged(records)
 
 
+def check_one_event_per_request(
+    records: list[dict[str, Any]],
+    plan: list[dict[str, str]],
+    expected: Callable[[int], tuple[str, str | None]],
+) -> None:
+    """Exactly one record per request of ``plan`` (none lost, none doubled), with that request's IP and the
+    ``(evt.type, evt.reason)`` that ``expected(n)`` names; the forged address appears nowhere."""
+    by_id = {r["http"]["request_id"]: r for r in records}
+    assert len(records) == len(by_id) == len(plan)
+    for n, p in enumerate(plan):
+        record = by_id[p["request_id"]]
+        assert record["network"]["client"]["ip"] == p["ip"], record
+        assert (record["evt"]["type"], record["evt"].get("reason")) == expected(n), record
+    assert_not_forged(records)
+
+
 class Loopback:
     """What a real-server test needs: start servers (stopped at teardown), drive load, check the events."""
 
@@ -251,6 +267,7 @@ class Loopback:
     plan = staticmethod(load_plan)
     requests = staticmethod(load_requests)
     check_no_bleed = staticmethod(check_no_bleed)
+    check_one_event_per_request = staticmethod(check_one_event_per_request)
 
 
 @pytest.fixture

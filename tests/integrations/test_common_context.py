@@ -151,7 +151,13 @@ def test_importing_the_framework_free_integrations_imports_no_framework() -> Non
 
 @pytest.mark.parametrize(
     ("module", "blocked", "extra"),
-    [("flask", "flask", "flask"), ("fastapi", "fastapi", "fastapi"), ("django", "django", "django")],
+    [
+        ("flask", "flask", "flask"),
+        ("fastapi", "fastapi", "fastapi"),
+        ("django", "django", "django"),
+        ("flask_security", "flask_security", "flask-security"),
+        ("fastapi_users", "fastapi_users", "fastapi-users"),
+    ],
 )
 def test_a_missing_framework_fails_with_the_install_hint(module: str, blocked: str, extra: str) -> None:
     code = (

@@ -31,7 +31,15 @@ from graffer_secevents._types import User
 
 from ._common import LazyRequestContext, never_raise
 
-__all__ = ["account", "already_recorded", "mark_denied", "record_auth", "record_bad_credential"]
+__all__ = [
+    "account",
+    "already_recorded",
+    "mark_denied",
+    "record_auth",
+    "record_bad_credential",
+    "record_reset_refused",
+    "stable_id",
+]
 
 _RECORDED_ATTR: Final = "_secevents_auth_recorded"
 
@@ -116,3 +124,27 @@ def mark_denied() -> None:
     ctx = current_request()
     if isinstance(ctx, LazyRequestContext):
         ctx.denial_recorded = True
+
+
+def stable_id(user: object) -> object:
+    """The account's immutable id (``pk``, then ``id``), or ``None``: never ``get_id()``, which Flask-Security
+    and other Flask-Login users answer with a session token (``fs_uniquifier``) or an e-mail."""
+    for attribute in ("pk", "id"):
+        value = getattr(user, attribute, None)
+        if value is not None:
+            return value
+    return None
+
+
+def record_reset_refused(where: str, *, reason: str, user: object = None) -> bool:
+    """Record a password-reset completion the stack refused (a bad or expired reset token, a new password its
+    policy rejects): one failed ``authn_password_reset``, ``usr.exists`` saying whether the token named an
+    account (``user``, when it is known)."""
+    return record_auth(
+        "authn_password_reset",
+        where=where,
+        user=user,
+        outcome="failure",
+        exists=user is not None,
+        params={"reason": reason},
+    )

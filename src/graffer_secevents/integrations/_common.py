@@ -39,6 +39,7 @@ from graffer_secevents._ip import normalize_ip
 from graffer_secevents._pipeline import emit_event
 from graffer_secevents._request_id import accept_request_id
 from graffer_secevents._types import User
+from graffer_secevents._users import EmailIdentity
 
 __all__ = [
     "DEFAULT_STATUS_EVENTS",
@@ -351,7 +352,9 @@ def user_from_scope(user: Any) -> Any:
 
     Unauthenticated users are no user. Objects that already look like an application user (``pk``, ``id``,
     ``get_id()`` or ``get_username()``) are used as they are; Starlette's ``SimpleUser`` and other
-    ``BaseUser`` objects become a :class:`~graffer_secevents.User` with their ``identity`` as the id.
+    ``BaseUser`` objects become a :class:`~graffer_secevents.User` with their ``identity`` as the id. An
+    identity that is an e-mail address is written under the e-mail privacy rule (hashed by default), so a
+    ``SimpleUser("ada@example.com")`` never puts the address in ``usr.id``.
     """
     if user is None or getattr(user, "is_authenticated", False) is not True:
         return None
@@ -364,4 +367,7 @@ def user_from_scope(user: Any) -> Any:
         identity = user.identity
     except Exception:  # noqa: BLE001 - BaseUser.identity raises NotImplementedError
         identity = getattr(user, "username", None) or getattr(user, "display_name", None)
-    return User(id=str(identity)) if identity else None
+    if not identity:
+        return None
+    text = str(identity)
+    return User(id=EmailIdentity(text) if "@" in text else text)

@@ -52,6 +52,7 @@ from .wsgi import SecurityEventsMiddleware, WsgiRequestContext
 __all__ = ["DEFAULT_STATUS_EVENTS", "OPTIONAL_STATUS_EVENTS", "SecurityEvents"]
 
 EXTENSION_KEY: Final = "graffer_secevents"
+_FLASK_SECURITY_KEY: Final = "graffer_secevents.flask_security"
 
 
 class FlaskRequestContext(WsgiRequestContext):
@@ -103,9 +104,14 @@ class SecurityEvents:
         app: the application, or ``None`` to call :meth:`init_app` later.
         status_events: per-status overrides merged over :data:`DEFAULT_STATUS_EVENTS`: an event type
             turns a status on, ``None`` turns it off, e.g. ``{401: "authz_fail"}``.
+        flask_security: record Flask-Security-Too's flows (``integrations/flask_security.py``). ``None``
+            (the default) does so when Flask-Security's ``Security`` is already on the app; ``True`` requires
+            it; ``False`` never does.
 
     Raises:
-        ConfigurationError: ``status_events`` names a status or an event type that does not exist.
+        ConfigurationError: ``status_events`` names a status or an event type that does not exist, or
+            ``flask_security=True`` and ``Security(app)`` was not initialised first.
+        MissingDependencyError: ``flask_security=True`` and Flask-Security-Too is not installed.
 
     Example::
 
@@ -114,10 +120,15 @@ class SecurityEvents:
     """
 
     def __init__(
-        self, app: flask.Flask | None = None, *, status_events: Mapping[int, str | None] | None = None
+        self,
+        app: flask.Flask | None = None,
+        *,
+        status_events: Mapping[int, str | None] | None = None,
+        flask_security: bool | None = None,
     ) -> None:
         status_rules(status_events)  # validate now, loudly
         self.status_events = status_events
+        self.flask_security = flask_security
         if app is not None:
             self.init_app(app)
 
@@ -129,6 +140,14 @@ class SecurityEvents:
         app.extensions[EXTENSION_KEY] = self
         add_request_provider(_flask_request)
         _connect_flask_login(app)
+        wanted = self.flask_security
+        if wanted is None:  # auto: only if the app already imported Flask-Security and initialised it
+            wanted = "flask_security" in sys.modules and "security" in app.extensions
+        if wanted:
+            from . import flask_security
+
+            flask_security.connect(app)
+            app.extensions[_FLASK_SECURITY_KEY] = True
 
 
 def _connect_flask_login(app: flask.Flask) -> None:
@@ -142,6 +161,8 @@ def _connect_flask_login(app: flask.Flask) -> None:
 
 
 def _on_logged_in(_sender: Any, user: Any = None, **_extra: Any) -> None:
+    if _FLASK_SECURITY_KEY in flask.current_app.extensions:
+        return  # Flask-Security's user_authenticated says how the user logged in (a password change is not)
     with never_raise("Flask-Login's login event"):
         emit_event("authn_login_success", user=user, outcome="success")
 
