@@ -241,8 +241,11 @@ def snake_blocks(api: Mapping[str, Any], *, rename: Mapping[str, str] | None = N
         name = renames.get(key) or snake_case(key)
         if isinstance(value, Mapping):
             body[name] = Block(snake_blocks(value, rename=rename))
-        elif isinstance(value, Sequence) and not isinstance(value, str) and value and all(
-            isinstance(v, Mapping) for v in value
+        elif (
+            isinstance(value, Sequence)
+            and not isinstance(value, str)
+            and value
+            and all(isinstance(v, Mapping) for v in value)
         ):
             body[name] = [Block(snake_blocks(v, rename=rename)) for v in value]
         else:
