@@ -173,9 +173,10 @@ def _problems(rule: Mapping[str, Any], at: str) -> Iterator[tuple[str, str]]:
     options = rule.get("options")
     if not isinstance(options, Mapping):
         yield f"{at}.options", f"required: an object, got {_kind(options)}"
-        options = {}
-    method = options.get("detectionMethod", "threshold")
-    yield from _option_problems(options, method, f"{at}.options")
+        method: object = "threshold"
+    else:
+        method = options.get("detectionMethod", "threshold")
+        yield from _option_problems(options, method, f"{at}.options")
     queries = rule.get("queries")
     names: set[str] = set()
     if not isinstance(queries, list) or not queries:
