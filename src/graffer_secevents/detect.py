@@ -65,8 +65,8 @@ evaluate.__doc__ = """Replay detection rules over records and return the signals
 
         signals = evaluate(load_rules("rules/team.json"), capture.records, geo={"203.0.113.7": paris})
     """
-load_rules.__module__ = __name__
-maxmind_lookup.__module__ = __name__
+for _public in (DetectError, GeoPoint, Signal, load_rules, maxmind_lookup):
+    _public.__module__ = __name__
 
 
 def default_rules(

@@ -462,6 +462,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="run the demo scenario and print its records")
     demo.set_defaults(handler=_cmd_demo)
+
+    from .detect.commands import add_commands as add_detect_commands
+
+    add_detect_commands(commands)  # `detect` and `report`
     return parser
 
 

@@ -56,7 +56,6 @@ class Signal:
     last_seen: datetime
     count: int
 
-    __module__ = "graffer_secevents.detect"
 
     def as_dict(self) -> dict[str, Any]:
         """The signal as JSON-ready data (``secevents detect --format json``)."""

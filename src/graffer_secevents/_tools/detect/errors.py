@@ -12,4 +12,3 @@ class DetectError(ValueError):
     operator or search construct is this error, so a rule is never silently half-evaluated.
     """
 
-    __module__ = "graffer_secevents.detect"

@@ -28,7 +28,6 @@ class GeoPoint:
     country: str = ""
     city: str = ""
 
-    __module__ = "graffer_secevents.detect"
 
 
 GeoLookup = Callable[[str], GeoPoint | None] | Mapping[str, GeoPoint]
