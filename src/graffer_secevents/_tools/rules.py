@@ -31,10 +31,13 @@ __all__ = [
     "SEVERITIES",
     "WINDOWS",
     "Rule",
+    "admin_query",
     "build_rules",
     "parse_settings",
     "render_markdown",
     "rule_id_of",
+    "rule_resources",
+    "scope_terms",
     "to_terraform",
 ]
 
@@ -270,7 +273,7 @@ def _admin_after_new_ip(scope: str, p: Params) -> Parts:
                 aggregation="cardinality",
                 distinct=[CLIENT_IP],
             ),
-            _query("admin_actions", scope + _types(_ADMIN_TYPES), [USR_ID]),
+            _query("admin_actions", scope + admin_query(), [USR_ID]),
         ],
         [
             _case(
@@ -488,20 +491,14 @@ def build_rules(
         >>> [r["name"] for r in build_rules(only=["brute_force"], service="auth-api")]
         ['[secevents] auth-api: brute force on one account']
     """
-    scope_terms = [
-        f"{key}:{_scope_value(key, value)}"
-        for key, value in (("service", service), ("env", env))
-        if value is not None
-    ]
+    scope = scope_terms(service=service, env=env)
     ids = list(RULES) if only is None else list(only)
     for rule_id in ids:
         if rule_id not in RULES:
             raise ConfigurationError(f"unknown rule {rule_id!r}; the rules are: {', '.join(RULES)}")
     overrides = _overrides(params)
-    label = " ".join(term.partition(":")[2] for term in scope_terms)
-    if service and env:
-        label = f"{service} ({env})"
-    return [_build_one(RULES[rule_id], scope_terms, label, overrides.get(rule_id, {})) for rule_id in ids]
+    label = f"{service} ({env})" if service and env else (service or env or "")
+    return [_build_one(RULES[rule_id], scope, label, overrides.get(rule_id, {})) for rule_id in ids]
 
 
 def _build_one(row: Rule, scope_terms: list[str], label: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -545,12 +542,31 @@ def _message(row: Rule, p: Params) -> str:
     )
 
 
-def _scope_value(key: str, value: object) -> str:
-    if not isinstance(value, str) or not _SCOPE_VALUE.fullmatch(value):
-        raise ConfigurationError(
-            f"{key}: expected a tag value such as 'auth-api' (letters, digits, _.:/-), got {value!r}"
-        )
-    return value
+def scope_terms(*, service: str | None, env: str | None) -> list[str]:
+    """The ``service:``/``env:`` search terms that scope every query (none for ``None``).
+
+    Raises:
+        ConfigurationError: a value that is not a plain tag value (it would change the query's meaning).
+
+    Example:
+        >>> scope_terms(service="auth-api", env=None)
+        ['service:auth-api']
+    """
+    terms = []
+    for key, value in (("service", service), ("env", env)):
+        if value is None:
+            continue
+        if not isinstance(value, str) or not _SCOPE_VALUE.fullmatch(value):
+            raise ConfigurationError(
+                f"{key}: expected a tag value such as 'auth-api' (letters, digits, _.:/-), got {value!r}"
+            )
+        terms.append(f"{key}:{value}")
+    return terms
+
+
+def admin_query() -> str:
+    """The log search for administrative actions (`_ADMIN_TYPES`, from the catalog)."""
+    return _types(_ADMIN_TYPES)
 
 
 def _overrides(params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
