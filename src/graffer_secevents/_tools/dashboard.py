@@ -15,7 +15,7 @@ from typing import Any
 
 from graffer_secevents._catalog import CATALOG
 
-from .logs_metrics import LOGS_METRIC_PREFIX
+from .logs_metrics import logs_metric_name
 from .rules import CLIENT_IP, RULE_TAG, SOURCE_TAG, USR_ID, admin_query, scope_terms
 from .terraform import Resource, to_hcl, to_terraform_json
 
@@ -91,7 +91,7 @@ def build_dashboard(*, service: str | None = None, env: str | None = None) -> di
         'auth-api'
     """
     scope_terms(service=service, env=env)  # validates both
-    failures_metric = f"{LOGS_METRIC_PREFIX}.login.failures"
+    failures_metric = logs_metric_name("login.failures", service=service)
     widgets = [
         _timeseries("Logins by outcome", _logs_query(_LOGIN, "@evt.outcome")),
         _timeseries("Failed logins by reason", _logs_query(_FAILED, "@evt.reason")),

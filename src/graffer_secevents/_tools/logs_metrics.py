@@ -22,7 +22,13 @@ from graffer_secevents._metrics import TAG_EVT_TYPE, TAG_OUTCOME, TAG_REASON, TA
 from .rules import scope_terms
 from .terraform import Block, Resource, to_hcl, to_terraform_json
 
-__all__ = ["LOGS_METRIC_PREFIX", "build_logs_metrics", "logs_metric_tag_keys", "to_terraform"]
+__all__ = [
+    "LOGS_METRIC_PREFIX",
+    "build_logs_metrics",
+    "logs_metric_name",
+    "logs_metric_tag_keys",
+    "to_terraform",
+]
 
 LOGS_METRIC_PREFIX: Final = "secevents.logs"
 _UNIFIED: Final = (("service", "service"), ("env", "env"))
@@ -70,13 +76,10 @@ def build_logs_metrics(*, service: str | None = None, env: str | None = None) ->
         ['secevents.logs.login.attempts', 'secevents.logs.login.failures']
     """
     scope = scope_terms(service=service, env=env)
-    prefix = LOGS_METRIC_PREFIX
-    if service is not None:
-        prefix += "." + _NAME_PART.sub("_", service.lower()).strip("_")
     return [
         {
             "data": {
-                "id": f"{prefix}.{suffix}",
+                "id": logs_metric_name(suffix, service=service),
                 "type": "logs_metrics",
                 "attributes": {
                     "compute": {"aggregation_type": "count"},
@@ -87,6 +90,18 @@ def build_logs_metrics(*, service: str | None = None, env: str | None = None) ->
         }
         for suffix, query, tags in _METRICS
     ]
+
+
+def logs_metric_name(suffix: str, *, service: str | None = None) -> str:
+    """The name of one log-based metric (``login.failures``), with the service in it when scoped.
+
+    Example:
+        >>> logs_metric_name("login.failures", service="Auth-API")
+        'secevents.logs.auth_api.login.failures'
+    """
+    if service is None:
+        return f"{LOGS_METRIC_PREFIX}.{suffix}"
+    return f"{LOGS_METRIC_PREFIX}.{_NAME_PART.sub('_', service.lower()).strip('_')}.{suffix}"
 
 
 def logs_metric_tag_keys(metrics: Iterable[Mapping[str, Any]]) -> set[str]:
