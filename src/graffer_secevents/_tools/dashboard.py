@@ -19,7 +19,7 @@ from .logs_metrics import logs_metric_name
 from .rules import CLIENT_IP, RULE_TAG, SOURCE_TAG, USR_ID, admin_query, scope_terms
 from .terraform import Resource, to_hcl, to_terraform_json
 
-__all__ = ["build_dashboard", "to_terraform"]
+__all__ = ["build_dashboard", "dashboard_resource", "to_terraform"]
 
 _SCOPE = "$service $env "
 _LOGIN = f"@evt.name:{CATALOG['authn_login_fail'].name}"
@@ -177,6 +177,12 @@ def build_dashboard(*, service: str | None = None, env: str | None = None) -> di
     }
 
 
+def dashboard_resource(dashboard: Mapping[str, Any]) -> Resource:
+    """The dashboard as a ``datadog_dashboard_json`` resource; its ``dashboard`` argument is the JSON text."""
+    text = json.dumps(dashboard, indent=2, ensure_ascii=False)
+    return Resource("datadog_dashboard_json", "secevents_security_review", {"dashboard": text})
+
+
 def to_terraform(dashboard: Mapping[str, Any], *, json_syntax: bool = False) -> str:
     """The dashboard as a ``datadog_dashboard_json`` resource (HCL, or Terraform JSON).
 
@@ -184,9 +190,5 @@ def to_terraform(dashboard: Mapping[str, Any], *, json_syntax: bool = False) -> 
         >>> to_terraform(build_dashboard()).splitlines()[0]
         'resource "datadog_dashboard_json" "secevents_security_review" {'
     """
-    resource = Resource(
-        "datadog_dashboard_json",
-        "secevents_security_review",
-        {"dashboard": json.dumps(dashboard, indent=2, ensure_ascii=False)},
-    )
-    return to_terraform_json([resource]) if json_syntax else to_hcl([resource])
+    resources = [dashboard_resource(dashboard)]
+    return to_terraform_json(resources) if json_syntax else to_hcl(resources)

@@ -27,6 +27,7 @@ __all__ = [
     "build_logs_metrics",
     "logs_metric_name",
     "logs_metric_tag_keys",
+    "metric_resources",
     "to_terraform",
 ]
 
@@ -114,13 +115,8 @@ def logs_metric_tag_keys(metrics: Iterable[Mapping[str, Any]]) -> set[str]:
     return {g["tag_name"] for m in metrics for g in m["data"]["attributes"]["group_by"]}
 
 
-def to_terraform(metrics: Iterable[Mapping[str, Any]], *, json_syntax: bool = False) -> str:
-    """Metrics from `build_logs_metrics` as ``datadog_logs_metric`` resources (HCL, or Terraform JSON).
-
-    Example:
-        >>> to_terraform(build_logs_metrics()).splitlines()[0]
-        'resource "datadog_logs_metric" "secevents_logs_login_attempts" {'
-    """
+def metric_resources(metrics: Iterable[Mapping[str, Any]]) -> list[Resource]:
+    """Metrics from `build_logs_metrics` as ``datadog_logs_metric`` resources (labels from their names)."""
     resources = []
     for metric in metrics:
         data = metric["data"]
@@ -132,4 +128,15 @@ def to_terraform(metrics: Iterable[Mapping[str, Any]], *, json_syntax: bool = Fa
             "group_by": [Block(dict(group)) for group in attributes["group_by"]],
         }
         resources.append(Resource("datadog_logs_metric", data["id"].replace(".", "_"), body))
+    return resources
+
+
+def to_terraform(metrics: Iterable[Mapping[str, Any]], *, json_syntax: bool = False) -> str:
+    """Metrics from `build_logs_metrics` as ``datadog_logs_metric`` resources (HCL, or Terraform JSON).
+
+    Example:
+        >>> to_terraform(build_logs_metrics()).splitlines()[0]
+        'resource "datadog_logs_metric" "secevents_logs_login_attempts" {'
+    """
+    resources = metric_resources(metrics)
     return to_terraform_json(resources) if json_syntax else to_hcl(resources)
