@@ -145,11 +145,8 @@ def test_service_and_env_scope_every_query_and_tag_every_rule() -> None:
 
 
 def test_parameters_override_thresholds_windows_and_severities() -> None:
-    (rule,) = build_rules(
-        only=["brute_force"],
-        brute_force__failures=20,
-        **{"brute_force.severity": "critical", "brute_force.evaluation_window": 1800},
-    )
+    dotted: dict[str, Any] = {"brute_force.severity": "critical", "brute_force.evaluation_window": 1800}
+    (rule,) = build_rules(only=["brute_force"], brute_force__failures=20, **dotted)
     assert rule["cases"][0] == {
         "name": "brute force on one account",
         "status": "critical",

@@ -387,8 +387,9 @@ class _ConditionParser:
         kind, text = self._take()
         if (kind, text) == ("op", "("):
             self.disjunction()
-            if self._take() != ("op", ")"):
+            if self._peek() != ("op", ")"):
                 raise _BadConditionError("missing ')'")
+            self.pos += 1
             return
         if kind != "name":
             raise _BadConditionError(f"expected a query name, got {text!r}")
