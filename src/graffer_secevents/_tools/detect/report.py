@@ -33,6 +33,7 @@ _USR_ID = attribute_getter("usr.id")
 _USR_LOGIN = attribute_getter("usr.login")
 _PATH = attribute_getter("http.url_details.path")
 _ROUTE = attribute_getter("http.route")
+_RESOURCE = attribute_getter("evt.resource")
 
 
 def safe(value: Any, limit: int = 60) -> str:
@@ -88,7 +89,7 @@ def _attempts(logins: list[tuple[float, str]]) -> list[str]:
     lines = [f"  {_when(origin)} → {_when(origin + buckets * step)}, one column per {_duration(step)}"]
     for outcome, row in rows.items():
         lines.append(f"  {outcome:<8} │{sparkline(row, peak)}│ {sum(row)}")
-    lines.append(f"  (the tallest column is {peak} attempts)")
+    lines.append(f"  (the tallest column is {peak} attempt{'s' if peak != 1 else ''})")
     return lines
 
 
@@ -147,7 +148,8 @@ def render_report(records: Sequence[Mapping[str, Any]], signals: Sequence[Signal
         moment = timestamp_of(record)
         if _EVT_TYPE(record) == "authz_fail":
             denied_ips[_label(_IP(record)) or "(no IP)"] += 1
-            denied_paths[_label(_ROUTE(record)) or _label(_PATH(record)) or "(no path)"] += 1
+            where = _label(_ROUTE(record)) or _label(_PATH(record)) or _label(_RESOURCE(record))
+            denied_paths[where or "(unknown)"] += 1
         if _EVT_NAME(record) != "authentication" or moment is None:
             continue
         outcome = _label(_OUTCOME(record)) or "unknown"
@@ -165,7 +167,7 @@ def render_report(records: Sequence[Mapping[str, Any]], signals: Sequence[Signal
         ("Top failing IPs (failed logins)", _top(failing_ips, ip_accounts, "accounts")),
         ("Top failing accounts (failed logins)", _top(failing_accounts, account_ips, "IPs")),
         ("Denied requests by IP", _top(denied_ips, None, "")),
-        ("Denied requests by route", _top(denied_paths, None, "")),
+        ("Denied requests by route or resource", _top(denied_paths, None, "")),
         (f"Signals ({len(signals)})", signal_table(signals)),
     ]
     out = []
