@@ -385,3 +385,25 @@ def test_maxmind_lookup_without_geoip2_names_the_extra(monkeypatch: pytest.Monke
     monkeypatch.setitem(sys.modules, "geoip2.database", None)
     with pytest.raises(MissingDependencyError, match=r"graffer-secevents\[geoip\]"):
         maxmind_lookup("GeoLite2-City.mmdb")
+
+
+def test_maxmind_lookup_reads_a_real_geoip2_city_database(tmp_path: Any) -> None:
+    """A GeoLite2-City-shaped database written with mmdb-writer, read back through geoip2's Reader."""
+    mmdb_writer = pytest.importorskip("mmdb_writer")
+    netaddr = pytest.importorskip("netaddr")
+    writer = mmdb_writer.MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-City")
+    for network, point in (("192.0.2.0/28", PARIS), ("192.0.2.16/28", NEW_YORK)):
+        content = {
+            "location": {"latitude": point.lat, "longitude": point.lon},
+            "country": {"iso_code": point.country},
+            "city": {"names": {"en": point.city}},
+        }
+        writer.insert_network(netaddr.IPSet([network]), content)
+    path = tmp_path / "GeoLite2-City.mmdb"
+    writer.to_db_file(str(path))
+    lookup = maxmind_lookup(str(path))
+    assert lookup("192.0.2.1") == PARIS
+    assert lookup("198.51.100.1") is None  # not in the database
+    assert lookup("not an ip") is None
+    records = [record(0, "success", user="A", ip="192.0.2.1"), record(3600, "success", user="A", ip="192.0.2.17")]
+    assert [s.rule_id for s in evaluate([travel_rule()], records, geo=lookup)] == ["test"]
