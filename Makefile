@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck docs docs-build catalog-doc bench clean
+.PHONY: demo test check lint typecheck docs docs-build catalog-doc rules-doc bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,9 @@ docs-build: $(STAMP)
 # docs/catalog.md is generated from the code's catalog; tests/test_docs.py fails when it is stale.
 catalog-doc: $(STAMP)
 	$(VENV)/bin/secevents catalog --format markdown > docs/catalog.md.tmp && mv docs/catalog.md.tmp docs/catalog.md
+
+rules-doc: $(STAMP)
+	$(PY) -m graffer_secevents._tools.rules docs/detection-rules.md
 
 check: test lint typecheck docs-build
 

@@ -38,6 +38,7 @@ __all__ = [
     "rule_id_of",
     "rule_resources",
     "scope_terms",
+    "splice_markdown",
     "to_terraform",
 ]
 
@@ -721,3 +722,28 @@ def render_markdown() -> str:
 
 def _show(value: object) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+DOC_START: Final = "<!-- rules:start -->\n"
+DOC_END: Final = "<!-- rules:end -->"
+
+
+def splice_markdown(page: str) -> str:
+    """``page`` with the text between its generated-section markers replaced by `render_markdown`.
+
+    Raises:
+        ConfigurationError: the page has no markers.
+    """
+    head, start, rest = page.partition(DOC_START)
+    _old, end, tail = rest.partition(DOC_END)
+    if not start or not end:
+        raise ConfigurationError(f"no {DOC_START.strip()} ... {DOC_END} markers in the page")
+    return head + start + render_markdown() + end + tail
+
+
+if __name__ == "__main__":  # `make rules-doc`
+    import sys
+    from pathlib import Path
+
+    target = Path(sys.argv[1])
+    target.write_text(splice_markdown(target.read_text(encoding="utf-8")), encoding="utf-8")
