@@ -69,7 +69,7 @@ def test_every_log_query_is_scoped_by_the_template_variables() -> None:
                     assert query["search"]["query"].startswith("$service $env ")
                 if query["data_source"] == "metrics":
                     assert "{$service,$env}" in query["query"]
-                    assert "secevents.logs.auth_api.login.failures" in query["query"]
+                    assert "secevents.logs.auth_api.login.failures.by_reason" in query["query"]
     with pytest.raises(ConfigurationError):
         dashboard.build_dashboard(service="two words")
 
@@ -131,17 +131,20 @@ def test_failed_logins_by_reason_come_from_the_logs_alone(security_events: Captu
     api.log_login(7, "failure", "203.0.113.7", login="ada", exists=True, reason="invalid_credentials")
     api.log_login(7, "failure", "198.51.100.1", login="ada", exists=True, reason="invalid_credentials")
     api.log_login(7, "success", "198.51.100.1")
+    api.log_login(None, "failure", "203.0.113.7", login="eve", exists=False, reason="user eve@x.com, bad")
     api.log_access_denied(7, "/admin", "198.51.100.1")
     by_id = {m["data"]["id"]: m for m in logs_metrics.build_logs_metrics(service="auth-api")}
     records = security_events.records
-    failures = _computed(by_id["secevents.logs.auth_api.login.failures"], records)
-    assert failures == {
+    by_reason = _computed(by_id["secevents.logs.auth_api.login.failures.by_reason"], records)
+    assert by_reason == {
         ("auth-api", "prod", "unknown_user", False): 1,
         ("auth-api", "prod", "invalid_credentials", True): 2,
     }
+    failures = _computed(by_id["secevents.logs.auth_api.login.failures"], records)
+    assert failures == {("auth-api", "prod", False): 2, ("auth-api", "prod", True): 2}
     attempts = _computed(by_id["secevents.logs.auth_api.login.attempts"], records)
-    assert sum(attempts.values()) == 4
+    assert sum(attempts.values()) == 5
     assert sum(n for key, n in attempts.items() if key[2] == "success") == 1
     events = _computed(by_id["secevents.logs.auth_api.events"], records)
     assert events[("auth-api", "prod", "authz_fail", "failure")] == 1
-    assert sum(events.values()) == len(records) == 5
+    assert sum(events.values()) == len(records) == 6

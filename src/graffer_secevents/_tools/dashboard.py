@@ -91,7 +91,7 @@ def build_dashboard(*, service: str | None = None, env: str | None = None) -> di
         'auth-api'
     """
     scope_terms(service=service, env=env)  # validates both
-    failures_metric = logs_metric_name("login.failures", service=service)
+    failures_metric = logs_metric_name("login.failures.by_reason", service=service)
     widgets = [
         _timeseries("Logins by outcome", _logs_query(_LOGIN, "@evt.outcome")),
         _timeseries("Failed logins by reason", _logs_query(_FAILED, "@evt.reason")),

@@ -5,7 +5,7 @@ Datadog counts the log lines and tags the counts from their attributes. The tag 
 DogStatsD metrics in `graffer_secevents._metrics` (``outcome``, ``reason``, ``usr_exists``, ``evt_type``),
 so a query written for ``secevents.login.attempts`` reads ``secevents.logs.login.attempts`` unchanged. Tags
 come only from bounded attributes: never a user id, login, IP or request id (they would make one time series
-per attacker).
+per attacker), and ``reason`` only on failures whose reason is one of `LOGIN_FAILURE_REASONS`.
 
 `build_logs_metrics` returns ``POST /api/v2/logs/config/metrics`` bodies; `to_terraform` the resources.
 """
@@ -17,7 +17,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from graffer_secevents._catalog import CATALOG
-from graffer_secevents._metrics import TAG_EVT_TYPE, TAG_OUTCOME, TAG_REASON, TAG_USR_EXISTS
+from graffer_secevents._metrics import (
+    LOGIN_FAILURE_REASONS,
+    OTHER,
+    TAG_EVT_TYPE,
+    TAG_OUTCOME,
+    TAG_REASON,
+    TAG_USR_EXISTS,
+)
 
 from .rules import scope_terms
 from .terraform import Block, Resource, to_hcl, to_terraform_json
@@ -37,15 +44,16 @@ _NAME_PART: Final = re.compile(r"[^a-z0-9_]+")
 _LOGIN = f"@evt.name:{CATALOG['authn_login_fail'].name}"
 _FAILURE = f"@evt.outcome:{CATALOG['authn_login_fail'].fixed_outcome}"
 
+_KNOWN_REASONS = "(" + " OR ".join(f"@evt.reason:{r}" for r in sorted(LOGIN_FAILURE_REASONS - {OTHER})) + ")"
+"""A logs metric cannot map a free-text reason onto `LOGIN_FAILURE_REASONS` as the DogStatsD path does, so
+only failures with one of the known reasons are counted by reason; ``login.failures`` counts them all."""
+
 _METRICS: Final = (
+    ("login.attempts", _LOGIN, (("@evt.outcome", TAG_OUTCOME), ("@usr.exists", TAG_USR_EXISTS))),
+    ("login.failures", f"{_LOGIN} {_FAILURE}", (("@usr.exists", TAG_USR_EXISTS),)),
     (
-        "login.attempts",
-        _LOGIN,
-        (("@evt.outcome", TAG_OUTCOME), ("@evt.reason", TAG_REASON), ("@usr.exists", TAG_USR_EXISTS)),
-    ),
-    (
-        "login.failures",
-        f"{_LOGIN} {_FAILURE}",
+        "login.failures.by_reason",
+        f"{_LOGIN} {_FAILURE} {_KNOWN_REASONS}",
         (("@evt.reason", TAG_REASON), ("@usr.exists", TAG_USR_EXISTS)),
     ),
     ("authz.denied", f"@evt.type:{CATALOG['authz_fail'].type}", (("@http.route", "route"),)),
