@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from graffer_secevents._tools.rule_check import Finding, check_rule, check_rules, load_rules
 from graffer_secevents._tools.rules import build_rules
@@ -217,3 +219,54 @@ def test_what_is_not_rule_json_is_a_finding(text: str, message: str) -> None:
 def test_every_generated_rule_passes_as_one_file() -> None:
     assert check_rules(orjson.dumps(build_rules(service="auth-api", env="prod"))) == []
     assert isinstance(Finding("r", "$", "m").__str__(), str)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+_FIELDS = st.sampled_from(
+    ["name", "type", "queries", "cases", "options", "tags", "isEnabled", "message", "aggregation", "condition",
+     "status", "detectionMethod", "evaluationWindow", "keepAlive", "metrics", "groupByFields", "newValueOptions"]
+)  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(value=_JSON)
+def test_any_json_gives_findings_never_an_exception(value: Any) -> None:
+    findings = check_rules(json.dumps(value))
+    assert all(isinstance(f, Finding) and f.path and f.message for f in findings)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rule_index=st.integers(0, len(build_rules()) - 1),
+    where=st.lists(_FIELDS, min_size=1, max_size=3),
+    value=_JSON,
+)
+def test_a_generated_rule_with_a_hostile_value_anywhere_is_checked_not_crashed(
+    rule_index: int, where: list[str], value: Any
+) -> None:
+    rule: Any = build_rules()[rule_index]
+    target = rule
+    for key in where[:-1]:
+        nested = target.get(key) if isinstance(target, dict) else None
+        if isinstance(nested, list) and nested and isinstance(nested[0], dict):
+            nested = nested[0]
+        if not isinstance(nested, dict):
+            break
+        target = nested
+    target[where[-1]] = value
+    for finding in check_rule(rule):
+        assert finding.path.startswith("$")
+
+
+@pytest.mark.parametrize("condition", ["(" * 5000 + "a > 1" + ")" * 5000, "a > 1 && " * 3000 + "a > 1"])
+def test_huge_conditions_are_findings_or_clean_not_recursion_errors(condition: str) -> None:
+    rule = team_rule()
+    rule["cases"][0]["condition"] = condition.replace("a", "fails")
+    findings = check_rule(rule)
+    assert all(f.path == "$.cases[0].condition" for f in findings)

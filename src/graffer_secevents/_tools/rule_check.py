@@ -39,6 +39,7 @@ METHODS: Final = (
 AGGREGATIONS: Final = ("count", "cardinality", "sum", "max", "new_value", "geo_data", "event_count", "none")
 GEOIP_FIELD: Final = "@network.client.geoip"
 MAX_NEW_VALUE_METRICS: Final = 5
+MAX_CONDITION_DEPTH: Final = 32
 _WINDOW_KEYS: Final = ("evaluationWindow", "keepAlive", "maxSignalDuration")
 _QUERY_KEYS: Final = frozenset(
     {
@@ -358,7 +359,7 @@ class _BadConditionError(Exception):
 
 class _ConditionParser:
     def __init__(self, tokens: list[tuple[str, str]], names: set[str]) -> None:
-        self.tokens, self.names, self.pos = tokens, names, 0
+        self.tokens, self.names, self.pos, self.depth = tokens, names, 0, 0
         self.unknown: set[str] = set()
 
     def _peek(self) -> tuple[str, str] | None:
@@ -386,7 +387,11 @@ class _ConditionParser:
     def term(self) -> None:
         kind, text = self._take()
         if (kind, text) == ("op", "("):
+            self.depth += 1
+            if self.depth > MAX_CONDITION_DEPTH:
+                raise _BadConditionError(f"parentheses nested deeper than {MAX_CONDITION_DEPTH}")
             self.disjunction()
+            self.depth -= 1
             if self._peek() != ("op", ")"):
                 raise _BadConditionError("missing ')'")
             self.pos += 1

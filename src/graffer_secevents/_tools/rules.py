@@ -493,7 +493,7 @@ def build_rules(
         ['[secevents] auth-api: brute force on one account']
     """
     scope = scope_terms(service=service, env=env)
-    ids = list(RULES) if only is None else list(only)
+    ids = list(RULES) if only is None else [only] if isinstance(only, str) else list(only)
     for rule_id in ids:
         if rule_id not in RULES:
             raise ConfigurationError(f"unknown rule {rule_id!r}; the rules are: {', '.join(RULES)}")
