@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import hcl2
@@ -176,3 +180,58 @@ def test_snake_blocks_turns_api_json_into_provider_blocks() -> None:
         "options": Block({"new_value_options": Block({"forget_after": 7})}),
         "cases": [Block({"status": "high"}), Block({"status": "low"})],
     }
+
+
+# --- the real Terraform, where it is installed ----------------------------------------------------------------
+
+TERRAFORM = shutil.which("terraform")
+needs_terraform = pytest.mark.skipif(TERRAFORM is None, reason="the terraform binary is not installed")
+
+
+def _terraform(directory: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    assert TERRAFORM is not None
+    env = {**os.environ, "CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_INPUT": "0"}
+    return subprocess.run(
+        [TERRAFORM, *args, "-no-color"], cwd=directory, env=env, input=stdin, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+
+
+@needs_terraform
+@pytest.mark.parametrize("json_syntax", [False, True], ids=["hcl", "terraform-json"])
+def test_terraform_itself_reads_back_the_exact_strings(tmp_path: Path, json_syntax: bool) -> None:
+    """Terraform's own parser and template engine (a built-in ``terraform_data`` resource, applied to local
+    state, no provider to download) gives back the original text: escapes and ``${``/``%{`` are right."""
+    value = {"text": TRICKY, "items": [TRICKY, "plain"], "key ${x}": "%{ if }"}
+    resource = Resource("terraform_data", "probe", {"input": value})
+    if json_syntax:
+        document = json.loads(to_terraform_json([resource]))
+        document["output"] = {"probe": {"value": "${terraform_data.probe.input}"}}
+        (tmp_path / "main.tf.json").write_text(json.dumps(document), encoding="utf-8")
+    else:
+        output = 'output "probe" {\n  value = terraform_data.probe.input\n}\n'
+        (tmp_path / "main.tf").write_text(to_hcl([resource]) + output, encoding="utf-8")
+    for step in (("init",), ("apply", "-auto-approve")):
+        result = _terraform(tmp_path, *step)
+        assert result.returncode == 0, result.stderr
+    result = _terraform(tmp_path, "output", "-json", "probe")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == value
+
+
+@needs_terraform
+def test_terraform_parses_everything_secevents_rules_writes(tmp_path: Path) -> None:
+    """``terraform fmt`` runs Terraform's HCL parser on the generated rules, metrics, dashboard, monitors."""
+    from graffer_secevents._tools import dashboard, logs_metrics, monitors, rules
+
+    text = "\n".join(
+        [
+            rules.to_terraform(rules.build_rules(service="auth-api", env="prod")),
+            logs_metrics.to_terraform(logs_metrics.build_logs_metrics()),
+            dashboard.to_terraform(dashboard.build_dashboard()),
+            monitors.to_terraform(monitors.build_monitors("auth-api")),
+        ]
+    )
+    result = _terraform(tmp_path, "fmt", "-", stdin=text)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count('resource "') == text.count('resource "')
