@@ -336,7 +336,10 @@ def _cmd_monitors(args: argparse.Namespace) -> int:
             dropped_count=args.dropped_count,
             notify=args.notify,
         )
-        text = to_terraform(monitors) if args.format == "terraform" else json.dumps(monitors, indent=2) + "\n"
+        if args.format == "json":
+            text = json.dumps(monitors, indent=2) + "\n"
+        else:
+            text = to_terraform(monitors, json_syntax=args.format == "terraform-json")
     except ConfigurationError as exc:
         sys.stderr.write(f"{PROG} monitors: {exc}\n")
         return 2
@@ -483,7 +486,10 @@ def build_parser() -> argparse.ArgumentParser:
     monitors.add_argument("--service", required=True, help="the service tag (DD_SERVICE) to watch")
     monitors.add_argument("--env", default=None, help="the env tag to scope to (default: every env)")
     monitors.add_argument(
-        "--format", choices=("json", "terraform"), default="json", help="output (default json)"
+        "--format",
+        choices=("json", "terraform", "terraform-json"),
+        default="json",
+        help="output (default json)",
     )
     monitors.add_argument(
         "--failure-ratio",
