@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_metrics.py
 	$(PY) benchmarks/bench_bridges.py
 	$(PY) benchmarks/bench_middleware.py
+	$(PY) benchmarks/bench_detect.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache site

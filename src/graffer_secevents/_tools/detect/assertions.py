@@ -26,7 +26,7 @@ def _run(
         from graffer_secevents._tools.rules import build_rules
 
         rules = build_rules()
-    result = replay(rules, records, geo=geo)
+    result = replay(rules, records, geo=geo, explain=True)
     known = sorted({rule.rule_id for rule in result.rules})
     if rule_id not in known:
         raise AssertionError(f"no rule {rule_id!r} in the rules given; rule ids: {', '.join(known) or 'none'}")

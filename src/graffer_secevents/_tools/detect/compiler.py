@@ -349,6 +349,9 @@ class _ConditionParser:
             parts.append(self.both())
         if len(parts) == 1:
             return parts[0]
+        if len(parts) == 2:
+            first, second = parts
+            return lambda values: first(values) or second(values)
         return lambda values: any(p(values) for p in parts)
 
     def both(self) -> Condition:
@@ -358,6 +361,9 @@ class _ConditionParser:
             parts.append(self.atom())
         if len(parts) == 1:
             return parts[0]
+        if len(parts) == 2:
+            first, second = parts
+            return lambda values: first(values) and second(values)
         return lambda values: all(p(values) for p in parts)
 
     def atom(self) -> Condition:

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from .errors import DetectError
 
-__all__ = ["Matcher", "attribute_getter", "compile_query", "text_of"]
+__all__ = ["Matcher", "attribute_getter", "compile_query", "hint_is_exact", "index_hint", "text_of"]
 
 Matcher = Callable[[Mapping[str, Any]], bool]
 
@@ -53,12 +53,11 @@ def attribute_getter(path: str) -> Callable[[Mapping[str, Any]], Any]:
 
     def get(record: Mapping[str, Any]) -> Any:
         current: Any = record
-        for part in parts:
-            if not isinstance(current, dict):
-                return record.get(path, _MISSING)
-            current = current.get(part, _MISSING)
-            if current is _MISSING:
-                return record.get(path, _MISSING)
+        try:
+            for part in parts:
+                current = current[part]
+        except (KeyError, TypeError, IndexError):
+            return record.get(path, _MISSING)
         return current
 
     return get
@@ -101,13 +100,48 @@ def _equals(text: str, *, fold: bool) -> ValueTest:
         as_number = None
 
     def test(value: Any) -> bool:
+        if value.__class__ is str:
+            return (value.lower() if fold else value) == wanted
         number = _number(value)
         if number is not None:
             return as_number is not None and number == as_number
         shown = text_of(value)
         return (shown.lower() if fold else shown) == wanted
 
+    if as_number is None and not fold:
+        _set_hint(test, frozenset({text}), exact=True)
     return test
+
+
+# --- index hints: which exact values a matcher needs, so candidates come from an index, not a scan ---------
+
+_HINT: Final = "_secevents_hint"
+_EXACT: Final = "_secevents_exact"
+
+
+def _set_hint(function: Callable[..., bool], hint: Any, *, exact: bool) -> None:
+    setattr(function, _HINT, hint)
+    setattr(function, _EXACT, exact)
+
+
+def _hint_of(function: Callable[..., bool]) -> Any:
+    return getattr(function, _HINT, None)
+
+
+Hint = tuple[tuple[str, frozenset[str]], ...]
+
+
+def index_hint(matcher: Matcher) -> Hint | None:
+    """Pairs of (attribute path, values): every record the matcher accepts has, for each pair, one of these
+    exact texts (`text_of`) at that attribute (an element of it, for an array); ``None`` when no such
+    statement holds. The engine intersects the index entries the pairs name instead of scanning."""
+    hint = _hint_of(matcher)
+    return hint if isinstance(hint, tuple) else None
+
+
+def hint_is_exact(function: Callable[..., bool]) -> bool:
+    """Whether the function accepts exactly what its hint describes (the engine then need not call it)."""
+    return getattr(function, _EXACT, False) is True
 
 
 def _wildcard(pattern: str, *, fold: bool) -> ValueTest:
@@ -161,7 +195,7 @@ def _range(low: float | None, high: float | None, *, inclusive: bool) -> ValueTe
     return test
 
 
-def _on_attribute(getter: Callable[[Mapping[str, Any]], Any], test: ValueTest) -> Matcher:
+def _on_attribute(getter: Callable[[Mapping[str, Any]], Any], test: ValueTest, path: str = "") -> Matcher:
     def match(record: Mapping[str, Any]) -> bool:
         value = getter(record)
         if value is _MISSING or value is None:
@@ -170,6 +204,9 @@ def _on_attribute(getter: Callable[[Mapping[str, Any]], Any], test: ValueTest) -
             return any(item is not None and test(item) for item in value)
         return test(value)
 
+    values = _hint_of(test)
+    if path and isinstance(values, frozenset):
+        _set_hint(match, ((path, values),), exact=hint_is_exact(test))
     return match
 
 
@@ -180,9 +217,11 @@ def _exists(getters: tuple[Callable[[Mapping[str, Any]], Any], ...]) -> Matcher:
     return match
 
 
-def _any_of(getters: tuple[Callable[[Mapping[str, Any]], Any], ...], test: ValueTest) -> Matcher:
+def _any_of(
+    getters: tuple[Callable[[Mapping[str, Any]], Any], ...], test: ValueTest, path: str = ""
+) -> Matcher:
     if len(getters) == 1:
-        return _on_attribute(getters[0], test)
+        return _on_attribute(getters[0], test, path)
     matchers = tuple(_on_attribute(get, test) for get in getters)
     return lambda record: any(m(record) for m in matchers)
 
@@ -267,7 +306,16 @@ class _Parser:
         if len(parts) == 1:
             return parts[0]
         branches = tuple(parts)
-        return lambda record: any(m(record) for m in branches)
+
+        either = _any_matcher(branches)
+
+        hints = [index_hint(m) for m in branches]
+        singles = [h[0] for h in hints if h is not None and len(h) == 1]
+        paths = {path for path, _ in singles}
+        if len(singles) == len(hints) and len(paths) == 1:
+            union = frozenset().union(*(values for _, values in singles))
+            _set_hint(either, ((paths.pop(), union),), exact=all(hint_is_exact(m) for m in branches))
+        return either
 
     def and_expr(self, *, closing: bool) -> Matcher:
         parts = [self.unary()]
@@ -286,7 +334,13 @@ class _Parser:
         if len(parts) == 1:
             return parts[0]
         branches = tuple(parts)
-        return lambda record: all(m(record) for m in branches)
+
+        both = _all_matcher(branches)
+
+        hints = tuple(pair for h in (index_hint(m) for m in branches) if h is not None for pair in h)
+        if hints:
+            _set_hint(both, hints, exact=all(hint_is_exact(m) for m in branches))
+        return both
 
     def unary(self) -> Matcher:
         self.skip_space()
@@ -371,7 +425,7 @@ class _Parser:
         if char == "*" and self._value_ends(self.pos + 1):
             self.pos += 1
             return _exists(getters)
-        return _any_of(getters, self.value_test(fold))
+        return _any_of(getters, self.value_test(fold), key[1:] if key.startswith("@") else "")
 
     def _value_ends(self, pos: int) -> bool:
         return pos >= len(self.text) or self.text[pos].isspace() or self.text[pos] == ")"
@@ -419,7 +473,14 @@ class _Parser:
         if len(parts) == 1:
             return parts[0]
         branches = tuple(parts)
-        return lambda value: any(t(value) for t in branches)
+
+        def either(value: Any) -> bool:
+            return any(t(value) for t in branches)
+
+        hints = [_hint_of(t) for t in branches]
+        if all(isinstance(h, frozenset) for h in hints):
+            _set_hint(either, frozenset().union(*hints), exact=all(hint_is_exact(t) for t in branches))
+        return either
 
     def value_and(self, fold: bool) -> ValueTest:
         parts = [self.value_unary(fold)]
@@ -519,6 +580,20 @@ class _Parser:
         if self.pos == begin:
             raise self.fail("empty value", start)
         return self.text[begin : self.pos]
+
+
+def _all_matcher(parts: tuple[Matcher, ...]) -> Matcher:
+    if len(parts) == 2:
+        first, second = parts
+        return lambda record: first(record) and second(record)
+    return lambda record: all(m(record) for m in parts)
+
+
+def _any_matcher(parts: tuple[Matcher, ...]) -> Matcher:
+    if len(parts) == 2:
+        first, second = parts
+        return lambda record: first(record) or second(record)
+    return lambda record: any(m(record) for m in parts)
 
 
 def _has_wildcard(text: str) -> bool:
