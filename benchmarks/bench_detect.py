@@ -105,7 +105,7 @@ def main() -> None:
     lines = generate(args.batch)
     blob = b"\n".join(lines) + b"\n"
     rules = default_rules()
-    parsed = [r for r in (orjson.loads(line) for line in lines if line.startswith(b"{"))]
+    parsed = [orjson.loads(line) for line in lines if line.startswith(b"{")]
     signals: list[int] = []
 
     def read_floor() -> None:

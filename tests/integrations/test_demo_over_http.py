@@ -82,4 +82,6 @@ def test_the_demo_ends_with_the_signals_of_its_attacks_only(
     assert evaluate(default_rules(service="demo-shop", env="demo"), normal) == []
     printed = summary.getvalue().split("signals the detection rules raise")[1]
     for rule_id, group in fired:
-        assert any(rule_id in line and f"{group[0][0]}={group[0][1]}" in line for line in printed.splitlines())
+        assert any(
+            rule_id in line and f"{group[0][0]}={group[0][1]}" in line for line in printed.splitlines()
+        )

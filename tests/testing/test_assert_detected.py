@@ -26,7 +26,9 @@ def client() -> Iterator[Any]:
 
 
 def login(client: Any, email: str, password: str, ip: str) -> int:
-    response = client.post("/login", data={"username": email, "password": password}, environ_base={"REMOTE_ADDR": ip})
+    response = client.post(
+        "/login", data={"username": email, "password": password}, environ_base={"REMOTE_ADDR": ip}
+    )
     return int(response.status_code)
 
 
@@ -59,7 +61,10 @@ def test_a_miss_lists_what_fired_and_the_nearest_miss(security_events: Capture) 
     with pytest.raises(AssertionError) as caught:
         security_events.assert_detected("credential_stuffing", network__client__ip=ATTACKER)
     message = str(caught.value)
-    assert f"rule 'credential_stuffing' raised no signal for network.client.ip={ATTACKER} over 13 records" in message
+    assert (
+        f"rule 'credential_stuffing' raised no signal for network.client.ip={ATTACKER} over 13 records"
+        in message
+    )
     assert "signals that fired:\n  brute_force [medium] usr.id=7: 10 events" in message
     assert f"nearest miss: network.client.ip={ATTACKER}: failed_users reached 3" in message
     assert "failed_users >= 10 -> medium" in message
@@ -68,13 +73,18 @@ def test_a_miss_lists_what_fired_and_the_nearest_miss(security_events: Capture) 
 def test_assert_not_detected_lists_the_signals_that_fired(security_events: Capture) -> None:
     for _ in range(10):
         secevents.log_login(User(id=7), "failure", "198.51.100.66", exists=True, reason="invalid_credentials")
-    with pytest.raises(AssertionError, match=r"raised 1 signal\(s\), expected none:\n  brute_force \[medium\] usr.id=7"):
+    with pytest.raises(
+        AssertionError, match=r"raised 1 signal\(s\), expected none:\n  brute_force \[medium\] usr.id=7"
+    ):
         security_events.assert_not_detected("brute_force")
     security_events.assert_not_detected("brute_force", usr__id=8)  # another account: nothing
 
 
 def test_an_unknown_rule_id_lists_the_ids(security_events: Capture) -> None:
-    with pytest.raises(AssertionError, match="no rule 'credential_stufing' in the rules given; rule ids: .*credential_stuffing"):
+    with pytest.raises(
+        AssertionError,
+        match=r"no rule 'credential_stufing' in the rules given; rule ids: .*credential_stuffing",
+    ):
         security_events.assert_detected("credential_stufing")
 
 
@@ -93,7 +103,9 @@ def test_custom_rules_and_a_geo_lookup_can_be_given(security_events: Capture) ->
 
 
 def test_the_failure_reads_well_in_a_users_pytest_run(pytester: pytest.Pytester) -> None:
-    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider -p no:hypothesispytest -p no:ddtrace -p no:randomly\n")
+    pytester.makeini(
+        "[pytest]\naddopts = -p no:cacheprovider -p no:hypothesispytest -p no:ddtrace -p no:randomly\n"
+    )
     pytester.makepyfile(
         """
         import graffer_secevents as secevents
@@ -106,4 +118,6 @@ def test_the_failure_reads_well_in_a_users_pytest_run(pytester: pytest.Pytester)
     )
     result = pytester.runpytest_inprocess()
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*rule 'credential_stuffing' raised no signal over 1 records*", "*nearest miss*"])
+    result.stdout.fnmatch_lines(
+        ["*rule 'credential_stuffing' raised no signal over 1 records*", "*nearest miss*"]
+    )

@@ -41,7 +41,9 @@ def stuffing_log(tmp_path: Path) -> Path:
     """12 failed logins of distinct accounts from one IP (credential stuffing: medium), with other log lines."""
     with capture_events() as events:
         for n in range(12):
-            secevents.log_login(User(id=100 + n), "failure", "192.0.2.200", exists=True, reason="invalid_credentials")
+            secevents.log_login(
+                User(id=100 + n), "failure", "192.0.2.200", exists=True, reason="invalid_credentials"
+            )
     return _write(tmp_path / "app.log", _stamped(events.records))
 
 
@@ -70,7 +72,9 @@ def test_fail_on_exits_1_when_a_signal_at_or_above_the_severity_fires(
     assert main(["detect", str(stuffing_log), "--fail-on", fail_on]) == status
 
 
-def test_detect_json_is_the_signals_and_the_counts(stuffing_log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_detect_json_is_the_signals_and_the_counts(
+    stuffing_log: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["detect", str(stuffing_log), "--format", "json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["records"] == 12
@@ -121,10 +125,16 @@ def test_team_rules_replace_the_default_set(
 @pytest.mark.parametrize(
     ("rule_json", "message"),
     [
-        ('{"name": "x", "queries": [{"query": "a"}], "cases": [{"status": "low", "condition": "a > 1 THEN a > 2"}], '
-         '"options": {"evaluationWindow": 60}}', "THEN"),
-        ('{"name": "x", "queries": [{"query": "@a:b:c"}], "cases": [{"status": "low", "condition": "a > 1"}], '
-         '"options": {"evaluationWindow": 60}}', "unescaped ':'"),
+        (
+            '{"name": "x", "queries": [{"query": "a"}], "cases": [{"status": "low", "condition": "a > 1 THEN a > 2"}], '
+            '"options": {"evaluationWindow": 60}}',
+            "THEN",
+        ),
+        (
+            '{"name": "x", "queries": [{"query": "@a:b:c"}], "cases": [{"status": "low", "condition": "a > 1"}], '
+            '"options": {"evaluationWindow": 60}}',
+            "unescaped ':'",
+        ),
         ("[1, 2]", "expected a rule object"),
         ("{not json", "not valid JSON"),
     ],
@@ -156,7 +166,12 @@ def test_geo_file_feeds_impossible_travel(tmp_path: Path, capsys: pytest.Capture
     log = _write(tmp_path / "travel.log", _stamped(events.records, step=3600), noise=False)
     geo = tmp_path / "geo.json"
     geo.write_text(
-        json.dumps({"192.0.2.1": {"lat": 48.8566, "lon": 2.3522, "country": "FR"}, "192.0.2.3": {"lat": 40.7128, "lon": -74.006, "country": "US"}})
+        json.dumps(
+            {
+                "192.0.2.1": {"lat": 48.8566, "lon": 2.3522, "country": "FR"},
+                "192.0.2.3": {"lat": 40.7128, "lon": -74.006, "country": "US"},
+            }
+        )
     )
     assert main(["detect", str(log), "--geo", str(geo), "--format", "json"]) == 0
     rules = {s["rule_id"] for s in json.loads(capsys.readouterr().out)["signals"]}

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from graffer_secevents import MissingDependencyError
-from graffer_secevents.detect import DetectError, GeoPoint, Signal, default_rules, evaluate, maxmind_lookup
 from graffer_secevents._tools.detect.engine import replay
 from graffer_secevents._tools.detect.geo import distance_km
+from graffer_secevents.detect import DetectError, GeoPoint, Signal, default_rules, evaluate, maxmind_lookup
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DAY = 86400.0
@@ -86,12 +86,19 @@ def rule(
 
 
 def failures_by_ip(threshold: int, **kw: Any) -> dict[str, Any]:
-    query = {"name": "a", "query": "@evt.outcome:failure", "aggregation": "count", "groupByFields": ["@network.client.ip"]}
+    query = {
+        "name": "a",
+        "query": "@evt.outcome:failure",
+        "aggregation": "count",
+        "groupByFields": ["@network.client.ip"],
+    }
     return rule([query], [{"name": "many", "status": "medium", "condition": f"a >= {threshold}"}], **kw)
 
 
 def spans(signals: list[Signal]) -> list[tuple[float, float, int]]:
-    return [((s.first_seen - T0).total_seconds(), (s.last_seen - T0).total_seconds(), s.count) for s in signals]
+    return [
+        ((s.first_seen - T0).total_seconds(), (s.last_seen - T0).total_seconds(), s.count) for s in signals
+    ]
 
 
 # --- windows ------------------------------------------------------------------------------------------------
@@ -127,7 +134,9 @@ def test_records_are_replayed_in_timestamp_order() -> None:
 
 
 def test_groups_are_counted_apart() -> None:
-    records = [record(t, ip="198.51.100.1") for t in range(0, 4)] + [record(t, ip="198.51.100.2") for t in range(5)]
+    records = [record(t, ip="198.51.100.1") for t in range(4)] + [
+        record(t, ip="198.51.100.2") for t in range(5)
+    ]
     signals = evaluate([failures_by_ip(5)], records)
     assert [dict(s.group) for s in signals] == [{"network.client.ip": "198.51.100.2"}]
 
@@ -159,7 +168,7 @@ def test_or_and_negation_queries_pick_the_hand_counted_records() -> None:
 
 
 def _by_user(optional: bool) -> dict[str, Any]:
-    query = {"name": "a", "query": "@evt.outcome:failure", "groupByFields": ["@usr.id"]}
+    query: dict[str, Any] = {"name": "a", "query": "@evt.outcome:failure", "groupByFields": ["@usr.id"]}
     query["hasOptionalGroupByFields"] = optional
     return rule([query], [{"status": "low", "condition": "a >= 3"}])
 
@@ -261,8 +270,13 @@ def new_country(learning_days: float = 1, forget_days: float = 7) -> dict[str, A
         "groupByFields": ["@usr.id"],
         "metrics": ["@network.client.geoip.country.iso_code"],
     }
-    options = {"newValueOptions": {"learningDuration": learning_days, "forgetAfter": forget_days}}
-    return rule([query], [{"name": "new country", "status": "low"}], detectionMethod="new_value", **options)
+    learning = {"learningDuration": learning_days, "forgetAfter": forget_days}
+    return rule(
+        [query],
+        [{"name": "new country", "status": "low"}],
+        detectionMethod="new_value",
+        newValueOptions=learning,
+    )
 
 
 def test_new_value_learns_then_flags_unseen_and_forgotten_values() -> None:
@@ -350,7 +364,10 @@ def test_a_function_lookup_is_called_once_per_ip() -> None:
     ("change", "named"),
     [
         ({"options": {"detectionMethod": "anomaly_detection", "evaluationWindow": 300}}, "anomaly_detection"),
-        ({"options": {"detectionMethod": "sequence_detection", "evaluationWindow": 300}}, "sequence_detection"),
+        (
+            {"options": {"detectionMethod": "sequence_detection", "evaluationWindow": 300}},
+            "sequence_detection",
+        ),
         ({"cases": [{"status": "low", "condition": "a > 1 THEN a > 2"}]}, "THEN"),
         ({"cases": [{"status": "low", "condition": "a != 1"}]}, "!="),
         ({"cases": [{"status": "low", "condition": "a + 1 > 2"}]}, "+"),
@@ -362,7 +379,9 @@ def test_a_function_lookup_is_called_once_per_ip() -> None:
         ({"schedulingOptions": {"rrule": "FREQ=HOURLY"}}, "schedulingOptions"),
     ],
 )
-def test_what_the_engine_cannot_evaluate_is_a_detect_error_naming_it(change: dict[str, Any], named: str) -> None:
+def test_what_the_engine_cannot_evaluate_is_a_detect_error_naming_it(
+    change: dict[str, Any], named: str
+) -> None:
     bad = failures_by_ip(1) | change
     if "options" in change:
         bad["options"] = change["options"]
@@ -405,5 +424,8 @@ def test_maxmind_lookup_reads_a_real_geoip2_city_database(tmp_path: Any) -> None
     assert lookup("192.0.2.1") == PARIS
     assert lookup("198.51.100.1") is None  # not in the database
     assert lookup("not an ip") is None
-    records = [record(0, "success", user="A", ip="192.0.2.1"), record(3600, "success", user="A", ip="192.0.2.17")]
+    records = [
+        record(0, "success", user="A", ip="192.0.2.1"),
+        record(3600, "success", user="A", ip="192.0.2.17"),
+    ]
     assert [s.rule_id for s in evaluate([travel_rule()], records, geo=lookup)] == ["test"]

@@ -24,9 +24,13 @@ def scenario() -> list[dict[str, Any]]:
     with capture_events() as events:
         secevents.log_login(User(id=1), "success", "198.51.100.10")
         for n in range(12):
-            secevents.log_login(User(id=100 + n), "failure", "192.0.2.200", exists=True, reason="invalid_credentials")
+            secevents.log_login(
+                User(id=100 + n), "failure", "192.0.2.200", exists=True, reason="invalid_credentials"
+            )
         for _ in range(5):
-            secevents.log_login(User(id=7), "failure", "203.0.113.66", exists=True, reason="invalid_credentials")
+            secevents.log_login(
+                User(id=7), "failure", "203.0.113.66", exists=True, reason="invalid_credentials"
+            )
         secevents.log_login(User(id=7), "success", "203.0.113.66")
         secevents.log_access_denied(User(id=2), "/admin", "198.51.100.20")
         secevents.log_access_denied(User(id=2), "/admin/users", "198.51.100.20")

@@ -224,7 +224,9 @@ def _credential_stuffing(cast: _Cast) -> None:
 
 def _password_reset(cast: _Cast) -> None:
     """password reset"""
-    cast.client("ada, later", "198.51.100.10").call("POST", "/password-reset", {"username": "ada@example.com"})
+    cast.client("ada, later", "198.51.100.10").call(
+        "POST", "/password-reset", {"username": "ada@example.com"}
+    )
 
 
 def _access_denied(cast: _Cast) -> None:

@@ -16,11 +16,17 @@ _SHOWN: Final = 5
 
 def _wanted(group: Mapping[str, Any]) -> dict[str, str]:
     """``network__client__ip=...`` keyword arguments as group-by fields (``network.client.ip``)."""
-    return {key.replace("__", "."): value if isinstance(value, str) else str(value) for key, value in group.items()}
+    return {
+        key.replace("__", "."): value if isinstance(value, str) else str(value)
+        for key, value in group.items()
+    }
 
 
 def _run(
-    rule_id: str, records: list[dict[str, Any]], rules: Iterable[Mapping[str, Any]] | None, geo: GeoLookup | None
+    rule_id: str,
+    records: list[dict[str, Any]],
+    rules: Iterable[Mapping[str, Any]] | None,
+    geo: GeoLookup | None,
 ) -> Replay:
     if rules is None:
         from graffer_secevents._tools.rules import build_rules
@@ -29,7 +35,9 @@ def _run(
     result = replay(rules, records, geo=geo, explain=True)
     known = sorted({rule.rule_id for rule in result.rules})
     if rule_id not in known:
-        raise AssertionError(f"no rule {rule_id!r} in the rules given; rule ids: {', '.join(known) or 'none'}")
+        raise AssertionError(
+            f"no rule {rule_id!r} in the rules given; rule ids: {', '.join(known) or 'none'}"
+        )
     return result
 
 

@@ -61,9 +61,13 @@ def _add_input(parser: argparse.ArgumentParser) -> None:
     )
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
-        "--geo", metavar="FILE.json", help='IP locations: {"203.0.113.7": {"lat": 48.85, "lon": 2.35, "country": "FR"}}'
+        "--geo",
+        metavar="FILE.json",
+        help='IP locations: {"203.0.113.7": {"lat": 48.85, "lon": 2.35, "country": "FR"}}',
     )
-    where.add_argument("--maxmind", metavar="DB", help="a MaxMind GeoIP2/GeoLite2 City database (needs [geoip])")
+    where.add_argument(
+        "--maxmind", metavar="DB", help="a MaxMind GeoIP2/GeoLite2 City database (needs [geoip])"
+    )
 
 
 def _fail(command: str, message: str) -> int:
@@ -85,7 +89,7 @@ def _load(args: argparse.Namespace, command: str) -> tuple[Any, Any, Any] | int:
         geo = _geo(args)
         with ExitStack() as stack:
             stream: IO[bytes] = (
-                sys.stdin.buffer if args.file == "-" else stack.enter_context(open(args.file, "rb"))  # noqa: SIM115
+                sys.stdin.buffer if args.file == "-" else stack.enter_context(open(args.file, "rb"))
             )
             records = list(read_records(stream, counts))
         result = replay(rules, records, geo=geo)
@@ -126,7 +130,10 @@ def _geo(args: argparse.Namespace) -> Any:
     for ip, where in data.items():
         try:
             table[ip] = GeoPoint(
-                float(where["lat"]), float(where["lon"]), str(where.get("country", "")), str(where.get("city", ""))
+                float(where["lat"]),
+                float(where["lon"]),
+                str(where.get("country", "")),
+                str(where.get("city", "")),
             )
         except (TypeError, KeyError, ValueError):
             raise DetectError(f"{args.geo}: {ip!r} needs numeric lat and lon") from None
@@ -136,7 +143,8 @@ def _geo(args: argparse.Namespace) -> Any:
 def _summary(counts: Any, result: Any) -> str:
     text = (
         f"{counts.records} security records read; {counts.skipped} other lines skipped "
-        f"({counts.not_json} not JSON, {counts.not_security} JSON but not security records, {counts.blank} blank)"
+        f"({counts.not_json} not JSON, {counts.not_security} JSON but not security records, "
+        f"{counts.blank} blank)"
     )
     if result.no_timestamp:
         text += f"; {result.no_timestamp} records without a readable timestamp skipped"
@@ -155,7 +163,11 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         body = {
             "signals": [s.as_dict() for s in signals],
             "records": counts.records,
-            "skipped": {"not_json": counts.not_json, "not_security": counts.not_security, "blank": counts.blank},
+            "skipped": {
+                "not_json": counts.not_json,
+                "not_security": counts.not_security,
+                "blank": counts.blank,
+            },
             "no_timestamp": result.no_timestamp,
             "rules": len(result.rules),
         }
@@ -164,7 +176,9 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         from .report import signal_table
 
         sys.stdout.write("\n".join(signal_table(signals)) + "\n")
-        sys.stdout.write(f"{len(signals)} signal{'s' if len(signals) != 1 else ''} from {len(result.rules)} rules; ")
+        sys.stdout.write(
+            f"{len(signals)} signal{'s' if len(signals) != 1 else ''} from {len(result.rules)} rules; "
+        )
         sys.stdout.write(_summary(counts, result) + "\n")
     if args.fail_on is None:
         return 0

@@ -142,7 +142,9 @@ def _compile(rule: Mapping[str, Any], rule_id: str, where: str) -> CompiledRule 
     travel = _mapping(options.get("impossibleTravelOptions", {}), "impossibleTravelOptions")
     if method == "new_value":
         if new_value.get("learningMethod", "duration") != "duration":
-            raise DetectError(f"newValueOptions.learningMethod {new_value['learningMethod']!r} (only duration)")
+            raise DetectError(
+                f"newValueOptions.learningMethod {new_value['learningMethod']!r} (only duration)"
+            )
         if new_value.get("instantaneousBaseline"):
             raise DetectError("newValueOptions.instantaneousBaseline")
     if method == "impossible_travel" and travel.get("detectIpTransition"):
@@ -209,9 +211,14 @@ def _query(raw: Any, index: int, method: str) -> CompiledQuery:
     if source != "logs":
         raise DetectError(f"query {alias!r}: dataSource {source!r} (only logs)")
     aggregation = raw.get("aggregation", "count")
-    expected = {"new_value": ("new_value",), "impossible_travel": ("geo_data",)}.get(method, THRESHOLD_AGGREGATIONS)
+    expected = {"new_value": ("new_value",), "impossible_travel": ("geo_data",)}.get(
+        method, THRESHOLD_AGGREGATIONS
+    )
     if aggregation not in expected:
-        raise DetectError(f"query {alias!r}: aggregation {aggregation!r} in a {method} rule (supported: {', '.join(expected)})")
+        raise DetectError(
+            f"query {alias!r}: aggregation {aggregation!r} in a {method} rule "
+            f"(supported: {', '.join(expected)})"
+        )
     group_fields = _fields(raw.get("groupByFields"), f"query {alias!r}: groupByFields")
     distinct = _fields(raw.get("distinctFields"), f"query {alias!r}: distinctFields")
     metrics = _fields(raw.get("metrics"), f"query {alias!r}: metrics")
@@ -277,7 +284,9 @@ def _cases(raw: Any, method: str, aliases: set[str]) -> tuple[CompiledCase, ...]
 
 # --- case conditions: `a >= 25 && (b > 0 || c == 1)` --------------------------------------------------------
 
-_CONDITION_TOKEN: Final = re.compile(r"\s*(?:(>=|<=|==|&&|\|\||[><()])|([A-Za-z_][A-Za-z0-9_]*)|(\d+(?:\.\d+)?))")
+_CONDITION_TOKEN: Final = re.compile(
+    r"\s*(?:(>=|<=|==|&&|\|\||[><()])|([A-Za-z_][A-Za-z0-9_]*)|(\d+(?:\.\d+)?))"
+)
 _COMPARE: Final[dict[str, Callable[[float, float], bool]]] = {
     ">": lambda x, y: x > y,
     ">=": lambda x, y: x >= y,
@@ -306,7 +315,9 @@ def compile_condition(text: str, aliases: set[str]) -> Condition:
             if text[pos:].strip() == "":
                 break
             bad = text[pos:].lstrip()
-            raise DetectError(f"condition {text!r}: unsupported {bad.split()[0]!r} at position {len(text) - len(bad)}")
+            raise DetectError(
+                f"condition {text!r}: unsupported {bad.split()[0]!r} at position {len(text) - len(bad)}"
+            )
         op, name, number = found.groups()
         start = found.start(found.lastindex or 0)
         if name is not None:

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from .compiler import SEVERITIES, CompiledQuery, CompiledRule, compile_rule
 from .errors import DetectError
 from .geo import GeoLookup, as_lookup, distance_km, geoip_attributes
 from .query import attribute_getter, hint_is_exact, index_hint, is_missing, text_of
-from .compiler import SEVERITIES, CompiledQuery, CompiledRule, compile_rule
 
 __all__ = ["Replay", "Signal", "evaluate", "replay"]
 
@@ -56,7 +56,6 @@ class Signal:
     first_seen: datetime
     last_seen: datetime
     count: int
-
 
     def as_dict(self) -> dict[str, Any]:
         """The signal as JSON-ready data (``secevents detect --format json``)."""
@@ -124,7 +123,10 @@ def replay(
 
 
 def _replay(
-    rules: Iterable[Mapping[str, Any]], records: Iterable[Mapping[str, Any]], geo: GeoLookup | None, explain: bool
+    rules: Iterable[Mapping[str, Any]],
+    records: Iterable[Mapping[str, Any]],
+    geo: GeoLookup | None,
+    explain: bool,
 ) -> Replay:
     compiled = [c for c in (compile_rule(rule) for rule in _rule_list(rules)) if c is not None]
     result = Replay(rules=compiled, explain=explain)
@@ -157,12 +159,13 @@ def timestamp_of(record: Mapping[str, Any]) -> float | None:
     """A record's ``timestamp`` as POSIX seconds: ISO 8601 (``Z`` or an offset) or epoch milliseconds."""
     value = record.get("timestamp")
     if isinstance(value, str):
+        moment: datetime | None
         try:
             moment = datetime.fromisoformat(value)
         except ValueError:
             moment = _iso_nanoseconds(value)
-            if moment is None:
-                return None
+        if moment is None:
+            return None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
@@ -201,7 +204,9 @@ def _timeline(records: Iterable[Mapping[str, Any]], result: Replay) -> Timeline:
 
 def _needs_geo(rules: list[CompiledRule]) -> bool:
     return any(
-        rule.method == "impossible_travel" or any("geoip" in q.text for q in rule.queries) or _reads_geoip(rule)
+        rule.method == "impossible_travel"
+        or any("geoip" in q.text for q in rule.queries)
+        or _reads_geoip(rule)
         for rule in rules
     )
 
@@ -292,10 +297,7 @@ def _candidates(rule: CompiledRule, timeline: Timeline, matches: dict[str, list[
 
 
 def _passes(rule: CompiledRule, record: Mapping[str, Any]) -> bool:
-    for action, matcher in rule.filters:
-        if matcher(record) != (action == "require"):
-            return False
-    return True
+    return all(matcher(record) == (action == "require") for action, matcher in rule.filters)
 
 
 def _group_key(query: CompiledQuery, record: Mapping[str, Any]) -> tuple[str, ...] | None:
@@ -373,7 +375,11 @@ class _Signals:
         rule = self.rule
         case = rule.cases[current.case]
         severity = case.status
-        if rule.decrease_on_env and isinstance(current.env, str) and current.env.lower().startswith(_LOWER_ENVS):
+        if (
+            rule.decrease_on_env
+            and isinstance(current.env, str)
+            and current.env.lower().startswith(_LOWER_ENVS)
+        ):
             severity = SEVERITIES[max(0, SEVERITIES.index(severity) - 1)]
         names = [name for name, _ in rule.queries[0].group_by]
         return Signal(
@@ -450,7 +456,9 @@ def _contribution(query: CompiledQuery, record: Mapping[str, Any]) -> tuple[bool
         values = tuple(get(record) for get in query.distinct)
         if any(is_missing(v) for v in values):
             return False, None
-        return True, values[0] if len(values) == 1 and values[0].__class__ is str else tuple(map(_key_text, values))
+        return True, values[0] if len(values) == 1 and values[0].__class__ is str else tuple(
+            map(_key_text, values)
+        )
     value = query.metrics[0](record)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return False, None
@@ -475,7 +483,9 @@ class _Threshold:
             windows = self.windows[key] = [_Window(q.aggregation) for q in self.rule.queries]
         return windows
 
-    def evaluate(self, key: tuple[str, ...], now: float, first: float, count: int, record: Mapping[str, Any]) -> None:
+    def evaluate(
+        self, key: tuple[str, ...], now: float, first: float, count: int, record: Mapping[str, Any]
+    ) -> None:
         """Try the cases for ``key`` after a record at ``now`` (windows already trimmed)."""
         values = {q.alias: w.value() for q, w in zip(self.rule.queries, self.windows[key], strict=True)}
         if self.best is not None:
@@ -586,9 +596,13 @@ def _location(record: Mapping[str, Any]) -> tuple[float, float] | None:
     if not isinstance(location, dict):
         return None
     lat, lon = location.get("latitude"), location.get("longitude")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
+    if not (_is_number(lat) and _is_number(lon)):
         return None
-    return float(lat), float(lon)
+    return float(lat or 0.0), float(lon or 0.0)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _run_travel(

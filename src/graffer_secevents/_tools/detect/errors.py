@@ -11,4 +11,3 @@ class DetectError(ValueError):
     The engine never skips what it does not understand: an unsupported detection method, aggregation,
     operator or search construct is this error, so a rule is never silently half-evaluated.
     """
-

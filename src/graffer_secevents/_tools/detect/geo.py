@@ -29,7 +29,6 @@ class GeoPoint:
     city: str = ""
 
 
-
 GeoLookup = Callable[[str], GeoPoint | None] | Mapping[str, GeoPoint]
 """An IP address to its location: a function, or a mapping (``{"203.0.113.7": GeoPoint(...)}``)."""
 

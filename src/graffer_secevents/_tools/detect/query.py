@@ -227,10 +227,7 @@ def _any_of(
 
 
 def _free_text(pattern: str, *, phrase: bool) -> Matcher:
-    if phrase:
-        body = re.escape(pattern)
-    else:
-        body = _wildcard_regex(pattern, any_run=r"\S*", any_one=r"\S")
+    body = re.escape(pattern) if phrase else _wildcard_regex(pattern, any_run=r"\S*", any_one=r"\S")
     regex = re.compile(rf"(?<!\w){body}(?!\w)", re.IGNORECASE)
     get = attribute_getter("message")
 

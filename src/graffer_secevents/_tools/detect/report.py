@@ -130,7 +130,8 @@ def signal_table(signals: Sequence[Signal]) -> list[str]:
     ]
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
     return [
-        "  " + "  ".join(cell.ljust(widths[i]) if i < 5 else cell.rjust(widths[i]) for i, cell in enumerate(row))
+        "  "
+        + "  ".join(cell.ljust(widths[i]) if i < 5 else cell.rjust(widths[i]) for i, cell in enumerate(row))
         for row in [head, *rows]
     ]
 
