@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from graffer_secevents import MissingDependencyError
 from graffer_secevents._tools.detect.engine import replay
@@ -429,3 +431,33 @@ def test_maxmind_lookup_reads_a_real_geoip2_city_database(tmp_path: Any) -> None
         record(3600, "success", user="A", ip="192.0.2.17"),
     ]
     assert [s.rule_id for s in evaluate([travel_rule()], records, geo=lookup)] == ["test"]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 100_000) | st.floats(allow_nan=True) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+)
+_KEYS = st.sampled_from(
+    ["name", "query", "aggregation", "groupByFields", "distinctFields", "metrics", "status", "condition"]
+)
+_RULE_PART = st.dictionaries(_KEYS, _JSON | st.sampled_from(["a > 1", "count", "@a:b", "low", ["@usr.id"]]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    queries=st.lists(_RULE_PART, max_size=2) | _JSON,
+    cases=st.lists(_RULE_PART, max_size=2) | _JSON,
+    options=st.dictionaries(
+        st.sampled_from(["detectionMethod", "evaluationWindow", "keepAlive", "newValueOptions"]),
+        _JSON | st.sampled_from(["threshold", "new_value", "impossible_travel", 300]),
+    )
+    | _JSON,
+)
+def test_hostile_rule_json_raises_only_detect_error(queries: Any, cases: Any, options: Any) -> None:
+    hostile = {"name": "hostile", "queries": queries, "cases": cases, "options": options}
+    try:
+        signals = evaluate([hostile], [record(0), record(1, "success")])
+    except DetectError:
+        return
+    assert all(isinstance(s, Signal) for s in signals)
