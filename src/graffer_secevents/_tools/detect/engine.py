@@ -448,6 +448,15 @@ class _Window:
         return float(len(self.entries))
 
 
+def _entry(query: CompiledQuery, record: Mapping[str, Any]) -> tuple[tuple[str, ...], Any] | None:
+    """(group key, value) a matching record adds to the query's window, or None if it adds nothing."""
+    key = _group_key(query, record)
+    if key is None:
+        return None
+    counts, value = _contribution(query, record)
+    return (key, value) if counts else None
+
+
 def _contribution(query: CompiledQuery, record: Mapping[str, Any]) -> tuple[bool, Any]:
     """(counts, value) of one matching record for one query."""
     if query.aggregation == "count":
@@ -514,12 +523,10 @@ def _one_query(state: _Threshold, query: CompiledQuery, timeline: Timeline, cand
     window = state.rule.window
     for index in candidates:
         now, record = timeline[index]
-        key = _group_key(query, record)
-        if key is None:
+        entry = _entry(query, record)
+        if entry is None:
             continue
-        counts, value = _contribution(query, record)
-        if not counts:
-            continue
+        key, value = entry
         [aggregate] = state.group(key)
         aggregate.add(now, value)
         aggregate.trim(now - window)
@@ -538,12 +545,10 @@ def _joined_queries(
         for q, query in enumerate(rule.queries):
             if index not in members[q]:
                 continue
-            key = _group_key(query, record)
-            if key is None:
+            entry = _entry(query, record)
+            if entry is None:
                 continue
-            counts, value = _contribution(query, record)
-            if not counts:
-                continue
+            key, value = entry
             state.group(key)[q].add(now, value)
             touched.add(key)
         for key in touched:

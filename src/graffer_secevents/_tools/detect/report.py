@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from graffer_secevents._tools.cli import _CONTROL
+
 from .engine import Signal, timestamp_of
 from .query import attribute_getter, is_missing, text_of
 
@@ -23,7 +25,6 @@ BUCKETS: Final = 48
 TOP: Final = 5
 _STEPS: Final = (1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 _OUTCOMES: Final = ("success", "failure")
-_CONTROL: Final = {i: f"\\x{i:02x}" for i in [*range(0x20), *range(0x7F, 0xA0)]}
 
 _EVT_NAME = attribute_getter("evt.name")
 _EVT_TYPE = attribute_getter("evt.type")
