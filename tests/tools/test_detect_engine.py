@@ -461,3 +461,15 @@ def test_hostile_rule_json_raises_only_detect_error(queries: Any, cases: Any, op
     except DetectError:
         return
     assert all(isinstance(s, Signal) for s in signals)
+
+
+def test_a_flattened_export_gets_its_geoip_too() -> None:
+    def flat(seconds: float, ip: str) -> dict[str, Any]:
+        return {
+            "timestamp": at(seconds).isoformat(),
+            "evt.outcome": "success",
+            "usr.id": "A",
+            "network.client.ip": ip,
+        }
+
+    assert len(evaluate([travel_rule()], [flat(0, "192.0.2.1"), flat(600, "192.0.2.5")], geo=GEO)) == 1

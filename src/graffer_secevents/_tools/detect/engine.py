@@ -233,8 +233,11 @@ def _with_geo(timeline: Timeline, lookup: Any, result: Replay) -> Timeline:
             result.geo_unresolved += 1
             out.append((moment, record))
             continue
-        network = dict(record["network"])
-        network["client"] = {**network["client"], "geoip": attributes}
+        # Nested as the library writes it; a flattened record gets the nested object beside its dotted keys.
+        network = record.get("network")
+        network = dict(network) if isinstance(network, dict) else {}
+        client = network.get("client")
+        network["client"] = {**(client if isinstance(client, dict) else {}), "geoip": attributes}
         out.append((moment, {**record, "network": network}))
     return out
 
