@@ -4,12 +4,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck docs docs-build catalog-doc bench clean
+.PHONY: demo test check lint typecheck docs docs-build catalog-doc rules-doc bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25.1"
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[django,flask,fastapi,datadog,otel,drf,allauth,flask-security,fastapi-users]" --group dev
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[django,flask,fastapi,datadog,otel,drf,allauth,flask-security,fastapi-users,geoip]" --group dev
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -40,6 +40,9 @@ docs-build: $(STAMP)
 catalog-doc: $(STAMP)
 	$(VENV)/bin/secevents catalog --format markdown > docs/catalog.md.tmp && mv docs/catalog.md.tmp docs/catalog.md
 
+rules-doc: $(STAMP)
+	$(PY) -m graffer_secevents._tools.rules docs/detection-rules.md
+
 check: test lint typecheck docs-build
 
 # Interleaved benchmarks: read the ratios (see docs/performance.md).
@@ -48,6 +51,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_metrics.py
 	$(PY) benchmarks/bench_bridges.py
 	$(PY) benchmarks/bench_middleware.py
+	$(PY) benchmarks/bench_detect.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache site

@@ -22,6 +22,7 @@ CASES = {
     "bench_bridges.py": ["--rounds", "1", "--batch", "200"],
     "bench_asgi_parts.py": ["--rounds", "1", "--batch", "5"],
     "bench_middleware.py": ["--processes", "2", "--rounds", "1", "--batch", "3"],
+    "bench_detect.py": ["--rounds", "1", "--batch", "2000"],
 }
 
 

@@ -205,3 +205,15 @@ def test_terraform_escapes_what_terraform_would_interpolate() -> None:
 def test_terraform_rejects_a_monitor_without_a_query() -> None:
     with pytest.raises(ConfigurationError, match="query"):
         to_terraform([{"name": "x", "type": "query alert", "message": "m"}])
+
+
+def test_terraform_json_has_the_same_monitors_as_the_hcl() -> None:
+    monitors = build_monitors("auth-api", env="prod", notify=["@slack-security"])
+    document = json.loads(to_terraform(monitors, json_syntax=True))
+    bodies = document["resource"]["datadog_monitor"]
+    assert set(bodies) == set(resources(to_terraform(monitors)))
+    for monitor, body in zip(monitors, bodies.values(), strict=True):
+        assert body["name"] == monitor["name"]
+        assert body["query"] == monitor["query"]  # no ${ or %{ in these: Terraform JSON leaves them as is
+        assert body["monitor_thresholds"] == monitor["options"]["thresholds"]
+        assert body["notify_no_data"] is False

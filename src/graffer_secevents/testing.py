@@ -30,10 +30,10 @@ import difflib
 import re
 import threading
 from collections import Counter
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import orjson
 
@@ -42,6 +42,9 @@ from ._catalog import CATALOG
 from ._config import Config
 from ._metrics import MemoryMetrics, MetricPoint
 from ._pipeline import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from .detect import GeoLookup, Signal
 
 __all__ = [
     "ABSENT",
@@ -338,6 +341,71 @@ class Capture:
             )
         if evt_type not in CATALOG:
             raise ValueError(f"{evt_type!r} is not an event type of the catalog{_suggest(evt_type)}")
+
+    def assert_detected(
+        self,
+        rule_id: str,
+        *,
+        rules: Iterable[Mapping[str, Any]] | None = None,
+        geo: GeoLookup | None = None,
+        **group: Any,
+    ) -> Signal:
+        """Assert that replaying the captured records through the rules raises a signal of ``rule_id``.
+
+        The records are replayed with `graffer_secevents.detect.evaluate` (windows, cases, keep-alive, as
+        ``secevents detect`` does). ``group`` narrows to a group-by value, with ``__`` for dots.
+
+        Args:
+            rule_id: the rule's ``secevents_rule:<id>`` tag (e.g. ``credential_stuffing``), else its name.
+            rules: rule API JSON to replay (default: the library's `default_rules`).
+            geo: the IP-to-location lookup for geo rules (a mapping of IP to `GeoPoint`).
+            **group: group-by values the signal must have, e.g. ``network__client__ip="203.0.113.7"``.
+
+        Returns:
+            The first matching `Signal`.
+
+        Raises:
+            AssertionError: no such signal; the message lists the signals that did fire and the nearest
+                miss (the group's highest value per query against the cases' conditions).
+
+        Example::
+
+            for n in range(30):
+                client.post("/login", data={"username": f"user{n}", "password": "x"})
+            signal = security_events.assert_detected("credential_stuffing", network__client__ip="127.0.0.1")
+            assert signal.severity == "medium"
+        """
+        from ._tools.detect.assertions import detected
+
+        return detected(rule_id, self.records, rules=rules, geo=geo, group=group)
+
+    def assert_not_detected(
+        self,
+        rule_id: str,
+        *,
+        rules: Iterable[Mapping[str, Any]] | None = None,
+        geo: GeoLookup | None = None,
+        **group: Any,
+    ) -> None:
+        """Assert that replaying the captured records raises no signal of ``rule_id`` (for ``group``).
+
+        Args:
+            rule_id: the rule's id, as in `assert_detected`.
+            rules: rule API JSON to replay (default: the library's `default_rules`).
+            geo: the IP-to-location lookup for geo rules.
+            **group: only signals with these group-by values count, e.g. ``usr__id="42"``.
+
+        Raises:
+            AssertionError: such a signal fired; the message lists them.
+
+        Example::
+
+            client.post("/login", data={"username": "ada", "password": "right"})
+            security_events.assert_not_detected("brute_force")
+        """
+        from ._tools.detect.assertions import not_detected
+
+        not_detected(rule_id, self.records, rules=rules, geo=geo, group=group)
 
     def _explain_missing(self, evt_type: str, match: dict[str, Any]) -> str:
         records = self.records

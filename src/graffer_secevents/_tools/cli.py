@@ -336,12 +336,76 @@ def _cmd_monitors(args: argparse.Namespace) -> int:
             dropped_count=args.dropped_count,
             notify=args.notify,
         )
-        text = to_terraform(monitors) if args.format == "terraform" else json.dumps(monitors, indent=2) + "\n"
+        if args.format == "json":
+            text = json.dumps(monitors, indent=2) + "\n"
+        else:
+            text = to_terraform(monitors, json_syntax=args.format == "terraform-json")
     except ConfigurationError as exc:
         sys.stderr.write(f"{PROG} monitors: {exc}\n")
         return 2
     sys.stdout.write(text)
     return 0
+
+
+def _cmd_rules(args: argparse.Namespace) -> int:
+    from graffer_secevents._errors import ConfigurationError
+
+    if args.check is not None:
+        return _check_rules_file(args.check, as_json=args.format == "json")
+    from . import dashboard, logs_metrics, rules
+    from .terraform import to_hcl, to_terraform_json
+
+    what = {"rules", "metrics", "dashboard"} if args.what == "all" else {args.what}
+    try:
+        built: dict[str, Any] = {}
+        if "rules" in what:
+            params = rules.parse_settings(args.set)
+            built["rules"] = rules.build_rules(service=args.service, env=args.env, only=args.only, **params)
+        if "metrics" in what:
+            built["logs_metrics"] = logs_metrics.build_logs_metrics(service=args.service, env=args.env)
+        if "dashboard" in what:
+            built["dashboard"] = dashboard.build_dashboard(service=args.service, env=args.env)
+        if args.format in (None, "json"):
+            value = next(iter(built.values())) if len(built) == 1 else built
+            text = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+        else:
+            resources = [
+                *rules.rule_resources(built.get("rules", [])),
+                *logs_metrics.metric_resources(built.get("logs_metrics", [])),
+                *([dashboard.dashboard_resource(built["dashboard"])] if "dashboard" in built else []),
+            ]
+            text = to_terraform_json(resources) if args.format == "terraform-json" else to_hcl(resources)
+    except ConfigurationError as exc:
+        sys.stderr.write(f"{PROG} rules: {exc}\n")
+        return 2
+    sys.stdout.write(text)
+    return 0
+
+
+def _check_rules_file(path: str, *, as_json: bool) -> int:
+    from .rule_check import check_rules
+
+    name = "<stdin>" if path == "-" else path
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as stream:
+                data = stream.read()
+    except OSError as exc:
+        sys.stderr.write(f"{PROG} rules --check: cannot read {_safe(name)}: {_safe(exc.strerror or exc)}\n")
+        return 2
+    findings = check_rules(data)
+    if as_json:
+        found = [{"rule": f.rule, "path": f.path, "message": f.message} for f in findings]
+        sys.stdout.write(json.dumps({"file": name, "ok": not findings, "findings": found}, indent=2) + "\n")
+    else:
+        for finding in findings:
+            sys.stdout.write(f"{_safe(name)}: {_safe(finding)}\n")
+        count = len(findings)
+        verdict = f"{count} finding{'s' if count != 1 else ''}" if count else "ok"
+        sys.stdout.write(f"{_safe(name)}: {verdict}\n")
+    return 1 if findings else 0
 
 
 def _cmd_demo(_args: argparse.Namespace) -> int:
@@ -422,7 +486,10 @@ def build_parser() -> argparse.ArgumentParser:
     monitors.add_argument("--service", required=True, help="the service tag (DD_SERVICE) to watch")
     monitors.add_argument("--env", default=None, help="the env tag to scope to (default: every env)")
     monitors.add_argument(
-        "--format", choices=("json", "terraform"), default="json", help="output (default json)"
+        "--format",
+        choices=("json", "terraform", "terraform-json"),
+        default="json",
+        help="output (default json)",
     )
     monitors.add_argument(
         "--failure-ratio",
@@ -460,8 +527,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     monitors.set_defaults(handler=_cmd_monitors)
 
+    rules = commands.add_parser(
+        "rules",
+        help="generate Cloud SIEM detection rules, log-based metrics and a dashboard, or check rule JSON",
+        description="Detection rules derived from the event catalog (docs/detection-rules.md), log-based "
+        "metrics and a review dashboard, as Datadog API JSON, datadog_* Terraform (HCL) or Terraform JSON. "
+        "With --check FILE, validate rule JSON (one rule, a list, or one rule per line) against the "
+        "constraints Datadog enforces: exit 1 on findings, 2 on a usage error.",
+    )
+    rules.add_argument(
+        "--format",
+        choices=("json", "terraform", "terraform-json"),
+        default=None,
+        help="output (default json; with --check, text unless json is asked for)",
+    )
+    rules.add_argument("--service", default=None, help="scope every query to this service and tag with it")
+    rules.add_argument("--env", default=None, help="scope every query to this env and tag with it")
+    rules.add_argument(
+        "--what",
+        choices=("rules", "metrics", "dashboard", "all"),
+        default="rules",
+        help="what to generate (default rules)",
+    )
+    rules.add_argument(
+        "--only", action="append", default=None, metavar="RULE", help="generate only this rule (repeatable)"
+    )
+    rules.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="RULE.PARAM=VALUE",
+        help="override a rule parameter, e.g. brute_force.failures=20 (repeatable)",
+    )
+    rules.add_argument("--check", metavar="FILE", default=None, help="validate rule JSON (- for stdin)")
+    rules.set_defaults(handler=_cmd_rules)
+
     demo = commands.add_parser("demo", help="run the demo scenario and print its records")
     demo.set_defaults(handler=_cmd_demo)
+
+    from .detect.commands import add_commands as add_detect_commands
+
+    add_detect_commands(commands)  # `detect` and `report`
     return parser
 
 

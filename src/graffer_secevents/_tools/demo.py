@@ -2,10 +2,16 @@
 
 ``examples/flask_app.py`` is started on a real server on 127.0.0.1 (an ephemeral port, in a background thread)
 and a scripted set of clients talks to it: normal logins, a brute force on one account, a credential-stuffing
-burst from one IP, a password reset, an access denied and an admin action. The demo itself plays the reverse
+burst from one IP, a password reset, an access denied and an admin action. It ends by replaying the records
+through the library's detection rules (`graffer_secevents.detect`) and printing the signals they raised: the
+attacks raise them, the normal traffic does not. The demo itself plays the reverse
 proxy in front of the shop: it appends each client's address to ``X-Forwarded-For`` and 127.0.0.1 is the one
 trusted proxy, so the records show the true client IPs, and the attacker's forged ``X-Forwarded-For`` never
-wins. The records the shop writes go to stdout; the steps and a summary of the metric counts go to stderr.
+wins. The records the shop writes go to stdout; the steps, a summary of the metric counts and the signals go
+to stderr.
+
+Each part of the story is one function in `SCENARIO` (over HTTP) and `SCENARIO_IN_PROCESS` (direct calls);
+a new attack is one more function in each.
 
 Without the example (an installed wheel) or without Flask and Flask-Login, the same scenario runs as direct
 API calls instead.
@@ -26,6 +32,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
 
+import orjson
+
 from graffer_secevents import _api as secevents
 from graffer_secevents._config import Config, configure
 from graffer_secevents._metrics import MemoryMetrics
@@ -37,17 +45,19 @@ __all__ = ["run_demo"]
 
 _EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "flask_app.py"
 _TRUSTED_PROXY = ["127.0.0.1/32", "::1/128"]
+_SERVICE = "demo-shop"
+_ENV = "demo"
 
 
 def run_demo(out: IO[str] | None = None, summary: IO[str] | None = None) -> int:
-    """Run the scenario; return the number of records written."""
+    """Run the scenario, then print the signals the rules raise on its records; return the record count."""
     out_stream: IO[str] = out if out is not None else sys.stdout
     summary_stream: IO[str] = summary if summary is not None else sys.stderr
     counted = _LineCounter(out_stream)
     cfg = configure(
         reset=True,  # the demo's own settings, not whatever an earlier configure() left
-        service="demo-shop",
-        env="demo",
+        service=_SERVICE,
+        env=_ENV,
         version="1.0.0",
         output=counted,
         metrics="memory",
@@ -69,6 +79,7 @@ def run_demo(out: IO[str] | None = None, summary: IO[str] | None = None) -> int:
         _scenario_over_http(example, step)
         run_token_api_demo(step)  # examples/django_app's simplejwt endpoint (_tools/demo_token_api.py)
     _summarise(cfg, step, summary_stream)
+    _print_signals(counted.records(), step, summary_stream)
     return counted.lines
 
 
@@ -78,12 +89,20 @@ class _LineCounter:
     def __init__(self, out: IO[str]) -> None:
         self._out = out
         self.lines = 0
+        self._written: list[str] = []
         self._lock = threading.Lock()
 
     def write(self, text: str) -> int:
         with self._lock:
             self.lines += text.count("\n")
+            self._written.append(text)
         return self._out.write(text)
+
+    def records(self) -> list[dict[str, Any]]:
+        """The records written so far, parsed."""
+        with self._lock:
+            text = "".join(self._written)
+        return [orjson.loads(line) for line in text.splitlines() if line.strip()]
 
     def flush(self) -> None:
         self._out.flush()
@@ -163,37 +182,88 @@ def _scenario_over_http(example: ModuleType, step: Callable[[str], None]) -> Non
         thread.join(timeout=5)
 
 
-def _drive(base: str, step: Callable[[str], None]) -> None:
-    browser = "Mozilla/5.0 (X11; Linux x86_64) demo"
-    step("normal logins: ada signs in, looks at her account and signs out; grace signs in")
-    ada = _Client(base, "198.51.100.10", browser)
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) demo"
+BRUTE_FORCE_ATTEMPTS = 10
+"""The default brute-force rule fires at 10 failures on one account in 15 minutes."""
+STUFFED_ACCOUNTS = 12
+"""The default credential-stuffing rule fires at 10 distinct failing accounts from one IP."""
+
+
+class _Cast:
+    """The people of the story, created as the scenario needs them (one client per person and address)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self._clients: dict[str, _Client] = {}
+
+    def client(self, name: str, ip: str, agent: str = BROWSER, forged: str | None = None) -> _Client:
+        if name not in self._clients:
+            self._clients[name] = _Client(self.base, ip, agent, forged)
+        return self._clients[name]
+
+
+def _normal_logins(cast: _Cast) -> None:
+    """normal logins: ada signs in, looks at her account and signs out; grace signs in"""
+    ada = cast.client("ada", "198.51.100.10")
     ada.login("ada@example.com", "correct horse battery staple")
     ada.call("GET", "/me")
     ada.call("POST", "/logout")
-    grace = _Client(base, "2001:db8:85a3::8a2e:370:7334", browser)
-    grace.login("grace@example.com", "hopper-1906")
+    cast.client("grace", "2001:db8:85a3::8a2e:370:7334").login("grace@example.com", "hopper-1906")
 
-    step("brute force: one account, many passwords, one IP (which forges X-Forwarded-For: 10.1.2.3)")
-    attacker = _Client(base, "203.0.113.66", "python-requests/2.32", forged="10.1.2.3")
-    for attempt in range(6):
+
+def _brute_force(cast: _Cast) -> None:
+    """brute force: one account, many passwords, one IP (which forges X-Forwarded-For: 10.1.2.3)"""
+    attacker = cast.client("attacker", "203.0.113.66", "python-requests/2.32", forged="10.1.2.3")
+    for attempt in range(BRUTE_FORCE_ATTEMPTS):
         attacker.login("ada@example.com", f"guess-{attempt}")
 
-    step("credential stuffing: one IP, many accounts, most unknown")
-    stuffer = _Client(base, "192.0.2.200", "curl/8.5")
-    for n in range(8):
+
+def _credential_stuffing(cast: _Cast) -> None:
+    """credential stuffing: one IP, many accounts, most unknown"""
+    stuffer = cast.client("stuffer", "192.0.2.200", "curl/8.5")
+    for n in range(STUFFED_ACCOUNTS):
         email = "grace@example.com" if n == 4 else f"user{n}@example.org"
         stuffer.login(email, "Summer2026!")
 
-    step("password reset")
-    _Client(base, "198.51.100.10", browser).call("POST", "/password-reset", {"username": "ada@example.com"})
 
-    step("access denied: grace opens the admin page")
-    grace.call("GET", "/admin/users")
+def _password_reset(cast: _Cast) -> None:
+    """password reset"""
+    cast.client("ada, later", "198.51.100.10").call(
+        "POST", "/password-reset", {"username": "ada@example.com"}
+    )
 
-    step("admin action: root disables grace's account")
-    root = _Client(base, "198.51.100.1", browser)
+
+def _access_denied(cast: _Cast) -> None:
+    """access denied: grace opens the admin page"""
+    cast.client("grace", "2001:db8:85a3::8a2e:370:7334").call("GET", "/admin/users")
+
+
+def _admin_action(cast: _Cast) -> None:
+    """admin action: root disables grace's account"""
+    root = cast.client("root", "198.51.100.1")
     root.login("root@example.com", "root-admin-pass")
     root.call("POST", "/admin/users/1002/disable")
+
+
+SCENARIO: tuple[Callable[[_Cast], None], ...] = (
+    _normal_logins,
+    _brute_force,
+    _credential_stuffing,
+    _password_reset,
+    _access_denied,
+    _admin_action,
+)
+"""The story over HTTP, in order; each step's docstring is its title."""
+
+ATTACKERS = {"ip": ("203.0.113.66", "192.0.2.200"), "account": ("1001",)}
+"""Who the story's attacks come from and whom they target: every signal must be about one of these."""
+
+
+def _drive(base: str, step: Callable[[str], None]) -> None:
+    cast = _Cast(base)
+    for part in SCENARIO:
+        step((part.__doc__ or part.__name__).strip())
+        part(cast)
 
 
 # --- without the example: the same story as direct calls --------------------------------------------------
@@ -210,14 +280,14 @@ def _scenario_in_process(step: Callable[[str], None]) -> None:
     secevents.log_login(_GRACE, "success", "2001:db8:85a3::8a2e:370:7334")
 
     step("brute force: one account, many passwords, one IP")
-    for attempt in range(6):
-        reason = "account_locked" if attempt == 5 else "invalid_credentials"
-        secevents.log_login(None, "failure", "203.0.113.66", login=_ADA.login, exists=True, reason=reason)
+    for attempt in range(BRUTE_FORCE_ATTEMPTS):
+        reason = "account_locked" if attempt >= 5 else "invalid_credentials"
+        secevents.log_login(_ADA, "failure", "203.0.113.66", login=_ADA.login, exists=True, reason=reason)
         if attempt == 4:
             secevents.log_account_locked(_ADA, "203.0.113.66", reason="maxretries")
 
     step("credential stuffing: one IP, many accounts, most unknown")
-    for n in range(8):
+    for n in range(STUFFED_ACCOUNTS):
         exists = n == 4
         login = "grace@example.com" if exists else f"user{n}@example.org"
         reason = "invalid_credentials" if exists else "unknown_user"
@@ -244,3 +314,14 @@ def _summarise(cfg: Config, step: Callable[[str], None], summary: IO[str]) -> No
     step("secevents.login.attempts by tags")
     for tags, value in sorted(totals.items()):
         summary.write(f"#   {value:3d}  {tags}\n")
+
+
+def _print_signals(records: list[dict[str, Any]], step: Callable[[str], None], summary: IO[str]) -> None:
+    from .detect.engine import evaluate
+    from .detect.report import signal_table
+    from .rules import build_rules
+
+    signals = evaluate(build_rules(service=_SERVICE, env=_ENV), records)
+    step(f"signals the detection rules raise on these {len(records)} records (secevents detect)")
+    for line in signal_table(signals):
+        summary.write(f"#{line}\n")

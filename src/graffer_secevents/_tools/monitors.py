@@ -1,6 +1,6 @@
-"""Datadog monitors for the metrics of :mod:`graffer_secevents._metrics`, as API JSON or Terraform.
+"""Datadog monitors for the metrics of `graffer_secevents._metrics`, as API JSON or Terraform.
 
-:func:`build_monitors` returns ``POST /api/v1/monitor`` bodies (``type: "query alert"``); :func:`to_terraform`
+`build_monitors` returns ``POST /api/v1/monitor`` bodies (``type: "query alert"``); :func:`to_terraform`
 renders the same monitors as ``datadog_monitor`` resources. The queries use only the metric names and tag keys
 that ``_metrics`` defines (plus ``service``/``env``, which the DogStatsD client or Agent adds), and
 ``.as_count()`` on every count: DogStatsD counts are stored as rates, and ``.as_count()`` with ``sum(window)``
@@ -10,10 +10,9 @@ Evaluations"), so a ratio is total failures / total attempts, not an average of 
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 from graffer_secevents._errors import ConfigurationError
 from graffer_secevents._metrics import (
@@ -24,6 +23,8 @@ from graffer_secevents._metrics import (
     TAG_USR_EXISTS,
     sanitize_tag_value,
 )
+
+from .terraform import Block, Resource, resource_label, to_hcl, to_terraform_json
 
 __all__ = ["build_monitors", "monitor_metric_names", "monitor_tag_keys", "to_terraform"]
 
@@ -183,12 +184,17 @@ def build_monitors(
     ]
 
 
-def to_terraform(monitors: list[dict[str, Any]]) -> str:
-    """Render monitors from :func:`build_monitors` as Terraform ``datadog_monitor`` resources (HCL).
+def to_terraform(monitors: list[dict[str, Any]], *, json_syntax: bool = False) -> str:
+    """Render monitors from `build_monitors` as Terraform ``datadog_monitor`` resources.
 
-    Resource labels come from the monitor names; strings are escaped for HCL (including ``${`` and ``%{``,
-    which Terraform would otherwise interpolate). ``options.thresholds`` becomes the ``monitor_thresholds``
-    block and the other options become top-level arguments, as the Datadog provider spells them.
+    Resource labels come from the monitor names; `graffer_secevents._tools.terraform` writes and escapes
+    them (including ``${`` and ``%{``, which Terraform would otherwise interpolate). ``options.thresholds``
+    becomes the ``monitor_thresholds`` block and the other options become top-level arguments, as the
+    Datadog provider spells them.
+
+    Args:
+        monitors: monitor bodies as `build_monitors` returns them.
+        json_syntax: write Terraform JSON (``.tf.json``) instead of HCL.
 
     Raises:
         ConfigurationError: a monitor without ``name``, ``type``, ``query`` or ``message``.
@@ -197,32 +203,23 @@ def to_terraform(monitors: list[dict[str, Any]]) -> str:
         >>> to_terraform(build_monitors("auth-api")).splitlines()[0]
         'resource "datadog_monitor" "secevents_auth_api_failed_login_ratio_above_20" {'
     """
-    blocks: list[str] = []
+    resources: list[Resource] = []
     used: set[str] = set()
     for monitor in monitors:
-        for field in ("name", "type", "query", "message"):
-            if not isinstance(monitor.get(field), str):
-                raise ConfigurationError(f"monitor {monitor.get('name')!r}: missing string field {field!r}")
-        label = _resource_label(monitor["name"], used)
-        lines = [f'resource "datadog_monitor" "{label}" {{']
-        for field in ("name", "type", "query", "message"):
-            lines.append(f"  {field} = {_hcl(monitor[field])}")
-        if "priority" in monitor and monitor["priority"] is not None:
-            lines.append(f"  priority = {_hcl(monitor['priority'])}")
-        if monitor.get("tags"):
-            lines.append(f"  tags = {_hcl(list(monitor['tags']))}")
+        for name in ("name", "type", "query", "message"):
+            if not isinstance(monitor.get(name), str):
+                raise ConfigurationError(f"monitor {monitor.get('name')!r}: missing string field {name!r}")
+        body: dict[str, Any] = {name: monitor[name] for name in ("name", "type", "query", "message")}
+        body["priority"] = monitor.get("priority")
+        body["tags"] = list(monitor["tags"]) if monitor.get("tags") else None
         options: Mapping[str, Any] = monitor.get("options") or {}
-        for key, value in options.items():
-            if key != "thresholds" and value is not None:
-                lines.append(f"  {key} = {_hcl(value)}")
+        body.update((key, value) for key, value in options.items() if key != "thresholds")
         thresholds: Mapping[str, Any] = options.get("thresholds") or {}
         if thresholds:
-            lines.append("  monitor_thresholds {")
-            lines.extend(f"    {key} = {_hcl(value)}" for key, value in thresholds.items())
-            lines.append("  }")
-        lines.append("}")
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks) + "\n"
+            body["monitor_thresholds"] = Block(dict(thresholds))
+        label = resource_label(monitor["name"], used, fallback="monitor")
+        resources.append(Resource("datadog_monitor", label, body))
+    return to_terraform_json(resources) if json_syntax else to_hcl(resources)
 
 
 _QUERY_METRIC = re.compile(r"\b(?:sum|avg|min|max|count):([A-Za-z][A-Za-z0-9_.]*)\{([^}]*)\}")
@@ -285,37 +282,3 @@ def _number(value: float) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return repr(value)
-
-
-def _resource_label(name: str, used: set[str]) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "monitor"
-    if slug[0].isdigit():
-        slug = f"monitor_{slug}"
-    label, n = slug, 2
-    while label in used:
-        label, n = f"{slug}_{n}", n + 1
-    used.add(label)
-    return label
-
-
-_HCL_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _hcl(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ConfigurationError(f"cannot write {value!r} to Terraform")
-        return _number(value)
-    if isinstance(value, str):
-        text = "".join(
-            _HCL_ESCAPES.get(ch) or (f"\\u{ord(ch):04x}" if ord(ch) < 0x20 or ord(ch) == 0x7F else ch)
-            for ch in value
-        )
-        return '"' + text.replace("${", "$${").replace("%{", "%%{") + '"'
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_hcl(item) for item in cast("Sequence[object]", value)) + "]"
-    raise ConfigurationError(f"cannot write a {type(value).__name__} to Terraform")
