@@ -198,9 +198,8 @@ def test_password_reset_completed_and_a_bad_key(security_events: Capture, member
     bad = reverse("account_reset_password_from_key", kwargs={"uidb36": uid, "key": "bad-key"})
     _, ip, rid = send(client, "get", bad)
     [fail] = of_request(security_events, rid)
-    assert (
-        fail["evt"]["type"] == "authn_password_change_fail" and fail["evt"]["reason"] == "invalid_reset_key"
-    )
+    assert fail["evt"]["type"] == "authn_password_reset" and fail["evt"]["reason"] == "invalid_reset_key"
+    assert fail["evt"]["outcome"] == "failure" and fail["status"] == "warning"
     assert fail["usr"]["id"] == str(member.pk)
 
     key = default_token_generator.make_token(member)

@@ -67,7 +67,7 @@ class LineCounts:
 def read_records(stream: IO[bytes], counts: LineCounts) -> Iterator[dict[str, Any]]:
     """The security records of a JSON-lines stream mixed with other output, as ``secevents validate`` reads
     it (a prefix before the JSON is tolerated); everything else is counted in ``counts`` and skipped."""
-    from graffer_secevents._tools.cli import DEFAULT_MAX_LINE_BYTES, _parse, _read_lines
+    from graffer_secevents._tools.loglines import DEFAULT_MAX_LINE_BYTES, _parse, _read_lines
 
     for _number, line, oversize in _read_lines(stream, DEFAULT_MAX_LINE_BYTES):
         counts.lines += 1

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from graffer_secevents._tools.cli import _CONTROL
+from graffer_secevents._tools.loglines import _CONTROL
 
 from .engine import Signal, timestamp_of
 from .query import attribute_getter, is_missing, text_of

@@ -9,8 +9,8 @@ allauth sends (``login()``, ``logout()``, ``authenticate(email=..., password=...
   once);
 * ``ResetPasswordForm.save``: ``authn_password_reset_request`` with ``usr.exists`` for known and unknown
   e-mails (``usr.email`` hashed); ``password_reset``: ``authn_password_reset``;
-* ``UserTokenForm.clean`` refusing a reset key: ``authn_password_change_fail`` with ``evt.reason:
-  invalid_reset_key`` (the catalog's ``authn_password_reset`` has no failure outcome);
+* ``UserTokenForm.clean`` refusing a reset key: a failed ``authn_password_reset`` with ``evt.reason:
+  invalid_reset_key``;
 * ``password_changed``: ``authn_password_change`` (never a login); ``ChangePasswordForm.clean_oldpassword``
   refusing: ``authn_password_change_fail`` with ``evt.reason: invalid_credentials``;
 * ``DefaultAccountAdapter.pre_authenticate`` refusing (``too_many_login_attempts``, from
@@ -74,7 +74,7 @@ def _on_signed_up(sender: Any, request: Any = None, user: Any = None, **_kwargs:
 
 def _on_password_reset(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:
     with request_bound(request):
-        record_auth("authn_password_reset", where="allauth's password_reset", user=user)
+        record_auth("authn_password_reset", where="allauth's password_reset", user=user, outcome="success")
 
 
 def _on_password_changed(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:
@@ -150,8 +150,10 @@ def _reset_request(original: Callable[..., Any]) -> Callable[..., Any]:
     return save
 
 
-def _change_refused(where: str, reason: str, user_attribute: str) -> Callable[[Any], Callable[..., Any]]:
-    """A form ``clean*`` method whose ``ValidationError`` is an ``authn_password_change_fail`` for the form's
+def _change_refused(
+    where: str, reason: str, user_attribute: str, evt_type: str = "authn_password_change_fail"
+) -> Callable[[Any], Callable[..., Any]]:
+    """A form ``clean*`` method whose ``ValidationError`` is a failed ``evt_type`` for the form's
     ``user_attribute`` account."""
 
     def make(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -164,7 +166,7 @@ def _change_refused(where: str, reason: str, user_attribute: str) -> Callable[[A
                 with request_bound(_current_request()):
                     user = getattr(self, user_attribute, None)
                     params = {"reason": reason}
-                    record_auth("authn_password_change_fail", where=where, user=user, params=params)
+                    record_auth(evt_type, where=where, user=user, outcome="failure", params=params)
                 raise
 
         return clean
@@ -172,5 +174,7 @@ def _change_refused(where: str, reason: str, user_attribute: str) -> Callable[[A
     return make
 
 
-_reset_key = _change_refused("allauth's password reset key", "invalid_reset_key", "reset_user")
+_reset_key = _change_refused(
+    "allauth's password reset key", "invalid_reset_key", "reset_user", "authn_password_reset"
+)
 _old_password = _change_refused("allauth's password change form", "invalid_credentials", "user")
