@@ -44,6 +44,7 @@ check: test lint typecheck docs-build
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py
 	$(PY) benchmarks/bench_metrics.py
+	$(PY) benchmarks/bench_import.py
 	$(PY) benchmarks/bench_bridges.py
 	$(PY) benchmarks/bench_middleware.py
 

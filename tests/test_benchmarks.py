@@ -18,6 +18,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 CASES = {
     "bench_core.py": ["--rounds", "1", "--batch", "5"],
     "bench_metrics.py": ["--rounds", "1", "--batch", "0.001"],
+    "bench_import.py": ["--rounds", "1"],
     "bench_bridges.py": ["--rounds", "1", "--batch", "200"],
     "bench_asgi_parts.py": ["--rounds", "1", "--batch", "5"],
     "bench_middleware.py": ["--processes", "2", "--rounds", "1", "--batch", "3"],

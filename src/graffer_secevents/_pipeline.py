@@ -18,10 +18,9 @@ import time
 import uuid
 from collections.abc import Mapping
 from functools import cache
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
-import pydantic
 
 from . import _config
 from ._catalog import CATALOG, EventType, OutcomeRule, Param
@@ -36,6 +35,9 @@ from ._metrics import record_dropped, record_event
 from ._privacy import REDACTED, is_secret_key
 from ._trace import trace_fields
 from ._users import _show, _text, _user_parts, _usr
+
+if TYPE_CHECKING:
+    import pydantic
 
 __all__ = ["SCHEMA_VERSION", "emit_event"]
 
@@ -99,6 +101,8 @@ def _params_of(spec_type: str) -> dict[str, Param]:
 @cache
 def _model(spec_type: str) -> type[pydantic.BaseModel]:
     """The pydantic model of one event type's parameters, built on first use (for ill-typed input only)."""
+    import pydantic  # ~0.1 s of import that well-typed events (the common case) never need
+
     fields: dict[str, Any] = {p.name: (_PY_TYPES[p.kind] | None, None) for p in CATALOG[spec_type].params}
     return pydantic.create_model(f"{spec_type}_params", **fields)
 
@@ -131,6 +135,8 @@ def _validate_params(spec: EventType, params: Mapping[str, Any], errors: list[st
                 well_typed = False
     if well_typed:
         return values
+    import pydantic  # the slow path only; see _model
+
     try:
         model = _model(spec.type).model_validate(values)
         return _limit_params(known, model.model_dump(exclude_none=True), errors)
