@@ -102,14 +102,14 @@ def internal_imports(name: str) -> set[str]:
         if isinstance(node, ast.Import):
             targets.update(alias.name for alias in node.names)
             continue
-        base = package
-        for _ in range(node.level - 1):
-            base = base.rpartition(".")[0]
-        base = (
-            f"{base}.{node.module}" if node.level and node.module else (base if node.level else node.module)
-        )
-        if base is None:
-            continue
+        if node.level:
+            base = package
+            for _ in range(node.level - 1):
+                base = base.rpartition(".")[0]
+            if node.module:
+                base = f"{base}.{node.module}"
+        else:
+            base = node.module or ""
         if node.module is not None:  # `from . import _config` names a submodule, not the package
             targets.add(base)
         targets.update(f"{base}.{alias.name}" for alias in node.names)
