@@ -9,7 +9,7 @@ the same small job as the reference: a contextvar set and reset) is measured the
 
 Two more variants per framework show what the issue's requirements cost before any of our code runs:
 
-* ``*_contextvar``: the reference's minimal middleware (``shared/reference/performance.md`` §2), which only
+* ``*_contextvar``: a minimal reference middleware, which only
   puts ``{method, path, client}`` into a contextvar and resets it;
 * ``*_floor``: the least code we know that does what the issue requires of every request: bind the request
   (Flask: none; Flask's own request context can carry it), record the status, take a valid upstream

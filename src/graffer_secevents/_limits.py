@@ -1,4 +1,4 @@
-"""Datadog's limits on a record and the string coercion every field shares (SPEC §1)."""
+"""Datadog's limits on a record and the string coercion every field shares (`docs/record.md`)."""
 
 from __future__ import annotations
 

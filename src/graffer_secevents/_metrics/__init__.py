@@ -108,7 +108,8 @@ LOGIN_FAILURE_REASONS: frozenset[str] = frozenset(
 )
 DROP_REASONS: frozenset[str] = frozenset({"write_error", "internal_error", OTHER})
 
-# The SPEC §1 categories; duplicated rather than imported so this module stays import-light.
+# The catalog's categories (`docs/catalog.md`); duplicated rather than imported so this module stays
+# import-light.
 _CATEGORIES: frozenset[str] = frozenset(
     {
         "authentication",
@@ -168,7 +169,7 @@ def record_event(
     Args:
         backend: from :func:`create_backend`.
         evt_type: the catalog type, e.g. ``"authn_login_fail"`` (tag ``evt_type``).
-        category: the catalog category (tag ``evt_category``; outside SPEC §1's list it becomes ``other``).
+        category: the catalog category (tag ``evt_category``; any other value becomes ``other``).
         outcome: ``"success"``, ``"failure"`` or ``None`` (no ``outcome`` tag); anything else is ``other``.
         login_attempt: also count ``secevents.login.attempts``.
         reason: why a login failed, mapped onto :data:`LOGIN_FAILURE_REASONS` (anything else is ``other``).
