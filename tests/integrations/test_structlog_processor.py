@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -168,3 +172,38 @@ def test_a_processor_error_never_loses_the_line() -> None:
 
 def trace_span() -> Any:
     return TracerProvider().get_tracer("test").start_as_current_span("view")
+
+
+DOCS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "integrations" / "structlog.md"
+
+DOCS_DRIVER = """
+import json, sys
+from flask import Flask
+from graffer_secevents.integrations.flask import SecurityEvents
+
+app = Flask(__name__)
+SecurityEvents(app)
+log = structlog.get_logger()
+
+@app.get("/")
+def home():
+    log.info("cart viewed", items=3)
+    return "ok"
+
+app.test_client().get("/", headers={"X-Request-ID": "req-abc-123"}, environ_base={"REMOTE_ADDR": "203.0.113.9"})
+log.info("outside")
+"""
+
+
+def test_the_documented_configuration_works_in_a_fresh_process(tmp_path: Path) -> None:
+    (setup, *_rest) = re.findall(r"```python\n(.*?)```", DOCS_PAGE.read_text(), re.S)
+    script = tmp_path / "docs_example.py"
+    script.write_text(setup + DOCS_DRIVER)
+    done = subprocess.run(
+        [sys.executable, "-W", "error", str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    inside, outside = (json.loads(line) for line in done.stdout.splitlines())
+    assert inside["event"] == "cart viewed" and inside["level"] == "info"
+    assert inside["http.request_id"] == "req-abc-123" and inside["network.client.ip"] == PEER
+    assert not set(outside) & set(SECURITY_CONTEXT_KEYS)
