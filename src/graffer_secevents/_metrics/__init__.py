@@ -29,6 +29,8 @@ import logging
 from collections.abc import Mapping
 from typing import Final
 
+from graffer_secevents._catalog import CATEGORIES
+
 from .backends import (
     METRIC_BACKENDS,
     MemoryMetrics,
@@ -108,23 +110,7 @@ LOGIN_FAILURE_REASONS: frozenset[str] = frozenset(
 )
 DROP_REASONS: frozenset[str] = frozenset({"write_error", "internal_error", OTHER})
 
-# The catalog's categories (`docs/catalog.md`); duplicated rather than imported so this module stays
-# import-light.
-_CATEGORIES: frozenset[str] = frozenset(
-    {
-        "authentication",
-        "session",
-        "iam",
-        "authorization",
-        "web",
-        "file",
-        "database",
-        "intrusion_detection",
-        "configuration",
-        "process",
-        "crypto",
-    }
-)
+_CATEGORIES: frozenset[str] = frozenset(CATEGORIES)
 
 # Common spellings of the bounded reasons (after sanitising), so `reason="bad_password"` is not `other`.
 _REASON_ALIASES: Mapping[str, str] = {
