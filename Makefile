@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25.1"
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[django,flask,fastapi,datadog,otel,drf,allauth,flask-security,fastapi-users,geoip]" --group dev
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[django,flask,fastapi,datadog,otel,drf,allauth,flask-security,fastapi-users,geoip,examples]" --group dev
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -49,6 +49,7 @@ check: test lint typecheck docs-build
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py
 	$(PY) benchmarks/bench_metrics.py
+	$(PY) benchmarks/bench_import.py
 	$(PY) benchmarks/bench_bridges.py
 	$(PY) benchmarks/bench_middleware.py
 	$(PY) benchmarks/bench_detect.py

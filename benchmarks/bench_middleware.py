@@ -9,13 +9,21 @@ the same small job as the reference: a contextvar set and reset) is measured the
 
 Two more variants per framework show what the issue's requirements cost before any of our code runs:
 
-* ``*_contextvar``: the reference's minimal middleware (``shared/reference/performance.md`` §2), which only
+* ``*_contextvar``: a minimal reference middleware, which only
   puts ``{method, path, client}`` into a contextvar and resets it;
 * ``*_floor``: the least code we know that does what the issue requires of every request: bind the request
   (Flask: none; Flask's own request context can carry it), record the status, take a valid upstream
   ``X-Request-ID`` or generate one, and echo it on the response. No lazy context object, no check for the
   application's own ``X-Request-ID``, no denied-request rules, no error handling. It is not shippable; it is
   the lower bound for the ``*_secevents`` row.
+
+The peers a team would otherwise install for the request-id part of the job run in the same rounds, each
+configured the way its README says (``*_<package>`` rows): asgi-correlation-id's ``CorrelationIdMiddleware``
+and starlette-context's ``ContextMiddleware`` with its ``RequestIdPlugin`` and ``CorrelationIdPlugin``
+(FastAPI); django-guid's ``guid_middleware`` and django-structlog's ``RequestMiddleware``, which also writes
+its ``request_started``/``request_finished`` lines through the structlog + ``logging`` configuration of its
+README, here into memory (Django); flask-log-request-id's ``RequestID`` extension (Flask). Before timing,
+each ours, floor and peer variant is checked to really echo or set its request id.
 
 Each of ``--processes`` worker processes (one after another, each with its own hash seed) runs the
 interleaved rounds; the table gives the median over processes of each process's median ratio, and every
@@ -133,6 +141,18 @@ def fastapi_apps() -> dict[str, Any]:
         app = make()
         app.add_middleware(middleware)
         apps[f"fastapi_{name}"] = app
+
+    # The peers, as their READMEs set them up.
+    from asgi_correlation_id import CorrelationIdMiddleware
+    from starlette_context import plugins
+    from starlette_context.middleware import ContextMiddleware
+
+    app = make()
+    app.add_middleware(CorrelationIdMiddleware)
+    apps["fastapi_asgi_correlation_id"] = app
+    app = make()
+    app.add_middleware(ContextMiddleware, plugins=(plugins.RequestIdPlugin(), plugins.CorrelationIdPlugin()))
+    apps["fastapi_starlette_context"] = app
     return apps
 
 
@@ -231,6 +251,12 @@ def flask_apps() -> dict[str, Any]:
         app = make()
         app.wsgi_app = middleware(app.wsgi_app)  # type: ignore[method-assign]
         apps[f"flask_{name}"] = app
+
+    from flask_log_request_id import RequestID
+
+    app = make()
+    RequestID(app)
+    apps["flask_log_request_id"] = app
     return apps
 
 
@@ -244,13 +270,14 @@ def django_apps() -> dict[str, Any]:
         SECRET_KEY="bench-only",
         ALLOWED_HOSTS=["localhost"],
         ROOT_URLCONF=module.__name__,
-        INSTALLED_APPS=[],
+        INSTALLED_APPS=["django_guid", "django_structlog"],  # both READMEs' first step
         MIDDLEWARE=[],
         USE_TZ=True,
     )
     import django
 
     django.setup()
+    configure_django_structlog()
     from django.core.handlers.wsgi import WSGIHandler
     from django.http import JsonResponse
     from django.urls import path
@@ -300,13 +327,60 @@ def django_apps() -> dict[str, Any]:
         ("secevents", "graffer_secevents.integrations.django.SecurityEventsMiddleware"),
         ("contextvar", "bench_django_middleware.Minimal"),
         ("floor", "bench_django_middleware.Floor"),
+        ("guid", "django_guid.middleware.guid_middleware"),
+        ("structlog", "django_structlog.middlewares.RequestMiddleware"),
     ):
         settings.MIDDLEWARE = [dotted]
         apps[f"django_{name}"] = WSGIHandler()
     return apps
 
 
-def wsgi_runner(app: Any) -> Callable[[int], float]:
+DJANGO_STRUCTLOG_LINES = io.StringIO()  # where django-structlog's request lines go (see the docstring)
+
+
+def configure_django_structlog() -> None:
+    """django-structlog's README configuration: structlog through ``logging``, JSON lines, at INFO."""
+    import logging
+
+    import structlog
+
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.filter_by_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            structlog.processors.UnicodeDecoder(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(DJANGO_STRUCTLOG_LINES)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(processor=structlog.processors.JSONRenderer()))
+    logger = logging.getLogger("django_structlog")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def django_guid_signal(connected: bool) -> None:
+    """django-guid clears its id on Django's ``request_finished`` signal, which every Django variant sends:
+    connected only while the django-guid variant runs, so it costs the other rows nothing."""
+    from django.core.signals import request_finished
+    from django_guid.signals import clear_guid
+
+    if connected:
+        request_finished.connect(clear_guid)
+    else:
+        request_finished.disconnect(clear_guid)
+
+
+def wsgi_runner(app: Any, name: str = "") -> Callable[[int], float]:
     template = {
         "REQUEST_METHOD": "GET",
         "SCRIPT_NAME": "",
@@ -330,7 +404,11 @@ def wsgi_runner(app: Any) -> Callable[[int], float]:
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         return None
 
+    guid = name == "django_guid"
+
     def run(n: int) -> float:
+        if guid:
+            django_guid_signal(True)
         start = time.perf_counter()
         for _ in range(n):
             environ = dict(template)
@@ -341,7 +419,10 @@ def wsgi_runner(app: Any) -> Callable[[int], float]:
             close = getattr(body, "close", None)
             if close is not None:
                 close()
-        return time.perf_counter() - start
+        elapsed = time.perf_counter() - start
+        if guid:
+            django_guid_signal(False)
+        return elapsed
 
     return run
 
@@ -349,69 +430,125 @@ def wsgi_runner(app: Any) -> Callable[[int], float]:
 # --- the run -----------------------------------------------------------------------------------------------
 
 
-def check(runners: dict[str, Any], apps: dict[str, Any], loop: asyncio.AbstractEventLoop) -> None:
-    """Make sure each secevents and floor variant really echoes the request id."""
-    seen: list[Any] = []
+# The header each variant echoes its request id in; None: it does not echo, checked another way below.
+ECHOED = {
+    "fastapi_asgi_correlation_id": "x-request-id",
+    "fastapi_starlette_context": "x-request-id",
+    "django_guid": "correlation-id",
+    "django_structlog": None,
+    "flask_log_request_id": None,
+}
+PEERS = tuple(ECHOED)
+
+
+def check(apps: dict[str, Any], loop: asyncio.AbstractEventLoop) -> list[str]:
+    """Make sure each secevents, floor and peer variant really echoes or sets a request id; say how."""
+    checked: list[str] = []
+    for name, app in apps.items():
+        if not name.endswith(("_secevents", "_floor")) and name not in PEERS:
+            continue
+        header = ECHOED.get(name, "x-request-id")
+        if name.startswith("fastapi"):
+            response_headers = {k.decode().lower(): v.decode() for k, v in asgi_call(app, loop)}
+        elif name == "flask_log_request_id":
+            # It keeps the id in flask.g and does not echo it: run the app's before_request hooks.
+            from flask import g
+
+            with app.test_request_context("/", headers={"X-Request-ID": "peer-check-1"}):
+                app.preprocess_request()
+                assert g.log_request_id == "peer-check-1", name
+            with app.test_request_context("/"):
+                app.preprocess_request()
+                assert len(g.log_request_id) == 36, name  # a generated uuid4
+            checked.append(f"{name}: flask.g.log_request_id set (upstream kept, else generated)")
+            continue
+        else:
+            if name == "django_guid":
+                django_guid_signal(True)
+            DJANGO_STRUCTLOG_LINES.seek(0)
+            DJANGO_STRUCTLOG_LINES.truncate()
+            response_headers = {k.lower(): v for k, v in wsgi_call(app)}
+            if name == "django_guid":
+                django_guid_signal(False)
+        if header is None:  # django-structlog: the id is on its request lines
+            lines = [json.loads(line) for line in DJANGO_STRUCTLOG_LINES.getvalue().splitlines()]
+            events = [line["event"] for line in lines]
+            assert events == ["request_started", "request_finished"], (name, events)
+            request_id = lines[0]["request_id"]
+            assert request_id, name
+            assert all(line["request_id"] == request_id for line in lines), name
+            checked.append(f"{name}: request_id {request_id} on its request_started/finished lines")
+            continue
+        assert response_headers.get(header), (name, response_headers)
+        checked.append(f"{name}: echoed {header}: {response_headers[header]}")
+    return checked
+
+
+def asgi_call(app: Any, loop: asyncio.AbstractEventLoop) -> list[tuple[bytes, bytes]]:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "raw_path": b"/",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [],
+        "client": (PEER, 1),
+        "server": ("localhost", 80),
+        "scheme": "http",
+        "http_version": "1.1",
+        "asgi": {"version": "3.0"},
+    }
+    loop.run_until_complete(app(scope, receive, send))
+    return list(sent[0]["headers"])
+
+
+def wsgi_call(app: Any) -> list[tuple[str, str]]:
+    seen: list[list[tuple[str, str]]] = []
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
-        seen.append(dict(headers).get("X-Request-ID"))
+        seen.append(headers)
 
-    for name, app in apps.items():
-        if not name.endswith(("_secevents", "_floor")):
-            continue
-        if name.startswith("fastapi"):
-            sent: list[dict[str, Any]] = []
-
-            async def send(message: dict[str, Any], sent: list[dict[str, Any]] = sent) -> None:
-                sent.append(message)
-
-            async def receive() -> dict[str, Any]:
-                return {"type": "http.request", "body": b""}
-
-            scope = {
-                "type": "http",
-                "method": "GET",
-                "path": "/",
-                "raw_path": b"/",
-                "root_path": "",
-                "query_string": b"",
-                "headers": [],
-                "client": (PEER, 1),
-                "server": ("localhost", 80),
-                "scheme": "http",
-                "http_version": "1.1",
-                "asgi": {"version": "3.0"},
-            }
-            loop.run_until_complete(app(scope, receive, send))
-            assert any(k == b"x-request-id" for k, _ in sent[0]["headers"]), name
-        else:
-            environ = {
-                "REQUEST_METHOD": "GET",
-                "PATH_INFO": "/",
-                "SERVER_NAME": "localhost",
-                "SERVER_PORT": "80",
-                "HTTP_HOST": "localhost",
-                "REMOTE_ADDR": PEER,
-                "wsgi.input": io.BytesIO(b""),
-                "wsgi.url_scheme": "http",
-                "wsgi.errors": sys.stderr,
-            }
-            list(app(environ, start_response))
-            assert seen[-1], name
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": "localhost",
+        "REMOTE_ADDR": PEER,
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": sys.stderr,
+    }
+    body = app(environ, start_response)
+    list(body)
+    close = getattr(body, "close", None)
+    if close is not None:
+        close()
+    return seen[-1]
 
 
-def measure(rounds: int, batch: int, seed: int) -> dict[str, dict[str, float]]:
-    """One process's interleaved rounds: per variant, the median µs/request, min, max and median ratio."""
+def measure(rounds: int, batch: int, seed: int) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """One process's interleaved rounds: per variant, the median µs/request, min, max and median ratio;
+    and how each variant's request id was checked."""
     secevents.configure(output=io.StringIO(), metrics="none")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         apps = {**fastapi_apps(), **flask_apps(), **django_apps()}
     loop = asyncio.new_event_loop()
     runners = {
-        name: (asgi_runner(app, loop) if name.startswith("fastapi") else wsgi_runner(app))
+        name: (asgi_runner(app, loop) if name.startswith("fastapi") else wsgi_runner(app, name))
         for name, app in apps.items()
     }
-    check(runners, apps, loop)
+    checked = check(apps, loop)
     for run in runners.values():  # warm-up
         run(batch)
 
@@ -433,7 +570,7 @@ def measure(rounds: int, batch: int, seed: int) -> dict[str, dict[str, float]]:
             per_request[name].append(micros)
             ratios[name].append(micros / this_round[name.split("_")[0] + "_none"])
     loop.close()
-    return {
+    stats = {
         name: {
             "median": statistics.median(values),
             "min": min(values),
@@ -442,6 +579,7 @@ def measure(rounds: int, batch: int, seed: int) -> dict[str, dict[str, float]]:
         }
         for name, values in per_request.items()
     }
+    return stats, checked
 
 
 def main() -> None:
@@ -454,9 +592,10 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.json or args.processes <= 1:
-        results = [measure(args.rounds, args.batch, args.seed)]
+        stats, checked = measure(args.rounds, args.batch, args.seed)
+        results = [stats]
         if args.json:
-            print(json.dumps(results[0]))
+            print(json.dumps({"stats": stats, "checked": checked}))
             return
     else:
         # One process has a layout of its own (hash seed, memory addresses) that can favour one app object
@@ -470,7 +609,9 @@ def main() -> None:
                 "--batch", str(args.batch), "--seed", str(args.seed + index),
             ]  # fmt: skip
             done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            worker = json.loads(done.stdout.strip().splitlines()[-1])
+            results.append(worker["stats"])
+            checked = worker["checked"]
 
     print(
         f"in-process, {len(results)} process(es) x {args.rounds} interleaved rounds x {args.batch} requests "
@@ -490,6 +631,16 @@ def main() -> None:
         added = "—" if name.endswith("_none") else f"{(ratio - 1) * bare:+.1f}"
         spread = ", ".join(f"{value:.3f}" for value in each)
         print(f"| {name} | {micros:.1f} | **{ratio:.3f}x** | {spread} | {added} |")
+    print()
+    print("| peer | its ratio / ours (median over processes) |")
+    print("|---|---:|")
+    for name in PEERS:
+        ours = name.split("_")[0] + "_secevents"
+        relative = statistics.median(result[name]["ratio"] / result[ours]["ratio"] for result in results)
+        print(f"| {name} vs {ours} | {relative:.3f}x |")
+    print()
+    for line in checked:
+        print(f"request id checked: {line}")
 
 
 if __name__ == "__main__":

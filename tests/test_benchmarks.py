@@ -1,7 +1,8 @@
 """The benchmark scripts still run (a smoke test with tiny batches; the numbers are not looked at).
 
-``bench_middleware.py`` also checks, before timing, that each ``*_secevents`` and ``*_floor`` variant really
-echoes ``X-Request-ID``, so a benchmark that silently stopped doing the work fails here.
+``bench_middleware.py`` also checks, before timing, that each ``*_secevents``, ``*_floor`` and peer variant
+really echoes (or, for the peers that do not echo, sets) its request id, so a benchmark that silently stopped
+doing the work fails here.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ CASES = {
     "bench_core.py": ["--rounds", "1", "--batch", "5"],
     "bench_delivery.py": ["--rounds", "1", "--batch", "5"],
     "bench_metrics.py": ["--rounds", "1", "--batch", "0.001"],
+    "bench_import.py": ["--rounds", "1"],
     "bench_bridges.py": ["--rounds", "1", "--batch", "200"],
     "bench_asgi_parts.py": ["--rounds", "1", "--batch", "5"],
     "bench_middleware.py": ["--processes", "2", "--rounds", "1", "--batch", "3"],
@@ -53,3 +55,21 @@ def test_middleware_benchmark_covers_every_framework_and_the_floors() -> None:
         for variant in ("none", "secevents", "contextvar", "floor"):
             assert f"{framework}_{variant}" in rows
     assert "fastapi_basehttp" in rows
+    # The peers a team would otherwise install, each checked (before timing) to echo or set its request id.
+    checked = {
+        line.removeprefix("request id checked: ").split(":")[0]
+        for line in done.stdout.splitlines()
+        if line.startswith("request id checked: ")
+    }
+    peers = {
+        "fastapi_asgi_correlation_id",
+        "fastapi_starlette_context",
+        "django_guid",
+        "django_structlog",
+        "flask_log_request_id",
+    }
+    assert peers <= rows
+    assert (
+        peers | {f"{f}_{v}" for f in ("django", "fastapi", "flask") for v in ("secevents", "floor")}
+        == checked
+    )

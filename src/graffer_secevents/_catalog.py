@@ -1,8 +1,8 @@
 """The event catalog: the one table every other part of the library is derived from.
 
 Each row is an event type: the 57 identifiers of the OWASP Application Logging Vocabulary
-(``shared/reference/vocabularies.md`` §1, pinned at CheatSheetSeries 6b8819da) plus the 17 extensions the
-vocabulary lacks (§8.2 there). Categories and outcomes follow the mapping in §8.1; levels are OWASP's
+(OWASP's Logging Vocabulary Cheat Sheet, pinned at CheatSheetSeries 6b8819da) plus the 17 extensions the
+vocabulary lacks; `docs/catalog.md` lists them with their categories and outcomes. Levels are OWASP's
 (``INFO``→``info``, ``WARN``→``warning``, ``CRITICAL``→``critical``).
 
 Adding an event type is adding one row here: helpers, the JSON Schema, the docs page, metric tags and the
@@ -362,7 +362,7 @@ _ROWS: tuple[EventType, ...] = (
     EventType("user_updated", "iam", "warning", S, "user updated", (_ATTRS,), target_user=True),
     EventType("user_archived", "iam", "warning", S, "user archived", target_user=True),
     EventType("user_deleted", "iam", "warning", S, "user deleted", target_user=True),
-    # --- extensions (vocabularies.md §8.2) ---
+    # --- extensions: events the OWASP vocabulary lacks (source="extension") ---
     EventType("user_signup", "iam", "info", S, "user signed up", source="extension"),
     EventType(
         "authn_password_reset_request", "iam", "info", S, "password reset requested", source="extension"

@@ -1,4 +1,4 @@
-"""Resolve the true client IP behind trusted proxies (SPEC §4).
+"""Resolve the true client IP behind trusted proxies (`docs/client-ip.md`).
 
 The rules, in one place so every integration (Django, Flask, ASGI) resolves the same way:
 
@@ -10,7 +10,7 @@ The rules, in one place so every integration (Django, Flask, ASGI) resolves the 
   client itself (anything left of the first untrusted hop) is never returned.
 
 Membership tests use integer masks precomputed at configuration time plus a small LRU cache, so the
-per-request path never builds an ``ipaddress`` object (``shared/reference/performance.md`` §4).
+per-request path never builds an ``ipaddress`` object (measured in `docs/performance.md`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """IP address validation, normalisation and truncation, cheap enough for the per-event path.
 
 ``socket.inet_pton`` validates in ~0.3 µs where ``ipaddress.ip_address`` costs 3.5-12 µs
-(``shared/reference/performance.md`` §4), so the common case never builds an ``ipaddress`` object.
+(measured in `docs/performance.md`), so the common case never builds an ``ipaddress`` object.
 """
 
 from __future__ import annotations

@@ -26,10 +26,9 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
-import pydantic
 
 from . import _config
 from ._catalog import CATALOG, EventType, OutcomeRule, Param
@@ -57,6 +56,9 @@ from ._metrics import record_event
 from ._privacy import REDACTED, is_secret_key
 from ._trace import trace_fields
 from ._users import _show, _text, _user_parts, _usr
+
+if TYPE_CHECKING:
+    import pydantic
 
 __all__ = ["SCHEMA_VERSION", "emit_event", "emit_unguarded"]
 
@@ -117,6 +119,8 @@ def _params_of(spec_type: str) -> dict[str, Param]:
 @cache
 def _adapter(kind: str) -> pydantic.TypeAdapter[Any]:
     """pydantic's lax coercion for one parameter kind, built on first use (for ill-typed input only)."""
+    import pydantic  # ~0.1 s of import that well-typed events (the common case) never need
+
     return pydantic.TypeAdapter(_PY_TYPES[kind])
 
 
@@ -171,6 +175,8 @@ def _coerce_param(param: Param, value: object, errors: list[str]) -> Any:
     if kind == "int" and got is int:
         errors.append(f"{where}: integer out of the 64-bit range, written as text")
         return _limit_str(where, _int_text(value), errors)  # type: ignore[arg-type]
+    import pydantic  # the slow path only; see _adapter
+
     try:
         coerced = _adapter(kind).validate_python(value)
     except Exception as exc:  # noqa: BLE001 - pydantic's refusal, or a hostile dunder it called

@@ -1,4 +1,7 @@
-"""Privacy: per-field modes, keyed hashing, and the redaction of secrets in caller metadata (SPEC §3)."""
+"""Privacy: per-field modes, keyed hashing, and the redaction of secrets in caller metadata.
+
+What each mode does and how to choose: `docs/privacy.md`.
+"""
 
 from __future__ import annotations
 

@@ -86,7 +86,7 @@ class _Meta(_Closed):
 
 
 class SecurityRecord(_Closed):
-    """One security event as written: nested JSON, one object per line (SPEC §1)."""
+    """One security event as written: nested JSON, one object per line (`docs/record.md`)."""
 
     timestamp: str = Field(pattern=_TS)
     status: Literal["info", "warning", "critical"]

@@ -6,6 +6,8 @@
   ``SecurityEventsMiddleware``.
 * :mod:`graffer_secevents.integrations.flask`: the ``SecurityEvents`` extension and Flask-Login's signals.
 * :mod:`graffer_secevents.integrations.wsgi`: a ``SecurityEventsMiddleware`` for any other WSGI app.
+* `graffer_secevents.integrations.structlog`: `add_security_context`, a processor that puts the request's
+  security context on the application's own structlog lines.
 
 All of them share one request context (``integrations/_common.py``): the client IP resolved behind the
 configured trusted proxies, the request id, user agent, method, path, route, status and user.

@@ -7,7 +7,7 @@ asks for it:
 
 * ``method``, ``path``, ``user_agent``; ``client_ip``, resolved by
   :func:`~graffer_secevents._client_ip.resolve_client_ip` over the peer address and the forwarding headers
-  with the configured trusted proxies (SPEC §4); each computed once per request;
+  with the configured trusted proxies (`docs/client-ip.md`); each computed once per request;
 * ``route``, the template, cached once the framework has routed;
 * ``user``, read again at every event, so a user authenticated inside the view (as Django REST framework
   does) is seen, unless ``set_user()`` pinned one;

@@ -1,7 +1,7 @@
 """Pure ASGI middleware: request context, the real client IP and denied-request events for any ASGI app.
 
 Not Starlette's ``BaseHTTPMiddleware``, which runs the app in a separate task with memory streams and costs
-about 3x per request (``shared/reference/performance.md`` §2). This class only binds a context, wraps
+about 3x per request (the middleware table of `docs/performance.md`). This class only binds a context, wraps
 ``send`` to learn the status and echo ``X-Request-ID``, and unbinds in a ``finally``; the app's own task,
 threadpool and streaming responses all see the context.
 
