@@ -1,4 +1,4 @@
-"""Datadog's limits on a record, and the safe readers every field shares (`docs/record.md`, `docs/privacy.md`).
+"""Datadog's limits on a record, and the safe readers every field shares (docs/record.md, docs/privacy.md).
 
 The pipeline reads caller objects only through these: none of them calls a caller's ``__eq__``,
 ``__hash__``, ``__len__`` or ``__getitem__`` on a ``str`` subclass, none reads an iterator past its cap,
