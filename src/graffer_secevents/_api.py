@@ -1,10 +1,10 @@
-"""The public emitting functions: ``emit`` for any catalog type, and typed helpers for the common ones.
+"""The public emitting functions: `emit` for any catalog type, and typed helpers for the common ones.
 
-Each helper is a thin, typed front for one or two catalog rows; all the work happens in ``_pipeline``.
-Every helper runs inside the one guard (``_guard``) and reads nothing of what the caller passed beyond
-exact ``str`` comparisons: choosing the event type never runs a caller's ``__eq__``, ``__hash__`` or
-``__bool__``.
-Keyword arguments a helper does not name are caller metadata, written under ``context.*`` with secrets
+Each helper is a thin, typed front for one or two catalog rows; all the work happens in `_pipeline`.
+Every helper runs inside the one guard (`_guard`) and reads nothing of what the caller passed beyond
+exact `str` comparisons: choosing the event type never runs a caller's `__eq__`, `__hash__` or
+`__bool__`.
+Keyword arguments a helper does not name are caller metadata, written under `context.*` with secrets
 redacted.
 """
 
@@ -59,22 +59,23 @@ def emit(
     """Emit any event of the catalog.
 
     Args:
-        evt_type: a catalog identifier (``secevents catalog`` lists them), e.g. ``"authz_fail"``.
-        user: who acted; defaults to the request's user (middleware or :func:`set_user`).
+        evt_type: a catalog identifier (`secevents catalog` lists them), e.g. `"authz_fail"`.
+        user: who acted; defaults to the request's user (middleware or `set_user`).
         outcome: for events whose outcome the caller decides; fixed ones ignore a matching value.
         ip: the client IP; defaults to the request's resolved client IP.
         login: what the user typed to log in (hashed by default).
         exists: whether the account exists (login failures, password resets).
         target_user: the account acted upon (IAM and admin events).
-        context: caller metadata for ``context.*``.
-        **fields: the event's own parameters (``evt.<name>``); other names join ``context``.
+        context: caller metadata for `context.*`.
+        **fields: the event's own parameters (`evt.<name>`); other names join `context`.
 
     Raises:
         EventValidationError: only in strict mode, for invalid input.
 
-    Example::
-
+    Example:
+        ```python
         secevents.emit("authz_fail", user=request.user, resource="/admin/users")
+        ```
     """
     emit_unguarded(
         evt_type,
@@ -101,15 +102,16 @@ def log_login(
     retries: int | None = None,
     **context: Any,
 ) -> None:
-    """Record a login attempt: ``authn_login_success`` (or ``..._successafterfail`` with ``retries``) or
-    ``authn_login_fail``.
+    """Record a login attempt: `authn_login_success` (or `..._successafterfail` with `retries`) or
+    `authn_login_fail`.
 
-    A failure may name an account that does not exist: ``user=None, login="typed", exists=False``. An
+    A failure may name an account that does not exist: `user=None, login="typed", exists=False`. An
     outcome other than success or failure is recorded as a failure (and noted), never as a success.
 
-    Example::
-
+    Example:
+        ```python
         secevents.log_login(None, "failure", login=form["username"], exists=False, reason="unknown_user")
+        ```
     """
     if _is_success(outcome):
         if _has_retries(retries):
@@ -152,13 +154,13 @@ def log_login(
 def log_logout(
     user: UserLike = None, ip: str | None = None, *, session_id: str | None = None, **context: Any
 ) -> None:
-    """Record an explicit logout (``session_logout``); the session id is always hashed."""
+    """Record an explicit logout (`session_logout`); the session id is always hashed."""
     emit_unguarded("session_logout", user=user, ip=ip, params={"session_id": session_id}, context=context)
 
 
 @guarded
 def log_signup(user: UserLike, ip: str | None = None, *, login: str | None = None, **context: Any) -> None:
-    """Record a self-service registration (``user_signup``)."""
+    """Record a self-service registration (`user_signup`)."""
     emit_unguarded("user_signup", user=user, ip=ip, login=login, context=context)
 
 
@@ -171,7 +173,7 @@ def log_password_change(
     reason: str | None = None,
     **context: Any,
 ) -> None:
-    """Record a password change: ``authn_password_change`` or ``authn_password_change_fail``."""
+    """Record a password change: `authn_password_change` or `authn_password_change_fail`."""
     if _is_success(outcome):
         emit_unguarded("authn_password_change", user=user, outcome=outcome, ip=ip, context=context)
     else:
@@ -197,9 +199,9 @@ def log_password_reset(
     reason: str | None = None,
     **context: Any,
 ) -> None:
-    """Record a password reset: ``authn_password_reset_request`` (stage ``request``, the default) or
-    ``authn_password_reset`` (stage ``complete``). ``exists`` says whether the requested account exists;
-    a completion refused (a bad or expired reset token) is ``outcome="failure"`` with a ``reason``."""
+    """Record a password reset: `authn_password_reset_request` (stage `request`, the default) or
+    `authn_password_reset` (stage `complete`). `exists` says whether the requested account exists;
+    a completion refused (a bad or expired reset token) is `outcome="failure"` with a `reason`."""
     given = _exact(stage)
     complete = type(given) is str and given == "complete"
     if not complete:
@@ -231,7 +233,7 @@ def log_mfa_challenge(
     reason: str | None = None,
     **context: Any,
 ) -> None:
-    """Record a second-factor challenge and its outcome (``authn_mfa_challenge``)."""
+    """Record a second-factor challenge and its outcome (`authn_mfa_challenge`)."""
     emit_unguarded(
         "authn_mfa_challenge",
         user=user,
@@ -246,8 +248,8 @@ def log_mfa_challenge(
 def log_account_locked(
     user: UserLike, ip: str | None = None, *, reason: str | None = None, **context: Any
 ) -> None:
-    """Record an account lock (``authn_login_lock``); OWASP's reasons are ``maxretries``, ``suspicious``,
-    ``customer``, ``other``."""
+    """Record an account lock (`authn_login_lock`); OWASP's reasons are `maxretries`, `suspicious`,
+    `customer`, `other`."""
     emit_unguarded("authn_login_lock", user=user, ip=ip, params={"reason": reason}, context=context)
 
 
@@ -260,7 +262,7 @@ def log_token_created(
     entitlements: Iterable[str] | None = None,
     **context: Any,
 ) -> None:
-    """Record a service-access token creation (``authn_token_created``); the token id is always hashed and the
+    """Record a service-access token creation (`authn_token_created`); the token id is always hashed and the
     token itself must never be passed."""
     emit_unguarded(
         "authn_token_created",
@@ -275,7 +277,7 @@ def log_token_created(
 def log_token_revoked(
     user: UserLike, ip: str | None = None, *, token_id: str | None = None, **context: Any
 ) -> None:
-    """Record a token revocation (``authn_token_revoked``); the token id is always hashed."""
+    """Record a token revocation (`authn_token_revoked`); the token id is always hashed."""
     emit_unguarded("authn_token_revoked", user=user, ip=ip, params={"token_id": token_id}, context=context)
 
 
@@ -283,7 +285,7 @@ def log_token_revoked(
 def log_access_denied(
     user: UserLike, resource: str | None = None, ip: str | None = None, **context: Any
 ) -> None:
-    """Record an access attempt without entitlement (``authz_fail``)."""
+    """Record an access attempt without entitlement (`authz_fail`)."""
     emit_unguarded("authz_fail", user=user, ip=ip, params={"resource": resource}, context=context)
 
 
@@ -297,7 +299,7 @@ def log_privilege_change(
     ip: str | None = None,
     **context: Any,
 ) -> None:
-    """Record a change of ``target_user``'s entitlements made by ``user`` (``authz_change``)."""
+    """Record a change of `target_user`'s entitlements made by `user` (`authz_change`)."""
     emit_unguarded(
         "authz_change",
         user=user,
@@ -312,7 +314,7 @@ def log_privilege_change(
 def log_admin_action(
     user: UserLike, action: str, ip: str | None = None, *, resource: str | None = None, **context: Any
 ) -> None:
-    """Record an action by a privileged user (``authz_admin``)."""
+    """Record an action by a privileged user (`authz_admin`)."""
     emit_unguarded(
         "authz_admin", user=user, ip=ip, params={"action": action, "resource": resource}, context=context
     )
@@ -327,7 +329,7 @@ def log_user_created(
     ip: str | None = None,
     **context: Any,
 ) -> None:
-    """Record that ``user`` created the account ``target_user`` (``user_created``). ``attributes`` names the
+    """Record that `user` created the account `target_user` (`user_created`). `attributes` names the
     attributes set (never their values)."""
     emit_unguarded(
         "user_created",
@@ -341,7 +343,7 @@ def log_user_created(
 
 @guarded
 def log_user_deleted(user: UserLike, target_user: UserLike, *, ip: str | None = None, **context: Any) -> None:
-    """Record that ``user`` deleted the account ``target_user`` (``user_deleted``)."""
+    """Record that `user` deleted the account `target_user` (`user_deleted`)."""
     emit_unguarded("user_deleted", user=user, ip=ip, target_user=target_user, context=context)
 
 
@@ -354,7 +356,7 @@ def log_rate_limited(
     resource: str | None = None,
     **context: Any,
 ) -> None:
-    """Record a rate limit being exceeded (``excess_rate_limit_exceeded``)."""
+    """Record a rate limit being exceeded (`excess_rate_limit_exceeded`)."""
     emit_unguarded(
         "excess_rate_limit_exceeded",
         user=user,
@@ -368,7 +370,7 @@ def log_rate_limited(
 def log_input_validation_failed(
     user: UserLike = None, ip: str | None = None, *, fields: Iterable[str] | None = None, **context: Any
 ) -> None:
-    """Record a server-side input validation failure (``input_validation_fail``); ``fields`` names the fields
+    """Record a server-side input validation failure (`input_validation_fail`); `fields` names the fields
     (never their values)."""
     emit_unguarded("input_validation_fail", user=user, ip=ip, params={"fields": fields}, context=context)
 
@@ -390,8 +392,8 @@ def log_sensitive_access(
     ip: str | None = None,
     **context: Any,
 ) -> None:
-    """Record access to sensitive data (``sensitive_read`` by default; ``sensitive_create`` / ``_update`` /
-    ``_delete`` with ``action``)."""
+    """Record access to sensitive data (`sensitive_read` by default; `sensitive_create` / `_update` /
+    `_delete` with `action`)."""
     given = _exact(action)
     evt_type = _SENSITIVE.get(given) if type(given) is str else None
     if evt_type is None:  # not one of the four: recorded as a read, the value kept in context
@@ -410,7 +412,7 @@ def log_data_export(
     ip: str | None = None,
     **context: Any,
 ) -> None:
-    """Record a data export (``data_export``)."""
+    """Record a data export (`data_export`)."""
     emit_unguarded(
         "data_export",
         user=user,
@@ -429,7 +431,7 @@ def _is_success(outcome: object) -> bool:
 
 
 def _has_retries(retries: object) -> bool:
-    """Whether ``retries`` names earlier failures: not ``None`` and not zero (``__bool__`` never asked)."""
+    """Whether `retries` names earlier failures: not `None` and not zero (`__bool__` never asked)."""
     given = _exact(retries)
     if given is None:
         return False

@@ -1,19 +1,19 @@
 """Trace bridges: after a record is written, tell the tracer the application runs about the event.
 
-Two bridges, each a callable ``bridge(spec, record)`` that the pipeline calls after writing (see
-``_pipeline._after_write``), both reading the *written record*, so a span never carries a value the log does
+Two bridges, each a callable `bridge(spec, record)` that the pipeline calls after writing (see
+`_pipeline._after_write`), both reading the *written record*, so a span never carries a value the log does
 not (the login and email are the same privacy-processed strings on both sides):
 
-- :class:`AppSecBridge` reports user activity to ddtrace's App & API Protection through its public SDK
-  (``ddtrace.appsec.track_user_sdk``): login success and failure, signup, the AAP business-logic events
-  (:data:`APPSEC_EVENTS`), and the request's authenticated user (``track_user``).
-- :func:`otel_span_event` adds a span event named after the event type, with OpenTelemetry semantic-convention
+- `AppSecBridge` reports user activity to ddtrace's App & API Protection through its public SDK
+  (`ddtrace.appsec.track_user_sdk`): login success and failure, signup, the AAP business-logic events
+  (`APPSEC_EVENTS`), and the request's authenticated user (`track_user`).
+- `otel_span_event` adds a span event named after the event type, with OpenTelemetry semantic-convention
   attributes, to the active OpenTelemetry span.
 
-Neither imports a tracer: each looks in ``sys.modules`` at call time and does nothing unless the application
+Neither imports a tracer: each looks in `sys.modules` at call time and does nothing unless the application
 has imported the tracer *and* a span is active. The ddtrace SDK module is imported on first use, only then.
-Errors other than ``BaseException`` are reported once (:class:`SecEventsWarning`) and never reach the caller;
-ddtrace's ``BlockingException`` derives from ``BaseException`` and propagates, so AAP can block the request.
+Errors other than `BaseException` are reported once (`SecEventsWarning`) and never reach the caller;
+ddtrace's `BlockingException` derives from `BaseException` and propagates, so AAP can block the request.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class AppSecEvent:
     """How one catalog event type is reported to ddtrace's user-activity SDK."""
 
     call: Literal["login_success", "login_failure", "signup", "custom"]
-    """``track_login_success``, ``track_login_failure``, ``track_signup`` or ``track_custom_event``."""
+    """`track_login_success`, `track_login_failure`, `track_signup` or `track_custom_event`."""
     name: str
     """The AAP business-logic event it becomes (what AAP's detection rules count)."""
     subject: Literal["usr", "target"] = "usr"
@@ -56,7 +56,7 @@ class AppSecEvent:
     extra: Mapping[str, str] = field(default_factory=dict[str, str])
     """Fixed metadata added to a custom event."""
     auto: bool = False
-    """ddtrace's Django auto-instrumentation reports this kind itself when on (see ``docs/tracing.md``)."""
+    """ddtrace's Django auto-instrumentation reports this kind itself when on (see `docs/tracing.md`)."""
 
 
 def _sensitive_activity(evt_type: str) -> AppSecEvent:
@@ -85,13 +85,13 @@ APPSEC_EVENTS: Final[Mapping[str, AppSecEvent]] = MappingProxyType(
     }
 )
 """The catalog types reported as AAP user events, by type. Every other type with a known actor only names the
-request's user on the trace (``track_user``), and only when the actor *is* the request's user."""
+request's user on the trace (`track_user`), and only when the actor *is* the request's user."""
 
 # --- the ddtrace App & API Protection bridge ----------------------------------------------------------------
 
 
 class AppSecBridge:
-    """Reports events to ddtrace's user-activity SDK; built by ``configure()`` when ``appsec_tracking`` is on.
+    """Reports events to ddtrace's user-activity SDK; built by `configure()` when `appsec_tracking` is on.
 
     Cost when ddtrace is not imported or no span is active: two dictionary lookups and a method call.
     """
@@ -130,9 +130,9 @@ class AppSecBridge:
             self._track_request_user(sdk, tracer, usr)
 
     def _track_request_user(self, sdk: Any, tracer: Any, usr: Mapping[str, Any]) -> None:
-        """``track_user`` for the request's authenticated user, when it is the record's actor.
+        """`track_user` for the request's authenticated user, when it is the record's actor.
 
-        Only then: the ``usr`` of a lockout or a password-reset request is the *target* account, and naming it
+        Only then: the `usr` of a lockout or a password-reset request is the *target* account, and naming it
         as the request's user would pin an attacker's request on the victim (and AAP may block by user).
         """
         uid = usr.get("id")
@@ -159,9 +159,9 @@ class AppSecBridge:
 def ddtrace_reports_logins() -> bool:
     """Whether ddtrace's Django auto-instrumentation reports logins and signups in this process, right now.
 
-    It does when ddtrace has patched Django, AppSec has loaded its Django listeners (``DD_APPSEC_ENABLED``
-    under ``ddtrace-run`` or ``import ddtrace.auto``), and the effective mode is not ``disabled``
-    (``DD_APPSEC_AUTO_USER_INSTRUMENTATION_MODE`` ``identification``, the default, or ``anonymization``, and
+    It does when ddtrace has patched Django, AppSec has loaded its Django listeners (`DD_APPSEC_ENABLED`
+    under `ddtrace-run` or `import ddtrace.auto`), and the effective mode is not `disabled`
+    (`DD_APPSEC_AUTO_USER_INSTRUMENTATION_MODE` `identification`, the default, or `anonymization`, and
     not switched off remotely). Read per event, because Remote Configuration can change the mode; these are
     ddtrace internals, so anything unexpected means "no" and our bridge reports the event itself.
     """
@@ -181,7 +181,7 @@ def ddtrace_reports_logins() -> bool:
 
 def _metadata(spec: EventType, record: Mapping[str, Any], subject: Mapping[str, Any]) -> dict[str, Any]:
     """A fresh dict (ddtrace pops keys from what it is given): the caller's metadata as the record carries it
-    (``context.*``, secrets redacted), then the subject's email and name and the event's own parameters, which
+    (`context.*`, secrets redacted), then the subject's email and name and the event's own parameters, which
     win over caller keys of the same name."""
     context = record.get("context")
     metadata: dict[str, Any] = {k: v for k, v in context.items() if v is not None} if context else {}
@@ -271,8 +271,8 @@ _OTEL_USER: Final = (
 def otel_span_event(spec: EventType, record: dict[str, Any]) -> None:
     """Add a span event named after the event type to the active OpenTelemetry span.
 
-    Only when the record carries OpenTelemetry ids (``trace_id``, so no ddtrace span was active) and the span
-    records; the attributes come from the written record (:func:`otel_attributes`).
+    Only when the record carries OpenTelemetry ids (`trace_id`, so no ddtrace span was active) and the span
+    records; the attributes come from the written record (`otel_attributes`).
     """
     if "trace_id" not in record:
         return
@@ -292,9 +292,9 @@ def otel_span_event(spec: EventType, record: dict[str, Any]) -> None:
 
 
 def otel_attributes(spec: EventType, record: Mapping[str, Any]) -> dict[str, Any]:
-    """The span event's attributes: semantic conventions (``user.*``, ``client.address``,
-    ``user_agent.original``) where they exist, the record's own keys (``evt.*``, ``usr.exists``,
-    ``target.usr.*``) where they do not, with the record's privacy-processed values."""
+    """The span event's attributes: semantic conventions (`user.*`, `client.address`,
+    `user_agent.original`) where they exist, the record's own keys (`evt.*`, `usr.exists`,
+    `target.usr.*`) where they do not, with the record's privacy-processed values."""
     evt = record["evt"]
     attributes: dict[str, Any] = {"evt.name": evt["name"], "evt.category": evt["category"]}
     if "outcome" in evt:
@@ -328,7 +328,7 @@ def otel_attributes(spec: EventType, record: Mapping[str, Any]) -> dict[str, Any
 
 
 def build_bridges(privacy: Privacy, *, appsec_tracking: bool, otel_span_events: bool) -> tuple[Bridge, ...]:
-    """The bridges ``configure()`` installs, in call order."""
+    """The bridges `configure()` installs, in call order."""
     bridges: list[Bridge] = []
     if appsec_tracking:
         bridges.append(AppSecBridge(privacy))

@@ -3,7 +3,7 @@
 Each row is an event type: the 57 identifiers of the OWASP Application Logging Vocabulary
 (OWASP's Logging Vocabulary Cheat Sheet, pinned at CheatSheetSeries 6b8819da) plus the 17 extensions the
 vocabulary lacks; `docs/catalog.md` lists them with their categories and outcomes. Levels are OWASP's
-(``INFO``→``info``, ``WARN``→``warning``, ``CRITICAL``→``critical``).
+(`INFO`→`info`, `WARN`→`warning`, `CRITICAL`→`critical`).
 
 Adding an event type is adding one row here: helpers, the JSON Schema, the docs page, metric tags and the
 trace bridges read this table.
@@ -43,12 +43,12 @@ LEVELS: tuple[str, ...] = ("info", "warning", "critical")
 
 Level = Literal["info", "warning", "critical"]
 ParamKind = Literal["str", "int", "bool", "str_list", "secret_id"]
-"""How a parameter is validated. ``secret_id`` (session and token ids) is always hashed, whatever the privacy
+"""How a parameter is validated. `secret_id` (session and token ids) is always hashed, whatever the privacy
 settings, so a raw session or token id can never be written."""
 
 
 class OutcomeRule(StrEnum):
-    """Where an event's ``evt.outcome`` comes from."""
+    """Where an event's `evt.outcome` comes from."""
 
     SUCCESS = "success"  # always success
     FAILURE = "failure"  # always failure
@@ -58,7 +58,7 @@ class OutcomeRule(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Param:
-    """One event parameter, written as ``evt.<name>``."""
+    """One event parameter, written as `evt.<name>`."""
 
     name: str
     kind: ParamKind
@@ -77,19 +77,19 @@ class EventType:
     params: tuple[Param, ...] = ()
     source: Literal["owasp", "extension"] = "owasp"
     login_attempt: bool = False
-    """Counted in ``secevents.login.attempts`` and named ``evt.name: authentication``."""
+    """Counted in `secevents.login.attempts` and named `evt.name: authentication`."""
     target_user: bool = False
-    """Acts on another account, written as ``target.usr.*``."""
+    """Acts on another account, written as `target.usr.*`."""
     level_on_failure: Level | None = None
-    """For caller-decided outcomes: the level when the outcome is failure (OWASP's ``INFO|CRITICAL``)."""
+    """For caller-decided outcomes: the level when the outcome is failure (OWASP's `INFO|CRITICAL`)."""
     name: str = field(init=False)
-    """``evt.name``: ``authentication`` for login attempts, otherwise the type itself."""
+    """`evt.name`: `authentication` for login attempts, otherwise the type itself."""
     message: str = field(init=False)
-    """The record's ``message``: the type and the summary, never any user data."""
+    """The record's `message`: the type and the summary, never any user data."""
     secret_params: frozenset[str] = field(init=False)
     """Parameters that are always hashed (session and token ids)."""
     fixed_outcome: str | None = field(init=False)
-    """``success`` or ``failure`` for rows whose outcome never varies, else ``None``."""
+    """`success` or `failure` for rows whose outcome never varies, else `None`."""
 
     def __post_init__(self) -> None:
         # Derived once per row, not per event.
@@ -102,7 +102,7 @@ class EventType:
         object.__setattr__(self, "fixed_outcome", fixed)
 
     def level_for(self, outcome: str | None) -> Level:
-        """The level (``status``) of one event of this type with this outcome."""
+        """The level (`status`) of one event of this type with this outcome."""
         if outcome == "failure" and self.level_on_failure is not None:
             return self.level_on_failure
         return self.level

@@ -3,14 +3,14 @@
 The rules, in one place so every integration (Django, Flask, ASGI) resolves the same way:
 
 * Nothing configured: the socket peer is the client and forwarding headers are ignored, with a one-time
-  :class:`ForwardedHeaderIgnoredWarning` when they arrive.
-* Peer outside ``trusted_proxies``: the same, because anyone can write those headers.
+  `ForwardedHeaderIgnoredWarning` when they arrive.
+* Peer outside `trusted_proxies`: the same, because anyone can write those headers.
 * Peer trusted: the hops are walked **right to left**; the first untrusted valid address is the client.
   A malformed hop stops the walk and the last trusted hop is the client, so an address written by the
   client itself (anything left of the first untrusted hop) is never returned.
 
 Membership tests use integer masks precomputed at configuration time plus a small LRU cache, so the
-per-request path never builds an ``ipaddress`` object (measured in `docs/performance.md`).
+per-request path never builds an `ipaddress` object (measured in `docs/performance.md`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ _V4_MAPPED: Final = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
 class _Disagree:
-    """Marks a position where ``X-Forwarded-For`` and ``Forwarded`` name different addresses."""
+    """Marks a position where `X-Forwarded-For` and `Forwarded` name different addresses."""
 
 
 _DISAGREE: Final = _Disagree()
@@ -62,18 +62,16 @@ _DISAGREE_MESSAGE: Final = (
 
 @dataclass(frozen=True, slots=True)
 class TrustedProxies:
-    """Parsed, validated trusted-proxy configuration. Immutable; build it with :meth:`from_config`.
+    """Parsed, validated trusted-proxy configuration. Immutable; build it with `from_config`.
 
     Attributes:
         networks: the trusted networks; empty when only a hop count is configured.
-        hops: trust exactly this many proxies (the peer counts as the first), or ``None`` for no limit.
+        hops: trust exactly this many proxies (the peer counts as the first), or `None` for no limit.
 
     Example:
         >>> proxies = TrustedProxies.from_config("10.0.0.0/8, 2001:db8::/32", None)
         >>> proxies.is_trusted("10.1.2.3"), proxies.is_trusted("203.0.113.7")
         (True, False)
-
-    .. versionadded:: 0.1.0
     """
 
     networks: tuple[_IPNetwork, ...]
@@ -99,25 +97,25 @@ class TrustedProxies:
 
     @classmethod
     def from_config(cls, cidrs: Iterable[str] | str | None, hops: int | None) -> TrustedProxies | None:
-        """Validate ``trusted_proxies`` / ``trusted_hops`` settings.
+        """Validate `trusted_proxies` / `trusted_hops` settings.
 
         Args:
-            cidrs: CIDRs or single addresses (``"10.0.0.0/8"``, ``"192.168.1.5"``, ``"2001:db8::/32"``), as an
-                iterable or as one comma-separated string (the ``SECEVENTS_TRUSTED_PROXIES`` form). An empty
+            cidrs: CIDRs or single addresses (`"10.0.0.0/8"`, `"192.168.1.5"`, `"2001:db8::/32"`), as an
+                iterable or as one comma-separated string (the `SECEVENTS_TRUSTED_PROXIES` form). An empty
                 string or iterable means "not configured". IPv4-mapped IPv6 entries are stored as IPv4,
                 because client addresses are normalised that way.
-            hops: trust exactly this many proxies, counting the socket peer as the first. With ``cidrs``
-                too, the peer must be in ``cidrs`` *and* at most ``hops`` hops are trusted. Without
-                ``cidrs`` the peer is not checked (like werkzeug's ``ProxyFix``): only use it when the app
+            hops: trust exactly this many proxies, counting the socket peer as the first. With `cidrs`
+                too, the peer must be in `cidrs` *and* at most `hops` hops are trusted. Without
+                `cidrs` the peer is not checked (like werkzeug's `ProxyFix`): only use it when the app
                 cannot be reached except through those proxies.
 
         Returns:
-            The configuration, or ``None`` when neither ``cidrs`` nor ``hops`` is given.
+            The configuration, or `None` when neither `cidrs` nor `hops` is given.
 
         Raises:
             ConfigurationError: an entry is empty (e.g. a trailing comma), not an address or CIDR, has host
-                bits set, or trusts every address (``"*"``, ``0.0.0.0/0``, ``::/0``); or ``hops`` is not an
-                int >= 1 (``True`` is refused, not read as 1).
+                bits set, or trusts every address (`"*"`, `0.0.0.0/0`, `::/0`); or `hops` is not an
+                int >= 1 (`True` is refused, not read as 1).
 
         Example:
             >>> TrustedProxies.from_config(None, 1)
@@ -222,42 +220,40 @@ def resolve_client_ip(
     forwarded: str | None = None,
     trusted: TrustedProxies | None,
 ) -> str | None:
-    """Return the normalised client IP of a request, or ``None`` when it cannot be known.
+    """Return the normalised client IP of a request, or `None` when it cannot be known.
 
-    With ``trusted=None``, or a peer outside the trusted networks, the peer is the client and the headers
-    are ignored (one :class:`ForwardedHeaderIgnoredWarning` per process). Otherwise the hops are walked
+    With `trusted=None`, or a peer outside the trusted networks, the peer is the client and the headers
+    are ignored (one `ForwardedHeaderIgnoredWarning` per process). Otherwise the hops are walked
     right to left: trusted addresses are skipped and the first untrusted valid one is the client; with a
     hop count, the address that many positions left of the peer is the client. A malformed hop
-    (``unknown``, ``_hidden``, an empty entry, anything that is not an IP) stops the walk, and so does the
+    (`unknown`, `_hidden`, an empty entry, anything that is not an IP) stops the walk, and so does the
     end of the chain: the last trusted hop is then the client. Without a hop count at most 32 hops are
     walked.
 
     Header precedence: the two headers are equal sources, not alternatives. When only one is present (or
-    ``Forwarded`` has no ``for=``), it is walked. When both are, they are walked in step and a hop counts
+    `Forwarded` has no `for=`), it is walked. When both are, they are walked in step and a hop counts
     only if both name the same address; where they differ, or one runs out, the walk stops. Preferring
     either one would let a client forge the client IP behind any proxy that maintains only the other (most
-    proxies append ``X-Forwarded-For`` and pass a client's ``Forwarded`` through untouched); in step, a
+    proxies append `X-Forwarded-For` and pass a client's `Forwarded` through untouched); in step, a
     forged header can only make the result less precise (at worst the peer's address), never
     attacker-chosen.
 
     Args:
-        peer: the socket peer (``REMOTE_ADDR``, ASGI ``scope["client"][0]``). ``None`` or an empty string
-            (a unix socket) gives ``None``, except with a hop count and no networks, where only positions
-            count. Any other invalid text gives ``None``.
-        x_forwarded_for: the raw ``X-Forwarded-For`` value, several headers joined with ``","``.
-        forwarded: the raw RFC 7239 ``Forwarded`` value, several headers joined with ``","``.
-        trusted: the configuration from :meth:`TrustedProxies.from_config`, or ``None``.
+        peer: the socket peer (`REMOTE_ADDR`, ASGI `scope["client"][0]`). `None` or an empty string
+            (a unix socket) gives `None`, except with a hop count and no networks, where only positions
+            count. Any other invalid text gives `None`.
+        x_forwarded_for: the raw `X-Forwarded-For` value, several headers joined with `","`.
+        forwarded: the raw RFC 7239 `Forwarded` value, several headers joined with `","`.
+        trusted: the configuration from `TrustedProxies.from_config`, or `None`.
 
     Returns:
-        A normalised address (no port or brackets, IPv4-mapped IPv6 shown as IPv4), or ``None``. Never
+        A normalised address (no port or brackets, IPv4-mapped IPv6 shown as IPv4), or `None`. Never
         raises, whatever the header text.
 
     Example:
         >>> proxies = TrustedProxies.from_config(["10.0.0.0/8"], None)
         >>> resolve_client_ip("10.0.0.2", x_forwarded_for="6.6.6.6, 203.0.113.7, 10.0.0.1", trusted=proxies)
         '203.0.113.7'
-
-    .. versionadded:: 0.1.0
     """
     has_headers = bool(x_forwarded_for and not x_forwarded_for.isspace()) or bool(
         forwarded and not forwarded.isspace()
@@ -314,7 +310,7 @@ def _walk(current: str | None, hops: Iterable[_Hop], trusted: TrustedProxies) ->
 
 
 def _hops(xff: str | None, forwarded: str | None, window: int) -> Iterator[_Hop]:
-    """Yield the hops right to left, at most ``window`` of them."""
+    """Yield the hops right to left, at most `window` of them."""
     forwarded_hops = _forwarded_hops(forwarded, window) if forwarded else None
     if forwarded_hops is None:
         if xff:
@@ -335,7 +331,7 @@ def _in_step(left: list[str | None], right: list[str | None]) -> Iterator[_Hop]:
 
 
 def _forwarded_hops(header: str, window: int) -> list[str | None] | None:
-    """Return the ``for=`` addresses right to left, or ``None`` when no element has ``for=``."""
+    """Return the `for=` addresses right to left, or `None` when no element has `for=`."""
     # Splitting on every comma ignores quoting on purpose: a client's unbalanced quote at the left could
     # otherwise swallow the elements that trusted proxies appended after it. No valid for= holds a comma.
     hops: list[str | None] = []

@@ -13,8 +13,8 @@ consistent configuration. The environment is read when the configuration is firs
 `configure()` or the first event) and again on `configure(reset=True)`.
 
 Adding an option: a row in `OPTIONS` (with its parser), the keyword in `configure()`'s signature and its
-``Args:`` line (type checkers need them spelt out), a ``### `name` `` section in docs/configuration.md, and
-the code that uses ``values[name]`` in `_build`. tests/test_config.py fails until the four agree; the
+`Args:` line (type checkers need them spelt out), a ``### `name` `` section in docs/configuration.md, and
+the code that uses `values[name]` in `_build`. tests/test_config.py fails until the four agree; the
 page's environment table is generated (`_tools/config_doc.py`).
 """
 
@@ -269,7 +269,7 @@ def check_names(names: Iterable[str], allowed: Iterable[str], where: str) -> Non
     Args:
         names: the keys the user wrote.
         allowed: the valid keys.
-        where: what the keys belong to, for the message (``"configure()"``, ``"settings.SECEVENTS"``).
+        where: what the keys belong to, for the message (`"configure()"`, `"settings.SECEVENTS"`).
 
     Raises:
         ConfigurationError: a key is unknown; the message names it and the nearest valid key, if any.
@@ -287,7 +287,7 @@ def check_names(names: Iterable[str], allowed: Iterable[str], where: str) -> Non
 
 
 class Writable(Protocol):
-    """What `configure(output=...)` accepts besides a name or a logger: anything with ``write``."""
+    """What `configure(output=...)` accepts besides a name or a logger: anything with `write`."""
 
     def write(self, data: Any, /) -> object:
         """Write one record (text or bytes)."""
@@ -338,12 +338,12 @@ _base: Config | None = None
 the configuration is first built, after `set_config(None)` and under the environment fallback, so that the
 next build reads the environment."""
 _overlay: Callable[[Config], Config] | None = None
-"""Applied to every configuration installed while set (``testing.capture_events`` keeps its in-memory output
-and strict mode through ``configure()`` calls made by the code under test)."""
+"""Applied to every configuration installed while set (`testing.capture_events` keeps its in-memory output
+and strict mode through `configure()` calls made by the code under test)."""
 
 
 def set_overlay(overlay: Callable[[Config], Config] | None) -> None:
-    """Install (or with ``None`` remove) the overlay applied to every configuration installed from now on."""
+    """Install (or with `None` remove) the overlay applied to every configuration installed from now on."""
     global _overlay  # noqa: PLW0603 - one process-wide hook, for the testing helpers
     _overlay = overlay
 
@@ -364,10 +364,10 @@ def get_config() -> Config:
 def get_config_for_event() -> Config:
     """`get_config` for the per-event path, which must not raise into product code.
 
-    If the default configuration cannot be built from the environment (a bad ``SECEVENTS_*`` variable, say),
+    If the default configuration cannot be built from the environment (a bad `SECEVENTS_*` variable, say),
     a safe fallback is installed instead (stdout, no metrics, the hash key if it is usable) and a
-    `SecEventsWarning` names the problem once. Strict mode (``SECEVENTS_STRICT=1``) raises instead.
-    ``configure()`` itself always raises for bad settings.
+    `SecEventsWarning` names the problem once. Strict mode (`SECEVENTS_STRICT=1`) raises instead.
+    `configure()` itself always raises for bad settings.
     """
     cfg = _current
     if cfg is not None:
@@ -390,7 +390,7 @@ def get_config_for_event() -> Config:
 
 
 def set_config(cfg: Config | None) -> Config | None:
-    """Swap in ``cfg`` (``None``: rebuild from the environment on next use); return the previous one."""
+    """Swap in `cfg` (`None`: rebuild from the environment on next use); return the previous one."""
     global _current, _base  # noqa: PLW0603 - swapped under the lock
     with _lock:
         previous, _base = _current, cfg
@@ -429,41 +429,41 @@ def configure(
 ) -> Config:
     """Configure the library for this process: change the options named, keep the others.
 
-    A later call changes only what it names: ``configure(hash_key=k, trusted_proxies=[...])`` then
-    ``configure(env="prod")`` keeps the key and the proxies. ``reset=True`` starts again from the
+    A later call changes only what it names: `configure(hash_key=k, trusted_proxies=[...])` then
+    `configure(env="prod")` keeps the key and the proxies. `reset=True` starts again from the
     environment and the defaults before applying the options named. Options never set come from their
     environment variable, read when the configuration is first built and on reset, else the default.
 
     Args:
-        service: Datadog's unified service tag (default ``DD_SERVICE``; unset omits the key).
-        env: Datadog's unified environment tag (default ``DD_ENV``).
-        version: Datadog's unified version tag (default ``DD_VERSION``).
-        output: ``"stdout"`` (default), ``"stderr"``, ``"logging"`` (the stdlib logger ``graffer_secevents``),
-            ``"structlog"`` (the application's structlog chain), a `logging.Logger`, or any file-like object
-            with ``write`` (text or binary).
+        service: Datadog's unified service tag (default `DD_SERVICE`; unset omits the key).
+        env: Datadog's unified environment tag (default `DD_ENV`).
+        version: Datadog's unified version tag (default `DD_VERSION`).
+        output: `"stdout"` (default), `"stderr"`, `"logging"` (the stdlib logger `graffer_secevents`),
+            `"structlog"` (the application's structlog chain), a `logging.Logger`, or any file-like object
+            with `write` (text or binary).
         strict: raise `EventValidationError` for invalid event input instead of coercing it (default
-            ``SECEVENTS_STRICT``, else off). Meant for tests.
+            `SECEVENTS_STRICT`, else off). Meant for tests.
         privacy: per-field modes overriding the defaults, e.g. ``{"usr.email": "drop",
-            "network.client.ip": "truncate"}`` (default ``SECEVENTS_PRIVACY`` as ``field=mode,...``).
-        hash_key: HMAC key for hashed fields (default ``SECEVENTS_HASH_KEY``). Without one, hashing falls back
+            "network.client.ip": "truncate"}` (default `SECEVENTS_PRIVACY` as `field=mode,...``).
+        hash_key: HMAC key for hashed fields (default `SECEVENTS_HASH_KEY`). Without one, hashing falls back
             to plain SHA-256 and a `SecEventsWarning` is given once.
         trusted_proxies: CIDRs of the proxies allowed to set forwarding headers (default
-            ``SECEVENTS_TRUSTED_PROXIES``, comma-separated). Without them the peer address is the client.
-        trusted_hops: trust exactly this many proxy hops instead (default ``SECEVENTS_TRUSTED_HOPS``).
-        metrics: ``"auto"`` (default: DogStatsD when the ``datadog`` package is installed, else none),
-            ``"dogstatsd"``, ``"otel"``, ``"memory"`` or ``"none"`` (default ``SECEVENTS_METRICS``).
+            `SECEVENTS_TRUSTED_PROXIES`, comma-separated). Without them the peer address is the client.
+        trusted_hops: trust exactly this many proxy hops instead (default `SECEVENTS_TRUSTED_HOPS`).
+        metrics: `"auto"` (default: DogStatsD when the `datadog` package is installed, else none),
+            `"dogstatsd"`, `"otel"`, `"memory"` or `"none"` (default `SECEVENTS_METRICS`).
         appsec_tracking: report user events to ddtrace's App & API Protection when the application has
-            imported ddtrace (default ``SECEVENTS_APPSEC_TRACKING``, else on).
+            imported ddtrace (default `SECEVENTS_APPSEC_TRACKING`, else on).
         otel_span_events: add a span event per security event to the active OpenTelemetry span, when there is
-            one and no ddtrace span (default ``SECEVENTS_OTEL_SPAN_EVENTS``, else on).
-        delivery: ``"queue"`` (default: a bounded queue and a writer thread, so a stuck output never blocks
-            the caller) or ``"sync"`` (written on the caller's thread) (default ``SECEVENTS_DELIVERY``).
-        queue_size: the most records the queue holds (default ``SECEVENTS_QUEUE_SIZE``, else 10,000).
-        overflow: when the queue is full, ``"drop"`` the record at once and count it (default) or
-            ``"block"`` for up to ``block_timeout`` seconds first (default ``SECEVENTS_OVERFLOW``).
-        block_timeout: seconds ``overflow="block"`` waits for room (default ``SECEVENTS_BLOCK_TIMEOUT``,
+            one and no ddtrace span (default `SECEVENTS_OTEL_SPAN_EVENTS`, else on).
+        delivery: `"queue"` (default: a bounded queue and a writer thread, so a stuck output never blocks
+            the caller) or `"sync"` (written on the caller's thread) (default `SECEVENTS_DELIVERY`).
+        queue_size: the most records the queue holds (default `SECEVENTS_QUEUE_SIZE`, else 10,000).
+        overflow: when the queue is full, `"drop"` the record at once and count it (default) or
+            `"block"` for up to `block_timeout` seconds first (default `SECEVENTS_OVERFLOW`).
+        block_timeout: seconds `overflow="block"` waits for room (default `SECEVENTS_BLOCK_TIMEOUT`,
             else 1.0).
-        reset: forget earlier ``configure()`` calls: every option not named here goes back to its
+        reset: forget earlier `configure()` calls: every option not named here goes back to its
             environment variable (read now) or default.
         **unknown: nothing: an unknown keyword is a `ConfigurationError` that names the nearest option (type
             checkers reject it already).

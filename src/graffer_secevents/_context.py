@@ -1,15 +1,15 @@
 """The request context: what the middleware knows about the current request, read when an event is emitted.
 
-Integrations bind one :class:`RequestContext` per request with :func:`bind_request` and always reset it
-in a ``finally``. The object itself is mutable on purpose: FastAPI runs sync dependencies in a thread
-pool with a *copy* of the context, so a ``ContextVar.set`` made there is lost, but a change to the shared
-object (``set_user``) is seen by the request's own task.
+Integrations bind one `RequestContext` per request with `bind_request` and always reset it
+in a `finally`. The object itself is mutable on purpose: FastAPI runs sync dependencies in a thread
+pool with a *copy* of the context, so a `ContextVar.set` made there is lost, but a change to the shared
+object (`set_user`) is seen by the request's own task.
 
 Subclasses may compute fields lazily (properties), so costly work happens only when an event is emitted.
 
 A framework that already keeps a per-request context of its own (Flask) need not bind ours on every request:
-its integration registers a *provider* with :func:`add_request_provider`, which is asked only when no context
-is bound, that is, only when an event or :func:`set_user` needs one.
+its integration registers a *provider* with `add_request_provider`, which is asked only when no context
+is bound, that is, only when an event or `set_user` needs one.
 """
 
 from __future__ import annotations
@@ -77,9 +77,9 @@ _providers: list[RequestProvider] = []
 
 
 def add_request_provider(provider: RequestProvider) -> None:
-    """Ask ``provider`` for the current request when none is bound (once per provider, in order added).
+    """Ask `provider` for the current request when none is bound (once per provider, in order added).
 
-    A provider returns the context of the request its framework is handling, or ``None``; it must be cheap
+    A provider returns the context of the request its framework is handling, or `None`; it must be cheap
     when there is none, and it should return the same object for the whole request.
     """
     if provider not in _providers:
@@ -107,18 +107,18 @@ def current_request() -> RequestContext | None:
 
 
 def bind_request(ctx: RequestContext) -> contextvars.Token[RequestContext | None]:
-    """Bind ``ctx`` as the current request; pass the returned token to :func:`reset_request`."""
+    """Bind `ctx` as the current request; pass the returned token to `reset_request`."""
     return _request.set(ctx)
 
 
 def reset_request(token: contextvars.Token[RequestContext | None]) -> None:
-    """Undo :func:`bind_request`."""
+    """Undo `bind_request`."""
     _request.reset(token)
 
 
 @contextmanager
 def request_context(ctx: RequestContext) -> Generator[RequestContext, None, None]:
-    """Bind ``ctx`` for the duration of a ``with`` block, and always unbind it."""
+    """Bind `ctx` for the duration of a `with` block, and always unbind it."""
     token = _request.set(ctx)
     try:
         yield ctx
@@ -129,15 +129,16 @@ def request_context(ctx: RequestContext) -> Generator[RequestContext, None, None
 def set_user(user: Any) -> None:
     """Name the authenticated user of the current request (or of the current context outside a request).
 
-    Events emitted afterwards without an explicit ``user`` carry this one. Accepts whatever the helpers
-    accept as ``user``: an id, a :class:`~graffer_secevents.User`, or a Django/Flask-Login user object.
+    Events emitted afterwards without an explicit `user` carry this one. Accepts whatever the helpers
+    accept as `user`: an id, a `graffer_secevents.User`, or a Django/Flask-Login user object.
 
-    Example::
-
+    Example:
+        ```python
         async def current_user(token: str = Depends(oauth2)) -> User:
             user = await load_user(token)
             secevents.set_user(user)
             return user
+        ```
     """
     ctx = current_request()
     if ctx is not None:
@@ -147,7 +148,7 @@ def set_user(user: Any) -> None:
 
 
 def current_user() -> Any:
-    """Return the user bound by :func:`set_user` or by an integration, or ``None``."""
+    """Return the user bound by `set_user` or by an integration, or `None`."""
     ctx = current_request()
     if ctx is not None and ctx.user is not None:
         return ctx.user

@@ -1,17 +1,17 @@
 """The write step: a bounded in-process queue and one writer thread per process, or synchronous writing.
 
 The caller's thread renders the record (in `_pipeline`) and hands the finished line to `deliver`. With
-``delivery="queue"`` (the default) that is an ``append`` to a deque and, when the writer sleeps, one
-``Event.set``; the writer thread takes everything queued and writes it in batches (one ``write`` per batch
+`delivery="queue"` (the default) that is an `append` to a deque and, when the writer sleeps, one
+`Event.set`; the writer thread takes everything queued and writes it in batches (one `write` per batch
 and target where the target allows), so a stuck stdout blocks only the writer. When the queue is full,
-``overflow="drop"`` drops the record at once and ``overflow="block"`` waits up to ``block_timeout`` seconds
-for room, then drops. With ``delivery="sync"`` the caller writes the line itself (the test capture does).
+`overflow="drop"` drops the record at once and `overflow="block"` waits up to `block_timeout` seconds
+for room, then drops. With `delivery="sync"` the caller writes the line itself (the test capture does).
 
-A record counts as dropped exactly when it did not reach its target: ``secevents.dropped{reason:...}`` with a
+A record counts as dropped exactly when it did not reach its target: `secevents.dropped{reason:...}` with a
 bounded reason (`DROP_REASONS`), a per-process counter (`dropped`), a one-time line on stderr per reason,
-and ``secevents.dropped_before: N`` on the next record written.
+and `secevents.dropped_before: N` on the next record written.
 
-The queue is drained by `flush`, at interpreter exit (``atexit``, so also after SIGTERM when the application
+The queue is drained by `flush`, at interpreter exit (`atexit`, so also after SIGTERM when the application
 or its server turns SIGTERM into a normal exit, as gunicorn, uvicorn and waitress do; no signal handler is
 installed here) and a forked child starts with an empty queue and its own writer.
 """
@@ -185,7 +185,7 @@ def _write_batch(state: _State, cfg: Config, levels: list[str], lines: list[byte
 
 
 def _stamp(line: bytes, owed: int) -> bytes:
-    """``line`` with ``secevents.dropped_before`` set (off the caller's thread, only after a loss)."""
+    """`line` with `secevents.dropped_before` set (off the caller's thread, only after a loss)."""
     try:
         record = orjson.loads(line)
         meta = record.get("secevents")
@@ -207,7 +207,7 @@ def _dropped(
     counted: int | None = None,
     warn_later: bool = False,
 ) -> None:
-    """Note ``owed`` records lost for ``cfg``'s output, of which ``counted`` (default all) are new losses
+    """Note `owed` records lost for `cfg`'s output, of which `counted` (default all) are new losses
     (the rest were counted before and carried on a record that was lost in turn)."""
     count = owed if counted is None else counted
     if owed <= 0:
@@ -249,11 +249,11 @@ def flush(timeout: float | None = None) -> bool:
     """Wait until every record queued so far has been written (or dropped).
 
     Args:
-        timeout: the longest wait in seconds; ``None`` waits as long as it takes.
+        timeout: the longest wait in seconds; `None` waits as long as it takes.
 
     Returns:
-        ``True`` when the queue drained in time and no record was dropped meanwhile; ``False`` otherwise
-        (a stuck output, or records counted in ``secevents.dropped``).
+        `True` when the queue drained in time and no record was dropped meanwhile; `False` otherwise
+        (a stuck output, or records counted in `secevents.dropped`).
 
     Example:
         >>> import graffer_secevents as secevents

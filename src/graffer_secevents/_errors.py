@@ -1,8 +1,8 @@
 """The library's own exception and warning types, and the one-time warning every module gives.
 
 Lenient mode (the default) never raises these into product code from an emit call; strict mode
-(tests, ``SECEVENTS_STRICT=1``) raises :class:`EventValidationError` for invalid input, and
-``configure()`` always raises :class:`ConfigurationError` for invalid settings.
+(tests, `SECEVENTS_STRICT=1`) raises `EventValidationError` for invalid input, and
+`configure()` always raises `ConfigurationError` for invalid settings.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class SecEventsError(Exception):
 
 
 class ConfigurationError(SecEventsError, ValueError):
-    """A ``configure()`` argument or ``SECEVENTS_*`` variable is invalid; the message says what is allowed."""
+    """A `configure()` argument or `SECEVENTS_*` variable is invalid; the message says what is allowed."""
 
 
 class EventValidationError(SecEventsError, ValueError):
@@ -53,15 +53,15 @@ class MissingDependencyError(SecEventsError, ImportError):
 class SecEventsWarning(UserWarning):
     """Base class of every warning this library gives: a setting that works but deserves attention.
 
-    Silence them all with ``warnings.filterwarnings("ignore", category=SecEventsWarning)``.
+    Silence them all with `warnings.filterwarnings("ignore", category=SecEventsWarning)`.
     """
 
 
 class ForwardedHeaderIgnoredWarning(SecEventsWarning):
     """Forwarding headers were present but not used to resolve the client IP.
 
-    Given once per process (and once more if ``X-Forwarded-For`` and ``Forwarded`` disagree). Silence it
-    with ``warnings.filterwarnings("ignore", category=ForwardedHeaderIgnoredWarning)``.
+    Given once per process (and once more if `X-Forwarded-For` and `Forwarded` disagree). Silence it
+    with `warnings.filterwarnings("ignore", category=ForwardedHeaderIgnoredWarning)`.
     """
 
 
@@ -72,10 +72,10 @@ _warn_lock = threading.Lock()
 def warn_once(
     key: str, message: str, *, category: type[Warning] = SecEventsWarning, stacklevel: int = 3
 ) -> None:
-    """Give ``message`` as a warning once per process for ``key``. Never raises: it may run inside an emit
+    """Give `message` as a warning once per process for `key`. Never raises: it may run inside an emit
     call, where a warning turned into an error must not reach the caller (it goes to stderr instead).
 
-    ``stacklevel`` counts from the caller of ``warn_once``'s caller, as :func:`warnings.warn` would from it.
+    `stacklevel` counts from the caller of `warn_once`'s caller, as `warnings.warn` would from it.
     """
     # The flag check runs without the lock: after the first warning this is one set lookup.
     if key in _warned:

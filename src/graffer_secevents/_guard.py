@@ -1,10 +1,10 @@
-"""The one guard every public entry point runs inside (sentry-python's ``capture_internal_exceptions()``).
+"""The one guard every public entry point runs inside (sentry-python's `capture_internal_exceptions()`).
 
 Hostile input is not what this catches: the pipeline reads caller objects only through the safe readers of
-``_limits`` and repairs what it cannot serialise, so bad input is noted on a written record. What reaches
-the guard is a bug of ours. Lenient mode counts it (``secevents.dropped{reason:internal_error}``) and says
-so once on stderr; strict mode (tests) turns it into an ``EventValidationError`` whose cause is the bug, so
-a test sees our error type and the traceback, never a bare ``RuntimeError``.
+`_limits` and repairs what it cannot serialise, so bad input is noted on a written record. What reaches
+the guard is a bug of ours. Lenient mode counts it (`secevents.dropped{reason:internal_error}`) and says
+so once on stderr; strict mode (tests) turns it into an `EventValidationError` whose cause is the bug, so
+a test sees our error type and the traceback, never a bare `RuntimeError`.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ _counter: Final = [0]
 
 
 def guarded(entry: Callable[_P, None], name: str | None = None) -> Callable[_P, None]:
-    """Run ``entry`` inside the guard: in lenient mode it never raises; in strict mode only our error type.
+    """Run `entry` inside the guard: in lenient mode it never raises; in strict mode only our error type.
 
     Args:
         entry: a public function that emits (it returns nothing).
-        name: what errors call the entry point; ``entry``'s own name by default.
+        name: what errors call the entry point; `entry`'s own name by default.
 
     Returns:
-        The guarded function, with ``entry``'s name, signature and docstring.
+        The guarded function, with `entry`'s name, signature and docstring.
 
     Example:
         >>> @guarded

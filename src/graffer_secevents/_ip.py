@@ -1,7 +1,7 @@
 """IP address validation, normalisation and truncation, cheap enough for the per-event path.
 
-``socket.inet_pton`` validates in ~0.3 µs where ``ipaddress.ip_address`` costs 3.5-12 µs
-(measured in `docs/performance.md`), so the common case never builds an ``ipaddress`` object.
+`socket.inet_pton` validates in ~0.3 µs where `ipaddress.ip_address` costs 3.5-12 µs
+(measured in `docs/performance.md`), so the common case never builds an `ipaddress` object.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ _MAX_IP_TEXT = 64  # longest useful text: an IPv6 with zone id, brackets and por
 
 
 def normalize_ip(value: str) -> str | None:
-    """Return the canonical text of an IP address, or ``None`` when ``value`` is not one.
+    """Return the canonical text of an IP address, or `None` when `value` is not one.
 
-    Accepts ``1.2.3.4``, ``1.2.3.4:5678``, ``2001:db8::1``, ``[2001:db8::1]:443`` and IPv4-mapped IPv6
-    (shown as IPv4). Whitespace around the value is ignored; anything else invalid gives ``None``.
+    Accepts `1.2.3.4`, `1.2.3.4:5678`, `2001:db8::1`, `[2001:db8::1]:443` and IPv4-mapped IPv6
+    (shown as IPv4). Whitespace around the value is ignored; anything else invalid gives `None`.
     """
     text = value.strip()
     if not text or len(text) > _MAX_IP_TEXT:

@@ -1,8 +1,8 @@
 """Datadog's limits on a record, and the safe readers every field shares (docs/record.md, docs/privacy.md).
 
-The pipeline reads caller objects only through these: none of them calls a caller's ``__eq__``,
-``__hash__``, ``__len__`` or ``__getitem__`` on a ``str`` subclass, none reads an iterator past its cap,
-and the ones that must run caller code (``__str__``, ``__iter__``) turn its failure into a placeholder.
+The pipeline reads caller objects only through these: none of them calls a caller's `__eq__`,
+`__hash__`, `__len__` or `__getitem__` on a `str` subclass, none reads an iterator past its cap,
+and the ones that must run caller code (`__str__`, `__iter__`) turn its failure into a placeholder.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ _INT64: Final = 2**63
 
 
 def _exact(value: object) -> object:
-    """``value`` with ``str``/``int`` subclasses turned into plain ``str``/``int`` (no caller code runs)."""
+    """`value` with `str`/`int` subclasses turned into plain `str`/`int` (no caller code runs)."""
     kind = type(value)
     if kind is str or kind is int or kind is bool:
         return value
@@ -33,7 +33,7 @@ def _exact(value: object) -> object:
 
 
 def _int_text(value: int) -> str:
-    """An integer as text; past Python's digit limit its size instead (``str()`` would raise)."""
+    """An integer as text; past Python's digit limit its size instead (`str()` would raise)."""
     try:
         return int.__repr__(value)
     except ValueError:
@@ -45,7 +45,7 @@ def _in_int64(value: int) -> bool:
 
 
 def _coerce_str(value: object) -> str:
-    """Any caller value as text: bytes decoded, ``str()`` otherwise, a placeholder when ``str()`` fails."""
+    """Any caller value as text: bytes decoded, `str()` otherwise, a placeholder when `str()` fails."""
     kind = type(value)
     if issubclass(kind, str):
         return str.__str__(value)
@@ -75,7 +75,7 @@ def _limit_str(field: str, value: str, errors: list[str]) -> str:
 
 
 def _take(values: Iterable[Any], cap: int, where: str, errors: list[str]) -> list[Any]:
-    """At most ``cap`` items of ``values`` (an iterator is never read further), noting what was left out."""
+    """At most `cap` items of `values` (an iterator is never read further), noting what was left out."""
     try:
         items = list(islice(values, cap + 1))
     except Exception as exc:  # noqa: BLE001 - a hostile __iter__ / __next__

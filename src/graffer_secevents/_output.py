@@ -1,8 +1,8 @@
 """Where rendered records go: standard output or error, a file-like object, a stdlib logger, or structlog.
 
-A target writes a batch of finished JSON lines (each ending in ``\\n``) and either returns, meaning every
+A target writes a batch of finished JSON lines (each ending in `\\n`) and either returns, meaning every
 line reached it, or raises `TargetWriteError` saying how many of the leading lines did and why the rest did
-not. That is all `_delivery` needs to keep ``secevents.dropped`` true. Targets never read or change the
+not. That is all `_delivery` needs to keep `secevents.dropped` true. Targets never read or change the
 application's logging or structlog configuration.
 """
 
@@ -47,7 +47,7 @@ _ATOMIC: Final = select.PIPE_BUF
 
 
 class TargetWriteError(Exception):
-    """Not every line of a batch reached the target: the first ``delivered`` did, the rest are lost."""
+    """Not every line of a batch reached the target: the first `delivered` did, the rest are lost."""
 
     def __init__(self, reason: str, delivered: int, cause: BaseException) -> None:
         super().__init__(f"{type(cause).__name__}: {cause}")
@@ -60,9 +60,9 @@ class Target(Protocol):
     """Where `_delivery` hands batches of rendered lines."""
 
     def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
-        """Write ``lines`` in order (``levels`` are the records' statuses); raise `TargetWriteError` on loss.
+        """Write `lines` in order (`levels` are the records' statuses); raise `TargetWriteError` on loss.
 
-        ``patient`` is true on the writer thread, which may pause before retrying; false on the caller's.
+        `patient` is true on the writer thread, which may pause before retrying; false on the caller's.
         """
 
 
@@ -81,7 +81,7 @@ def _transient(exc: BaseException) -> bool:
 
 
 def _retrying(action: Callable[[], object], patient: bool, delivered: int = 0) -> None:
-    """Run ``action``, retrying transient errors a bounded number of times, else raise `TargetWriteError`."""
+    """Run `action`, retrying transient errors a bounded number of times, else raise `TargetWriteError`."""
     try:
         action()
     except Exception as first:  # noqa: BLE001 - any failure of a caller-supplied file-like is a loss
@@ -89,7 +89,7 @@ def _retrying(action: Callable[[], object], patient: bool, delivered: int = 0) -
 
 
 def _retry(action: Callable[[], object], exc: Exception, patient: bool, delivered: int) -> None:
-    """``action`` failed with ``exc``: retry it while the error is transient (the slow path)."""
+    """`action` failed with `exc`: retry it while the error is transient (the slow path)."""
     for delay in RETRY_DELAYS:
         if not _transient(exc):
             break
@@ -104,7 +104,7 @@ def _retry(action: Callable[[], object], exc: Exception, patient: bool, delivere
 
 
 def _lines_within(lines: Sequence[bytes], nbytes: int) -> int:
-    """How many leading lines the first ``nbytes`` bytes hold completely."""
+    """How many leading lines the first `nbytes` bytes hold completely."""
     total = count = 0
     for line in lines:
         total += len(line)
@@ -125,7 +125,7 @@ def _is_utf8(stream: Any) -> bool:
 
 
 def ascii_line(line: bytes) -> str:
-    """The same JSON record with every non-ASCII character escaped (``\\u00e9``), for a non-UTF-8 stream."""
+    """The same JSON record with every non-ASCII character escaped (`\\u00e9`), for a non-UTF-8 stream."""
     return json.dumps(orjson.loads(line), ensure_ascii=True, separators=(",", ":")) + "\n"
 
 
@@ -153,7 +153,7 @@ _BINARY, _TEXT, _VIA_BUFFER, _ESCAPED = range(4)
 
 
 def _kind(stream: Any) -> int:
-    """How to write to ``stream``: bytes, UTF-8 text, bytes through its ``buffer``, or ASCII-escaped text."""
+    """How to write to `stream`: bytes, UTF-8 text, bytes through its `buffer`, or ASCII-escaped text."""
     if _is_binary(stream):
         return _BINARY
     if _is_utf8(stream):
@@ -164,11 +164,11 @@ def _kind(stream: Any) -> int:
 
 
 class StreamTarget:
-    """A file-like object: one ``write`` per batch (text or bytes), then a ``flush``.
+    """A file-like object: one `write` per batch (text or bytes), then a `flush`.
 
-    A failed ``flush`` after a successful ``write`` loses nothing yet (the stream holds the data and the next
+    A failed `flush` after a successful `write` loses nothing yet (the stream holds the data and the next
     flush may succeed), so it is not a drop. A text stream whose encoding is not UTF-8 gets the UTF-8 bytes
-    through its ``buffer`` when it has one, else each line with its non-ASCII characters escaped.
+    through its `buffer` when it has one, else each line with its non-ASCII characters escaped.
     """
 
     __slots__ = ("__weakref__", "_kind", "_lock", "stream")
@@ -184,7 +184,7 @@ class StreamTarget:
 
 
 def write_stream(stream: Any, kind: int, lines: Sequence[bytes], patient: bool, lock: threading.Lock) -> None:
-    """Write ``lines`` to the file-like ``stream`` as `StreamTarget` describes."""
+    """Write `lines` to the file-like `stream` as `StreamTarget` describes."""
     if stream is None:
         raise TargetWriteError("closed", 0, ValueError("the stream is None (closed)"))
     data: Any = lines[0] if len(lines) == 1 else b"".join(lines)
@@ -230,12 +230,12 @@ def _flush_quietly(stream: Any) -> None:
 
 
 class StdTarget:
-    """``sys.stdout`` or ``sys.stderr`` as they are at write time.
+    """`sys.stdout` or `sys.stderr` as they are at write time.
 
-    The process's own standard stream (``sys.__stdout__``) is written with ``os.write`` on its descriptor,
-    in chunks of whole lines of at most ``PIPE_BUF`` bytes: a stuck pipe then blocks only the writer thread
-    in a system call and never holds the ``sys.stdout`` buffer's lock, which the interpreter needs at exit.
-    A replaced stream (a test runner's capture, ``io.StringIO``) is written like any file-like object.
+    The process's own standard stream (`sys.__stdout__`) is written with `os.write` on its descriptor,
+    in chunks of whole lines of at most `PIPE_BUF` bytes: a stuck pipe then blocks only the writer thread
+    in a system call and never holds the `sys.stdout` buffer's lock, which the interpreter needs at exit.
+    A replaced stream (a test runner's capture, `io.StringIO`) is written like any file-like object.
     """
 
     __slots__ = ("__weakref__", "_last", "_last_kind", "_lock", "name")
@@ -266,7 +266,7 @@ class StdTarget:
 
 
 def write_fd(fd: int, lines: Sequence[bytes], patient: bool) -> None:
-    """Write ``lines`` to a descriptor in atomic chunks, resuming after partial writes; retry transient
+    """Write `lines` to a descriptor in atomic chunks, resuming after partial writes; retry transient
     errors; raise `TargetWriteError` with the number of lines fully written."""
     done = 0  # lines fully written
     while done < len(lines):
@@ -290,12 +290,12 @@ def write_fd(fd: int, lines: Sequence[bytes], patient: bool) -> None:
 
 
 class LoggerTarget:
-    """A stdlib logger: one record per line at the event's level, the JSON (without ``\\n``) as message.
+    """A stdlib logger: one record per line at the event's level, the JSON (without `\\n`) as message.
 
-    The handlers are called here as `logging.Logger.callHandlers` would (levels, filters, ``propagate``,
-    ``lastResort``), each watched for a failure: a handler's ``emit`` reports errors only to its own
-    ``handleError`` and never raises, so for the length of one call (under the handler's own lock, so no other
-    thread's record can pass through it) that handler's ``handleError`` is wrapped to note the failure
+    The handlers are called here as `logging.Logger.callHandlers` would (levels, filters, `propagate`,
+    `lastResort`), each watched for a failure: a handler's `emit` reports errors only to its own
+    `handleError` and never raises, so for the length of one call (under the handler's own lock, so no other
+    thread's record can pass through it) that handler's `handleError` is wrapped to note the failure
     before running as usual. A record that no handler could take counts as dropped; one the application's
     levels or filters turn away does not.
     """
@@ -321,7 +321,7 @@ class LoggerTarget:
 
 
 def _call_handlers(logger: logging.Logger, record: logging.LogRecord) -> bool:
-    """Pass ``record`` to the handlers `logging.Logger.callHandlers` would; return whether all succeeded."""
+    """Pass `record` to the handlers `logging.Logger.callHandlers` would; return whether all succeeded."""
     ok = True
     found = 0
     current: logging.Logger | None = logger
@@ -362,9 +362,9 @@ def _handle_watched(handler: logging.Handler, record: logging.LogRecord) -> bool
 
 
 class StructlogTarget:
-    """The application's own structlog chain: ``structlog.get_logger("graffer_secevents")``.
+    """The application's own structlog chain: `structlog.get_logger("graffer_secevents")`.
 
-    Each record's keys become the event dict (``message`` is the event), so the application's processors
+    Each record's keys become the event dict (`message` is the event), so the application's processors
     decide how it is rendered and where it goes. Imported only when this output is configured.
     """
 
@@ -389,7 +389,7 @@ OUTPUT_NAMES: Final = ("stdout", "stderr", "logging", "structlog")
 
 
 def make_writer(output: Any) -> Target:
-    """Build the target for ``configure(output=...)``; the caller has validated ``output``."""
+    """Build the target for `configure(output=...)`; the caller has validated `output`."""
     if output is None or output == "stdout":
         return StdTarget("stdout")
     if output == "stderr":

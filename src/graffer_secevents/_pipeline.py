@@ -7,8 +7,8 @@
 5. render one JSON line (orjson) and hand it to the delivery queue (`_delivery`);
 6. then count it in the metrics and hand it to the trace bridges.
 
-Lenient mode never raises into the caller: what had to be changed is listed in ``secevents.errors`` and the
-record is written. Strict mode raises :class:`EventValidationError` instead, before anything is written.
+Lenient mode never raises into the caller: what had to be changed is listed in `secevents.errors` and the
+record is written. Strict mode raises `EventValidationError` instead, before anything is written.
 """
 
 # The pipeline walks caller-supplied values of any type: narrowing `Any` with isinstance gives containers
@@ -157,7 +157,7 @@ def _validate_params(spec: EventType, params: Mapping[str, Any], errors: list[st
 
 
 def _coerce_param(param: Param, value: object, errors: list[str]) -> Any:
-    """An ill-typed parameter coerced to its kind and noted; ``None`` when it had to be dropped."""
+    """An ill-typed parameter coerced to its kind and noted; `None` when it had to be dropped."""
     where = f"evt.{param.name}"
     kind = param.kind
     if kind == "str_list":
@@ -191,7 +191,7 @@ def _coerce_param(param: Param, value: object, errors: list[str]) -> Any:
 
 
 def _text_list(where: str, value: object, errors: list[str]) -> list[str] | None:
-    """A list of strings from any iterable, read only up to ``MAX_LIST`` items; a lone string is one item."""
+    """A list of strings from any iterable, read only up to `MAX_LIST` items; a lone string is one item."""
     kind = type(value)
     if issubclass(kind, str | bytes | bytearray):
         errors.append(f"{where}: expected a list of strings, got {kind.__name__}; written as one item")
@@ -268,9 +268,9 @@ _SCALARS: Final = (uuid.UUID, datetime.date, datetime.time, datetime.timedelta, 
 class _ContextSanitiser:
     """Makes caller metadata JSON-safe: secrets redacted, depth and size bounded, cycles cut, all noted.
 
-    Caller containers are read only through ``_limits``' bounded readers; objects that are records
-    (dataclasses, pydantic models) are walked as mappings of their fields, never rendered with ``str()``.
-    Deeper than ``max_depth``, a subtree is walked the same way (so its secrets are redacted too) and then
+    Caller containers are read only through `_limits`' bounded readers; objects that are records
+    (dataclasses, pydantic models) are walked as mappings of their fields, never rendered with `str()`.
+    Deeper than `max_depth`, a subtree is walked the same way (so its secrets are redacted too) and then
     written as JSON text.
     """
 
@@ -399,7 +399,7 @@ def _items(data: Mapping[Any, Any], cap: int, where: str, errors: list[str]) -> 
 
 
 def _record_fields(value: object, kind: type) -> Mapping[str, Any] | None:
-    """The fields of a dataclass or pydantic model (no ``str()``, which would show secret fields raw)."""
+    """The fields of a dataclass or pydantic model (no `str()`, which would show secret fields raw)."""
     try:
         if hasattr(kind, "__pydantic_fields__") and hasattr(kind, "model_dump"):
             dumped = value.model_dump()  # type: ignore[attr-defined]
@@ -415,7 +415,7 @@ def _record_fields(value: object, kind: type) -> Mapping[str, Any] | None:
 
 
 def _repair(value: Any, where: str, errors: list[str]) -> Any:
-    """``value`` with everything orjson refuses replaced, each replacement noted under its path."""
+    """`value` with everything orjson refuses replaced, each replacement noted under its path."""
     kind = type(value)
     if kind is str:
         return _valid_text(where or "a key", value, errors)
@@ -495,7 +495,7 @@ def build_record(  # noqa: PLR0915 - the pipeline steps 1-4, kept in one readabl
 ) -> tuple[EventType, dict[str, Any], list[str], dict[str, Any]]:
     """Steps 1-4: the record as a dict, with its catalog row, the coercion notes and the validated params.
 
-    ``fields`` are ``emit()``'s keyword arguments: the event's parameters by name, the rest caller metadata.
+    `fields` are `emit()`'s keyword arguments: the event's parameters by name, the rest caller metadata.
     """
     errors: list[str] = []
     if type(evt_type) is not str:
@@ -603,7 +603,7 @@ def emit_unguarded(
     """Build, write, count and bridge one event (the module docstring lists the steps), without the guard.
 
     Only for callers that already run inside the guard (the public helpers); everyone else calls
-    ``emit_event``.
+    `emit_event`.
     """
     cfg = _config._current or get_config_for_event()
     spec, record, errors, values = build_record(
@@ -624,7 +624,7 @@ def emit_unguarded(
 
 
 emit_event: Final = guarded(emit_unguarded, "emit_event")
-"""``emit_unguarded`` inside the one guard: what the integrations call."""
+"""`emit_unguarded` inside the one guard: what the integrations call."""
 
 
 _DENIAL_CATEGORIES: Final = frozenset({"authentication", "authorization"})
@@ -633,8 +633,8 @@ _DENIAL_CATEGORIES: Final = frozenset({"authentication", "authorization"})
 def _note_denial() -> None:
     """Mark the current request: its denial is recorded, so the 401/403 status rule adds no second event.
 
-    Whoever wrote the failure (an integration, or product code calling ``log_login(..., "failure")``), the
-    request's ``denial_recorded`` flag (``integrations/_common.py``) is what the status rule reads.
+    Whoever wrote the failure (an integration, or product code calling `log_login(..., "failure")`), the
+    request's `denial_recorded` flag (`integrations/_common.py`) is what the status rule reads.
     """
     request = _request_var.get()
     if request is None and _providers:

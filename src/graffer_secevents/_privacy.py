@@ -54,7 +54,7 @@ _SECRET_WORDS: Final = (
 
 
 def is_secret_key(key: str) -> bool:
-    """Whether a metadata key's name looks like it holds a secret (``X-Api-Key``, ``db_password``, ...)."""
+    """Whether a metadata key's name looks like it holds a secret (`X-Api-Key`, `db_password`, ...)."""
     folded = key.lower().replace("-", "_")
     return any(word in folded for word in _SECRET_WORDS)
 
@@ -62,7 +62,7 @@ def is_secret_key(key: str) -> bool:
 class Privacy:
     """The privacy settings in force, with the hashing key prepared once.
 
-    ``hash`` is ``anon_`` + the first 32 hex characters of HMAC-SHA256 under the configured key, or of plain
+    `hash` is `anon_` + the first 32 hex characters of HMAC-SHA256 under the configured key, or of plain
     SHA-256 without one (ddtrace's anonymisation format): the same input hashes the same in logs and traces.
     """
 
@@ -119,7 +119,7 @@ class Privacy:
         self.apply_ip = self._appliers["network.client.ip"]
 
     def hash(self, value: str) -> str:
-        """Return the pseudonym of ``value``: stable for one key, not reversible."""
+        """Return the pseudonym of `value`: stable for one key, not reversible."""
         data = value.encode("utf-8", "surrogatepass")
         inner = self._inner
         if inner is None or self._outer is None:
@@ -131,7 +131,7 @@ class Privacy:
         return "anon_" + outer.hexdigest()[:32]
 
     def apply(self, field: str, value: str) -> str | None:
-        """Apply ``field``'s mode to ``value``; ``None`` means the field is dropped."""
+        """Apply `field`'s mode to `value`; `None` means the field is dropped."""
         return self._appliers[field](value)
 
     def _applier(self, field: str) -> Callable[[str], str | None]:

@@ -1,4 +1,4 @@
-"""Request ids: accept a safe upstream ``X-Request-ID`` or make a new one (unique, not secret)."""
+"""Request ids: accept a safe upstream `X-Request-ID` or make a new one (unique, not secret)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Final
 __all__ = ["REQUEST_ID_PATTERN", "accept_request_id", "new_request_id"]
 
 REQUEST_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
-"""What an upstream request id must fully match to be kept (``X-Request-ID`` and friends)."""
+"""What an upstream request id must fully match to be kept (`X-Request-ID` and friends)."""
 _valid_request_id: Final = REQUEST_ID_PATTERN.fullmatch
 
 
@@ -38,9 +38,9 @@ os.register_at_fork(after_in_child=_reseed_after_fork)
 
 
 def accept_request_id(value: str | None) -> str:
-    """Return ``value`` if it is a safe request id, else a new one (32 random hex characters).
+    """Return `value` if it is a safe request id, else a new one (32 random hex characters).
 
-    Upstream ids are client-controlled; only 1-128 characters of ``[A-Za-z0-9._-]`` are kept, so an id
+    Upstream ids are client-controlled; only 1-128 characters of `[A-Za-z0-9._-]` are kept, so an id
     can never carry log-injection payloads or unbounded length into events.
 
     Example:
@@ -48,8 +48,6 @@ def accept_request_id(value: str | None) -> str:
         'req-42'
         >>> len(accept_request_id("bad id\\n"))
         32
-
-    .. versionadded:: 0.1.0
     """
     if value is not None and type(value) is str and _valid_request_id(value):
         return value

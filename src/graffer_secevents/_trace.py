@@ -1,13 +1,13 @@
 """Trace ids for log correlation, read from whatever tracer the application already runs.
 
-ddtrace is used only if the application has imported it (``"ddtrace.trace" in sys.modules``); this module
+ddtrace is used only if the application has imported it (`"ddtrace.trace" in sys.modules`); this module
 never imports it, which would cost ~0.3 s at start-up and start its background machinery. OpenTelemetry is
-read through its API only when the application has imported ``opentelemetry.trace``: no import, no span.
+read through its API only when the application has imported `opentelemetry.trace`: no import, no span.
 
 ddtrace wins when both are present: its ids are the ones its own log injection writes in the same process,
-and when ddtrace backs the OpenTelemetry API (``DD_TRACE_OTEL_ENABLED``) the OpenTelemetry span *is* a
-ddtrace span. A ddtrace ``Context`` without a local span (distributed headers extracted, no span started yet)
-still yields ids, exactly as ``tracer.get_log_correlation_context()`` reports them: the caller's trace id and
+and when ddtrace backs the OpenTelemetry API (`DD_TRACE_OTEL_ENABLED`) the OpenTelemetry span *is* a
+ddtrace span. A ddtrace `Context` without a local span (distributed headers extracted, no span started yet)
+still yields ids, exactly as `tracer.get_log_correlation_context()` reports them: the caller's trace id and
 its parent span id, so the record lines up with the application's other logs of that request.
 """
 
@@ -20,9 +20,9 @@ __all__ = ["trace_fields"]
 
 
 def trace_fields() -> tuple[str, dict[str, str]] | None:
-    """Return ``("dd", {...})`` or ``("otel", {...})`` for the active span, or ``None`` without one.
+    """Return `("dd", {...})` or `("otel", {...})` for the active span, or `None` without one.
 
-    ``dd`` ids are exactly ``tracer.get_log_correlation_context()``'s strings (a 128-bit trace id as 32 hex
+    `dd` ids are exactly `tracer.get_log_correlation_context()`'s strings (a 128-bit trace id as 32 hex
     characters, a 64-bit one and the span id in decimal); OpenTelemetry ids are 32 and 16 lowercase hex
     characters.
     """

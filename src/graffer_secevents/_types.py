@@ -19,7 +19,7 @@ __all__ = [
 
 
 class Outcome(StrEnum):
-    """An event's result, written as ``evt.outcome``."""
+    """An event's result, written as `evt.outcome`."""
 
     SUCCESS = "success"
     FAILURE = "failure"
@@ -48,9 +48,9 @@ class User:
 
 
 class DjangoStyleUser(Protocol):
-    """A user object with a primary key and a login, as Django's ``AbstractBaseUser`` (and ``AnonymousUser``).
+    """A user object with a primary key and a login, as Django's `AbstractBaseUser` (and `AnonymousUser`).
 
-    Written as ``usr.id`` (from ``pk``) and ``usr.login`` (from ``get_username()``); ``email`` is read when
+    Written as `usr.id` (from `pk`) and `usr.login` (from `get_username()`); `email` is read when
     present.
     """
 
@@ -66,9 +66,9 @@ class DjangoStyleUser(Protocol):
 
 
 class FlaskLoginStyleUser(Protocol):
-    """A user object as Flask-Login's ``UserMixin`` (and ``AnonymousUserMixin``) defines it.
+    """A user object as Flask-Login's `UserMixin` (and `AnonymousUserMixin`) defines it.
 
-    Written as ``usr.id`` (from ``get_id()``); an object whose ``is_authenticated`` is false is no user.
+    Written as `usr.id` (from `get_id()`); an object whose `is_authenticated` is false is no user.
     """
 
     @property
@@ -82,9 +82,9 @@ class FlaskLoginStyleUser(Protocol):
 
 
 class IdentifiedUser(Protocol):
-    """Any other user object with an ``id`` (an ORM model, a dataclass, a Pydantic model).
+    """Any other user object with an `id` (an ORM model, a dataclass, a Pydantic model).
 
-    Written as ``usr.id``; ``get_username()`` and ``email`` are read too when present.
+    Written as `usr.id`; `get_username()` and `email` are read too when present.
     """
 
     @property
@@ -94,10 +94,10 @@ class IdentifiedUser(Protocol):
 
 
 UserLike: TypeAlias = str | int | UUID | User | DjangoStyleUser | FlaskLoginStyleUser | IdentifiedUser | None
-"""Who an event is about: an id (``str``, ``int``, ``UUID``), a `User`, a Django or Flask-Login user object,
-any object with an ``id``, or ``None`` (the request's user, or nobody). Anything else is still written at
-run time, with a note in ``secevents.errors``, but does not type-check."""
+"""Who an event is about: an id (`str`, `int`, `UUID`), a `User`, a Django or Flask-Login user object,
+any object with an `id`, or `None` (the request's user, or nobody). Anything else is still written at
+run time, with a note in `secevents.errors`, but does not type-check."""
 
 OutcomeLike: TypeAlias = Outcome | Literal["success", "failure"]
-"""An outcome: ``"success"``, ``"failure"`` or an `Outcome`. ``log_login(user, "succes")`` does not
-type-check; at run time an unknown value is written as a failure with a note in ``secevents.errors``."""
+"""An outcome: `"success"`, `"failure"` or an `Outcome`. `log_login(user, "succes")` does not
+type-check; at run time an unknown value is written as a failure with a note in `secevents.errors`."""

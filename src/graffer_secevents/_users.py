@@ -1,5 +1,5 @@
 """Who an event is about: the id, login, email and name read from whatever the caller passed as a user,
-privacy-processed into the record's ``usr`` (or ``target.usr``) object.
+privacy-processed into the record's `usr` (or `target.usr`) object.
 
 The pipeline and the trace bridges both read users through this module.
 """
@@ -17,8 +17,8 @@ __all__: list[str] = []
 
 
 class EmailIdentity(str):
-    """An identity that is an e-mail address (a Flask-Login ``get_id()``, a Starlette ``SimpleUser``): written
-    as ``usr.id`` under the e-mail privacy rule (hashed by default), never raw."""
+    """An identity that is an e-mail address (a Flask-Login `get_id()`, a Starlette `SimpleUser`): written
+    as `usr.id` under the e-mail privacy rule (hashed by default), never raw."""
 
     __slots__ = ()
 
@@ -103,7 +103,7 @@ def _plain(value: object) -> str | None:
 
 
 def _full_text(prefix: str, key: str, value: object, errors: list[str]) -> str | None:
-    """A user or request field as uncut text (ints and UUIDs pass, others are noted); ``None`` if empty."""
+    """A user or request field as uncut text (ints and UUIDs pass, others are noted); `None` if empty."""
     kind = type(value)
     text = _coerce_str(value)
     if not issubclass(kind, str | int | uuid.UUID) or kind is bool:
@@ -112,7 +112,7 @@ def _full_text(prefix: str, key: str, value: object, errors: list[str]) -> str |
 
 
 def _text(prefix: str, key: str, value: object, errors: list[str]) -> str | None:
-    """A request field as text of at most ``MAX_STRING`` characters; ``None`` if empty."""
+    """A request field as text of at most `MAX_STRING` characters; `None` if empty."""
     text = _full_text(prefix, key, value, errors)
     return _cut(prefix, key, text, errors) if text else None
 

@@ -1,4 +1,4 @@
-"""Assert security events in tests: :func:`capture_events` (any test runner) and the ``security_events``
+"""Assert security events in tests: `capture_events` (any test runner) and the `security_events`
 pytest fixture built on it, plus matchers for the values a test cannot spell out (hashed logins, timestamps).
 
 Usage::
@@ -12,15 +12,15 @@ Usage::
 How a capture works:
 
 - The configuration in force keeps everything (service, privacy, hash key, trusted proxies, bridges) except
-  the output, the metrics backend and strict mode, which are swapped for in-memory ones and ``strict=True``.
-  A ``configure()`` call made while the capture is active (an application factory under test, say) takes
+  the output, the metrics backend and strict mode, which are swapped for in-memory ones and `strict=True`.
+  A `configure()` call made while the capture is active (an application factory under test, say) takes
   effect but does not end the capture. On exit the configuration in force at entry comes back, even on error.
 - Events from every thread and every asyncio task are captured: the configuration is process-wide.
 - Captures nest: an event goes to the innermost capture *and* to every enclosing one, so an outer capture
   always sees everything emitted during its block. Strict mode is the innermost capture's. Start and end
-  captures on one thread, in ``with`` order; a capture is not meant to be shared by concurrent tests in one
+  captures on one thread, in `with` order; a capture is not meant to be shared by concurrent tests in one
   process (pytest-xdist runs tests in separate processes, which is fine).
-- The request context and the user bound with :func:`~graffer_secevents.set_user` inside the block are
+- The request context and the user bound with `graffer_secevents.set_user` inside the block are
   unbound on exit. The pytest fixture also starts every test with none bound.
 """
 
@@ -84,24 +84,24 @@ class _Named:
 
 
 ANY: Final = _Named("ANY", lambda _actual: True)
-"""Matches any value, as long as the field is present: ``assert_emitted("authz_fail", usr__id=ANY)``."""
+"""Matches any value, as long as the field is present: `assert_emitted("authz_fail", usr__id=ANY)`."""
 
 ABSENT: Final = _Named("ABSENT", lambda _actual: False)
-"""Matches only when the field is missing from the record: ``assert_emitted(..., usr__name=ABSENT)``."""
+"""Matches only when the field is missing from the record: `assert_emitted(..., usr__name=ABSENT)`."""
 
 HASHED: Final = re.compile(r"anon_[0-9a-f]{32}")
-"""Any pseudonym the privacy rules produce (``anon_`` + 32 hex): ``usr__login=HASHED``."""
+"""Any pseudonym the privacy rules produce (`anon_` + 32 hex): `usr__login=HASHED`."""
 
 TIMESTAMP: Final = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3,9}Z")
-"""A record timestamp: ISO 8601 UTC with ``Z`` and at least millisecond precision."""
+"""A record timestamp: ISO 8601 UTC with `Z` and at least millisecond precision."""
 
 Matcher = Callable[[Any], bool] | re.Pattern[str] | Any
-"""What a ``**match`` value may be: a plain value (compared with ``==``), a compiled regular expression (full
+"""What a `**match` value may be: a plain value (compared with `==`), a compiled regular expression (full
 match against a string field), or a predicate called with the field's value."""
 
 
 def hashed(value: str) -> str:
-    """Return the pseudonym ``value`` gets under the configuration in force (its ``hash_key``).
+    """Return the pseudonym `value` gets under the configuration in force (its `hash_key`).
 
     Use it to assert a hashed login or email without copying a hash into the test. Call it inside the test,
     after the application under test has been configured, so the same key is used.
@@ -109,11 +109,10 @@ def hashed(value: str) -> str:
     Args:
         value: the clear text, e.g. the login the user typed.
 
-    Example::
-
+    Example:
+        ```python
         security_events.assert_emitted("authn_login_fail", usr__login=hashed("ada@example.com"))
-
-    .. versionadded:: 0.1.0
+        ```
     """
     return _config.get_config().privacy.hash(value)
 
@@ -217,17 +216,16 @@ def _reapply() -> None:
 
 
 class Capture:
-    """The events and metric points captured by :func:`capture_events` (the ``security_events`` fixture).
+    """The events and metric points captured by `capture_events` (the `security_events` fixture).
 
-    Example::
-
+    Example:
+        ```python
         def test_wrong_password_is_a_login_failure(security_events, client):
             client.post("/login", data={"username": "ada", "password": "wrong"})
             record = security_events.assert_emitted("authn_login_fail", usr__login=hashed("ada"))
             assert record["network"]["client"]["ip"] == "127.0.0.1"
             security_events.assert_not_emitted("authn_login_success")
-
-    .. versionadded:: 0.1.0
+        ```
     """
 
     __slots__ = ("_overlay",)
@@ -251,16 +249,17 @@ class Capture:
 
     @property
     def metrics(self) -> list[MetricPoint]:
-        """The metric points counted, in order (``MetricPoint(name, value, tags)``)."""
+        """The metric points counted, in order (`MetricPoint(name, value, tags)`)."""
         with self._overlay.metrics._lock:
             return list(self._overlay.metrics.points)
 
     def metric_total(self, name: str, *tags: str) -> int:
-        """The sum counted for metric ``name`` over the points carrying every one of ``tags``.
+        """The sum counted for metric `name` over the points carrying every one of `tags`.
 
-        Example::
-
+        Example:
+            ```python
             assert security_events.metric_total("secevents.login.attempts", "outcome:failure") == 3
+            ```
         """
         return self._overlay.metrics.total(name, *tags)
 
@@ -271,16 +270,17 @@ class Capture:
 
     @contextmanager
     def lenient(self) -> Generator[None, None, None]:
-        """Turn strict mode off for a block: bad input is coerced and noted in ``secevents.errors``.
+        """Turn strict mode off for a block: bad input is coerced and noted in `secevents.errors`.
 
-        For a whole test, mark it ``@pytest.mark.secevents_lenient`` instead (or use
-        ``capture_events(strict=False)``).
+        For a whole test, mark it `@pytest.mark.secevents_lenient` instead (or use
+        `capture_events(strict=False)`).
 
-        Example::
-
+        Example:
+            ```python
             with security_events.lenient():
                 api.emit("authz_fail", user=b"\\xff", outcome="failure", resource="/x")
             assert security_events.records[-1]["secevents"]["errors"]
+            ```
         """
         before = self._overlay.strict
         self._overlay.strict = False
@@ -292,26 +292,27 @@ class Capture:
             _reapply()
 
     def find(self, evt_type: str, **match: Matcher) -> list[dict[str, Any]]:
-        """The records of ``evt_type`` that match every ``key__sub=value`` in ``match``, in order."""
+        """The records of `evt_type` that match every `key__sub=value` in `match`, in order."""
         return [r for r in self.records if _type_of(r) == evt_type and not _differences(r, match)]
 
     def assert_emitted(self, evt_type: str, **match: Matcher) -> dict[str, Any]:
-        """Assert a record of ``evt_type`` matching ``match`` was written; return the first that does.
+        """Assert a record of `evt_type` matching `match` was written; return the first that does.
 
-        Nested keys are written with double underscores: ``usr__id="42"`` checks ``record["usr"]["id"]``.
-        A value may be a plain value (``==``), a compiled regular expression (full match against a string),
-        a predicate (``lambda v: v > 2``), or one of :data:`ANY`, :data:`ABSENT`, :data:`HASHED`,
-        :data:`TIMESTAMP`, :func:`hashed`.
+        Nested keys are written with double underscores: `usr__id="42"` checks `record["usr"]["id"]`.
+        A value may be a plain value (`==`), a compiled regular expression (full match against a string),
+        a predicate (`lambda v: v > 2`), or one of `ANY`, `ABSENT`, `HASHED`,
+        `TIMESTAMP`, `hashed`.
 
         Raises:
             AssertionError: nothing matched. The message lists the records of that type with the fields
                 that differed (closest first), or the types that were emitted if none was of that type.
 
-        Example::
-
+        Example:
+            ```python
             record = security_events.assert_emitted(
                 "authn_login_fail", usr__id=HASHED, usr__exists=False, evt__reason="unknown_user"
             )
+            ```
         """
         __tracebackhide__ = True
         found = self.find(evt_type, **match)
@@ -320,15 +321,16 @@ class Capture:
         raise AssertionError(self._explain_missing(evt_type, match))
 
     def assert_not_emitted(self, evt_type: str, **match: Matcher) -> None:
-        """Assert no record of ``evt_type`` matching ``match`` was written (no ``match``: none of that type).
+        """Assert no record of `evt_type` matching `match` was written (no `match`: none of that type).
 
         Raises:
             AssertionError: a record matched; the message shows the matching records.
-            ValueError: ``evt_type`` is not in the catalog (the assertion could never fail).
+            ValueError: `evt_type` is not in the catalog (the assertion could never fail).
 
-        Example::
-
+        Example:
+            ```python
             security_events.assert_not_emitted("authn_login_success", usr__id="42")
+            ```
         """
         __tracebackhide__ = True
         found = self.find(evt_type, **match)
@@ -350,16 +352,16 @@ class Capture:
         geo: GeoLookup | None = None,
         **group: Any,
     ) -> Signal:
-        """Assert that replaying the captured records through the rules raises a signal of ``rule_id``.
+        """Assert that replaying the captured records through the rules raises a signal of `rule_id`.
 
         The records are replayed with `graffer_secevents.detect.evaluate` (windows, cases, keep-alive, as
-        ``secevents detect`` does). ``group`` narrows to a group-by value, with ``__`` for dots.
+        `secevents detect` does). `group` narrows to a group-by value, with `__` for dots.
 
         Args:
-            rule_id: the rule's ``secevents_rule:<id>`` tag (e.g. ``credential_stuffing``), else its name.
+            rule_id: the rule's `secevents_rule:<id>` tag (e.g. `credential_stuffing`), else its name.
             rules: rule API JSON to replay (default: the library's `default_rules`).
             geo: the IP-to-location lookup for geo rules (a mapping of IP to `GeoPoint`).
-            **group: group-by values the signal must have, e.g. ``network__client__ip="203.0.113.7"``.
+            **group: group-by values the signal must have, e.g. `network__client__ip="203.0.113.7"`.
 
         Returns:
             The first matching `Signal`.
@@ -368,12 +370,13 @@ class Capture:
             AssertionError: no such signal; the message lists the signals that did fire and the nearest
                 miss (the group's highest value per query against the cases' conditions).
 
-        Example::
-
+        Example:
+            ```python
             for n in range(30):
                 client.post("/login", data={"username": f"user{n}", "password": "x"})
             signal = security_events.assert_detected("credential_stuffing", network__client__ip="127.0.0.1")
             assert signal.severity == "medium"
+            ```
         """
         from ._tools.detect.assertions import detected
 
@@ -387,21 +390,22 @@ class Capture:
         geo: GeoLookup | None = None,
         **group: Any,
     ) -> None:
-        """Assert that replaying the captured records raises no signal of ``rule_id`` (for ``group``).
+        """Assert that replaying the captured records raises no signal of `rule_id` (for `group`).
 
         Args:
             rule_id: the rule's id, as in `assert_detected`.
             rules: rule API JSON to replay (default: the library's `default_rules`).
             geo: the IP-to-location lookup for geo rules.
-            **group: only signals with these group-by values count, e.g. ``usr__id="42"``.
+            **group: only signals with these group-by values count, e.g. `usr__id="42"`.
 
         Raises:
             AssertionError: such a signal fired; the message lists them.
 
-        Example::
-
+        Example:
+            ```python
             client.post("/login", data={"username": "ada", "password": "right"})
             security_events.assert_not_detected("brute_force")
+            ```
         """
         from ._tools.detect.assertions import not_detected
 
@@ -436,19 +440,19 @@ class Capture:
 
 @contextmanager
 def capture_events(*, strict: bool = True) -> Generator[Capture, None, None]:
-    """Capture every event and metric point emitted inside the ``with`` block, in memory.
+    """Capture every event and metric point emitted inside the `with` block, in memory.
 
     The output and the metrics backend are swapped for in-memory ones and strict mode is on, so invalid
-    event input raises :class:`~graffer_secevents.EventValidationError` (``strict=False`` for tests that
+    event input raises `graffer_secevents.EventValidationError` (`strict=False` for tests that
     feed bad input on purpose). Everything is restored on exit, even on error: the configuration in force at
-    entry (undoing ``configure()`` calls made inside), the request context and the user bound with
-    ``set_user()``. Events from other threads and asyncio tasks are captured too. Works with any test runner.
+    entry (undoing `configure()` calls made inside), the request context and the user bound with
+    `set_user()`. Events from other threads and asyncio tasks are captured too. Works with any test runner.
 
     Args:
         strict: raise on invalid event input (default) instead of coercing it.
 
-    Example::
-
+    Example:
+        ```python
         import unittest
         from graffer_secevents.testing import capture_events
 
@@ -459,8 +463,7 @@ def capture_events(*, strict: bool = True) -> Generator[Capture, None, None]:
             def test_wrong_password(self) -> None:
                 log_in("ada", "wrong")
                 self.events.assert_emitted("authn_login_fail", usr__exists=True)
-
-    .. versionadded:: 0.1.0
+        ```
     """
     with _active_lock:
         enclosing = _active[-1] if _active else None
@@ -499,7 +502,7 @@ def _get(record: Any, path: tuple[str, ...]) -> Any:
 
 
 def _difference(expected: Any, actual: Any) -> str | None:
-    """Why ``actual`` does not match ``expected``, or ``None`` if it does."""
+    """Why `actual` does not match `expected`, or `None` if it does."""
     if expected is ABSENT:
         return None if actual is _MISSING else f"expected ABSENT, got {_clip(repr(actual))}"
     if actual is _MISSING:
@@ -567,8 +570,8 @@ def _show_counts(counts: Counter[str]) -> str:
 
 
 def _suggest(evt_type: str) -> str:
-    """``; did you mean ...?`` with the one or two closest catalog types (a shared last word counts extra, so
-    ``authn_logout`` suggests ``session_logout``), or nothing."""
+    """`; did you mean ...?` with the one or two closest catalog types (a shared last word counts extra, so
+    `authn_logout` suggests `session_logout`), or nothing."""
     last = evt_type.rsplit("_", 1)[-1]
 
     def score(candidate: str) -> float:

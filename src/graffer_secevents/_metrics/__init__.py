@@ -6,21 +6,21 @@ client and its process hooks in `dogstatsd.py`, the shared names in `names.py`; 
 Three counters, whatever the backend:
 
 =============================  ===========================================================================
-``secevents.events``           ``evt_type``, ``evt_category``, ``outcome`` (when the event has one)
-``secevents.login.attempts``   ``outcome``, ``reason`` (failures that give one), ``usr_exists`` (when known)
-``secevents.dropped``          ``reason`` — events the library could not write
+`secevents.events`           `evt_type`, `evt_category`, `outcome` (when the event has one)
+`secevents.login.attempts`   `outcome`, `reason` (failures that give one), `usr_exists` (when known)
+`secevents.dropped`          `reason` — events the library could not write
 =============================  ===========================================================================
 
-Tags are built only from bounded values: :func:`record_event` takes no user id, login, email, IP, session or
+Tags are built only from bounded values: `record_event` takes no user id, login, email, IP, session or
 request id, so none can reach a tag. Every value is sanitised to Datadog's tag rules and anything outside its
-bounded set becomes ``other``. ``service``, ``env`` and ``version`` are *not* added by :func:`record_event`:
-the DogStatsD client adds them from ``DD_SERVICE``/``DD_ENV``/``DD_VERSION`` (and the Agent from container
-labels), and the OpenTelemetry SDK carries them in its ``Resource``; adding them here would send them twice.
+bounded set becomes `other`. `service`, `env` and `version` are *not* added by `record_event`:
+the DogStatsD client adds them from `DD_SERVICE`/`DD_ENV`/`DD_VERSION` (and the Agent from container
+labels), and the OpenTelemetry SDK carries them in its `Resource`; adding them here would send them twice.
 
-Backends (:func:`create_backend`): ``dogstatsd`` (the ``datadog`` package, imported lazily), ``otel``
-(``opentelemetry-api`` only: a no-op until the application installs an SDK ``MeterProvider``), ``memory``
-(tests) and ``none``. ``auto`` picks ``dogstatsd`` when ``datadog`` is installed, else ``none``.
-Importing this module imports neither ``datadog`` nor ``opentelemetry``.
+Backends (`create_backend`): `dogstatsd` (the `datadog` package, imported lazily), `otel`
+(`opentelemetry-api` only: a no-op until the application installs an SDK `MeterProvider`), `memory`
+(tests) and `none`. `auto` picks `dogstatsd` when `datadog` is installed, else `none`.
+Importing this module imports neither `datadog` nor `opentelemetry`.
 """
 
 from __future__ import annotations
@@ -152,21 +152,21 @@ def record_event(
     reason: str | None,
     usr_exists: bool | None,
 ) -> None:
-    """Count one emitted event, and one login attempt when ``login_attempt`` is true. Never raises.
+    """Count one emitted event, and one login attempt when `login_attempt` is true. Never raises.
 
     Args:
-        backend: from :func:`create_backend`.
-        evt_type: the catalog type, e.g. ``"authn_login_fail"`` (tag ``evt_type``).
-        category: the catalog category (tag ``evt_category``; any other value becomes ``other``).
-        outcome: ``"success"``, ``"failure"`` or ``None`` (no ``outcome`` tag); anything else is ``other``.
-        login_attempt: also count ``secevents.login.attempts``.
-        reason: why a login failed, mapped onto :data:`LOGIN_FAILURE_REASONS` (anything else is ``other``).
-            Only failures carry it; a failure with ``reason=None`` gets **no** ``reason`` tag, so ``other``
+        backend: from `create_backend`.
+        evt_type: the catalog type, e.g. `"authn_login_fail"` (tag `evt_type`).
+        category: the catalog category (tag `evt_category`; any other value becomes `other`).
+        outcome: `"success"`, `"failure"` or `None` (no `outcome` tag); anything else is `other`.
+        login_attempt: also count `secevents.login.attempts`.
+        reason: why a login failed, mapped onto `LOGIN_FAILURE_REASONS` (anything else is `other`).
+            Only failures carry it; a failure with `reason=None` gets **no** `reason` tag, so `other`
             keeps meaning "a reason we could not classify" rather than "the caller gave none".
-        usr_exists: whether the account exists; ``None`` means unknown and adds no ``usr_exists`` tag.
+        usr_exists: whether the account exists; `None` means unknown and adds no `usr_exists` tag.
 
     Raises:
-        Nothing: a metrics failure must never break the caller (``BaseException`` still propagates).
+        Nothing: a metrics failure must never break the caller (`BaseException` still propagates).
 
     Example:
         >>> m = MemoryMetrics()
@@ -196,11 +196,11 @@ def record_event(
 
 
 def record_dropped(backend: MetricsBackend, reason: str) -> None:
-    """Count one event that could not be written (``secevents.dropped``). Never raises.
+    """Count one event that could not be written (`secevents.dropped`). Never raises.
 
     Args:
-        backend: from :func:`create_backend`.
-        reason: one of :data:`DROP_REASONS`; anything else is counted as ``other``.
+        backend: from `create_backend`.
+        reason: one of `DROP_REASONS`; anything else is counted as `other`.
 
     Example:
         >>> m = MemoryMetrics()

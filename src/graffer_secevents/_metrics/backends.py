@@ -1,7 +1,7 @@
 """Metrics backends: where counts go (`NoMetrics`, `MemoryMetrics`, `OTelMetrics`, DogStatsD) and
 `create_backend`, which builds one by name.
 
-Importing this module imports neither ``datadog`` nor ``opentelemetry``.
+Importing this module imports neither `datadog` nor `opentelemetry`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ METRIC_BACKENDS: tuple[str, ...] = ("auto", "dogstatsd", "otel", "memory", "none
 
 @dataclass(frozen=True, slots=True)
 class MetricPoint:
-    """One count as a backend received it (what :class:`MemoryMetrics` stores)."""
+    """One count as a backend received it (what `MemoryMetrics` stores)."""
 
     name: str
     value: int
@@ -43,7 +43,7 @@ class MetricPoint:
 
 @runtime_checkable
 class MetricsBackend(Protocol):
-    """Where counts go. ``count`` is on the hot path; ``flush``/``close`` never raise."""
+    """Where counts go. `count` is on the hot path; `flush`/`close` never raise."""
 
     def count(self, name: str, value: int, tags: tuple[str, ...]) -> None: ...
 
@@ -53,7 +53,7 @@ class MetricsBackend(Protocol):
 
 
 class NoMetrics:
-    """The ``none`` backend: every call does nothing."""
+    """The `none` backend: every call does nothing."""
 
     __slots__ = ()
 
@@ -68,7 +68,7 @@ class NoMetrics:
 
 
 class MemoryMetrics:
-    """The ``memory`` backend: keeps every count in :attr:`points`, in order (tests, the demo).
+    """The `memory` backend: keeps every count in `points`, in order (tests, the demo).
 
     Example:
         >>> m = MemoryMetrics()
@@ -84,13 +84,13 @@ class MemoryMetrics:
         self._lock = threading.Lock()
 
     def count(self, name: str, value: int, tags: tuple[str, ...]) -> None:
-        """Append one :class:`MetricPoint` (thread-safe)."""
+        """Append one `MetricPoint` (thread-safe)."""
         point = MetricPoint(name, value, tuple(tags))
         with self._lock:
             self.points.append(point)
 
     def total(self, name: str, *tags: str) -> int:
-        """Sum of the values counted for ``name`` whose tags include every one of ``tags``."""
+        """Sum of the values counted for `name` whose tags include every one of `tags`."""
         wanted = set(tags)
         with self._lock:
             return sum(p.value for p in self.points if p.name == name and wanted.issubset(p.tags))
@@ -119,14 +119,14 @@ _MAX_OTEL_ATTRIBUTE_SETS = 4096
 
 
 class OTelMetrics:
-    """The ``otel`` backend: OpenTelemetry counters with the same names; a tag ``key:value`` is an attribute.
+    """The `otel` backend: OpenTelemetry counters with the same names; a tag `key:value` is an attribute.
 
-    It uses only ``opentelemetry-api``. Until the application installs an SDK ``MeterProvider`` the API's
+    It uses only `opentelemetry-api`. Until the application installs an SDK `MeterProvider` the API's
     proxy meter drops every count; once one is installed (even after this backend was created) the proxies
-    forward to it. ``service``/``env``/``version`` belong in the SDK's ``Resource``, not in attributes.
+    forward to it. `service`/`env`/`version` belong in the SDK's `Resource`, not in attributes.
 
     Args:
-        meter: the meter to use; default ``opentelemetry.metrics.get_meter("graffer_secevents")``.
+        meter: the meter to use; default `opentelemetry.metrics.get_meter("graffer_secevents")`.
     """
 
     __slots__ = ("_attributes", "_counters", "_lock", "_meter")
@@ -142,7 +142,7 @@ class OTelMetrics:
         self._lock = threading.Lock()
 
     def count(self, name: str, value: int, tags: tuple[str, ...]) -> None:
-        """Add ``value`` to the counter ``name`` with ``tags`` as attributes."""
+        """Add `value` to the counter `name` with `tags` as attributes."""
         counter = self._counters.get(name)
         if counter is None:
             counter = self._counter(name)
@@ -166,28 +166,28 @@ class OTelMetrics:
         """Nothing to do: exporting is the SDK reader's job."""
 
     def close(self) -> None:
-        """Nothing to do: the application owns the ``MeterProvider``."""
+        """Nothing to do: the application owns the `MeterProvider`."""
 
 
 def create_backend(
     name: str, *, service: str | None = None, env: str | None = None, version: str | None = None
 ) -> MetricsBackend:
-    """Build the metrics backend called ``name`` (one of :data:`METRIC_BACKENDS`).
+    """Build the metrics backend called `name` (one of `METRIC_BACKENDS`).
 
-    ``dogstatsd`` returns the process's shared client for the resolved address
-    (:func:`resolve_dogstatsd_address`), so calling this again does not open a second socket or thread.
+    `dogstatsd` returns the process's shared client for the resolved address
+    (`resolve_dogstatsd_address`), so calling this again does not open a second socket or thread.
 
     Args:
-        name: ``"auto"`` (``dogstatsd`` if the ``datadog`` package is importable, else ``none``),
-            ``"dogstatsd"``, ``"otel"``, ``"memory"`` or ``"none"``.
-        service, env, version: from ``configure()``; sent as DogStatsD constant tags only when the matching
-            ``DD_SERVICE``/``DD_ENV``/``DD_VERSION`` is unset (the client adds those itself, so nothing is
-            sent twice). Ignored by the other backends (OpenTelemetry puts them in its ``Resource``).
+        name: `"auto"` (`dogstatsd` if the `datadog` package is importable, else `none`),
+            `"dogstatsd"`, `"otel"`, `"memory"` or `"none"`.
+        service, env, version: from `configure()`; sent as DogStatsD constant tags only when the matching
+            `DD_SERVICE`/`DD_ENV`/`DD_VERSION` is unset (the client adds those itself, so nothing is
+            sent twice). Ignored by the other backends (OpenTelemetry puts them in its `Resource`).
 
     Raises:
-        ConfigurationError: an unknown ``name`` (the message lists the allowed values), or a malformed
-            ``DD_DOGSTATSD_URL``/``DD_DOGSTATSD_PORT``.
-        MissingDependencyError: ``"dogstatsd"`` without the ``datadog`` package.
+        ConfigurationError: an unknown `name` (the message lists the allowed values), or a malformed
+            `DD_DOGSTATSD_URL`/`DD_DOGSTATSD_PORT`.
+        MissingDependencyError: `"dogstatsd"` without the `datadog` package.
 
     Example:
         >>> create_backend("memory")  # doctest: +ELLIPSIS

@@ -1,7 +1,7 @@
 """The DogStatsD backend and its process management: address resolution, one client per process, the flush
 thread, and the exit and fork hooks.
 
-The ``datadog`` package is imported only when a backend is created.
+The `datadog` package is imported only when a backend is created.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ _UNIX_SCHEMES = ("unix", "unixgram", "unixstream")
 
 @dataclass(frozen=True, slots=True)
 class DogStatsdAddress:
-    """Where DogStatsD listens: ``host``/``port`` for UDP, or ``socket_path`` (a ``unix*://`` URL) for UDS."""
+    """Where DogStatsD listens: `host`/`port` for UDP, or `socket_path` (a `unix*://` URL) for UDS."""
 
     host: str | None = None
     port: int | None = None
@@ -50,7 +50,7 @@ class DogStatsdAddress:
 
     @property
     def url(self) -> str:
-        """The address as ``udp://host:port`` or the ``unix://`` URL."""
+        """The address as `udp://host:port` or the `unix://` URL."""
         if self.socket_path is not None:
             return self.socket_path
         host = f"[{self.host}]" if self.host and ":" in self.host else self.host
@@ -62,13 +62,13 @@ def resolve_dogstatsd_address(
 ) -> DogStatsdAddress:
     """Find DogStatsD the way ddtrace does.
 
-    Order: ``DD_DOGSTATSD_URL`` (``udp://host:port``, ``unix:///path``, ``unixgram://``, ``unixstream://``);
-    then ``DD_DOGSTATSD_HOST`` or ``DD_AGENT_HOST`` with ``DD_DOGSTATSD_PORT`` (defaults ``localhost`` and
-    ``8125``); then ``/var/run/datadog/dsd.socket`` if it exists; then ``udp://localhost:8125``. (ddtrace
-    also falls back to ``DD_AGENT_PORT``, the *trace* port 8126; we do not: no DogStatsD listens there.)
+    Order: `DD_DOGSTATSD_URL` (`udp://host:port`, `unix:///path`, `unixgram://`, `unixstream://`);
+    then `DD_DOGSTATSD_HOST` or `DD_AGENT_HOST` with `DD_DOGSTATSD_PORT` (defaults `localhost` and
+    `8125`); then `/var/run/datadog/dsd.socket` if it exists; then `udp://localhost:8125`. (ddtrace
+    also falls back to `DD_AGENT_PORT`, the *trace* port 8126; we do not: no DogStatsD listens there.)
 
     Raises:
-        ConfigurationError: ``DD_DOGSTATSD_URL`` has another scheme or a bad port, or ``DD_DOGSTATSD_PORT``
+        ConfigurationError: `DD_DOGSTATSD_URL` has another scheme or a bad port, or `DD_DOGSTATSD_PORT`
             is not a port number.
 
     Example:
@@ -114,28 +114,28 @@ def resolve_dogstatsd_address(
 
 
 class DogStatsdMetrics:
-    """The ``dogstatsd`` backend: one ``datadog.dogstatsd.DogStatsd`` client per process, aggregating.
+    """The `dogstatsd` backend: one `datadog.dogstatsd.DogStatsd` client per process, aggregating.
 
-    * **Cheap counts.** Counts are aggregated client-side: :meth:`count` adds to a dict under a lock (no
-      syscall, no string building). A flush thread of ours hands the totals to the ``DogStatsd`` client every
-      ``flush_interval`` seconds; the client (with buffering on) packs them into as few datagrams as fit and
+    * **Cheap counts.** Counts are aggregated client-side: `count` adds to a dict under a lock (no
+      syscall, no string building). A flush thread of ours hands the totals to the `DogStatsd` client every
+      `flush_interval` seconds; the client (with buffering on) packs them into as few datagrams as fit and
       adds its constant tags, origin detection and telemetry. The client's own flush thread is not started
-      (``flush_interval=0``), so every flush, the exit one included, is serialised by our lock: no count is
+      (`flush_interval=0`), so every flush, the exit one included, is serialised by our lock: no count is
       half-flushed when the process ends.
-    * **Exit.** An ``atexit`` hook flushes every live backend, so a short-lived process loses no counts. After
-      it, counts (from ``atexit`` hooks that run later) are sent at once. ``os._exit()`` skips ``atexit``:
-      call :meth:`flush` before it.
-    * **Fork.** The client is created with ``track_instance=False`` (datadogpy's fork hooks leave it alone)
-      and our ``os.register_at_fork`` hook makes the child forget the parent's client, counts and locks: a
+    * **Exit.** An `atexit` hook flushes every live backend, so a short-lived process loses no counts. After
+      it, counts (from `atexit` hooks that run later) are sent at once. `os._exit()` skips `atexit`:
+      call `flush` before it.
+    * **Fork.** The client is created with `track_instance=False` (datadogpy's fork hooks leave it alone)
+      and our `os.register_at_fork` hook makes the child forget the parent's client, counts and locks: a
       lock held by a parent thread at fork time cannot deadlock the child, and the parent's unflushed counts
       are not sent twice. The child's first count creates its own client, socket and flush thread (gunicorn
-      ``--preload`` workers, multiprocessing).
+      `--preload` workers, multiprocessing).
     * **No Agent.** Sends are non-blocking UDP (or UDS) and failures are dropped by the client; its
-      ``datadog.dogstatsd`` logger is set to ``ERROR`` unless the application configured that logger (or
-      ``datadog``) itself, so a missing Agent does not log a warning per flush. The root logger is never
+      `datadog.dogstatsd` logger is set to `ERROR` unless the application configured that logger (or
+      `datadog`) itself, so a missing Agent does not log a warning per flush. The root logger is never
       touched.
-    * **Tags.** ``service``/``env``/``version`` are added by the client from ``DD_SERVICE``/``DD_ENV``/
-      ``DD_VERSION``; ``constant_tags`` is only for values those variables do not already give.
+    * **Tags.** `service`/`env`/`version` are added by the client from `DD_SERVICE`/`DD_ENV`/
+      `DD_VERSION`; `constant_tags` is only for values those variables do not already give.
     """
 
     __slots__ = (
@@ -172,7 +172,7 @@ class DogStatsdMetrics:
         self._connect()
 
     def count(self, name: str, value: int, tags: tuple[str, ...]) -> None:
-        """Add ``value`` to the count of ``name`` with ``tags``; sent at the next flush."""
+        """Add `value` to the count of `name` with `tags`; sent at the next flush."""
         key = (name, tags)
         with self._counts_lock:
             counts = self._counts
@@ -332,9 +332,9 @@ def _after_fork_in_child() -> None:
 
 
 def _quiet_dogstatsd_logger() -> None:
-    """``datadog.dogstatsd`` at ``ERROR``, unless the application already configured it or ``datadog``.
+    """`datadog.dogstatsd` at `ERROR`, unless the application already configured it or `datadog`.
 
-    ``import datadog`` gives the logger a ``NullHandler``; that alone does not count as configured. Without
+    `import datadog` gives the logger a `NullHandler`; that alone does not count as configured. Without
     this, an application that configured root logging gets a "dropping the packet" warning per failed send.
     """
     for name in ("datadog", "datadog.dogstatsd"):

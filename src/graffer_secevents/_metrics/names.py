@@ -40,7 +40,7 @@ TAG_KEYS: frozenset[str] = frozenset(
     {TAG_EVT_TYPE, TAG_EVT_CATEGORY, TAG_OUTCOME, TAG_REASON, TAG_USR_EXISTS}
 )
 UNIFIED_TAG_KEYS: frozenset[str] = frozenset({"service", "env", "version"})
-"""Added by the DogStatsD client (``DD_SERVICE``/``DD_ENV``/``DD_VERSION``) or the Agent, never by us;
+"""Added by the DogStatsD client (`DD_SERVICE`/`DD_ENV`/`DD_VERSION`) or the Agent, never by us;
 monitors may scope on them."""
 
 OTHER: Final = "other"
@@ -50,9 +50,9 @@ _NOT_TAG_CHAR = re.compile(r"[^a-z0-9_.:/-]")
 
 
 def sanitize_tag_value(value: object, key: str) -> str:
-    """Make ``value`` a Datadog tag value for ``key``: lowercase, ``[a-z0-9_.:/-]``, the whole tag ≤ 200.
+    """Make `value` a Datadog tag value for `key`: lowercase, `[a-z0-9_.:/-]`, the whole tag ≤ 200.
 
-    Other characters become ``_``; an empty result (or one that is only ``:``) becomes ``other``.
+    Other characters become `_`; an empty result (or one that is only `:`) becomes `other`.
 
     Example:
         >>> sanitize_tag_value("Invalid Credentials", "reason")

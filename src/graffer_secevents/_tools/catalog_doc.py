@@ -1,7 +1,7 @@
-"""The catalog rendered for people and machines: a terminal table, JSON, and the page ``docs/catalog.md``.
+"""The catalog rendered for people and machines: a terminal table, JSON, and the page `docs/catalog.md`.
 
-Everything here is derived from :data:`~graffer_secevents._catalog.CATALOG`; the docs page is this module's
-:func:`render_markdown` output, written by ``secevents catalog --format markdown > docs/catalog.md``, and a
+Everything here is derived from `graffer_secevents._catalog.CATALOG`; the docs page is this module's
+`render_markdown` output, written by `secevents catalog --format markdown > docs/catalog.md`, and a
 test fails when the committed page differs. Not on the per-event path.
 """
 
@@ -50,7 +50,7 @@ HELPERS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         "log_data_export": ("data_export",),
     }
 )
-"""Which typed helper writes which event types (every type can also be written with ``emit``); a test calls
+"""Which typed helper writes which event types (every type can also be written with `emit`); a test calls
 each helper and checks this table."""
 
 _CATEGORY_TITLES: Final[Mapping[str, str]] = {
@@ -77,12 +77,12 @@ _KIND_TEXT: Final[Mapping[str, str]] = {
 
 
 def helpers_for(evt_type: str) -> list[str]:
-    """The typed helpers that write ``evt_type`` (empty when only ``emit`` does)."""
+    """The typed helpers that write `evt_type` (empty when only `emit` does)."""
     return [helper for helper, types in HELPERS.items() if evt_type in types]
 
 
 def outcome_text(spec: EventType) -> str:
-    """The outcome rule in a few words: ``success``, ``failure``, ``caller`` or ``none``."""
+    """The outcome rule in a few words: `success`, `failure`, `caller` or `none`."""
     return spec.outcome.value
 
 
@@ -93,7 +93,7 @@ def _level_text(spec: EventType) -> str:
 
 
 def catalog_data() -> list[dict[str, Any]]:
-    """Every event type as a plain dict (what ``secevents catalog --format json`` prints)."""
+    """Every event type as a plain dict (what `secevents catalog --format json` prints)."""
     return [
         {
             "type": spec.type,
@@ -242,7 +242,7 @@ def _event_section(spec: EventType) -> list[str]:
 
 
 def render_markdown() -> str:
-    """The docs page ``docs/catalog.md``: an overview table and one section per event type, by category."""
+    """The docs page `docs/catalog.md`: an overview table and one section per event type, by category."""
     owasp = sum(1 for spec in CATALOG.values() if spec.source == "owasp")
     lines = _intro(len(CATALOG), owasp) + _summary_table()
     for category in CATEGORIES:

@@ -1,6 +1,6 @@
-"""The ``secevents`` command line: ``validate``, ``catalog``, ``schema``, ``monitors`` and ``demo``.
+"""The `secevents` command line: `validate`, `catalog`, `schema`, `monitors` and `demo`.
 
-Exit status: 0 success; 1 ``validate`` found invalid records; 2 a usage error, an unreadable file or an
+Exit status: 0 success; 1 `validate` found invalid records; 2 a usage error, an unreadable file or an
 invalid option value (argparse's own convention).
 """
 
@@ -34,7 +34,7 @@ MAX_PROBLEM_CHARS: Final = 300
 
 @dataclass
 class ValidationReport:
-    """What ``secevents validate`` found in one or more streams."""
+    """What `secevents validate` found in one or more streams."""
 
     files: list[str] = field(default_factory=list[str])
     lines: int = 0
@@ -55,7 +55,7 @@ class ValidationReport:
         return self.invalid == 0 and not self.unreadable
 
     def as_dict(self) -> dict[str, Any]:
-        """The summary and per-line problems, as ``--format json`` prints them."""
+        """The summary and per-line problems, as `--format json` prints them."""
         return {
             "ok": self.ok,
             "files": self.files,
@@ -93,12 +93,12 @@ def validate_stream(
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     strict: bool = False,
 ) -> None:
-    """Check every security record in ``stream`` (JSON lines, maybe mixed with other output) into ``report``.
+    """Check every security record in `stream` (JSON lines, maybe mixed with other output) into `report`.
 
-    Each JSON object with ``logger.name == "graffer_secevents"`` or an ``evt.type`` is checked against the
-    record schema and the catalog (:func:`graffer_secevents._schema.check_record`); blank lines, non-JSON
-    lines and other JSON are counted and skipped. With ``strict``, a record whose input was coerced (it has
-    ``secevents.errors``) counts as invalid.
+    Each JSON object with `logger.name == "graffer_secevents"` or an `evt.type` is checked against the
+    record schema and the catalog (`graffer_secevents._schema.check_record`); blank lines, non-JSON
+    lines and other JSON are counted and skipped. With `strict`, a record whose input was coerced (it has
+    `secevents.errors`) counts as invalid.
     """
     from .schema import check_record
 
@@ -351,7 +351,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``secevents`` argument parser (one sub-command per action)."""
+    """The `secevents` argument parser (one sub-command per action)."""
     from graffer_secevents import __version__
 
     parser = argparse.ArgumentParser(
@@ -497,7 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``secevents`` console script; returns the exit status."""
+    """Entry point of the `secevents` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
         result: int = args.handler(args)

@@ -1,10 +1,10 @@
-"""A Datadog dashboard for the periodic security review (``datadog_dashboard_json``).
+"""A Datadog dashboard for the periodic security review (`datadog_dashboard_json`).
 
 Widgets: logins by outcome and by failure reason, top failing IPs and accounts, denied requests,
 administrative actions, and the signals of the rules in `graffer_secevents._tools.rules`. Every log query
-reads the catalog's attributes and is scoped by the ``$service``/``$env`` template variables.
-`build_dashboard` returns the ``POST /api/v1/dashboard`` body; `to_terraform` wraps it in a
-``datadog_dashboard_json`` resource (its ``dashboard`` argument is the JSON text).
+reads the catalog's attributes and is scoped by the `$service`/`$env` template variables.
+`build_dashboard` returns the `POST /api/v1/dashboard` body; `to_terraform` wraps it in a
+`datadog_dashboard_json` resource (its `dashboard` argument is the JSON text).
 """
 
 from __future__ import annotations
@@ -77,11 +77,11 @@ def _toplist(title: str, search: str, group_by: str) -> dict[str, Any]:
 
 
 def build_dashboard(*, service: str | None = None, env: str | None = None) -> dict[str, Any]:
-    """The review dashboard as a ``POST /api/v1/dashboard`` body.
+    """The review dashboard as a `POST /api/v1/dashboard` body.
 
     Args:
-        service: the ``$service`` template variable's default (``*`` when ``None``).
-        env: the ``$env`` template variable's default (``*`` when ``None``).
+        service: the `$service` template variable's default (`*` when `None`).
+        env: the `$env` template variable's default (`*` when `None`).
 
     Raises:
         ConfigurationError: a service or env that is not a plain tag value.
@@ -178,13 +178,13 @@ def build_dashboard(*, service: str | None = None, env: str | None = None) -> di
 
 
 def dashboard_resource(dashboard: Mapping[str, Any]) -> Resource:
-    """The dashboard as a ``datadog_dashboard_json`` resource; its ``dashboard`` argument is the JSON text."""
+    """The dashboard as a `datadog_dashboard_json` resource; its `dashboard` argument is the JSON text."""
     text = json.dumps(dashboard, indent=2, ensure_ascii=False)
     return Resource("datadog_dashboard_json", "secevents_security_review", {"dashboard": text})
 
 
 def to_terraform(dashboard: Mapping[str, Any], *, json_syntax: bool = False) -> str:
-    """The dashboard as a ``datadog_dashboard_json`` resource (HCL, or Terraform JSON).
+    """The dashboard as a `datadog_dashboard_json` resource (HCL, or Terraform JSON).
 
     Example:
         >>> to_terraform(build_dashboard()).splitlines()[0]

@@ -1,12 +1,12 @@
-"""``secevents demo``: an attack scenario driven over HTTP through the example Flask shop.
+"""`secevents demo`: an attack scenario driven over HTTP through the example Flask shop.
 
-``examples/flask_app.py`` is started on a real server on 127.0.0.1 (an ephemeral port, in a background thread)
+`examples/flask_app.py` is started on a real server on 127.0.0.1 (an ephemeral port, in a background thread)
 and a scripted set of clients talks to it: normal logins, a brute force on one account, a credential-stuffing
 burst from one IP, a password reset, an access denied and an admin action. It ends by replaying the records
 through the library's detection rules (`graffer_secevents.detect`) and printing the signals they raised: the
 attacks raise them, the normal traffic does not. The demo itself plays the reverse
-proxy in front of the shop: it appends each client's address to ``X-Forwarded-For`` and 127.0.0.1 is the one
-trusted proxy, so the records show the true client IPs, and the attacker's forged ``X-Forwarded-For`` never
+proxy in front of the shop: it appends each client's address to `X-Forwarded-For` and 127.0.0.1 is the one
+trusted proxy, so the records show the true client IPs, and the attacker's forged `X-Forwarded-For` never
 wins. The records the shop writes go to stdout; the steps, a summary of the metric counts and the signals go
 to stderr.
 
@@ -84,7 +84,7 @@ def run_demo(out: IO[str] | None = None, summary: IO[str] | None = None) -> int:
 
 
 class _LineCounter:
-    """Passes records through to ``out`` and counts them."""
+    """Passes records through to `out` and counts them."""
 
     def __init__(self, out: IO[str]) -> None:
         self._out = out

@@ -1,8 +1,8 @@
-"""The token-API part of ``secevents demo``: a brute force against the Django example's simplejwt endpoint.
+"""The token-API part of `secevents demo`: a brute force against the Django example's simplejwt endpoint.
 
-``examples/django_app`` (its ``/api/token/`` is simplejwt's ``TokenObtainPairView``) is served on 127.0.0.1
+`examples/django_app` (its `/api/token/` is simplejwt's `TokenObtainPairView`) is served on 127.0.0.1
 (an ephemeral port, in a background thread) with a throwaway SQLite database; the demo is its reverse proxy
-(127.0.0.1 is a trusted proxy, each client's address goes in ``X-Forwarded-For``). The records go through the
+(127.0.0.1 is a trusted proxy, each client's address goes in `X-Forwarded-For`). The records go through the
 demo's own configuration. The example needs Django, Django REST framework and simplejwt; without them, or
 when this process already runs another Django project (settings are once per process), the part is skipped
 with a note.

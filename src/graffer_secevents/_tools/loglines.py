@@ -19,7 +19,7 @@ _CONTROL: Final = {i: f"\\x{i:02x}" for i in [*range(0x20), *range(0x7F, 0xA0)]}
 
 
 def _read_lines(stream: IO[bytes], limit: int) -> Iterator[tuple[int, bytes, int | None]]:
-    """(line number, bytes, total size if the line was longer than ``limit`` else None), memory bounded."""
+    """(line number, bytes, total size if the line was longer than `limit` else None), memory bounded."""
     number = 0
     while True:
         chunk = stream.readline(limit + 1)
@@ -54,8 +54,8 @@ def _looks_like_record(line: bytes) -> bool:
 
 
 def _parse(line: bytes) -> tuple[str, Any]:
-    """Classify one line: ``blank``, ``not_json``, ``not_security``, ``record`` (with the object) or
-    ``broken`` (with the reason: it looks like a security record but is not valid JSON)."""
+    """Classify one line: `blank`, `not_json`, `not_security`, `record` (with the object) or
+    `broken` (with the reason: it looks like a security record but is not valid JSON)."""
     stripped = line.strip()
     if not stripped:
         return "blank", None

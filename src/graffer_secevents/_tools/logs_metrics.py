@@ -1,13 +1,13 @@
-"""Log-based metrics (``datadog_logs_metric``): login and denial counts Datadog computes from the logs alone.
+"""Log-based metrics (`datadog_logs_metric`): login and denial counts Datadog computes from the logs alone.
 
-A service that sends no DogStatsD (no Agent port, or ``metrics="none"``) still gets failed-login rates:
+A service that sends no DogStatsD (no Agent port, or `metrics="none"`) still gets failed-login rates:
 Datadog counts the log lines and tags the counts from their attributes. The tag keys are those of the
-DogStatsD metrics in `graffer_secevents._metrics` (``outcome``, ``reason``, ``usr_exists``, ``evt_type``),
-so a query written for ``secevents.login.attempts`` reads ``secevents.logs.login.attempts`` unchanged. Tags
+DogStatsD metrics in `graffer_secevents._metrics` (`outcome`, `reason`, `usr_exists`, `evt_type`),
+so a query written for `secevents.login.attempts` reads `secevents.logs.login.attempts` unchanged. Tags
 come only from bounded attributes: never a user id, login, IP or request id (they would make one time series
-per attacker), and ``reason`` only on failures whose reason is one of `LOGIN_FAILURE_REASONS`.
+per attacker), and `reason` only on failures whose reason is one of `LOGIN_FAILURE_REASONS`.
 
-`build_logs_metrics` returns ``POST /api/v2/logs/config/metrics`` bodies; `to_terraform` the resources.
+`build_logs_metrics` returns `POST /api/v2/logs/config/metrics` bodies; `to_terraform` the resources.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ _FAILURE = f"@evt.outcome:{CATALOG['authn_login_fail'].fixed_outcome}"
 
 _KNOWN_REASONS = "(" + " OR ".join(f"@evt.reason:{r}" for r in sorted(LOGIN_FAILURE_REASONS - {OTHER})) + ")"
 """A logs metric cannot map a free-text reason onto `LOGIN_FAILURE_REASONS` as the DogStatsD path does, so
-only failures with one of the known reasons are counted by reason; ``login.failures`` counts them all."""
+only failures with one of the known reasons are counted by reason; `login.failures` counts them all."""
 
 _METRICS: Final = (
     ("login.attempts", _LOGIN, (("@evt.outcome", TAG_OUTCOME), ("@usr.exists", TAG_USR_EXISTS))),
@@ -67,15 +67,15 @@ _METRICS: Final = (
 
 
 def build_logs_metrics(*, service: str | None = None, env: str | None = None) -> list[dict[str, Any]]:
-    """Log-based count metrics as ``POST /api/v2/logs/config/metrics`` bodies.
+    """Log-based count metrics as `POST /api/v2/logs/config/metrics` bodies.
 
-    Metric names are org-wide: without ``service`` the metrics cover every service (tagged by ``service``
-    and ``env``); with it, the filter is scoped and the service joins the name
-    (``secevents.logs.auth_api.login.attempts``), so two teams' metrics cannot collide.
+    Metric names are org-wide: without `service` the metrics cover every service (tagged by `service`
+    and `env`); with it, the filter is scoped and the service joins the name
+    (`secevents.logs.auth_api.login.attempts`), so two teams' metrics cannot collide.
 
     Args:
-        service: scope the filters to ``service:<service>``.
-        env: scope the filters to ``env:<env>``.
+        service: scope the filters to `service:<service>`.
+        env: scope the filters to `env:<env>`.
 
     Raises:
         ConfigurationError: a service or env that is not a plain tag value.
@@ -102,7 +102,7 @@ def build_logs_metrics(*, service: str | None = None, env: str | None = None) ->
 
 
 def logs_metric_name(suffix: str, *, service: str | None = None) -> str:
-    """The name of one log-based metric (``login.failures``), with the service in it when scoped.
+    """The name of one log-based metric (`login.failures`), with the service in it when scoped.
 
     Example:
         >>> logs_metric_name("login.failures", service="Auth-API")
@@ -124,7 +124,7 @@ def logs_metric_tag_keys(metrics: Iterable[Mapping[str, Any]]) -> set[str]:
 
 
 def metric_resources(metrics: Iterable[Mapping[str, Any]]) -> list[Resource]:
-    """Metrics from `build_logs_metrics` as ``datadog_logs_metric`` resources (labels from their names)."""
+    """Metrics from `build_logs_metrics` as `datadog_logs_metric` resources (labels from their names)."""
     resources = []
     for metric in metrics:
         data = metric["data"]
@@ -140,7 +140,7 @@ def metric_resources(metrics: Iterable[Mapping[str, Any]]) -> list[Resource]:
 
 
 def to_terraform(metrics: Iterable[Mapping[str, Any]], *, json_syntax: bool = False) -> str:
-    """Metrics from `build_logs_metrics` as ``datadog_logs_metric`` resources (HCL, or Terraform JSON).
+    """Metrics from `build_logs_metrics` as `datadog_logs_metric` resources (HCL, or Terraform JSON).
 
     Example:
         >>> to_terraform(build_logs_metrics()).splitlines()[0]

@@ -1,9 +1,9 @@
 """Datadog monitors for the metrics of `graffer_secevents._metrics`, as API JSON or Terraform.
 
-`build_monitors` returns ``POST /api/v1/monitor`` bodies (``type: "query alert"``); :func:`to_terraform`
-renders the same monitors as ``datadog_monitor`` resources. The queries use only the metric names and tag keys
-that ``_metrics`` defines (plus ``service``/``env``, which the DogStatsD client or Agent adds), and
-``.as_count()`` on every count: DogStatsD counts are stored as rates, and ``.as_count()`` with ``sum(window)``
+`build_monitors` returns `POST /api/v1/monitor` bodies (`type: "query alert"`); `to_terraform`
+renders the same monitors as `datadog_monitor` resources. The queries use only the metric names and tag keys
+that `_metrics` defines (plus `service`/`env`, which the DogStatsD client or Agent adds), and
+`.as_count()` on every count: DogStatsD counts are stored as rates, and `.as_count()` with `sum(window)`
 makes Datadog sum each query over the whole window *before* the arithmetic ("as_count() in Monitor
 Evaluations"), so a ratio is total failures / total attempts, not an average of per-interval ratios.
 """
@@ -48,7 +48,7 @@ def build_monitors(
     dropped_count: int = 1,
     notify: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """Four Datadog metric monitors for one service's logins, as ``POST /api/v1/monitor`` bodies.
+    """Four Datadog metric monitors for one service's logins, as `POST /api/v1/monitor` bodies.
 
     1. **Failed-login ratio** with a minimum-volume guard, in one query (as in Datadog's guide "Add a
        Minimum Request Threshold for Error Rate Alerts")::
@@ -57,26 +57,26 @@ def build_monitors(
                          / sum:secevents.login.attempts{service:S}.as_count() )
                          * is_greater(sum:secevents.login.attempts{service:S}.as_count(), 19.5) > 0.2
 
-       ``is_greater(x, n)`` is 1 when ``x > n`` and 0 otherwise: below ``min_attempts`` attempts in the
+       `is_greater(x, n)` is 1 when `x > n` and 0 otherwise: below `min_attempts` attempts in the
        window the value is 0 and cannot cross the threshold; from there on it is exactly failures / attempts.
-       The guard compares with ``min_attempts - 0.5`` so the float that a stored rate turns back into cannot
-       flip "exactly ``min_attempts``". Being one query, unlike a composite of two monitors, it needs no
-       monitor ids, so the bodies can be POSTed in any order. (A damped ratio ``failures / (attempts + N)``
+       The guard compares with `min_attempts - 0.5` so the float that a stored rate turns back into cannot
+       flip "exactly `min_attempts`". Being one query, unlike a composite of two monitors, it needs no
+       monitor ids, so the bodies can be POSTed in any order. (A damped ratio `failures / (attempts + N)`
        is no guard: it biases every evaluation and still fires on a handful of failures.)
-    2. **Failure spike**: more than ``spike_count`` failed logins in the window, whatever the ratio.
-    3. **Unknown accounts**: more than ``unknown_user_count`` failures with ``usr_exists:false``:
+    2. **Failure spike**: more than `spike_count` failed logins in the window, whatever the ratio.
+    3. **Unknown accounts**: more than `unknown_user_count` failures with `usr_exists:false`:
        credential stuffing or account enumeration, as opposed to real users mistyping passwords.
-    4. **Dropped events**: at least ``dropped_count`` events the library could not write (gaps in the trail).
+    4. **Dropped events**: at least `dropped_count` events the library could not write (gaps in the trail).
 
     Args:
-        service: the ``service`` tag (``DD_SERVICE``) the metrics carry; sanitised like a tag value.
-        env: the ``env`` tag to scope to; ``None`` watches every env together.
+        service: the `service` tag (`DD_SERVICE`) the metrics carry; sanitised like a tag value.
+        env: the `env` tag to scope to; `None` watches every env together.
         failure_ratio: critical ratio, strictly between 0 and 1 (warning at half of it).
         min_attempts: attempts needed in the window before the ratio can alert (>= 1).
-        window: Datadog time window, ``last_<n>m|h|d|w`` (at most one week).
-        spike_count, unknown_user_count: critical counts (``>``).
-        dropped_count: critical count (``>=``).
-        notify: handles appended to every message, e.g. ``"@slack-security"``, ``"@pagerduty-auth"``.
+        window: Datadog time window, `last_<n>m|h|d|w` (at most one week).
+        spike_count, unknown_user_count: critical counts (`>`).
+        dropped_count: critical count (`>=`).
+        notify: handles appended to every message, e.g. `"@slack-security"`, `"@pagerduty-auth"`.
 
     Raises:
         ConfigurationError: an empty service, a bad window, or a threshold out of range.
@@ -185,19 +185,19 @@ def build_monitors(
 
 
 def to_terraform(monitors: list[dict[str, Any]], *, json_syntax: bool = False) -> str:
-    """Render monitors from `build_monitors` as Terraform ``datadog_monitor`` resources.
+    """Render monitors from `build_monitors` as Terraform `datadog_monitor` resources.
 
     Resource labels come from the monitor names; `graffer_secevents._tools.terraform` writes and escapes
-    them (including ``${`` and ``%{``, which Terraform would otherwise interpolate). ``options.thresholds``
-    becomes the ``monitor_thresholds`` block and the other options become top-level arguments, as the
+    them (including `${` and `%{`, which Terraform would otherwise interpolate). `options.thresholds`
+    becomes the `monitor_thresholds` block and the other options become top-level arguments, as the
     Datadog provider spells them.
 
     Args:
         monitors: monitor bodies as `build_monitors` returns them.
-        json_syntax: write Terraform JSON (``.tf.json``) instead of HCL.
+        json_syntax: write Terraform JSON (`.tf.json`) instead of HCL.
 
     Raises:
-        ConfigurationError: a monitor without ``name``, ``type``, ``query`` or ``message``.
+        ConfigurationError: a monitor without `name`, `type`, `query` or `message`.
 
     Example:
         >>> to_terraform(build_monitors("auth-api")).splitlines()[0]
@@ -236,7 +236,7 @@ def monitor_metric_names(monitors: Iterable[Mapping[str, Any]]) -> set[str]:
 
 
 def monitor_tag_keys(monitors: Iterable[Mapping[str, Any]]) -> set[str]:
-    """The tag keys the monitors' queries filter on (the part of each ``key:value`` before the colon).
+    """The tag keys the monitors' queries filter on (the part of each `key:value` before the colon).
 
     Example:
         >>> sorted(monitor_tag_keys(build_monitors("auth-api", env="prod")))

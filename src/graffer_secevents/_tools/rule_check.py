@@ -1,12 +1,12 @@
-"""``secevents rules --check``: a team's detection-rule JSON against the constraints Datadog enforces.
+"""`secevents rules --check`: a team's detection-rule JSON against the constraints Datadog enforces.
 
-The constraints are those of ``shared/reference/detection-and-delivery.md`` §1.1 (the provider's schema and
-the detection-method pages): the rule ``type``; the detection method; query aggregations; window values
-from the allowed set with ``evaluationWindow <= keepAlive <= maxSignalDuration``; case statuses and
-conditions (``>``/``>=`` comparisons of query names joined by ``&&``/``||``, names that exist); the
-method-specific shapes (``new_value``: one ``new_value`` query watching 1 to 5 fields; ``impossible_travel``:
-one ``geo_data`` query on ``@network.client.geoip``); required fields; and keys nobody reads (a typo such as
-``evalutionWindow`` would otherwise be dropped silently).
+The constraints are those of `shared/reference/detection-and-delivery.md` §1.1 (the provider's schema and
+the detection-method pages): the rule `type`; the detection method; query aggregations; window values
+from the allowed set with `evaluationWindow <= keepAlive <= maxSignalDuration`; case statuses and
+conditions (`>`/`>=` comparisons of query names joined by `&&`/`||`, names that exist); the
+method-specific shapes (`new_value`: one `new_value` query watching 1 to 5 fields; `impossible_travel`:
+one `geo_data` query on `@network.client.geoip`); required fields; and keys nobody reads (a typo such as
+`evalutionWindow` would otherwise be dropped silently).
 
 Each `Finding` names the rule and the JSON path of the offending value.
 """
@@ -85,9 +85,9 @@ class Finding:
     """One constraint a rule breaks."""
 
     rule: str
-    """The rule's ``name``, else its position (``rule #2``)."""
+    """The rule's `name`, else its position (`rule #2`)."""
     path: str
-    """JSON path of the value, e.g. ``$[1].options.keepAlive``."""
+    """JSON path of the value, e.g. `$[1].options.keepAlive`."""
     message: str
 
     def __str__(self) -> str:
@@ -98,7 +98,7 @@ def load_rules(text: str | bytes) -> tuple[list[tuple[str, Any]], list[Finding]]
     """Parse one rule (an object), a list of rules, or a file of several objects (one JSON value per line).
 
     Returns:
-        ``(path, rule)`` pairs (``$`` for a lone rule, ``$[i]`` in a list, ``line N`` for JSON lines) and
+        `(path, rule)` pairs (`$` for a lone rule, `$[i]` in a list, `line N` for JSON lines) and
         findings for what is not JSON.
 
     Example:
@@ -126,7 +126,7 @@ def load_rules(text: str | bytes) -> tuple[list[tuple[str, Any]], list[Finding]]
 
 
 def check_rules(text: str | bytes) -> list[Finding]:
-    """Every finding for the rules in ``text`` (see `load_rules` for the shapes it reads).
+    """Every finding for the rules in `text` (see `load_rules` for the shapes it reads).
 
     Example:
         >>> from graffer_secevents._tools.rules import build_rules
@@ -329,7 +329,7 @@ def _case_problems(
 
 
 def _condition_problem(condition: str, names: set[str]) -> str | None:
-    """Why a case condition is not ``name (>|>=) number`` terms joined by ``&&``/``||`` (with parentheses)."""
+    """Why a case condition is not `name (>|>=) number` terms joined by `&&`/`||` (with parentheses)."""
     tokens: list[tuple[str, str]] = []
     pos = 0
     stripped = condition.rstrip()

@@ -1,16 +1,16 @@
 """Cloud SIEM detection rules for the catalog's events: one table, rendered as API JSON or Terraform.
 
-`RULES` has one row per rule; `build_rules` turns the rows into ``POST /api/v2/security_monitoring/rules``
+`RULES` has one row per rule; `build_rules` turns the rows into `POST /api/v2/security_monitoring/rules`
 bodies (Datadog's detection-rule API JSON, camelCase) and `to_terraform` renders those bodies as
-``datadog_security_monitoring_rule`` resources. Event types, ``evt.name`` and outcomes come from
-`graffer_secevents._catalog.CATALOG`; the record attributes (``usr.id``, ``network.client.ip`` …) are the
+`datadog_security_monitoring_rule` resources. Event types, `evt.name` and outcomes come from
+`graffer_secevents._catalog.CATALOG`; the record attributes (`usr.id`, `network.client.ip` …) are the
 ones SPEC §1 fixes. Every threshold, window and severity is a parameter with a default: Datadog's published
-thresholds where they exist (``shared/reference/detection-and-delivery.md`` §1.2: credential stuffing
+thresholds where they exist (`shared/reference/detection-and-delivery.md` §1.2: credential stuffing
 ≥ 10 distinct failing users per IP is an attempt, ≥ 25 with a success an attack; brute force 10 failures in
 15 minutes, 5 failures and a success).
 
 Threshold rules cannot express order ("failures *then* a success"): a case such as
-``failures >= 5 && successes >= 1`` means both happened for the same group within the evaluation window.
+`failures >= 5 && successes >= 1` means both happened for the same group within the evaluation window.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ __all__ = [
 
 SEVERITIES: Final = ("info", "low", "medium", "high", "critical")
 WINDOWS: Final = (0, 60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
-"""The values Datadog accepts for ``evaluationWindow``, ``keepAlive`` and ``maxSignalDuration`` (seconds)."""
+"""The values Datadog accepts for `evaluationWindow`, `keepAlive` and `maxSignalDuration` (seconds)."""
 RULE_TAG: Final = "secevents_rule"
 SOURCE_TAG: Final = "source:graffer_secevents"
 
@@ -86,7 +86,7 @@ def _outcome(evt_type: str, outcome: str) -> str:
 
 
 def _login(outcome: str) -> str:
-    """Login attempts with one outcome: ``evt.name`` is ``authentication`` on every login-attempt row."""
+    """Login attempts with one outcome: `evt.name` is `authentication` on every login-attempt row."""
     row = CATALOG["authn_login_fail" if outcome == "failure" else "authn_login_success"]
     return f"@evt.name:{row.name} {_outcome(row.type, outcome)}"
 
@@ -98,7 +98,7 @@ _ADMIN_TYPES: Final = tuple(
     or row.type.startswith("authz_role_")
     or (row.target_user and row.category == "iam")
 )
-"""What an administrator does: ``authz_admin`` itself, role management, and IAM events on another account."""
+"""What an administrator does: `authz_admin` itself, role management, and IAM events on another account."""
 
 
 def _query(
@@ -145,7 +145,7 @@ class Rule:
     summary: str
     """What the rule detects and how, in one or two sentences (the docs page shows it)."""
     method: str
-    """``threshold``, ``new_value`` or ``impossible_travel``."""
+    """`threshold`, `new_value` or `impossible_travel`."""
     defaults: Mapping[str, Any]
     """Every parameter and its default; thresholds, windows and severities."""
     build: Callable[[str, Params], Parts]
@@ -472,21 +472,21 @@ def build_rules(
     only: Iterable[str] | None = None,
     **params: Any,
 ) -> list[dict[str, Any]]:
-    """The rule set as detection-rule API JSON (``POST /api/v2/security_monitoring/rules`` bodies).
+    """The rule set as detection-rule API JSON (`POST /api/v2/security_monitoring/rules` bodies).
 
     Args:
-        service: restrict every query to ``service:<service>`` and tag the rules with it.
-        env: restrict every query to ``env:<env>`` and tag the rules with it.
+        service: restrict every query to `service:<service>` and tag the rules with it.
+        env: restrict every query to `env:<env>` and tag the rules with it.
         only: rule ids to build (default: all of `RULES`, in table order).
-        **params: ``<rule>__<param>=value`` (or ``"<rule>.<param>"`` through a dict), overriding a default
-            of `Rule.defaults`, e.g. ``credential_stuffing__attempt_users=15``.
+        **params: `<rule>__<param>=value` (or `"<rule>.<param>"` through a dict), overriding a default
+            of `Rule.defaults`, e.g. `credential_stuffing__attempt_users=15`.
 
     Returns:
-        One dict per rule, tagged ``secevents_rule:<id>`` and ``source:graffer_secevents``.
+        One dict per rule, tagged `secevents_rule:<id>` and `source:graffer_secevents`.
 
     Raises:
         ConfigurationError: an unknown rule or parameter, or a value out of range (a window Datadog does not
-            accept, ``evaluation_window > keep_alive``, an unknown severity, a threshold below 1).
+            accept, `evaluation_window > keep_alive`, an unknown severity, a threshold below 1).
 
     Example:
         >>> [r["name"] for r in build_rules(only=["brute_force"], service="auth-api")]
@@ -544,7 +544,7 @@ def _message(row: Rule, p: Params) -> str:
 
 
 def scope_terms(*, service: str | None, env: str | None) -> list[str]:
-    """The ``service:``/``env:`` search terms that scope every query (none for ``None``).
+    """The `service:`/`env:` search terms that scope every query (none for `None`).
 
     Raises:
         ConfigurationError: a value that is not a plain tag value (it would change the query's meaning).
@@ -626,12 +626,12 @@ def _whole(value: object) -> bool:
 
 
 def parse_settings(settings: Iterable[str]) -> dict[str, Any]:
-    """``rule.param=value`` strings (the CLI's ``--set``) as `build_rules` parameters.
+    """`rule.param=value` strings (the CLI's `--set`) as `build_rules` parameters.
 
-    Values are whole numbers, ``true``/``false`` or text (severities).
+    Values are whole numbers, `true`/`false` or text (severities).
 
     Raises:
-        ConfigurationError: a setting without ``=`` or without ``rule.param``.
+        ConfigurationError: a setting without `=` or without `rule.param`.
 
     Example:
         >>> parse_settings(["brute_force.failures=20", "impossible_travel.baseline_user_locations=true"])
@@ -653,7 +653,7 @@ def parse_settings(settings: Iterable[str]) -> dict[str, Any]:
 
 
 def rule_id_of(rule: Mapping[str, Any]) -> str:
-    """The ``secevents_rule:<id>`` tag's id, else the rule's name (as the engine names signals).
+    """The `secevents_rule:<id>` tag's id, else the rule's name (as the engine names signals).
 
     Example:
         >>> rule_id_of(build_rules(only=["token_reuse"])[0])
@@ -670,10 +670,10 @@ def rule_id_of(rule: Mapping[str, Any]) -> str:
 
 
 def rule_resources(rules: Iterable[Mapping[str, Any]]) -> list[Resource]:
-    """Rules as ``datadog_security_monitoring_rule`` resources: the provider's snake_case blocks.
+    """Rules as `datadog_security_monitoring_rule` resources: the provider's snake_case blocks.
 
-    ``isEnabled`` is the provider's ``enabled``; ``queries`` and ``cases`` become repeated ``query {}`` and
-    ``case {}`` blocks; ``options`` (with ``new_value_options {}``/``impossible_travel_options {}``) a block.
+    `isEnabled` is the provider's `enabled`; `queries` and `cases` become repeated `query {}` and
+    `case {}` blocks; `options` (with `new_value_options {}`/`impossible_travel_options {}`) a block.
     Empty lists are left out, as the provider treats an absent list and an empty one alike.
     """
     used: set[str] = set()
@@ -697,7 +697,7 @@ def _drop_empty(value: Any) -> Any:
 
 
 def to_terraform(rules: Iterable[Mapping[str, Any]], *, json_syntax: bool = False) -> str:
-    """Rules from `build_rules` as Terraform: HCL, or Terraform JSON with ``json_syntax``.
+    """Rules from `build_rules` as Terraform: HCL, or Terraform JSON with `json_syntax`.
 
     Example:
         >>> to_terraform(build_rules(only=["brute_force"])).splitlines()[0]
@@ -708,7 +708,7 @@ def to_terraform(rules: Iterable[Mapping[str, Any]], *, json_syntax: bool = Fals
 
 
 def render_markdown() -> str:
-    """The rules table of ``docs/detection-rules.md`` (between its generated-section markers)."""
+    """The rules table of `docs/detection-rules.md` (between its generated-section markers)."""
     lines = [
         "| rule id | title | method | events | parameters (defaults) | what it detects |",
         "|---|---|---|---|---|---|",
@@ -729,7 +729,7 @@ DOC_END: Final = "<!-- rules:end -->"
 
 
 def splice_markdown(page: str) -> str:
-    """``page`` with the text between its generated-section markers replaced by `render_markdown`.
+    """`page` with the text between its generated-section markers replaced by `render_markdown`.
 
     Raises:
         ConfigurationError: the page has no markers.

@@ -1,5 +1,5 @@
 """The written record's schema (a pydantic model, exported as JSON Schema) and the catalog rules a record must
-follow. Used by ``secevents validate`` / ``secevents schema`` and by the tests; not on the per-event path."""
+follow. Used by `secevents validate` / `secevents schema` and by the tests; not on the per-event path."""
 
 from __future__ import annotations
 

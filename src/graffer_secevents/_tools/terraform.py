@@ -1,11 +1,11 @@
-"""The one Terraform renderer: resources as HCL (``.tf``) or Terraform JSON (``.tf.json``).
+"""The one Terraform renderer: resources as HCL (`.tf`) or Terraform JSON (`.tf.json`).
 
 Producers (`_tools/monitors.py`, `_tools/rules.py`, `_tools/logs_metrics.py`, `_tools/dashboard.py`) turn
 their API JSON into `Resource` values; this module only writes them. A resource body maps argument names to
 values (strings, numbers, booleans, lists, string maps) or to nested blocks (`Block`, or a list of them for
-repeated blocks such as a rule's ``query {}`` and ``case {}``).
+repeated blocks such as a rule's `query {}` and `case {}`).
 
-Strings are Terraform templates in both syntaxes, so ``${`` and ``%{`` are written ``$${`` and ``%%{``
+Strings are Terraform templates in both syntaxes, so `${` and `%{` are written `$${` and `%%{`
 everywhere, in HCL and in JSON alike; HCL strings also escape quotes, backslashes and control characters.
 """
 
@@ -25,14 +25,14 @@ __all__ = ["Block", "Resource", "resource_label", "snake_blocks", "snake_case", 
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """A nested block (``options { ... }``): its arguments and its own nested blocks."""
+    """A nested block (`options { ... }`): its arguments and its own nested blocks."""
 
     body: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
 class Resource:
-    """One ``resource "<kind>" "<label>" { ... }``."""
+    """One `resource "<kind>" "<label>" { ... }`."""
 
     kind: str
     label: str
@@ -44,7 +44,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
 def resource_label(name: str, used: set[str], *, fallback: str = "resource") -> str:
-    """A Terraform resource label from a display name, unique within ``used`` (which it updates).
+    """A Terraform resource label from a display name, unique within `used` (which it updates).
 
     Example:
         >>> resource_label("[secevents] Credential stuffing", set())
@@ -65,7 +65,7 @@ def to_hcl(resources: Iterable[Resource]) -> str:
 
     Raises:
         ConfigurationError: a label or argument name Terraform cannot read, or a value it cannot hold
-            (``None`` inside a list, NaN, an object that is not JSON).
+            (`None` inside a list, NaN, an object that is not JSON).
 
     Example:
         >>> print(to_hcl([Resource("null_resource", "x", {"triggers": {"a": "${b}"}})]), end="")
@@ -84,10 +84,10 @@ def to_hcl(resources: Iterable[Resource]) -> str:
 
 
 def to_terraform_json(resources: Iterable[Resource]) -> str:
-    """Render resources as Terraform JSON (``{"resource": {kind: {label: body}}}``), indented.
+    """Render resources as Terraform JSON (`{"resource": {kind: {label: body}}}`), indented.
 
     A single block becomes an object and a repeated block a list of objects, as Terraform's JSON syntax
-    reads them. Arguments that are ``None`` are left out.
+    reads them. Arguments that are `None` are left out.
 
     Raises:
         ConfigurationError: as for `to_hcl`, or two resources with the same kind and label.
@@ -216,7 +216,7 @@ def _json_value(value: object) -> Any:
 
 
 def snake_case(name: str) -> str:
-    """An API field name (``evaluationWindow``) as the provider's argument (``evaluation_window``).
+    """An API field name (`evaluationWindow`) as the provider's argument (`evaluation_window`).
 
     Example:
         >>> snake_case("hasOptionalGroupByFields")
@@ -228,8 +228,8 @@ def snake_case(name: str) -> str:
 def snake_blocks(api: Mapping[str, Any], *, rename: Mapping[str, str] | None = None) -> dict[str, Any]:
     """An API JSON object as a block body: keys in snake_case, nested objects as nested blocks.
 
-    Lists of objects become repeated blocks; lists of scalars stay lists. ``rename`` maps API keys whose
-    provider name is not their snake_case (``isEnabled`` -> ``enabled``).
+    Lists of objects become repeated blocks; lists of scalars stay lists. `rename` maps API keys whose
+    provider name is not their snake_case (`isEnabled` -> `enabled`).
 
     Example:
         >>> snake_blocks({"newValueOptions": {"forgetAfter": 7}})

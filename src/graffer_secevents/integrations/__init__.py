@@ -1,15 +1,15 @@
 """Framework integrations. Each one imports its framework only when it is imported itself.
 
-* :mod:`graffer_secevents.integrations.django`: ``SecurityEventsMiddleware`` and an app for
-  ``INSTALLED_APPS`` that connects Django's auth signals.
-* :mod:`graffer_secevents.integrations.fastapi` over :mod:`graffer_secevents.integrations.asgi`: a pure ASGI
-  ``SecurityEventsMiddleware``.
-* :mod:`graffer_secevents.integrations.flask`: the ``SecurityEvents`` extension and Flask-Login's signals.
-* :mod:`graffer_secevents.integrations.wsgi`: a ``SecurityEventsMiddleware`` for any other WSGI app.
+* `graffer_secevents.integrations.django`: `SecurityEventsMiddleware` and an app for
+  `INSTALLED_APPS` that connects Django's auth signals.
+* `graffer_secevents.integrations.fastapi` over `graffer_secevents.integrations.asgi`: a pure ASGI
+  `SecurityEventsMiddleware`.
+* `graffer_secevents.integrations.flask`: the `SecurityEvents` extension and Flask-Login's signals.
+* `graffer_secevents.integrations.wsgi`: a `SecurityEventsMiddleware` for any other WSGI app.
 * `graffer_secevents.integrations.structlog`: `add_security_context`, a processor that puts the request's
   security context on the application's own structlog lines.
 
-All of them share one request context (``integrations/_common.py``): the client IP resolved behind the
+All of them share one request context (`integrations/_common.py`): the client IP resolved behind the
 configured trusted proxies, the request id, user agent, method, path, route, status and user.
 """
 

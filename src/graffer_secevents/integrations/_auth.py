@@ -1,20 +1,20 @@
 """What every auth-stack integration shares: "this credential was checked, with this result" becomes exactly
 one event for the request, with the account's stable id.
 
-The stack adapters (``integrations/django/drf.py``, ``integrations/django/allauth.py``,
-``integrations/flask_security.py``, ``integrations/fastapi_users.py``, ``integrations/starlette_auth.py``)
-hook the stack's own signals, views or managers and call :func:`record_auth` (or the helpers below); they
+The stack adapters (`integrations/django/drf.py`, `integrations/django/allauth.py`,
+`integrations/flask_security.py`, `integrations/fastapi_users.py`, `integrations/starlette_auth.py`)
+hook the stack's own signals, views or managers and call `record_auth` (or the helpers below); they
 never build records themselves.
 
 Rules every adapter gets from here, not from its own code:
 
 * **Once per attempt.** An attempt is recorded at most once per request and event type: a stack that
-  reports the same failure twice (a signal and a view, a serializer calling ``authenticate()``) writes one
+  reports the same failure twice (a signal and a view, a serializer calling `authenticate()`) writes one
   record. A recorded authentication or authorization failure also marks the request, so the 401/403 status
-  rule of the middleware writes no second event for it (:attr:`LazyRequestContext.denial_recorded`).
-* **Stable ids.** ``usr.id`` is the account's immutable id (``pk`` / ``id`` / UUID); adapters pass the
-  account object or :func:`account` of it, never an e-mail or a uniquifier token as the id.
-* **Never raises** (but strict mode, as for a direct call): every call runs inside :func:`never_raise`.
+  rule of the middleware writes no second event for it (`LazyRequestContext.denial_recorded`).
+* **Stable ids.** `usr.id` is the account's immutable id (`pk` / `id` / UUID); adapters pass the
+  account object or `account` of it, never an e-mail or a uniquifier token as the id.
+* **Never raises** (but strict mode, as for a direct call): every call runs inside `never_raise`.
 
 Nothing here imports a framework or an auth stack.
 """
@@ -45,7 +45,7 @@ _RECORDED_ATTR: Final = "_secevents_auth_recorded"
 
 
 def already_recorded(evt_type: str) -> bool:
-    """Whether an event of ``evt_type`` was already recorded by :func:`record_auth` for this request."""
+    """Whether an event of `evt_type` was already recorded by `record_auth` for this request."""
     ctx = current_request()
     seen = getattr(ctx, _RECORDED_ATTR, None) if ctx is not None else None
     return seen is not None and evt_type in seen
@@ -65,14 +65,14 @@ def record_auth(
     """Emit one auth event for the current request; return whether it was written by this call.
 
     Args:
-        evt_type: the catalog type, e.g. ``"authn_login_fail"``.
-        where: what is recording, for the one-time warning if recording fails (``"simplejwt's token view"``).
-        user: the account (a model instance, a :class:`~graffer_secevents.User`, an id), or ``None``.
-        outcome: ``"success"``/``"failure"`` where the type takes one.
+        evt_type: the catalog type, e.g. `"authn_login_fail"`.
+        where: what is recording, for the one-time warning if recording fails (`"simplejwt's token view"`).
+        user: the account (a model instance, a `graffer_secevents.User`, an id), or `None`.
+        outcome: `"success"`/`"failure"` where the type takes one.
         login: what was typed to log in (privacy rules apply); the password is never passed here.
         exists: whether the account exists (login failures, password resets).
-        params: the event's catalog parameters (``{"reason": "invalid_credentials"}``).
-        once: skip the call if this request already recorded ``evt_type`` (the default).
+        params: the event's catalog parameters (`{"reason": "invalid_credentials"}`).
+        once: skip the call if this request already recorded `evt_type` (the default).
     """
     with never_raise(where):
         ctx = current_request()
@@ -97,21 +97,21 @@ def _is_failure(evt_type: str, outcome: str | None) -> bool:
 
 
 def account(id: object, *, login: str | None = None, email: str | None = None) -> User:
-    """A :class:`~graffer_secevents.User` for an account known by its immutable ``id`` (and optionally the
+    """A `graffer_secevents.User` for an account known by its immutable `id` (and optionally the
     login or e-mail it was reached by, both privacy-processed)."""
     return User(id=id, login=login, email=email)  # type: ignore[arg-type]
 
 
 def record_bad_credential(where: str, *, reason: str = "invalid_token", user: object = None) -> bool:
     """Record that this request presented a credential that failed (a forged, expired, revoked or unknown
-    token or API key): one ``authn_login_fail`` with ``evt.reason`` (``invalid_token`` unless the credential
-    named an account that may not log in, ``account_disabled``), and no second event from the 401/403 status
+    token or API key): one `authn_login_fail` with `evt.reason` (`invalid_token` unless the credential
+    named an account that may not log in, `account_disabled`), and no second event from the 401/403 status
     rule. Return whether it was written by this call.
 
     Args:
-        where: what is recording (``"simplejwt's JWTAuthentication"``).
+        where: what is recording (`"simplejwt's JWTAuthentication"`).
         reason: a short, bounded reason.
-        user: the account the credential named, when it is known, else ``None``.
+        user: the account the credential named, when it is known, else `None`.
     """
     return record_auth(
         "authn_login_fail", where=where, user=user, outcome="failure", params={"reason": reason}
@@ -120,15 +120,15 @@ def record_bad_credential(where: str, *, reason: str = "invalid_token", user: ob
 
 def mark_denied() -> None:
     """Mark the current request as denied and recorded, so no status rule (401/403/429) writes a second event
-    for it: for refusals that are not failure events themselves, e.g. ``authn_login_fail_max``."""
+    for it: for refusals that are not failure events themselves, e.g. `authn_login_fail_max`."""
     ctx = current_request()
     if isinstance(ctx, LazyRequestContext):
         ctx.denial_recorded = True
 
 
 def stable_id(user: object) -> object:
-    """The account's immutable id (``pk``, then ``id``), or ``None``: never ``get_id()``, which Flask-Security
-    and other Flask-Login users answer with a session token (``fs_uniquifier``) or an e-mail."""
+    """The account's immutable id (`pk`, then `id`), or `None`: never `get_id()`, which Flask-Security
+    and other Flask-Login users answer with a session token (`fs_uniquifier`) or an e-mail."""
     for attribute in ("pk", "id"):
         value = getattr(user, attribute, None)
         if value is not None:
@@ -138,8 +138,8 @@ def stable_id(user: object) -> object:
 
 def record_reset_refused(where: str, *, reason: str, user: object = None) -> bool:
     """Record a password-reset completion the stack refused (a bad or expired reset token, a new password its
-    policy rejects): one failed ``authn_password_reset``, ``usr.exists`` saying whether the token named an
-    account (``user``, when it is known)."""
+    policy rejects): one failed `authn_password_reset`, `usr.exists` saying whether the token named an
+    account (`user`, when it is known)."""
     return record_auth(
         "authn_password_reset",
         where=where,

@@ -1,25 +1,25 @@
 """The request context every integration binds: one module, so Django, Flask, WSGI and ASGI agree.
 
-An integration builds one :class:`LazyRequestContext` subclass per request (from a WSGI environ, an ASGI scope
-or a Django ``HttpRequest``), binds it as the current request and always resets it in a ``finally``.
+An integration builds one `LazyRequestContext` subclass per request (from a WSGI environ, an ASGI scope
+or a Django `HttpRequest`), binds it as the current request and always resets it in a `finally`.
 Building it stores the request object and nothing else; each field is read from that object when an event
 asks for it:
 
-* ``method``, ``path``, ``user_agent``; ``client_ip``, resolved by
-  :func:`~graffer_secevents._client_ip.resolve_client_ip` over the peer address and the forwarding headers
+* `method`, `path`, `user_agent`; `client_ip`, resolved by
+  `graffer_secevents._client_ip.resolve_client_ip` over the peer address and the forwarding headers
   with the configured trusted proxies (`docs/client-ip.md`); each computed once per request;
-* ``route``, the template, cached once the framework has routed;
-* ``user``, read again at every event, so a user authenticated inside the view (as Django REST framework
-  does) is seen, unless ``set_user()`` pinned one;
-* ``request_id``: an upstream ``X-Request-ID`` kept only if it matches ``[A-Za-z0-9._-]{1,128}``, else a new
+* `route`, the template, cached once the framework has routed;
+* `user`, read again at every event, so a user authenticated inside the view (as Django REST framework
+  does) is seen, unless `set_user()` pinned one;
+* `request_id`: an upstream `X-Request-ID` kept only if it matches `[A-Za-z0-9._-]{1,128}`, else a new
   one; computed at the latest when the response starts, because it is echoed on the response;
-* ``status_code``, set when the response starts.
+* `status_code`, set when the response starts.
 
 Nothing here imports a web framework.
 
 Everything an integration does around the application is best-effort: a failure to build the context or to
 record an event lets the request go on untouched. The one exception is strict mode (tests), where an
-:class:`~graffer_secevents.EventValidationError` is raised as it is for a direct call.
+`graffer_secevents.EventValidationError` is raised as it is for a direct call.
 """
 
 from __future__ import annotations
@@ -58,12 +58,12 @@ __all__ = [
 REQUEST_ID_HEADER: Final = "X-Request-ID"
 
 DEFAULT_STATUS_EVENTS: Final[Mapping[int, str]] = MappingProxyType({403: "authz_fail"})
-"""Responses that emit an event by default: a 403 is an access denied (``authz_fail``)."""
+"""Responses that emit an event by default: a 403 is an access denied (`authz_fail`)."""
 
 OPTIONAL_STATUS_EVENTS: Final[Mapping[int, str]] = MappingProxyType(
     {401: "authz_fail", 429: "excess_rate_limit_exceeded"}
 )
-"""Responses that can emit an event when asked: ``status_events={**OPTIONAL_STATUS_EVENTS}``."""
+"""Responses that can emit an event when asked: `status_events={**OPTIONAL_STATUS_EVENTS}`."""
 
 _UNSET: Final[Any] = object()
 
@@ -81,12 +81,12 @@ class StatusRule:
 
 
 def status_rules(overrides: Mapping[int, str | None] | None) -> dict[int, StatusRule]:
-    """Merge ``overrides`` over :data:`DEFAULT_STATUS_EVENTS` and validate the result eagerly.
+    """Merge `overrides` over `DEFAULT_STATUS_EVENTS` and validate the result eagerly.
 
     Args:
-        overrides: status code → catalog event type, or ``None`` to switch a status off. ``{403: None}``
-            turns the default off; ``{401: "authz_fail", 429: "excess_rate_limit_exceeded"}`` adds the
-            optional ones. ``None`` keeps the defaults.
+        overrides: status code → catalog event type, or `None` to switch a status off. `{403: None}`
+            turns the default off; `{401: "authz_fail", 429: "excess_rate_limit_exceeded"}` adds the
+            optional ones. `None` keeps the defaults.
 
     Raises:
         ConfigurationError: a key is not an HTTP status code (100-599) or a value is not a catalog type.
@@ -123,7 +123,7 @@ def status_rules(overrides: Mapping[int, str | None] | None) -> dict[int, Status
 
 
 def emit_for_status(ctx: LazyRequestContext, rules: Mapping[int, StatusRule]) -> None:
-    """Emit the event ``ctx.status_code`` calls for, if any, with ``ctx`` bound. Never raises (but strict)."""
+    """Emit the event `ctx.status_code` calls for, if any, with `ctx` bound. Never raises (but strict)."""
     rule = rules.get(ctx.status_code)  # type: ignore[arg-type]
     if rule is None or ctx.denial_recorded:
         return
@@ -141,9 +141,9 @@ def emit_for_status(ctx: LazyRequestContext, rules: Mapping[int, StatusRule]) ->
 
 
 def note_failure(where: str, exc: BaseException) -> None:
-    """Swallow ``exc`` raised while recording an event, unless strict mode asks for it.
+    """Swallow `exc` raised while recording an event, unless strict mode asks for it.
 
-    Called from an ``except`` block; re-raises :class:`EventValidationError` in strict mode (tests), so an
+    Called from an `except` block; re-raises `EventValidationError` in strict mode (tests), so an
     integration bug is seen there as it would be for a direct call. Otherwise one warning per process.
     """
     if isinstance(exc, EventValidationError) and _strict():
@@ -157,7 +157,7 @@ def note_failure(where: str, exc: BaseException) -> None:
 
 @contextmanager
 def never_raise(where: str) -> Generator[None, None, None]:
-    """Run the block; an ``Exception`` inside it is swallowed (see :func:`note_failure`)."""
+    """Run the block; an `Exception` inside it is swallowed (see `note_failure`)."""
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - recording an event must never break the request
@@ -178,10 +178,10 @@ def _strict() -> bool:
 # pyright flags every property that overrides a field (reportIncompatibleVariableOverride), hence the
 # ignores on the setters below.
 class LazyRequestContext(RequestContext):
-    """A :class:`RequestContext` whose costly fields are computed when an event reads them.
+    """A `RequestContext` whose costly fields are computed when an event reads them.
 
-    Subclasses supply the framework-specific reads (the ``_raw_*`` and ``_find_*`` hooks); every public
-    field is safe to read at any time and never raises. ``set_user()`` (and ``ctx.user = ...``) pins the
+    Subclasses supply the framework-specific reads (the `_raw_*` and `_find_*` hooks); every public
+    field is safe to read at any time and never raises. `set_user()` (and `ctx.user = ...`) pins the
     user; until then the framework's current user is read at every event.
     """
 
@@ -208,7 +208,7 @@ class LazyRequestContext(RequestContext):
         raise NotImplementedError
 
     def _raw_peer_and_forwarding(self) -> tuple[str | None, str | None, str | None]:
-        """The socket peer, ``X-Forwarded-For`` and ``Forwarded`` as received."""
+        """The socket peer, `X-Forwarded-For` and `Forwarded` as received."""
         raise NotImplementedError
 
     def _raw_user_agent(self) -> str | None:
@@ -326,7 +326,7 @@ class LazyRequestContext(RequestContext):
 
 
 def _safely(read: Callable[[], str | None]) -> str | None:
-    """``read()``, or ``None`` when the request data cannot be read or is not text."""
+    """`read()`, or `None` when the request data cannot be read or is not text."""
     try:
         value = read()
     except Exception:  # noqa: BLE001 - odd request data reads as absent, never as an error
@@ -338,7 +338,7 @@ def _safely(read: Callable[[], str | None]) -> str | None:
 
 
 def header_value(headers: Any, name: bytes) -> str | None:
-    """The value of header ``name`` (lowercase) in ASGI ``headers``; repeated headers joined with commas."""
+    """The value of header `name` (lowercase) in ASGI `headers`; repeated headers joined with commas."""
     # ASGI servers lowercase header names (Starlette relies on it too), so no .lower() per header here.
     found = [value for key, value in headers if key == name]
     if not found:
@@ -348,13 +348,13 @@ def header_value(headers: Any, name: bytes) -> str | None:
 
 
 def user_from_scope(user: Any) -> Any:
-    """``scope["user"]`` (Starlette's ``AuthenticationMiddleware``) as something events can describe.
+    """`scope["user"]` (Starlette's `AuthenticationMiddleware`) as something events can describe.
 
-    Unauthenticated users are no user. Objects that already look like an application user (``pk``, ``id``,
-    ``get_id()`` or ``get_username()``) are used as they are; Starlette's ``SimpleUser`` and other
-    ``BaseUser`` objects become a :class:`~graffer_secevents.User` with their ``identity`` as the id. An
+    Unauthenticated users are no user. Objects that already look like an application user (`pk`, `id`,
+    `get_id()` or `get_username()`) are used as they are; Starlette's `SimpleUser` and other
+    `BaseUser` objects become a `graffer_secevents.User` with their `identity` as the id. An
     identity that is an e-mail address is written under the e-mail privacy rule (hashed by default), so a
-    ``SimpleUser("ada@example.com")`` never puts the address in ``usr.id``.
+    `SimpleUser("ada@example.com")` never puts the address in `usr.id`.
     """
     if user is None or getattr(user, "is_authenticated", False) is not True:
         return None

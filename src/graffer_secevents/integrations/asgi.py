@@ -1,17 +1,18 @@
 """Pure ASGI middleware: request context, the real client IP and denied-request events for any ASGI app.
 
-Not Starlette's ``BaseHTTPMiddleware``, which runs the app in a separate task with memory streams and costs
+Not Starlette's `BaseHTTPMiddleware`, which runs the app in a separate task with memory streams and costs
 about 3x per request (the middleware table of `docs/performance.md`). This class only binds a context, wraps
-``send`` to learn the status and echo ``X-Request-ID``, and unbinds in a ``finally``; the app's own task,
+`send` to learn the status and echo `X-Request-ID`, and unbinds in a `finally`; the app's own task,
 threadpool and streaming responses all see the context.
 
-Example::
-
+Example:
+    ```python
     from starlette.applications import Starlette
     from graffer_secevents.integrations.asgi import SecurityEventsMiddleware
 
     app = Starlette(routes=[...])
     app.add_middleware(SecurityEventsMiddleware)        # or: app = SecurityEventsMiddleware(app)
+    ```
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ _REQUEST_ID = b"x-request-id"
 
 
 class AsgiRequestContext(LazyRequestContext):
-    """The request context of one ASGI connection scope (``http`` or ``websocket``)."""
+    """The request context of one ASGI connection scope (`http` or `websocket`)."""
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
@@ -94,23 +95,24 @@ class SecurityEventsMiddleware:
 
     Inside a request, events carry the resolved client IP, user agent, request id, method, path, route
     template and, once the response has started, the status code; the user is Starlette's
-    ``scope["user"]`` or whatever :func:`graffer_secevents.set_user` bound. The response carries the request
-    id as ``X-Request-ID``. A response whose status is in ``status_events`` emits that event (by default a
-    403 emits ``authz_fail``).
+    `scope["user"]` or whatever `graffer_secevents.set_user` bound. The response carries the request
+    id as `X-Request-ID`. A response whose status is in `status_events` emits that event (by default a
+    403 emits `authz_fail`).
 
     Args:
         app: the ASGI application to wrap.
-        status_events: per-status overrides merged over :data:`DEFAULT_STATUS_EVENTS`: an event type
-            turns a status on, ``None`` turns it off, e.g. ``{401: "authz_fail", 429:
-            "excess_rate_limit_exceeded"}`` or ``{403: None}``.
+        status_events: per-status overrides merged over `DEFAULT_STATUS_EVENTS`: an event type
+            turns a status on, `None` turns it off, e.g. ``{401: "authz_fail", 429:
+            "excess_rate_limit_exceeded"}` or `{403: None}``.
 
     Raises:
-        ConfigurationError: ``status_events`` names a status or an event type that does not exist.
+        ConfigurationError: `status_events` names a status or an event type that does not exist.
 
-    Example::
-
+    Example:
+        ```python
         app = FastAPI()
         app.add_middleware(SecurityEventsMiddleware, status_events={429: "excess_rate_limit_exceeded"})
+        ```
     """
 
     __slots__ = ("_rules", "app")

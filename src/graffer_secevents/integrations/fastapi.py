@@ -1,9 +1,9 @@
-"""FastAPI (and Starlette): the pure ASGI :class:`SecurityEventsMiddleware` and :func:`set_user`.
+"""FastAPI (and Starlette): the pure ASGI `SecurityEventsMiddleware` and `set_user`.
 
 FastAPI has no authentication signals, so logins, failures and logouts are recorded with the helpers
-(``secevents.log_login(...)``) where the application checks credentials; everything else comes from the
+(`secevents.log_login(...)`) where the application checks credentials; everything else comes from the
 request context the middleware binds. Bind the authenticated user from the dependency that resolves it
-(async or sync: a sync dependency runs in a thread pool and :func:`set_user` still reaches the request)::
+(async or sync: a sync dependency runs in a thread pool and `set_user` still reaches the request)::
 
     from fastapi import Depends, FastAPI
     import graffer_secevents as secevents

@@ -1,7 +1,7 @@
 """fastapi-users: its logins, failures, signups, resets, logouts and refused tokens as events.
 
 Two lines in the application, beside the ASGI middleware: the user manager takes the mixin (first, before
-``BaseUserManager``), and the authentication backend is ours (same arguments)::
+`BaseUserManager`), and the authentication backend is ours (same arguments)::
 
     from graffer_secevents.integrations.fastapi_users import (
         SecurityEventsAuthenticationBackend,
@@ -13,25 +13,25 @@ Two lines in the application, beside the ASGI middleware: the user manager takes
 
     auth_backend = SecurityEventsAuthenticationBackend("jwt", transport=bearer, get_strategy=get_jwt_strategy)
 
-What is recorded, each once per request, with ``usr.id`` the user's ``id`` (its UUID) for successes and
+What is recorded, each once per request, with `usr.id` the user's `id` (its UUID) for successes and
 failures alike:
 
-* ``POST /login`` → ``authn_login_success`` (the backend's ``login``; with a plain backend, the mixin's
-  ``on_after_login``, if an override of it calls ``super()``), or ``authn_login_fail`` with ``usr.exists``
-  and ``evt.reason`` ``unknown_user``, ``invalid_credentials`` or ``account_disabled`` (the manager's
-  ``authenticate``; the password is passed on, never read);
-* ``POST /logout`` → ``session_logout``;
-* ``POST /register`` → ``user_signup`` (``create`` called with the request);
-* ``POST /forgot-password`` → ``authn_password_reset_request`` with ``usr.exists``: true for a known account
+* `POST /login` → `authn_login_success` (the backend's `login`; with a plain backend, the mixin's
+  `on_after_login`, if an override of it calls `super()`), or `authn_login_fail` with `usr.exists`
+  and `evt.reason` `unknown_user`, `invalid_credentials` or `account_disabled` (the manager's
+  `authenticate`; the password is passed on, never read);
+* `POST /logout` → `session_logout`;
+* `POST /register` → `user_signup` (`create` called with the request);
+* `POST /forgot-password` → `authn_password_reset_request` with `usr.exists`: true for a known account
   (also an inactive one, which fastapi-users silently skips), false for an unknown e-mail (which its router
-  swallows: seen in ``get_by_email`` on that route);
-* ``POST /reset-password`` → ``authn_password_reset``, or its failure with ``evt.reason`` ``invalid_token``,
-  ``expired_token``, ``account_disabled`` or ``password_policy``;
+  swallows: seen in `get_by_email` on that route);
+* `POST /reset-password` → `authn_password_reset`, or its failure with `evt.reason` `invalid_token`,
+  `expired_token`, `account_disabled` or `password_policy`;
 * a request whose bearer token or cookie does not authenticate (forged, expired or unknown JWT, an unknown
-  database token) → ``authn_login_fail`` with ``evt.reason: invalid_token``; an inactive user's token →
-  ``evt.reason: account_disabled``; no second event from the 401 status rule;
-* a user the backend authenticated is bound to the request, so a 403 from ``current_user(superuser=True)``
-  (the default status rule) is an ``authz_fail`` with that user, not an anonymous one.
+  database token) → `authn_login_fail` with `evt.reason: invalid_token`; an inactive user's token →
+  `evt.reason: account_disabled`; no second event from the 401 status rule;
+* a user the backend authenticated is bound to the request, so a 403 from `current_user(superuser=True)`
+  (the default status rule) is an `authz_fail` with that user, not an anonymous one.
 
 fastapi-users has no refresh tokens, lockout or second factor, so there is nothing to record for those.
 """
@@ -67,16 +67,17 @@ _FORGOT_PASSWORD_ROUTE: Final = "reset:forgot_password"  # noqa: S105 - a route 
 
 
 class SecurityEventsUserManagerMixin(BaseUserManager[models.UP, models.ID]):
-    """Records what a fastapi-users ``UserManager`` decides: put it first among the manager's bases.
+    """Records what a fastapi-users `UserManager` decides: put it first among the manager's bases.
 
-    Your own ``on_after_*`` hooks need not call ``super()``: the events are recorded around the operations
-    (``authenticate``, ``create``, ``forgot_password``, ``reset_password``), not in the hooks.
+    Your own `on_after_*` hooks need not call `super()`: the events are recorded around the operations
+    (`authenticate`, `create`, `forgot_password`, `reset_password`), not in the hooks.
 
-    Example::
-
+    Example:
+        ```python
         class UserManager(SecurityEventsUserManagerMixin, UUIDIDMixin, BaseUserManager[User, uuid.UUID]):
             reset_password_token_secret = SECRET
             verification_token_secret = SECRET
+        ```
     """
 
     async def authenticate(self, credentials: OAuth2PasswordRequestForm) -> models.UP | None:
@@ -160,22 +161,23 @@ class SecurityEventsUserManagerMixin(BaseUserManager[models.UP, models.ID]):
 
 
 class SecurityEventsAuthenticationBackend(AuthenticationBackend[models.UP, models.ID]):
-    """fastapi-users' ``AuthenticationBackend``, recording logins and logouts and watching its tokens.
+    """fastapi-users' `AuthenticationBackend`, recording logins and logouts and watching its tokens.
 
     Every token the backend reads on a request is checked: a user is bound to the request (so a later 403 is
-    recorded with that user); a token that authenticates nobody is one ``authn_login_fail``
-    (``evt.reason: invalid_token``) and the 401 that follows writes no second event.
+    recorded with that user); a token that authenticates nobody is one `authn_login_fail`
+    (`evt.reason: invalid_token`) and the 401 that follows writes no second event.
 
     Args:
-        name: the backend's name, as for ``AuthenticationBackend``.
-        transport: the transport (``BearerTransport``, ``CookieTransport``).
-        get_strategy: the strategy dependency (``JWTStrategy``, ``DatabaseStrategy``, ``RedisStrategy``).
+        name: the backend's name, as for `AuthenticationBackend`.
+        transport: the transport (`BearerTransport`, `CookieTransport`).
+        get_strategy: the strategy dependency (`JWTStrategy`, `DatabaseStrategy`, `RedisStrategy`).
 
-    Example::
-
+    Example:
+        ```python
         auth_backend = SecurityEventsAuthenticationBackend(
             "jwt", transport=BearerTransport(tokenUrl="auth/jwt/login"), get_strategy=get_jwt_strategy
         )
+        ```
     """
 
     def __init__(self, name: str, transport: Any, get_strategy: Any) -> None:
@@ -193,7 +195,7 @@ class SecurityEventsAuthenticationBackend(AuthenticationBackend[models.UP, model
 
 
 class _ObservedStrategy(Generic[models.UP, models.ID]):
-    """A strategy whose ``read_token`` reports what it found; everything else is the strategy's own."""
+    """A strategy whose `read_token` reports what it found; everything else is the strategy's own."""
 
     def __init__(self, strategy: Any) -> None:
         self._strategy = strategy
@@ -214,8 +216,8 @@ class _ObservedStrategy(Generic[models.UP, models.ID]):
 
 
 def _observed(get_strategy: Any) -> Any:
-    """``get_strategy`` returning an :class:`_ObservedStrategy`; FastAPI still sees the original signature
-    (``functools.wraps`` sets ``__wrapped__``, which ``inspect.signature`` follows)."""
+    """`get_strategy` returning an `_ObservedStrategy`; FastAPI still sees the original signature
+    (`functools.wraps` sets `__wrapped__`, which `inspect.signature` follows)."""
     if inspect.iscoroutinefunction(get_strategy):
 
         @functools.wraps(get_strategy)

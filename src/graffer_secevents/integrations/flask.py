@@ -1,27 +1,28 @@
-"""Flask: the :class:`SecurityEvents` extension, and Flask-Login's signals when Flask-Login is installed.
+"""Flask: the `SecurityEvents` extension, and Flask-Login's signals when Flask-Login is installed.
 
-Example::
-
+Example:
+    ```python
     from flask import Flask
     from graffer_secevents.integrations.flask import SecurityEvents
 
     app = Flask(__name__)
     SecurityEvents(app)                       # or: events = SecurityEvents(); events.init_app(app)
+    ```
 
 What it records by itself:
 
-* every event emitted inside a request (in a view, a hook, a Flask-Login signal, a ``teardown_request``
-  handler or a body streamed with ``flask.stream_with_context``) carries the client IP, user agent, request
-  id, method, path, route template (``request.url_rule``), status code and the Flask-Login
-  ``current_user``; the context is found through Flask's own request context and built at the first event,
-  so a request that records nothing pays only for the ``X-Request-ID`` echo;
-* Flask-Login's ``user_logged_in`` → ``authn_login_success``, ``user_logged_out`` → ``session_logout``,
-  ``user_unauthorized`` (a ``@login_required`` view reached without a login) → ``authz_fail`` with
-  ``evt.resource`` the path; the 401 that follows is then not recorded a second time;
-* a response whose status is in ``status_events`` → that event (by default 403 → ``authz_fail``).
+* every event emitted inside a request (in a view, a hook, a Flask-Login signal, a `teardown_request`
+  handler or a body streamed with `flask.stream_with_context`) carries the client IP, user agent, request
+  id, method, path, route template (`request.url_rule`), status code and the Flask-Login
+  `current_user`; the context is found through Flask's own request context and built at the first event,
+  so a request that records nothing pays only for the `X-Request-ID` echo;
+* Flask-Login's `user_logged_in` → `authn_login_success`, `user_logged_out` → `session_logout`,
+  `user_unauthorized` (a `@login_required` view reached without a login) → `authz_fail` with
+  `evt.resource` the path; the 401 that follows is then not recorded a second time;
+* a response whose status is in `status_events` → that event (by default 403 → `authz_fail`).
 
 Flask-Login never sees credentials and has no failure signal: record failures where the password is checked,
-``secevents.log_login(None, "failure", login=form["username"], exists=..., reason=...)``.
+`secevents.log_login(None, "failure", login=form["username"], exists=..., reason=...)`.
 """
 
 from __future__ import annotations
@@ -83,9 +84,9 @@ class _FlaskMiddleware(SecurityEventsMiddleware):
 def _flask_request() -> FlaskRequestContext | None:
     """The context of the Flask request being handled, if its app has the extension; built at its first need.
 
-    Registered as a request provider: asked only when an event (or ``set_user()``) finds no context bound,
+    Registered as a request provider: asked only when an event (or `set_user()`) finds no context bound,
     so a request that records nothing never builds one. Flask's request context lives as long as the request,
-    including a body streamed with ``flask.stream_with_context``, so events there carry the request too.
+    including a body streamed with `flask.stream_with_context`, so events there carry the request too.
     """
     if not flask.has_request_context() or EXTENSION_KEY not in flask.current_app.extensions:
         return None
@@ -96,27 +97,28 @@ def _flask_request() -> FlaskRequestContext | None:
 class SecurityEvents:
     """The Flask extension: binds the request context and connects Flask-Login's signals.
 
-    It wraps ``app.wsgi_app`` (no ``before_request``/``after_request`` hooks, which cost several times
-    more per request). Apply it *outside* any ``ProxyFix``-style middleware, or not at all with one: the
-    client IP is resolved from the socket peer with ``configure(trusted_proxies=...)``.
+    It wraps `app.wsgi_app` (no `before_request`/`after_request` hooks, which cost several times
+    more per request). Apply it *outside* any `ProxyFix`-style middleware, or not at all with one: the
+    client IP is resolved from the socket peer with `configure(trusted_proxies=...)`.
 
     Args:
-        app: the application, or ``None`` to call :meth:`init_app` later.
-        status_events: per-status overrides merged over :data:`DEFAULT_STATUS_EVENTS`: an event type
-            turns a status on, ``None`` turns it off, e.g. ``{401: "authz_fail"}``.
-        flask_security: record Flask-Security-Too's flows (``integrations/flask_security.py``). ``None``
-            (the default) does so when Flask-Security's ``Security`` is already on the app; ``True`` requires
-            it; ``False`` never does.
+        app: the application, or `None` to call `init_app` later.
+        status_events: per-status overrides merged over `DEFAULT_STATUS_EVENTS`: an event type
+            turns a status on, `None` turns it off, e.g. `{401: "authz_fail"}`.
+        flask_security: record Flask-Security-Too's flows (`integrations/flask_security.py`). `None`
+            (the default) does so when Flask-Security's `Security` is already on the app; `True` requires
+            it; `False` never does.
 
     Raises:
-        ConfigurationError: ``status_events`` names a status or an event type that does not exist, or
-            ``flask_security=True`` and ``Security(app)`` was not initialised first.
-        MissingDependencyError: ``flask_security=True`` and Flask-Security-Too is not installed.
+        ConfigurationError: `status_events` names a status or an event type that does not exist, or
+            `flask_security=True` and `Security(app)` was not initialised first.
+        MissingDependencyError: `flask_security=True` and Flask-Security-Too is not installed.
 
-    Example::
-
+    Example:
+        ```python
         events = SecurityEvents(status_events={429: "excess_rate_limit_exceeded"})
         events.init_app(app)
+        ```
     """
 
     def __init__(
@@ -133,7 +135,7 @@ class SecurityEvents:
             self.init_app(app)
 
     def init_app(self, app: flask.Flask) -> None:
-        """Install on ``app``; a second call for the same app does nothing."""
+        """Install on `app`; a second call for the same app does nothing."""
         if EXTENSION_KEY in app.extensions:
             return
         app.wsgi_app = _FlaskMiddleware(app.wsgi_app, status_events=self.status_events)  # type: ignore[method-assign]

@@ -1,8 +1,8 @@
 """Flask-Security-Too: its logins, failures, signups, resets, password changes and two-factor codes as events.
 
-Turned on by the Flask extension: ``SecurityEvents(app)`` finds Flask-Security's ``Security`` on the app
-when it was initialised first (``flask_security=True`` insists, and says so when it is missing;
-``flask_security=False`` turns it off)::
+Turned on by the Flask extension: `SecurityEvents(app)` finds Flask-Security's `Security` on the app
+when it was initialised first (`flask_security=True` insists, and says so when it is missing;
+`flask_security=False` turns it off)::
 
     from flask_security import Security, SQLAlchemyUserDatastore
     from graffer_secevents.integrations.flask import SecurityEvents
@@ -10,34 +10,34 @@ when it was initialised first (``flask_security=True`` insists, and says so when
     security = Security(app, SQLAlchemyUserDatastore(db, User, Role))
     SecurityEvents(app)                                  # after Security(app)
 
-What is recorded, each exactly once per request, with ``usr.id`` the account's ``id`` (never its
-``fs_uniquifier``, which Flask-Security hands to Flask-Login as the session id):
+What is recorded, each exactly once per request, with `usr.id` the account's `id` (never its
+`fs_uniquifier`, which Flask-Security hands to Flask-Login as the session id):
 
-* a login (``/login`` form or JSON, e-mail or username, and the auto-login after a signup or a reset) →
-  ``authn_login_success``, from Flask-Security's ``user_authenticated`` signal; the re-login a password change
+* a login (`/login` form or JSON, e-mail or username, and the auto-login after a signup or a reset) →
+  `authn_login_success`, from Flask-Security's `user_authenticated` signal; the re-login a password change
   performs is not a login and is not recorded;
-* a failed login → ``authn_login_fail`` with ``usr.exists`` and ``evt.reason``: ``invalid_credentials``
-  (``user_failed_authn``), ``unknown_user``, ``account_disabled``, ``unconfirmed``; a login the application's
-  ``is_locked()`` refuses → ``authn_login_lock``. The login form is observed through Flask-Security's own
-  form-instantiation hook (``Security.set_form_info``): the password field is never read;
-* a request refused with 401 by ``auth_required`` (``user_unauthenticated``): a wrong Basic password or an
-  unknown account → ``authn_login_fail``; an invalid or expired auth token → ``authn_login_fail`` with
-  ``evt.reason: invalid_token``; no credential at all → ``authz_fail``. Never a second event from the
+* a failed login → `authn_login_fail` with `usr.exists` and `evt.reason`: `invalid_credentials`
+  (`user_failed_authn`), `unknown_user`, `account_disabled`, `unconfirmed`; a login the application's
+  `is_locked()` refuses → `authn_login_lock`. The login form is observed through Flask-Security's own
+  form-instantiation hook (`Security.set_form_info`): the password field is never read;
+* a request refused with 401 by `auth_required` (`user_unauthenticated`): a wrong Basic password or an
+  unknown account → `authn_login_fail`; an invalid or expired auth token → `authn_login_fail` with
+  `evt.reason: invalid_token`; no credential at all → `authz_fail`. Never a second event from the
   status rule;
-* ``user_registered`` → ``user_signup``, written once the view has committed the new account (so its ``id``
+* `user_registered` → `user_signup`, written once the view has committed the new account (so its `id`
   exists);
-* ``/reset``: ``authn_password_reset_request`` with ``usr.exists`` true (``reset_password_instructions_sent``)
-  or false (an unknown e-mail, answered by the form whether or not ``RETURN_GENERIC_RESPONSES`` hides it);
-  ``/reset/<token>``: ``authn_password_reset`` (``password_reset``), or its failure with ``evt.reason``
-  ``invalid_token`` / ``expired_token``;
-* ``/change``: ``authn_password_change`` (``password_changed``) or ``authn_password_change_fail`` with
-  ``evt.reason`` ``invalid_credentials`` (wrong current password) or ``password_policy``;
-* two-factor: ``tf_code_confirmed`` → ``authn_mfa_challenge`` success, a wrong code → its failure
-  (``evt.method`` the user's primary method);
-* ``/refresh-token`` (``SECURITY_REFRESH_TOKEN``): a refresh token of a generation already rotated away, or
-  of a revoked family → ``authn_token_reuse`` (``evt.token_id`` the hashed family); an invalid, unknown or
-  expired one → ``authn_login_fail`` (``invalid_token`` / ``expired_token``);
-* logout: Flask-Login's ``user_logged_out`` → ``session_logout`` (the Flask integration).
+* `/reset`: `authn_password_reset_request` with `usr.exists` true (`reset_password_instructions_sent`)
+  or false (an unknown e-mail, answered by the form whether or not `RETURN_GENERIC_RESPONSES` hides it);
+  `/reset/<token>`: `authn_password_reset` (`password_reset`), or its failure with `evt.reason`
+  `invalid_token` / `expired_token`;
+* `/change`: `authn_password_change` (`password_changed`) or `authn_password_change_fail` with
+  `evt.reason` `invalid_credentials` (wrong current password) or `password_policy`;
+* two-factor: `tf_code_confirmed` → `authn_mfa_challenge` success, a wrong code → its failure
+  (`evt.method` the user's primary method);
+* `/refresh-token` (`SECURITY_REFRESH_TOKEN`): a refresh token of a generation already rotated away, or
+  of a revoked family → `authn_token_reuse` (`evt.token_id` the hashed family); an invalid, unknown or
+  expired one → `authn_login_fail` (`invalid_token` / `expired_token`);
+* logout: Flask-Login's `user_logged_out` → `session_logout` (the Flask integration).
 """
 
 from __future__ import annotations
@@ -74,10 +74,10 @@ _TYPED_FIELDS: Final = ("email", "username", "identity")
 
 
 def connect(app: flask.Flask) -> None:
-    """Connect Flask-Security's signals and form hooks for ``app`` (``SecurityEvents`` calls this).
+    """Connect Flask-Security's signals and form hooks for `app` (`SecurityEvents` calls this).
 
     Raises:
-        ConfigurationError: Flask-Security's ``Security`` was not initialised on ``app`` first.
+        ConfigurationError: Flask-Security's `Security` was not initialised on `app` first.
     """
     security = app.extensions.get("security")
     if security is None or not hasattr(security, "forms"):
@@ -223,7 +223,7 @@ def _check_change_password(form: Any) -> None:
 
 
 def _check_refresh_token(form: Any) -> None:
-    """A refresh token exchanged (``/refresh-token``): a generation already rotated away or a revoked family
+    """A refresh token exchanged (`/refresh-token`): a generation already rotated away or a revoked family
     is a reuse; an unsigned, unknown or expired one is a bad credential. A good exchange is no event."""
     errors = getattr(form, "refresh_errors", None)
     if errors is None:
@@ -254,7 +254,7 @@ _FORM_CHECKS: Final[dict[str, Callable[[Any], None]]] = {
 
 def _observe_form(security: Any, name: str, inspect: Callable[[Any], None]) -> None:
     """Wrap the form's instantiator (Flask-Security's documented hook) so that, after a POST to its view,
-    ``inspect(form)`` sees what the form concluded; a GET costs one method comparison."""
+    `inspect(form)` sees what the form concluded; a GET costs one method comparison."""
     info = security.forms.get(name)
     if info is None or getattr(info.instantiator, _WRAPPED, False):
         return
@@ -280,8 +280,8 @@ def _observe_form(security: Any, name: str, inspect: Callable[[Any], None]) -> N
 
 
 def _account(user: Any) -> Any:
-    """The account as events describe it: its ``id`` (an inactive Flask-Login user reads as anonymous, since
-    ``is_authenticated`` is ``is_active``) and its e-mail (privacy-processed)."""
+    """The account as events describe it: its `id` (an inactive Flask-Login user reads as anonymous, since
+    `is_authenticated` is `is_active`) and its e-mail (privacy-processed)."""
     uid = stable_id(user)
     if uid is None:
         return None
@@ -307,10 +307,10 @@ def _mfa(user: Any, outcome: str, *, method: Any = None, reason: str | None = No
 
 
 def _when_stored(user: Any, record: Callable[[], object]) -> None:
-    """``record()`` now if the account has its id; else once the view has committed it.
+    """`record()` now if the account has its id; else once the view has committed it.
 
-    A new account has no ``id`` until its row is written: the register view commits in an
-    ``after_this_request`` callback it registers before ``user_registered`` is sent, so a callback registered
+    A new account has no `id` until its row is written: the register view commits in an
+    `after_this_request` callback it registers before `user_registered` is sent, so a callback registered
     here runs after that commit (Flask runs them in order).
     """
     if stable_id(user) is not None:
@@ -326,8 +326,8 @@ def _when_stored(user: Any, record: Callable[[], object]) -> None:
 
 
 def _typed_identity() -> str | None:
-    """What was typed as the login in this request's form or JSON body (``email``, ``username`` or
-    ``identity``), never the password."""
+    """What was typed as the login in this request's form or JSON body (`email`, `username` or
+    `identity`), never the password."""
     request = flask.request
     data: Any = request.get_json(silent=True) if request.is_json else request.form
     if not isinstance(data, dict) and not hasattr(data, "get"):

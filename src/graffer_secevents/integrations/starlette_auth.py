@@ -1,8 +1,8 @@
-"""Starlette's ``AuthenticationMiddleware``: a refused credential (``AuthenticationError``) as one event.
+"""Starlette's `AuthenticationMiddleware`: a refused credential (`AuthenticationError`) as one event.
 
-Starlette calls the middleware's ``on_error`` when the backend raises ``AuthenticationError`` and answers
-with what it returns (by default a 400 with the error's text). :func:`auth_error_handler` records one
-``authn_login_fail`` (``evt.reason: authentication_error``) for the request and then answers as before, so
+Starlette calls the middleware's `on_error` when the backend raises `AuthenticationError` and answers
+with what it returns (by default a 400 with the error's text). `auth_error_handler` records one
+`authn_login_fail` (`evt.reason: authentication_error`) for the request and then answers as before, so
 the 400 or 401 writes no second event from the status rule::
 
     from starlette.middleware import Middleware
@@ -18,8 +18,8 @@ the 400 or 401 writes no second event from the status rule::
         ],
     )
 
-The user of every event in the request is ``scope["user"]`` (``integrations/_common.user_from_scope``): an
-object with an ``id`` or ``pk`` is used as it is; a ``SimpleUser``'s username is ``usr.id``, and an identity
+The user of every event in the request is `scope["user"]` (`integrations/_common.user_from_scope`): an
+object with an `id` or `pk` is used as it is; a `SimpleUser`'s username is `usr.id`, and an identity
 that is an e-mail address is written under the e-mail privacy rule (hashed by default), never raw. A
 request the backend authenticates is not a login and writes nothing.
 """
@@ -49,18 +49,19 @@ ErrorHandler = Callable[[HTTPConnection, AuthenticationError], Response]
 
 
 def auth_error_handler(on_error: ErrorHandler | None = None) -> ErrorHandler:
-    """An ``on_error`` for ``AuthenticationMiddleware`` that records the refused credential, then answers.
+    """An `on_error` for `AuthenticationMiddleware` that records the refused credential, then answers.
 
     Args:
-        on_error: the application's own handler, or ``None`` for Starlette's default answer (400 with the
+        on_error: the application's own handler, or `None` for Starlette's default answer (400 with the
             error's text).
 
     Returns:
-        The handler to pass as ``AuthenticationMiddleware(..., on_error=...)``.
+        The handler to pass as `AuthenticationMiddleware(..., on_error=...)`.
 
-    Example::
-
+    Example:
+        ```python
         Middleware(AuthenticationMiddleware, backend=backend, on_error=auth_error_handler(my_401_handler))
+        ```
     """
     answer: ErrorHandler = on_error if on_error is not None else AuthenticationMiddleware.default_on_error
 

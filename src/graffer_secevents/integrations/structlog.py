@@ -48,7 +48,7 @@ SECURITY_CONTEXT_KEYS: Final = (
     "span_id",
 )
 """Every key `add_security_context` may add: the dotted paths of our records (`docs/record.md`), flat, as
-ddtrace's own structlog injection writes ``dd.trace_id``. OpenTelemetry ids are ``trace_id``/``span_id``."""
+ddtrace's own structlog injection writes `dd.trace_id`. OpenTelemetry ids are `trace_id`/`span_id`."""
 
 
 def add_security_context(
@@ -56,10 +56,10 @@ def add_security_context(
 ) -> MutableMapping[str, Any]:
     """Add the current request's security context to a structlog event dict.
 
-    Inside a request bound by one of our integrations it adds ``http.request_id``, ``network.client.ip`` and
-    ``usr.id``, processed by the configured privacy settings exactly as in our records (hashed, kept or
-    dropped), and the active span's ids (``dd.trace_id``/``dd.span_id`` under ddtrace, ``trace_id``/
-    ``span_id`` under OpenTelemetry). A key the application already set is left as it is. Outside a request
+    Inside a request bound by one of our integrations it adds `http.request_id`, `network.client.ip` and
+    `usr.id`, processed by the configured privacy settings exactly as in our records (hashed, kept or
+    dropped), and the active span's ids (`dd.trace_id`/`dd.span_id` under ddtrace, `trace_id`/
+    `span_id` under OpenTelemetry). A key the application already set is left as it is. Outside a request
     it adds nothing.
 
     Args:
@@ -68,11 +68,11 @@ def add_security_context(
         event_dict: the event being logged; changed in place.
 
     Returns:
-        The same ``event_dict``.
+        The same `event_dict`.
 
     Raises:
         Nothing: a failure while reading the context leaves the keys it could not read out, so a log line
-            is never lost to this processor (``BaseException`` still propagates).
+            is never lost to this processor (`BaseException` still propagates).
     """
     try:
         request = current_request()

@@ -1,15 +1,16 @@
 """Plain WSGI middleware: request context, the real client IP and denied-request events for any WSGI app.
 
-Example::
-
+Example:
+    ```python
     from graffer_secevents.integrations.wsgi import SecurityEventsMiddleware
 
     application = SecurityEventsMiddleware(application)
+    ```
 
-Flask users take :class:`graffer_secevents.integrations.flask.SecurityEvents` instead, which adds the route
+Flask users take `graffer_secevents.integrations.flask.SecurityEvents` instead, which adds the route
 template, the Flask-Login user and Flask-Login's signals. The context is bound while the application is
 called; a body the server iterates *after* that (a streamed generator) is produced without it, so emit
-before streaming, or pass ``ip=`` explicitly there.
+before streaming, or pass `ip=` explicitly there.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ _REQUEST_ID_LOWER = REQUEST_ID_HEADER.lower()
 CONTEXT_KEY: Final = "graffer_secevents.context"
 """The environ key holding a request's context once it is built."""
 RESPONSE_KEY: Final = "graffer_secevents.response"
-"""The environ key holding ``(status line, request id)`` when the response started before any context."""
+"""The environ key holding `(status line, request id)` when the response started before any context."""
 
 
 class WsgiRequestContext(LazyRequestContext):
@@ -61,7 +62,7 @@ class WsgiRequestContext(LazyRequestContext):
 
     @classmethod
     def of(cls, environ: Environ) -> WsgiRequestContext:
-        """The context of the request ``environ`` describes: built at the first need, then kept in it."""
+        """The context of the request `environ` describes: built at the first need, then kept in it."""
         ctx: WsgiRequestContext | None = environ.get(CONTEXT_KEY)
         if ctx is None:
             ctx = environ[CONTEXT_KEY] = cls(environ)
@@ -118,28 +119,29 @@ class SecurityEventsMiddleware:
     """Bind the request context around a WSGI application.
 
     Inside a request, events carry the resolved client IP, user agent, request id, method, path and, once
-    the response has started, the status code; the user is whatever :func:`graffer_secevents.set_user`
-    bound. The response carries the request id as ``X-Request-ID``. A response whose status is in
-    ``status_events`` emits that event (by default a 403 emits ``authz_fail``).
+    the response has started, the status code; the user is whatever `graffer_secevents.set_user`
+    bound. The response carries the request id as `X-Request-ID`. A response whose status is in
+    `status_events` emits that event (by default a 403 emits `authz_fail`).
 
     Args:
         app: the WSGI application to wrap.
-        status_events: per-status overrides merged over :data:`DEFAULT_STATUS_EVENTS`: an event type
-            turns a status on, ``None`` turns it off.
+        status_events: per-status overrides merged over `DEFAULT_STATUS_EVENTS`: an event type
+            turns a status on, `None` turns it off.
 
     Raises:
-        ConfigurationError: ``status_events`` names a status or an event type that does not exist.
+        ConfigurationError: `status_events` names a status or an event type that does not exist.
 
-    Example::
-
+    Example:
+        ```python
         application = SecurityEventsMiddleware(application, status_events={401: "authz_fail"})
+        ```
     """
 
     __slots__ = ("_rules", "_status_prefixes", "app")
     context_class: ClassVar[type[WsgiRequestContext]] = WsgiRequestContext
     binds_context: ClassVar[bool] = True
     """Bind the context around the application. Flask's extension does not: Flask's own request context
-    leads events to it (a provider, see :mod:`graffer_secevents.integrations.flask`)."""
+    leads events to it (a provider, see `graffer_secevents.integrations.flask`)."""
 
     def __init__(self, app: WSGIApp, *, status_events: Mapping[int, str | None] | None = None) -> None:
         self.app = app

@@ -15,7 +15,7 @@ _SHOWN: Final = 5
 
 
 def _wanted(group: Mapping[str, Any]) -> dict[str, str]:
-    """``network__client__ip=...`` keyword arguments as group-by fields (``network.client.ip``)."""
+    """`network__client__ip=...` keyword arguments as group-by fields (`network.client.ip`)."""
     return {
         key.replace("__", "."): value if isinstance(value, str) else str(value)
         for key, value in group.items()
@@ -87,7 +87,7 @@ def detected(
     geo: GeoLookup | None,
     group: Mapping[str, Any],
 ) -> Signal:
-    """The first signal of ``rule_id`` whose group has every ``group`` value, else an AssertionError."""
+    """The first signal of `rule_id` whose group has every `group` value, else an AssertionError."""
     wanted = _wanted(group)
     result = _run(rule_id, records, rules, geo)
     for signal in result.signals:
@@ -108,7 +108,7 @@ def not_detected(
     geo: GeoLookup | None,
     group: Mapping[str, Any],
 ) -> None:
-    """An AssertionError listing the signals of ``rule_id`` (for ``group``) if any fired."""
+    """An AssertionError listing the signals of `rule_id` (for `group`) if any fired."""
     wanted = _wanted(group)
     result = _run(rule_id, records, rules, geo)
     hits = [s for s in result.signals if _fits(s, rule_id, wanted)]

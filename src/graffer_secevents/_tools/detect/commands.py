@@ -1,6 +1,6 @@
-"""The ``secevents detect`` and ``secevents report`` sub-commands.
+"""The `secevents detect` and `secevents report` sub-commands.
 
-Exit status of ``detect``: 0 no signal at or above ``--fail-on`` (or no ``--fail-on``), 1 one fired, 2 a
+Exit status of `detect`: 0 no signal at or above `--fail-on` (or no `--fail-on`), 1 one fired, 2 a
 usage error, an unreadable file or a rule the engine cannot evaluate.
 """
 
@@ -20,7 +20,7 @@ _PROG = "secevents"
 
 
 def add_commands(commands: Any) -> None:
-    """Register ``detect`` and ``report`` on the ``secevents`` sub-parser set."""
+    """Register `detect` and `report` on the `secevents` sub-parser set."""
     detect = commands.add_parser(
         "detect",
         help="replay detection rules over JSON-lines logs and print the signals",

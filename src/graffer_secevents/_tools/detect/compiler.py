@@ -80,7 +80,7 @@ class CompiledRule:
 
 
 def rule_id_of(rule: Mapping[str, Any]) -> str:
-    """The id a rule carries in its ``secevents_rule:<id>`` tag, else its name."""
+    """The id a rule carries in its `secevents_rule:<id>` tag, else its name."""
     tags = rule.get("tags")
     if isinstance(tags, list):
         for tag in tags:
@@ -91,7 +91,7 @@ def rule_id_of(rule: Mapping[str, Any]) -> str:
 
 
 def compile_rule(rule: Mapping[str, Any]) -> CompiledRule | None:
-    """Check one rule's API JSON and compile it; ``None`` for a disabled rule (``isEnabled: false``).
+    """Check one rule's API JSON and compile it; `None` for a disabled rule (`isEnabled: false`).
 
     Raises:
         DetectError: the rule uses something the engine cannot evaluate, or is malformed.
@@ -299,12 +299,12 @@ _COMPARE: Final[dict[str, Callable[[float, float], bool]]] = {
 def compile_condition(text: str, aliases: set[str]) -> Condition:
     """Compile a case condition over query aliases.
 
-    Supported: ``>``, ``>=``, ``<``, ``<=``, ``==``, ``&&``, ``||`` and parentheses, between an alias and
+    Supported: `>`, `>=`, `<`, `<=`, `==`, `&&`, `||` and parentheses, between an alias and
     a number. A comparison on a query with no event in the window for the group is false (Datadog: a
     group-by value missing from one query means the case cannot match).
 
     Raises:
-        DetectError: any other operator (``THEN``, ``!=``, arithmetic), naming it and its position, or an
+        DetectError: any other operator (`THEN`, `!=`, arithmetic), naming it and its position, or an
             alias no query defines.
     """
     tokens: list[tuple[str, str, int]] = []

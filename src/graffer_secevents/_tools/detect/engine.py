@@ -1,10 +1,10 @@
 """Replay detection rules over records in timestamp order and return the signals they raise.
 
-Threshold rules keep, per group-by key, a sliding window of ``evaluationWindow`` seconds ending at each
-matching event (an event exactly ``evaluationWindow`` seconds older has left it); after every event of the
+Threshold rules keep, per group-by key, a sliding window of `evaluationWindow` seconds ending at each
+matching event (an event exactly `evaluationWindow` seconds older has left it); after every event of the
 group the cases are tried in order and the first that holds raises or updates the group's signal. A signal
-stays open while matches keep coming within ``keepAlive`` of its last event and for at most
-``maxSignalDuration`` from its first. New-value and impossible-travel rules keep per-group baselines.
+stays open while matches keep coming within `keepAlive` of its last event and for at most
+`maxSignalDuration` from its first. New-value and impossible-travel rules keep per-group baselines.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ class Signal:
     """A signal a rule raised during a replay.
 
     Attributes:
-        rule_id: the id in the rule's ``secevents_rule:<id>`` tag, else the rule's name.
-        rule_name: the rule's ``name``.
-        severity: the matching case's status (``info`` … ``critical``).
+        rule_id: the id in the rule's `secevents_rule:<id>` tag, else the rule's name.
+        rule_name: the rule's `name`.
+        severity: the matching case's status (`info` … `critical`).
         case: the case's name, else its condition.
-        group: the group-by values, keyed by attribute without ``@`` (``{"network.client.ip": "…"}``).
+        group: the group-by values, keyed by attribute without `@` (`{"network.client.ip": "…"}`).
         first_seen: the oldest event in the window when the signal opened.
         last_seen: the last event folded into the signal.
         count: the events in the signal.
@@ -58,7 +58,7 @@ class Signal:
     count: int
 
     def as_dict(self) -> dict[str, Any]:
-        """The signal as JSON-ready data (``secevents detect --format json``)."""
+        """The signal as JSON-ready data (`secevents detect --format json`)."""
         return {
             "rule_id": self.rule_id,
             "rule_name": self.rule_name,
@@ -95,7 +95,7 @@ def evaluate(
     *,
     geo: GeoLookup | None = None,
 ) -> list[Signal]:
-    """Replay ``rules`` over ``records`` and return the signals, ordered by first event then rule.
+    """Replay `rules` over `records` and return the signals, ordered by first event then rule.
 
     See `graffer_secevents.detect.evaluate` for the full description.
     """
@@ -109,7 +109,7 @@ def replay(
     geo: GeoLookup | None = None,
     explain: bool = False,
 ) -> Replay:
-    """Like `evaluate`, returning the whole `Replay`: the counts, and with ``explain`` the highest value each
+    """Like `evaluate`, returning the whole `Replay`: the counts, and with `explain` the highest value each
     threshold query reached per group (`Replay.best`, for failure messages; it costs time)."""
     # The replay allocates per-group state while every record stays alive; the cyclic collector would walk
     # all of them again and again (measured: 3x the run time at 100,000 records). Nothing here makes cycles.
@@ -156,7 +156,7 @@ Timeline = list[tuple[float, Mapping[str, Any]]]
 
 
 def timestamp_of(record: Mapping[str, Any]) -> float | None:
-    """A record's ``timestamp`` as POSIX seconds: ISO 8601 (``Z`` or an offset) or epoch milliseconds."""
+    """A record's `timestamp` as POSIX seconds: ISO 8601 (`Z` or an offset) or epoch milliseconds."""
     value = record.get("timestamp")
     if isinstance(value, str):
         moment: datetime | None
@@ -216,7 +216,7 @@ def _reads_geoip(rule: CompiledRule) -> bool:
 
 
 def _with_geo(timeline: Timeline, lookup: Any, result: Replay) -> Timeline:
-    """Add ``network.client.geoip`` from ``network.client.ip`` as Datadog's GeoIP parser would (records that
+    """Add `network.client.geoip` from `network.client.ip` as Datadog's GeoIP parser would (records that
     already carry one keep it)."""
     cache: dict[str, dict[str, Any] | None] = {}
     out: Timeline = []
@@ -245,8 +245,8 @@ def _with_geo(timeline: Timeline, lookup: Any, result: Replay) -> Timeline:
 def _matches(rules: list[CompiledRule], timeline: Timeline) -> dict[str, list[int]]:
     """For every distinct query text, the indices of the records it matches (each query run once).
 
-    A query that needs one of a few exact values of an attribute (``@evt.type:x``, ``@a:(x OR y)``, an
-    ``AND`` with such a term) is run only on the records an index of that attribute lists: most rule
+    A query that needs one of a few exact values of an attribute (`@evt.type:x`, `@a:(x OR y)`, an
+    `AND` with such a term) is run only on the records an index of that attribute lists: most rule
     queries select a few event types out of many records.
     """
     found: dict[str, list[int]] = {}
@@ -275,7 +275,7 @@ def _matches(rules: list[CompiledRule], timeline: Timeline) -> dict[str, list[in
 
 
 def _index(timeline: Timeline, path: str) -> dict[str, list[int]]:
-    """Record indices by the text of attribute ``path`` (each element of an array)."""
+    """Record indices by the text of attribute `path` (each element of an array)."""
     get = attribute_getter(path)
     index: dict[str, list[int]] = {}
     for i, (_, record) in enumerate(timeline):
@@ -358,7 +358,7 @@ class _Signals:
             self.done.append(self._close(key, self.open.pop(key)))
 
     def hit(self, key: tuple[str, ...], now: float, case: int, first: float, count: int, env: Any) -> None:
-        """A case held for ``key`` at ``now``: fold into the open signal or open one."""
+        """A case held for `key` at `now`: fold into the open signal or open one."""
         self.expire(key, now)
         current = self.open.get(key)
         if current is None:
@@ -498,7 +498,7 @@ class _Threshold:
     def evaluate(
         self, key: tuple[str, ...], now: float, first: float, count: int, record: Mapping[str, Any]
     ) -> None:
-        """Try the cases for ``key`` after a record at ``now`` (windows already trimmed)."""
+        """Try the cases for `key` after a record at `now` (windows already trimmed)."""
         values = {q.alias: w.value() for q, w in zip(self.rule.queries, self.windows[key], strict=True)}
         if self.best is not None:
             peak = self.best.setdefault(key, {})

@@ -14,12 +14,12 @@ EARTH_RADIUS_KM: Final = 6371.0088  # the mean radius (IUGG), as geodesy librari
 
 @dataclass(frozen=True)
 class GeoPoint:
-    """A location, as Datadog's GeoIP parser would write it under ``network.client.geoip``.
+    """A location, as Datadog's GeoIP parser would write it under `network.client.geoip`.
 
     Attributes:
         lat: latitude in degrees.
         lon: longitude in degrees.
-        country: ISO 3166 alpha-2 code, e.g. ``"FR"``; empty when unknown.
+        country: ISO 3166 alpha-2 code, e.g. `"FR"`; empty when unknown.
         city: the city name, when known.
     """
 
@@ -30,11 +30,11 @@ class GeoPoint:
 
 
 GeoLookup = Callable[[str], GeoPoint | None] | Mapping[str, GeoPoint]
-"""An IP address to its location: a function, or a mapping (``{"203.0.113.7": GeoPoint(...)}``)."""
+"""An IP address to its location: a function, or a mapping (`{"203.0.113.7": GeoPoint(...)}`)."""
 
 
 def as_lookup(geo: GeoLookup) -> Callable[[str], GeoPoint | None]:
-    """The lookup as a function; a mapping answers ``None`` for an address it does not list."""
+    """The lookup as a function; a mapping answers `None` for an address it does not list."""
     if isinstance(geo, Mapping):
         table = geo
         return table.get
@@ -46,7 +46,7 @@ def as_lookup(geo: GeoLookup) -> Callable[[str], GeoPoint | None]:
 
 
 def geoip_attributes(point: GeoPoint) -> dict[str, Any]:
-    """The ``network.client.geoip`` object Datadog's GeoIP parser writes, for the fields a point has."""
+    """The `network.client.geoip` object Datadog's GeoIP parser writes, for the fields a point has."""
     attributes: dict[str, Any] = {"location": {"latitude": point.lat, "longitude": point.lon}}
     if point.country:
         attributes["country"] = {"iso_code": point.country}
@@ -64,21 +64,21 @@ def distance_km(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 
 def maxmind_lookup(path: str) -> Callable[[str], GeoPoint | None]:
-    """A lookup backed by a MaxMind GeoIP2 / GeoLite2 City database (``.mmdb``), through ``geoip2``.
+    """A lookup backed by a MaxMind GeoIP2 / GeoLite2 City database (`.mmdb`), through `geoip2`.
 
     Args:
-        path: the database file, e.g. ``GeoLite2-City.mmdb``.
+        path: the database file, e.g. `GeoLite2-City.mmdb`.
 
     Returns:
-        A function from an IP address to its `GeoPoint`, or ``None`` when the database has no location
+        A function from an IP address to its `GeoPoint`, or `None` when the database has no location
         for it (a private address, say) or the text is not an address.
 
     Raises:
-        MissingDependencyError: ``geoip2`` is not installed (``pip install "graffer-secevents[geoip]"``).
-        OSError: the file cannot be read; ``maxminddb.InvalidDatabaseError`` when it is not a database.
+        MissingDependencyError: `geoip2` is not installed (`pip install "graffer-secevents[geoip]"`).
+        OSError: the file cannot be read; `maxminddb.InvalidDatabaseError` when it is not a database.
 
     Example:
-        ``evaluate(rules, records, geo=maxmind_lookup("GeoLite2-City.mmdb"))``
+        `evaluate(rules, records, geo=maxmind_lookup("GeoLite2-City.mmdb"))`
     """
     try:
         import geoip2.database

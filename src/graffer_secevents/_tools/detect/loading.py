@@ -1,4 +1,4 @@
-"""Rules and records from files: rule JSON (one rule, a list, or ``{"rules": [...]}``) and JSON-lines logs."""
+"""Rules and records from files: rule JSON (one rule, a list, or `{"rules": [...]}`) and JSON-lines logs."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ __all__ = ["LineCounts", "load_rules", "read_records"]
 
 def load_rules(path_or_json: str | os.PathLike[str] | Mapping[str, Any] | list[Any]) -> list[dict[str, Any]]:
     """Rules from a JSON file, JSON text or parsed JSON: one rule object, a list of them, or an object whose
-    ``rules`` (or ``data``, as the API lists them) is that list.
+    `rules` (or `data`, as the API lists them) is that list.
 
     Raises:
         DetectError: the text is not JSON or not rules.
@@ -65,8 +65,8 @@ class LineCounts:
 
 
 def read_records(stream: IO[bytes], counts: LineCounts) -> Iterator[dict[str, Any]]:
-    """The security records of a JSON-lines stream mixed with other output, as ``secevents validate`` reads
-    it (a prefix before the JSON is tolerated); everything else is counted in ``counts`` and skipped."""
+    """The security records of a JSON-lines stream mixed with other output, as `secevents validate` reads
+    it (a prefix before the JSON is tolerated); everything else is counted in `counts` and skipped."""
     from graffer_secevents._tools.loglines import DEFAULT_MAX_LINE_BYTES, _parse, _read_lines
 
     for _number, line, oversize in _read_lines(stream, DEFAULT_MAX_LINE_BYTES):

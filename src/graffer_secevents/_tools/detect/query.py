@@ -1,14 +1,14 @@
 """The log search syntax subset detection rules use, compiled once into a matcher over one record.
 
-Supported: attribute terms ``@a.b:value`` (bare, quoted, with ``\\`` escapes), wildcards ``*`` and ``?`` in
-values, ``@a:*`` (the attribute exists), ``-term`` and ``NOT``, ``AND`` / ``OR`` with implicit ``AND``
-between terms, parentheses, value groups ``@a:(x OR y)``, numeric ranges ``@a:[1 TO 10]`` (``{}`` for
-exclusive bounds, ``*`` for an open end) and comparisons ``@a:>5``, ``>=``, ``<``, ``<=``, the reserved
-attributes ``service:``, ``env:``, ``status:`` and ``source:``, and free text (words and ``"phrases"``
-matched against ``message``). Everything else is a ``DetectError`` naming the construct and its position.
+Supported: attribute terms `@a.b:value` (bare, quoted, with `\\` escapes), wildcards `*` and `?` in
+values, `@a:*` (the attribute exists), `-term` and `NOT`, `AND` / `OR` with implicit `AND`
+between terms, parentheses, value groups `@a:(x OR y)`, numeric ranges `@a:[1 TO 10]` (`{}` for
+exclusive bounds, `*` for an open end) and comparisons `@a:>5`, `>=`, `<`, `<=`, the reserved
+attributes `service:`, `env:`, `status:` and `source:`, and free text (words and `"phrases"`
+matched against `message`). Everything else is a `DetectError` naming the construct and its position.
 
-Case: attribute values are compared case-sensitively (as Datadog does for attributes); ``service``,
-``env``, ``status`` and ``source`` (tags in Datadog, lower-cased at intake) and free text are not.
+Case: attribute values are compared case-sensitively (as Datadog does for attributes); `service`,
+`env`, `status` and `source` (tags in Datadog, lower-cased at intake) and free text are not.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ def _always(_record: Mapping[str, Any]) -> bool:
 
 
 def attribute_getter(path: str) -> Callable[[Mapping[str, Any]], Any]:
-    """A function reading the attribute ``path`` (dotted, no ``@``) from a nested record, else a sentinel.
+    """A function reading the attribute `path` (dotted, no `@`) from a nested record, else a sentinel.
 
-    A record flattened to dotted keys (``{"network.client.ip": ...}``, some exports) is read too.
+    A record flattened to dotted keys (`{"network.client.ip": ...}`, some exports) is read too.
     """
     parts = tuple(path.split("."))
 
@@ -64,12 +64,12 @@ def attribute_getter(path: str) -> Callable[[Mapping[str, Any]], Any]:
 
 
 def is_missing(value: Any) -> bool:
-    """Whether ``value`` is the getter's "absent" sentinel or JSON null."""
+    """Whether `value` is the getter's "absent" sentinel or JSON null."""
     return value is _MISSING or value is None
 
 
 def text_of(value: Any) -> str:
-    """A record value as the text Datadog would index: ``true``/``false`` for booleans, digits for numbers."""
+    """A record value as the text Datadog would index: `true`/`false` for booleans, digits for numbers."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
@@ -133,7 +133,7 @@ Hint = tuple[tuple[str, frozenset[str]], ...]
 
 def index_hint(matcher: Matcher) -> Hint | None:
     """Pairs of (attribute path, values): every record the matcher accepts has, for each pair, one of these
-    exact texts (`text_of`) at that attribute (an element of it, for an array); ``None`` when no such
+    exact texts (`text_of`) at that attribute (an element of it, for an array); `None` when no such
     statement holds. The engine intersects the index entries the pairs name instead of scanning."""
     hint = _hint_of(matcher)
     return hint if isinstance(hint, tuple) else None
@@ -614,7 +614,7 @@ def compile_query(query: str) -> Matcher:
     """Compile a log search query into a function telling whether one record matches it.
 
     Args:
-        query: log search syntax, e.g. ``@evt.type:authn_login_fail -@usr.exists:true``.
+        query: log search syntax, e.g. `@evt.type:authn_login_fail -@usr.exists:true`.
 
     Returns:
         A matcher, called with one record (a nested dict as the library writes it).

@@ -1,4 +1,4 @@
-"""``secevents report``: what a security reviewer looks at first, drawn in the terminal.
+"""`secevents report`: what a security reviewer looks at first, drawn in the terminal.
 
 Login attempts over time per outcome (one sparkline row per outcome over equal time buckets), the top
 failing IPs and accounts, denied requests, and the signals the rules raised. Every value from the records is
@@ -38,7 +38,7 @@ _RESOURCE = attribute_getter("evt.resource")
 
 
 def safe(value: Any, limit: int = 60) -> str:
-    """A record value made safe for a terminal: control characters escaped, at most ``limit`` characters."""
+    """A record value made safe for a terminal: control characters escaped, at most `limit` characters."""
     shown = value if isinstance(value, str) else text_of(value)
     if len(shown) > limit:
         shown = shown[: limit - 1] + "…"
@@ -50,7 +50,7 @@ def _label(value: Any) -> str | None:
 
 
 def sparkline(counts: Sequence[int], peak: int) -> str:
-    """One block character per count, scaled to ``peak`` (a zero stays blank, any non-zero shows)."""
+    """One block character per count, scaled to `peak` (a zero stays blank, any non-zero shows)."""
     if peak <= 0:
         return " " * len(counts)
     top = len(BLOCKS) - 1

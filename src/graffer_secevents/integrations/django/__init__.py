@@ -1,4 +1,4 @@
-"""Django: :class:`SecurityEventsMiddleware` and an app that turns Django's auth signals into events.
+"""Django: `SecurityEventsMiddleware` and an app that turns Django's auth signals into events.
 
 Settings::
 
@@ -11,7 +11,7 @@ Settings::
         "status_events": {401: "authz_fail", 429: "excess_rate_limit_exceeded"},
     }
 
-See ``docs/integrations/django.md``.
+See `docs/integrations/django.md`.
 """
 
 from __future__ import annotations

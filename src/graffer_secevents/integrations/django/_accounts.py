@@ -1,8 +1,8 @@
 """Accounts as the Django auth adapters name them: found by what was typed, named by their pk.
 
-Used by the app's signal receivers (``apps.py``) and the auth-stack adapters (``drf.py``, ``allauth.py``), so
-a failed login reads the same whichever stack saw it: ``usr.login`` (hashed), ``usr.exists``, a bounded
-``evt.reason`` and, for an existing account, the pk its successful logins carry.
+Used by the app's signal receivers (`apps.py`) and the auth-stack adapters (`drf.py`, `allauth.py`), so
+a failed login reads the same whichever stack saw it: `usr.login` (hashed), `usr.exists`, a bounded
+`evt.reason` and, for an existing account, the pk its successful logins carry.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ _LOGIN_KEYS: Final = ("username", "email", "phone")
 
 
 def login_from(credentials: object) -> tuple[str | None, tuple[str, ...]]:
-    """What was typed as the login, and every credential key it was passed under: ``username``, the user
-    model's ``USERNAME_FIELD``, ``email``, ``phone`` (allauth passes an e-mail as both ``email`` and
-    ``username`` when both login methods are on). Only these keys are read; never the password."""
+    """What was typed as the login, and every credential key it was passed under: `username`, the user
+    model's `USERNAME_FIELD`, `email`, `phone` (allauth passes an e-mail as both `email` and
+    `username` when both login methods are on). Only these keys are read; never the password."""
     if not isinstance(credentials, Mapping):
         return None, ()
     from django.contrib.auth import get_user_model
@@ -46,9 +46,9 @@ def login_from(credentials: object) -> tuple[str | None, tuple[str, ...]]:
 
 
 def find_account(login: str, keys: tuple[str, ...] = ()) -> Any:
-    """``(pk, is_active)`` of the account reached by ``login`` through the first of the credential ``keys``
-    that finds one (the username field by default; an e-mail case-insensitively), ``None`` if there is none,
-    :data:`UNKNOWN` if the lookup fails."""
+    """`(pk, is_active)` of the account reached by `login` through the first of the credential `keys`
+    that finds one (the username field by default; an e-mail case-insensitively), `None` if there is none,
+    `UNKNOWN` if the lookup fails."""
     try:
         from django.contrib.auth import get_user_model
         from django.core.exceptions import FieldDoesNotExist
@@ -78,7 +78,7 @@ def find_account(login: str, keys: tuple[str, ...] = ()) -> Any:
 
 
 def pk_of(model_field: str, value: object) -> Any:
-    """The pk of the account whose ``model_field`` is ``value`` (a token's user-id claim), or ``None``."""
+    """The pk of the account whose `model_field` is `value` (a token's user-id claim), or `None`."""
     if value is None:
         return None
     try:
@@ -105,9 +105,9 @@ def _first(model: Any, query: Any) -> Any:
 
 
 def record_login_failure(login: str | None, *, where: str, keys: tuple[str, ...] = ()) -> bool:
-    """One ``authn_login_fail`` for this request (none if one was recorded already): ``usr.login``,
-    ``usr.exists``, ``evt.reason`` (``invalid_credentials``, ``unknown_user``, ``account_disabled``) and,
-    for an existing account, its pk as ``usr.id``."""
+    """One `authn_login_fail` for this request (none if one was recorded already): `usr.login`,
+    `usr.exists`, `evt.reason` (`invalid_credentials`, `unknown_user`, `account_disabled`) and,
+    for an existing account, its pk as `usr.id`."""
     found = find_account(login, keys) if login is not None else UNKNOWN
     if found is UNKNOWN:
         exists, user, reason = None, None, None
@@ -132,8 +132,8 @@ def record_login_failure(login: str | None, *, where: str, keys: tuple[str, ...]
 def record_login_refused(
     login: str | None, *, where: str, keys: tuple[str, ...] = (), max_limit: int | None = None
 ) -> None:
-    """One ``authn_login_fail_max`` for a login the stack refused before checking the password (a rate limit
-    or throttle), with ``usr.login``, ``usr.exists`` and a known account's pk; no status rule adds a second
+    """One `authn_login_fail_max` for a login the stack refused before checking the password (a rate limit
+    or throttle), with `usr.login`, `usr.exists` and a known account's pk; no status rule adds a second
     event for the request."""
     found = find_account(login, keys) if login is not None else UNKNOWN
     exists = None if found is UNKNOWN else found is not None

@@ -1,5 +1,5 @@
-"""The ``SECEVENTS`` Django setting: one dict of `configure()` options plus the middleware's
-``status_events``.
+"""The `SECEVENTS` Django setting: one dict of `configure()` options plus the middleware's
+`status_events`.
 
     SECEVENTS = {
         "service": "shop",
@@ -8,7 +8,7 @@
     }
 
 An unknown key is a `ConfigurationError` at start-up naming the key and the nearest valid one. The flat
-``SECEVENTS_STATUS_EVENTS`` of 0.1 still works for this release, with a `DeprecatedSettingWarning`.
+`SECEVENTS_STATUS_EVENTS` of 0.1 still works for this release, with a `DeprecatedSettingWarning`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from graffer_secevents._errors import ConfigurationError, SecEventsWarning, warn
 __all__ = ["DJANGO_KEYS", "DeprecatedSettingWarning", "apply_settings", "status_events_setting"]
 
 DJANGO_KEYS: Final = ("status_events",)
-"""The keys of ``SECEVENTS`` that are Django's own, not `configure()` options."""
+"""The keys of `SECEVENTS` that are Django's own, not `configure()` options."""
 
 
 class DeprecatedSettingWarning(SecEventsWarning, DeprecationWarning):
@@ -45,7 +45,7 @@ def _setting() -> Mapping[str, Any]:
 
 
 def apply_settings() -> None:
-    """Apply ``SECEVENTS``'s `configure()` options (the app's ``ready()`` calls this once).
+    """Apply `SECEVENTS`'s `configure()` options (the app's `ready()` calls this once).
 
     Raises:
         ConfigurationError: an unknown key (the message names the nearest valid one) or an invalid value.
@@ -57,10 +57,10 @@ def apply_settings() -> None:
 
 
 def status_events_setting() -> Mapping[int, str | None] | None:
-    """The middleware's per-status events: ``SECEVENTS["status_events"]``, else the deprecated flat setting.
+    """The middleware's per-status events: `SECEVENTS["status_events"]`, else the deprecated flat setting.
 
     Returns:
-        The mapping as written in settings, or ``None`` when neither is set.
+        The mapping as written in settings, or `None` when neither is set.
 
     Raises:
         ConfigurationError: both are set (only one may be).

@@ -12,9 +12,9 @@ _WRAPPED: Final = "_secevents_wrapped"
 
 
 def wrap_method(owner: type, name: str, make: Callable[[Any], Callable[..., Any]]) -> None:
-    """Replace ``owner.name`` by ``make(original)`` (keeping its name and docstring), once per process.
+    """Replace `owner.name` by `make(original)` (keeping its name and docstring), once per process.
 
-    Subclasses that call ``super()`` reach the wrapper; a subclass that overrides the method without calling
+    Subclasses that call `super()` reach the wrapper; a subclass that overrides the method without calling
     it is not recorded (docs/integrations/drf.md says so).
     """
     original = owner.__dict__[name]

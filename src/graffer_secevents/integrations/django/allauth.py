@@ -1,23 +1,23 @@
-"""django-allauth (``allauth.account``, ``allauth.mfa``): signup, resets, password changes, MFA, rate limits.
+"""django-allauth (`allauth.account`, `allauth.mfa`): signup, resets, password changes, MFA, rate limits.
 
-Installed by the app ``graffer_secevents.integrations.django`` when ``"allauth.account"`` is in
-``INSTALLED_APPS``; nothing to call. Logins and logouts already come from Django's own signals, which
-allauth sends (``login()``, ``logout()``, ``authenticate(email=..., password=...)``: the failed login's
-``usr.login`` is the e-mail or username typed, hashed). The rest:
+Installed by the app `graffer_secevents.integrations.django` when `"allauth.account"` is in
+`INSTALLED_APPS`; nothing to call. Logins and logouts already come from Django's own signals, which
+allauth sends (`login()`, `logout()`, `authenticate(email=..., password=...)`: the failed login's
+`usr.login` is the e-mail or username typed, hashed). The rest:
 
-* ``user_signed_up``: ``user_signup`` with the new account (its auto-login is Django's ``user_logged_in``,
+* `user_signed_up`: `user_signup` with the new account (its auto-login is Django's `user_logged_in`,
   once);
-* ``ResetPasswordForm.save``: ``authn_password_reset_request`` with ``usr.exists`` for known and unknown
-  e-mails (``usr.email`` hashed); ``password_reset``: ``authn_password_reset``;
-* ``UserTokenForm.clean`` refusing a reset key: a failed ``authn_password_reset`` with ``evt.reason:
+* `ResetPasswordForm.save`: `authn_password_reset_request` with `usr.exists` for known and unknown
+  e-mails (`usr.email` hashed); `password_reset`: `authn_password_reset`;
+* `UserTokenForm.clean` refusing a reset key: a failed `authn_password_reset` with ``evt.reason:
   invalid_reset_key``;
-* ``password_changed``: ``authn_password_change`` (never a login); ``ChangePasswordForm.clean_oldpassword``
-  refusing: ``authn_password_change_fail`` with ``evt.reason: invalid_credentials``;
-* ``DefaultAccountAdapter.pre_authenticate`` refusing (``too_many_login_attempts``, from
-  ``ACCOUNT_RATE_LIMITS["login_failed"]``: a window, not a lock): ``authn_login_fail_max`` with
-  ``usr.login`` and, for a known account, its pk;
-* ``allauth.mfa``'s ``authenticator_used`` / ``authentication_failed``: ``authn_mfa_challenge`` with the
-  outcome and ``evt.method`` (``totp``, ``recovery_codes``, ...).
+* `password_changed`: `authn_password_change` (never a login); `ChangePasswordForm.clean_oldpassword`
+  refusing: `authn_password_change_fail` with `evt.reason: invalid_credentials`;
+* `DefaultAccountAdapter.pre_authenticate` refusing (`too_many_login_attempts`, from
+  `ACCOUNT_RATE_LIMITS["login_failed"]`: a window, not a lock): `authn_login_fail_max` with
+  `usr.login` and, for a known account, its pk;
+* `allauth.mfa`'s `authenticator_used` / `authentication_failed`: `authn_mfa_challenge` with the
+  outcome and `evt.method` (`totp`, `recovery_codes`, ...).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def _rate_limited(request: Any, credentials: dict[str, Any]) -> None:
 
 
 def _login_limit() -> int | None:
-    """The per-account count of ``ACCOUNT_RATE_LIMITS["login_failed"]`` (``"10/m/ip,5/300s/key"`` → 5)."""
+    """The per-account count of `ACCOUNT_RATE_LIMITS["login_failed"]` (`"10/m/ip,5/300s/key"` → 5)."""
     try:
         from allauth.account import app_settings
 
@@ -153,8 +153,8 @@ def _reset_request(original: Callable[..., Any]) -> Callable[..., Any]:
 def _change_refused(
     where: str, reason: str, user_attribute: str, evt_type: str = "authn_password_change_fail"
 ) -> Callable[[Any], Callable[..., Any]]:
-    """A form ``clean*`` method whose ``ValidationError`` is a failed ``evt_type`` for the form's
-    ``user_attribute`` account."""
+    """A form `clean*` method whose `ValidationError` is a failed `evt_type` for the form's
+    `user_attribute` account."""
 
     def make(original: Callable[..., Any]) -> Callable[..., Any]:
         def clean(self: Any) -> Any:

@@ -1,25 +1,25 @@
-"""The Django app: put ``"graffer_secevents.integrations.django"`` in ``INSTALLED_APPS``.
+"""The Django app: put `"graffer_secevents.integrations.django"` in `INSTALLED_APPS`.
 
-``ready()`` connects Django's authentication signals, so ``login()``, ``logout()`` and ``authenticate()``
-(and their async forms, and every view built on them such as ``LoginView``) record events with no event code
+`ready()` connects Django's authentication signals, so `login()`, `logout()` and `authenticate()`
+(and their async forms, and every view built on them such as `LoginView`) record events with no event code
 in the application:
 
 ========================  =========================================================================
 signal                    event
 ========================  =========================================================================
-``user_logged_in``        ``authn_login_success`` with the user
-``user_login_failed``     ``authn_login_fail``: ``usr.login`` from the credentials' username (or
-                          e-mail, as allauth passes it), ``usr.exists`` looked up through the user
-                          model, ``evt.reason`` ``invalid_credentials``, ``unknown_user`` or
-                          ``account_disabled``; the password is never read
-``user_logged_out``       ``session_logout`` with the user and the (hashed) session key
+`user_logged_in`        `authn_login_success` with the user
+`user_login_failed`     `authn_login_fail`: `usr.login` from the credentials' username (or
+                          e-mail, as allauth passes it), `usr.exists` looked up through the user
+                          model, `evt.reason` `invalid_credentials`, `unknown_user` or
+                          `account_disabled`; the password is never read
+`user_logged_out`       `session_logout` with the user and the (hashed) session key
 ========================  =========================================================================
 
-When Django REST framework (``rest_framework``) or django-allauth (``allauth.account``) is in
-``INSTALLED_APPS`` too, its adapter (``drf.py``, ``allauth.py``) is installed here as well.
+When Django REST framework (`rest_framework`) or django-allauth (`allauth.account`) is in
+`INSTALLED_APPS` too, its adapter (`drf.py`, `allauth.py`) is installed here as well.
 
-The ``SECEVENTS`` setting (a dict of `graffer_secevents.configure` options, plus the middleware's
-``status_events``) is applied here too; see docs/integrations/django.md.
+The `SECEVENTS` setting (a dict of `graffer_secevents.configure` options, plus the middleware's
+`status_events`) is applied here too; see docs/integrations/django.md.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ __all__ = ["SecEventsConfig"]
 
 
 class SecEventsConfig(AppConfig):  # type: ignore[misc]  # Django ships no type information
-    """Connects Django's auth signals to security events and applies the ``SECEVENTS`` setting."""
+    """Connects Django's auth signals to security events and applies the `SECEVENTS` setting."""
 
     name = "graffer_secevents.integrations.django"
     label = "graffer_secevents"
@@ -58,7 +58,7 @@ class SecEventsConfig(AppConfig):  # type: ignore[misc]  # Django ships no type 
 
 
 def _install_auth_stacks() -> None:
-    """Hook the auth stacks that are in ``INSTALLED_APPS``; a stack that is not costs nothing (no import)."""
+    """Hook the auth stacks that are in `INSTALLED_APPS`; a stack that is not costs nothing (no import)."""
     from django.apps import apps
 
     if apps.is_installed("rest_framework"):

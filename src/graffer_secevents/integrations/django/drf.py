@@ -1,30 +1,30 @@
 """Django REST framework, its token auth and simplejwt: every login path and every bad credential, once.
 
-Installed by the app ``graffer_secevents.integrations.django`` when ``"rest_framework"`` is in
-``INSTALLED_APPS`` (simplejwt's part when ``rest_framework_simplejwt`` can be imported); nothing to call.
+Installed by the app `graffer_secevents.integrations.django` when `"rest_framework"` is in
+`INSTALLED_APPS` (simplejwt's part when `rest_framework_simplejwt` can be imported); nothing to call.
 DRF and simplejwt send no signal for these flows, so the adapter wraps the methods where each decision is
 made (once per process, keeping the original's name and docstring):
 
-* simplejwt's ``TokenObtainSerializer.validate`` (pair and sliding obtain views) and DRF's
-  ``AuthTokenSerializer.validate`` (``obtain_auth_token``): ``authn_login_success`` with the account; a
-  refusal is one ``authn_login_fail`` (from Django's ``user_login_failed``, or here for an account the
+* simplejwt's `TokenObtainSerializer.validate` (pair and sliding obtain views) and DRF's
+  `AuthTokenSerializer.validate` (`obtain_auth_token`): `authn_login_success` with the account; a
+  refusal is one `authn_login_fail` (from Django's `user_login_failed`, or here for an account the
   backend returned but the view refuses);
-* ``BasicAuthentication.authenticate_credentials``: ``authn_login_success`` per authenticated request, a
+* `BasicAuthentication.authenticate_credentials`: `authn_login_success` per authenticated request, a
   wrong password as above;
-* ``authenticate()`` of ``BasicAuthentication``, ``TokenAuthentication`` and ``JWTAuthentication``: a
-  credential that fails (a malformed header, an unknown DRF ``Token``, a forged or expired JWT) is one
-  ``authn_login_fail`` with ``evt.reason: invalid_token`` (``account_disabled`` for an inactive account);
+* `authenticate()` of `BasicAuthentication`, `TokenAuthentication` and `JWTAuthentication`: a
+  credential that fails (a malformed header, an unknown DRF `Token`, a forged or expired JWT) is one
+  `authn_login_fail` with `evt.reason: invalid_token` (`account_disabled` for an inactive account);
 * simplejwt's refresh serializers: a blacklisted (rotated) refresh token used again is
-  ``authn_token_reuse``; a garbage or expired one is the bad-credential event above;
-* simplejwt's ``TokenBlacklistSerializer.validate`` (logout): ``session_logout`` with the token's account
-  and its ``jti`` as the (hashed) ``session_id``;
-* ``SessionAuthentication.enforce_csrf``: ``authz_fail`` with the session's user (DRF then answers as for an
+  `authn_token_reuse`; a garbage or expired one is the bad-credential event above;
+* simplejwt's `TokenBlacklistSerializer.validate` (logout): `session_logout` with the token's account
+  and its `jti` as the (hashed) `session_id`;
+* `SessionAuthentication.enforce_csrf`: `authz_fail` with the session's user (DRF then answers as for an
   anonymous one);
-* ``APIView.throttled`` on a token-obtain view (a throttle refusing a login before the password is checked):
-  ``authn_login_fail_max`` with the login and, for a known account, its pk; no 429 event besides.
+* `APIView.throttled` on a token-obtain view (a throttle refusing a login before the password is checked):
+  `authn_login_fail_max` with the login and, for a known account, its pk; no 429 event besides.
 
-A permission denial (``permission_classes``) is answered 403 after DRF set ``request.user``: the middleware's
-403 rule records ``authz_fail`` with that user. Every failure above marks the request, so the 401/403 status
+A permission denial (`permission_classes`) is answered 403 after DRF set `request.user`: the middleware's
+403 rule records `authz_fail` with that user. Every failure above marks the request, so the 401/403 status
 rule writes no second event for it.
 """
 
@@ -145,7 +145,7 @@ def _throttled(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _login_field(view: Any) -> str | None:
-    """The login field of a token-obtain view (simplejwt's or ``obtain_auth_token``), else ``None``."""
+    """The login field of a token-obtain view (simplejwt's or `obtain_auth_token`), else `None`."""
     get = getattr(view, "get_serializer_class", None)
     serializer = get() if callable(get) else getattr(view, "serializer_class", None)
     if not isinstance(serializer, type):
@@ -187,8 +187,8 @@ def _request_credential(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _codes(exc: Any) -> set[str]:
-    """The codes of a DRF ``AuthenticationFailed``; simplejwt's carry theirs as the ``code`` item of a dict
-    detail (``{"detail": ..., "code": "user_inactive"}``)."""
+    """The codes of a DRF `AuthenticationFailed`; simplejwt's carry theirs as the `code` item of a dict
+    detail (`{"detail": ..., "code": "user_inactive"}`)."""
     detail = getattr(exc, "detail", None)
     if isinstance(detail, dict):
         return {str(detail["code"])} if "code" in detail else set()
@@ -276,7 +276,7 @@ def _token_refused(attrs: Any, key: str, exc: BaseException, where: str) -> None
 
 
 def _verified_payload(raw: object) -> dict[str, Any] | None:
-    """The claims of ``raw`` if its signature and expiry verify (blacklisting aside), else ``None``."""
+    """The claims of `raw` if its signature and expiry verify (blacklisting aside), else `None`."""
     if not isinstance(raw, str):
         return None
     from rest_framework_simplejwt.state import token_backend
@@ -305,7 +305,7 @@ def _jwt_setting(name: str) -> Any:
 
 
 def _account_of(payload: dict[str, Any] | None) -> Any:
-    """The pk of the account a token names (its ``USER_ID_CLAIM`` looked up by ``USER_ID_FIELD``)."""
+    """The pk of the account a token names (its `USER_ID_CLAIM` looked up by `USER_ID_FIELD`)."""
     if payload is None:
         return None
     return pk_of(_jwt_setting("USER_ID_FIELD"), payload.get(_jwt_setting("USER_ID_CLAIM")))

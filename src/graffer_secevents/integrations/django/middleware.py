@@ -1,6 +1,6 @@
-"""Django's ``SecurityEventsMiddleware``: request context, the real client IP and denied-request events.
+"""Django's `SecurityEventsMiddleware`: request context, the real client IP and denied-request events.
 
-Put it first in ``MIDDLEWARE`` so everything after it (sessions, CSRF, authentication, views) runs with the
+Put it first in `MIDDLEWARE` so everything after it (sessions, CSRF, authentication, views) runs with the
 context bound::
 
     MIDDLEWARE = [
@@ -9,10 +9,10 @@ context bound::
         ...
     ]
 
-It runs natively under WSGI and ASGI (sync and async capable). ``request.user`` is read when an event is
+It runs natively under WSGI and ASGI (sync and async capable). `request.user` is read when an event is
 emitted, not when the request starts, so a user that Django REST framework authenticates inside the view is
 the one recorded, and a request that emits nothing never touches the session. Setting
-``SECEVENTS["status_events"]`` (a dict, merged over the default ``{403: "authz_fail"}``; ``None`` switches a
+`SECEVENTS["status_events"]` (a dict, merged over the default `{403: "authz_fail"}`; `None` switches a
 status off) chooses which responses are events.
 """
 
@@ -57,7 +57,7 @@ __all__ = [
 
 
 class DjangoRequestContext(LazyRequestContext):
-    """The request context of one Django ``HttpRequest``."""
+    """The request context of one Django `HttpRequest`."""
 
     def __init__(self, request: HttpRequest) -> None:
         self.request = request
@@ -100,14 +100,14 @@ class DjangoRequestContext(LazyRequestContext):
 
 
 class SecurityEventsMiddleware:
-    """Bind the request context around each request; a 403 (by default) emits ``authz_fail``.
+    """Bind the request context around each request; a 403 (by default) emits `authz_fail`.
 
     Events emitted during the request carry the resolved client IP, user agent, request id, method, path,
     route template, user and, once the view has returned, the status code; the response carries the
-    request id as ``X-Request-ID``.
+    request id as `X-Request-ID`.
 
     Raises:
-        ConfigurationError: at start-up, when ``SECEVENTS["status_events"]`` names a status or an event
+        ConfigurationError: at start-up, when `SECEVENTS["status_events"]` names a status or an event
             type that does not exist.
     """
 
@@ -195,7 +195,7 @@ async def _abound(ctx: LazyRequestContext, content: Any) -> AsyncIterator[Any]:
 
 @contextmanager
 def request_bound(request: object) -> Generator[None, None, None]:
-    """Bind a context for ``request`` unless one is bound already (a signal sent without the middleware)."""
+    """Bind a context for `request` unless one is bound already (a signal sent without the middleware)."""
     if current_request() is not None or not isinstance(request, HttpRequest):
         yield
         return
