@@ -687,6 +687,25 @@ def test_memory_backend_records_the_workload() -> None:
     assert memory.points == []
 
 
+@pytest.mark.parametrize(
+    ("reason", "tag"),
+    [
+        ("invalid_token", "reason:invalid_token"),
+        ("expired_token", "reason:invalid_token"),
+        ("account_disabled", "reason:account_disabled"),
+        ("invalid_code", "reason:mfa_failed"),
+    ],
+)
+def test_the_reasons_the_auth_stacks_write_are_bounded_values_not_other(reason: str, tag: str) -> None:
+    """What the integrations write as `evt.reason` (bad tokens, inactive accounts, wrong MFA codes) keeps its
+    meaning in the metric instead of falling into `reason:other`."""
+    memory = MemoryMetrics()
+    common = {"evt_type": "authn_login_fail", "category": "authentication", "login_attempt": True}
+    record_event(memory, **common, outcome="failure", reason=reason, usr_exists=True)
+    [attempt] = [p for p in memory.points if p.name == "secevents.login.attempts"]
+    assert tag in attempt.tags
+
+
 def test_failure_without_reason_has_no_reason_tag_and_success_never_has_one() -> None:
     memory = MemoryMetrics()
     common = {"evt_type": "authn_login_fail", "category": "authentication", "login_attempt": True}

@@ -105,6 +105,7 @@ LOGIN_FAILURE_REASONS: frozenset[str] = frozenset(
         "mfa_failed",
         "password_expired",
         "rate_limited",
+        "invalid_token",  # a forged, expired or unknown bearer token / JWT / API token (the auth stacks)
         OTHER,
     }
 )
@@ -126,6 +127,9 @@ _REASON_ALIASES: Mapping[str, str] = {
     "disabled": "account_disabled",
     "expired_password": "password_expired",
     "throttled": "rate_limited",
+    "expired_token": "invalid_token",
+    "bad_token": "invalid_token",
+    "invalid_code": "mfa_failed",
 }
 
 # evt_type comes from the catalog (~75 types); this cap only matters if a caller bypasses it.
