@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from graffer_secevents._tools.schema import check_record
+from graffer_secevents.detect import default_rules, evaluate
 
 pytest.importorskip("rest_framework_simplejwt")
 
@@ -43,3 +44,10 @@ def test_the_demo_brute_forces_the_django_examples_token_endpoint() -> None:
     )
     assert all(r["service"] == "demo-shop" for r in records)
     assert b"hopper-1906" not in demo.stdout and b"grace@example.com" not in demo.stdout
+    # And the Cloud SIEM rules do fire on them: brute force followed by a success, for that account only.
+    token_account = logins[0]["usr"]["id"]
+    signals = evaluate(default_rules(service="demo-shop", env="demo"), token_api)
+    assert [(s.rule_id, dict(s.group)) for s in signals] == [
+        ("brute_force_success", {"usr.id": token_account})
+    ]
+    assert b"brute_force_success" in demo.stderr and f"usr.id={token_account}".encode() in demo.stderr
