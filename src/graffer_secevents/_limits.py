@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from itertools import islice
-from typing import Any, Final
+from typing import Any, Final, cast
 
 __all__ = ["MAX_KEY", "MAX_LIST", "MAX_STRING"]
 
@@ -26,7 +26,7 @@ def _exact(value: object) -> object:
     if kind is str or kind is int or kind is bool:
         return value
     if issubclass(kind, str):
-        return str.__str__(value)
+        return str.__str__(cast("str", value))
     if issubclass(kind, int):
         return int.__int__(value)  # type: ignore[arg-type]
     return value
@@ -48,7 +48,7 @@ def _coerce_str(value: object) -> str:
     """Any caller value as text: bytes decoded, `str()` otherwise, a placeholder when `str()` fails."""
     kind = type(value)
     if issubclass(kind, str):
-        return str.__str__(value)
+        return str.__str__(cast("str", value))
     if issubclass(kind, int) and kind is not bool:
         return _int_text(int.__int__(value))  # type: ignore[arg-type]
     if issubclass(kind, bytes | bytearray | memoryview):

@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 import orjson
 
@@ -387,9 +387,14 @@ class _ContextSanitiser:
         return _limit_str(where, text, self.errors)
 
 
+def _is_plain_dict(value: object) -> TypeGuard[dict[Any, Any]]:
+    """Whether `value` is a `dict` itself, not a subclass (its `items()` is then the built-in one)."""
+    return type(value) is dict
+
+
 def _items(data: Mapping[Any, Any], cap: int, where: str, errors: list[str]) -> list[tuple[Any, Any]]:
-    if type(data) is dict:
-        return list(dict.items(data))
+    if _is_plain_dict(data):
+        return list(data.items())
     try:
         view = data.items()
     except Exception as exc:  # noqa: BLE001 - a hostile mapping's items()
@@ -398,7 +403,7 @@ def _items(data: Mapping[Any, Any], cap: int, where: str, errors: list[str]) -> 
     return _take(view, cap + 1, where, errors)
 
 
-def _record_fields(value: object, kind: type) -> Mapping[str, Any] | None:
+def _record_fields(value: object, kind: type[Any]) -> Mapping[str, Any] | None:
     """The fields of a dataclass or pydantic model (no `str()`, which would show secret fields raw)."""
     try:
         if hasattr(kind, "__pydantic_fields__") and hasattr(kind, "model_dump"):

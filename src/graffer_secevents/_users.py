@@ -36,24 +36,26 @@ def _user_parts(field: str, user: object, errors: list[str]) -> tuple[object, ob
     if issubclass(kind, User):
         return user.id, user.login, user.email, user.name  # type: ignore[attr-defined]
     if issubclass(kind, bytes | bytearray | bool | float | dict | list | tuple | set):
-        errors.append(f"{field}: expected an id, a User or a user object, got {type(user).__name__}")  # pyright: ignore[reportUnknownArgumentType]
+        errors.append(f"{field}: expected an id, a User or a user object, got {type(user).__name__}")
         return (_coerce_str(user) if isinstance(user, bytes | bytearray) else None), None, None, None
     try:
         # Django (pk, get_username) and Flask-Login (get_id) user objects; anonymous users are no user.
         if getattr(user, "is_authenticated", True) is False:
             return None, None, None, None
-        uid = getattr(user, "pk", None)
+        uid: object = getattr(user, "pk", None)
         if uid is None:
             uid = getattr(user, "id", None)
-        if uid is None and callable(getattr(user, "get_id", None)):
-            uid = user.get_id()  # type: ignore[attr-defined]
+        get_id = getattr(user, "get_id", None) if uid is None else None
+        if callable(get_id):
+            uid = get_id()
             if type(uid) is str and "@" in uid:
                 uid = EmailIdentity(uid)
-        login = user.get_username() if callable(getattr(user, "get_username", None)) else None  # type: ignore[attr-defined]
+        get_username = getattr(user, "get_username", None)
+        login: object = get_username() if callable(get_username) else None
         email = getattr(user, "email", None)
         if uid is None and login is None:
             errors.append(f"{field}: a {type(user).__name__} has no pk, id, get_id() or get_username()")
-        return uid, login, (email if isinstance(email, str) else None), None  # pyright: ignore[reportUnknownVariableType]
+        return uid, login, (email if isinstance(email, str) else None), None
     except Exception as exc:  # noqa: BLE001 - a user object whose attributes fail (lazy DB access, ...)
         errors.append(f"{field}: reading the {type(user).__name__} failed ({type(exc).__name__})")
         return None, None, None, None

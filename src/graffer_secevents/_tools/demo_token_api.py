@@ -93,7 +93,7 @@ def _django_example() -> Any:
         shop = set_config(before)
         if shop is not None and shop.metrics is not None and shop.metrics is not before.metrics:
             shop.metrics.close()
-        from django.core.management import call_command
+        from django.core.management import call_command  # pyright: ignore[reportUnknownVariableType] - Django is untyped
 
         call_command("setup_demo", verbosity=0, stdout=io.StringIO())
     from django.core.wsgi import get_wsgi_application

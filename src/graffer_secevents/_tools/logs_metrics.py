@@ -125,7 +125,7 @@ def logs_metric_tag_keys(metrics: Iterable[Mapping[str, Any]]) -> set[str]:
 
 def metric_resources(metrics: Iterable[Mapping[str, Any]]) -> list[Resource]:
     """Metrics from `build_logs_metrics` as `datadog_logs_metric` resources (labels from their names)."""
-    resources = []
+    resources: list[Resource] = []
     for metric in metrics:
         data = metric["data"]
         attributes = data["attributes"]

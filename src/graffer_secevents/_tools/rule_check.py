@@ -17,7 +17,7 @@ import itertools
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 
@@ -113,15 +113,16 @@ def load_rules(text: str | bytes) -> tuple[list[tuple[str, Any]], list[Finding]]
         if len(lines) < 2:
             return [], [Finding("file", "$", f"not JSON: {exc}")]
         found: list[tuple[str, Any]] = []
-        problems = []
+        problems: list[Finding] = []
         for number, line in lines:
             try:
                 found.append((f"line {number}: $", orjson.loads(line)))
             except orjson.JSONDecodeError as line_exc:
                 problems.append(Finding("file", f"line {number}", f"not JSON: {line_exc}"))
         return found, problems
-    if isinstance(whole, list):
-        return [(f"$[{i}]", rule) for i, rule in enumerate(whole)], []
+    listed = _as_list(whole)
+    if listed is not None:
+        return [(f"$[{i}]", rule) for i, rule in enumerate(listed)], []
     return [("$", whole)], []
 
 
@@ -151,11 +152,12 @@ def check_rule(rule: object, *, path: str = "$") -> list[Finding]:
         r: $.queries: at least one query is required
         r: $.cases: at least one case is required
     """
-    if not isinstance(rule, Mapping):
+    fields = _as_mapping(rule)
+    if fields is None:
         return [Finding(path, path, f"expected a rule object, got {_kind(rule)}")]
-    name = rule.get("name")
+    name = fields.get("name")
     label = name if isinstance(name, str) and name.strip() else f"rule at {path}"
-    return [Finding(label, where, message) for where, message in _problems(rule, path)]
+    return [Finding(label, where, message) for where, message in _problems(fields, path)]
 
 
 def _problems(rule: Mapping[str, Any], at: str) -> Iterator[tuple[str, str]]:
@@ -171,25 +173,24 @@ def _problems(rule: Mapping[str, Any], at: str) -> Iterator[tuple[str, str]]:
     tags = rule.get("tags", [])
     if not _strings(tags):
         yield f"{at}.tags", "expected a list of strings"
-    options = rule.get("options")
-    if not isinstance(options, Mapping):
-        yield f"{at}.options", f"required: an object, got {_kind(options)}"
+    given_options = rule.get("options")
+    options = _as_mapping(given_options)
+    if options is None:
+        yield f"{at}.options", f"required: an object, got {_kind(given_options)}"
         method: object = "threshold"
     else:
         method = options.get("detectionMethod", "threshold")
         yield from _option_problems(options, method, f"{at}.options")
-    queries = rule.get("queries")
+    queries = _as_list(rule.get("queries")) or []
     names: set[str] = set()
-    if not isinstance(queries, list) or not queries:
+    if not queries:
         yield f"{at}.queries", "at least one query is required"
-        queries = []
     for i, query in enumerate(queries):
         yield from _query_problems(query, method, f"{at}.queries[{i}]", names)
     yield from _shape_problems(queries, method, f"{at}.queries")
-    cases = rule.get("cases")
-    if not isinstance(cases, list) or not cases:
+    cases = _as_list(rule.get("cases")) or []
+    if not cases:
         yield f"{at}.cases", "at least one case is required"
-        cases = []
     for i, case in enumerate(cases):
         yield from _case_problems(case, method, names, f"{at}.cases[{i}]", last=i == len(cases) - 1)
 
@@ -199,7 +200,7 @@ def _option_problems(options: Mapping[str, Any], method: object, at: str) -> Ite
     if method not in METHODS:
         yield f"{at}.detectionMethod", f"expected one of {', '.join(METHODS)}, got {method!r}"
     required = {"threshold": _WINDOW_KEYS}.get(str(method), ("keepAlive", "maxSignalDuration"))
-    present = []
+    present: list[tuple[str, Any]] = []
     for key in _WINDOW_KEYS:
         if key not in options:
             if key in required:
@@ -214,15 +215,16 @@ def _option_problems(options: Mapping[str, Any], method: object, at: str) -> Ite
         if a > b:
             yield f"{at}.{key_b}", f"{key_a} ({a}) must not exceed {key_b} ({b})"
     if method == "new_value":
-        nv = options.get("newValueOptions")
-        if not isinstance(nv, Mapping):
+        nv = _as_mapping(options.get("newValueOptions"))
+        if nv is None:
             yield f"{at}.newValueOptions", "required for new_value rules: an object with forgetAfter"
         else:
             yield from _new_value_options(nv, f"{at}.newValueOptions")
     if method == "impossible_travel" and "impossibleTravelOptions" in options:
-        travel = options["impossibleTravelOptions"]
-        if not isinstance(travel, Mapping):
-            yield f"{at}.impossibleTravelOptions", f"expected an object, got {_kind(travel)}"
+        given_travel = options["impossibleTravelOptions"]
+        travel = _as_mapping(given_travel)
+        if travel is None:
+            yield f"{at}.impossibleTravelOptions", f"expected an object, got {_kind(given_travel)}"
         else:
             yield from _unknown_keys(travel, _TRAVEL_KEYS, f"{at}.impossibleTravelOptions")
             flag = travel.get("baselineUserLocations", False)
@@ -243,9 +245,10 @@ def _new_value_options(nv: Mapping[str, Any], at: str) -> Iterator[tuple[str, st
         yield f"{at}.learningThreshold", f"expected 0 or 1, got {nv['learningThreshold']!r}"
 
 
-def _query_problems(query: object, method: object, at: str, names: set[str]) -> Iterator[tuple[str, str]]:
-    if not isinstance(query, Mapping):
-        yield at, f"expected a query object, got {_kind(query)}"
+def _query_problems(value: object, method: object, at: str, names: set[str]) -> Iterator[tuple[str, str]]:
+    query = _as_mapping(value)
+    if query is None:
+        yield at, f"expected a query object, got {_kind(value)}"
         return
     yield from _unknown_keys(query, _QUERY_KEYS, at)
     text = query.get("query")
@@ -278,21 +281,20 @@ def _query_problems(query: object, method: object, at: str, names: set[str]) -> 
 _METHOD_OF: Final = {"new_value": "new_value", "geo_data": "impossible_travel"}
 
 
-def _shape_problems(queries: Sequence[Any], method: object, at: str) -> Iterator[tuple[str, str]]:
+def _shape_problems(queries: Sequence[object], method: object, at: str) -> Iterator[tuple[str, str]]:
     if method not in ("new_value", "impossible_travel") or not queries:
         return
     if len(queries) != 1:
         yield at, f"a {method} rule has exactly one query, got {len(queries)}"
-    query = queries[0]
-    if not isinstance(query, Mapping):
+    query = _as_mapping(queries[0])
+    if query is None:
         return
     want = "new_value" if method == "new_value" else "geo_data"
     if query.get("aggregation", "count") != want:
         yield f"{at}[0].aggregation", f"a {method} rule's query aggregates with {want}"
     metrics = query.get("metrics")
-    if method == "new_value" and (
-        not isinstance(metrics, list) or not 1 <= len(metrics) <= MAX_NEW_VALUE_METRICS
-    ):
+    watched = _as_list(metrics)
+    if method == "new_value" and (watched is None or not 1 <= len(watched) <= MAX_NEW_VALUE_METRICS):
         yield f"{at}[0].metrics", f"new_value watches 1 to {MAX_NEW_VALUE_METRICS} fields in metrics"
     if method == "impossible_travel":
         if metrics != [GEOIP_FIELD]:
@@ -302,10 +304,11 @@ def _shape_problems(queries: Sequence[Any], method: object, at: str) -> Iterator
 
 
 def _case_problems(
-    case: object, method: object, names: set[str], at: str, *, last: bool
+    value: object, method: object, names: set[str], at: str, *, last: bool
 ) -> Iterator[tuple[str, str]]:
-    if not isinstance(case, Mapping):
-        yield at, f"expected a case object, got {_kind(case)}"
+    case = _as_mapping(value)
+    if case is None:
+        yield at, f"expected a case object, got {_kind(value)}"
         return
     yield from _unknown_keys(case, _CASE_KEYS, at)
     status = case.get("status")
@@ -413,8 +416,19 @@ def _unknown_keys(obj: Mapping[str, Any], known: frozenset[str], at: str) -> Ite
             yield f"{at}.{key}", f"unknown field (Datadog reads {', '.join(sorted(known))})"
 
 
+def _as_mapping(value: object) -> Mapping[str, Any] | None:
+    """`value` as a JSON object (a mapping), else `None`."""
+    return cast("Mapping[str, Any]", value) if isinstance(value, Mapping) else None
+
+
+def _as_list(value: object) -> list[object] | None:
+    """`value` as a JSON array (a list), else `None`."""
+    return cast("list[object]", value) if isinstance(value, list) else None
+
+
 def _strings(value: object) -> bool:
-    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    items = _as_list(value)
+    return items is not None and all(isinstance(item, str) for item in items)
 
 
 def _whole_in(value: object, low: int, high: int) -> bool:

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from graffer_secevents._catalog import CATALOG
 from graffer_secevents._errors import ConfigurationError
@@ -553,7 +553,7 @@ def scope_terms(*, service: str | None, env: str | None) -> list[str]:
         >>> scope_terms(service="auth-api", env=None)
         ['service:auth-api']
     """
-    terms = []
+    terms: list[str] = []
     for key, value in (("service", service), ("env", env)):
         if value is None:
             continue
@@ -677,7 +677,7 @@ def rule_resources(rules: Iterable[Mapping[str, Any]]) -> list[Resource]:
     Empty lists are left out, as the provider treats an absent list and an empty one alike.
     """
     used: set[str] = set()
-    resources = []
+    resources: list[Resource] = []
     for rule in rules:
         api = {key: value for key, value in rule.items() if key not in ("queries", "cases")}
         body = snake_blocks(api, rename={"isEnabled": "enabled"})
@@ -692,7 +692,7 @@ def rule_resources(rules: Iterable[Mapping[str, Any]]) -> list[Resource]:
 
 def _drop_empty(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {k: v for k, v in value.items() if v != []}
+        return {k: v for k, v in cast("Mapping[str, Any]", value).items() if v != []}
     return value
 
 

@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 from graffer_secevents._errors import ConfigurationError
 
@@ -36,7 +36,7 @@ class Resource:
 
     kind: str
     label: str
-    body: Mapping[str, Any] = field(default_factory=dict)
+    body: Mapping[str, Any] = field(default_factory=dict[str, Any])
 
 
 _LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -73,7 +73,7 @@ def to_hcl(resources: Iterable[Resource]) -> str:
           triggers = { "a" = "$${b}" }
         }
     """
-    blocks = []
+    blocks: list[str] = []
     for resource in resources:
         _check_label(resource)
         lines = [f'resource "{resource.kind}" "{resource.label}" {{']
@@ -137,8 +137,19 @@ def _block_lines(name: str, block: Block, indent: str, lines: list[str]) -> None
     lines.append(f"{indent}}}")
 
 
-def _is_block_list(value: object) -> bool:
-    return isinstance(value, list | tuple) and bool(value) and all(isinstance(v, Block) for v in value)
+def _is_block_list(value: object) -> TypeGuard[Sequence[Block]]:
+    items = _list_items(value)
+    return items is not None and bool(items) and all(isinstance(v, Block) for v in items)
+
+
+def _list_items(value: object) -> Sequence[object] | None:
+    """The items of `value` when it is a list or a tuple (a Terraform list), else `None`."""
+    return cast("Sequence[object]", value) if isinstance(value, list | tuple) else None
+
+
+def _map_items(value: object) -> Iterable[tuple[object, object]] | None:
+    """The `(key, value)` pairs of `value` when it is a mapping (a Terraform map), else `None`."""
+    return cast("Mapping[object, object]", value).items() if isinstance(value, Mapping) else None
 
 
 _HCL_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -171,11 +182,11 @@ def _hcl_value(value: object) -> str:
         return _number(value)
     if isinstance(value, str):
         return _hcl_string(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_hcl_value(_not_none(item)) for item in value) + "]"
-    if isinstance(value, Mapping):
-        items = ", ".join(f"{_hcl_string(str(k))} = {_hcl_value(_not_none(v))}" for k, v in value.items())
-        return "{ " + items + " }" if items else "{}"
+    if (items := _list_items(value)) is not None:
+        return "[" + ", ".join(_hcl_value(_not_none(item)) for item in items) + "]"
+    if (pairs := _map_items(value)) is not None:
+        entries = ", ".join(f"{_hcl_string(str(k))} = {_hcl_value(_not_none(v))}" for k, v in pairs)
+        return "{ " + entries + " }" if entries else "{}"
     raise ConfigurationError(f"cannot write a {type(value).__name__} to Terraform")
 
 
@@ -208,10 +219,10 @@ def _json_value(value: object) -> Any:
         return value
     if isinstance(value, str):
         return _template_safe(value)
-    if isinstance(value, list | tuple):
-        return [_json_value(_not_none(item)) for item in value]
-    if isinstance(value, Mapping):
-        return {_template_safe(str(k)): _json_value(_not_none(v)) for k, v in value.items()}
+    if (items := _list_items(value)) is not None:
+        return [_json_value(_not_none(item)) for item in items]
+    if (pairs := _map_items(value)) is not None:
+        return {_template_safe(str(k)): _json_value(_not_none(v)) for k, v in pairs}
     raise ConfigurationError(f"cannot write a {type(value).__name__} to Terraform")
 
 
@@ -240,14 +251,17 @@ def snake_blocks(api: Mapping[str, Any], *, rename: Mapping[str, str] | None = N
     for key, value in api.items():
         name = renames.get(key) or snake_case(key)
         if isinstance(value, Mapping):
-            body[name] = Block(snake_blocks(value, rename=rename))
-        elif (
-            isinstance(value, Sequence)
-            and not isinstance(value, str)
-            and value
-            and all(isinstance(v, Mapping) for v in value)
-        ):
+            body[name] = Block(snake_blocks(cast("Mapping[str, Any]", value), rename=rename))
+        elif _is_object_list(value):
             body[name] = [Block(snake_blocks(v, rename=rename)) for v in value]
         else:
             body[name] = value
     return body
+
+
+def _is_object_list(value: object) -> TypeGuard[Sequence[Mapping[str, Any]]]:
+    """Whether `value` is a non-empty sequence (not a string) of API objects: repeated blocks."""
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        return False
+    items = cast("Sequence[object]", value)
+    return bool(items) and all(isinstance(v, Mapping) for v in items)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Final, Generic
+from typing import Any, Final, Generic, TypeVar
 
 from graffer_secevents._errors import MissingDependencyError
 
@@ -62,11 +62,16 @@ from .asgi import AsgiRequestContext
 
 __all__ = ["SecurityEventsAuthenticationBackend", "SecurityEventsUserManagerMixin"]
 
+# fastapi-users' own `models.UP` is bound to a bare `UserProtocol` (its id type left open); these are the
+# same variables with the bound spelled out, so a user passed on is of a known type.
+_UP = TypeVar("_UP", bound="models.UserProtocol[Any]")
+_ID = TypeVar("_ID")
+
 _WHERE: Final = "fastapi-users' event"
 _FORGOT_PASSWORD_ROUTE: Final = "reset:forgot_password"  # noqa: S105 - a route name, not a secret
 
 
-class SecurityEventsUserManagerMixin(BaseUserManager[models.UP, models.ID]):
+class SecurityEventsUserManagerMixin(BaseUserManager[_UP, _ID]):
     """Records what a fastapi-users `UserManager` decides: put it first among the manager's bases.
 
     Your own `on_after_*` hooks need not call `super()`: the events are recorded around the operations
@@ -80,7 +85,7 @@ class SecurityEventsUserManagerMixin(BaseUserManager[models.UP, models.ID]):
         ```
     """
 
-    async def authenticate(self, credentials: OAuth2PasswordRequestForm) -> models.UP | None:
+    async def authenticate(self, credentials: OAuth2PasswordRequestForm) -> _UP | None:
         user = await super().authenticate(credentials)
         login = credentials.username
         if user is None:
@@ -94,19 +99,17 @@ class SecurityEventsUserManagerMixin(BaseUserManager[models.UP, models.ID]):
             _login_failed(user, "account_disabled", login)
         return user
 
-    async def on_after_login(
-        self, user: models.UP, request: Any = None, response: Response | None = None
-    ) -> None:
+    async def on_after_login(self, user: _UP, request: Any = None, response: Response | None = None) -> None:
         record_auth("authn_login_success", where=_WHERE, user=user, outcome="success")
         await super().on_after_login(user, request, response)
 
-    async def create(self, user_create: Any, safe: bool = False, request: Any = None) -> models.UP:
+    async def create(self, user_create: Any, safe: bool = False, request: Any = None) -> _UP:
         user = await super().create(user_create, safe, request)
         if request is not None:  # the register route; a script or an admin creating users passes none
             record_auth("user_signup", where=_WHERE, user=user)
         return user
 
-    async def get_by_email(self, user_email: str) -> models.UP:
+    async def get_by_email(self, user_email: str) -> _UP:
         try:
             return await super().get_by_email(user_email)
         except exceptions.UserNotExists:
@@ -114,13 +117,13 @@ class SecurityEventsUserManagerMixin(BaseUserManager[models.UP, models.ID]):
                 record_auth("authn_password_reset_request", where=_WHERE, login=user_email, exists=False)
             raise
 
-    async def forgot_password(self, user: models.UP, request: Any = None) -> None:
+    async def forgot_password(self, user: _UP, request: Any = None) -> None:
         try:
             await super().forgot_password(user, request)
         finally:
             record_auth("authn_password_reset_request", where=_WHERE, user=user, exists=True)
 
-    async def reset_password(self, token: str, password: str, request: Any = None) -> models.UP:
+    async def reset_password(self, token: str, password: str, request: Any = None) -> _UP:
         try:
             user = await super().reset_password(token, password, request)
         except (exceptions.InvalidResetPasswordToken, exceptions.UserNotExists):
@@ -160,7 +163,7 @@ class SecurityEventsUserManagerMixin(BaseUserManager[models.UP, models.ID]):
         record_reset_refused(_WHERE, reason=reason, user=user)
 
 
-class SecurityEventsAuthenticationBackend(AuthenticationBackend[models.UP, models.ID]):
+class SecurityEventsAuthenticationBackend(AuthenticationBackend[_UP, _ID]):
     """fastapi-users' `AuthenticationBackend`, recording logins and logouts and watching its tokens.
 
     Every token the backend reads on a request is checked: a user is bound to the request (so a later 403 is
@@ -183,18 +186,18 @@ class SecurityEventsAuthenticationBackend(AuthenticationBackend[models.UP, model
     def __init__(self, name: str, transport: Any, get_strategy: Any) -> None:
         super().__init__(name, transport, _observed(get_strategy))
 
-    async def login(self, strategy: Any, user: models.UP) -> Response:
+    async def login(self, strategy: Any, user: _UP) -> Response:
         response = await super().login(strategy, user)
         record_auth("authn_login_success", where=_WHERE, user=user, outcome="success")
         return response
 
-    async def logout(self, strategy: Any, user: models.UP, token: str) -> Response:
+    async def logout(self, strategy: Any, user: _UP, token: str) -> Response:
         response = await super().logout(strategy, user, token)
         record_auth("session_logout", where=_WHERE, user=user)
         return response
 
 
-class _ObservedStrategy(Generic[models.UP, models.ID]):
+class _ObservedStrategy(Generic[_UP, _ID]):
     """A strategy whose `read_token` reports what it found; everything else is the strategy's own."""
 
     def __init__(self, strategy: Any) -> None:
@@ -203,8 +206,8 @@ class _ObservedStrategy(Generic[models.UP, models.ID]):
     def __getattr__(self, name: str) -> Any:
         return getattr(self._strategy, name)
 
-    async def read_token(self, token: str | None, user_manager: Any) -> models.UP | None:
-        user: models.UP | None = await self._strategy.read_token(token, user_manager)
+    async def read_token(self, token: str | None, user_manager: Any) -> _UP | None:
+        user: _UP | None = await self._strategy.read_token(token, user_manager)
         if user is not None:
             if getattr(user, "is_active", True) is False:
                 record_bad_credential(_WHERE, reason="account_disabled", user=user)
@@ -221,13 +224,13 @@ def _observed(get_strategy: Any) -> Any:
     if inspect.iscoroutinefunction(get_strategy):
 
         @functools.wraps(get_strategy)
-        async def observed_async(*args: Any, **kwargs: Any) -> Any:
+        async def observed_async(*args: Any, **kwargs: Any) -> _ObservedStrategy[Any, Any]:
             return _ObservedStrategy(await get_strategy(*args, **kwargs))
 
         return observed_async
 
     @functools.wraps(get_strategy)
-    def observed(*args: Any, **kwargs: Any) -> Any:
+    def observed(*args: Any, **kwargs: Any) -> _ObservedStrategy[Any, Any]:
         return _ObservedStrategy(get_strategy(*args, **kwargs))
 
     return observed

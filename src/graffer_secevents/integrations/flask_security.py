@@ -42,8 +42,8 @@ What is recorded, each exactly once per request, with `usr.id` the account's `id
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final, cast
 
 from graffer_secevents._errors import ConfigurationError, MissingDependencyError
 
@@ -53,7 +53,7 @@ except ImportError:
     raise MissingDependencyError("Flask-Security-Too", "flask-security") from None
 
 import flask
-from flask_security.recoverable import reset_password_token_status
+from flask_security.recoverable import reset_password_token_status  # pyright: ignore[reportUnknownVariableType] - its `token` is unannotated
 
 from ._auth import (
     account,
@@ -332,8 +332,9 @@ def _typed_identity() -> str | None:
     data: Any = request.get_json(silent=True) if request.is_json else request.form
     if not isinstance(data, dict) and not hasattr(data, "get"):
         return None
+    fields = cast("Mapping[str, object]", data)  # a JSON object or a form: read like a mapping
     for key in _TYPED_FIELDS:
-        value = data.get(key)
+        value = fields.get(key)
         if isinstance(value, str) and value:
             return value
     return None
@@ -341,7 +342,7 @@ def _typed_identity() -> str | None:
 
 def _presented_token() -> bool:
     """Whether the request carried a Flask-Security auth token (header or query argument)."""
-    config = flask.current_app.config
+    config = cast("Mapping[str, Any]", flask.current_app.config)  # Flask's `Config` is an untyped `dict`
     header = config.get("SECURITY_TOKEN_AUTHENTICATION_HEADER", "Authentication-Token")
     key = config.get("SECURITY_TOKEN_AUTHENTICATION_KEY", "auth_token")
     request = flask.request

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from contextlib import ExitStack
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from .compiler import SEVERITIES
 
@@ -126,8 +126,9 @@ def _geo(args: argparse.Namespace) -> Any:
             raise DetectError(f"{args.geo}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise DetectError(f"{args.geo}: expected an object of IP -> {{lat, lon, country}}")
-    table = {}
-    for ip, where in data.items():
+    entries = cast("dict[str, Any]", data)
+    table: dict[str, GeoPoint] = {}
+    for ip, where in entries.items():
         try:
             table[ip] = GeoPoint(
                 float(where["lat"]),

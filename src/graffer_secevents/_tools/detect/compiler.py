@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from .errors import DetectError
 from .query import Matcher, attribute_getter, compile_query
@@ -79,10 +79,20 @@ class CompiledRule:
     baseline: float  # impossible_travel: seconds of learned locations, 0 = none
 
 
+def _as_mapping(value: object) -> Mapping[str, Any] | None:
+    """`value` as a JSON object, `None` when it is not one (rule JSON is user input: any shape)."""
+    return cast("Mapping[str, Any]", value) if isinstance(value, Mapping) else None
+
+
+def _as_list(value: object) -> list[object] | None:
+    """`value` as a JSON array, `None` when it is not one."""
+    return cast("list[object]", value) if isinstance(value, list) else None
+
+
 def rule_id_of(rule: Mapping[str, Any]) -> str:
     """The id a rule carries in its `secevents_rule:<id>` tag, else its name."""
-    tags = rule.get("tags")
-    if isinstance(tags, list):
+    tags = _as_list(rule.get("tags"))
+    if tags is not None:
         for tag in tags:
             if isinstance(tag, str) and tag.startswith(_RULE_TAG):
                 return tag[len(_RULE_TAG) :]
@@ -121,8 +131,8 @@ def _compile(rule: Mapping[str, Any], rule_id: str, where: str) -> CompiledRule 
     method = options.get("detectionMethod", "threshold")
     if method not in METHODS:
         raise DetectError(f"detectionMethod {method!r} (supported: {', '.join(METHODS)})")
-    raw_queries = rule.get("queries")
-    if not isinstance(raw_queries, list) or not raw_queries:
+    raw_queries = _as_list(rule.get("queries"))
+    if raw_queries is None or not raw_queries:
         raise DetectError("no queries")
     queries = tuple(_query(q, i, method) for i, q in enumerate(raw_queries))
     aliases = [q.alias for q in queries]
@@ -172,9 +182,10 @@ def _compile(rule: Mapping[str, Any], rule_id: str, where: str) -> CompiledRule 
 def _mapping(value: Any, what: str) -> Mapping[str, Any]:
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
+    mapping = _as_mapping(value)
+    if mapping is None:
         raise DetectError(f"{what} must be an object")
-    return value
+    return mapping
 
 
 def _seconds(options: Mapping[str, Any], key: str, default: float | None) -> float:
@@ -189,17 +200,19 @@ def _seconds(options: Mapping[str, Any], key: str, default: float | None) -> flo
 def _fields(value: Any, what: str) -> list[str]:
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(f, str) and f for f in value):
+    items = _as_list(value)
+    if items is None or not all(isinstance(f, str) and f for f in items):
         raise DetectError(f"{what} must be a list of attribute names")
-    return value
+    return cast("list[str]", items)
 
 
 def _path(field: str) -> str:
     return field[1:] if field.startswith("@") else field
 
 
-def _query(raw: Any, index: int, method: str) -> CompiledQuery:
-    if not isinstance(raw, Mapping):
+def _query(value: Any, index: int, method: str) -> CompiledQuery:
+    raw = _as_mapping(value)
+    if raw is None:
         raise DetectError(f"query {index} must be an object")
     alias = raw.get("name") or (chr(ord("a") + index) if index < 26 else f"q{index}")
     if not isinstance(alias, str):
@@ -245,23 +258,27 @@ def _query(raw: Any, index: int, method: str) -> CompiledQuery:
 def _filters(raw: Any) -> tuple[tuple[str, Matcher], ...]:
     if not raw:
         return ()
-    if not isinstance(raw, list):
+    items = _as_list(raw)
+    if items is None:
         raise DetectError("filters must be a list")
-    out = []
-    for item in raw:
-        action = item.get("action") if isinstance(item, Mapping) else None
-        if action not in ("require", "suppress"):
+    out: list[tuple[str, Matcher]] = []
+    for value in items:
+        item = _as_mapping(value)
+        action = item.get("action") if item is not None else None
+        if item is None or action not in ("require", "suppress"):
             raise DetectError(f"filter action {action!r} (require or suppress)")
         out.append((action, compile_query(item.get("query", ""))))
     return tuple(out)
 
 
 def _cases(raw: Any, method: str, aliases: set[str]) -> tuple[CompiledCase, ...]:
-    if not isinstance(raw, list) or not raw:
+    items = _as_list(raw)
+    if items is None or not items:
         raise DetectError("no cases")
-    cases = []
-    for index, case in enumerate(raw):
-        if not isinstance(case, Mapping):
+    cases: list[CompiledCase] = []
+    for index, value in enumerate(items):
+        case = _as_mapping(value)
+        if case is None:
             raise DetectError(f"case {index} must be an object")
         status = case.get("status")
         if status not in SEVERITIES:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import gc
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from .compiler import SEVERITIES, CompiledQuery, CompiledRule, compile_rule
 from .errors import DetectError
@@ -79,13 +79,15 @@ def _iso(moment: datetime) -> str:
 class Replay:
     """Everything a replay found: the signals, what was read, and per group the closest a rule came."""
 
-    signals: list[Signal] = field(default_factory=list)
+    signals: list[Signal] = field(default_factory=list[Signal])
     records: int = 0
     no_timestamp: int = 0
     geo_unresolved: int = 0
-    best: dict[str, dict[tuple[str, ...], dict[str, float]]] = field(default_factory=dict)
+    best: dict[str, dict[tuple[str, ...], dict[str, float]]] = field(
+        default_factory=dict[str, dict[tuple[str, ...], dict[str, float]]]
+    )
     """rule id -> group values -> the highest value each query reached in one window (threshold rules)."""
-    rules: list[CompiledRule] = field(default_factory=list)
+    rules: list[CompiledRule] = field(default_factory=list[CompiledRule])
     explain: bool = False
 
 
@@ -143,7 +145,7 @@ def _replay(
 
 def _rule_list(rules: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     if isinstance(rules, Mapping):
-        return [rules]  # one rule given bare
+        return [cast("Mapping[str, Any]", rules)]  # one rule given bare
     if isinstance(rules, str | bytes):
         raise DetectError("rules must be rule objects; use load_rules() for JSON text or a file")
     return list(rules)
@@ -187,7 +189,7 @@ def _iso_nanoseconds(value: str) -> datetime | None:
 
 
 def _timeline(records: Iterable[Mapping[str, Any]], result: Replay) -> Timeline:
-    timeline = []
+    timeline: Timeline = []
     for record in records:
         if not isinstance(record, Mapping):
             result.no_timestamp += 1
@@ -215,6 +217,11 @@ def _reads_geoip(rule: CompiledRule) -> bool:
     return any("geoip" in name for q in rule.queries for name, _ in q.group_by) or rule.method == "new_value"
 
 
+def _as_dict(value: object) -> dict[str, Any] | None:
+    """`value` as a JSON object read from a record, `None` when it is not a `dict`."""
+    return cast("dict[str, Any]", value) if isinstance(value, dict) else None
+
+
 def _with_geo(timeline: Timeline, lookup: Any, result: Replay) -> Timeline:
     """Add `network.client.geoip` from `network.client.ip` as Datadog's GeoIP parser would (records that
     already carry one keep it)."""
@@ -234,10 +241,10 @@ def _with_geo(timeline: Timeline, lookup: Any, result: Replay) -> Timeline:
             out.append((moment, record))
             continue
         # Nested as the library writes it; a flattened record gets the nested object beside its dotted keys.
-        network = record.get("network")
-        network = dict(network) if isinstance(network, dict) else {}
-        client = network.get("client")
-        network["client"] = {**(client if isinstance(client, dict) else {}), "geoip": attributes}
+        nested = _as_dict(record.get("network"))
+        network = dict(nested) if nested is not None else {}
+        client = _as_dict(network.get("client"))
+        network["client"] = {**(client if client is not None else {}), "geoip": attributes}
         out.append((moment, {**record, "network": network}))
     return out
 
@@ -282,7 +289,7 @@ def _index(timeline: Timeline, path: str) -> dict[str, list[int]]:
         value = get(record)
         if is_missing(value):
             continue
-        for item in value if isinstance(value, list) else (value,):
+        for item in cast("Sequence[Any]", value) if isinstance(value, list) else (value,):
             if item is not None:
                 index.setdefault(item if item.__class__ is str else text_of(item), []).append(i)
     return index
@@ -293,7 +300,7 @@ def _candidates(rule: CompiledRule, timeline: Timeline, matches: dict[str, list[
     if len(rule.queries) == 1:
         indices = matches[rule.queries[0].text]
     else:
-        indices = sorted(set().union(*(matches[q.text] for q in rule.queries)))
+        indices = sorted(set[int]().union(*(matches[q.text] for q in rule.queries)))
     if not rule.filters:
         return indices
     return [i for i in indices if _passes(rule, timeline[i][1])]
@@ -304,7 +311,7 @@ def _passes(rule: CompiledRule, record: Mapping[str, Any]) -> bool:
 
 
 def _group_key(query: CompiledQuery, record: Mapping[str, Any]) -> tuple[str, ...] | None:
-    values = []
+    values: list[str] = []
     for _, get in query.group_by:
         value = get(record)
         if value.__class__ is str and value:
@@ -599,9 +606,9 @@ def _run_new_value(
 
 
 def _location(record: Mapping[str, Any]) -> tuple[float, float] | None:
-    geoip = _GEOIP(record)
-    location = geoip.get("location") if isinstance(geoip, dict) else None
-    if not isinstance(location, dict):
+    geoip = _as_dict(_GEOIP(record))
+    location = _as_dict(geoip.get("location")) if geoip is not None else None
+    if location is None:
         return None
     lat, lon = location.get("latitude"), location.get("longitude")
     if not (_is_number(lat) and _is_number(lon)):

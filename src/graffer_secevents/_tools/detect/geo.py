@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 __all__ = ["GeoLookup", "GeoPoint", "as_lookup", "distance_km", "geoip_attributes", "maxmind_lookup"]
 
@@ -36,7 +36,8 @@ GeoLookup = Callable[[str], GeoPoint | None] | Mapping[str, GeoPoint]
 def as_lookup(geo: GeoLookup) -> Callable[[str], GeoPoint | None]:
     """The lookup as a function; a mapping answers `None` for an address it does not list."""
     if isinstance(geo, Mapping):
-        table = geo
+        # `isinstance` leaves the item types open; a mapping of points is a `Mapping[str, GeoPoint | None]`.
+        table = cast("Mapping[str, GeoPoint | None]", geo)
         return table.get
     if callable(geo):
         return geo

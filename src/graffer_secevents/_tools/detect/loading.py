@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from .errors import DetectError
 
@@ -37,15 +37,17 @@ def load_rules(path_or_json: str | os.PathLike[str] | Mapping[str, Any] | list[A
         except json.JSONDecodeError as exc:
             raise DetectError(f"{where}: not valid JSON ({exc})") from None
     if isinstance(data, Mapping):
+        document = cast("Mapping[str, Any]", data)
         for key in ("rules", "data"):
-            if isinstance(data.get(key), list):
-                data = data[key]
+            if isinstance(document.get(key), list):
+                data = document[key]
                 break
         else:
-            data = [data]
-    if not isinstance(data, list) or not all(isinstance(rule, Mapping) for rule in data):
+            data = [document]
+    rules = cast("list[object]", data) if isinstance(data, list) else None
+    if rules is None or not all(isinstance(rule, Mapping) for rule in rules):
         raise DetectError(f"{where}: expected a rule object or a list of rule objects")
-    return [dict(rule) for rule in data]
+    return [dict(cast("Mapping[str, Any]", rule)) for rule in rules]
 
 
 @dataclass

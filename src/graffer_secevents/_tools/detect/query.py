@@ -17,7 +17,7 @@ import functools
 import math
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from .errors import DetectError
 
@@ -136,7 +136,7 @@ def index_hint(matcher: Matcher) -> Hint | None:
     exact texts (`text_of`) at that attribute (an element of it, for an array); `None` when no such
     statement holds. The engine intersects the index entries the pairs name instead of scanning."""
     hint = _hint_of(matcher)
-    return hint if isinstance(hint, tuple) else None
+    return cast("Hint", hint) if isinstance(hint, tuple) else None
 
 
 def hint_is_exact(function: Callable[..., bool]) -> bool:
@@ -150,7 +150,7 @@ def _wildcard(pattern: str, *, fold: bool) -> ValueTest:
 
 
 def _wildcard_regex(pattern: str, any_run: str = ".*", any_one: str = ".") -> str:
-    out = []
+    out: list[str] = []
     escaped = False
     for char in pattern:
         if escaped:
@@ -201,7 +201,7 @@ def _on_attribute(getter: Callable[[Mapping[str, Any]], Any], test: ValueTest, p
         if value is _MISSING or value is None:
             return False
         if isinstance(value, list):
-            return any(item is not None and test(item) for item in value)
+            return any(item is not None and test(item) for item in cast("list[object]", value))
         return test(value)
 
     values = _hint_of(test)
@@ -310,7 +310,7 @@ class _Parser:
         singles = [h[0] for h in hints if h is not None and len(h) == 1]
         paths = {path for path, _ in singles}
         if len(singles) == len(hints) and len(paths) == 1:
-            union = frozenset().union(*(values for _, values in singles))
+            union = frozenset[str]().union(*(values for _, values in singles))
             _set_hint(either, ((paths.pop(), union),), exact=all(hint_is_exact(m) for m in branches))
         return either
 
@@ -545,7 +545,7 @@ class _Parser:
     def quoted(self) -> str:
         start = self.pos
         self.pos += 1
-        out = []
+        out: list[str] = []
         while self.pos < len(self.text):
             char = self.text[self.pos]
             if char == "\\" and self.pos + 1 < len(self.text):

@@ -100,7 +100,7 @@ def _top(counter: Counter[str], extra: Mapping[str, set[str]] | None, noun: str)
     rows = counter.most_common(TOP)
     peak = rows[0][1]
     width = max(len(name) for name, _ in rows)
-    lines = []
+    lines: list[str] = []
     for name, count in rows:
         bar = "█" * max(1, round(20 * count / peak))
         more = ""
@@ -172,7 +172,7 @@ def render_report(records: Sequence[Mapping[str, Any]], signals: Sequence[Signal
         ("Denied requests by route or resource", _top(denied_paths, None, "")),
         (f"Signals ({len(signals)})", signal_table(signals)),
     ]
-    out = []
+    out: list[str] = []
     for title, lines in sections:
         out.append(title)
         out.extend(lines)

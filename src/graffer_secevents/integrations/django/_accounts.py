@@ -8,7 +8,8 @@ a failed login reads the same whichever stack saw it: `usr.login` (hashed), `usr
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from contextlib import AbstractContextManager
+from typing import Any, Final, cast
 
 from graffer_secevents.integrations._auth import mark_denied, record_auth
 
@@ -99,7 +100,8 @@ def _first(model: Any, query: Any) -> Any:
     alias = router.db_for_read(model)
     if connections[alias].in_atomic_block:
         # A savepoint, so a failing lookup cannot break the application's transaction.
-        with transaction.atomic(using=alias):
+        # atomic() is a context manager here; pyright infers its decorator form (`atomic(func)`) too.
+        with cast("AbstractContextManager[object]", transaction.atomic(using=alias)):
             return query.first()
     return query.first()
 

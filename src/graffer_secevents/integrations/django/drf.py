@@ -163,7 +163,7 @@ def _login_throttled(request: Any, field: str) -> None:
         data = request.data  # parsed by DRF; only the login field is read, never the password
     except Exception:  # noqa: BLE001 - a malformed body: the attempt is recorded without its login
         data = None
-    login = data.get(field) if hasattr(data, "get") else None
+    login = data.get(field) if data is not None and hasattr(data, "get") else None
     login = login if isinstance(login, str) and login else None
     record_login_refused(login, where="DRF's throttle on a token view", keys=(field,))
 
@@ -295,7 +295,8 @@ def _blacklisted(jti: object) -> bool:
         return False
     from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
-    return bool(BlacklistedToken.objects.filter(token__jti=jti).exists())
+    # `objects` is added by Django at run time, unseen by pyright; `_default_manager` is that same manager.
+    return bool(BlacklistedToken._default_manager.filter(token__jti=jti).exists())
 
 
 def _jwt_setting(name: str) -> Any:
