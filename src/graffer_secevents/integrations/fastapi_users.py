@@ -18,7 +18,8 @@ failures alike:
 
 * `POST /login` → `authn_login_success` (the backend's `login`; with a plain backend, the mixin's
   `on_after_login`, if an override of it calls `super()`), or `authn_login_fail` with `usr.exists`
-  and `evt.reason` `unknown_user`, `invalid_credentials` or `account_disabled` (the manager's
+  and `evt.reason` `unknown_user`, `invalid_credentials`, `account_disabled` or `unverified` (a user
+  not yet verified, refused by an auth router built with `requires_verification=True`) (the manager's
   `authenticate`; the password is passed on, never read);
 * `POST /logout` → `session_logout`;
 * `POST /register` → `user_signup` (`create` called with the request);
@@ -69,6 +70,7 @@ _ID = TypeVar("_ID")
 
 _WHERE: Final = "fastapi-users' event"
 _FORGOT_PASSWORD_ROUTE: Final = "reset:forgot_password"  # noqa: S105 - a route name, not a secret
+_REQUIRES_VERIFICATION: Final = "requires_verification"  # the auth router's option, as `login` names it
 
 
 class SecurityEventsUserManagerMixin(BaseUserManager[_UP, _ID]):
@@ -97,6 +99,8 @@ class SecurityEventsUserManagerMixin(BaseUserManager[_UP, _ID]):
                 _login_failed(known, "invalid_credentials", login)
         elif not user.is_active:  # the login route refuses it next
             _login_failed(user, "account_disabled", login)
+        elif not getattr(user, "is_verified", True) and _login_requires_verification():
+            _login_failed(user, "unverified", login)  # the login route refuses it next
         return user
 
     async def on_after_login(self, user: _UP, request: Any = None, response: Response | None = None) -> None:
@@ -254,6 +258,27 @@ def _route_name() -> str | None:
         return None
     name = getattr(ctx.scope.get("route"), "name", None)
     return name if isinstance(name, str) else None
+
+
+def _login_requires_verification() -> bool:
+    """Whether the auth router serving this request refuses unverified users (`get_auth_router(backend,
+    requires_verification=True)`): the router decides it after `authenticate`, from the value its `login`
+    route closes over. `False` when that cannot be read (another route, another fastapi-users release)."""
+    ctx = current_request()
+    if not isinstance(ctx, AsgiRequestContext):
+        return False
+    route = ctx.scope.get("route")
+    name = getattr(route, "name", None)
+    if not (isinstance(name, str) and name.startswith("auth:") and name.endswith(".login")):
+        return False
+    endpoint = getattr(route, "endpoint", None)
+    code = getattr(endpoint, "__code__", None)
+    closure = getattr(endpoint, "__closure__", None)
+    names: tuple[str, ...] = getattr(code, "co_freevars", ())
+    if closure is None or _REQUIRES_VERIFICATION not in names:
+        return False
+    cells: tuple[Any, ...] = closure
+    return cells[names.index(_REQUIRES_VERIFICATION)].cell_contents is True
 
 
 def _secret(secret: Any) -> str:

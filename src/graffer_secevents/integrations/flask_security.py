@@ -20,6 +20,10 @@ What is recorded, each exactly once per request, with `usr.id` the account's `id
   (`user_failed_authn`), `unknown_user`, `account_disabled`, `unconfirmed`; a login the application's
   `is_locked()` refuses → `authn_login_lock`. The login form is observed through Flask-Security's own
   form-instantiation hook (`Security.set_form_info`): the password field is never read;
+* unified sign-in (`SECURITY_UNIFIED_SIGNIN`): `/us-signin` with the password or a code sent by e-mail or
+  SMS → `authn_login_success` / `authn_login_fail` (the same signals); an unknown identity, an inactive or
+  unconfirmed account on `/us-signin` or `/us-signin/send-code` → `authn_login_fail`, an `is_locked()`
+  refusal → `authn_login_lock` (its form, observed like the login form; a code sent is no event);
 * a request refused with 401 by `auth_required` (`user_unauthenticated`): a wrong Basic password or an
   unknown account → `authn_login_fail`; an invalid or expired auth token → `authn_login_fail` with
   `evt.reason: invalid_token`; no credential at all → `authz_fail`. Never a second event from the
@@ -69,6 +73,8 @@ __all__ = ["connect"]
 
 _WHERE: Final = "Flask-Security's event"
 _WRAPPED: Final = "_secevents_wrapped"
+_VALIDATED: Final = "_secevents_validated"
+"""Set on a form by `_note_validation`: `(what validate() returned, the names of the fields that failed)`."""
 _TYPED_FIELDS: Final = ("email", "username", "identity")
 """Request fields that may hold what was typed to log in (never the password)."""
 
@@ -243,8 +249,33 @@ def _check_refresh_token(form: Any) -> None:
         record_bad_credential(_WHERE, reason=reason, user=user)
 
 
+def _check_us_signin(form: Any) -> None:
+    """Unified sign-in (`SECURITY_UNIFIED_SIGNIN`): `/us-signin` (a password or a one-time code) and
+    `/us-signin/send-code` share this form. A wrong passcode is `user_failed_authn`, a success
+    `user_authenticated`; what the form refused before checking the passcode is read here."""
+    if already_recorded("authn_login_success") or already_recorded("authn_login_fail"):
+        return
+    validated = getattr(form, _VALIDATED, None)
+    if validated is None or validated[0] or "user" not in vars(form):
+        return  # not validated; validated (a login, a code sent, a second factor next); no identity looked up
+    failed_fields: frozenset[str] = validated[1]
+    user = form.user
+    typed = getattr(getattr(form, "identity", None), "data", None)
+    if user is None:
+        if typed:
+            _login_failed(None, "unknown_user", login=typed)
+    elif not user.is_active:
+        _login_failed(user, "account_disabled", login=typed)
+    elif getattr(form, "requires_confirmation", False):
+        _login_failed(user, "unconfirmed", login=typed)
+    elif not failed_fields & {"passcode", "chosen_method"}:  # stopped after the lookup, before the passcode
+        record_auth("authn_login_lock", where=_WHERE, user=_account(user), params={"reason": "locked"})
+    # else: no passcode given, or a code method the account has not set up: no credential was presented
+
+
 _FORM_CHECKS: Final[dict[str, Callable[[Any], None]]] = {
     "login_form": _check_login,
+    "us_signin_form": _check_us_signin,
     "forgot_password_form": _check_forgot_password,
     "reset_password_form": _check_reset_password,
     "change_password_form": _check_change_password,
@@ -263,6 +294,7 @@ def _observe_form(security: Any, name: str, inspect: Callable[[Any], None]) -> N
     def instantiate(form_name: str, cls: Any = None, *args: Any, **kwargs: Any) -> Any:
         form = original(form_name, cls, *args, **kwargs)
         if flask.request.method == "POST":
+            _note_validation(form)
 
             def after(response: Any) -> Any:
                 with never_raise(_WHERE):
@@ -274,6 +306,24 @@ def _observe_form(security: Any, name: str, inspect: Callable[[Any], None]) -> N
 
     setattr(instantiate, _WRAPPED, True)
     security.set_form_info(name, flask_security.FormInfo(instantiator=instantiate, cls=info.cls))
+
+
+def _note_validation(form: Any) -> None:
+    """Keep on `form` what its `validate()` returned and which fields failed then: a view may move the
+    field errors afterwards (`RETURN_GENERIC_RESPONSES`), before the check reads the form."""
+    validate = getattr(form, "validate", None)
+    if not callable(validate):
+        return
+
+    def noted(*args: Any, **kwargs: Any) -> Any:
+        result = validate(*args, **kwargs)
+        with never_raise(_WHERE):
+            fields = cast("Mapping[str, Any]", getattr(form, "_fields", {}))
+            failed = frozenset(name for name, field in fields.items() if getattr(field, "errors", None))
+            setattr(form, _VALIDATED, (bool(result), failed))
+        return result
+
+    form.validate = noted
 
 
 # --- helpers ------------------------------------------------------------------------------------------------

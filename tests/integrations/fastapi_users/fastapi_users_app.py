@@ -31,6 +31,7 @@ ACCOUNTS = {  # e-mail: (password, active, superuser)
     "root@secevents-test.net": ("root password here", True, True),
     "off@secevents-test.net": ("disabled account pw", False, False),
 }
+VERIFIED = {"root@secevents-test.net"}  # the others have not verified their e-mail (fastapi-users' default)
 
 
 class Base(DeclarativeBase):
@@ -71,7 +72,11 @@ def get_jwt_strategy() -> JWTStrategy[User, uuid.UUID]:
 
 
 def build_app(
-    database_url: str, *, backend_class: Any = SecurityEventsAuthenticationBackend, **middleware: Any
+    database_url: str,
+    *,
+    backend_class: Any = SecurityEventsAuthenticationBackend,
+    requires_verification: bool = False,
+    **middleware: Any,
 ) -> FastAPI:
     engine = create_async_engine(database_url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
@@ -104,6 +109,7 @@ def build_app(
                         hashed_password=PASSWORDS.hash(password),
                         is_active=active,
                         is_superuser=superuser,
+                        is_verified=email in VERIFIED,
                     )
                 )
             await session.commit()
@@ -112,7 +118,9 @@ def build_app(
 
     app = FastAPI(lifespan=lifespan)
     app.add_middleware(SecurityEventsMiddleware, **middleware)
-    app.include_router(users.get_auth_router(backend), prefix="/auth/jwt")
+    app.include_router(
+        users.get_auth_router(backend, requires_verification=requires_verification), prefix="/auth/jwt"
+    )
     app.include_router(users.get_register_router(UserRead, UserCreate), prefix="/auth")
     app.include_router(users.get_reset_password_router(), prefix="/auth")
     app.include_router(users.get_users_router(UserRead, schemas.BaseUserUpdate), prefix="/users")

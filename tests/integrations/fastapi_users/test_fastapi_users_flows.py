@@ -105,6 +105,42 @@ def test_inactive_account(client: TestClient, security_events: Capture) -> None:
     assert_no_secrets(security_events)
 
 
+def test_unverified_user_refused_by_requires_verification(tmp_path: Path, security_events: Capture) -> None:
+    with open_client(tmp_path, requires_verification=True) as client:
+        response, refused = login(client, ADA, ADA_PW)
+        assert response.status_code == 400
+        assert response.json()["detail"] == "LOGIN_USER_NOT_VERIFIED"
+        response, bad = login(client, ADA, "wrong password")  # a wrong password stays a wrong password
+        response, ok = login(client, "root@secevents-test.net", ACCOUNTS["root@secevents-test.net"][0])
+        assert response.status_code == 200  # verified: logged in
+    record = only(security_events, refused)
+    assert record["evt"] == {
+        "type": "authn_login_fail",
+        "name": "authentication",
+        "category": "authentication",
+        "outcome": "failure",
+        "reason": "unverified",
+    }
+    assert record["usr"]["exists"] is True
+    assert record["usr"]["login"].startswith("anon_")
+    failure = only(security_events, bad)
+    assert failure["evt"]["reason"] == "invalid_credentials"
+    assert record["usr"]["id"] == failure["usr"]["id"]
+    assert uuid.UUID(record["usr"]["id"])  # the account's UUID, not its e-mail
+    assert only(security_events, ok)["evt"]["type"] == "authn_login_success"
+    assert len(security_events.records) == 3
+    assert_no_secrets(security_events)
+
+
+def test_unverified_user_logs_in_without_requires_verification(
+    client: TestClient, security_events: Capture
+) -> None:
+    response, rid = login(client, ADA, ADA_PW)  # the default router: an unverified user may log in
+    assert response.status_code == 200
+    assert only(security_events, rid)["evt"]["type"] == "authn_login_success"
+    assert len(security_events.records) == 1
+
+
 def test_logout(client: TestClient, security_events: Capture) -> None:
     token = login(client, ADA, ADA_PW)[0].json()["access_token"]
     response, rid = call(client, "POST", "/auth/jwt/logout", headers={"Authorization": f"Bearer {token}"})

@@ -14,6 +14,8 @@ from flask_security import (
     auth_required,
     hash_password,
     roles_required,
+    uia_email_mapper,
+    uia_phone_mapper,
 )
 from flask_security.models import fsqla_v4 as fsqla
 from flask_sqlalchemy import SQLAlchemy
@@ -58,7 +60,13 @@ ACCOUNTS = {
 }
 
 
-def build_app(database_uri: str = "sqlite://", *, refresh_tokens: bool = True, **extension: Any) -> Flask:
+def build_app(
+    database_uri: str = "sqlite://",
+    *,
+    refresh_tokens: bool = True,
+    unified_signin: bool = False,
+    **extension: Any,
+) -> Flask:
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY="test-only",
@@ -82,6 +90,16 @@ def build_app(database_uri: str = "sqlite://", *, refresh_tokens: bool = True, *
         SECURITY_REFRESH_TOKEN=refresh_tokens,
         SECURITY_REFRESH_TOKEN_COOKIE_NAME=None,  # the refresh token in the JSON body
     )
+    if unified_signin:  # /us-signin: a password, or a one-time code sent by e-mail or SMS
+        app.config.update(
+            SECURITY_UNIFIED_SIGNIN=True,
+            SECURITY_US_ENABLED_METHODS=["password", "email", "sms"],
+            SECURITY_SMS_SERVICE="Dummy",  # Flask-Security's own stand-in for an SMS gateway
+            SECURITY_USER_IDENTITY_ATTRIBUTES=[
+                {"email": {"mapper": uia_email_mapper, "case_insensitive": True}},
+                {"us_phone_number": {"mapper": uia_phone_mapper}},
+            ],
+        )
     db.init_app(app)
     security = Security(
         app, SQLAlchemyUserDatastore(db, User, Role, WebAuthn, FsRefreshTracker), mail_util_cls=Outbox
