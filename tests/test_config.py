@@ -249,15 +249,18 @@ def test_every_option_reaches_the_config() -> None:
 
 def test_the_signature_literals_are_the_allowed_values() -> None:
     """`metrics`, `output`, `delivery` and `overflow` are Literal types in the signature; they list what the
-    parsers accept."""
+    parsers accept. `logging` is imported by `_config` for the type checkers only (the package does not
+    import it at runtime), so the test supplies it to resolve `logging.Logger`."""
+    import logging
     from typing import get_args, get_type_hints
 
     from graffer_secevents._delivery import DELIVERY_MODES, OVERFLOW_POLICIES
     from graffer_secevents._metrics import METRIC_BACKENDS
     from graffer_secevents._output import OUTPUT_NAMES
 
-    hints = get_type_hints(configure)
+    hints = get_type_hints(configure, localns={"logging": logging})
     assert get_args(hints["metrics"]) == METRIC_BACKENDS
     assert get_args(get_args(hints["output"])[0]) == OUTPUT_NAMES
+    assert logging.Logger in get_args(hints["output"])
     assert get_args(hints["delivery"]) == DELIVERY_MODES
     assert get_args(hints["overflow"]) == OVERFLOW_POLICIES

@@ -1,6 +1,7 @@
 """What importing the package pulls in: `import graffer_secevents` in a fresh interpreter imports neither
-pydantic (the slow validation path only) nor opentelemetry (only when OTel is used), and no structlog (only
-the structlog integration may need it). The import graph's shape (no cycle, no tooling) is
+pydantic (the slow validation path only) nor opentelemetry (only when OTel is used), no structlog (only
+the structlog integration may need it), and neither the stdlib's logging nor socket (the per-event path
+rarely needs them). The import graph's shape (no cycle, no tooling) is
 tests/test_architecture.py's.
 """
 
@@ -36,6 +37,16 @@ def test_importing_the_package_does_not_import(after_import: set[str], heavy: st
 
 def test_importing_the_package_does_not_import_structlog(after_import: set[str]) -> None:
     assert "structlog" not in after_import
+
+
+@pytest.mark.parametrize("stdlib", ["logging", "socket"])
+def test_importing_the_package_does_not_import_the_stdlib_modules_it_defers(
+    after_import: set[str], stdlib: str
+) -> None:
+    """logging (~10 ms with traceback and tokenize) is imported by the logging output and the rare debug
+    messages; socket (~3.5 ms) is replaced by `_socket`, which has the same `inet_pton`."""
+    assert stdlib not in imported_after("pass")  # the bare interpreter does not import it either
+    assert stdlib not in after_import
 
 
 def test_a_well_typed_event_needs_no_pydantic() -> None:

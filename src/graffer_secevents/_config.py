@@ -20,21 +20,23 @@ page's environment table is generated (`_tools/config_doc.py`).
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, Literal, Never, Protocol
+from typing import TYPE_CHECKING, Any, Final, Literal, Never, Protocol
 
 from ._bridges import build_bridges
 from ._client_ip import TrustedProxies
 from ._delivery import DEFAULT_BLOCK_TIMEOUT, DEFAULT_QUEUE_SIZE, DELIVERY_MODES, OVERFLOW_POLICIES
 from ._errors import ConfigurationError, warn_once
 from ._metrics import METRIC_BACKENDS, MetricsBackend, NoMetrics, create_backend
-from ._output import OUTPUT_NAMES, Target, make_writer
+from ._output import OUTPUT_NAMES, Target, is_logger, make_writer
 from ._privacy import Privacy
+
+if TYPE_CHECKING:
+    import logging  # ~10 ms of import, with traceback and tokenize: only the logging output needs it
 
 __all__ = ["OPTIONS", "Config", "Option", "check_names", "configure", "get_config", "set_config"]
 
@@ -74,7 +76,7 @@ def _output(label: str, value: object) -> object:
                 f"{label}: unknown output {value!r}; allowed: {', '.join(OUTPUT_NAMES)}, a logging.Logger, "
                 "or a file-like object with write()"
             )
-    elif not isinstance(value, logging.Logger) and not callable(getattr(value, "write", None)):
+    elif not is_logger(value) and not callable(getattr(value, "write", None)):
         raise ConfigurationError(
             f"{label}: {type(value).__name__} has no write(); pass 'stdout', 'stderr', 'logging', "
             "'structlog', a logging.Logger or a file-like object"

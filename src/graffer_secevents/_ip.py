@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
-import ipaddress
-import socket
+# _socket, not socket: the same inet_pton/inet_ntop for ~0.5 ms of import instead of ~3.5 ms (socket pulls in
+# selectors, array, ...). ipaddress is imported by the one IPv6 truncation that needs it.
+import _socket
 
 __all__ = ["normalize_ip", "truncate_ip"]
 
@@ -39,18 +40,18 @@ def normalize_ip(value: str) -> str | None:
     if "%" in text:  # a zone id (fe80::1%eth0) says nothing about the client
         text = text.partition("%")[0]
     try:
-        packed = socket.inet_pton(socket.AF_INET6, text)
+        packed = _socket.inet_pton(_socket.AF_INET6, text)
     except (OSError, ValueError):
         return None
     if packed[:12] == b"\x00" * 10 + b"\xff\xff":
-        return socket.inet_ntop(socket.AF_INET, packed[12:])
-    return socket.inet_ntop(socket.AF_INET6, packed)
+        return _socket.inet_ntop(_socket.AF_INET, packed[12:])
+    return _socket.inet_ntop(_socket.AF_INET6, packed)
 
 
 def _is_ipv4(text: str) -> bool:
     # inet_pton(AF_INET) rejects leading zeros ambiguity the same way ipaddress does ("01.2.3.4").
     try:
-        socket.inet_pton(socket.AF_INET, text)
+        _socket.inet_pton(_socket.AF_INET, text)
     except (OSError, ValueError):
         return False
     return True
@@ -59,6 +60,8 @@ def _is_ipv4(text: str) -> bool:
 def truncate_ip(ip: str) -> str:
     """Zero the host part of a normalised address: /24 for IPv4, /64 for IPv6."""
     if ":" in ip:
+        import ipaddress
+
         return str(ipaddress.IPv6Network(f"{ip}/64", strict=False).network_address)
     head, _, _ = ip.rpartition(".")
     return f"{head}.0"

@@ -12,7 +12,6 @@ import codecs
 import errno
 import io
 import json
-import logging
 import os
 import select
 import sys
@@ -20,9 +19,12 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from typing import IO, Any, Final, Protocol
+from typing import IO, TYPE_CHECKING, Any, Final, Protocol, TypeGuard
 
 import orjson
+
+if TYPE_CHECKING:
+    import logging  # imported when a logger target is built: ~10 ms that the other outputs never need
 
 __all__ = [
     "LoggerTarget",
@@ -31,10 +33,13 @@ __all__ = [
     "StructlogTarget",
     "Target",
     "TargetWriteError",
+    "is_logger",
     "make_writer",
 ]
 
-_LEVELS: Final = {"info": logging.INFO, "warning": logging.WARNING, "critical": logging.CRITICAL}
+# logging.INFO, logging.WARNING and logging.CRITICAL, whose values are part of logging's documented API.
+_INFO: Final = 20
+_LEVELS: Final = {"info": _INFO, "warning": 30, "critical": 50}
 # Errors a full disk or an interrupted call gives, which may clear: retried, and only then a drop.
 _TRANSIENT: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EAGAIN, errno.EINTR})
 _CLOSED: Final = frozenset({errno.EPIPE, errno.EBADF, errno.ECONNRESET})
@@ -308,7 +313,7 @@ class LoggerTarget:
     def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
         logger = self.logger
         for index, (line, level) in enumerate(zip(lines, levels, strict=True)):
-            levelno = _LEVELS.get(level, logging.INFO)
+            levelno = _LEVELS.get(level, _INFO)
             if logger.disabled or not logger.isEnabledFor(levelno):
                 continue
             try:
@@ -322,6 +327,8 @@ class LoggerTarget:
 
 def _call_handlers(logger: logging.Logger, record: logging.LogRecord) -> bool:
     """Pass `record` to the handlers `logging.Logger.callHandlers` would; return whether all succeeded."""
+    import logging  # already imported (a Logger exists): this only binds the name
+
     ok = True
     found = 0
     current: logging.Logger | None = logger
@@ -388,6 +395,12 @@ class StructlogTarget:
 OUTPUT_NAMES: Final = ("stdout", "stderr", "logging", "structlog")
 
 
+def is_logger(value: object) -> TypeGuard[logging.Logger]:
+    """Whether `value` is a `logging.Logger`, without importing logging: a logger exists only once it is."""
+    logging = sys.modules.get("logging")
+    return logging is not None and isinstance(value, logging.Logger)
+
+
 def make_writer(output: Any) -> Target:
     """Build the target for `configure(output=...)`; the caller has validated `output`."""
     if output is None or output == "stdout":
@@ -395,9 +408,11 @@ def make_writer(output: Any) -> Target:
     if output == "stderr":
         return StdTarget("stderr")
     if output == "logging":
+        import logging
+
         return LoggerTarget(logging.getLogger("graffer_secevents"))
     if output == "structlog":
         return StructlogTarget()
-    if isinstance(output, logging.Logger):
+    if is_logger(output):
         return LoggerTarget(output)
     return StreamTarget(output)

@@ -5,7 +5,6 @@ What each mode does and how to choose: `docs/privacy.md`.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from typing import Final, Literal
 
@@ -70,6 +69,7 @@ class Privacy:
         "_appliers",
         "_inner",
         "_outer",
+        "_sha256",
         "apply_email",
         "apply_id",
         "apply_ip",
@@ -81,6 +81,8 @@ class Privacy:
     )
 
     def __init__(self, modes: Mapping[str, str] | None, key: str | bytes | None) -> None:
+        import hashlib  # ~5 ms of import (OpenSSL): when a configuration is built, not with the package
+
         merged: dict[str, str] = dict(DEFAULT_MODES)
         for field, mode in (modes or {}).items():
             if field not in _ALLOWED:
@@ -100,6 +102,7 @@ class Privacy:
                 "hash_key: an empty key hashes like no key at all; pass a secret or None"
             )
         self.keyed = key is not None
+        self._sha256 = hashlib.sha256  # the unkeyed hash, bound here so the package import skips hashlib
         # HMAC-SHA256 (RFC 2104) with the padded key absorbed once: copying the two prepared states per value
         # costs half of hmac.new(...).copy() on the per-event path. A test checks it against the hmac module.
         self._inner = self._outer = None
@@ -123,7 +126,7 @@ class Privacy:
         data = value.encode("utf-8", "surrogatepass")
         inner = self._inner
         if inner is None or self._outer is None:
-            return "anon_" + hashlib.sha256(data).hexdigest()[:32]
+            return "anon_" + self._sha256(data).hexdigest()[:32]
         inner = inner.copy()
         inner.update(data)
         outer = self._outer.copy()

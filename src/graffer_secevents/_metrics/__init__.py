@@ -25,7 +25,6 @@ Importing this module imports neither `datadog` nor `opentelemetry`.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Final
 
@@ -90,7 +89,6 @@ __all__ = [
     "sanitize_tag_value",
 ]
 
-_log = logging.getLogger(__name__)
 OUTCOME_SUCCESS: Final = "success"
 OUTCOME_FAILURE: Final = "failure"
 OUTCOMES: frozenset[str] = frozenset({OUTCOME_SUCCESS, OUTCOME_FAILURE})
@@ -105,6 +103,7 @@ LOGIN_FAILURE_REASONS: frozenset[str] = frozenset(
         "mfa_failed",
         "password_expired",
         "rate_limited",
+        "unverified",  # an account whose e-mail is not verified yet, refused by the stack (fastapi-users)
         "invalid_token",  # a forged, expired or unknown bearer token / JWT / API token (the auth stacks)
         OTHER,
     }
@@ -196,7 +195,7 @@ def record_event(
         for name, tags in plan:
             backend.count(name, 1, tags)
     except Exception:  # noqa: BLE001 - metrics never break the caller
-        _log.debug("graffer_secevents: could not record event metrics", exc_info=True)
+        _debug("graffer_secevents: could not record event metrics")
 
 
 def record_dropped(backend: MetricsBackend, reason: str) -> None:
@@ -221,7 +220,7 @@ def record_dropped(backend: MetricsBackend, reason: str) -> None:
                 _DROP_TAGS[reason] = tags
         backend.count(DROPPED_METRIC, 1, tags)
     except Exception:  # noqa: BLE001 - metrics never break the caller
-        _log.debug("graffer_secevents: could not record a dropped event", exc_info=True)
+        _debug("graffer_secevents: could not record a dropped event")
 
 
 def _bounded(
@@ -279,3 +278,10 @@ def _cacheable(key: tuple[object, ...]) -> bool:
     if len(_PLANS) >= _MAX_PLANS:
         return False
     return all(not isinstance(part, str) or len(part) <= _MAX_CACHED_ARG_LEN for part in key)
+
+
+def _debug(message: str) -> None:
+    """`message` and the exception being handled, at debug level; imports logging only when it is needed."""
+    import logging
+
+    logging.getLogger(__name__).debug(message, exc_info=True, stacklevel=2)

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import logging
 import os
 import threading
 import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
 
 from graffer_secevents._errors import ConfigurationError, MissingDependencyError
 
@@ -32,7 +30,6 @@ __all__ = [
     "resolve_dogstatsd_address",
 ]
 
-_log = logging.getLogger(__name__)
 
 DEFAULT_DSD_SOCKET: Final = "/var/run/datadog/dsd.socket"
 _DEFAULT_HOST: Final = "localhost"
@@ -78,6 +75,8 @@ def resolve_dogstatsd_address(
     env = os.environ if environ is None else environ
     url = env.get("DD_DOGSTATSD_URL", "").strip()
     if url:
+        from urllib.parse import urlsplit  # ~3 ms of import with ipaddress, for a setting few deployments use
+
         parts = urlsplit(url)
         if parts.scheme in _UNIX_SCHEMES:
             if not parts.path:
@@ -186,7 +185,7 @@ class DogStatsdMetrics:
             with self._lock:
                 self._send_counts()
         except Exception:  # noqa: BLE001 - metrics never break the caller
-            _log.debug("graffer_secevents: DogStatsD flush failed", exc_info=True)
+            _debug("graffer_secevents: DogStatsD flush failed")
 
     def close(self) -> None:
         """Flush, stop the flush thread and close the socket; later counts are dropped. Never raises."""
@@ -202,7 +201,7 @@ class DogStatsdMetrics:
                     self._client.close_socket()
                     self._client = None
         except Exception:  # noqa: BLE001 - metrics never break the caller
-            _log.debug("graffer_secevents: DogStatsD close failed", exc_info=True)
+            _debug("graffer_secevents: DogStatsD close failed")
         finally:
             _LIVE.discard(self)
             with _hooks_lock:
@@ -246,7 +245,7 @@ class DogStatsdMetrics:
                 ).start()
                 self._slow_path = False
         except Exception:  # noqa: BLE001 - metrics never break the caller
-            _log.debug("graffer_secevents: could not create the DogStatsD client", exc_info=True)
+            _debug("graffer_secevents: could not create the DogStatsD client")
 
     def _at_exit(self) -> None:
         with self._lock:
@@ -321,7 +320,7 @@ def _flush_all_at_exit() -> None:
         try:
             backend._at_exit()
         except Exception:  # noqa: BLE001 - one failing backend must not stop the others' flush
-            _log.debug("graffer_secevents: DogStatsD exit flush failed", exc_info=True)
+            _debug("graffer_secevents: DogStatsD exit flush failed")
 
 
 def _after_fork_in_child() -> None:
@@ -337,6 +336,8 @@ def _quiet_dogstatsd_logger() -> None:
     `import datadog` gives the logger a `NullHandler`; that alone does not count as configured. Without
     this, an application that configured root logging gets a "dropping the packet" warning per failed send.
     """
+    import logging  # datadog imports it anyway
+
     for name in ("datadog", "datadog.dogstatsd"):
         logger = logging.getLogger(name)
         configured = [h for h in logger.handlers if not isinstance(h, logging.NullHandler)]
@@ -373,3 +374,10 @@ def dogstatsd_backend(service: str | None, env: str | None, version: str | None)
     if shared is not backend:  # another thread won the race: one client per process
         backend.close()
     return shared
+
+
+def _debug(message: str) -> None:
+    """`message` and the exception being handled, at debug level; imports logging only when it is needed."""
+    import logging
+
+    logging.getLogger(__name__).debug(message, exc_info=True, stacklevel=2)
