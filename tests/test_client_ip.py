@@ -1,4 +1,4 @@
-"""Client IP resolution behind trusted proxies and request id validation (SPEC §4)."""
+"""Client IP resolution behind trusted proxies and request id validation (docs/client-ip.md)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from graffer_secevents.testing import Capture
 LOGS_METRIC_FIELDS = {"name", "compute", "filter", "group_by"}
 LOGS_METRIC_COMPUTE = {"aggregation_type", "path", "include_percentiles"}
 LOGS_METRIC_GROUP_BY = {"path", "tag_name"}
-# Attributes whose values are per user, per client or per request: never a metric tag (SPEC §5).
+# Attributes whose values are per user, per client or per request: never a metric tag (docs/metrics.md).
 UNBOUNDED = {"@usr.id", "@usr.login", "@usr.email", "@usr.name", "@network.client.ip", "@http.request_id"}
 
 

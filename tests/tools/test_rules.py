@@ -27,8 +27,8 @@ from graffer_secevents._tools.terraform import snake_case
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
-# The provider's documented fields (shared/reference/detection-and-delivery.md §1.1, from
-# DataDog/terraform-provider-datadog docs/resources/security_monitoring_rule.md).
+# The provider's documented fields (DataDog/terraform-provider-datadog,
+# docs/resources/security_monitoring_rule.md).
 PROVIDER_TOP = {
     "name", "message", "type", "enabled", "has_extended_title", "group_signals_by", "tags", "validate",
     "query", "case", "options", "filter", "reference_tables", "signal_query", "third_party_case",

@@ -4,8 +4,8 @@
 bodies (Datadog's detection-rule API JSON, camelCase) and `to_terraform` renders those bodies as
 `datadog_security_monitoring_rule` resources. Event types, `evt.name` and outcomes come from
 `graffer_secevents._catalog.CATALOG`; the record attributes (`usr.id`, `network.client.ip` …) are the
-ones SPEC §1 fixes. Every threshold, window and severity is a parameter with a default: Datadog's published
-thresholds where they exist (`shared/reference/detection-and-delivery.md` §1.2: credential stuffing
+ones docs/record.md fixes. Every threshold, window and severity is a parameter with a default: Datadog's published
+thresholds where they exist (Datadog's default rules, cited in docs/detection-rules.md: credential stuffing
 ≥ 10 distinct failing users per IP is an attempt, ≥ 25 with a success an attack; brute force 10 failures in
 15 minutes, 5 failures and a success).
 
@@ -48,7 +48,7 @@ WINDOWS: Final = (0, 60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 8
 RULE_TAG: Final = "secevents_rule"
 SOURCE_TAG: Final = "source:graffer_secevents"
 
-# Record attributes (SPEC §1), as log search and group-by fields.
+# Record attributes (docs/record.md), as log search and group-by fields.
 USR_ID: Final = "@usr.id"
 USR_LOGIN: Final = "@usr.login"
 USR_EXISTS: Final = "@usr.exists"

@@ -98,7 +98,7 @@ def test_jwt_obtain_unknown_account(security_events: Capture) -> None:
     assert response.status_code == 401
     record = only(security_events, rid, "authn_login_fail", ip, exists=False)
     assert record["evt"]["reason"] == "unknown_user"
-    assert record["usr"]["id"] == record["usr"]["login"]  # the hashed login (SPEC §1)
+    assert record["usr"]["id"] == record["usr"]["login"]  # the hashed login (docs/record.md)
 
 
 def test_jwt_obtain_inactive_account(security_events: Capture, accounts: Any) -> None:

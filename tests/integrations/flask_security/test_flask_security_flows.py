@@ -102,7 +102,7 @@ def test_unknown_account_by_username(client: FlaskClient, security_events: Captu
     record = only(security_events, rid)
     assert record["evt"]["reason"] == "unknown_user"
     assert record["usr"]["exists"] is False
-    assert record["usr"]["id"] == record["usr"]["login"]  # the processed login (SPEC §2)
+    assert record["usr"]["id"] == record["usr"]["login"]  # the processed login (docs/record.md)
 
 
 def test_unknown_account_by_email_is_hashed(client: FlaskClient, security_events: Capture) -> None:

@@ -144,7 +144,7 @@ def test_unknown_identity(client: FlaskClient, security_events: Capture, url: st
     record = only(security_events, rid)
     assert (record["evt"]["type"], record["evt"]["reason"]) == ("authn_login_fail", "unknown_user")
     assert record["usr"]["exists"] is False
-    assert record["usr"]["id"] == record["usr"]["login"]  # the processed login (SPEC §2)
+    assert record["usr"]["id"] == record["usr"]["login"]  # the processed login (docs/record.md)
     assert len(security_events.records) == 1
     assert_no_secrets(security_events, "ghost@secevents-test.net")
 
