@@ -1,11 +1,11 @@
 """`secevents rules --check`: a team's detection-rule JSON against the constraints Datadog enforces.
 
 The constraints are those of the Terraform provider's `datadog_security_monitoring_rule` schema and Datadog's
-detection-method pages (listed in docs/detection-rules.md): the rule `type`; the detection method; query aggregations; window values
-from the allowed set with `evaluationWindow <= keepAlive <= maxSignalDuration`; case statuses and
-conditions (`>`/`>=` comparisons of query names joined by `&&`/`||`, names that exist); the
-method-specific shapes (`new_value`: one `new_value` query watching 1 to 5 fields; `impossible_travel`:
-one `geo_data` query on `@network.client.geoip`); required fields; and keys nobody reads (a typo such as
+detection-method pages (listed in docs/detection-rules.md): the rule `type`; the detection method; query
+aggregations; window values from the allowed set with `evaluationWindow <= keepAlive <= maxSignalDuration`;
+case statuses and conditions (`>`/`>=` comparisons of query names joined by `&&`/`||`, names that exist); the
+method-specific shapes (`new_value`: one `new_value` query watching 1 to 5 fields; `impossible_travel`: one
+`geo_data` query on `@network.client.geoip`); required fields; and keys nobody reads (a typo such as
 `evalutionWindow` would otherwise be dropped silently).
 
 Each `Finding` names the rule and the JSON path of the offending value.

@@ -3,11 +3,11 @@
 `RULES` has one row per rule; `build_rules` turns the rows into `POST /api/v2/security_monitoring/rules`
 bodies (Datadog's detection-rule API JSON, camelCase) and `to_terraform` renders those bodies as
 `datadog_security_monitoring_rule` resources. Event types, `evt.name` and outcomes come from
-`graffer_secevents._catalog.CATALOG`; the record attributes (`usr.id`, `network.client.ip` …) are the
-ones docs/record.md fixes. Every threshold, window and severity is a parameter with a default: Datadog's published
-thresholds where they exist (Datadog's default rules, cited in docs/detection-rules.md: credential stuffing
-≥ 10 distinct failing users per IP is an attempt, ≥ 25 with a success an attack; brute force 10 failures in
-15 minutes, 5 failures and a success).
+`graffer_secevents._catalog.CATALOG`; the record attributes (`usr.id`, `network.client.ip` …) are the ones
+docs/record.md fixes. Every threshold, window and severity is a parameter with a default: Datadog's published
+thresholds where they exist (its default rules, cited in docs/detection-rules.md: credential stuffing ≥ 10
+distinct failing users per IP is an attempt, ≥ 25 with a success an attack; brute force 10 failures in 15
+minutes, 5 failures and a success).
 
 Threshold rules cannot express order ("failures *then* a success"): a case such as
 `failures >= 5 && successes >= 1` means both happened for the same group within the evaluation window.
