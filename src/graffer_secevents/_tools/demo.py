@@ -39,7 +39,7 @@ from graffer_secevents._config import Config, configure
 from graffer_secevents._metrics import MemoryMetrics
 from graffer_secevents._types import User
 
-from .demo_token_api import run_token_api_demo
+from .demo_token_api import run_token_api_demo, serving
 
 __all__ = ["run_demo"]
 
@@ -170,16 +170,9 @@ def _scenario_over_http(example: ModuleType, step: Callable[[str], None]) -> Non
             return None
 
     server = make_server("127.0.0.1", 0, example.create_app(), threaded=True, request_handler=QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{server.server_port}"
-    step(f"examples/flask_app.py is serving on {base}; this demo is its reverse proxy")
-    try:
+    with serving(server) as base:
+        step(f"examples/flask_app.py is serving on {base}; this demo is its reverse proxy")
         _drive(base, step)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64) demo"

@@ -18,7 +18,8 @@ import threading
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +52,19 @@ def run_token_api_demo(step: Callable[[str], None]) -> None:
         def log_message(self, format: str, *args: Any) -> None:
             return None
 
-    server = make_server("127.0.0.1", 0, app, handler_class=QuietHandler)
+    with serving(make_server("127.0.0.1", 0, app, handler_class=QuietHandler)) as base:
+        step(f"examples/django_app's token API (DRF + simplejwt) is serving on {base}")
+        _drive(base, step)
+
+
+@contextmanager
+def serving(server: Any) -> Generator[str]:
+    """Serve `server` (a `socketserver`-style WSGI server on 127.0.0.1) in a thread; yield its base URL and
+    shut it down after the block. The demo's Flask shop and this token API both run this way."""
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    base = f"http://127.0.0.1:{server.server_port}"
-    step(f"examples/django_app's token API (DRF + simplejwt) is serving on {base}")
     try:
-        _drive(base, step)
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
         server.server_close()
