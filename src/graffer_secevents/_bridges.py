@@ -1,7 +1,7 @@
 """Trace bridges: after a record is written, tell the tracer the application runs about the event.
 
 Two bridges, each a callable `bridge(spec, record)` that the pipeline calls after writing (see
-`_pipeline._after_write`), both reading the *written record*, so a span never carries a value the log does
+`_pipeline._bridge`), both reading the *written record*, so a span never carries a value the log does
 not (the login and email are the same privacy-processed strings on both sides):
 
 - `AppSecBridge` reports user activity to ddtrace's App & API Protection through its public SDK

@@ -11,6 +11,7 @@ trace bridges read this table.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -90,6 +91,8 @@ class EventType:
     """Parameters that are always hashed (session and token ids)."""
     fixed_outcome: str | None = field(init=False)
     """`success` or `failure` for rows whose outcome never varies, else `None`."""
+    param_map: Mapping[str, Param] = field(init=False, repr=False, compare=False)
+    """`params` by name, for the per-event lookup."""
 
     def __post_init__(self) -> None:
         # Derived once per row, not per event.
@@ -100,6 +103,7 @@ class EventType:
         )
         fixed = self.outcome.value if self.outcome.value in ("success", "failure") else None
         object.__setattr__(self, "fixed_outcome", fixed)
+        object.__setattr__(self, "param_map", {p.name: p for p in self.params})
 
     def level_for(self, outcome: str | None) -> Level:
         """The level (`status`) of one event of this type with this outcome."""

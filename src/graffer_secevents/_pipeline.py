@@ -22,8 +22,11 @@ import datetime
 import decimal
 import enum
 import math
+import sys
 import time
 import uuid
+from _socket import AF_INET as _AF_INET
+from _socket import inet_pton as _inet_pton
 from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any, Final, TypeGuard
@@ -112,11 +115,6 @@ _PY_TYPES: Final[dict[str, Any]] = {"int": int, "bool": bool}
 
 
 @cache
-def _params_of(spec_type: str) -> dict[str, Param]:
-    return {p.name: p for p in CATALOG[spec_type].params}
-
-
-@cache
 def _adapter(kind: str) -> pydantic.TypeAdapter[Any]:
     """pydantic's lax coercion for one parameter kind, built on first use (for ill-typed input only)."""
     import pydantic  # ~0.1 s of import that well-typed events (the common case) never need
@@ -142,13 +140,16 @@ def _well_typed(param: Param, value: object) -> bool:
 
 
 def _validate_params(spec: EventType, params: Mapping[str, Any], errors: list[str]) -> dict[str, Any]:
-    known = _params_of(spec.type)
+    known = spec.param_map
     values: dict[str, Any] = {}
     for name, value in params.items():
         if value is None:
             continue
         param = known[name]
-        if not _well_typed(param, value):
+        # A short plain string (most parameters, most of the time) is checked here without a call.
+        if not (type(value) is str and param.kind == "str" and len(value) <= MAX_STRING) and not _well_typed(
+            param, value
+        ):
             value = _coerce_param(param, value, errors)  # noqa: PLW2901 - the coerced value replaces it
             if value is None:
                 continue
@@ -452,20 +453,17 @@ def _valid_text(where: str, text: str, errors: list[str]) -> str:
     return text
 
 
-def _render(record: dict[str, Any], errors: list[str], strict: bool, evt_type: str) -> bytes:
-    try:
-        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-    except orjson.JSONEncodeError:
-        before = len(errors)
-        notes = record.pop("secevents", None)
-        record = _repair(record, "", errors)
-        if strict:
-            raise EventValidationError(
-                evt_type, errors[before:] or ["the record could not be serialised"]
-            ) from None
-        if notes is not None or errors:
-            _attach_errors(record, errors)
-        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+def _render_repaired(record: dict[str, Any], errors: list[str], strict: bool, evt_type: str) -> bytes:
+    """The line of a record orjson refused: every offending key or value replaced and noted, nothing else."""
+    before = len(errors)
+    notes = record.pop("secevents", None)
+    record = _repair(record, "", errors)
+    if strict:
+        notes_ = errors[before:] or ["the record could not be serialised"]
+        raise EventValidationError(evt_type, notes_) from None
+    if notes is not None or errors:
+        _attach_errors(record, errors)
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def _attach_errors(record: dict[str, Any], errors: list[str]) -> None:
@@ -484,115 +482,13 @@ def _note(note: str) -> str:
 
 # --- the whole pipeline ------------------------------------------------------------------------------------
 
-
-def build_record(  # noqa: PLR0915 - the pipeline steps 1-4, kept in one readable sequence
-    cfg: Config,
-    evt_type: object,
-    user: object,
-    outcome: object,
-    ip: object,
-    login: object,
-    exists: object,
-    target_user: object,
-    params: Mapping[str, Any],
-    context: object,
-    fields: Mapping[str, Any] | None = None,
-) -> tuple[EventType, dict[str, Any], list[str], dict[str, Any]]:
-    """Steps 1-4: the record as a dict, with its catalog row, the coercion notes and the validated params.
-
-    `fields` are `emit()`'s keyword arguments: the event's parameters by name, the rest caller metadata.
-    """
-    errors: list[str] = []
-    if type(evt_type) is not str:
-        evt_type = _exact(evt_type)
-    spec = CATALOG.get(evt_type) if type(evt_type) is str else None
-    if spec is None:
-        spec = _unknown_type(evt_type, errors)
-    resolved = _resolve_outcome(spec, outcome, errors)
-
-    extra: dict[str, Any] | None = None
-    if fields:
-        known = _params_of(spec.type) if spec.type in CATALOG else {}
-        params = {**params}
-        extra = {}
-        for name, value in fields.items():
-            (params if name in known else extra)[name] = value
-    evt: dict[str, Any] = {"type": spec.type, "name": spec.name, "category": spec.category}
-    if resolved is not None:
-        evt["outcome"] = resolved
-    values: dict[str, Any] = {}
-    if params:
-        values = _validate_params(spec, params, errors)
-        secret = spec.secret_params
-        for name, value in values.items():
-            evt[name] = cfg.privacy.hash(_coerce_str(value)) if name in secret else value
-
-    record: dict[str, Any] = {
-        "timestamp": _timestamp(),
-        "status": spec.level if resolved != "failure" else spec.level_for(resolved),
-        "message": spec.message,
-        **cfg.static,
-        "logger": _LOGGER,
-        "evt": evt,
-    }
-
-    request = _request_var.get()
-    if request is None and _providers:  # e.g. Flask: the request's context is built at its first event
-        request = provided_request()
-    if user is None:
-        user = request.user if request is not None and request.user is not None else _user_var.get()
-    parts = _user_parts("usr", user, errors)
-    if login is not None:
-        parts = (parts[0], login, parts[2], parts[3])
-    usr = _usr(cfg.privacy, False, parts, errors)
-    if "id" not in usr and spec.login_attempt and "login" in usr and resolved == "failure":
-        # Unknown accounts have no id; the processed login keeps distinct-@usr.id rules counting targets.
-        usr = {"id": usr["login"], **usr}
-    if exists is not None:
-        if type(exists) is bool:
-            usr["exists"] = exists
-        else:
-            errors.append(f"usr.exists: expected a boolean, got {_show(exists)}; dropped")
-    if usr:
-        record["usr"] = usr
-    if target_user is not None:
-        target = _usr(cfg.privacy, True, _user_parts("target.usr", target_user, errors), errors)
-        if target:
-            record["target"] = {"usr": target}
-
-    client_ip = (
-        _explicit_ip(ip, errors) if ip is not None else (request.client_ip if request is not None else None)
-    )
-    if client_ip is not None and (shown_ip := cfg.privacy.apply_ip(client_ip)) is not None:
-        record["network"] = {"client": {"ip": shown_ip}}
-    if request is not None and (http := _http_fields(request, errors)):
-        record["http"] = http
-
-    trace = trace_fields()
-    if trace is not None:
-        kind, ids = trace
-        if kind == "dd":
-            record["dd"] = ids
-        else:
-            record.update(ids)
-
-    # Truthiness of a caller's mapping is never asked (a hostile __len__); an empty dict is the common case.
-    if (context is not None and (type(context) is not dict or context)) or extra:
-        sanitiser = _ContextSanitiser(errors)
-        out: dict[str, Any] = {}
-        if context is not None:
-            if issubclass(type(context), Mapping):
-                sanitiser.mapping(context, "context", 1, out)  # type: ignore[arg-type]
-            else:
-                errors.append(f"context: expected a mapping, got {type(context).__name__}; dropped")
-        if extra:
-            sanitiser.mapping(extra, "context", 1, out)
-        if out:
-            record["context"] = out
-    return spec, record, errors, values
+_NO_USER: Final = (None, None, None, None)
+_ROWS: Final = dict(CATALOG)  # the catalog as a plain dict: a mappingproxy's get() costs a call more
+_SCHEMA_ONLY: Final = {"schema": SCHEMA_VERSION}  # never mutated: delivery edits a parsed copy of the line
+_TRACERS: Final = ("ddtrace.trace", "opentelemetry.trace")
 
 
-def emit_unguarded(
+def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readable sequence
     evt_type: object,
     *,
     user: object = None,
@@ -608,24 +504,138 @@ def emit_unguarded(
     """Build, write, count and bridge one event (the module docstring lists the steps), without the guard.
 
     Only for callers that already run inside the guard (the public helpers); everyone else calls
-    `emit_event`.
+    `emit_event`. `fields` are `emit()`'s keyword arguments: the event's parameters by name, the rest caller
+    metadata.
+
+    The steps are written out in one function, with the well-typed case tested inline before any helper is
+    called: this is the per-event path, and each Python call it avoids is ~0.1 µs (docs/performance.md).
     """
     cfg = _config._current or get_config_for_event()
-    spec, record, errors, values = build_record(
-        cfg, evt_type, user, outcome, ip, login, exists, target_user, params or {}, context, fields
-    )
+    errors: list[str] = []
+
+    # 1. the catalog row and the outcome
+    if type(evt_type) is not str:
+        evt_type = _exact(evt_type)
+    spec = _ROWS.get(evt_type) if type(evt_type) is str else None
+    if spec is None:
+        spec = _unknown_type(evt_type, errors)
+    fixed = spec.fixed_outcome
+    if fixed is not None and (outcome is None or (type(outcome) is str and outcome == fixed)):
+        resolved: str | None = fixed  # the common case: a fixed outcome, confirmed or left out
+    else:
+        resolved = _resolve_outcome(spec, outcome, errors)
+
+    # 2. the event's parameters
+    extra: dict[str, Any] | None = None
+    if fields:
+        known = spec.param_map
+        params = {**params} if params else {}
+        extra = {}
+        for name, value in fields.items():
+            (params if name in known else extra)[name] = value
+    evt: dict[str, Any] = {"type": spec.type, "name": spec.name, "category": spec.category}
+    if resolved is not None:
+        evt["outcome"] = resolved
+    values: dict[str, Any] = _validate_params(spec, params, errors) if params else {}
+    if values:
+        secret = spec.secret_params
+        if secret:
+            for name, value in values.items():
+                evt[name] = cfg.privacy.hash(_coerce_str(value)) if name in secret else value
+        else:
+            evt.update(values)
+
+    # 3. enrichment
+    level = spec.level_on_failure if resolved == "failure" else None
+    record: dict[str, Any] = {
+        "timestamp": _timestamp(),
+        "status": level or spec.level,
+        "message": spec.message,
+        **cfg.static,
+        "logger": _LOGGER,
+        "evt": evt,
+    }
+    request = _request_var.get()
+    if request is None and _providers:  # e.g. Flask: the request's context is built at its first event
+        request = provided_request()
+    if user is None:
+        user = request.user if request is not None and request.user is not None else _user_var.get()
+    parts = _NO_USER if user is None else _user_parts("usr", user, errors)
+    if login is not None:
+        parts = (parts[0], login, parts[2], parts[3])
+    usr = {} if parts is _NO_USER else _usr(cfg.privacy, False, parts, errors)
+    if "id" not in usr and spec.login_attempt and "login" in usr and resolved == "failure":
+        # Unknown accounts have no id; the processed login keeps distinct-@usr.id rules counting targets.
+        usr = {"id": usr["login"], **usr}
+    if exists is not None:
+        if type(exists) is bool:
+            usr["exists"] = exists
+        else:
+            errors.append(f"usr.exists: expected a boolean, got {_show(exists)}; dropped")
+    if usr:
+        record["usr"] = usr
+    if target_user is not None:
+        target = _usr(cfg.privacy, True, _user_parts("target.usr", target_user, errors), errors)
+        if target:
+            record["target"] = {"usr": target}
+
+    if ip is not None:
+        try:  # a plain IPv4 string, the common case, is its own canonical form (what normalize_ip returns)
+            client_ip = ip if type(ip) is str and _inet_pton(_AF_INET, ip) else _explicit_ip(ip, errors)
+        except (OSError, ValueError):
+            client_ip = _explicit_ip(ip, errors)
+    else:
+        client_ip = request.client_ip if request is not None else None
+    if client_ip is not None and (shown_ip := cfg.privacy.apply_ip(client_ip)) is not None:
+        record["network"] = {"client": {"ip": shown_ip}}
+    if request is not None and (http := _http_fields(request, errors)):
+        record["http"] = http
+
+    trace = trace_fields()
+    if trace is not None:
+        kind, ids = trace
+        if kind == "dd":
+            record["dd"] = ids
+        else:
+            record.update(ids)
+
+    # 4. caller metadata. Truthiness of a caller's mapping is never asked (a hostile __len__); an empty dict
+    # is the common case.
+    if (context is not None and (type(context) is not dict or context)) or extra:
+        sanitiser = _ContextSanitiser(errors)
+        out: dict[str, Any] = {}
+        if context is not None:
+            if issubclass(type(context), Mapping):
+                sanitiser.mapping(context, "context", 1, out)  # type: ignore[arg-type]
+            else:
+                errors.append(f"context: expected a mapping, got {type(context).__name__}; dropped")
+        if extra:
+            sanitiser.mapping(extra, "context", 1, out)
+        if out:
+            record["context"] = out
+
+    # 5. render and deliver: queued for the writer thread, or written now under delivery="sync"; never raises
     if errors:
         if cfg.strict:
             raise EventValidationError(spec.type, errors)
         _attach_errors(record, errors)
     else:
-        record["secevents"] = {"schema": SCHEMA_VERSION}
-    line = _render(record, errors, cfg.strict, spec.type)
-    _write(cfg, record["status"], line)
-    if spec.category in _DENIAL_CATEGORIES and record["evt"].get("outcome") == "failure":
-        _note_denial()
-    if cfg.metrics is not None or cfg.bridges:
-        _after_write(cfg, spec, record, values)
+        record["secevents"] = _SCHEMA_ONLY
+    try:
+        line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:
+        line = _render_repaired(record, errors, cfg.strict, spec.type)
+    deliver(cfg, record["status"], line)
+
+    # 6. the request's denial, the metrics and the trace bridges
+    if resolved == "failure" and spec.category in _DENIAL_CATEGORIES and request is not None:
+        _note_denial(request)
+    if cfg.metrics is not None:
+        _count(cfg, spec, record, values)
+    if cfg.bridges and (trace is not None or _TRACERS[0] in sys.modules):
+        # A bridge acts only on an active span: with no tracer imported, or neither tracer's span active
+        # (`trace_fields` found none), there is nothing to tell.
+        _bridge(cfg, spec, record)
 
 
 emit_event: Final = guarded(emit_unguarded, "emit_event")
@@ -635,36 +645,32 @@ emit_event: Final = guarded(emit_unguarded, "emit_event")
 _DENIAL_CATEGORIES: Final = frozenset({"authentication", "authorization"})
 
 
-def _note_denial() -> None:
-    """Mark the current request: its denial is recorded, so the 401/403 status rule adds no second event.
+def _note_denial(request: object) -> None:
+    """Mark the request: its denial is recorded, so the 401/403 status rule adds no second event.
 
     Whoever wrote the failure (an integration, or product code calling `log_login(..., "failure")`), the
     request's `denial_recorded` flag (`integrations/_common.py`) is what the status rule reads.
     """
-    request = _request_var.get()
-    if request is None and _providers:
-        request = provided_request()
-    if request is not None and hasattr(request, "denial_recorded"):
+    if hasattr(request, "denial_recorded"):
         setattr(request, "denial_recorded", True)  # noqa: B010 - RequestContext itself has no such field
 
 
-def _write(cfg: Config, level: str, line: bytes) -> None:
-    # Queued for the writer thread, or written now under delivery="sync"; never raises (see _delivery).
-    deliver(cfg, level, line)
+def _count(cfg: Config, spec: EventType, record: dict[str, Any], values: Mapping[str, Any]) -> None:
+    if cfg.metrics is None:
+        return
+    usr = record.get("usr")
+    record_event(
+        cfg.metrics,
+        evt_type=spec.type,
+        category=spec.category,
+        outcome=record["evt"].get("outcome"),
+        login_attempt=spec.login_attempt,
+        reason=values.get("reason"),
+        usr_exists=usr.get("exists") if usr else None,
+    )
 
 
-def _after_write(cfg: Config, spec: EventType, record: dict[str, Any], values: Mapping[str, Any]) -> None:
-    if cfg.metrics is not None:
-        usr = record.get("usr")
-        record_event(
-            cfg.metrics,
-            evt_type=spec.type,
-            category=spec.category,
-            outcome=record["evt"].get("outcome"),
-            login_attempt=spec.login_attempt,
-            reason=values.get("reason"),
-            usr_exists=usr.get("exists") if usr else None,
-        )
+def _bridge(cfg: Config, spec: EventType, record: dict[str, Any]) -> None:
     for bridge in cfg.bridges:
         try:
             bridge(spec, record)
