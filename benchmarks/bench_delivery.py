@@ -7,6 +7,10 @@ to the same kind of stream (its own file on the same disk, each write flushed), 
 - (a) structlog + orjson by hand, written synchronously (the login hashed with ``hmac``): bench_core's (a).
 - ``log_login``, ``delivery="sync"``: the caller renders and writes.
 - ``log_login``, ``delivery="queue"``: the caller renders and enqueues; the writer thread writes in batches.
+- (f) the floor of the queued path: the same record built in straight-line code for this one event, with
+  only the checks the library cannot skip (the IP through ``inet_pton``, the request's strings against the
+  length limit, the login through the library's pre-keyed HMAC), rendered with orjson and handed to the
+  same queue and writer. No general pipeline can cost its caller less than this.
 
 Per event: *caller wall* is the wall time of the batch of calls (for the queue: without waiting for the
 writer, which runs meanwhile and competes for the GIL); *caller CPU* is ``time.thread_time()`` of the calling
@@ -27,20 +31,68 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from socket import AF_INET, inet_pton
 
 import orjson
 import structlog
-from bench_core import make_ours, make_structlog_by_hand
+from bench_core import USER, make_ours, make_structlog_by_hand
 
 import graffer_secevents as secevents
 from graffer_secevents import _delivery
 from graffer_secevents._config import Config, set_config
+from graffer_secevents._context import RequestContext
+from graffer_secevents._pipeline import _timestamp
 
 LABELS = {
     "a": "(a) structlog + orjson by hand, synchronous write",
     "sync": '`log_login`, `delivery="sync"`',
     "queue": '**`log_login`, `delivery="queue"`**',
+    "floor": "(f) floor: the same record built by hand for this event, queued",
 }
+
+
+def make_floor(cfg: Config) -> Callable[[], None]:
+    """(f): the record of bench_core's (a), built in straight-line code and queued like ``log_login``'s."""
+    privacy, static, deliver = cfg.privacy, cfg.static, _delivery.deliver
+    request = RequestContext(method="POST", path="/login", route="/login", request_id="req-1")
+    limit = 1024
+
+    def call() -> None:
+        user, ip, reason = USER, "203.0.113.7", "invalid_credentials"
+        evt = {"type": "authn_login_fail", "name": "authentication", "category": "authentication"}
+        evt["outcome"] = "failure"
+        if type(reason) is str and len(reason) <= limit:
+            evt["reason"] = reason
+        record = {
+            "timestamp": _timestamp(),
+            "status": "warning",
+            "message": "authn_login_fail: login failed",
+            **static,
+            "logger": {"name": "graffer_secevents"},
+            "evt": evt,
+            "usr": {"id": str(user.id), "login": privacy.hash(user.login or ""), "exists": True},
+        }
+        try:
+            inet_pton(AF_INET, ip)
+            record["network"] = {"client": {"ip": ip}}
+        except OSError:
+            pass
+        http: dict[str, object] = {}
+        if type(method := request.method) is str and len(method) <= limit:
+            http["method"] = method
+        if type(path := request.path) is str and len(path) <= limit:
+            http["url_details"] = {"path": path}
+        if type(route := request.route) is str and len(route) <= limit:
+            http["route"] = route
+        if type(agent := request.user_agent) is str and len(agent) <= limit:
+            http["useragent"] = agent
+        if type(request_id := request.request_id) is str and len(request_id) <= limit:
+            http["request_id"] = request_id
+        record["http"] = http
+        record["secevents"] = {"schema": 1}
+        deliver(cfg, "warning", orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+
+    return call
 
 
 def main() -> None:
@@ -56,6 +108,9 @@ def main() -> None:
     for name in ("sync", "queue"):
         methods[name] = make_ours(paths[name], "none", delivery=name)
         configs[name] = secevents.get_config()
+    make_ours(paths["floor"], "none", delivery="queue")  # the floor's own configuration and file
+    configs["floor"] = secevents.get_config()
+    methods["floor"] = make_floor(configs["floor"])
 
     kinds = ("wall", "thread", "process")
     values = {(kind, name): [] for kind in kinds for name in methods}  # type: dict[tuple[str, str], list[float]]
@@ -84,6 +139,15 @@ def main() -> None:
 
     lines = {name: len(open(paths[name], "rb").read().splitlines()) for name in methods}  # noqa: SIM115
     assert set(lines.values()) == {args.batch}, lines  # every method wrote every record of its last batch
+    written = {}
+    for name in methods:
+        with open(paths[name], "rb") as handle:
+            last = orjson.loads(handle.read().splitlines()[-1])
+        del last["timestamp"]
+        if "level" in last:  # structlog's add_log_level names the status "level"
+            last["status"] = last.pop("level")
+        written[name] = last  # every method wrote the same record
+    assert len({orjson.dumps(r, option=orjson.OPT_SORT_KEYS) for r in written.values()}) == 1, written
     print(
         f"# {platform.python_implementation()} {platform.python_version()} on {platform.machine()}, "
         f"{os.cpu_count()} CPUs; {args.rounds} rounds x {args.batch} events; "

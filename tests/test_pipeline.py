@@ -13,10 +13,13 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import graffer_secevents as api
 from graffer_secevents import EventValidationError, Outcome, User
 from graffer_secevents._context import RequestContext, request_context
+from graffer_secevents._ip import normalize_ip
 from graffer_secevents._tools.schema import check_record
 from graffer_secevents.testing import Capture, capture_events
 
@@ -214,6 +217,32 @@ def test_ipv4_mapped_ipv6_and_ports_are_normalised(security_events: Capture) -> 
     api.log_login(1, "success", "[2001:db8::1]:443")
     ips = [r["network"]["client"]["ip"] for r in security_events.records]
     assert ips == ["203.0.113.7", "2001:db8::1"]
+
+
+_IPV4_LIKE = st.one_of(
+    st.ip_addresses(v=4).map(str),
+    st.lists(st.integers(0, 999).map(str) | st.just("01") | st.just(""), min_size=3, max_size=5).map(
+        ".".join
+    ),
+    st.tuples(
+        st.ip_addresses(v=4).map(str), st.sampled_from([" ", "\t", "\n", ":80", "%eth0", "\x00", "x"])
+    ).map("".join),
+    st.text(alphabet="0123456789.: \t", max_size=20),
+)
+
+
+@given(text=_IPV4_LIKE)
+@settings(max_examples=300, deadline=None)
+def test_the_ipv4_fast_path_writes_exactly_what_normalize_ip_returns(text: str) -> None:
+    # The pipeline tests a plain IPv4 string inline (inet_pton) before calling normalize_ip: both must agree.
+    with capture_events(strict=False) as captured:
+        api.log_login(1, "success", text)
+    expected = normalize_ip(text)
+    record = captured.records[-1]
+    assert record.get("network", {}).get("client", {}).get("ip") == expected
+    assert ("network.client.ip" in " ".join(record.get("secevents", {}).get("errors", []))) == (
+        expected is None
+    )
 
 
 def test_unknown_keyword_arguments_become_context(security_events: Capture) -> None:

@@ -579,10 +579,15 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
         if target:
             record["target"] = {"usr": target}
 
+    client_ip: str | None = None
     if ip is not None:
-        try:  # a plain IPv4 string, the common case, is its own canonical form (what normalize_ip returns)
-            client_ip = ip if type(ip) is str and _inet_pton(_AF_INET, ip) else _explicit_ip(ip, errors)
-        except (OSError, ValueError):
+        if type(ip) is str:
+            try:  # a plain IPv4 string (the common case) is its own canonical form, what normalize_ip returns
+                _inet_pton(_AF_INET, ip)
+                client_ip = ip
+            except (OSError, ValueError):  # anything else: IPv6, a port, blanks, not an address at all
+                pass
+        if client_ip is None:
             client_ip = _explicit_ip(ip, errors)
     else:
         client_ip = request.client_ip if request is not None else None
