@@ -1,7 +1,7 @@
 """Trace bridges: after a record is written, tell the tracer the application runs about the event.
 
-Two bridges, each a callable `bridge(spec, record)` that the pipeline calls after writing (see
-`_pipeline._bridge`), both reading the *written record*, so a span never carries a value the log does
+Two bridges, each a callable `bridge(spec, record)` that the pipeline hands each written record to through
+`notify_bridges`, both reading the *written record*, so a span never carries a value the log does
 not (the login and email are the same privacy-processed strings on both sides):
 
 - `AppSecBridge` reports user activity to ddtrace's App & API Protection through its public SDK
@@ -32,11 +32,19 @@ from ._errors import warn_once
 from ._privacy import Privacy
 from ._users import _user_parts
 
-__all__ = ["APPSEC_EVENTS", "AppSecBridge", "AppSecEvent", "build_bridges", "otel_span_event"]
+__all__ = [
+    "APPSEC_EVENTS",
+    "AppSecBridge",
+    "AppSecEvent",
+    "build_bridges",
+    "notify_bridges",
+    "otel_span_event",
+]
 
 Bridge = Callable[[EventType, dict[str, Any]], None]
 
 _SDK_MODULE: Final = "ddtrace.appsec.track_user_sdk"
+_DDTRACE_MODULE: Final = "ddtrace.trace"
 _EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
@@ -102,7 +110,7 @@ class AppSecBridge:
         self._privacy = privacy  # to recognise the request's user among the record's users
 
     def __call__(self, spec: EventType, record: dict[str, Any]) -> None:
-        ddtrace_trace = sys.modules.get("ddtrace.trace")
+        ddtrace_trace = sys.modules.get(_DDTRACE_MODULE)
         if ddtrace_trace is None:
             return
         tracer = ddtrace_trace.tracer
@@ -325,6 +333,21 @@ def otel_attributes(spec: EventType, record: Mapping[str, Any]) -> dict[str, Any
 
 
 # --- wiring -------------------------------------------------------------------------------------------------
+
+
+def notify_bridges(bridges: tuple[Bridge, ...], spec: EventType, record: dict[str, Any]) -> None:
+    """Hand a written record to each bridge; a bridge's failure never reaches the caller.
+
+    A bridge acts only with ddtrace imported (`AppSecBridge`) or OpenTelemetry ids on the record
+    (`otel_span_event`); without either, no bridge is called (this runs for every event).
+    """
+    if _DDTRACE_MODULE not in sys.modules and "trace_id" not in record:
+        return
+    for bridge in bridges:
+        try:
+            bridge(spec, record)
+        except Exception:  # noqa: BLE001, S112 - bridges never break the caller (BaseException passes)
+            continue
 
 
 def build_bridges(privacy: Privacy, *, appsec_tracking: bool, otel_span_events: bool) -> tuple[Bridge, ...]:

@@ -22,7 +22,6 @@ import datetime
 import decimal
 import enum
 import math
-import sys
 import time
 import uuid
 from _socket import AF_INET as _AF_INET
@@ -34,8 +33,9 @@ from typing import TYPE_CHECKING, Any, Final, TypeGuard
 import orjson
 
 from . import _config
+from ._bridges import notify_bridges
 from ._catalog import CATALOG, EventType, OutcomeRule, Param
-from ._config import Config, get_config_for_event
+from ._config import get_config_for_event
 from ._context import _providers, provided_request
 from ._context import _request as _request_var
 from ._context import _user as _user_var
@@ -55,7 +55,7 @@ from ._limits import (
     _limit_str,
     _take,
 )
-from ._metrics import record_event
+from ._metrics import MetricsBackend, record_event
 from ._privacy import REDACTED, is_secret_key
 from ._trace import trace_fields
 from ._users import _show, _text, _user_parts, _usr
@@ -485,7 +485,6 @@ def _note(note: str) -> str:
 _NO_USER: Final = (None, None, None, None)
 _ROWS: Final = dict(CATALOG)  # the catalog as a plain dict: a mappingproxy's get() costs a call more
 _SCHEMA_ONLY: Final = {"schema": SCHEMA_VERSION}  # never mutated: delivery edits a parsed copy of the line
-_TRACERS: Final = ("ddtrace.trace", "opentelemetry.trace")
 
 
 def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readable sequence
@@ -636,11 +635,9 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
     if resolved == "failure" and spec.category in _DENIAL_CATEGORIES and request is not None:
         _note_denial(request)
     if cfg.metrics is not None:
-        _count(cfg, spec, record, values)
-    if cfg.bridges and (trace is not None or _TRACERS[0] in sys.modules):
-        # A bridge acts only on an active span: with no tracer imported, or neither tracer's span active
-        # (`trace_fields` found none), there is nothing to tell.
-        _bridge(cfg, spec, record)
+        _count(cfg.metrics, spec, record, values)
+    if cfg.bridges:
+        notify_bridges(cfg.bridges, spec, record)
 
 
 emit_event: Final = guarded(emit_unguarded, "emit_event")
@@ -660,12 +657,12 @@ def _note_denial(request: object) -> None:
         setattr(request, "denial_recorded", True)  # noqa: B010 - RequestContext itself has no such field
 
 
-def _count(cfg: Config, spec: EventType, record: dict[str, Any], values: Mapping[str, Any]) -> None:
-    if cfg.metrics is None:
-        return
+def _count(
+    metrics: MetricsBackend, spec: EventType, record: dict[str, Any], values: Mapping[str, Any]
+) -> None:
     usr = record.get("usr")
     record_event(
-        cfg.metrics,
+        metrics,
         evt_type=spec.type,
         category=spec.category,
         outcome=record["evt"].get("outcome"),
@@ -673,11 +670,3 @@ def _count(cfg: Config, spec: EventType, record: dict[str, Any], values: Mapping
         reason=values.get("reason"),
         usr_exists=usr.get("exists") if usr else None,
     )
-
-
-def _bridge(cfg: Config, spec: EventType, record: dict[str, Any]) -> None:
-    for bridge in cfg.bridges:
-        try:
-            bridge(spec, record)
-        except Exception:  # noqa: BLE001, S112 - bridges never break the caller (BaseException passes)
-            continue

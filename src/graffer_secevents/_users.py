@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ._limits import _INT64, _SAFE_CHARS, MAX_STRING, _coerce_str, _exact, _int_text, _limit_str
+from ._limits import _SAFE_CHARS, MAX_STRING, _coerce_str, _exact, _int_text, _limit_str
 from ._privacy import Privacy
 from ._types import User
 
@@ -70,28 +70,19 @@ def _usr(
     uid, login, email, name = parts
     prefix = "target.usr" if target else "usr"
     out: dict[str, Any] = {}
-    text: str | None
-    # Plain short strings and 64-bit ints (the common case) are tested inline and skip _text's coercions.
+    # Plain short strings (the common case) skip _text's coercions.
     # Privacy applies to the whole text and only its result is cut to the limit: two long logins that differ
     # after character 1,024 keep different pseudonyms.
-    if uid is None:
-        pass
-    elif type(uid) is EmailIdentity:  # an e-mail is the only identity the stack gave: privacy as usr.email
+    if type(uid) is EmailIdentity:  # an e-mail is the only identity the stack gave: privacy as usr.email
         text = _full_text(prefix, "id", str(uid), errors)
         if text and (value := privacy.apply_email(text)) is not None:
             out["id"] = value if len(value) <= MAX_STRING else _cut(prefix, "id", value, errors)
-    else:
-        if type(uid) is int and -_INT64 <= uid < _INT64:
-            text = int.__repr__(uid)
-        elif type(uid) is str and 0 < len(uid) <= MAX_STRING:
-            text = uid
-        else:
-            text = _int_text(uid) if type(uid) is int else _full_text(prefix, "id", uid, errors)
+    elif uid is not None:
+        text = _int_text(uid) if type(uid) is int else _plain(uid) or _full_text(prefix, "id", uid, errors)
         if text and (value := (privacy.apply_target_id if target else privacy.apply_id)(text)) is not None:
             out["id"] = value if len(value) <= MAX_STRING else _cut(prefix, "id", value, errors)
     if login is not None:
-        text = login if type(login) is str and 0 < len(login) <= MAX_STRING else None
-        text = text or _full_text(prefix, "login", login, errors)
+        text = _plain(login) or _full_text(prefix, "login", login, errors)
         if text and (value := privacy.apply_login(text)) is not None:
             out["login"] = value if len(value) <= MAX_STRING else _cut(prefix, "login", value, errors)
     if email is not None:
