@@ -2,37 +2,44 @@
 
 Installed by the app `graffer_secevents.integrations.django` when `"rest_framework"` is in
 `INSTALLED_APPS` (simplejwt's part when `rest_framework_simplejwt` can be imported); nothing to call.
-DRF and simplejwt send no signal for these flows, so the adapter wraps the methods where each decision is
-made (once per process, keeping the original's name and docstring):
+
+**The seams every DRF authentication class passes through** (not a list of classes):
+
+* `Request._authenticate`, DRF's authentication loop: any authentication class that refuses a credential
+  (`AuthenticationFailed`: an unknown, expired, forged or revoked token, a malformed header) is one
+  `authn_login_fail` with `evt.reason: invalid_token`, or `account_disabled` when the account the
+  credential named may not log in (simplejwt's `user_inactive` code, or an inactive account loaded while
+  the class checked the credential). The account is the user-model row the class loaded while it checked
+  the credential, when there was exactly one, so a valid token of a disabled account carries its pk.
+  A class that refuses with `PermissionDenied` (`SessionAuthentication`'s CSRF check) is `authz_fail`
+  with the session's user. A class that verified a password through Django's `authenticate()` (DRF's
+  `BasicAuthentication`, any class doing the same) is an `authn_login_success` per request; a wrong
+  password there is Django's `user_login_failed` (the app's receiver), once.
+* `APIView.permission_denied` (a `permission_classes` refusal of an authenticated request): `authz_fail`
+  with the user DRF authenticated and `evt.resource`, whatever status the exception handler answers.
+
+Per-stack adapters, only where no seam sees the flow (token-obtain endpoints send no signal on success):
 
 * simplejwt's `TokenObtainSerializer.validate` (pair and sliding obtain views) and DRF's
   `AuthTokenSerializer.validate` (`obtain_auth_token`): `authn_login_success` with the account; a
   refusal is one `authn_login_fail` (from Django's `user_login_failed`, or here for an account the
   backend returned but the view refuses);
-* `BasicAuthentication.authenticate_credentials`: `authn_login_success` per authenticated request, a
-  wrong password as above;
-* `authenticate()` of `BasicAuthentication`, `TokenAuthentication` and `JWTAuthentication`: a
-  credential that fails (a malformed header, an unknown DRF `Token`, a forged or expired JWT) is one
-  `authn_login_fail` with `evt.reason: invalid_token` (`account_disabled` for an inactive account);
 * simplejwt's refresh serializers: a blacklisted (rotated) refresh token used again is
   `authn_token_reuse`; a garbage or expired one is the bad-credential event above;
 * simplejwt's `TokenBlacklistSerializer.validate` (logout): `session_logout` with the token's account
   and its `jti` as the (hashed) `session_id`;
-* `SessionAuthentication.enforce_csrf`: `authz_fail` with the session's user (DRF then answers as for an
-  anonymous one);
 * `APIView.throttled` on a token-obtain view (a throttle refusing a login before the password is checked):
   `authn_login_fail_max` with the login and, for a known account, its pk; no 429 event besides.
 
-A permission denial (`permission_classes`) is answered 403 after DRF set `request.user`: the middleware's
-403 rule records `authz_fail` with that user. Every failure above marks the request, so the 401/403 status
-rule writes no second event for it.
+Every failure above marks the request, so the 401/403 status rule writes no second event for it.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, Final
 
 from graffer_secevents.integrations._auth import record_auth, record_bad_credential
 from graffer_secevents.integrations._common import never_raise
@@ -42,19 +49,24 @@ from ._wrap import wrap_method
 
 __all__ = ["install"]
 
+# The user-model rows loaded while DRF's authentication loop runs (`post_init`), so a refused credential
+# can name the account it belonged to; `None` outside the loop (the receiver then does nothing).
+_LOADED: Final[ContextVar[list[Any] | None]] = ContextVar("secevents_drf_loaded_users", default=None)
+
 
 def install() -> None:
-    """Wrap DRF's (and, when importable, simplejwt's) decision points. Idempotent; called by the app."""
+    """Hook DRF's authentication loop and permission check (and, when importable, simplejwt's endpoints).
+    Idempotent; called by the app."""
     from django.apps import apps
-    from rest_framework import authentication
-
-    wrap_method(authentication.BasicAuthentication, "authenticate_credentials", _basic_credentials)
-    for cls in (authentication.BasicAuthentication, authentication.TokenAuthentication):
-        wrap_method(cls, "authenticate", _request_credential)
-    wrap_method(authentication.SessionAuthentication, "enforce_csrf", _csrf)
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import post_init
+    from rest_framework.request import Request
     from rest_framework.views import APIView
 
+    wrap_method(Request, "_authenticate", _authentication_loop)
+    wrap_method(APIView, "permission_denied", _permission_denied)
     wrap_method(APIView, "throttled", _throttled)
+    post_init.connect(_user_loaded, sender=get_user_model(), dispatch_uid="graffer_secevents.drf.user_loaded")
     if apps.is_installed("rest_framework.authtoken"):
         from rest_framework.authtoken.serializers import AuthTokenSerializer
 
@@ -64,19 +76,102 @@ def install() -> None:
 
 
 def _install_simplejwt() -> None:
-    from rest_framework_simplejwt import authentication, serializers
+    from rest_framework_simplejwt import serializers
 
     wrap_method(serializers.TokenObtainSerializer, "validate", _jwt_obtain)
     wrap_method(serializers.TokenRefreshSerializer, "validate", _jwt_refresh("refresh"))
     wrap_method(serializers.TokenRefreshSlidingSerializer, "validate", _jwt_refresh("token"))
     wrap_method(serializers.TokenBlacklistSerializer, "validate", _jwt_blacklist)
-    wrap_method(authentication.JWTAuthentication, "authenticate", _request_credential)
 
 
 def _failed(exc: BaseException) -> bool:
     from rest_framework.exceptions import AuthenticationFailed
 
     return isinstance(exc, AuthenticationFailed)
+
+
+# --- the authentication loop and the permission check -------------------------------------------------------
+
+
+def _user_loaded(sender: Any, instance: Any = None, **_kwargs: Any) -> None:
+    loaded = _LOADED.get()
+    if loaded is not None:
+        loaded.append(instance)
+
+
+def _authentication_loop(original: Callable[..., Any]) -> Callable[..., Any]:
+    def _authenticate(self: Any) -> Any:
+        loaded: list[Any] = []
+        token = _LOADED.set(loaded)
+        # The session's (lazy) user, kept before a refusal makes DRF replace it with an anonymous one.
+        session_user = self._request.__dict__.get("user")
+        try:
+            result = original(self)
+        except Exception as exc:
+            _LOADED.reset(token)
+            _refused(self, exc, loaded, session_user)
+            raise
+        _LOADED.reset(token)
+        user = self.__dict__.get("_user")
+        if user is not None and "backend" in getattr(user, "__dict__", {}):
+            # Django's authenticate() annotates the user it returns with `backend`: a password (or another
+            # credential a backend checks) was verified for this request, a per-request login.
+            with never_raise("DRF's authentication loop"):
+                where = f"DRF's {type(self._authenticator).__name__}"
+                record_auth("authn_login_success", where=where, user=user, outcome="success")
+        return result
+
+    return _authenticate
+
+
+def _refused(request: Any, exc: BaseException, loaded: list[Any], session_user: Any) -> None:
+    from rest_framework.exceptions import PermissionDenied
+
+    with never_raise("DRF's authentication loop"):
+        if _failed(exc):
+            accounts = {user.pk: user for user in loaded if getattr(user, "pk", None) is not None}
+            named = next(iter(accounts.values())) if len(accounts) == 1 else None
+            disabled = "user_inactive" in _codes(exc) or getattr(named, "is_active", True) is False
+            reason = "account_disabled" if disabled else "invalid_token"
+            # Skipped when the same request already recorded its login failure (Basic's wrong password,
+            # through Django's user_login_failed).
+            record_auth(
+                "authn_login_fail",
+                where="DRF's authentication loop",
+                user=named.pk if named is not None else None,
+                outcome="failure",
+                exists=True if named is not None else None,
+                params={"reason": reason},
+            )
+        elif isinstance(exc, PermissionDenied):
+            # SessionAuthentication's CSRF check: the session's user.
+            _authz_fail("DRF's authentication loop", request, session_user)
+
+
+def _permission_denied(original: Callable[..., Any]) -> Callable[..., Any]:
+    def permission_denied(self: Any, request: Any, message: Any = None, code: Any = None) -> Any:
+        if not (request.authenticators and not request.successful_authenticator):  # else NotAuthenticated
+            _authz_fail("DRF's permission check", request, request.user)
+        return original(self, request, message, code)
+
+    return permission_denied
+
+
+def _authz_fail(where: str, request: Any, user: Any) -> None:
+    with never_raise(where):
+        path = getattr(request, "path", None)
+        params = {"resource": path} if isinstance(path, str) else None
+        record_auth("authz_fail", where=where, user=user, params=params)
+
+
+def _codes(exc: Any) -> set[str]:
+    """The codes of a DRF `AuthenticationFailed`; simplejwt's carry theirs as the `code` item of a dict
+    detail (`{"detail": ..., "code": "user_inactive"}`)."""
+    detail = getattr(exc, "detail", None)
+    if isinstance(detail, dict):
+        return {str(detail["code"])} if "code" in detail else set()
+    code = getattr(detail, "code", None)
+    return {code} if isinstance(code, str) else set()
 
 
 # --- logins ------------------------------------------------------------------------------------------------
@@ -119,20 +214,6 @@ def _auth_token_obtain(original: Callable[..., Any]) -> Callable[..., Any]:
     return validate
 
 
-def _basic_credentials(original: Callable[..., Any]) -> Callable[..., Any]:
-    def authenticate_credentials(self: Any, userid: Any, password: Any, request: Any = None) -> Any:
-        try:
-            result = original(self, userid, password, request)
-        except Exception as exc:
-            if _failed(exc):
-                record_login_failure(userid, where="DRF's BasicAuthentication")
-            raise
-        _login_success("DRF's BasicAuthentication", result[0])
-        return result
-
-    return authenticate_credentials
-
-
 def _throttled(original: Callable[..., Any]) -> Callable[..., Any]:
     def throttled(self: Any, request: Any, wait: Any) -> Any:
         with never_raise("DRF's throttle on a token view"):
@@ -166,55 +247,6 @@ def _login_throttled(request: Any, field: str) -> None:
     login = data.get(field) if data is not None and hasattr(data, "get") else None
     login = login if isinstance(login, str) and login else None
     record_login_refused(login, where="DRF's throttle on a token view", keys=(field,))
-
-
-# --- credentials on a request -------------------------------------------------------------------------------
-
-
-def _request_credential(original: Callable[..., Any]) -> Callable[..., Any]:
-    def authenticate(self: Any, request: Any) -> Any:
-        try:
-            return original(self, request)
-        except Exception as exc:
-            if _failed(exc):
-                codes = _codes(exc)
-                reason = "account_disabled" if "user_inactive" in codes else "invalid_token"
-                # Skipped when the same request already recorded its login failure (Basic's wrong password).
-                record_bad_credential(f"DRF's {type(self).__name__}", reason=reason)
-            raise
-
-    return authenticate
-
-
-def _codes(exc: Any) -> set[str]:
-    """The codes of a DRF `AuthenticationFailed`; simplejwt's carry theirs as the `code` item of a dict
-    detail (`{"detail": ..., "code": "user_inactive"}`)."""
-    detail = getattr(exc, "detail", None)
-    if isinstance(detail, dict):
-        return {str(detail["code"])} if "code" in detail else set()
-    code = getattr(detail, "code", None)
-    return {code} if isinstance(code, str) else set()
-
-
-def _csrf(original: Callable[..., Any]) -> Callable[..., Any]:
-    def enforce_csrf(self: Any, request: Any) -> Any:
-        from rest_framework.exceptions import PermissionDenied
-
-        try:
-            return original(self, request)
-        except PermissionDenied:
-            # The session's user, read before DRF falls back to an anonymous one for the response.
-            user = getattr(getattr(request, "_request", request), "user", None)
-            path = getattr(request, "path", None)
-            record_auth(
-                "authz_fail",
-                where="DRF's SessionAuthentication",
-                user=user,
-                params={"resource": path} if isinstance(path, str) else None,
-            )
-            raise
-
-    return enforce_csrf
 
 
 # --- simplejwt refresh and blacklist -----------------------------------------------------------------------
