@@ -148,3 +148,28 @@ def record_reset_refused(where: str, *, reason: str, user: object = None) -> boo
         exists=user is not None,
         params={"reason": reason},
     )
+
+
+# --- appended by seams-django: events with a target or caller metadata, with record_auth's once-semantics ---
+
+
+def record_once(evt_type: str, *, where: str, **emit: Any) -> bool:
+    """`record_auth` for events that carry more than an actor (`target_user=`, `context=`): written at most
+    once per request and event type, a failure marking the request; return whether this call wrote it.
+    `emit` are `emit_event`'s keyword arguments (`user`, `outcome`, `login`, `exists`, `target_user`,
+    `params`, `context`)."""
+    with never_raise(where):
+        ctx = current_request()
+        seen: set[str] | None = getattr(ctx, _RECORDED_ATTR, None) if ctx is not None else None
+        if seen is not None and evt_type in seen:
+            return False
+        emit_event(evt_type, **emit)
+        if ctx is not None:
+            if seen is None:
+                seen = set()
+                setattr(ctx, _RECORDED_ATTR, seen)
+            seen.add(evt_type)
+            if isinstance(ctx, LazyRequestContext) and _is_failure(evt_type, emit.get("outcome")):
+                ctx.denial_recorded = True
+        return True
+    return False

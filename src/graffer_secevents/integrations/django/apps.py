@@ -32,6 +32,7 @@ from graffer_secevents._pipeline import emit_event
 from graffer_secevents.integrations._auth import record_auth
 from graffer_secevents.integrations._common import never_raise
 
+from . import _backends
 from ._accounts import login_from, record_login_failure
 from .middleware import request_bound
 
@@ -55,6 +56,9 @@ class SecEventsConfig(AppConfig):  # type: ignore[misc]  # Django ships no type 
         signals.user_login_failed.connect(_on_login_failed, dispatch_uid="graffer_secevents.login_failed")
         signals.user_logged_out.connect(_on_logged_out, dispatch_uid="graffer_secevents.logged_out")
         _install_auth_stacks()
+        from . import _seams
+
+        _seams.install()  # lock-out backends, account rows, password forms, axes/otp/oauth-toolkit
 
 
 def _install_auth_stacks() -> None:
@@ -79,6 +83,8 @@ def _on_logged_in(sender: Any, request: Any = None, user: Any = None, **_kwargs:
 
 
 def _on_login_failed(sender: Any, credentials: Any = None, request: Any = None, **_kwargs: Any) -> None:
+    if _backends.refused_before_password():  # a backend refused it unchecked: recorded as such, not here
+        return
     with request_bound(request):
         login, keys = login_from(credentials)
         record_login_failure(login, where="Django's user_login_failed event", keys=keys)

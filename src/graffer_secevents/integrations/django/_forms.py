@@ -1,0 +1,102 @@
+"""Django's password forms and reset view, and every subclass an application writes of them.
+
+Wrapped once per process by the app (`apps.py`), on Django's own classes, so a subclass that calls
+`super()` — and any view that uses one of these forms, not only Django's — is recorded:
+
+* `PasswordResetForm.save`: `authn_password_reset_request`, `usr.exists` saying whether the e-mail
+  reached an account (its pk as `usr.id` when it did; the typed e-mail hashed as `usr.email`);
+* `PasswordChangeForm.clean_old_password` refusing: `authn_password_change_fail` with
+  `evt.reason: invalid_credentials` for the form's user;
+* `SetPasswordForm.save` (and `PasswordChangeForm.save`, its subclass): says whether the password the
+  user model's `post_save` sees (`_user_rows.py`) is a change or a reset, so that receiver writes the one
+  event, whoever is logged in;
+* `PasswordResetConfirmView` refusing a reset link (an unknown account, a bad or used token): a failed
+  `authn_password_reset` with `evt.reason: invalid_reset_key` and, when the link named an account, its pk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from graffer_secevents.integrations._auth import account, record_auth, record_reset_refused
+from graffer_secevents.integrations._common import never_raise
+
+from ._user_rows import PASSWORD_KIND
+from ._wrap import wrap_method
+
+__all__ = ["install"]
+
+
+def install() -> None:
+    """Wrap Django's password forms and reset-confirm view. Idempotent; called by the app."""
+    from django.contrib.auth import forms, views
+
+    wrap_method(forms.PasswordResetForm, "save", _reset_request)
+    wrap_method(forms.PasswordChangeForm, "clean_old_password", _old_password)
+    wrap_method(forms.SetPasswordForm, "save", _set_password)
+    wrap_method(views.PasswordResetConfirmView, "dispatch", _reset_confirm)
+
+
+def _reset_request(original: Callable[..., Any]) -> Callable[..., Any]:
+    def save(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        where = "Django's PasswordResetForm"
+        with never_raise(where):
+            email = self.cleaned_data.get("email")
+            email = email if isinstance(email, str) else None
+            users = list(self.get_users(email)) if email is not None else []
+            record_auth(
+                "authn_password_reset_request",
+                where=where,
+                user=account(users[0].pk if users else None, email=email),
+                exists=bool(users),
+            )
+        return result
+
+    return save
+
+
+def _old_password(original: Callable[..., Any]) -> Callable[..., Any]:
+    def clean_old_password(self: Any) -> Any:
+        from django.core.exceptions import ValidationError
+
+        try:
+            return original(self)
+        except ValidationError:
+            record_auth(
+                "authn_password_change_fail",
+                where="Django's PasswordChangeForm",
+                user=getattr(self, "user", None),
+                outcome="failure",
+                params={"reason": "invalid_credentials"},
+            )
+            raise
+
+    return clean_old_password
+
+
+def _set_password(original: Callable[..., Any]) -> Callable[..., Any]:
+    def save(self: Any, *args: Any, **kwargs: Any) -> Any:
+        from django.contrib.auth.forms import PasswordChangeForm
+
+        token = PASSWORD_KIND.set("change" if isinstance(self, PasswordChangeForm) else "reset")
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            PASSWORD_KIND.reset(token)
+
+    return save
+
+
+def _reset_confirm(original: Callable[..., Any]) -> Callable[..., Any]:
+    def dispatch(self: Any, *args: Any, **kwargs: Any) -> Any:
+        response = original(self, *args, **kwargs)
+        if getattr(self, "validlink", True) is False and getattr(response, "status_code", 200) == 200:
+            # Django's "Password reset unsuccessful" page (a valid link redirects, 302, first).
+            user = getattr(self, "user", None)
+            where = "Django's PasswordResetConfirmView"
+            record_reset_refused(where, reason="invalid_reset_key", user=getattr(user, "pk", None))
+        return response
+
+    return dispatch
