@@ -29,6 +29,8 @@ sys.modules[URLS.__name__] = URLS
 
 HAS_DRF = all(importlib.util.find_spec(m) for m in ("rest_framework", "rest_framework_simplejwt"))
 HAS_ALLAUTH = importlib.util.find_spec("allauth") is not None
+# The seams' stacks (tests/integrations/django/test_seams_*.py); axes is off unless a test turns it on.
+HAS_SEAM_STACKS = all(importlib.util.find_spec(m) for m in ("axes", "django_otp", "oauth2_provider"))
 
 STACK_APPS = [
     *(
@@ -37,6 +39,11 @@ STACK_APPS = [
         else []
     ),
     *(["allauth", "allauth.account", "allauth.mfa", "allauth.headless"] if HAS_ALLAUTH else []),
+    *(
+        ["axes", "django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static", "oauth2_provider"]
+        if HAS_SEAM_STACKS
+        else []
+    ),
 ]
 STACK_SETTINGS: dict[str, Any] = {
     "AUTHENTICATION_BACKENDS": [
@@ -63,6 +70,10 @@ STACK_SETTINGS: dict[str, Any] = {
     "ACCOUNT_RATE_LIMITS": {"login_failed": "100/m/ip,3/5m/key"},
     "MFA_SUPPORTED_TYPES": ["totp", "recovery_codes"],
     "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+    "AXES_ENABLED": False,  # test_seams_stacks.py turns it on with its backend
+    "AXES_FAILURE_LIMIT": 3,
+    "AXES_LOCKOUT_PARAMETERS": ["username"],
+    "OAUTH2_PROVIDER": {"REFRESH_TOKEN_REUSE_PROTECTION": True, "PKCE_REQUIRED": False},
 }
 
 if not settings.configured:
@@ -85,6 +96,7 @@ if not settings.configured:
             "django.middleware.csrf.CsrfViewMiddleware",
             "django.contrib.auth.middleware.AuthenticationMiddleware",
             *(["allauth.account.middleware.AccountMiddleware"] if HAS_ALLAUTH else []),
+            *(["axes.middleware.AxesMiddleware"] if HAS_SEAM_STACKS else []),
         ],
         TEMPLATES=[
             {
@@ -93,7 +105,15 @@ if not settings.configured:
                     "loaders": [
                         (
                             "django.template.loaders.locmem.Loader",
-                            {"registration/login.html": "{{ form }}", "registration/logged_out.html": "bye"},
+                            {
+                                "registration/login.html": "{{ form }}",
+                                "registration/logged_out.html": "bye",
+                                # Django's password views (tests/integrations/django/test_seams_general.py)
+                                "registration/password_change_form.html": "{{ form }}",
+                                "registration/password_reset_form.html": "{{ form }}",
+                                "registration/password_reset_confirm.html": "{{ validlink }} {{ form }}",
+                                "registration/password_reset_email.html": "{{ uid }}/{{ token }}",
+                            },
                         ),
                         "django.template.loaders.app_directories.Loader",  # allauth's and DRF's templates
                     ],
@@ -209,6 +229,10 @@ def api_key_check(request: HttpRequest) -> HttpResponse:
 
 def _stack_urls() -> list[Any]:
     urls: list[Any] = []
+    if HAS_SEAM_STACKS:
+        import seams_views  # this directory's apps for the seams' tests
+
+        urls += seams_views.urlpatterns
     if HAS_DRF:
         import drf_views  # this directory's DRF + simplejwt API
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from graffer_secevents._context import current_request
 from graffer_secevents.integrations._auth import account, record_auth, record_reset_refused
 from graffer_secevents.integrations._common import never_raise
 
@@ -96,7 +97,18 @@ def _reset_confirm(original: Callable[..., Any]) -> Callable[..., Any]:
             # Django's "Password reset unsuccessful" page (a valid link redirects, 302, first).
             user = getattr(self, "user", None)
             where = "Django's PasswordResetConfirmView"
+            with never_raise(where):
+                _redact_token_in_path(kwargs.get("token"))
             record_reset_refused(where, reason="invalid_reset_key", user=getattr(user, "pk", None))
         return response
 
     return dispatch
+
+
+def _redact_token_in_path(token: object) -> None:
+    """The reset link carries its token in the path: the request's events show `<token>` in its place
+    (a mistyped token is often a real one, one character off)."""
+    ctx = current_request()
+    path = ctx.path if ctx is not None else None
+    if isinstance(token, str) and token and isinstance(path, str) and token in path:
+        ctx.path = path.replace(token, "<token>")  # type: ignore[union-attr]

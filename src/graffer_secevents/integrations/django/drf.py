@@ -42,7 +42,8 @@ from contextvars import ContextVar
 from typing import Any, Final
 
 from graffer_secevents.integrations._auth import record_auth, record_bad_credential
-from graffer_secevents.integrations._common import never_raise
+from graffer_secevents._context import current_request
+from graffer_secevents.integrations._common import LazyRequestContext, never_raise
 
 from ._accounts import pk_of, record_login_failure, record_login_refused
 from ._wrap import wrap_method
@@ -128,13 +129,16 @@ def _refused(request: Any, exc: BaseException, loaded: list[Any], session_user: 
     from rest_framework.exceptions import PermissionDenied
 
     with never_raise("DRF's authentication loop"):
+        ctx = current_request()
+        if isinstance(ctx, LazyRequestContext) and ctx.denial_recorded:
+            # Already recorded: a wrong password (Django's user_login_failed), or a backend's refusal
+            # before the password was checked (authn_login_fail_max).
+            return
         if _failed(exc):
             accounts = {user.pk: user for user in loaded if getattr(user, "pk", None) is not None}
             named = next(iter(accounts.values())) if len(accounts) == 1 else None
             disabled = "user_inactive" in _codes(exc) or getattr(named, "is_active", True) is False
             reason = "account_disabled" if disabled else "invalid_token"
-            # Skipped when the same request already recorded its login failure (Basic's wrong password,
-            # through Django's user_login_failed).
             record_auth(
                 "authn_login_fail",
                 where="DRF's authentication loop",
