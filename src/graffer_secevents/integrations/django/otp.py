@@ -10,6 +10,10 @@ so `OTPAuthenticationForm`, `OTPTokenForm`, `django_otp.verify_token()` and hand
 * `False`: its failure with `evt.reason` `mfa_failed` (a wrong code) or `throttled` (the device refused
   to check a code after too many failures); django-otp's own `otp_verification_failed` signal is
   connected too and writes the same event when a form sees the failure first. Once per request.
+
+django-otp's forms ask the device whether it may verify at all before they call `verify_token`; their
+refusal (`OTPAuthenticationFormMixin._verify_token` raising without a code) is the failure with
+`evt.reason: throttled` too.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ def install() -> None:
             owner = next(klass for klass in model.__mro__ if "verify_token" in klass.__dict__)
             wrap_method(owner, "verify_token", _verify_token)
     otp_verification_failed.connect(_on_failed, dispatch_uid="graffer_secevents.otp.failed")
+    from django_otp.forms import OTPAuthenticationFormMixin
+
+    wrap_method(OTPAuthenticationFormMixin, "_verify_token", _form_verify)
 
 
 def _method(device: Any) -> str:
@@ -68,3 +75,20 @@ def _verify_token(original: Callable[..., Any]) -> Callable[..., Any]:
 def _on_failed(sender: Any, user: Any = None, **_kwargs: Any) -> None:
     params = {"reason": "mfa_failed"}
     record_auth("authn_mfa_challenge", where=_WHERE, user=user, outcome="failure", params=params)
+
+
+def _form_verify(original: Callable[..., Any]) -> Callable[..., Any]:
+    def _verify_token(self: Any, user: Any, token: Any, device: Any = None) -> Any:
+        from django.core.exceptions import ValidationError
+
+        try:
+            return original(self, user, token, device)
+        except ValidationError as exc:
+            if device is not None and getattr(exc, "code", None) not in ("invalid_token", "device_required"):
+                # The device refused to verify any code (too many failures): no verify_token call was made.
+                params = {"method": _method(device), "reason": "throttled"}
+                user_id = getattr(user, "pk", None)
+                record_auth("authn_mfa_challenge", where=_WHERE, user=user_id, outcome="failure", params=params)
+            raise
+
+    return _verify_token
