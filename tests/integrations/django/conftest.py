@@ -40,7 +40,13 @@ STACK_APPS = [
     ),
     *(["allauth", "allauth.account", "allauth.mfa", "allauth.headless"] if HAS_ALLAUTH else []),
     *(
-        ["axes", "django_otp", "django_otp.plugins.otp_totp", "django_otp.plugins.otp_static", "oauth2_provider"]
+        [
+            "axes",
+            "django_otp",
+            "django_otp.plugins.otp_totp",
+            "django_otp.plugins.otp_static",
+            "oauth2_provider",
+        ]
         if HAS_SEAM_STACKS
         else []
     ),

@@ -26,7 +26,13 @@ def new_account(prefix: str, *, active: bool = True, staff: bool = False) -> tup
 
 
 def send(
-    method: str, path: str, data: Any = None, *, client: Client | None = None, json_body: bool = False, **headers: str
+    method: str,
+    path: str,
+    data: Any = None,
+    *,
+    client: Client | None = None,
+    json_body: bool = False,
+    **headers: str,
 ) -> tuple[Any, str, str]:
     """One request from its own client IP with its own request id; returns (response, ip, request id)."""
     n = next(_ids)

@@ -4,7 +4,7 @@ forms and views written here, for the tests, that the library was not written fo
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib.auth import get_user_model, update_session_auth_hash
 from django.contrib.auth import views as auth_views
@@ -70,14 +70,14 @@ class RefuseListedBackend(BaseBackend):
     def authenticate(self, request: Any, username: str | None = None, **_credentials: Any) -> None:
         if username in REFUSED_LOGINS:
             raise PermissionDenied
-        return None
+        return
 
 
 # --- a password-change form of our own, in a plain view ----------------------------------------------------
 
 
 class FriendlyPasswordChangeForm(PasswordChangeForm):
-    field_order = ["new_password1", "new_password2", "old_password"]
+    field_order: ClassVar[list[str]] = ["new_password1", "new_password2", "old_password"]
 
 
 @csrf_exempt
@@ -97,7 +97,9 @@ def change_password(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 def signup(request: HttpRequest) -> HttpResponse:
     users = get_user_model()
-    user = users.objects.create_user(request.POST["username"], request.POST["email"], request.POST["password"])
+    user = users.objects.create_user(
+        request.POST["username"], request.POST["email"], request.POST["password"]
+    )
     return JsonResponse({"id": user.pk}, status=201)
 
 
@@ -108,7 +110,7 @@ class RegistrationSerializer(serializers.ModelSerializer):  # type: ignore[type-
     class Meta:
         model = get_user_model()
         fields = ("username", "email", "password")
-        extra_kwargs = {"password": {"write_only": True}}
+        extra_kwargs: ClassVar[dict[str, Any]] = {"password": {"write_only": True}}
 
     def create(self, validated_data: dict[str, Any]) -> Any:
         user = get_user_model()(username=validated_data["username"], email=validated_data["email"])

@@ -22,8 +22,8 @@ from graffer_secevents.testing import Capture
 pytest.importorskip("axes")
 pytest.importorskip("rest_framework")
 
-import seams_views  # noqa: E402
-from seams_helpers import new_account, of_request, only, send, types_of  # noqa: E402
+import seams_views
+from seams_helpers import new_account, of_request, only, send, types_of
 
 REFUSING = override_settings(
     AUTHENTICATION_BACKENDS=[
@@ -37,7 +37,9 @@ REFUSING = override_settings(
 
 def test_a_valid_key_of_our_own_drf_class_writes_nothing(security_events: Capture) -> None:
     user, _ = new_account("key")
-    response, _, rid = send("get", "/seams/key/me/", authorization=f"Key {user.username}.key-of-{user.username}")
+    response, _, rid = send(
+        "get", "/seams/key/me/", authorization=f"Key {user.username}.key-of-{user.username}"
+    )
     assert response.status_code == 200 and response.json() == {"id": user.pk}
     assert of_request(security_events, rid) == []
 
@@ -61,7 +63,9 @@ def test_a_key_naming_no_account_is_one_invalid_token_without_an_id(security_eve
 
 def test_a_valid_key_of_a_disabled_account_is_account_disabled(security_events: Capture) -> None:
     user, _ = new_account("key", active=False)
-    response, ip, rid = send("get", "/seams/key/me/", authorization=f"Key {user.username}.key-of-{user.username}")
+    response, ip, rid = send(
+        "get", "/seams/key/me/", authorization=f"Key {user.username}.key-of-{user.username}"
+    )
     assert response.status_code == 401
     record = only(security_events, rid, "authn_login_fail", ip, id=str(user.pk), exists=True)
     assert record["evt"]["reason"] == "account_disabled"
@@ -161,10 +165,14 @@ def test_our_password_change_form_records_the_change(security_events: Capture) -
 
 
 def test_our_password_change_form_refusing_the_old_password(security_events: Capture) -> None:
-    user, password = new_account("pwc")
+    user, _password = new_account("pwc")
     client = Client()
     client.force_login(user)
-    data = {"old_password": "not-it", "new_password1": "brand-New-pass-42", "new_password2": "brand-New-pass-42"}
+    data = {
+        "old_password": "not-it",
+        "new_password1": "brand-New-pass-42",
+        "new_password2": "brand-New-pass-42",
+    }
     response, ip, rid = send("post", "/seams/change-password/", data, client=client)
     assert response.status_code == 400
     record = only(security_events, rid, "authn_password_change_fail", ip, id=str(user.pk))
@@ -186,7 +194,9 @@ def test_djangos_password_change_view(security_events: Capture) -> None:
 
 
 @pytest.mark.parametrize("known", [True, False])
-def test_a_reset_request_says_whether_the_address_is_an_account(security_events: Capture, known: bool) -> None:
+def test_a_reset_request_says_whether_the_address_is_an_account(
+    security_events: Capture, known: bool
+) -> None:
     user, _ = new_account("rst")
     email = user.email if known else "nobody-at-all@example.com"
     response, ip, rid = send("post", "/seams/password-reset/", {"email": email})
@@ -217,7 +227,9 @@ def test_a_bad_reset_link_is_a_refused_reset(security_events: Capture) -> None:
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     response, ip, rid = send("get", f"/seams/reset/{uid}/bad-token-123/")
     assert response.status_code == 200 and b"False" in response.content
-    record = only(security_events, rid, "authn_password_reset", ip, secrets=("bad-token-123",), id=str(user.pk))
+    record = only(
+        security_events, rid, "authn_password_reset", ip, secrets=("bad-token-123",), id=str(user.pk)
+    )
     assert record["evt"]["outcome"] == "failure" and record["evt"]["reason"] == "invalid_reset_key"
 
 
@@ -233,7 +245,9 @@ class _FastPBKDF2(PBKDF2PasswordHasher):
 )
 def test_a_hash_upgrade_at_login_is_not_a_password_change(security_events: Capture) -> None:
     user, password = new_account("rehash")
-    get_user_model().objects.filter(pk=user.pk).update(password=make_password(password, hasher=MD5PasswordHasher()))
+    get_user_model().objects.filter(pk=user.pk).update(
+        password=make_password(password, hasher=MD5PasswordHasher())
+    )
     response, ip, rid = send("post", "/api/login/", {"username": user.username, "password": password})
     assert response.status_code == 200
     assert get_user_model().objects.get(pk=user.pk).password.startswith("pbkdf2")  # it was upgraded
@@ -248,7 +262,12 @@ def test_an_anonymous_create_user_is_one_signup(security_events: Capture) -> Non
     response, ip, rid = send("post", "/seams/signup/", data)
     assert response.status_code == 201
     only(
-        security_events, rid, "user_signup", ip, secrets=(data["email"], data["password"]), id=str(response.json()["id"])
+        security_events,
+        rid,
+        "user_signup",
+        ip,
+        secrets=(data["email"], data["password"]),
+        id=str(response.json()["id"]),
     )
 
 
@@ -296,5 +315,5 @@ def test_strict_mode_still_names_bad_input_from_a_seam(security_events: Capture)
     """The seams call the same pipeline: a bad parameter a seam could pass is an EventValidationError."""
     import graffer_secevents as api
 
-    with pytest.raises(EventValidationError, match="usr.exists"):
+    with pytest.raises(EventValidationError, match=r"usr\.exists"):
         api.emit("user_signup", user="1", exists="yes")

@@ -20,12 +20,12 @@ pytest.importorskip("axes")
 pytest.importorskip("django_otp")
 pytest.importorskip("oauth2_provider")
 
-from axes.models import AccessAttempt  # noqa: E402
-from django_otp.oath import TOTP  # noqa: E402
-from django_otp.plugins.otp_static.models import StaticDevice  # noqa: E402
-from django_otp.plugins.otp_totp.models import TOTPDevice  # noqa: E402
-from oauth2_provider.models import AccessToken, Application  # noqa: E402
-from seams_helpers import new_account, of_request, only, send, types_of  # noqa: E402
+from axes.models import AccessAttempt
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from oauth2_provider.models import AccessToken, Application
+from seams_helpers import new_account, of_request, only, send, types_of
 
 pytestmark = pytest.mark.filterwarnings(
     # django-oauth-toolkit 3.x warns that RFC 9700 discourages the password grant it still supports.
@@ -36,7 +36,10 @@ pytestmark = pytest.mark.filterwarnings(
 
 AXES = override_settings(
     AXES_ENABLED=True,
-    AUTHENTICATION_BACKENDS=["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"],
+    AUTHENTICATION_BACKENDS=[
+        "axes.backends.AxesStandaloneBackend",
+        "django.contrib.auth.backends.ModelBackend",
+    ],
 )
 
 
@@ -48,7 +51,9 @@ def axes_account() -> Iterator[tuple[Any, str]]:
 
 
 @AXES
-def test_axes_lock_out_is_recorded_and_never_a_wrong_password(security_events: Capture, axes_account: Any) -> None:
+def test_axes_lock_out_is_recorded_and_never_a_wrong_password(
+    security_events: Capture, axes_account: Any
+) -> None:
     user, password = axes_account
     pk, secrets = str(user.pk), (password, "wrong-pass")
     for _ in range(2):  # below the limit (3): wrong passwords, written as such
@@ -90,11 +95,18 @@ def otp_account() -> tuple[Any, str, Any]:
 
 
 def otp_login(user: Any, password: str, device: Any, token: str) -> tuple[Any, str, str]:
-    data = {"username": user.username, "password": password, "otp_device": device.persistent_id, "otp_token": token}
+    data = {
+        "username": user.username,
+        "password": password,
+        "otp_device": device.persistent_id,
+        "otp_token": token,
+    }
     return send("post", "/seams/otp-login/", data)
 
 
-def test_otp_right_code_is_a_login_and_a_successful_challenge(security_events: Capture, otp_account: Any) -> None:
+def test_otp_right_code_is_a_login_and_a_successful_challenge(
+    security_events: Capture, otp_account: Any
+) -> None:
     user, password, device = otp_account
     code = totp_of(device)
     response, ip, rid = otp_login(user, password, device, code)
@@ -123,9 +135,13 @@ def test_otp_recovery_code(security_events: Capture) -> None:
     user, password = new_account("otp")
     device = StaticDevice.objects.create(user=user, name="backup", confirmed=True)
     device.token_set.create(token="rc-123456")
-    response, ip, rid = otp_login(user, password, device, "rc-123456")
+    response, _ip, rid = otp_login(user, password, device, "rc-123456")
     assert response.status_code == 302
-    mfa = next(r for r in of_request(security_events, rid, ("rc-123456",)) if r["evt"]["type"] == "authn_mfa_challenge")
+    mfa = next(
+        r
+        for r in of_request(security_events, rid, ("rc-123456",))
+        if r["evt"]["type"] == "authn_mfa_challenge"
+    )
     assert mfa["evt"]["method"] == "static" and mfa["evt"]["outcome"] == "success"
 
 
@@ -157,7 +173,9 @@ def token_request(app: Application, **data: str) -> tuple[Any, str, str]:
 
 def test_oauth_password_grant_is_a_login(security_events: Capture, apps: Any) -> None:
     user, password = new_account("oauth")
-    response, ip, rid = token_request(apps["password"], grant_type="password", username=user.username, password=password)
+    response, ip, rid = token_request(
+        apps["password"], grant_type="password", username=user.username, password=password
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     only(
@@ -171,10 +189,14 @@ def test_oauth_password_grant_is_a_login(security_events: Capture, apps: Any) ->
 
 
 def test_oauth_password_grant_wrong_password_is_one_failure(security_events: Capture, apps: Any) -> None:
-    user, password = new_account("oauth")
-    response, ip, rid = token_request(apps["password"], grant_type="password", username=user.username, password="nope-x")
+    user, _password = new_account("oauth")
+    response, ip, rid = token_request(
+        apps["password"], grant_type="password", username=user.username, password="nope-x"
+    )
     assert response.status_code == 400
-    record = only(security_events, rid, "authn_login_fail", ip, secrets=(SECRET, "nope-x"), id=str(user.pk), exists=True)
+    record = only(
+        security_events, rid, "authn_login_fail", ip, secrets=(SECRET, "nope-x"), id=str(user.pk), exists=True
+    )
     assert record["evt"]["reason"] == "invalid_credentials"
 
 
@@ -193,13 +215,17 @@ def test_oauth_refused_client_is_invalid_client(security_events: Capture, apps: 
 def test_oauth_client_credentials_is_a_machine_login(security_events: Capture, apps: Any) -> None:
     response, ip, rid = token_request(apps["machine"], grant_type="client_credentials")
     assert response.status_code == 200, response.content
-    record = only(security_events, rid, "authn_login_success", ip, secrets=(SECRET, response.json()["access_token"]))
+    record = only(
+        security_events, rid, "authn_login_success", ip, secrets=(SECRET, response.json()["access_token"])
+    )
     assert record["usr"]["id"] == f"oauth2_client:{apps['machine'].client_id}"
 
 
 def test_oauth_rotated_refresh_token_used_again_is_token_reuse(security_events: Capture, apps: Any) -> None:
     user, password = new_account("oauth")
-    first, _, _ = token_request(apps["password"], grant_type="password", username=user.username, password=password)
+    first, _, _ = token_request(
+        apps["password"], grant_type="password", username=user.username, password=password
+    )
     old = first.json()["refresh_token"]
     rotated, _, rid = token_request(apps["password"], grant_type="refresh_token", refresh_token=old)
     assert rotated.status_code == 200 and of_request(security_events, rid) == []
@@ -210,7 +236,9 @@ def test_oauth_rotated_refresh_token_used_again_is_token_reuse(security_events: 
 
 
 def test_oauth_unknown_refresh_token_is_invalid_token(security_events: Capture, apps: Any) -> None:
-    response, ip, rid = token_request(apps["password"], grant_type="refresh_token", refresh_token="not-a-token-9")
+    response, ip, rid = token_request(
+        apps["password"], grant_type="refresh_token", refresh_token="not-a-token-9"
+    )
     assert response.status_code == 400
     record = only(security_events, rid, "authn_login_fail", ip, secrets=("not-a-token-9",))
     assert record["evt"]["reason"] == "invalid_token"
@@ -219,13 +247,15 @@ def test_oauth_unknown_refresh_token_is_invalid_token(security_events: Capture, 
 @pytest.fixture
 def bearer(apps: Any) -> tuple[Any, str]:
     user, password = new_account("oauth")
-    response, _, _ = token_request(apps["password"], grant_type="password", username=user.username, password=password)
+    response, _, _ = token_request(
+        apps["password"], grant_type="password", username=user.username, password=password
+    )
     return user, response.json()["access_token"]
 
 
 @pytest.mark.parametrize("path", ["/oauth/protected/", "/oauth/drf/"])
 def test_oauth_valid_bearer_writes_nothing(security_events: Capture, bearer: Any, path: str) -> None:
-    user, token = bearer
+    _user, token = bearer
     response, _, rid = send("get", path, authorization=f"Bearer {token}")
     assert response.status_code == 200
     assert of_request(security_events, rid) == []
@@ -246,13 +276,17 @@ def test_oauth_expired_bearer_names_its_account(security_events: Capture, bearer
     AccessToken.objects.filter(user=user).update(expires=timezone.now() - timedelta(minutes=1))
     response, ip, rid = send("get", "/oauth/protected/", authorization=f"Bearer {token}")
     assert response.status_code == 403
-    record = only(security_events, rid, "authn_login_fail", ip, secrets=(token,), id=str(user.pk), exists=True)
+    record = only(
+        security_events, rid, "authn_login_fail", ip, secrets=(token,), id=str(user.pk), exists=True
+    )
     assert record["evt"]["reason"] == "invalid_token"
 
 
 def test_no_session_client_needed(security_events: Capture) -> None:
     """The stacks' apps leave Django's own login untouched (axes is off outside its tests)."""
     user, password = new_account("plain")
-    response, ip, rid = send("post", "/login/", {"username": user.username, "password": password}, client=Client())
+    response, ip, rid = send(
+        "post", "/login/", {"username": user.username, "password": password}, client=Client()
+    )
     assert response.status_code == 302
     only(security_events, rid, "authn_login_success", ip, secrets=(password,), id=str(user.pk))

@@ -78,7 +78,7 @@ def _wrap_configured() -> None:
 def _sync(original: Callable[..., Any]) -> Callable[..., Any]:
     from django.views.decorators.debug import sensitive_variables
 
-    @sensitive_variables("args", "credentials")  # as Django's authenticate(): no password in error reports
+    @sensitive_variables("args", "credentials")  # type: ignore[untyped-decorator]  # as Django's own: no password in error reports
     def authenticate(self: Any, *args: Any, **credentials: Any) -> Any:
         from django.core.exceptions import PermissionDenied
 
@@ -88,13 +88,13 @@ def _sync(original: Callable[..., Any]) -> Callable[..., Any]:
             _refused(self, args[0] if args else credentials.get("request"), credentials, exc)
             raise
 
-    return authenticate
+    return authenticate  # type: ignore[no-any-return]
 
 
 def _async(original: Callable[..., Any]) -> Callable[..., Any]:
     from django.views.decorators.debug import sensitive_variables
 
-    @sensitive_variables("args", "credentials")
+    @sensitive_variables("args", "credentials")  # type: ignore[untyped-decorator]
     async def aauthenticate(self: Any, *args: Any, **credentials: Any) -> Any:
         from django.core.exceptions import PermissionDenied
 
@@ -104,7 +104,7 @@ def _async(original: Callable[..., Any]) -> Callable[..., Any]:
             _refused(self, args[0] if args else credentials.get("request"), credentials, exc)
             raise
 
-    return aauthenticate
+    return aauthenticate  # type: ignore[no-any-return]
 
 
 def _refused(backend: Any, request: Any, credentials: dict[str, Any], exc: BaseException) -> None:

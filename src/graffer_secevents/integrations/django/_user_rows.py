@@ -43,7 +43,9 @@ def install() -> None:
     post_save.connect(_saved, sender=get_user_model(), dispatch_uid="graffer_secevents.user_rows")
 
 
-def _saved(sender: Any, instance: Any = None, created: bool = False, raw: bool = False, **_kwargs: Any) -> None:
+def _saved(
+    sender: Any, instance: Any = None, created: bool = False, raw: bool = False, **_kwargs: Any
+) -> None:
     if raw or current_request() is None:  # a fixture being loaded, or no request: not ours to record
         return
     if created:
@@ -82,9 +84,7 @@ def _password_set(instance: Any) -> None:
         if kind is None:
             kind = "change" if _is_authenticated(instance) else "reset"
         if kind == "reset":
-            record_auth(
-                "authn_password_reset", where=_WHERE, user=instance, outcome="success", exists=True
-            )
+            record_auth("authn_password_reset", where=_WHERE, user=instance, outcome="success", exists=True)
             return
         actor = _actor(instance)
         if actor is None:

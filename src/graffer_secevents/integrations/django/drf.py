@@ -41,8 +41,8 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Final
 
-from graffer_secevents.integrations._auth import record_auth, record_bad_credential
 from graffer_secevents._context import current_request
+from graffer_secevents.integrations._auth import record_auth, record_bad_credential
 from graffer_secevents.integrations._common import LazyRequestContext, never_raise
 
 from ._accounts import pk_of, record_login_failure, record_login_refused

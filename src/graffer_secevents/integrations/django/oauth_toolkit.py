@@ -46,7 +46,7 @@ def install() -> None:
     from oauth2_provider.signals import app_authorized
 
     app_authorized.connect(_on_authorized, dispatch_uid="graffer_secevents.oauth_toolkit.authorized")
-    validator = oauth2_settings.OAUTH2_VALIDATOR_CLASS
+    validator: type = oauth2_settings.OAUTH2_VALIDATOR_CLASS  # pyright: ignore[reportAssignmentType]
     for name, make in (
         ("authenticate_client", _client),
         ("validate_code", _code),
@@ -78,7 +78,9 @@ def _on_authorized(sender: Any, request: Any = None, token: Any = None, **_kwarg
             user = _client_account(getattr(token.application, "client_id", None))
             record_auth("authn_login_success", where=_WHERE, user=user, outcome="success")
         elif token.user_id is not None:
-            record_auth("authn_token_created", where=_WHERE, user=token.user_id, params={"token_id": token.pk})
+            record_auth(
+                "authn_token_created", where=_WHERE, user=token.user_id, params={"token_id": token.pk}
+            )
 
 
 def _client(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -92,7 +94,12 @@ def _client(original: Callable[..., Any]) -> Callable[..., Any]:
                 exists = client is not None if client_id else None
                 params = {"reason": "invalid_client"}
                 record_auth(
-                    "authn_login_fail", where=_WHERE, user=user, outcome="failure", exists=exists, params=params
+                    "authn_login_fail",
+                    where=_WHERE,
+                    user=user,
+                    outcome="failure",
+                    exists=exists,
+                    params=params,
                 )
         return authenticated
 
@@ -100,7 +107,9 @@ def _client(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _code(original: Callable[..., Any]) -> Callable[..., Any]:
-    def validate_code(self: Any, client_id: Any, code: Any, client: Any, request: Any, *args: Any, **kw: Any) -> Any:
+    def validate_code(
+        self: Any, client_id: Any, code: Any, client: Any, request: Any, *args: Any, **kw: Any
+    ) -> Any:
         valid = original(self, client_id, code, client, request, *args, **kw)
         if not valid:
             record_bad_credential(_WHERE, reason="invalid_grant")
@@ -150,7 +159,9 @@ def _bearer_refused(raw: object) -> None:
 
     checksum = _checksum(raw)
     model = get_access_token_model()
-    found = model._default_manager.select_related("user").filter(token_checksum=checksum) if checksum else None
+    found = (
+        model._default_manager.select_related("user").filter(token_checksum=checksum) if checksum else None
+    )
     token = found.first() if found is not None else None
     user = getattr(token, "user", None)
     disabled = user is not None and getattr(user, "is_active", True) is False

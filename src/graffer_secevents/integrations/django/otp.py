@@ -55,10 +55,9 @@ def _method(device: Any) -> str:
 def _verify_token(original: Callable[..., Any]) -> Callable[..., Any]:
     def verify_token(self: Any, *args: Any, **kwargs: Any) -> Any:
         allowed = True
-        check = getattr(self, "verify_is_allowed", None)
-        if callable(check):
+        if hasattr(self, "verify_is_allowed"):  # django-otp's throttling devices
             with never_raise(_WHERE):
-                allowed = bool(check()[0])
+                allowed = bool(self.verify_is_allowed()[0])
         verified = original(self, *args, **kwargs)
         with never_raise(_WHERE):
             params: dict[str, Any] = {"method": _method(self)}
@@ -88,7 +87,9 @@ def _form_verify(original: Callable[..., Any]) -> Callable[..., Any]:
                 # The device refused to verify any code (too many failures): no verify_token call was made.
                 params = {"method": _method(device), "reason": "throttled"}
                 user_id = getattr(user, "pk", None)
-                record_auth("authn_mfa_challenge", where=_WHERE, user=user_id, outcome="failure", params=params)
+                record_auth(
+                    "authn_mfa_challenge", where=_WHERE, user=user_id, outcome="failure", params=params
+                )
             raise
 
     return _verify_token
