@@ -103,6 +103,15 @@ def signup(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"id": user.pk}, status=201)
 
 
+@csrf_exempt
+def signup_two_step(request: HttpRequest) -> HttpResponse:
+    user = get_user_model()(username=request.POST["username"], email=request.POST["email"])
+    user.save()
+    user.set_password(request.POST["password"])
+    user.save()
+    return JsonResponse({"id": user.pk}, status=201)
+
+
 # --- a DRF registration endpoint (a ModelSerializer and CreateAPIView): a case the code was not written for -
 
 
@@ -146,6 +155,7 @@ urlpatterns: list[Any] = [
     path("seams/key/admin/", KeyAdmin.as_view()),
     path("seams/change-password/", change_password),
     path("seams/signup/", signup),
+    path("seams/signup-two-step/", signup_two_step),
     path("seams/register/", Register.as_view()),
     path("seams/otp-login/", OTPLoginView.as_view(template_name="registration/login.html")),
     path("seams/password-change/", csrf_exempt(auth_views.PasswordChangeView.as_view(success_url="/done/"))),

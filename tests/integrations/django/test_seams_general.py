@@ -317,3 +317,26 @@ def test_strict_mode_still_names_bad_input_from_a_seam(security_events: Capture)
 
     with pytest.raises(EventValidationError, match=r"usr\.exists"):
         api.emit("user_signup", user="1", exists="yes")
+
+
+@REFUSING
+def test_a_backend_refusal_without_the_middleware_is_still_not_a_wrong_password(
+    security_events: Capture, refused: Any
+) -> None:
+    """`authenticate()` called with a request but no middleware bound (a signal-only setup)."""
+    from django.contrib.auth import authenticate
+    from django.test import RequestFactory
+
+    user, password = refused
+    request = RequestFactory().post("/login/", REMOTE_ADDR="192.0.2.200")
+    assert authenticate(request, username=user.username, password=password) is None
+    assert [r["evt"]["type"] for r in security_events.records] == ["authn_login_fail_max"]
+    assert security_events.records[0]["usr"]["id"] == str(user.pk)
+
+
+def test_an_account_created_then_given_its_password_is_one_signup(security_events: Capture) -> None:
+    """A registration that saves the row, then sets the password and saves again: no reset besides."""
+    data = {"username": "two-step", "email": "two-step@example.com", "password": "pw-Two-Step-5"}
+    response, ip, rid = send("post", "/seams/signup-two-step/", data)
+    assert response.status_code == 201
+    only(security_events, rid, "user_signup", ip, secrets=(data["password"], data["email"]))

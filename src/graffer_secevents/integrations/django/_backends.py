@@ -20,6 +20,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Final
 
+from graffer_secevents._context import current_request
 from graffer_secevents.integrations._common import never_raise
 
 from ._accounts import login_from, record_login_refused
@@ -31,6 +32,7 @@ REFUSAL_LIMITS: Final[dict[type, Callable[[], int | None]]] = {}
 filled by that stack's adapter (`axes.py`)."""
 
 _REFUSED: Final[ContextVar[bool]] = ContextVar("secevents_backend_refused", default=False)
+_REFUSED_ATTR: Final = "_secevents_refused_unchecked"
 _WRAPPED: Final = "_secevents_backend_wrapped"
 
 
@@ -44,10 +46,24 @@ def install() -> None:
 
 def refused_before_password() -> bool:
     """Whether a backend refused the attempt `authenticate()` is now reporting as failed; consumes it."""
+    ctx = current_request()
+    if ctx is not None:  # kept on the request, so a lost signal cannot silence a later request's failure
+        refused = bool(getattr(ctx, _REFUSED_ATTR, False))
+        if refused:
+            setattr(ctx, _REFUSED_ATTR, False)
+        return refused
     if not _REFUSED.get():
         return False
     _REFUSED.set(False)
     return True
+
+
+def _mark_refused() -> None:
+    ctx = current_request()
+    if ctx is not None:
+        setattr(ctx, _REFUSED_ATTR, True)
+    else:
+        _REFUSED.set(True)
 
 
 def _on_setting_changed(sender: Any, setting: str = "", **_kwargs: Any) -> None:
@@ -110,7 +126,7 @@ def _async(original: Callable[..., Any]) -> Callable[..., Any]:
 def _refused(backend: Any, request: Any, credentials: dict[str, Any], exc: BaseException) -> None:
     from .middleware import request_bound
 
-    _REFUSED.set(True)
+    _mark_refused()  # before binding a context of our own: the app's receiver reads it without one
     where = f"{type(backend).__name__}.authenticate()"
     with never_raise(where), request_bound(request):
         login, keys = login_from(credentials)  # the login keys only; never the password

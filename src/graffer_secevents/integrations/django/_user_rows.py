@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from typing import Any, Final
 
 from graffer_secevents._context import current_request
-from graffer_secevents.integrations._auth import record_auth, record_once
+from graffer_secevents.integrations._auth import already_recorded, record_auth, record_once
 from graffer_secevents.integrations._common import never_raise
 
 __all__ = ["PASSWORD_KIND", "install"]
@@ -79,6 +79,8 @@ def _created(instance: Any) -> None:
 
 
 def _password_set(instance: Any) -> None:
+    if already_recorded("user_signup") or already_recorded("user_created"):
+        return  # an account created, then given its password, in the same request: the creation says it
     with never_raise(_WHERE):
         kind = PASSWORD_KIND.get()
         if kind is None:
