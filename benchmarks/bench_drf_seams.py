@@ -9,7 +9,7 @@ database, one account and its token — serves `GET /me/` (an `APIView` with `To
 * `middleware`: `SecurityEventsMiddleware` first in `MIDDLEWARE`, but not the app (so no seam);
 * `secevents`: as documented, the middleware and `graffer_secevents.integrations.django` in
   `INSTALLED_APPS`, which installs every seam (DRF's authentication loop and permission check, the user
-  model's `post_init`/`post_save` receivers, the backends, the password forms). The seams' own cost is
+  model's `from_db` and `post_save` receiver, the backends, the password forms). The seams' own cost is
   the difference between the last two rows.
 
 The seams are process-wide (they wrap DRF's and Django's classes), so each variant lives in its own worker
@@ -17,10 +17,17 @@ process; the parent keeps both alive and has them run their batches in interleav
 shuffled every round), so a slow stretch of this noisy machine hits both sides of a ratio alike. Each
 round's ratio is secevents ÷ bare; the table gives the median µs per request and the median ratio.
 
+A whole DRF request on a loaded machine varies by more than the seams cost, so `--parts` also times, in one
+process and interleaved, the two pieces of seam code this request runs against the same code without them:
+DRF's `Request._authenticate` wrapped vs the original (`__wrapped__`), with a class that returns a user
+without touching the database, and a user-model row loaded (`from_db`, which the seam wraps to note the
+accounts an authentication class loads) vs the original `from_db`.
+
 Run::
 
-    .venv/bin/python benchmarks/bench_drf_seams.py                 # 30 rounds x 300 requests
+    .venv/bin/python benchmarks/bench_drf_seams.py                 # 30 rounds x 200 requests
     .venv/bin/python benchmarks/bench_drf_seams.py --rounds 10     # quicker, noisier
+    .venv/bin/python benchmarks/bench_drf_seams.py --parts         # the seams' own code, in ns per call
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import subprocess
 import sys
 import time
 import types
+from collections.abc import Callable
 from typing import Any
 
 PEER = "203.0.113.7"
@@ -149,13 +157,93 @@ def worker(variant: str) -> None:
         print(json.dumps(elapsed), flush=True)
 
 
+def parts(rounds: int, batch: int, seed: int) -> None:
+    """The seam code a token-authenticated DRF request runs, against the same calls without it."""
+    build("secevents")
+    from django.contrib.auth import get_user_model
+    from django.test import RequestFactory
+    from rest_framework.request import Request
+
+    model = get_user_model()
+    user = model.objects.get(username="bench")
+
+    class Stub:
+        def authenticate(self, request: Any) -> tuple[Any, None]:
+            return user, None
+
+    django_request = RequestFactory().get("/me/")
+    wrapped = Request._authenticate
+    original = wrapped.__wrapped__  # type: ignore[attr-defined]
+
+    def loop(function: Any) -> Callable[[int], float]:
+        def run(n: int) -> float:
+            requests = [Request(django_request, authenticators=(Stub(),)) for _ in range(n)]
+            start = time.perf_counter()
+            for request in requests:
+                function(request)
+            return time.perf_counter() - start
+
+        return run
+
+    names = [field.attname for field in model._meta.concrete_fields]
+    values = [getattr(user, name) for name in names]
+    load = model.from_db.__func__.__closure__  # the wrapped function is the seam's closure's `load`
+    original_from_db = next(cell.cell_contents for cell in load if callable(cell.cell_contents))
+
+    def rows(seam: bool) -> Callable[[int], float]:
+        def run(n: int) -> float:
+            start = time.perf_counter()
+            if seam:
+                for _ in range(n):
+                    model.from_db("default", names, values)
+            else:
+                for _ in range(n):
+                    original_from_db(model, "default", names, values)
+            return time.perf_counter() - start
+
+        return run
+
+    runners = {
+        "authenticate_bare": loop(original),
+        "authenticate_seam": loop(wrapped),
+        "user_row_bare": rows(False),
+        "user_row_seam": rows(True),
+    }
+    rng = random.Random(seed)
+    nanos: dict[str, list[float]] = {name: [] for name in runners}
+    order = list(runners)
+    for run in runners.values():
+        run(batch)
+    for _ in range(rounds):
+        rng.shuffle(order)
+        for name in order:
+            gc.collect()
+            gc.disable()
+            try:
+                nanos[name].append(runners[name](batch) / batch * 1e9)
+            finally:
+                gc.enable()
+    print(f"the seams' own code, in-process, {rounds} interleaved rounds x {batch} calls")
+    print()
+    print("| call | without the seam, ns | with it, ns | added ns |")
+    print("|---|---:|---:|---:|")
+    for label, key in (("DRF `Request._authenticate` (a class returning a user)", "authenticate"),
+                       ("a user-model row loaded (`from_db`)", "user_row")):  # fmt: skip
+        bare, seam = statistics.median(nanos[key + "_bare"]), statistics.median(nanos[key + "_seam"])
+        print(f"| {label} | {bare:.0f} | {seam:.0f} | {seam - bare:+.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--batch", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--parts", action="store_true", help="time the seams' own code instead")
     args = parser.parse_args()
+    if args.parts:
+        parts(args.rounds, args.batch * 10, args.seed)
+        return
     if args.worker:
         worker(args.worker)
         return

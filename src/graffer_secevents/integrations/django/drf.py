@@ -50,9 +50,10 @@ from ._wrap import wrap_method
 
 __all__ = ["install"]
 
-# The user-model rows loaded while DRF's authentication loop runs (`post_init`), so a refused credential
-# can name the account it belonged to; `None` outside the loop (the receiver then does nothing).
+# The user-model rows loaded while DRF's authentication loop runs (the model's `from_db`), so a refused
+# credential can name the account it belonged to; `None` outside the loop (nothing is noted then).
 _LOADED: Final[ContextVar[list[Any] | None]] = ContextVar("secevents_drf_loaded_users", default=None)
+_WATCHING: Final = "_secevents_watching_loaded_users"
 
 
 def install() -> None:
@@ -60,14 +61,13 @@ def install() -> None:
     Idempotent; called by the app."""
     from django.apps import apps
     from django.contrib.auth import get_user_model
-    from django.db.models.signals import post_init
     from rest_framework.request import Request
     from rest_framework.views import APIView
 
     wrap_method(Request, "_authenticate", _authentication_loop)
     wrap_method(APIView, "permission_denied", _permission_denied)
     wrap_method(APIView, "throttled", _throttled)
-    post_init.connect(_user_loaded, sender=get_user_model(), dispatch_uid="graffer_secevents.drf.user_loaded")
+    _watch_loaded_users(get_user_model())
     if apps.is_installed("rest_framework.authtoken"):
         from rest_framework.authtoken.serializers import AuthTokenSerializer
 
@@ -94,10 +94,24 @@ def _failed(exc: BaseException) -> bool:
 # --- the authentication loop and the permission check -------------------------------------------------------
 
 
-def _user_loaded(sender: Any, instance: Any = None, **_kwargs: Any) -> None:
-    loaded = _LOADED.get()
-    if loaded is not None:
-        loaded.append(instance)
+def _watch_loaded_users(model: Any) -> None:
+    """Have the user model's `from_db` (every row Django loads, `select_related` ones included) note the
+    accounts loaded while the authentication loop runs: one context-variable read per row loaded, where a
+    `post_init` receiver would cost a signal dispatch for every instance the application creates."""
+    current = model.__dict__.get("from_db")
+    if getattr(getattr(current, "__func__", None), _WATCHING, False):
+        return
+    load = model.from_db.__func__
+
+    def from_db(cls: Any, db: Any, field_names: Any, values: Any) -> Any:
+        instance = load(cls, db, field_names, values)
+        loaded = _LOADED.get()
+        if loaded is not None:
+            loaded.append(instance)
+        return instance
+
+    setattr(from_db, _WATCHING, True)
+    model.from_db = classmethod(from_db)
 
 
 def _authentication_loop(original: Callable[..., Any]) -> Callable[..., Any]:
