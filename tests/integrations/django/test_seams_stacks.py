@@ -290,3 +290,57 @@ def test_no_session_client_needed(security_events: Capture) -> None:
     )
     assert response.status_code == 302
     only(security_events, rid, "authn_login_success", ip, secrets=(password,), id=str(user.pk))
+
+
+@pytest.fixture
+def code_app() -> Application:
+    return Application.objects.create(
+        name="web",
+        client_type=Application.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        client_secret=SECRET,
+        redirect_uris="https://client.example/cb",
+        skip_authorization=True,
+    )
+
+
+def test_oauth_authorization_code_exchange_is_a_token_created(
+    security_events: Capture, code_app: Any
+) -> None:
+    from urllib.parse import parse_qs, urlparse
+
+    user, _ = new_account("oauth")
+    browser = Client()
+    browser.force_login(user)
+    query = {
+        "response_type": "code",
+        "client_id": code_app.client_id,
+        "redirect_uri": "https://client.example/cb",
+    }
+    authorized, _, _ = send("get", "/o/authorize/", query, client=browser)
+    assert authorized.status_code == 302, authorized.content[:300]
+    code = parse_qs(urlparse(authorized.url).query)["code"][0]
+    response, ip, rid = token_request(
+        code_app, grant_type="authorization_code", code=code, redirect_uri="https://client.example/cb"
+    )
+    assert response.status_code == 200, response.content
+    record = only(
+        security_events,
+        rid,
+        "authn_token_created",
+        ip,
+        secrets=(code, SECRET, response.json()["access_token"]),
+    )
+    assert record["usr"]["id"] == str(user.pk) and record["evt"]["token_id"].startswith("anon_")
+
+
+def test_oauth_bad_authorization_code_is_a_refused_grant(security_events: Capture, code_app: Any) -> None:
+    response, ip, rid = token_request(
+        code_app,
+        grant_type="authorization_code",
+        code="not-a-code-1",
+        redirect_uri="https://client.example/cb",
+    )
+    assert response.status_code == 400
+    record = only(security_events, rid, "authn_login_fail", ip, secrets=("not-a-code-1", SECRET))
+    assert record["evt"]["reason"] == "invalid_grant"
