@@ -56,7 +56,8 @@ def test_stacks_not_in_installed_apps_are_never_imported() -> None:
                                            "graffer_secevents.integrations.django"])
         django.setup()
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in
-                        ("rest_framework", "rest_framework_simplejwt", "allauth"))
+                        ("rest_framework", "rest_framework_simplejwt", "allauth", "axes", "django_otp",
+                         "oauth2_provider"))
         print(loaded)
         """
     )

@@ -340,3 +340,13 @@ def test_an_account_created_then_given_its_password_is_one_signup(security_event
     response, ip, rid = send("post", "/seams/signup-two-step/", data)
     assert response.status_code == 201
     only(security_events, rid, "user_signup", ip, secrets=(data["password"], data["email"]))
+
+
+def test_a_session_authenticated_drf_request_is_not_a_login(security_events: Capture) -> None:
+    """Only a user that Django's authenticate() returned in this request is a per-request login."""
+    user, _ = new_account("sess")
+    client = Client()
+    client.force_login(user)
+    response, _, rid = send("get", "/drf/me/", client=client)
+    assert response.status_code == 200 and response.json() == {"id": user.pk}
+    assert of_request(security_events, rid) == []

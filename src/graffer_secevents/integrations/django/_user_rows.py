@@ -63,7 +63,7 @@ def _actor(instance: Any) -> Any:
     return None if getattr(actor, "pk", None) == getattr(instance, "pk", None) else actor
 
 
-def _is_authenticated(instance: Any) -> bool:
+def _actor_is_authenticated() -> bool:
     ctx = current_request()
     actor = ctx.user if ctx is not None else None
     return actor is not None and getattr(actor, "is_authenticated", False) is True
@@ -84,7 +84,7 @@ def _password_set(instance: Any) -> None:
     with never_raise(_WHERE):
         kind = PASSWORD_KIND.get()
         if kind is None:
-            kind = "change" if _is_authenticated(instance) else "reset"
+            kind = "change" if _actor_is_authenticated() else "reset"
         if kind == "reset":
             record_auth("authn_password_reset", where=_WHERE, user=instance, outcome="success", exists=True)
             return
