@@ -236,7 +236,7 @@ def parts(rounds: int, batch: int, seed: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--batch", type=int, default=300)
+    parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--parts", action="store_true", help="time the seams' own code instead")
