@@ -54,6 +54,7 @@ __all__ = ["install"]
 # credential can name the account it belonged to; `None` outside the loop (nothing is noted then).
 _LOADED: Final[ContextVar[list[Any] | None]] = ContextVar("secevents_drf_loaded_users", default=None)
 _WATCHING: Final = "_secevents_watching_loaded_users"
+_NOTHING: Final[dict[str, Any]] = {}
 
 
 def install() -> None:
@@ -119,7 +120,7 @@ def _authentication_loop(original: Callable[..., Any]) -> Callable[..., Any]:
         loaded: list[Any] = []
         token = _LOADED.set(loaded)
         # The session's (lazy) user, kept before a refusal makes DRF replace it with an anonymous one.
-        session_user = self._request.__dict__.get("user")
+        session_user = getattr(getattr(self, "_request", None), "__dict__", _NOTHING).get("user")
         try:
             result = original(self)
         except Exception as exc:
@@ -128,7 +129,7 @@ def _authentication_loop(original: Callable[..., Any]) -> Callable[..., Any]:
             raise
         _LOADED.reset(token)
         user = self.__dict__.get("_user")
-        if user is not None and "backend" in getattr(user, "__dict__", {}):
+        if user is not None and "backend" in getattr(user, "__dict__", _NOTHING):
             # Django's authenticate() annotates the user it returns with `backend`: a password (or another
             # credential a backend checks) was verified for this request, a per-request login.
             with never_raise("DRF's authentication loop"):
