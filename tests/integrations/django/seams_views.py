@@ -91,6 +91,19 @@ def change_password(request: HttpRequest) -> HttpResponse:
     return HttpResponse("changed")
 
 
+@csrf_exempt
+@login_required
+def set_someones_password(request: HttpRequest, pk: int) -> HttpResponse:
+    """A staff page built on Django's AdminPasswordChangeForm (not a SetPasswordForm)."""
+    from django.contrib.auth.forms import AdminPasswordChangeForm
+
+    form = AdminPasswordChangeForm(get_user_model().objects.get(pk=pk), request.POST)
+    if not form.is_valid():
+        return HttpResponse("no", status=400)
+    form.save()
+    return HttpResponse("set")
+
+
 # --- account creation that only calls create_user --------------------------------------------------------
 
 
@@ -154,6 +167,7 @@ urlpatterns: list[Any] = [
     path("seams/key/me/", KeyMe.as_view()),
     path("seams/key/admin/", KeyAdmin.as_view()),
     path("seams/change-password/", change_password),
+    path("seams/set-password/<int:pk>/", set_someones_password),
     path("seams/signup/", signup),
     path("seams/signup-two-step/", signup_two_step),
     path("seams/register/", Register.as_view()),

@@ -350,3 +350,19 @@ def test_a_session_authenticated_drf_request_is_not_a_login(security_events: Cap
     response, _, rid = send("get", "/drf/me/", client=client)
     assert response.status_code == 200 and response.json() == {"id": user.pk}
     assert of_request(security_events, rid) == []
+
+
+def test_a_staff_member_setting_someones_password_is_a_change_with_the_target(
+    security_events: Capture,
+) -> None:
+    """Django's AdminPasswordChangeForm in a view of ours: the actor as ``usr``, the account as target."""
+    admin, _ = new_account("staff", staff=True)
+    target, old = new_account("member")
+    client = Client()
+    client.force_login(admin)
+    new = "brand-New-pass-45"
+    data = {"password1": new, "password2": new}
+    response, ip, rid = send("post", f"/seams/set-password/{target.pk}/", data, client=client)
+    assert response.status_code == 200, response.content
+    record = only(security_events, rid, "authn_password_change", ip, secrets=(old, new), id=str(admin.pk))
+    assert record["target"]["usr"]["id"] == str(target.pk)
