@@ -68,6 +68,7 @@ _DD_SPAN: Final = re.compile(r"[0-9]{1,20}").fullmatch
 _OTEL_TRACE: Final = re.compile(r"[0-9a-f]{32}").fullmatch
 _OTEL_SPAN: Final = re.compile(r"[0-9a-f]{16}").fullmatch
 _valid_request_id: Final = REQUEST_ID_PATTERN.fullmatch
+_TRACE_FORMATS: Final = {"dd": (_DD_TRACE, _DD_SPAN), "otel": (_OTEL_TRACE, _OTEL_SPAN)}
 
 
 # --- the enqueuing side ------------------------------------------------------------------------------------
@@ -224,7 +225,7 @@ def read_origin(raw: object, cfg: _config.Config | None = None) -> tuple[dict[st
     if size > MAX_ORIGIN_BYTES:
         return {}, [f"job.origin: {size} bytes, more than {MAX_ORIGIN_BYTES}; dropped"]
     if raw.get("v") != ORIGIN_VERSION:
-        return {}, [f"job.origin: unknown version {_show(raw.get('v'))}; dropped"]
+        return {}, [f"job.origin: unknown version ({_show(raw.get('v'))}); dropped"]
     cfg = cfg or _config._current or get_config_for_event()
     if cfg.privacy.keyed:
         sig = raw.get("sig")
@@ -260,7 +261,7 @@ def read_origin(raw: object, cfg: _config.Config | None = None) -> tuple[dict[st
         kept["enqueued_at"] = checked
     kind = raw.get("trace_kind")
     if kind is not None or "trace_id" in raw or "span_id" in raw:
-        matchers = {"dd": (_DD_TRACE, _DD_SPAN), "otel": (_OTEL_TRACE, _OTEL_SPAN)}.get(kind)  # type: ignore[call-overload]
+        matchers = _TRACE_FORMATS.get(kind) if type(kind) is str else None
         if matchers is None:
             notes.append(f"job.origin.trace_kind: expected 'dd' or 'otel', got {_show(kind)}; trace dropped")
         else:
