@@ -88,7 +88,11 @@ def test_one_actor_object_reentered_and_another_thread_unaffected(security_event
         (42, None, "actor.name: expected a string, got int; written as text"),
         ("x" * 200, None, "actor.name: 200 characters, truncated to 128"),
         ("cron\n[fake] admin", None, "actor.name: control characters replaced"),
-        ("cron", "has spaces and ☃", "actor.reason: expected up to 64 characters of [A-Za-z0-9_.:-]; dropped"),
+        (
+            "cron",
+            "has spaces and ☃",
+            "actor.reason: expected up to 64 characters of [A-Za-z0-9_.:-]; dropped",
+        ),
         (None, None, "actor: neither a name nor a user given"),
     ],
 )

@@ -32,9 +32,9 @@ __all__ = [
     "RequestContext",
     "Scope",
     "actor",
-    "current_actor",
     "add_request_provider",
     "bind_request",
+    "current_actor",
     "current_request",
     "current_user",
     "provided_request",
@@ -167,7 +167,7 @@ def current_user() -> Any:
     return _user.get()
 
 
-# --- who acts outside a request: scopes ----------------------------------------------------------------------
+# --- who acts outside a request: scopes ------------------------------------------------------------------
 
 MAX_ACTOR_NAME: Final = 128
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -239,7 +239,11 @@ def _actor_reason(reason: object, notes: list[str]) -> str | None:
     if reason is None:
         return None
     text = _exact(reason)
-    if type(text) is not str or not 0 < len(text) <= 64 or not all(c in _SAFE_CHARS or c == ":" for c in text):
+    if (
+        type(text) is not str
+        or not 0 < len(text) <= 64
+        or not all(c in _SAFE_CHARS or c == ":" for c in text)
+    ):
         notes.append("actor.reason: expected up to 64 characters of [A-Za-z0-9_.:-]; dropped")
         return None
     return text
@@ -295,7 +299,9 @@ class actor:  # noqa: N801 - used like a function: `with secevents.actor(...)`, 
         if block:
             fields["actor"] = block
         trace = parent.trace if parent is not None else None
-        return Scope(parent=parent, name=name, user=self._user, trace=trace, fields=fields, notes=tuple(notes))
+        return Scope(
+            parent=parent, name=name, user=self._user, trace=trace, fields=fields, notes=tuple(notes)
+        )
 
     def __enter__(self) -> Scope:
         scope = self._scope()

@@ -27,7 +27,7 @@ import re
 import time
 from collections.abc import Generator, Mapping
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 
@@ -43,6 +43,7 @@ from ._users import _show, _user_parts, _usr
 __all__ = [
     "ORIGIN_KEY",
     "JobBinding",
+    "as_dict",
     "bind_job",
     "capture_origin",
     "enrich_from_scope",
@@ -69,6 +70,11 @@ _OTEL_TRACE: Final = re.compile(r"[0-9a-f]{32}").fullmatch
 _OTEL_SPAN: Final = re.compile(r"[0-9a-f]{16}").fullmatch
 _valid_request_id: Final = REQUEST_ID_PATTERN.fullmatch
 _TRACE_FORMATS: Final = {"dd": (_DD_TRACE, _DD_SPAN), "otel": (_OTEL_TRACE, _OTEL_SPAN)}
+
+
+def as_dict(value: object) -> dict[str, Any] | None:
+    """`value` if it is a plain `dict` (a decoded message part), else `None`."""
+    return cast("dict[str, Any]", value) if type(value) is dict else None
 
 
 # --- the enqueuing side ------------------------------------------------------------------------------------
@@ -216,57 +222,61 @@ def read_origin(raw: object, cfg: _config.Config | None = None) -> tuple[dict[st
     notes: list[str] = []
     if raw is None:
         return {}, notes
-    if type(raw) is not dict:
+    block = as_dict(raw)
+    if block is None:
         return {}, [f"job.origin: expected a mapping, got {_show(raw)}; dropped"]
     try:
-        size = len(orjson.dumps(raw))
+        size = len(orjson.dumps(block))
     except (orjson.JSONEncodeError, TypeError):
         return {}, ["job.origin: not JSON-serialisable; dropped"]
     if size > MAX_ORIGIN_BYTES:
         return {}, [f"job.origin: {size} bytes, more than {MAX_ORIGIN_BYTES}; dropped"]
-    if raw.get("v") != ORIGIN_VERSION:
-        return {}, [f"job.origin: unknown version ({_show(raw.get('v'))}); dropped"]
+    version = block.get("v")
+    if type(version) is not int or version != ORIGIN_VERSION:
+        return {}, [f"job.origin: unknown version ({_show(version)}); dropped"]
     cfg = cfg or _config._current or get_config_for_event()
     if cfg.privacy.keyed:
-        sig = raw.get("sig")
-        expected = _signature(cfg, raw)
+        sig = block.get("sig")
+        expected = _signature(cfg, block)
         if type(sig) is not str or not hmac.compare_digest(sig.encode(), expected.encode()):
             why = "unsigned" if sig is None else "signature does not verify"
             return {}, [f"job.origin: {why} under this process's hash_key; dropped"]
-    unknown = sorted(_show(k) for k in raw if k not in _KNOWN)
+    unknown = sorted(_show(k) for k in block if k not in _KNOWN)
     if unknown:
         notes.append(f"job.origin: unknown keys ignored: {', '.join(unknown[:8])}")
     kept: dict[str, Any] = {}
-    if (value := raw.get("request_id")) is not None and (
+    if (value := block.get("request_id")) is not None and (
         checked := _check_pattern("job.origin.request_id", value, _valid_request_id, notes)
     ):
         kept["request_id"] = checked
-    if (value := raw.get("usr_id")) is not None and (
+    if (value := block.get("usr_id")) is not None and (
         checked := _printable("job.origin.usr_id", value, MAX_STRING, notes)
     ):
         kept["usr_id"] = checked
-    if (value := raw.get("client_ip")) is not None and (
+    if (value := block.get("client_ip")) is not None and (
         checked := _check_ip("job.origin.client_ip", value, notes)
     ):
         kept["client_ip"] = checked
-    if (value := raw.get("session_id")) is not None and (
+    if (value := block.get("session_id")) is not None and (
         checked := _check_pattern("job.origin.session_id", value, _PSEUDONYM, notes)
     ):
         kept["session_id"] = checked
-    if (value := raw.get("actor")) is not None and (checked := _printable("job.origin.actor", value, 128, notes)):
+    if (value := block.get("actor")) is not None and (
+        checked := _printable("job.origin.actor", value, 128, notes)
+    ):
         kept["actor"] = checked
-    if (value := raw.get("enqueued_at")) is not None and (
+    if (value := block.get("enqueued_at")) is not None and (
         checked := _check_pattern("job.enqueued_at", value, _TIMESTAMP, notes)
     ):
         kept["enqueued_at"] = checked
-    kind = raw.get("trace_kind")
-    if kind is not None or "trace_id" in raw or "span_id" in raw:
+    kind = block.get("trace_kind")
+    if kind is not None or "trace_id" in block or "span_id" in block:
         matchers = _TRACE_FORMATS.get(kind) if type(kind) is str else None
         if matchers is None:
             notes.append(f"job.origin.trace_kind: expected 'dd' or 'otel', got {_show(kind)}; trace dropped")
         else:
-            trace_id = _check_pattern("job.origin.trace_id", raw.get("trace_id"), matchers[0], notes)
-            span_id = _check_pattern("job.origin.span_id", raw.get("span_id"), matchers[1], notes)
+            trace_id = _check_pattern("job.origin.trace_id", block.get("trace_id"), matchers[0], notes)
+            span_id = _check_pattern("job.origin.span_id", block.get("span_id"), matchers[1], notes)
             if trace_id and span_id:
                 kept.update(trace_kind=kind, trace_id=trace_id, span_id=span_id)
     return kept, notes
@@ -281,14 +291,16 @@ def job_scope(
     if name is not None and (text := _printable("job.name", name, MAX_JOB_NAME, notes)):
         job["name"] = text
     if job_id is not None:
-        text = _exact(job_id)
-        if type(text) is not str and type(text) is not int:
+        exact = _exact(job_id)
+        if type(exact) is not str and type(exact) is not int:
             notes.append(f"job.id: expected a string, got {_show(job_id)}; dropped")
-        elif checked := _printable("job.id", str(text), MAX_JOB_ID, notes):
+        elif checked := _printable("job.id", str(exact), MAX_JOB_ID, notes):
             job["id"] = checked
     if "enqueued_at" in origin:
         job["enqueued_at"] = origin["enqueued_at"]
-    shown = {k: origin[k] for k in ("request_id", "usr_id", "client_ip", "session_id", "actor") if k in origin}
+    shown: dict[str, Any] = {
+        k: origin[k] for k in ("request_id", "usr_id", "client_ip", "session_id", "actor") if k in origin
+    }
     if "trace_id" in origin:
         shown["trace_id"] = origin["trace_id"]
         shown["span_id"] = origin["span_id"]
@@ -317,7 +329,10 @@ class JobBinding:
     __slots__ = ("scope", "scope_token", "user_token")
 
     def __init__(
-        self, scope: JobScope, scope_token: contextvars.Token[Scope | None], user_token: contextvars.Token[Any]
+        self,
+        scope: JobScope,
+        scope_token: contextvars.Token[Scope | None],
+        user_token: contextvars.Token[Any],
     ) -> None:
         self.scope = scope
         self.scope_token = scope_token

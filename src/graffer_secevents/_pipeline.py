@@ -2,7 +2,7 @@
 
 1. resolve the catalog row and the outcome;
 2. validate and coerce the caller's input (a fast path for well-typed input, pydantic for the rest);
-3. enrich: service/env/version, the request context, trace ids; outside a request, the actor or job (`_origin`);
+3. enrich: service/env/version, the request context, trace ids; else the actor or job (`_origin`);
 4. privacy: per-field modes, hashing, secret redaction in caller metadata;
 5. render one JSON line (orjson) and hand it to the delivery queue (`_delivery`);
 6. then count it in the metrics and hand it to the trace bridges.

@@ -37,8 +37,8 @@ def security_events(request: pytest.FixtureRequest) -> Iterator[Capture]:
 
     Strict mode is on (invalid event input raises `EventValidationError`) unless the test is marked
     `@pytest.mark.secevents_lenient`; `security_events.lenient()` turns it off for a block. Every test
-    starts with no request context, no `set_user()` user and no actor or job bound, and whatever it binds or configures is
-    undone when it ends.
+    starts with no request context, no `set_user()` user and no actor or job bound, and whatever it binds
+    or configures is undone when it ends.
 
     Example:
         ```python

@@ -87,7 +87,7 @@ class _Actor(_Closed):
 
 
 class _JobOrigin(_Closed):
-    """What the code that enqueued a job was, as its own events wrote it (`docs/integrations/task-queues.md`)."""
+    """Where a job was enqueued, as that code's own events wrote it (`docs/integrations/task-queues.md`)."""
 
     request_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,128}$")
     usr_id: str | None = _opt()

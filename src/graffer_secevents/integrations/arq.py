@@ -38,7 +38,14 @@ try:
 except ImportError:
     raise MissingDependencyError("arq", "arq") from None
 
-from graffer_secevents._origin import MAX_ORIGIN_BYTES, bind_job, capture_origin, job_scope, unbind_job
+from graffer_secevents._origin import (
+    MAX_ORIGIN_BYTES,
+    as_dict,
+    bind_job,
+    capture_origin,
+    job_scope,
+    unbind_job,
+)
 
 from ._common import never_raise
 
@@ -63,7 +70,7 @@ def install() -> None:
         ```
     """
     if not getattr(ArqRedis.enqueue_job, _PATCHED, False):
-        ArqRedis.enqueue_job = _wrap_enqueue_job(ArqRedis.enqueue_job)  # type: ignore[method-assign]
+        ArqRedis.enqueue_job = _wrap_enqueue_job(ArqRedis.enqueue_job)  # type: ignore[method-assign,assignment]
 
 
 def _ttl(defer_by: object, defer_until: object) -> int:
@@ -100,14 +107,14 @@ async def on_job_start(ctx: dict[str, Any]) -> None:
         stored: Any = None
         if isinstance(job_id, str):
             stored = await ctx["redis"].get(ORIGIN_KEY_PREFIX + job_id)
-        function: Any = None
-        origin: Any = None
+        function: object = None
+        origin: object = None
         if isinstance(stored, bytes) and len(stored) <= 2 * MAX_ORIGIN_BYTES:
             try:
-                saved = orjson.loads(stored)
+                saved = as_dict(orjson.loads(stored))
             except orjson.JSONDecodeError:
                 saved = None
-            if isinstance(saved, dict):
+            if saved is not None:
                 function, origin = saved.get("function"), saved.get("origin")
             else:
                 origin = ["unreadable"]  # noted as malformed by read_origin

@@ -1,4 +1,4 @@
-"""Celery: a task enqueued in a request keeps the request's origin, and its events say which task they come from.
+"""Celery: a task enqueued in a request keeps the request's origin; its events say which task they come from.
 
 ```python
 from graffer_secevents.integrations import celery as secevents_celery
@@ -29,7 +29,7 @@ try:
 except ImportError:
     raise MissingDependencyError("celery", "celery") from None
 
-from graffer_secevents._origin import ORIGIN_KEY, bind_job, capture_origin, job_scope, unbind_job
+from graffer_secevents._origin import ORIGIN_KEY, as_dict, bind_job, capture_origin, job_scope, unbind_job
 
 from ._common import never_raise
 
@@ -58,23 +58,25 @@ def install(app: Any = None) -> None:
     del app
     if _installed:
         return
-    signals.before_task_publish.connect(_publish, weak=False, dispatch_uid="graffer_secevents.publish")
-    signals.task_prerun.connect(_prerun, weak=False, dispatch_uid="graffer_secevents.prerun")
-    signals.task_postrun.connect(_postrun, weak=False, dispatch_uid="graffer_secevents.postrun")
+    celery_signals: Any = signals  # untyped
+    celery_signals.before_task_publish.connect(_publish, weak=False, dispatch_uid="graffer_secevents.publish")
+    celery_signals.task_prerun.connect(_prerun, weak=False, dispatch_uid="graffer_secevents.prerun")
+    celery_signals.task_postrun.connect(_postrun, weak=False, dispatch_uid="graffer_secevents.postrun")
     _installed.append(True)
 
 
 def _publish(sender: Any = None, headers: Any = None, **_: Any) -> None:
     with never_raise("the Celery task origin"):
-        if isinstance(headers, dict) and ORIGIN_KEY not in headers:
-            headers[ORIGIN_KEY] = capture_origin()
+        message_headers = as_dict(headers)
+        if message_headers is not None and ORIGIN_KEY not in message_headers:
+            message_headers[ORIGIN_KEY] = capture_origin()
 
 
-def _origin_of(request: Any) -> Any:
-    origin = getattr(request, ORIGIN_KEY, None)  # protocol 2: message headers are request attributes
+def _origin_of(request: Any) -> object:
+    origin: object = getattr(request, ORIGIN_KEY, None)  # protocol 2: message headers are request attributes
     if origin is None:
-        nested = getattr(request, "headers", None)  # protocol 1, and nested custom headers
-        if isinstance(nested, dict):
+        nested = as_dict(getattr(request, "headers", None))  # protocol 1, and nested custom headers
+        if nested is not None:
             origin = nested.get(ORIGIN_KEY)
     return origin
 

@@ -25,7 +25,15 @@ try:
 except ImportError:
     raise MissingDependencyError("dramatiq", "dramatiq") from None
 
-from graffer_secevents._origin import ORIGIN_KEY, JobBinding, bind_job, capture_origin, job_scope, unbind_job
+from graffer_secevents._origin import (
+    ORIGIN_KEY,
+    JobBinding,
+    as_dict,
+    bind_job,
+    capture_origin,
+    job_scope,
+    unbind_job,
+)
 
 from ._common import never_raise
 
@@ -35,7 +43,7 @@ ORIGIN_OPTION = ORIGIN_KEY
 """The message option the origin travels in."""
 
 
-class SecurityEventsMiddleware(Middleware):  # type: ignore[misc] - dramatiq's classes are untyped for mypy
+class SecurityEventsMiddleware(Middleware):
     """Carry the origin of every message sent through the broker; bind it while a worker processes it.
 
     Example:
@@ -49,14 +57,14 @@ class SecurityEventsMiddleware(Middleware):  # type: ignore[misc] - dramatiq's c
 
     def before_enqueue(self, broker: Any, message: Any, delay: int) -> None:
         with never_raise("the Dramatiq message origin"):
-            options = message.options
-            if isinstance(options, dict) and ORIGIN_KEY not in options:
+            options = as_dict(message.options)
+            if options is not None and ORIGIN_KEY not in options:
                 options[ORIGIN_KEY] = capture_origin()
 
     def before_process_message(self, broker: Any, message: Any) -> None:
         with never_raise("binding the Dramatiq message's origin"):
-            options = message.options
-            origin = options.get(ORIGIN_KEY) if isinstance(options, dict) else None
+            options = as_dict(message.options)
+            origin = options.get(ORIGIN_KEY) if options is not None else None
             scope = job_scope("dramatiq", message.actor_name, message.message_id, origin)
             self._bindings[message.message_id] = bind_job(scope)
 

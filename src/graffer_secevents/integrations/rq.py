@@ -32,7 +32,15 @@ try:
 except ImportError:
     raise MissingDependencyError("rq", "rq") from None
 
-from graffer_secevents._origin import ORIGIN_KEY, bind_job, capture_origin, job_scope, unbind_job
+from graffer_secevents._origin import (
+    ORIGIN_KEY,
+    JobBinding,
+    as_dict,
+    bind_job,
+    capture_origin,
+    job_scope,
+    unbind_job,
+)
 
 from ._common import never_raise
 
@@ -71,7 +79,11 @@ def _wrap_create_job(create_job: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(self: Any, *args: Any, **kwargs: Any) -> Any:
         with never_raise("the RQ job origin"):
             if len(args) > _META_POSITION:
-                args = (*args[:_META_POSITION], _with_origin(args[_META_POSITION]), *args[_META_POSITION + 1 :])
+                args = (
+                    *args[:_META_POSITION],
+                    _with_origin(args[_META_POSITION]),
+                    *args[_META_POSITION + 1 :],
+                )
             else:
                 kwargs["meta"] = _with_origin(kwargs.get("meta"))
         return create_job(self, *args, **kwargs)
@@ -80,22 +92,27 @@ def _wrap_create_job(create_job: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
-def _with_origin(meta: Any) -> Any:
+def _with_origin(meta: object) -> object:
     if meta is None:
         return {ORIGIN_KEY: capture_origin()}
-    if isinstance(meta, dict) and ORIGIN_KEY not in meta:
-        return {**meta, ORIGIN_KEY: capture_origin()}
+    given = as_dict(meta)
+    if given is not None and ORIGIN_KEY not in given:
+        return {**given, ORIGIN_KEY: capture_origin()}
     return meta
+
+
+def _bind(job: Any) -> JobBinding | None:
+    with never_raise("binding the RQ job's origin"):
+        meta = as_dict(getattr(job, "meta", None))
+        origin = meta.get(ORIGIN_KEY) if meta is not None else None
+        return bind_job(job_scope("rq", getattr(job, "func_name", None), job.id, origin))
+    return None
 
 
 def _wrap_perform_job(perform_job: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(perform_job)
     def wrapped(self: Any, job: Any, *args: Any, **kwargs: Any) -> Any:
-        binding = None
-        with never_raise("binding the RQ job's origin"):
-            meta = getattr(job, "meta", None)
-            origin = meta.get(ORIGIN_KEY) if isinstance(meta, dict) else None
-            binding = bind_job(job_scope("rq", getattr(job, "func_name", None), job.id, origin))
+        binding = _bind(job)
         try:
             return perform_job(self, job, *args, **kwargs)
         finally:
@@ -115,4 +132,4 @@ class SecurityEventsWorker(rq.Worker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         install()
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **kwargs)  # pyright: ignore[reportUnknownMemberType] - rq's own signature

@@ -24,7 +24,7 @@ async def export_as_service(ctx: dict[str, Any], tag: str) -> None:
 
 
 class WorkerSettings:
-    functions = [export, export_as_service]
+    functions = (export, export_as_service)
     redis_settings = RedisSettings.from_dsn(os.environ.get("QUEUE_BROKER_URL", "redis://127.0.0.1:1/0"))
     on_job_start = secevents_arq.on_job_start
     on_job_end = secevents_arq.on_job_end

@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("arq")
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
-from conftest import make_web_app, post_export, python, wait_for_tag, worker_env
 
+from conftest import make_web_app, post_export, python, wait_for_tag, worker_env
 from graffer_secevents.integrations import arq as secevents_arq
 from graffer_secevents.testing import capture_events
 
@@ -52,7 +52,9 @@ def _web(url: str, function: str) -> Any:
     return make_web_app(lambda tag: asyncio.run(_enqueue(url, function, tag)))
 
 
-def test_a_job_enqueued_in_a_request_carries_its_user_ip_and_request_id(broker_url: str, tmp_path: Path) -> None:
+def test_a_job_enqueued_in_a_request_carries_its_user_ip_and_request_id(
+    broker_url: str, tmp_path: Path
+) -> None:
     with capture_events():
         post_export(_web(broker_url, "export"), "arq-one", request_id="req-arq-1")
     events, log = _burst(broker_url, tmp_path)

@@ -11,7 +11,6 @@ import pytest
 pytest.importorskip("celery")
 
 from conftest import make_web_app, post_export, python, running, wait_for_tag, worker_env
-
 from graffer_secevents._origin import ORIGIN_KEY
 from graffer_secevents.testing import capture_events
 
@@ -26,8 +25,19 @@ def worker(celery_broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     where = tmp_path_factory.mktemp("celery")
     events, log = where / "events.jsonl", where / "worker.log"
     env = worker_env(events, QUEUE_BROKER_DIR=celery_broker)
-    command = [python(), "-m", "celery", "-A", "queue_jobs_celery", "worker", "--pool=solo",
-               "--loglevel=WARNING", "--without-heartbeat", "--without-gossip", "--without-mingle"]
+    command = [
+        python(),
+        "-m",
+        "celery",
+        "-A",
+        "queue_jobs_celery",
+        "worker",
+        "--pool=solo",
+        "--loglevel=WARNING",
+        "--without-heartbeat",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     with running(command, env, log) as proc:
         yield events, log, proc
 

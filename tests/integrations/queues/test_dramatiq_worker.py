@@ -32,23 +32,34 @@ def jobs(broker_url: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def worker(jobs: Any, broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, Any]]:
+def worker(
+    jobs: Any, broker_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, Path, Any]]:
     from conftest import python, running, worker_env
 
     where = tmp_path_factory.mktemp("dramatiq")
     events, log = where / "events.jsonl", where / "worker.log"
-    command = [python(), "-m", "dramatiq", "queue_jobs_dramatiq", "--processes", "1", "--threads", "1",
-               "--queues", "secevents_test"]
+    command = [
+        python(),
+        "-m",
+        "dramatiq",
+        "queue_jobs_dramatiq",
+        "--processes",
+        "1",
+        "--threads",
+        "1",
+        "--queues",
+        "secevents_test",
+    ]
     with running(command, worker_env(events, QUEUE_BROKER_URL=broker_url), log) as proc:
         yield events, log, proc
 
 
 def _send(actor: Any, tag: str, request_id: str) -> None:
     from conftest import make_web_app, post_export
-
     from graffer_secevents.testing import capture_events
 
-    web = make_web_app(lambda t: actor.send(t))
+    web = make_web_app(actor.send)
     with capture_events():
         post_export(web, tag, request_id=request_id)
 
@@ -95,7 +106,6 @@ def test_a_retry_keeps_the_origin_of_the_first_send(jobs: Any, worker: tuple[Pat
 def test_a_tampered_origin_option_is_dropped_and_noted(jobs: Any, worker: tuple[Path, Path, Any]) -> None:
     """A signed origin whose user was changed on the broker no longer verifies: nothing of it is kept."""
     from conftest import wait_for_tag
-
     from graffer_secevents._origin import ORIGIN_KEY, capture_origin
 
     events, log, proc = worker

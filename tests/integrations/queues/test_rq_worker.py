@@ -11,10 +11,10 @@ import pytest
 pytest.importorskip("rq")
 
 import queue_jobs_rq
-from conftest import make_web_app, post_export, python, wait_for_tag, worker_env
 from redis import Redis
 from rq import Queue
 
+from conftest import make_web_app, post_export, python, wait_for_tag, worker_env
 from graffer_secevents._origin import ORIGIN_KEY
 from graffer_secevents.integrations import rq as secevents_rq
 from graffer_secevents.testing import capture_events
@@ -32,8 +32,18 @@ def _burst(queue: Queue, redis_url: str, tmp_path: Path) -> tuple[Path, Path]:
     events, log = tmp_path / "events.jsonl", tmp_path / "worker.log"
     with log.open("wb") as out:
         subprocess.run(
-            [python(), "-m", "rq.cli", "worker", "--burst", "-w", WORKER_CLASS, "--url", f"{redis_url}/2",
-             queue.name],
+            [
+                python(),
+                "-m",
+                "rq.cli",
+                "worker",
+                "--burst",
+                "-w",
+                WORKER_CLASS,
+                "--url",
+                f"{redis_url}/2",
+                queue.name,
+            ],
             env=worker_env(events),
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -74,7 +84,9 @@ def test_an_actor_bound_inside_the_job_wins(queue: Queue, redis_url: str, tmp_pa
     assert record["job"]["origin"]["usr_id"] == "42"
 
 
-def test_a_malformed_origin_in_job_meta_is_dropped_and_noted(queue: Queue, redis_url: str, tmp_path: Path) -> None:
+def test_a_malformed_origin_in_job_meta_is_dropped_and_noted(
+    queue: Queue, redis_url: str, tmp_path: Path
+) -> None:
     queue.enqueue(queue_jobs_rq.export, "rq-forged", meta={ORIGIN_KEY: ["not", "a", "mapping"]})
     events, log = _burst(queue, redis_url, tmp_path)
     record = wait_for_tag(events, "rq-forged", log=log, timeout=5)
