@@ -22,12 +22,11 @@ Nothing here imports a task queue.
 from __future__ import annotations
 
 import contextvars
-import hmac
-import re
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextlib import contextmanager
-from typing import Any, Final, cast
+from functools import cache
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 import orjson
 
@@ -36,7 +35,6 @@ from ._config import get_config_for_event
 from ._context import Scope, _scope, _user, current_request
 from ._ip import normalize_ip
 from ._limits import MAX_STRING, _coerce_str, _exact
-from ._request_id import REQUEST_ID_PATTERN
 from ._trace import trace_fields
 from ._users import _show, _user_parts, _usr
 
@@ -62,14 +60,37 @@ MAX_JOB_NAME: Final = 256
 MAX_JOB_ID: Final = 128
 _SIGNATURE_CONTEXT: Final = "graffer_secevents origin v1\n"
 
-_PSEUDONYM: Final = re.compile(r"anon_[0-9a-f]{32}").fullmatch
-_TIMESTAMP: Final = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3,9}Z").fullmatch
-_DD_TRACE: Final = re.compile(r"[0-9]{1,20}|[0-9a-f]{32}").fullmatch
-_DD_SPAN: Final = re.compile(r"[0-9]{1,20}").fullmatch
-_OTEL_TRACE: Final = re.compile(r"[0-9a-f]{32}").fullmatch
-_OTEL_SPAN: Final = re.compile(r"[0-9a-f]{16}").fullmatch
-_valid_request_id: Final = REQUEST_ID_PATTERN.fullmatch
-_TRACE_FORMATS: Final = {"dd": (_DD_TRACE, _DD_SPAN), "otel": (_OTEL_TRACE, _OTEL_SPAN)}
+if TYPE_CHECKING:
+    _Match = Callable[[str], object]
+
+
+class _Formats(NamedTuple):
+    pseudonym: _Match
+    timestamp: _Match
+    request_id: _Match
+    traces: dict[str, tuple[_Match, _Match]]
+
+
+@cache
+def _formats() -> _Formats:
+    """The shapes origin fields must have, compiled on first use (enqueue or worker side, never at import:
+    `import graffer_secevents` imports this module and pays for nothing here)."""
+    import re
+
+    from ._request_id import REQUEST_ID_PATTERN  # its random generator is seeded at import
+
+    def full(pattern: str) -> _Match:
+        return re.compile(pattern).fullmatch
+
+    return _Formats(
+        pseudonym=full(r"anon_[0-9a-f]{32}"),
+        timestamp=full(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3,9}Z"),
+        request_id=REQUEST_ID_PATTERN.fullmatch,
+        traces={
+            "dd": (full(r"[0-9]{1,20}|[0-9a-f]{32}"), full(r"[0-9]{1,20}")),
+            "otel": (full(r"[0-9a-f]{32}"), full(r"[0-9a-f]{16}")),
+        },
+    )
 
 
 def as_dict(value: object) -> dict[str, Any] | None:
@@ -121,7 +142,7 @@ def _capture_into(cfg: _config.Config, block: dict[str, Any]) -> None:
     request = current_request()
     user: Any = None
     if request is not None:
-        if type(rid := request.request_id) is str and _valid_request_id(rid):
+        if type(rid := request.request_id) is str and _formats().request_id(rid):
             block["request_id"] = rid
         user = request.user
         ip = request.client_ip
@@ -181,8 +202,9 @@ def _printable(where: str, value: object, limit: int, notes: list[str]) -> str |
 
 
 def _check_ip(where: str, value: object, notes: list[str]) -> str | None:
-    if type(value) is str and (_PSEUDONYM(value) or (len(value) <= 64 and normalize_ip(value) == value)):
-        return value
+    shaped = type(value) is str and len(value) <= 64
+    if shaped and (_formats().pseudonym(value) or normalize_ip(value) == value):  # type: ignore[arg-type]
+        return value  # type: ignore[return-value]
     notes.append(f"{where}: not an IP address as a record writes it ({_show(value)}); dropped")
     return None
 
@@ -236,6 +258,8 @@ def read_origin(raw: object, cfg: _config.Config | None = None) -> tuple[dict[st
         return {}, [f"job.origin: unknown version ({_show(version)}); dropped"]
     cfg = cfg or _config._current or get_config_for_event()
     if cfg.privacy.keyed:
+        import hmac  # ~2.5 ms of import (OpenSSL) that `import graffer_secevents` must not pay
+
         sig = block.get("sig")
         expected = _signature(cfg, block)
         if type(sig) is not str or not hmac.compare_digest(sig.encode(), expected.encode()):
@@ -245,8 +269,9 @@ def read_origin(raw: object, cfg: _config.Config | None = None) -> tuple[dict[st
     if unknown:
         notes.append(f"job.origin: unknown keys ignored: {', '.join(unknown[:8])}")
     kept: dict[str, Any] = {}
+    formats = _formats()
     if (value := block.get("request_id")) is not None and (
-        checked := _check_pattern("job.origin.request_id", value, _valid_request_id, notes)
+        checked := _check_pattern("job.origin.request_id", value, formats.request_id, notes)
     ):
         kept["request_id"] = checked
     if (value := block.get("usr_id")) is not None and (
@@ -258,7 +283,7 @@ def read_origin(raw: object, cfg: _config.Config | None = None) -> tuple[dict[st
     ):
         kept["client_ip"] = checked
     if (value := block.get("session_id")) is not None and (
-        checked := _check_pattern("job.origin.session_id", value, _PSEUDONYM, notes)
+        checked := _check_pattern("job.origin.session_id", value, formats.pseudonym, notes)
     ):
         kept["session_id"] = checked
     if (value := block.get("actor")) is not None and (
@@ -266,12 +291,12 @@ def read_origin(raw: object, cfg: _config.Config | None = None) -> tuple[dict[st
     ):
         kept["actor"] = checked
     if (value := block.get("enqueued_at")) is not None and (
-        checked := _check_pattern("job.enqueued_at", value, _TIMESTAMP, notes)
+        checked := _check_pattern("job.enqueued_at", value, formats.timestamp, notes)
     ):
         kept["enqueued_at"] = checked
     kind = block.get("trace_kind")
     if kind is not None or "trace_id" in block or "span_id" in block:
-        matchers = _TRACE_FORMATS.get(kind) if type(kind) is str else None
+        matchers = formats.traces.get(kind) if type(kind) is str else None
         if matchers is None:
             notes.append(f"job.origin.trace_kind: expected 'dd' or 'otel', got {_show(kind)}; trace dropped")
         else:
