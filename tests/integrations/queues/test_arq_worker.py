@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("arq")
 
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from queue_helpers import make_web_app, post_export, python, wait_for_tag, worker_env
 
-from conftest import make_web_app, post_export, python, wait_for_tag, worker_env
 from graffer_secevents.integrations import arq as secevents_arq
 from graffer_secevents.testing import capture_events
 

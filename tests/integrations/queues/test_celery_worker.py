@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("celery")
 
-from conftest import make_web_app, post_export, python, running, wait_for_tag, worker_env
+from queue_helpers import make_web_app, post_export, python, running, wait_for_tag, worker_env
+
 from graffer_secevents._origin import ORIGIN_KEY
 from graffer_secevents.testing import capture_events
 

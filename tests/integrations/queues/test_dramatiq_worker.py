@@ -35,7 +35,7 @@ def jobs(broker_url: str) -> Any:
 def worker(
     jobs: Any, broker_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Path, Path, Any]]:
-    from conftest import python, running, worker_env
+    from queue_helpers import python, running, worker_env
 
     where = tmp_path_factory.mktemp("dramatiq")
     events, log = where / "events.jsonl", where / "worker.log"
@@ -56,7 +56,8 @@ def worker(
 
 
 def _send(actor: Any, tag: str, request_id: str) -> None:
-    from conftest import make_web_app, post_export
+    from queue_helpers import make_web_app, post_export
+
     from graffer_secevents.testing import capture_events
 
     web = make_web_app(actor.send)
@@ -67,7 +68,7 @@ def _send(actor: Any, tag: str, request_id: str) -> None:
 def test_a_message_sent_in_a_request_carries_its_user_ip_and_request_id(
     jobs: Any, worker: tuple[Path, Path, Any]
 ) -> None:
-    from conftest import wait_for_tag
+    from queue_helpers import wait_for_tag
 
     events, log, proc = worker
     _send(jobs.export, "dq-one", "req-dq-1")
@@ -82,7 +83,7 @@ def test_a_message_sent_in_a_request_carries_its_user_ip_and_request_id(
 
 
 def test_an_actor_bound_inside_the_message_wins(jobs: Any, worker: tuple[Path, Path, Any]) -> None:
-    from conftest import wait_for_tag
+    from queue_helpers import wait_for_tag
 
     events, log, proc = worker
     _send(jobs.export_as_service, "dq-actor", "req-dq-2")
@@ -93,7 +94,7 @@ def test_an_actor_bound_inside_the_message_wins(jobs: Any, worker: tuple[Path, P
 
 
 def test_a_retry_keeps_the_origin_of_the_first_send(jobs: Any, worker: tuple[Path, Path, Any]) -> None:
-    from conftest import wait_for_tag
+    from queue_helpers import wait_for_tag
 
     events, log, proc = worker
     _send(jobs.export_after_a_retry, "dq-retry", "req-dq-3")
@@ -105,7 +106,8 @@ def test_a_retry_keeps_the_origin_of_the_first_send(jobs: Any, worker: tuple[Pat
 
 def test_a_tampered_origin_option_is_dropped_and_noted(jobs: Any, worker: tuple[Path, Path, Any]) -> None:
     """A signed origin whose user was changed on the broker no longer verifies: nothing of it is kept."""
-    from conftest import wait_for_tag
+    from queue_helpers import wait_for_tag
+
     from graffer_secevents._origin import ORIGIN_KEY, capture_origin
 
     events, log, proc = worker

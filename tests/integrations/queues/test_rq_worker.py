@@ -11,10 +11,10 @@ import pytest
 pytest.importorskip("rq")
 
 import queue_jobs_rq
+from queue_helpers import make_web_app, post_export, python, wait_for_tag, worker_env
 from redis import Redis
 from rq import Queue
 
-from conftest import make_web_app, post_export, python, wait_for_tag, worker_env
 from graffer_secevents._origin import ORIGIN_KEY
 from graffer_secevents.integrations import rq as secevents_rq
 from graffer_secevents.testing import capture_events
