@@ -182,7 +182,7 @@ class Scope:
     `secevents.errors` of every event it covers). `parent` is the scope it was opened in.
     """
 
-    __slots__ = ("client_ip", "fields", "name", "notes", "parent", "trace", "user", "usr")
+    __slots__ = ("client_ip", "fields", "name", "notes", "parent", "trace", "user", "usr", "written")
 
     def __init__(
         self,
@@ -204,6 +204,9 @@ class Scope:
         self.trace = trace
         self.fields = fields or {}
         self.notes = notes
+        # `user` as written under one configuration: (config, usr, notes), so the events of a loop inside
+        # `actor(user=...)` read the user object once, not once each (benchmarks/bench_origin.py).
+        self.written: tuple[object, dict[str, Any], tuple[str, ...]] | None = None
 
 
 _scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar("graffer_secevents_scope", default=None)

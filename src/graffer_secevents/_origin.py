@@ -402,9 +402,14 @@ def enrich_from_scope(scope: Scope, cfg: _config.Config, record: dict[str, Any],
     if _user.get() is None:
         if "usr" not in record:
             if scope.user is not None:
-                usr = _usr(cfg.privacy, False, _user_parts("usr", scope.user, errors), errors)
-                if usr:
-                    record["usr"] = usr
+                written = scope.written
+                if written is None or written[0] is not cfg:
+                    notes: list[str] = []
+                    usr = _usr(cfg.privacy, False, _user_parts("usr", scope.user, notes), notes)
+                    written = scope.written = (cfg, usr, tuple(notes))
+                errors.extend(written[2])
+                if written[1]:
+                    record["usr"] = dict(written[1])
             elif scope.usr is not None:
                 record["usr"] = dict(scope.usr)
         if scope.client_ip is not None and scope.user is None and "network" not in record:
