@@ -50,3 +50,9 @@ def export_as_service(tag: str) -> None:
 def export_then_set_user(tag: str) -> None:
     secevents.set_user(secevents.User(id="7"))
     secevents.log_data_export(None, "orders", tag=tag)
+
+
+@app.task(name="jobs.export_then_enqueue")
+def export_then_enqueue(tag: str) -> None:
+    """A task that enqueues another: the second runs with the first request's origin."""
+    app.send_task("jobs.export", args=[f"{tag}-child"])

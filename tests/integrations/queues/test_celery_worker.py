@@ -12,8 +12,9 @@ pytest.importorskip("celery")
 
 from queue_helpers import make_web_app, post_export, python, running, wait_for_tag, worker_env
 
+import graffer_secevents as secevents
 from graffer_secevents._origin import ORIGIN_KEY
-from graffer_secevents.testing import capture_events
+from graffer_secevents.testing import Capture, capture_events
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +125,42 @@ def test_a_forged_origin_header_is_not_trusted(
     assert "network" not in record
     assert "origin" not in record["job"]
     assert any("job.origin: unsigned" in note for note in record["secevents"]["errors"])
+
+
+def test_a_task_enqueued_by_a_task_keeps_the_first_request_s_origin(
+    celery_broker: str, worker: tuple[Path, Path, Any]
+) -> None:
+    events, log, proc = worker
+    publisher = _publisher(celery_broker, 2)
+    web = make_web_app(lambda tag: publisher.send_task("jobs.export_then_enqueue", args=[tag]))
+    with capture_events():
+        post_export(web, "chain", request_id="req-chain")
+    record = wait_for_tag(events, "chain-child", log=log, proc=proc)
+    assert record["usr"] == {"id": "42"}
+    assert record["network"] == {"client": {"ip": "203.0.113.9"}}
+    assert record["job"]["name"] == "jobs.export"
+    assert record["job"]["origin"]["request_id"] == "req-chain"
+    assert "errors" not in record["secevents"]
+
+
+def test_in_eager_mode_the_task_runs_in_the_request_and_says_so(security_events: Capture) -> None:
+    """Not a substitute for a worker (no message is published), but an app under eager mode in its own tests
+    still sees the request's user on the task's events, and which task wrote them."""
+    from celery import Celery
+
+    from graffer_secevents.integrations import celery as secevents_celery
+
+    app = Celery("eager")
+    app.conf.task_always_eager = True
+    secevents_celery.install(app)
+
+    @app.task(name="eager.export")
+    def export(tag: str) -> None:
+        secevents.log_data_export(None, "orders", tag=tag)
+
+    web = make_web_app(export.delay)
+    post_export(web, "eager", request_id="req-eager")
+    record = security_events.assert_emitted("data_export", usr__id="42", job__name="eager.export")
+    assert record["network"] == {"client": {"ip": "203.0.113.9"}}
+    assert record["http"]["request_id"] == "req-eager"
+    assert "origin" not in record["job"]
