@@ -316,3 +316,18 @@ def test_any_origin_gives_a_valid_record_and_never_raises(
             assert origin == {}
         for key, value in origin.items():
             assert fields[key] == value  # kept only as sent, never altered
+
+
+def test_a_newer_actor_inside_a_job_enqueues_without_the_request_s_ip(security_events: Capture) -> None:
+    """The chain keeps the request id; the IP and session belonged to the request's user, not the newer one."""
+    with request_context(_request(session_id="key")):
+        first = capture_origin()
+    with bound_job("celery", "jobs.first", "t-1", first):
+        secevents.set_user("7")
+        by_user = capture_origin()
+    with bound_job("celery", "jobs.first", "t-2", first), secevents.actor("jobs:reindex"):
+        by_process = capture_origin()
+    assert by_user["request_id"] == "req-1" and by_user["usr_id"] == "7"
+    assert "client_ip" not in by_user and "session_id" not in by_user
+    assert by_process["actor"] == "jobs:reindex" and by_process["request_id"] == "req-1"
+    assert "usr_id" not in by_process and "client_ip" not in by_process

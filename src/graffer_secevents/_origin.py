@@ -138,6 +138,11 @@ def _capture_into(cfg: _config.Config, block: dict[str, Any]) -> None:
     job = _innermost_job(scope)
     if job is not None and job.origin:
         block.update({k: v for k, v in job.origin.items() if k not in ("v", "sig", "enqueued_at")})
+        if scope is not job or _user.get() is not None:
+            # A newer actor bound inside the job enqueues: it is the one acting now. The chain keeps the
+            # request id and trace; the request's user, IP and session are not the newer actor's.
+            for key in ("usr_id", "client_ip", "session_id", "actor"):
+                block.pop(key, None)
     errors: list[str] = []  # what a user object would have noted on an event: not this block's concern
     request = current_request()
     user: Any = None
