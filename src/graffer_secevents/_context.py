@@ -224,11 +224,12 @@ def current_actor() -> Scope | None:
 def _actor_name(name: object, notes: list[str]) -> str | None:
     if name is None:
         return None
-    text = _exact(name)
-    if type(text) is not str:
+    exact = _exact(name)
+    if type(exact) is str:
+        text: str = exact
+    else:
         notes.append(f"actor.name: expected a string, got {type(name).__name__}; written as text")
         text = _coerce_str(name)
-    assert isinstance(text, str)
     if len(text) > MAX_ACTOR_NAME:
         notes.append(f"actor.name: {len(text)} characters, truncated to {MAX_ACTOR_NAME}")
         text = text[:MAX_ACTOR_NAME]
@@ -285,7 +286,7 @@ class actor:  # noqa: N801 - used like a function: `with secevents.actor(...)`, 
         self._reason = reason
         self._tokens: list[contextvars.Token[Scope | None]] = []
 
-    def _scope(self) -> Scope:
+    def _build(self) -> Scope:
         parent = _scope.get()
         notes: list[str] = []
         name = _actor_name(self.name, notes)
@@ -306,10 +307,9 @@ class actor:  # noqa: N801 - used like a function: `with secevents.actor(...)`, 
             parent=parent, name=name, user=self._user, trace=trace, fields=fields, notes=tuple(notes)
         )
 
-    def __enter__(self) -> Scope:
-        scope = self._scope()
-        self._tokens.append(_scope.set(scope))
-        return scope
+    def __enter__(self) -> actor:
+        self._tokens.append(_scope.set(self._build()))
+        return self
 
     def __exit__(self, *exc: object) -> None:
         _scope.reset(self._tokens.pop())
