@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -108,19 +109,31 @@ def read_records(path: Path) -> list[dict[str, Any]]:
 
 @contextmanager
 def running(command: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A worker process for the duration of a `with` block, its output in `log`; stopped at the end."""
+    """A worker process for the duration of a `with` block, its output in `log`; stopped at the end.
+
+    It runs in a process group of its own, which is ended whole: a worker that forks (dramatiq's processes,
+    Celery's prefork pool) leaves no child behind.
+    """
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             yield proc
         finally:
-            if proc.poll() is None:
-                proc.terminate()
+            _signal_group(proc, signal.SIGTERM)
             try:
-                proc.wait(timeout=15)
+                proc.wait(timeout=3)  # the test is over: a long warm shutdown is not needed
             except subprocess.TimeoutExpired:
-                proc.kill()
+                _signal_group(proc, signal.SIGKILL)  # before the leader is reaped: the group is still ours
                 proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(proc.pid, sig)  # the group this helper created for the worker (its pid is the group id)
+    except ProcessLookupError:
+        pass
 
 
 def wait_for_tag(
