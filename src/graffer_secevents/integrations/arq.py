@@ -107,6 +107,8 @@ async def on_job_start(ctx: dict[str, Any]) -> None:
         stored: Any = None
         if isinstance(job_id, str):
             stored = await ctx["redis"].get(ORIGIN_KEY_PREFIX + job_id)
+            if isinstance(stored, str):  # a pool made with decode_responses=True
+                stored = stored.encode()
         function: object = None
         origin: object = None
         if isinstance(stored, bytes) and len(stored) <= 2 * MAX_ORIGIN_BYTES:
