@@ -21,6 +21,7 @@ def celery_app(name: str, folder: str, protocol: int = 2) -> Celery:
         broker_transport_options={
             "data_folder_in": folder,
             "data_folder_out": folder,
+            "control_folder": os.path.join(folder, "control"),  # else ./control in the current directory
             "store_processed": False,
             "polling_interval": 0.05,
         },
