@@ -331,3 +331,21 @@ def test_a_newer_actor_inside_a_job_enqueues_without_the_request_s_ip(security_e
     assert "client_ip" not in by_user and "session_id" not in by_user
     assert by_process["actor"] == "jobs:reindex" and by_process["request_id"] == "req-1"
     assert "usr_id" not in by_process and "client_ip" not in by_process
+
+
+def test_a_worker_with_stricter_privacy_holds_the_origin_to_its_own_modes(security_events: Capture) -> None:
+    with request_context(_request()):
+        origin = capture_origin()  # usr.id and IP kept by the web tier
+    secevents.configure(privacy={"usr.id": "drop", "network.client.ip": "truncate"})
+    with bound_job("celery", "jobs.export", "t-1", origin):
+        secevents.log_data_export(None, "orders")
+    record = security_events.records[-1]
+    assert "usr" not in record
+    assert record["network"] == {"client": {"ip": "203.0.113.0"}}
+    assert record["job"]["origin"] == {"request_id": "req-1", "client_ip": "203.0.113.0"}
+    secevents.configure(privacy={"usr.id": "hash", "network.client.ip": "hash"})
+    with bound_job("celery", "jobs.export", "t-2", origin):
+        secevents.log_data_export(None, "orders")
+    record = security_events.records[-1]
+    assert record["usr"] == {"id": hashed("42")}
+    assert record["network"] == {"client": {"ip": hashed("203.0.113.9")}}

@@ -33,7 +33,7 @@ import orjson
 from . import _config
 from ._config import get_config_for_event
 from ._context import Scope, _scope, _user, current_request
-from ._ip import normalize_ip
+from ._ip import normalize_ip, truncate_ip
 from ._limits import MAX_STRING, _coerce_str, _exact
 from ._trace import trace_fields
 from ._users import _show, _user_parts, _usr
@@ -315,8 +315,11 @@ def read_origin(raw: object, cfg: _config.Config | None = None) -> tuple[dict[st
 def job_scope(
     system: str, name: object, job_id: object, raw_origin: object, *, cfg: _config.Config | None = None
 ) -> JobScope:
-    """The scope of one job run: its identity (bounded, noted) and its origin (validated by `read_origin`)."""
+    """The scope of one job run: its identity (bounded, noted) and its origin (validated by `read_origin`,
+    then held to this process's privacy modes)."""
+    cfg = cfg or _config._current or get_config_for_event()
     origin, notes = read_origin(raw_origin, cfg)
+    _apply_own_privacy(cfg, origin)
     job: dict[str, Any] = {"system": system}
     if name is not None and (text := _printable("job.name", name, MAX_JOB_NAME, notes)):
         job["name"] = text
@@ -351,6 +354,27 @@ def job_scope(
         fields=fields,
         notes=tuple(notes),
     )
+
+
+def _apply_own_privacy(cfg: _config.Config, origin: dict[str, Any]) -> None:
+    """Hold the origin's user id and IP to the worker's own privacy modes, not only the enqueuer's.
+
+    The same configuration on both sides (the usual case) changes nothing: a value already hashed,
+    truncated or dropped stays so. A stricter worker wins: `drop` removes, `hash` pseudonymises a value not
+    yet a pseudonym, `truncate` cuts an address.
+    """
+    privacy = cfg.privacy
+    for key, field in (("usr_id", "usr.id"), ("client_ip", "network.client.ip")):
+        value = origin.get(key)
+        if value is None:
+            continue
+        mode = privacy.modes[field]
+        if mode == "drop":
+            del origin[key]
+        elif mode == "hash" and not _formats().pseudonym(value):
+            origin[key] = privacy.hash(value)
+        elif mode == "truncate" and not _formats().pseudonym(value):
+            origin[key] = truncate_ip(value)
 
 
 class JobBinding:
