@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25.1"
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[django,flask,fastapi,datadog,otel,drf,allauth,flask-security,fastapi-users,geoip,examples]" --group dev
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[django,flask,fastapi,datadog,otel,drf,allauth,flask-security,fastapi-users,geoip,examples,celery,rq,dramatiq,arq]" --group dev
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_middleware.py
 	$(PY) benchmarks/bench_drf_seams.py
 	$(PY) benchmarks/bench_detect.py
+	$(PY) benchmarks/bench_origin.py
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache site

@@ -47,6 +47,7 @@ PUBLIC_API = {
             "SecEventsError",
             "SecEventsWarning",
             "User",
+            "actor",
             "configure",
             "current_request",
             "current_user",

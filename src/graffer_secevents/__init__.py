@@ -34,7 +34,7 @@ from ._api import (
 )
 from ._catalog import CATALOG, EventType, OutcomeRule, Param
 from ._config import Config, configure, get_config
-from ._context import RequestContext, current_request, current_user, set_user
+from ._context import RequestContext, actor, current_request, current_user, set_user
 from ._delivery import flush
 from ._errors import (
     ConfigurationError,
@@ -68,6 +68,7 @@ __all__ = [
     "User",
     "UserLike",
     "__version__",
+    "actor",
     "configure",
     "current_request",
     "current_user",

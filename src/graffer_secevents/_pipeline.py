@@ -2,7 +2,7 @@
 
 1. resolve the catalog row and the outcome;
 2. validate and coerce the caller's input (a fast path for well-typed input, pydantic for the rest);
-3. enrich: service/env/version, the request context, trace ids;
+3. enrich: service/env/version, the request context, trace ids; else the actor or job (`_origin`);
 4. privacy: per-field modes, hashing, secret redaction in caller metadata;
 5. render one JSON line (orjson) and hand it to the delivery queue (`_delivery`);
 6. then count it in the metrics and hand it to the trace bridges.
@@ -38,6 +38,7 @@ from ._catalog import CATALOG, EventType, OutcomeRule, Param
 from ._config import get_config_for_event
 from ._context import _providers, provided_request
 from ._context import _request as _request_var
+from ._context import _scope as _scope_var
 from ._context import _user as _user_var
 from ._delivery import deliver
 from ._errors import EventValidationError
@@ -56,6 +57,7 @@ from ._limits import (
     _take,
 )
 from ._metrics import MetricsBackend, record_event
+from ._origin import enrich_from_scope
 from ._privacy import REDACTED, is_secret_key
 from ._trace import trace_fields
 from ._users import _show, _text, _user_parts, _usr
@@ -602,6 +604,8 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
             record["dd"] = ids
         else:
             record.update(ids)
+    if (scope := _scope_var.get()) is not None:  # secevents.actor(...), a background job's origin
+        enrich_from_scope(scope, cfg, record, errors)
 
     # 4. caller metadata. Truthiness of a caller's mapping is never asked (a hostile __len__); an empty dict
     # is the common case.

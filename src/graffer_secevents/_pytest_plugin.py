@@ -37,8 +37,8 @@ def security_events(request: pytest.FixtureRequest) -> Iterator[Capture]:
 
     Strict mode is on (invalid event input raises `EventValidationError`) unless the test is marked
     `@pytest.mark.secevents_lenient`; `security_events.lenient()` turns it off for a block. Every test
-    starts with no request context and no `set_user()` user bound, and whatever it binds or configures is
-    undone when it ends.
+    starts with no request context, no `set_user()` user and no actor or job bound, and whatever it binds
+    or configures is undone when it ends.
 
     Example:
         ```python
@@ -51,12 +51,14 @@ def security_events(request: pytest.FixtureRequest) -> Iterator[Capture]:
     # A test that bound a user or a request without the fixture must not hand it to this one.
     _context._request.set(None)
     _context._user.set(None)
+    _context._scope.set(None)
     try:
         with capture_events(strict=not lenient) as capture:
             yield capture
     finally:
         _context._request.set(None)
         _context._user.set(None)
+        _context._scope.set(None)
 
 
 @pytest.fixture

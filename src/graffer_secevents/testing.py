@@ -20,8 +20,8 @@ How a capture works:
   always sees everything emitted during its block. Strict mode is the innermost capture's. Start and end
   captures on one thread, in `with` order; a capture is not meant to be shared by concurrent tests in one
   process (pytest-xdist runs tests in separate processes, which is fine).
-- The request context and the user bound with `graffer_secevents.set_user` inside the block are
-  unbound on exit. The pytest fixture also starts every test with none bound.
+- The request context, the user bound with `graffer_secevents.set_user` and the actor or job bound inside
+  the block are unbound on exit. The pytest fixture also starts every test with none bound.
 """
 
 from __future__ import annotations
@@ -472,7 +472,7 @@ def capture_events(*, strict: bool = True) -> Generator[Capture, None, None]:
         _MemoryMetrics(enclosing.metrics if enclosing else None),
         strict,
     )
-    request, user = _context._request.get(), _context._user.get()
+    request, user, scope = _context._request.get(), _context._user.get(), _context._scope.get()
     previous = _config.get_config()
     _push(overlay)
     try:
@@ -483,6 +483,7 @@ def capture_events(*, strict: bool = True) -> Generator[Capture, None, None]:
         _config.set_config(previous)
         _context._request.set(request)
         _context._user.set(user)
+        _context._scope.set(scope)
 
 
 # --- matching and messages ---------------------------------------------------------------------------------

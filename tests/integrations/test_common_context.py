@@ -157,6 +157,10 @@ def test_importing_the_framework_free_integrations_imports_no_framework() -> Non
         ("django", "django", "django"),
         ("flask_security", "flask_security", "flask-security"),
         ("fastapi_users", "fastapi_users", "fastapi-users"),
+        ("celery", "celery", "celery"),
+        ("rq", "rq", "rq"),
+        ("dramatiq", "dramatiq", "dramatiq"),
+        ("arq", "arq", "arq"),
     ],
 )
 def test_a_missing_framework_fails_with_the_install_hint(module: str, blocked: str, extra: str) -> None:

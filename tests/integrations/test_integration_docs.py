@@ -17,6 +17,7 @@ PAGES = [
     "docs/integrations/fastapi.md",
     "docs/integrations/flask.md",
     "docs/client-ip.md",
+    "docs/integrations/task-queues.md",
 ]
 FENCE = re.compile(r"^```(?P<lang>\w*)\n(?P<body>.*?)^```$", re.M | re.S)
 

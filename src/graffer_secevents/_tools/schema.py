@@ -79,6 +79,35 @@ class _Dd(_Closed):
     span_id: str = Field(pattern=r"^[0-9]{1,20}$")
 
 
+class _Actor(_Closed):
+    """Who acted when no request did: `secevents.actor(...)`, or the actor a job's origin names."""
+
+    name: str | None = Field(default=None, max_length=128)
+    reason: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+class _JobOrigin(_Closed):
+    """Where a job was enqueued, as that code's own events wrote it (`docs/integrations/task-queues.md`)."""
+
+    request_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._-]{1,128}$")
+    usr_id: str | None = _opt()
+    client_ip: str | None = Field(default=None, max_length=64)
+    session_id: str | None = Field(default=None, pattern=r"^anon_[0-9a-f]{32}$")
+    actor: str | None = Field(default=None, max_length=128)
+    trace_id: str | None = Field(default=None, pattern=r"^([0-9]{1,20}|[0-9a-f]{32})$")
+    span_id: str | None = Field(default=None, pattern=r"^([0-9]{1,20}|[0-9a-f]{16})$")
+
+
+class _Job(_Closed):
+    """The background job an event was emitted in."""
+
+    system: str = Field(pattern=r"^[a-z0-9_]{1,32}$")
+    name: str | None = Field(default=None, max_length=256)
+    id: str | None = Field(default=None, max_length=128)
+    enqueued_at: str | None = Field(default=None, pattern=_TS)
+    origin: _JobOrigin | None = None
+
+
 class _Meta(_Closed):
     schema_: int = Field(alias="schema", ge=1)
     errors: list[str] | None = None
@@ -104,6 +133,8 @@ class SecurityRecord(_Closed):
     trace_id: str | None = Field(default=None, pattern=_HEX32)
     span_id: str | None = Field(default=None, pattern=_HEX16)
     context: dict[str, Any] | None = None
+    actor: _Actor | None = None
+    job: _Job | None = None
     secevents: _Meta
 
 

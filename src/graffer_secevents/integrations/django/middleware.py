@@ -84,6 +84,14 @@ class DjangoRequestContext(LazyRequestContext):
             return None
         return route if route.startswith(("/", "^")) else "/" + route
 
+    @property
+    def session_id(self) -> str | None:
+        """The session's key when the request has one (never a new session): a job's origin carries its
+        pseudonym (`_origin.capture_origin`), never the key itself."""
+        session = self.request.__dict__.get("session")
+        key = getattr(session, "session_key", None) if session is not None else None
+        return key if isinstance(key, str) and key else None
+
     def _find_user(self) -> Any:
         attributes = self.request.__dict__
         user = attributes.get("user")  # AuthenticationMiddleware's lazy user, or one set by login() or DRF
