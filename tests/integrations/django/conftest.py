@@ -29,6 +29,7 @@ sys.modules[URLS.__name__] = URLS
 
 HAS_DRF = all(importlib.util.find_spec(m) for m in ("rest_framework", "rest_framework_simplejwt"))
 HAS_ALLAUTH = importlib.util.find_spec("allauth") is not None
+HAS_HIJACK = importlib.util.find_spec("hijack") is not None
 
 STACK_APPS = [
     *(
@@ -37,6 +38,7 @@ STACK_APPS = [
         else []
     ),
     *(["allauth", "allauth.account", "allauth.mfa", "allauth.headless"] if HAS_ALLAUTH else []),
+    *(["hijack"] if HAS_HIJACK else []),
 ]
 STACK_SETTINGS: dict[str, Any] = {
     "AUTHENTICATION_BACKENDS": [
@@ -76,6 +78,8 @@ if not settings.configured:
             "django.contrib.auth",
             "django.contrib.contenttypes",
             "django.contrib.sessions",
+            "django.contrib.messages",  # the admin's (tests/integrations/django/test_account_changes.py)
+            "django.contrib.admin",
             "graffer_secevents.integrations.django",
             *STACK_APPS,
         ],
@@ -84,6 +88,7 @@ if not settings.configured:
             "django.contrib.sessions.middleware.SessionMiddleware",
             "django.middleware.csrf.CsrfViewMiddleware",
             "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
             *(["allauth.account.middleware.AccountMiddleware"] if HAS_ALLAUTH else []),
         ],
         TEMPLATES=[
@@ -97,7 +102,11 @@ if not settings.configured:
                         ),
                         "django.template.loaders.app_directories.Loader",  # allauth's and DRF's templates
                     ],
-                    "context_processors": ["django.template.context_processors.request"],
+                    "context_processors": [
+                        "django.template.context_processors.request",
+                        "django.contrib.auth.context_processors.auth",
+                        "django.contrib.messages.context_processors.messages",
+                    ],
                 },
             }
         ],
@@ -208,14 +217,17 @@ def api_key_check(request: HttpRequest) -> HttpResponse:
 
 
 def _stack_urls() -> list[Any]:
-    urls: list[Any] = []
+    from django.contrib import admin
+    from django.urls import include
+
+    urls: list[Any] = [path("admin/", admin.site.urls)]
+    if HAS_HIJACK:
+        urls.append(path("hijack/", include("hijack.urls")))
     if HAS_DRF:
         import drf_views  # this directory's DRF + simplejwt API
 
         urls += drf_views.urlpatterns
     if HAS_ALLAUTH:
-        from django.urls import include
-
         urls.append(path("accounts/", include("allauth.urls")))
         urls.append(path("_allauth/", include("allauth.headless.urls")))
     return urls

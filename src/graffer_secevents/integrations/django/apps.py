@@ -55,6 +55,10 @@ class SecEventsConfig(AppConfig):  # type: ignore[misc]  # Django ships no type 
         signals.user_login_failed.connect(_on_login_failed, dispatch_uid="graffer_secevents.login_failed")
         signals.user_logged_out.connect(_on_logged_out, dispatch_uid="graffer_secevents.logged_out")
         _install_auth_stacks()
+        from . import _admin, _privileges
+
+        _privileges.install()  # privilege and account changes of AUTH_USER_MODEL, by any path
+        _admin.install()  # the admin's LogEntry, when django.contrib.admin is installed
 
 
 def _install_auth_stacks() -> None:
@@ -69,6 +73,10 @@ def _install_auth_stacks() -> None:
         from . import allauth
 
         allauth.install()
+    if apps.is_installed("hijack"):
+        from . import hijack
+
+        hijack.install()
 
 
 def _on_logged_in(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:

@@ -1,0 +1,344 @@
+"""Privilege and account changes of `AUTH_USER_MODEL`, by any path: the admin, a view, a management command,
+the shell. Nothing to call: the app (`apps.py`) connects Django's model signals.
+
+========================================  ===========================================================
+what changed                              event (`target.usr` = the account changed)
+========================================  ===========================================================
+`is_superuser` / `is_staff`               `authz_change`: `evt.from_role`/`evt.to_role` (`superuser`,
+                                          `staff`, `user`), `evt.granted`/`evt.revoked` (`superuser`,
+                                          `staff`)
+`is_active`                               `user_enabled` / `user_disabled`
+the username or e-mail field              `user_updated` with `evt.attributes` (names, never values)
+`groups` (either side: `user.groups.add`,  `group_member_added` / `group_member_removed`, `evt.group`
+`group.user_set.add`, `set`, `clear`)     (its name), one per account and group
+`user_permissions` (either side)          `authz_change` with `evt.granted`/`evt.revoked`
+                                          (`app_label.codename`), one per account
+a group's `permissions`                   `privilege_permissions_changed`, `evt.object: group:<name>`
+deletion                                  `user_deleted`
+========================================  ===========================================================
+
+The actor is whoever the library already knows acts: the request's user (through the middleware's request
+context), or outside a request what the application bound (`secevents.set_user`, or the process actor).
+
+The stored row is read once per save of a user, only for the watched fields (one `SELECT` of a few columns by
+primary key, in a savepoint inside a transaction) and only when the save can change one of them: a login's
+`save(update_fields=["last_login"])` reads nothing. The password field is never read. Events are written when
+the change commits (`transaction.on_commit`), so a rolled-back change writes nothing; a new account
+(`created`) is the signup adapter's `user_created`, not a change.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
+from typing import Any, Final, cast
+
+from graffer_secevents._pipeline import emit_event
+from graffer_secevents._types import User
+from graffer_secevents.integrations._common import never_raise
+
+__all__ = ["install", "privilege_level"]
+
+_WHERE: Final = "the account-change signals"
+_BEFORE: Final = "_secevents_before"
+_PRIVILEGES: Final = (("is_superuser", "superuser"), ("is_staff", "staff"))
+_UID: Final = "graffer_secevents.privileges."
+
+
+def install() -> None:
+    """Connect the model signals for the user model (and `auth.Group`'s permissions). Idempotent."""
+    from django.apps import apps
+    from django.contrib.auth import get_user_model
+    from django.db.models import signals
+
+    model = get_user_model()
+    signals.pre_save.connect(_before_save, sender=model, dispatch_uid=_UID + "pre_save")
+    signals.post_save.connect(_after_save, sender=model, dispatch_uid=_UID + "post_save")
+    signals.post_delete.connect(_after_delete, sender=model, dispatch_uid=_UID + "post_delete")
+    for name, receiver in (("groups", _groups_changed), ("user_permissions", _permissions_changed)):
+        through = _through(model, name)
+        if through is not None:
+            signals.m2m_changed.connect(receiver, sender=through, dispatch_uid=_UID + name)
+    if apps.is_installed("django.contrib.auth"):
+        from django.contrib.auth.models import Group
+
+        through = _through(Group, "permissions")
+        if through is not None:
+            signals.m2m_changed.connect(
+                _group_permissions_changed, sender=through, dispatch_uid=_UID + "group_permissions"
+            )
+
+
+def privilege_level(user: Any) -> str:
+    """`superuser`, `staff` or `user`: the highest of an account's Django privileges."""
+    if getattr(user, "is_superuser", False) is True:
+        return "superuser"
+    return "staff" if getattr(user, "is_staff", False) is True else "user"
+
+
+# --- the user row ------------------------------------------------------------------------------------------
+
+
+def _watched(model: Any) -> tuple[str, ...]:
+    """The user model's fields whose change is an event: privileges, activity, login and e-mail."""
+    cached = model.__dict__.get("_secevents_watched")
+    if cached is not None:
+        return cast("tuple[str, ...]", cached)
+    from django.core.exceptions import FieldDoesNotExist
+
+    names = ["is_superuser", "is_staff", "is_active"]
+    names += [getattr(model, "USERNAME_FIELD", "username"), model.get_email_field_name()]
+    found: list[str] = []
+    for name in dict.fromkeys(names):
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:
+            continue
+        if field.concrete and not field.many_to_many and name != "password":
+            found.append(name)
+    watched = tuple(found)
+    model._secevents_watched = watched
+    return watched
+
+
+def _before_save(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    if raw or instance._state.adding or instance.pk is None:
+        return  # fixtures (`loaddata`) and new rows: nothing to compare with
+    fields = _watched(sender)
+    update_fields = kwargs.get("update_fields")
+    if update_fields is not None:
+        fields = tuple(f for f in fields if f in update_fields)
+    if not fields:
+        return
+    with never_raise(_WHERE):
+        using = kwargs.get("using") or instance._state.db
+        query = sender._base_manager.using(using).filter(pk=instance.pk).values(*fields)
+        instance.__dict__[_BEFORE] = _first(query, using)
+
+
+def _after_save(sender: Any, instance: Any, created: bool = False, raw: bool = False, **kwargs: Any) -> None:
+    before = instance.__dict__.pop(_BEFORE, None)
+    if created or raw or not isinstance(before, Mapping):
+        return
+    with never_raise(_WHERE):
+        after = {name: getattr(instance, name, None) for name in before}
+        changed = [name for name, old in before.items() if old != after[name]]
+        if not changed:
+            return
+        target = _target(instance)
+        emits: list[tuple[str, dict[str, Any]]] = []
+        granted = [role for field, role in _PRIVILEGES if field in changed and after[field] is True]
+        revoked = [role for field, role in _PRIVILEGES if field in changed and after[field] is not True]
+        if granted or revoked:
+            params = {
+                "from_role": privilege_level(_Flags({**after, **before})),
+                "to_role": privilege_level(_Flags(after)),
+                "granted": granted or None,
+                "revoked": revoked or None,
+            }
+            emits.append(("authz_change", params))
+        if "is_active" in changed:
+            emits.append(("user_enabled" if after["is_active"] else "user_disabled", {}))
+        others = [name for name in changed if name not in ("is_superuser", "is_staff", "is_active")]
+        if others:
+            emits.append(("user_updated", {"attributes": others}))
+        _on_commit(kwargs.get("using"), lambda: _emit_all(emits, target))
+
+
+def _after_delete(sender: Any, instance: Any, **kwargs: Any) -> None:
+    with never_raise(_WHERE):
+        target = _target(instance)  # now: Django clears the pk after the signal
+        _on_commit(kwargs.get("using"), lambda: _emit_all([("user_deleted", {})], target))
+
+
+class _Flags:
+    """An object with the privilege flags of a dict, for `privilege_level`."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.is_superuser = values.get("is_superuser")
+        self.is_staff = values.get("is_staff")
+
+
+# --- many-to-many: groups, permissions ---------------------------------------------------------------------
+
+
+def _groups_changed(sender: Any, instance: Any, action: str, reverse: bool, **kwargs: Any) -> None:
+    def emit(users: Iterable[Any], group_pks: set[Any], added: bool) -> None:
+        from django.contrib.auth.models import Group
+
+        names = dict(Group._default_manager.filter(pk__in=group_pks).values_list("pk", "name"))
+        evt_type = "group_member_added" if added else "group_member_removed"
+        emits = [(evt_type, {"group": str(names.get(pk, pk))}) for pk in sorted(group_pks, key=str)]
+        for user in users:
+            _emit_all(emits, user)
+
+    _m2m(sender, instance, action, reverse, kwargs, "groups", emit)
+
+
+def _permissions_changed(sender: Any, instance: Any, action: str, reverse: bool, **kwargs: Any) -> None:
+    def emit(users: Iterable[Any], permission_pks: set[Any], added: bool) -> None:
+        names = _permission_names(permission_pks)
+        params = {"granted": names} if added else {"revoked": names}
+        for user in users:
+            _emit_all([("authz_change", params)], user)
+
+    _m2m(sender, instance, action, reverse, kwargs, "user_permissions", emit)
+
+
+def _group_permissions_changed(
+    sender: Any, instance: Any, action: str, reverse: bool, **kwargs: Any
+) -> None:
+    if action not in _ACTIONS:
+        return
+    with never_raise(_WHERE):
+        from django.contrib.auth.models import Group
+
+        change = _change_of(sender, instance, action, reverse, kwargs)
+        if change is None:
+            return
+        group_pks, permission_pks, added = change
+        names = _permission_names(permission_pks)
+        groups = dict(Group._default_manager.filter(pk__in=group_pks).values_list("pk", "name"))
+
+        def emit() -> None:
+            key = "granted" if added else "revoked"
+            for pk in sorted(group_pks, key=str):
+                params = {"object": f"group:{groups.get(pk, pk)}", key: names}
+                emit_event("privilege_permissions_changed", params=params)
+
+        _on_commit(kwargs.get("using"), emit)
+
+
+_ACTIONS: Final = frozenset({"pre_add", "post_add", "pre_remove", "post_remove", "pre_clear", "post_clear"})
+_PENDING: Final = "_secevents_m2m_pending"
+
+
+def _m2m(
+    sender: Any,
+    instance: Any,
+    action: str,
+    reverse: bool,
+    kwargs: Mapping[str, Any],
+    field: str,
+    emit: Callable[[Iterable[Any], set[Any], bool], None],
+) -> None:
+    """One user-model many-to-many change: `emit(target users, related pks, added)` when it commits."""
+    if action not in _ACTIONS:
+        return
+    with never_raise(_WHERE):
+        change = _change_of(sender, instance, action, reverse, kwargs)
+        if change is None:
+            return
+        user_pks, related_pks, added = change
+        if reverse:
+            model = kwargs.get("model")
+            found = model._default_manager.filter(pk__in=user_pks) if model is not None else []
+            users = [_target(user) for user in found]
+        else:
+            users = [_target(instance)]
+        _on_commit(kwargs.get("using"), lambda: emit(users, related_pks, added))
+
+
+def _change_of(
+    through: Any, instance: Any, action: str, reverse: bool, kwargs: Mapping[str, Any]
+) -> tuple[set[Any], set[Any], bool] | None:
+    """`(source pks, target pks, added)` of a committed add/remove/clear, as pairs of the through table's
+    two sides (the field's own side first), or `None` before it happens (`pre_*` actions remember the rows a
+    remove or clear really deletes: Django's `remove()` reports every pk it was given).
+    """
+    source_col, target_col = _columns(through)
+    own_col, other_col = (target_col, source_col) if reverse else (source_col, target_col)
+    pk_set = kwargs.get("pk_set")
+    if action in ("pre_remove", "pre_clear"):
+        rows = through._default_manager.filter(**{own_col: instance.pk})
+        if pk_set is not None:
+            rows = rows.filter(**{f"{other_col}__in": pk_set})
+        instance.__dict__[_PENDING] = set(rows.values_list(other_col, flat=True))
+        return None
+    if action == "pre_add":
+        return None
+    if action == "post_add":
+        others = set(pk_set or ())
+    else:
+        others = instance.__dict__.pop(_PENDING, set())
+    if not others:
+        return None
+    if reverse:  # `group.user_set.add(...)`: the instance is the related object, pk_set the users
+        return others, {instance.pk}, action == "post_add"
+    return {instance.pk}, others, action == "post_add"
+
+
+def _columns(through: Any) -> tuple[str, str]:
+    """The through table's (field's model, related model) foreign-key names, e.g. `("user", "group")`."""
+    cached = through.__dict__.get("_secevents_columns")
+    if cached is None:
+        fks = [f for f in through._meta.get_fields() if getattr(f, "many_to_one", False) and f.concrete]
+        # auto-created through tables have exactly two foreign keys: the field's model's first
+        cached = (fks[0].name, fks[1].name)
+        through._secevents_columns = cached
+    return cast("tuple[str, str]", cached)
+
+
+def _permission_names(pks: Iterable[Any]) -> list[str]:
+    from django.contrib.auth.models import Permission
+
+    rows = Permission._default_manager.filter(pk__in=list(pks)).values_list("content_type__app_label", "codename")
+    return sorted(f"{app}.{codename}" for app, codename in rows)
+
+
+# --- shared ------------------------------------------------------------------------------------------------
+
+
+def _through(model: Any, name: str) -> Any:
+    from django.core.exceptions import FieldDoesNotExist
+
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return None
+    return getattr(getattr(field, "remote_field", None), "through", None) if field.many_to_many else None
+
+
+def _target(user: Any) -> User:
+    """The account acted upon, read now (a deleted row loses its pk after the signal): id, login, e-mail."""
+    get_username = getattr(user, "get_username", None)
+    login = get_username() if callable(get_username) else None
+    email_field = user.get_email_field_name() if hasattr(user, "get_email_field_name") else "email"
+    email = getattr(user, email_field, None)
+    return User(
+        id=user.pk,
+        login=login if isinstance(login, str) and login else None,
+        email=email if isinstance(email, str) and email else None,
+    )
+
+
+def _emit_all(emits: Iterable[tuple[str, Mapping[str, Any]]], target: object) -> None:
+    for evt_type, params in emits:
+        with never_raise(_WHERE):
+            emit_event(evt_type, target_user=target, params=params or None)
+
+
+def _on_commit(using: str | None, write: Callable[[], None]) -> None:
+    """Run `write` when the change commits (now, outside a transaction), in the context of the change: the
+    request, its user and any bound actor."""
+    from django.db import transaction
+
+    context = contextvars.copy_context()
+    transaction.on_commit(lambda: context.run(_guarded, write), using=using)
+
+
+def _guarded(write: Callable[[], None]) -> None:
+    with never_raise(_WHERE):
+        write()
+
+
+def _first(query: Any, using: str | None) -> Any:
+    from django.db import connections, transaction
+
+    alias = using or "default"
+    if connections[alias].in_atomic_block:
+        # A savepoint, so a failing read cannot break the application's transaction.
+        with cast("AbstractContextManager[object]", transaction.atomic(using=alias)):
+            return query.first()
+    return query.first()
