@@ -403,7 +403,13 @@ _ROWS: tuple[EventType, ...] = (
         "authn_mfa_enabled", "iam", "info", S, "second factor enabled", (_MFA, _REASON), source="extension"
     ),
     EventType(
-        "authn_mfa_disabled", "iam", "warning", S, "second factor disabled", (_MFA, _REASON), source="extension"
+        "authn_mfa_disabled",
+        "iam",
+        "warning",
+        S,
+        "second factor disabled",
+        (_MFA, _REASON),
+        source="extension",
     ),
     EventType(
         "authn_mfa_challenge",

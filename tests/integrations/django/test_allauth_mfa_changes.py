@@ -16,8 +16,8 @@ from graffer_secevents.testing import Capture
 
 pytest.importorskip("allauth.mfa")
 
-from allauth.mfa.models import Authenticator  # noqa: E402
-from allauth.mfa.totp.internal.auth import (  # noqa: E402
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import (
     SECRET_SESSION_KEY,
     format_hotp_value,
     hotp_value,
@@ -73,7 +73,9 @@ def test_activate_totp_is_mfa_enabled_for_totp_and_recovery_codes(
     assert {r["network"]["client"]["ip"] for r in records} == {"192.0.2.200"}
 
 
-def test_regenerated_recovery_codes_are_a_reset(security_events: Capture, signed_in: tuple[Client, Any]) -> None:
+def test_regenerated_recovery_codes_are_a_reset(
+    security_events: Capture, signed_in: tuple[Client, Any]
+) -> None:
     client, _ = signed_in
     activate_totp(client)
     security_events.clear()
@@ -91,7 +93,9 @@ def test_regenerated_recovery_codes_are_a_reset(security_events: Capture, signed
     }
 
 
-def test_deactivate_totp_is_mfa_disabled_twice(security_events: Capture, signed_in: tuple[Client, Any]) -> None:
+def test_deactivate_totp_is_mfa_disabled_twice(
+    security_events: Capture, signed_in: tuple[Client, Any]
+) -> None:
     """Deactivating TOTP also deletes the recovery codes left dangling: one event per authenticator."""
     client, member = signed_in
     activate_totp(client)

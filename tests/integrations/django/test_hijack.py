@@ -33,7 +33,9 @@ def support() -> tuple[Client, Any]:
     return client, engineer
 
 
-def test_hijack_start_events_in_between_and_end(security_events: Capture, support: tuple[Client, Any]) -> None:
+def test_hijack_start_events_in_between_and_end(
+    security_events: Capture, support: tuple[Client, Any]
+) -> None:
     client, engineer = support
     customer = account()
 
@@ -69,8 +71,10 @@ def test_hijack_start_events_in_between_and_end(security_events: Capture, suppor
     assert after["usr"]["id"] == str(engineer.pk) and "impersonator" not in after
 
 
-def test_hijacking_an_administrator_names_its_role(security_events: Capture, support: tuple[Client, Any]) -> None:
-    client, engineer = support
+def test_hijacking_an_administrator_names_its_role(
+    security_events: Capture, support: tuple[Client, Any]
+) -> None:
+    client, _ = support
     staff = account(is_staff=True)
     assert client.post("/hijack/acquire/", {"user_pk": staff.pk}).status_code == 302
     start = security_events.assert_emitted("authn_impersonation_start")
@@ -103,7 +107,9 @@ def test_a_forged_session_history_value_is_written_as_an_id_only(
     assert len(real) <= 1024 and any("impersonator.usr.id" in e for e in record["secevents"]["errors"])
 
 
-def test_strict_mode_names_the_impersonator_field(security_events: Capture, support: tuple[Client, Any]) -> None:
+def test_strict_mode_names_the_impersonator_field(
+    security_events: Capture, support: tuple[Client, Any]
+) -> None:
     client, _ = support
     session = client.session
     session["hijack_history"] = ["x" * 2000]

@@ -186,9 +186,7 @@ def _permissions_changed(sender: Any, instance: Any, action: str, reverse: bool,
     _m2m(sender, instance, action, reverse, kwargs, "user_permissions", emit)
 
 
-def _group_permissions_changed(
-    sender: Any, instance: Any, action: str, reverse: bool, **kwargs: Any
-) -> None:
+def _group_permissions_changed(sender: Any, instance: Any, action: str, reverse: bool, **kwargs: Any) -> None:
     if action not in _ACTIONS:
         return
     with never_raise(_WHERE):
@@ -258,10 +256,7 @@ def _change_of(
         return None
     if action == "pre_add":
         return None
-    if action == "post_add":
-        others = set(pk_set or ())
-    else:
-        others = instance.__dict__.pop(_PENDING, set())
+    others = set(pk_set or ()) if action == "post_add" else instance.__dict__.pop(_PENDING, set())
     if not others:
         return None
     if reverse:  # `group.user_set.add(...)`: the instance is the related object, pk_set the users
@@ -283,7 +278,9 @@ def _columns(through: Any) -> tuple[str, str]:
 def _permission_names(pks: Iterable[Any]) -> list[str]:
     from django.contrib.auth.models import Permission
 
-    rows = Permission._default_manager.filter(pk__in=list(pks)).values_list("content_type__app_label", "codename")
+    rows = Permission._default_manager.filter(pk__in=list(pks)).values_list(
+        "content_type__app_label", "codename"
+    )
     return sorted(f"{app}.{codename}" for app, codename in rows)
 
 

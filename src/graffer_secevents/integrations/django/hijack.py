@@ -67,7 +67,9 @@ def _acquire(original: Callable[..., Any]) -> Callable[..., Any]:
     return post
 
 
-def _on_started(sender: Any, request: Any = None, hijacker: Any = None, hijacked: Any = None, **_: Any) -> None:
+def _on_started(
+    sender: Any, request: Any = None, hijacker: Any = None, hijacked: Any = None, **_: Any
+) -> None:
     _record("authn_impersonation_start", request, hijacker, hijacked)
 
 
