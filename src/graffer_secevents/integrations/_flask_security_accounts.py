@@ -4,18 +4,13 @@ Flask-Security sends no signal for a role given or taken, an account (de)activat
 own datastore (`app.extensions["security"].datastore`, that instance only) is wrapped; its second-factor
 changes come from its signals:
 
-========================================================  ========================================================
-what changed                                              event (`target.usr` the account changed)
-========================================================  ========================================================
-`datastore.add_role_to_user` (a role added)               `authz_change`, `evt.to_role` and `evt.granted`: the role
-`datastore.remove_role_from_user` (a role removed)        `authz_change`, `evt.from_role` and `evt.revoked`
-`datastore.activate_user` / `deactivate_user` /           `user_enabled` / `user_disabled`
-`toggle_active` (a change made)
-`datastore.delete_user`                                   `user_deleted`
-`tf_profile_changed` / `tf_disabled`                      `authn_mfa_enabled` / `authn_mfa_disabled` (`evt.method`)
-`wan_registered` / `wan_deleted`                          the same, `evt.method: webauthn`
-`us_profile_changed`                                      the same, one per unified sign-in method
-========================================================  ========================================================
+* `datastore.add_role_to_user` (a role added): `authz_change`, `evt.to_role` and `evt.granted` the role;
+* `datastore.remove_role_from_user` (a role removed): `authz_change`, `evt.from_role` and `evt.revoked`;
+* `datastore.activate_user` / `deactivate_user` / `toggle_active` (a change made): `user_enabled` /
+  `user_disabled`; `datastore.delete_user`: `user_deleted` (each with `target.usr` the account);
+* `tf_profile_changed` / `tf_disabled`: `authn_mfa_enabled` / `authn_mfa_disabled` (`evt.method`);
+  `wan_registered` / `wan_deleted`: the same, `evt.method: webauthn`; `us_profile_changed`: the same, one per
+  unified sign-in method.
 
 The actor is the request's user (Flask-Login) or, outside a request, what the application bound. Events are
 written when the datastore call returns: Flask-Security leaves the commit to the caller.
