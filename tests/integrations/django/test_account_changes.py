@@ -364,3 +364,30 @@ def test_a_failing_lookup_never_breaks_the_change_but_strict_mode_sees_it(
     secevents.configure(privacy={"usr.login": "keep"})
     with pytest.raises(secevents.EventValidationError, match=r"target\.usr\.login"):
         user.save()
+
+
+# --- the rules read what the integration writes -------------------------------------------------------------
+
+
+def test_privilege_escalation_fires_on_the_real_admin_and_not_on_ordinary_administration(
+    security_events: Capture,
+) -> None:
+    """A superuser logs in from the office, then from a new IP, and makes an account superuser in the admin."""
+    from graffer_secevents.detect import default_rules, evaluate
+
+    admin = get_user_model().objects.create_superuser(f"boss{next(_ids)}", "b@example.org", ADMIN_PASSWORD)
+    office, elsewhere = Client(REMOTE_ADDR="198.51.100.10"), Client(REMOTE_ADDR="203.0.113.66")
+    for client in (office, elsewhere):
+        response = client.post("/login/", {"username": admin.username, "password": ADMIN_PASSWORD})
+        assert response.status_code == 302
+    post_change(office, new_user(), is_staff=True)  # from the usual IP: ordinary administration
+    rules = default_rules(only=["privilege_escalation"])
+    assert evaluate(rules, security_events.records) != []  # two IPs in the window, and a grant: fires
+
+    security_events.clear()
+    calm = get_user_model().objects.create_superuser(f"calm{next(_ids)}", "c@example.org", ADMIN_PASSWORD)
+    client = Client(REMOTE_ADDR="198.51.100.10")
+    assert client.post("/login/", {"username": calm.username, "password": ADMIN_PASSWORD}).status_code == 302
+    post_change(client, new_user(), is_superuser=True)
+    security_events.assert_emitted("authz_change", evt__granted=["superuser"], usr__id=str(calm.pk))
+    assert evaluate(rules, security_events.records) == []  # one IP: silent

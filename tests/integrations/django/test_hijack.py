@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from graffer_secevents import EventValidationError
+from graffer_secevents.detect import default_rules, evaluate
 from graffer_secevents.testing import Capture
 
 pytest.importorskip("hijack")
@@ -79,6 +80,15 @@ def test_hijacking_an_administrator_names_its_role(
     assert client.post("/hijack/acquire/", {"user_pk": staff.pk}).status_code == 302
     start = security_events.assert_emitted("authn_impersonation_start")
     assert start["evt"]["target_role"] == "staff"
+    [signal] = evaluate(default_rules(only=["admin_impersonated"]), security_events.records)
+    assert dict(signal.group) == {"usr.id": start["usr"]["id"]}
+
+
+def test_hijacking_a_customer_raises_no_signal(security_events: Capture, support: tuple[Client, Any]) -> None:
+    client, _ = support
+    assert client.post("/hijack/acquire/", {"user_pk": account().pk}).status_code == 302
+    assert client.post("/hijack/release/").status_code == 302
+    assert evaluate(default_rules(), security_events.records) == []
 
 
 def test_a_refused_hijack_writes_no_start(security_events: Capture) -> None:
