@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 from flask import Flask, request
-from flask_login import current_user, login_required
 from flask.testing import FlaskClient
+from flask_login import current_user, login_required
 from werkzeug.security import generate_password_hash
 
 import graffer_secevents as api

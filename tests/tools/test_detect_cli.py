@@ -13,9 +13,9 @@ import orjson
 import pytest
 
 import graffer_secevents as secevents
-from graffer_secevents._tools.rules import RULES
 from graffer_secevents import User
 from graffer_secevents._tools.cli import main
+from graffer_secevents._tools.rules import RULES
 from graffer_secevents.testing import capture_events
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

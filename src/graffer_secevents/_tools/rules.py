@@ -27,9 +27,9 @@ from graffer_secevents._errors import ConfigurationError
 from .terraform import Resource, resource_label, snake_blocks, to_hcl, to_terraform_json
 
 __all__ = [
+    "PRIVILEGED",
     "RULES",
     "SEVERITIES",
-    "PRIVILEGED",
     "WINDOWS",
     "Rule",
     "admin_query",
@@ -523,9 +523,9 @@ _ROWS: tuple[Rule, ...] = (
     Rule(
         "privilege_escalation",
         "Privilege escalation after a login from a new IP",
-        "An account granted `superuser`, `staff` or `admin` (`authz_change` with `@evt.granted`) by a `@usr.id` "
-        "that logged in successfully from at least `login_ips` distinct IPs within the window, outside an "
-        "approved change (no `@actor.reason:change*`, no `@context.change_ticket`).",
+        "An account granted `superuser`, `staff` or `admin` (`authz_change` with `@evt.granted`) by a "
+        "`@usr.id` that logged in successfully from at least `login_ips` distinct IPs within the window, "
+        "outside an approved change (no `@actor.reason:change*`, no `@context.change_ticket`).",
         "threshold",
         {"login_ips": 2, "severity": "critical", **_windows(1800)},
         _privilege_escalation,
