@@ -19,7 +19,7 @@ written when the datastore call returns: Flask-Security leaves the commit to the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from graffer_secevents._pipeline import emit_event
 
@@ -153,5 +153,8 @@ def _on_us_changed(
     _sender: Any, user: Any = None, methods: Any = None, delete: bool = False, **_extra: Any
 ) -> None:
     evt_type = "authn_mfa_disabled" if delete is True else "authn_mfa_enabled"
-    for method in methods if isinstance(methods, list | tuple) else [methods]:
+    given: list[object] = (
+        list(cast("list[object]", methods)) if isinstance(methods, list | tuple) else [methods]
+    )
+    for method in given:
         _mfa(evt_type, user, method)

@@ -32,12 +32,12 @@ __all__ = ["install"]
 
 def install() -> None:
     """Connect django-hijack's signals and its session state. Idempotent; called by the app."""
-    from hijack import signals
+    from hijack.signals import hijack_ended, hijack_started
     from hijack.views import AcquireUserView
 
     uid = "graffer_secevents.hijack."
-    signals.hijack_started.connect(_on_started, dispatch_uid=uid + "started")
-    signals.hijack_ended.connect(_on_ended, dispatch_uid=uid + "ended")
+    hijack_started.connect(_on_started, dispatch_uid=uid + "started")
+    hijack_ended.connect(_on_ended, dispatch_uid=uid + "ended")
     wrap_method(AcquireUserView, "post", _acquire)
     add_impersonator_provider(_hijacker)
 
