@@ -50,9 +50,13 @@ def install() -> None:
     """Connect the model signals for the user model (and `auth.Group`'s permissions). Idempotent."""
     from django.apps import apps
     from django.contrib.auth import get_user_model
+    from django.core.exceptions import ImproperlyConfigured
     from django.db.models import signals
 
-    model = get_user_model()
+    try:
+        model = get_user_model()
+    except ImproperlyConfigured:  # no user model installed: there are no accounts to watch
+        return
     signals.pre_save.connect(_before_save, sender=model, dispatch_uid=_UID + "pre_save")
     signals.post_save.connect(_after_save, sender=model, dispatch_uid=_UID + "post_save")
     signals.post_delete.connect(_after_delete, sender=model, dispatch_uid=_UID + "post_delete")

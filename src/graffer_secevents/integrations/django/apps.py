@@ -15,8 +15,12 @@ signal                    event
 `user_logged_out`       `session_logout` with the user and the (hashed) session key
 ========================  =========================================================================
 
-When Django REST framework (`rest_framework`) or django-allauth (`allauth.account`) is in
-`INSTALLED_APPS` too, its adapter (`drf.py`, `allauth.py`) is installed here as well.
+When Django REST framework (`rest_framework`), django-allauth (`allauth.account`) or django-hijack
+(`hijack`) is in `INSTALLED_APPS` too, its adapter (`drf.py`, `allauth.py`, `hijack.py`) is installed here
+as well.
+
+Privilege and account changes of `AUTH_USER_MODEL` (`_privileges.py`) and the admin's log entries
+(`_admin.py`, when `django.contrib.admin` is installed) are connected here too; see docs/actors.md.
 
 The `SECEVENTS` setting (a dict of `graffer_secevents.configure` options, plus the middleware's
 `status_events`) is applied here too; see docs/integrations/django.md.
