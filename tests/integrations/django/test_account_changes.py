@@ -391,3 +391,35 @@ def test_privilege_escalation_fires_on_the_real_admin_and_not_on_ordinary_admini
     post_change(client, new_user(), is_superuser=True)
     security_events.assert_emitted("authz_change", evt__granted=["superuser"], usr__id=str(calm.pk))
     assert evaluate(rules, security_events.records) == []  # one IP: silent
+
+
+def test_sensitive_models_are_also_a_data_trail(
+    security_events: Capture, admin_client: tuple[Client, Any]
+) -> None:
+    from graffer_secevents.integrations.django import _admin
+
+    client, admin = admin_client
+    with override_settings(SECEVENTS={"sensitive_models": ["auth.Group"]}):
+        _admin.install()
+        try:
+            assert client.post("/admin/auth/group/add/", {"name": f"payroll-{next(_ids)}"}).status_code == 302
+            post_change(client, new_user(), email="changed@example.org")  # auth.user: not sensitive here
+        finally:
+            _admin.install()  # back to the settings of the session (none)
+    group = Group.objects.latest("pk")
+    created = security_events.assert_emitted("sensitive_create", usr__id=str(admin.pk))
+    assert created["evt"]["object"] == f"auth.group:{group.pk}"
+    assert [r["evt"]["type"] for r in security_events.records].count("authz_admin") == 2
+    security_events.assert_not_emitted("sensitive_update")
+
+
+@pytest.mark.parametrize("value", ["auth.group", ["auth.nosuchmodel"], ["not-a-label"], [42]])
+def test_a_bad_sensitive_models_setting_is_refused_at_start_up(value: Any) -> None:
+    from graffer_secevents.integrations.django import _admin
+
+    with (
+        override_settings(SECEVENTS={"sensitive_models": value}),
+        pytest.raises(secevents.ConfigurationError, match="sensitive_models"),
+    ):
+        _admin.install()
+    _admin.install()
