@@ -423,3 +423,32 @@ def test_a_bad_sensitive_models_setting_is_refused_at_start_up(value: Any) -> No
     ):
         _admin.install()
     _admin.install()
+
+
+def test_a_bulk_update_in_the_shell_writes_each_changed_account_once(security_events: Capture) -> None:
+    """`QuerySet.update()` sends no signal; the accounts it changed are events, the unchanged ones not."""
+    plain, staff, other = new_user(), new_user(is_staff=True), new_user()
+    users = get_user_model().objects.filter(pk__in=[plain.pk, staff.pk])
+    assert users.update(is_staff=True, is_active=False) == 2
+    Group.objects.filter(pk__in=[]).update(name="x")  # another model: nothing read, nothing written
+    get_user_model().objects.filter(pk=other.pk).update(last_login=None)  # not a watched field
+    records = changes(security_events)
+    summary = sorted((r["target"]["usr"]["id"], r["evt"]["type"]) for r in records)
+    assert summary == sorted(
+        [(str(plain.pk), "authz_change"), (str(plain.pk), "user_disabled"), (str(staff.pk), "user_disabled")]
+    )
+    [grant] = of_type(records, "authz_change")
+    assert grant["evt"]["granted"] == ["staff"] and (grant["evt"]["from_role"], grant["evt"]["to_role"]) == (
+        "user",
+        "staff",
+    )
+
+
+def test_a_partial_save_keeps_the_unsaved_flag_in_the_roles(security_events: Capture) -> None:
+    """`save(update_fields=["is_superuser"])` of a staff account that loses superuser: it is still staff."""
+    user = new_user(is_staff=True, is_superuser=True)
+    user.is_superuser = False
+    user.save(update_fields=["is_superuser"])
+    [record] = changes(security_events)
+    assert (record["evt"]["from_role"], record["evt"]["to_role"]) == ("superuser", "staff")
+    assert record["evt"]["revoked"] == ["superuser"]

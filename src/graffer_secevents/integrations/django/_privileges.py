@@ -20,6 +20,9 @@ deletion                                  `user_deleted`
 The actor is whoever the library already knows acts: the request's user (through the middleware's request
 context), or outside a request what the application bound (`secevents.set_user`, or the process actor).
 
+`QuerySet.update()` of the user model sends no signal: it is wrapped (an identity check for every other
+model) to read the watched fields of the matched accounts before and after, the first `MAX_UPDATE_ROWS`.
+
 The stored row is read once per save of a user, only for the watched fields (one `SELECT` of a few columns by
 primary key, in a savepoint inside a transaction) and only when the save can change one of them: a login's
 `save(update_fields=["last_login"])` reads nothing. The password field is never read. Events are written when
@@ -38,12 +41,15 @@ from graffer_secevents._pipeline import emit_event
 from graffer_secevents._types import User
 from graffer_secevents.integrations._common import never_raise
 
+from ._wrap import wrap_method
+
 __all__ = ["install", "privilege_level"]
 
 _WHERE: Final = "the account-change signals"
 _BEFORE: Final = "_secevents_before"
 _PRIVILEGES: Final = (("is_superuser", "superuser"), ("is_staff", "staff"))
 _UID: Final = "graffer_secevents.privileges."
+_user_model: list[Any] = [None]
 
 
 def install() -> None:
@@ -57,6 +63,10 @@ def install() -> None:
         model = get_user_model()
     except ImproperlyConfigured:  # no user model installed: there are no accounts to watch
         return
+    from django.db.models import QuerySet
+
+    _user_model[0] = model
+    wrap_method(QuerySet, "update", _update)  # a bulk update sends no signal
     signals.pre_save.connect(_before_save, sender=model, dispatch_uid=_UID + "pre_save")
     signals.post_save.connect(_after_save, sender=model, dispatch_uid=_UID + "post_save")
     signals.post_delete.connect(_after_delete, sender=model, dispatch_uid=_UID + "post_delete")
@@ -126,28 +136,79 @@ def _after_save(sender: Any, instance: Any, created: bool = False, raw: bool = F
     if created or raw or not isinstance(before, Mapping):
         return
     with never_raise(_WHERE):
-        after = {name: getattr(instance, name, None) for name in before}
-        changed = [name for name, old in before.items() if old != after[name]]
-        if not changed:
-            return
-        target = _target(instance)
-        emits: list[tuple[str, dict[str, Any]]] = []
-        granted = [role for field, role in _PRIVILEGES if field in changed and after[field] is True]
-        revoked = [role for field, role in _PRIVILEGES if field in changed and after[field] is not True]
-        if granted or revoked:
-            params = {
-                "from_role": privilege_level(_Flags({**after, **before})),
-                "to_role": privilege_level(_Flags(after)),
-                "granted": granted or None,
-                "revoked": revoked or None,
-            }
-            emits.append(("authz_change", params))
-        if "is_active" in changed:
-            emits.append(("user_enabled" if after["is_active"] else "user_disabled", {}))
-        others = [name for name in changed if name not in ("is_superuser", "is_staff", "is_active")]
-        if others:
-            emits.append(("user_updated", {"attributes": others}))
-        _on_commit(kwargs.get("using"), lambda: _emit_all(emits, target))
+        after = {name: getattr(instance, name, None) for name in _watched(sender)}
+        emits = _changes({**after, **before}, after)
+        if emits:
+            target = _target(instance)
+            _on_commit(kwargs.get("using"), lambda: _emit_all(emits, target))
+
+
+def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The events for one account whose watched fields went from `before` to `after` (same keys)."""
+    changed = [name for name, old in before.items() if old != after.get(name)]
+    if not changed:
+        return []
+    emits: list[tuple[str, dict[str, Any]]] = []
+    granted = [role for field, role in _PRIVILEGES if field in changed and after[field] is True]
+    revoked = [role for field, role in _PRIVILEGES if field in changed and after[field] is not True]
+    if granted or revoked:
+        params = {
+            "from_role": privilege_level(_Flags(before)),
+            "to_role": privilege_level(_Flags(after)),
+            "granted": granted or None,
+            "revoked": revoked or None,
+        }
+        emits.append(("authz_change", params))
+    if "is_active" in changed:
+        emits.append(("user_enabled" if after["is_active"] else "user_disabled", {}))
+    others = [name for name in changed if name not in ("is_superuser", "is_staff", "is_active")]
+    if others:
+        emits.append(("user_updated", {"attributes": others}))
+    return emits
+
+
+# --- QuerySet.update: no signal -------------------------------------------------------------------------
+
+MAX_UPDATE_ROWS: Final = 1000
+"""A `QuerySet.update()` of the user model changing more accounts than this records the first ones only."""
+
+
+def _update(original: Callable[..., Any]) -> Callable[..., Any]:
+    def update(self: Any, **kwargs: Any) -> Any:
+        model = self.model
+        if model is not _user_model[0] or not any(name in kwargs for name in _watched(model)):
+            return original(self, **kwargs)  # every other update: one identity check
+        fields = _watched(model)
+        before: dict[Any, dict[str, Any]] = {}
+        with never_raise(_WHERE):
+            rows = _list(self.values("pk", *fields)[:MAX_UPDATE_ROWS], self.db)
+            before = {row.pop("pk"): row for row in rows}
+        result = original(self, **kwargs)
+        if before:
+            with never_raise(_WHERE):
+                _record_update(model, self.db, before)
+        return result
+
+    return update
+
+
+def _record_update(model: Any, using: str, before: Mapping[Any, Mapping[str, Any]]) -> None:
+    fields = _watched(model)
+    query = model._base_manager.using(using).filter(pk__in=list(before)).values("pk", *fields)
+    changes = {
+        row["pk"]: _changes(before[row["pk"]], row) for row in _list(query, using) if row["pk"] in before
+    }
+    changed = {pk: emits for pk, emits in changes.items() if emits}
+    if not changed:
+        return
+    accounts = _list(model._base_manager.using(using).filter(pk__in=list(changed)), using)
+    targets = [(_target(user), changed[user.pk]) for user in accounts]
+
+    def write() -> None:
+        for target, emits in targets:
+            _emit_all(emits, target)
+
+    _on_commit(using, write)
 
 
 def _after_delete(sender: Any, instance: Any, **kwargs: Any) -> None:
@@ -332,6 +393,17 @@ def _on_commit(using: str | None, write: Callable[[], None]) -> None:
 def _guarded(write: Callable[[], None]) -> None:
     with never_raise(_WHERE):
         write()
+
+
+def _list(query: Any, using: str | None) -> list[Any]:
+    """`list(query)`, in a savepoint inside a transaction (a failing read cannot break the application's)."""
+    from django.db import connections, transaction
+
+    alias = using or "default"
+    if connections[alias].in_atomic_block:
+        with cast("AbstractContextManager[object]", transaction.atomic(using=alias)):
+            return list(query)
+    return list(query)
 
 
 def _first(query: Any, using: str | None) -> Any:
