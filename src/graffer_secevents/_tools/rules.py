@@ -56,6 +56,7 @@ USR_EXISTS: Final = "@usr.exists"
 CLIENT_IP: Final = "@network.client.ip"
 GEOIP: Final = "@network.client.geoip"
 COUNTRY: Final = "@network.client.geoip.country.iso_code"
+IMPERSONATOR_ID: Final = "@impersonator.usr.id"
 
 _SCOPE_VALUE = re.compile(r"[A-Za-z0-9_.:/-]+")
 _TACTIC_CREDENTIALS = "tactic:TA0006-credential-access"
@@ -87,9 +88,15 @@ def _outcome(evt_type: str, outcome: str) -> str:
 
 
 def _login(outcome: str) -> str:
-    """Login attempts with one outcome: `evt.name` is `authentication` on every login-attempt row."""
+    """Login attempts with one outcome: `evt.name` is `authentication` on every login-attempt row.
+
+    A success written while another account impersonates this one (django-hijack's switch logs the target
+    in) is not the account's own login: it carries `impersonator.usr` and is left out, so the support
+    engineer's address never counts as the customer's (impossible travel, new country, new IP).
+    """
     row = CATALOG["authn_login_fail" if outcome == "failure" else "authn_login_success"]
-    return f"@evt.name:{row.name} {_outcome(row.type, outcome)}"
+    own = f" -{IMPERSONATOR_ID}:*" if outcome == "success" else ""
+    return f"@evt.name:{row.name} {_outcome(row.type, outcome)}{own}"
 
 
 _ADMIN_TYPES: Final = tuple(

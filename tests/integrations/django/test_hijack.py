@@ -126,3 +126,25 @@ def test_strict_mode_names_the_impersonator_field(
     session.save()
     with pytest.raises(EventValidationError, match=r"impersonator\.usr\.id: 2000 characters"):
         client.get("/orders/10/")
+
+
+def test_the_switch_login_is_not_the_customers_own_for_the_geo_rules(
+    security_events: Capture, support: tuple[Client, Any]
+) -> None:
+    """The customer logs in from Paris; a support engineer in Tokyo hijacks the account seconds later."""
+    from graffer_secevents.detect import GeoPoint
+
+    paris, tokyo = "198.51.100.10", "192.0.2.30"
+    geo = {paris: GeoPoint(48.8566, 2.3522, "FR", "Paris"), tokyo: GeoPoint(35.6762, 139.6503, "JP", "Tokyo")}
+    customer = account()
+    own = Client(REMOTE_ADDR=paris)
+    assert own.post("/login/", {"username": customer.username, "password": PASSWORD}).status_code == 302
+    client, _ = support
+    assert client.post("/hijack/acquire/", {"user_pk": customer.pk}, REMOTE_ADDR=tokyo).status_code == 302
+    logins = [
+        r
+        for r in security_events.records
+        if r["evt"]["type"] == "authn_login_success" and r["usr"]["id"] == str(customer.pk)
+    ]
+    assert [r["network"]["client"]["ip"] for r in logins] == [paris, tokyo]  # both written, the second marked
+    assert evaluate(default_rules(only=["impossible_travel"]), security_events.records, geo=geo) == []
