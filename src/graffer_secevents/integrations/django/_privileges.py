@@ -296,7 +296,8 @@ def _m2m(
         user_pks, related_pks, added = change
         if reverse:
             model = kwargs.get("model")
-            found = model._default_manager.filter(pk__in=user_pks) if model is not None else []
+            using = kwargs.get("using")
+            found = _list(model._default_manager.using(using).filter(pk__in=user_pks), using) if model else []
             users = [_target(user) for user in found]
         else:
             users = [_target(instance)]
@@ -317,7 +318,8 @@ def _change_of(
         rows = through._default_manager.filter(**{own_col: instance.pk})
         if pk_set is not None:
             rows = rows.filter(**{f"{other_col}__in": pk_set})
-        instance.__dict__[_PENDING] = set(rows.values_list(other_col, flat=True))
+        using = kwargs.get("using")
+        instance.__dict__[_PENDING] = set(_list(rows.using(using).values_list(other_col, flat=True), using))
         return None
     if action == "pre_add":
         return None
