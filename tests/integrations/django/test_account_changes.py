@@ -20,6 +20,7 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 
 import graffer_secevents as secevents
+from graffer_secevents._errors import reset_warnings
 from graffer_secevents.testing import Capture
 
 _ids = itertools.count()
@@ -351,6 +352,7 @@ def test_a_failing_lookup_never_breaks_the_change_but_strict_mode_sees_it(
         raise RuntimeError("permission table unreadable")
 
     monkeypatch.setattr(_privileges, "_permission_names", broken)
+    reset_warnings()  # the warning is once per process: whichever test ran before
     permission = Permission.objects.get(codename="view_user")
     user = new_user()
     with pytest.warns(secevents.SecEventsWarning, match="account-change signals"):
