@@ -23,11 +23,14 @@ context), or outside a request what the application bound (`secevents.set_user`,
 `QuerySet.update()` of the user model sends no signal: it is wrapped (an identity check for every other
 model) to read the watched fields of the matched accounts before and after, the first `MAX_UPDATE_ROWS`.
 
-The stored row is read once per save of a user, only for the watched fields (one `SELECT` of a few columns by
-primary key, in a savepoint inside a transaction) and only when the save can change one of them: a login's
-`save(update_fields=["last_login"])` reads nothing. The password field is never read. Events are written when
-the change commits (`transaction.on_commit`), so a rolled-back change writes nothing; a new account
-(`created`) is the signup adapter's `user_created`, not a change.
+The values a user row was loaded with are kept on the instance (`post_init`, the watched fields only, never
+a deferred one). A save whose watched fields still hold those values reads nothing (a login's
+`save(update_fields=["last_login"])`, a profile edit); one that changed one of them reads the stored row once,
+for the watched fields (one `SELECT` of a few columns by primary key, in a savepoint inside a transaction),
+so the event says what the database held, not what the instance remembered. (A save that writes back
+unchanged values over a concurrent change made elsewhere is therefore not seen.) The password field is never
+read. Events are written when the change commits (`transaction.on_commit`), so a rolled-back change writes
+nothing; a new account (`created`) is the signup adapter's `user_created`, not a change.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ __all__ = ["install", "privilege_level"]
 
 _WHERE: Final = "the account-change signals"
 _BEFORE: Final = "_secevents_before"
+_SNAPSHOT: Final = "_secevents_loaded"
 _PRIVILEGES: Final = (("is_superuser", "superuser"), ("is_staff", "staff"))
 _UID: Final = "graffer_secevents.privileges."
 _user_model: list[Any] = [None]
@@ -67,6 +71,7 @@ def install() -> None:
 
     _user_model[0] = model
     wrap_method(QuerySet, "update", _update)  # a bulk update sends no signal
+    signals.post_init.connect(_loaded, sender=model, dispatch_uid=_UID + "post_init")
     signals.pre_save.connect(_before_save, sender=model, dispatch_uid=_UID + "pre_save")
     signals.post_save.connect(_after_save, sender=model, dispatch_uid=_UID + "post_save")
     signals.post_delete.connect(_after_delete, sender=model, dispatch_uid=_UID + "post_delete")
@@ -116,6 +121,13 @@ def _watched(model: Any) -> tuple[str, ...]:
     return watched
 
 
+def _loaded(sender: Any, instance: Any, **_kwargs: Any) -> None:
+    """post_init: remember the watched values the row was loaded with (deferred fields are not read)."""
+    loaded = instance.__dict__
+    if loaded.get(sender._meta.pk.attname) is not None:  # from the database (a new instance has no pk)
+        loaded[_SNAPSHOT] = {name: loaded[name] for name in _watched(sender) if name in loaded}
+
+
 def _before_save(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
     if raw or instance._state.adding or instance.pk is None:
         return  # fixtures (`loaddata`) and new rows: nothing to compare with
@@ -125,18 +137,26 @@ def _before_save(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -
         fields = tuple(f for f in fields if f in update_fields)
     if not fields:
         return
+    current = instance.__dict__
+    snapshot = current.get(_SNAPSHOT)
+    if snapshot is not None and all(
+        f in snapshot and f in current and snapshot[f] == current[f] for f in fields
+    ):
+        return  # nothing watched changed in memory since the row was loaded (or last saved): no read
     with never_raise(_WHERE):
         using = kwargs.get("using") or instance._state.db
         query = sender._base_manager.using(using).filter(pk=instance.pk).values(*fields)
-        instance.__dict__[_BEFORE] = _first(query, using)
+        current[_BEFORE] = _first(query, using)
 
 
 def _after_save(sender: Any, instance: Any, created: bool = False, raw: bool = False, **kwargs: Any) -> None:
-    before = instance.__dict__.pop(_BEFORE, None)
+    current = instance.__dict__
+    before = current.pop(_BEFORE, None)
+    after = {name: current[name] for name in _watched(sender) if name in current}
+    current[_SNAPSHOT] = after  # what the row holds now
     if created or raw or not isinstance(before, Mapping):
         return
     with never_raise(_WHERE):
-        after = {name: getattr(instance, name, None) for name in _watched(sender)}
         emits = _changes({**after, **before}, after)
         if emits:
             target = _target(instance)
