@@ -454,3 +454,22 @@ def test_a_partial_save_keeps_the_unsaved_flag_in_the_roles(security_events: Cap
     [record] = changes(security_events)
     assert (record["evt"]["from_role"], record["evt"]["to_role"]) == ("superuser", "staff")
     assert record["evt"]["revoked"] == ["superuser"]
+
+
+def test_only_a_save_that_changed_a_watched_field_reads_the_row(security_events: Capture) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    user = get_user_model().objects.get(pk=new_user().pk)  # loaded from the database, as a request's user is
+    with CaptureQueriesContext(connection) as queries:
+        user.first_name = "Grace"
+        user.save()
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["UPDATE"]
+    with CaptureQueriesContext(connection) as queries:
+        user.is_staff = True
+        user.save()
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["SELECT", "UPDATE"]
+    with CaptureQueriesContext(connection) as queries:
+        user.save()  # saved values are the new snapshot: nothing changed since
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["UPDATE"]
+    assert [r["evt"]["type"] for r in changes(security_events)] == ["authz_change"]
