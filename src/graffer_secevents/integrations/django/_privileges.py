@@ -169,8 +169,8 @@ def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[tuple[
     if not changed:
         return []
     emits: list[tuple[str, dict[str, Any]]] = []
-    granted = [role for field, role in _PRIVILEGES if field in changed and after[field] is True]
-    revoked = [role for field, role in _PRIVILEGES if field in changed and after[field] is not True]
+    granted = [role for field, role in _PRIVILEGES if field in changed and after.get(field) is True]
+    revoked = [role for field, role in _PRIVILEGES if field in changed and after.get(field) is not True]
     if granted or revoked:
         params = {
             "from_role": privilege_level(_Flags(before)),
@@ -180,7 +180,7 @@ def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[tuple[
         }
         emits.append(("authz_change", params))
     if "is_active" in changed:
-        emits.append(("user_enabled" if after["is_active"] else "user_disabled", {}))
+        emits.append(("user_enabled" if after.get("is_active") else "user_disabled", {}))
     others = [name for name in changed if name not in ("is_superuser", "is_staff", "is_active")]
     if others:
         emits.append(("user_updated", {"attributes": others}))
