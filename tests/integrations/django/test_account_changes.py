@@ -224,7 +224,17 @@ def promote(request: HttpRequest, pk: int) -> HttpResponse:
     return HttpResponse("ok")
 
 
-urlpatterns = [path("promote/<int:pk>/", promote)]
+@csrf_exempt
+async def apromote(request: HttpRequest, pk: int) -> HttpResponse:
+    """The same in an async view: `asave()` runs the save (and its signals) in a worker thread."""
+    await request.auser()
+    user = await get_user_model().objects.aget(pk=pk)
+    user.is_superuser = True
+    await user.asave()
+    return HttpResponse("ok")
+
+
+urlpatterns = [path("promote/<int:pk>/", promote), path("apromote/<int:pk>/", apromote)]
 
 
 @override_settings(ROOT_URLCONF=__name__)
@@ -473,3 +483,15 @@ def test_only_a_save_that_changed_a_watched_field_reads_the_row(security_events:
         user.save()  # saved values are the new snapshot: nothing changed since
     assert [q["sql"].split()[0] for q in queries.captured_queries] == ["UPDATE"]
     assert [r["evt"]["type"] for r in changes(security_events)] == ["authz_change"]
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_an_async_view_records_the_request_user_across_the_thread_hop(security_events: Capture) -> None:
+    operator, user = new_user(), new_user()
+    client = Client(REMOTE_ADDR="203.0.113.45")
+    client.force_login(operator)
+    assert client.post(f"/apromote/{user.pk}/", HTTP_X_REQUEST_ID="apromote-1").status_code == 200
+    [record] = changes(security_events)
+    assert record["evt"]["granted"] == ["superuser"]
+    assert record["usr"]["id"] == str(operator.pk) and record["target"]["usr"]["id"] == str(user.pk)
+    assert record["http"]["request_id"] == "apromote-1"
