@@ -182,3 +182,15 @@ def test_strict_mode_refuses_a_bad_grant(security_events: Capture) -> None:
     with pytest.raises(EventValidationError, match=r"evt\.granted"):
         secevents.log_privilege_change(1, 2, granted=[object()])
     assert security_events.records == []
+
+
+def test_the_schema_accepts_what_impersonation_writes_and_nothing_more(security_events: Capture) -> None:
+    from graffer_secevents._tools.schema import check_record
+
+    with secevents.impersonating(User(id=7, login="support@example.com")):
+        secevents.log_sensitive_access(42, "invoice:9")
+    secevents.log_impersonation(7, 42, stage="end", target_role="user")
+    during, end = security_events.records
+    assert check_record(during) == [] and check_record(end) == []
+    forged = {**during, "impersonator": {"usr": {"id": "7", "exists": True}}}
+    assert any("impersonator" in problem for problem in check_record(forged))
