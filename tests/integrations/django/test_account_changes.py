@@ -234,7 +234,10 @@ async def apromote(request: HttpRequest, pk: int) -> HttpResponse:
     return HttpResponse("ok")
 
 
-urlpatterns = [path("promote/<int:pk>/", promote), path("apromote/<int:pk>/", apromote)]
+urlpatterns = [
+    path("promote/<int:pk>/", promote),
+    path("apromote/<int:pk>/", apromote),
+]
 
 
 @override_settings(ROOT_URLCONF=__name__)
@@ -495,3 +498,30 @@ def test_an_async_view_records_the_request_user_across_the_thread_hop(security_e
     assert record["evt"]["granted"] == ["superuser"]
     assert record["usr"]["id"] == str(operator.pk) and record["target"]["usr"]["id"] == str(user.pk)
     assert record["http"]["request_id"] == "apromote-1"
+
+
+@csrf_exempt
+def edit_profile(request: HttpRequest) -> HttpResponse:
+    """A self-service profile page: the user changes their own e-mail (and, as a bug, their own flag)."""
+    user = request.user
+    user.email = request.POST["email"]
+    if "staff" in request.POST:
+        user.is_staff = True
+    user.save()
+    return HttpResponse("ok")
+
+
+urlpatterns.append(path("profile/", edit_profile))
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_editing_ones_own_profile_is_no_admin_event_but_a_self_grant_is(security_events: Capture) -> None:
+    me = new_user()
+    client = Client(REMOTE_ADDR="203.0.113.46")
+    client.force_login(me)
+    assert client.post("/profile/", {"email": "me@example.org"}).status_code == 200
+    assert changes(security_events) == []
+    assert client.post("/profile/", {"email": "me2@example.org", "staff": "1"}).status_code == 200
+    [record] = changes(security_events)
+    assert record["evt"]["type"] == "authz_change" and record["evt"]["granted"] == ["staff"]
+    assert record["usr"]["id"] == record["target"]["usr"]["id"] == str(me.pk)

@@ -8,7 +8,8 @@ what changed                              event (`target.usr` = the account chan
                                           `staff`, `user`), `evt.granted`/`evt.revoked` (`superuser`,
                                           `staff`)
 `is_active`                               `user_enabled` / `user_disabled`
-the username or e-mail field              `user_updated` with `evt.attributes` (names, never values)
+the username or e-mail field              `user_updated` with `evt.attributes` (names, never values),
+                                          unless the actor edits their own account
 `groups` (either side: `user.groups.add`,  `group_member_added` / `group_member_removed`, `evt.group`
 `group.user_set.add`, `set`, `clear`)     (its name), one per account and group
 `user_permissions` (either side)          `authz_change` with `evt.granted`/`evt.revoked`
@@ -40,6 +41,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Final, cast
 
+from graffer_secevents._context import current_user
 from graffer_secevents._pipeline import emit_event
 from graffer_secevents._types import User
 from graffer_secevents.integrations._common import never_raise
@@ -157,14 +159,27 @@ def _after_save(sender: Any, instance: Any, created: bool = False, raw: bool = F
     if created or raw or not isinstance(before, Mapping):
         return
     with never_raise(_WHERE):
-        emits = _changes({**after, **before}, after)
+        emits = _changes({**after, **before}, after, profile=not _acting_on_self(instance))
         if emits:
             target = _target(instance)
             _on_commit(kwargs.get("using"), lambda: _emit_all(emits, target))
 
 
-def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """The events for one account whose watched fields went from `before` to `after` (same keys)."""
+def _acting_on_self(instance: Any) -> bool:
+    """Whether the bound actor (the request's user, `set_user`) is the account being saved."""
+    actor = current_user()
+    actor_pk = getattr(actor, "pk", None) if actor is not None else None
+    return actor_pk is not None and actor_pk == instance.pk
+
+
+def _changes(
+    before: Mapping[str, Any], after: Mapping[str, Any], *, profile: bool = True
+) -> list[tuple[str, dict[str, Any]]]:
+    """The events for one account whose watched fields went from `before` to `after` (same keys).
+
+    `profile=False` (a user editing their own account) leaves the login and e-mail out: `user_updated` is
+    an administrative event, and a privilege or activity change is written whoever makes it.
+    """
     changed = [name for name, old in before.items() if old != after.get(name)]
     if not changed:
         return []
@@ -182,7 +197,7 @@ def _changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[tuple[
     if "is_active" in changed:
         emits.append(("user_enabled" if after.get("is_active") else "user_disabled", {}))
     others = [name for name in changed if name not in ("is_superuser", "is_staff", "is_active")]
-    if others:
+    if others and profile:
         emits.append(("user_updated", {"attributes": others}))
     return emits
 
