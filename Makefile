@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25.1"
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[django,flask,fastapi,datadog,otel,drf,allauth,flask-security,fastapi-users,geoip,examples,celery,rq,dramatiq,arq]" --group dev
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[django,flask,fastapi,datadog,otel,drf,allauth,hijack,flask-security,fastapi-users,geoip,examples,celery,rq,dramatiq,arq]" --group dev
 	touch $(STAMP)
 
 demo: $(STAMP)

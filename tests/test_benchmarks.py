@@ -18,6 +18,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 CASES = {
     "bench_core.py": ["--rounds", "1", "--batch", "5"],
+    "bench_account_changes.py": ["--rounds", "1", "--batch", "3"],
     "bench_delivery.py": ["--rounds", "1", "--batch", "5"],
     "bench_metrics.py": ["--rounds", "1", "--batch", "0.001"],
     "bench_import.py": ["--rounds", "1"],

@@ -85,6 +85,7 @@ EXTENSIONS = [
     "group_member_added",
     "group_member_removed",
     "authn_impersonation_start",
+    "authn_impersonation_end",
     "data_export",
     "consent_changed",
     "config_changed",
@@ -122,9 +123,9 @@ OWASP_LEVELS = {  # the vocabulary's own levels, where they are not the default 
 SAMPLE = {"str": "value", "int": 3, "bool": True, "str_list": ["a", "b"], "secret_id": "sid-123"}
 
 
-def test_catalog_holds_all_57_owasp_identifiers_and_the_17_extensions() -> None:
+def test_catalog_holds_all_57_owasp_identifiers_and_the_18_extensions() -> None:
     assert len(OWASP_IDENTIFIERS) == 57
-    assert len(EXTENSIONS) == 17
+    assert len(EXTENSIONS) == 18
     assert [t for t, row in CATALOG.items() if row.source == "owasp"] == OWASP_IDENTIFIERS
     assert [t for t, row in CATALOG.items() if row.source == "extension"] == EXTENSIONS
 

@@ -103,6 +103,11 @@ def test_helpers_table_says_which_types_each_helper_really_writes(security_event
         "log_input_validation_failed": [((1,), {})],
         "log_sensitive_access": [((1, "t"), {"action": a}) for a in ("create", "read", "update", "delete")],
         "log_data_export": [((1, "t"), {})],
+        "log_group_membership": [((1, 2, "g"), {}), ((1, 2, "g"), {"action": "remove"})],
+        "log_account_status": [((1, 2), {"enabled": True}), ((1, 2), {"enabled": False})],
+        "log_user_updated": [((1, 2), {})],
+        "log_mfa_change": [((1,), {"enabled": True}), ((1,), {"enabled": False})],
+        "log_impersonation": [((1, 2), {}), ((1, 2), {"stage": "end"})],
     }
     public_helpers = {name for name in api.__all__ if name.startswith("log_")}
     assert set(HELPERS) == set(calls) == public_helpers

@@ -15,12 +15,16 @@ from ._api import (
     emit,
     log_access_denied,
     log_account_locked,
+    log_account_status,
     log_admin_action,
     log_data_export,
+    log_group_membership,
+    log_impersonation,
     log_input_validation_failed,
     log_login,
     log_logout,
     log_mfa_challenge,
+    log_mfa_change,
     log_password_change,
     log_password_reset,
     log_privilege_change,
@@ -31,6 +35,7 @@ from ._api import (
     log_token_revoked,
     log_user_created,
     log_user_deleted,
+    log_user_updated,
 )
 from ._catalog import CATALOG, EventType, OutcomeRule, Param
 from ._config import Config, configure, get_config
@@ -44,6 +49,7 @@ from ._errors import (
     SecEventsError,
     SecEventsWarning,
 )
+from ._impersonation import impersonating
 from ._pipeline import SCHEMA_VERSION
 from ._types import Outcome, User
 
@@ -75,14 +81,19 @@ __all__ = [
     "emit",
     "flush",
     "get_config",
+    "impersonating",
     "log_access_denied",
     "log_account_locked",
+    "log_account_status",
     "log_admin_action",
     "log_data_export",
+    "log_group_membership",
+    "log_impersonation",
     "log_input_validation_failed",
     "log_login",
     "log_logout",
     "log_mfa_challenge",
+    "log_mfa_change",
     "log_password_change",
     "log_password_reset",
     "log_privilege_change",
@@ -93,6 +104,7 @@ __all__ = [
     "log_token_revoked",
     "log_user_created",
     "log_user_deleted",
+    "log_user_updated",
     "set_user",
 ]
 

@@ -24,12 +24,16 @@ __all__ = [
     "emit",
     "log_access_denied",
     "log_account_locked",
+    "log_account_status",
     "log_admin_action",
     "log_data_export",
+    "log_group_membership",
+    "log_impersonation",
     "log_input_validation_failed",
     "log_login",
     "log_logout",
     "log_mfa_challenge",
+    "log_mfa_change",
     "log_password_change",
     "log_password_reset",
     "log_privilege_change",
@@ -40,6 +44,7 @@ __all__ = [
     "log_token_revoked",
     "log_user_created",
     "log_user_deleted",
+    "log_user_updated",
 ]
 
 
@@ -296,16 +301,166 @@ def log_privilege_change(
     *,
     from_role: str | None = None,
     to_role: str | None = None,
+    granted: Iterable[str] | None = None,
+    revoked: Iterable[str] | None = None,
     ip: str | None = None,
     **context: Any,
 ) -> None:
-    """Record a change of `target_user`'s entitlements made by `user` (`authz_change`)."""
+    """Record a change of `target_user`'s entitlements made by `user` (`authz_change`).
+
+    `from_role`/`to_role` name the entitlement before and after; `granted`/`revoked` list what was given
+    and taken away (roles, permissions; `superuser`, `staff` and `admin` are what the privilege-escalation
+    rule looks for).
+
+    Example:
+        ```python
+        secevents.log_privilege_change(request.user, member, from_role="member", to_role="admin",
+                                       granted=["admin"])
+        ```
+    """
     emit_unguarded(
         "authz_change",
         user=user,
         ip=ip,
         target_user=target_user,
-        params={"from_role": from_role, "to_role": to_role},
+        params={"from_role": from_role, "to_role": to_role, "granted": granted, "revoked": revoked},
+        context=context,
+    )
+
+
+@guarded
+def log_group_membership(
+    user: UserLike,
+    target_user: UserLike,
+    group: str,
+    *,
+    action: Literal["add", "remove"] = "add",
+    ip: str | None = None,
+    **context: Any,
+) -> None:
+    """Record that `user` added `target_user` to `group` (`group_member_added`) or, with
+    `action="remove"`, removed them from it (`group_member_removed`).
+
+    Example:
+        ```python
+        secevents.log_group_membership(request.user, member, "billing", action="remove")
+        ```
+    """
+    given = _exact(action)
+    remove = type(given) is str and given == "remove"
+    if not remove and not (type(given) is str and given == "add"):
+        context = {**context, "action": action}  # not one of the two: recorded as an addition, value kept
+    evt_type = "group_member_removed" if remove else "group_member_added"
+    emit_unguarded(
+        evt_type, user=user, ip=ip, target_user=target_user, params={"group": group}, context=context
+    )
+
+
+@guarded
+def log_account_status(
+    user: UserLike,
+    target_user: UserLike,
+    *,
+    enabled: bool,
+    reason: str | None = None,
+    ip: str | None = None,
+    **context: Any,
+) -> None:
+    """Record that `user` enabled (`user_enabled`) or disabled (`user_disabled`, with `reason`) the
+    account `target_user`. Anything but `enabled=True` is recorded as a disable.
+
+    Example:
+        ```python
+        secevents.log_account_status(request.user, member, enabled=False, reason="offboarding")
+        ```
+    """
+    if enabled is True:
+        if reason is not None:
+            context = {**context, "reason": reason}
+        emit_unguarded("user_enabled", user=user, ip=ip, target_user=target_user, context=context)
+        return
+    emit_unguarded(
+        "user_disabled", user=user, ip=ip, target_user=target_user, params={"reason": reason}, context=context
+    )
+
+
+@guarded
+def log_user_updated(
+    user: UserLike,
+    target_user: UserLike,
+    *,
+    attributes: Iterable[str] | None = None,
+    ip: str | None = None,
+    **context: Any,
+) -> None:
+    """Record that `user` changed the account `target_user` (`user_updated`); `attributes` names what
+    changed (never the values)."""
+    emit_unguarded(
+        "user_updated",
+        user=user,
+        ip=ip,
+        target_user=target_user,
+        params={"attributes": attributes},
+        context=context,
+    )
+
+
+@guarded
+def log_mfa_change(
+    user: UserLike,
+    *,
+    enabled: bool,
+    method: str | None = None,
+    reason: str | None = None,
+    ip: str | None = None,
+    **context: Any,
+) -> None:
+    """Record a second factor added (`authn_mfa_enabled`, `enabled=True`) or removed
+    (`authn_mfa_disabled`; anything but `True` is recorded as a removal, the safer reading) for `user`.
+
+    Example:
+        ```python
+        secevents.log_mfa_change(request.user, enabled=False, method="totp")
+        ```
+    """
+    evt_type = "authn_mfa_enabled" if enabled is True else "authn_mfa_disabled"
+    emit_unguarded(evt_type, user=user, ip=ip, params={"method": method, "reason": reason}, context=context)
+
+
+@guarded
+def log_impersonation(
+    user: UserLike,
+    target_user: UserLike,
+    *,
+    stage: Literal["start", "end"] = "start",
+    target_role: str | None = None,
+    reason: str | None = None,
+    ip: str | None = None,
+    **context: Any,
+) -> None:
+    """Record that `user` (the real account) started (`authn_impersonation_start`) or, with
+    `stage="end"`, ended (`authn_impersonation_end`) impersonating `target_user`.
+
+    `target_role` names the impersonated account's privilege (`superuser`, `staff`, `admin`, `user`): the
+    rule for impersonated administrators reads it. Between the two, bind `impersonating(user)` so every
+    event also names the real account.
+
+    Example:
+        ```python
+        secevents.log_impersonation(request.user, customer, target_role="user", reason="ticket-4711")
+        ```
+    """
+    given = _exact(stage)
+    end = type(given) is str and given == "end"
+    if not end and not (type(given) is str and given == "start"):
+        context = {**context, "stage": stage}  # not one of the two: recorded as a start, value kept
+    evt_type = "authn_impersonation_end" if end else "authn_impersonation_start"
+    emit_unguarded(
+        evt_type,
+        user=user,
+        ip=ip,
+        target_user=target_user,
+        params={"target_role": target_role, "reason": reason},
         context=context,
     )
 

@@ -1,7 +1,7 @@
 """The event catalog: the one table every other part of the library is derived from.
 
 Each row is an event type: the 57 identifiers of the OWASP Application Logging Vocabulary
-(OWASP's Logging Vocabulary Cheat Sheet, pinned at CheatSheetSeries 6b8819da) plus the 17 extensions the
+(OWASP's Logging Vocabulary Cheat Sheet, pinned at CheatSheetSeries 6b8819da) plus the 18 extensions the
 vocabulary lacks; `docs/catalog.md` lists them with their categories and outcomes. Levels are OWASP's
 (`INFO`→`info`, `WARN`→`warning`, `CRITICAL`→`critical`).
 
@@ -128,6 +128,13 @@ _ATTRS = _p("attributes", "str_list", "names of the attributes set or changed (n
 _MONITOR = _p("monitor", "str", "the monitoring or security agent concerned")
 _ROLE = _p("role", "str", "the role concerned")
 _MFA = _p("method", "str", "the second factor, e.g. `totp`, `sms`, `webauthn`")
+_GRANTED = _p(
+    "granted", "str_list", "privileges, roles or permissions given (`superuser`, `staff`, `app.codename`)"
+)
+_REVOKED = _p("revoked", "str_list", "privileges, roles or permissions taken away")
+_TARGET_ROLE = _p(
+    "target_role", "str", "the impersonated account's highest privilege: `superuser`, `staff` or `user`"
+)
 
 S, F, N, C = OutcomeRule.SUCCESS, OutcomeRule.FAILURE, OutcomeRule.NONE, OutcomeRule.CALLER
 
@@ -187,7 +194,12 @@ _ROWS: tuple[EventType, ...] = (
         "warning",
         S,
         "entitlements changed",
-        (_p("from_role", "str", "entitlement before"), _p("to_role", "str", "entitlement after")),
+        (
+            _p("from_role", "str", "entitlement before"),
+            _p("to_role", "str", "entitlement after"),
+            _GRANTED,
+            _REVOKED,
+        ),
         target_user=True,
     ),
     EventType(
@@ -334,7 +346,13 @@ _ROWS: tuple[EventType, ...] = (
         "warning",
         S,
         "object permissions changed",
-        (_OBJECT, _p("from_level", "str", "permissions before"), _p("to_level", "str", "permissions after")),
+        (
+            _OBJECT,
+            _p("from_level", "str", "permissions before"),
+            _p("to_level", "str", "permissions after"),
+            _GRANTED,
+            _REVOKED,
+        ),
     ),
     EventType("sensitive_create", "database", "warning", S, "sensitive data created", (_OBJECT,)),
     EventType("sensitive_read", "database", "warning", S, "sensitive data read", (_OBJECT,)),
@@ -381,9 +399,17 @@ _ROWS: tuple[EventType, ...] = (
         source="extension",
         level_on_failure="warning",
     ),
-    EventType("authn_mfa_enabled", "iam", "info", S, "second factor enabled", (_MFA,), source="extension"),
     EventType(
-        "authn_mfa_disabled", "iam", "warning", S, "second factor disabled", (_MFA,), source="extension"
+        "authn_mfa_enabled", "iam", "info", S, "second factor enabled", (_MFA, _REASON), source="extension"
+    ),
+    EventType(
+        "authn_mfa_disabled",
+        "iam",
+        "warning",
+        S,
+        "second factor disabled",
+        (_MFA, _REASON),
+        source="extension",
     ),
     EventType(
         "authn_mfa_challenge",
@@ -435,7 +461,17 @@ _ROWS: tuple[EventType, ...] = (
         "warning",
         S,
         "impersonation started",
-        (_REASON,),
+        (_REASON, _TARGET_ROLE),
+        source="extension",
+        target_user=True,
+    ),
+    EventType(
+        "authn_impersonation_end",
+        "authentication",
+        "info",
+        S,
+        "impersonation ended",
+        (_REASON, _TARGET_ROLE),
         source="extension",
         target_user=True,
     ),

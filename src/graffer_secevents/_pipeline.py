@@ -43,6 +43,9 @@ from ._context import _user as _user_var
 from ._delivery import deliver
 from ._errors import EventValidationError
 from ._guard import guarded
+from ._impersonation import _impersonator as _impersonator_var
+from ._impersonation import _providers as _impersonator_providers
+from ._impersonation import impersonator_usr, provided_impersonator
 from ._ip import normalize_ip
 from ._limits import (
     _SAFE_CHARS,
@@ -579,6 +582,11 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
         target = _usr(cfg.privacy, True, _user_parts("target.usr", target_user, errors), errors)
         if target:
             record["target"] = {"usr": target}
+    real = _impersonator_var.get()  # impersonation: the real account behind `usr` (_impersonation.py)
+    if real is None and _impersonator_providers and request is not None:
+        real = provided_impersonator(request)
+    if real is not None and (impersonator := impersonator_usr(cfg.privacy, spec.type, real, errors)):
+        record["impersonator"] = {"usr": impersonator}
 
     client_ip: str | None = None
     if ip is not None:

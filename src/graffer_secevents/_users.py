@@ -66,9 +66,11 @@ def _usr(
     target: bool,
     parts: tuple[object, object, object, object],
     errors: list[str],
+    prefix: str | None = None,
 ) -> dict[str, Any]:
     uid, login, email, name = parts
-    prefix = "target.usr" if target else "usr"
+    if prefix is None:
+        prefix = "target.usr" if target else "usr"
     out: dict[str, Any] = {}
     # Plain short strings (the common case) skip _text's coercions.
     # Privacy applies to the whole text and only its result is cut to the limit: two long logins that differ

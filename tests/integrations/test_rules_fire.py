@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
+from flask_login import current_user, login_required
 from werkzeug.security import generate_password_hash
 
 import graffer_secevents as api
@@ -44,7 +45,13 @@ GEO: Mapping[str, GeoPoint] = {
     ATTACKER: GeoPoint(52.52, 13.405, "DE", "Berlin"),
 }
 ADA, GRACE, ROOT = "ada@example.com", "grace@example.com", "root@example.com"
-PASSWORDS = {ADA: "correct horse battery staple", GRACE: "hopper-1906", ROOT: "root-admin-pass"}
+OPS = "ops@example.com"  # a second administrator
+PASSWORDS = {
+    ADA: "correct horse battery staple",
+    GRACE: "hopper-1906",
+    ROOT: "root-admin-pass",
+    OPS: "ops-admin-pass",
+}
 USERS = [f"user{n}@example.com" for n in range(30)]
 REVOKED_TOKEN = "rt-revoked-1"
 
@@ -68,6 +75,7 @@ def _app(monkeypatch: pytest.MonkeyPatch) -> Flask:
     accounts.add(1001, ADA, PASSWORDS[ADA])
     accounts.add(1002, GRACE, PASSWORDS[GRACE])
     accounts.add(1, ROOT, PASSWORDS[ROOT], role="admin")
+    accounts.add(2, OPS, PASSWORDS[OPS], role="admin")
     for n, email in enumerate(USERS):
         accounts.add(2000 + n, email, f"password-{n}")
     app: Flask = SHOP.create_app(accounts)
@@ -95,6 +103,32 @@ def _app(monkeypatch: pytest.MonkeyPatch) -> Flask:
             return "", 401
         api.log_token_created(account, token_id="rt-fresh")
         return "", 200
+
+    # Account administration the example has no endpoint for: one public call per change.
+    @app.post("/admin/users/<int:user_id>/grant")
+    @login_required
+    def grant(user_id: int) -> tuple[str, int]:
+        target = accounts.get(str(user_id))
+        role, ticket = request.form["role"], request.form.get("change_ticket")
+        extra = {"change_ticket": ticket} if ticket else {}
+        api.log_privilege_change(
+            current_user, target, from_role=target.role, to_role=role, granted=[role], **extra
+        )
+        target.role = role
+        return "", 204
+
+    @app.post("/admin/users/<int:user_id>/impersonate")
+    @login_required
+    def impersonate(user_id: int) -> tuple[str, int]:
+        target = accounts.get(str(user_id))
+        api.log_impersonation(current_user, target, target_role=target.role, reason="support")
+        return "", 204
+
+    @app.post("/mfa/remove")
+    @login_required
+    def remove_mfa() -> tuple[str, int]:
+        api.log_mfa_change(current_user, enabled=False, method="totp")
+        return "", 204
 
     return app
 
@@ -384,6 +418,61 @@ def test_an_admin_action_from_the_usual_ip_is_silent(client: FlaskClient, securi
     silent(security_events, "admin_after_new_ip")
 
 
+# --- privilege escalation, impersonation, MFA removal -------------------------------------------------------
+
+
+def test_a_grant_of_admin_after_a_login_from_a_new_ip_is_privilege_escalation(
+    client: FlaskClient, security_events: Capture
+) -> None:
+    assert login(client, ROOT, OFFICE) == 200
+    assert login(client, ROOT, ATTACKER) == 200
+    assert post(client, "/admin/users/1001/grant", ATTACKER, role="admin") == 204
+    signal = fired(security_events, "privilege_escalation", **{"usr.id": "1"})
+    assert signal.severity == "critical"
+
+
+def test_grants_from_the_usual_ip_or_in_a_change_window_are_no_escalation(
+    client: FlaskClient, security_events: Capture
+) -> None:
+    assert login(client, ROOT, OFFICE) == 200
+    assert post(client, "/admin/users/1001/grant", OFFICE, role="admin") == 204  # ordinary administration
+    assert login(client, OPS, OFFICE) == 200
+    assert login(client, OPS, ATTACKER) == 200  # a second IP, but:
+    assert post(client, "/admin/users/1002/grant", ATTACKER, role="admin", change_ticket="CHG-1042") == 204
+    assert post(client, "/admin/users/2000/grant", ATTACKER, role="customer") == 204  # not a privilege
+    assert len(security_events.records) == 6
+    silent(security_events, "privilege_escalation")
+
+
+def test_impersonating_an_administrator_fires(client: FlaskClient, security_events: Capture) -> None:
+    assert login(client, ROOT, OFFICE) == 200
+    assert post(client, "/admin/users/2/impersonate", OFFICE) == 204
+    signal = fired(security_events, "admin_impersonated", **{"usr.id": "1"})
+    assert signal.severity == "high"
+
+
+def test_impersonating_a_customer_is_silent(client: FlaskClient, security_events: Capture) -> None:
+    assert login(client, ROOT, OFFICE) == 200
+    assert post(client, "/admin/users/1001/impersonate", OFFICE) == 204
+    security_events.assert_emitted("authn_impersonation_start", evt__target_role="customer")
+    silent(security_events, "admin_impersonated")
+
+
+def test_mfa_removed_from_another_country_fires(client: FlaskClient, security_events: Capture) -> None:
+    assert login(client, ADA, OFFICE) == 200
+    assert login(client, ADA, TOKYO) == 200
+    assert post(client, "/mfa/remove", TOKYO) == 204
+    fired(security_events, "mfa_removed_new_country", **{"usr.id": "1001"})
+
+
+def test_mfa_removed_at_home_is_silent(client: FlaskClient, security_events: Capture) -> None:
+    assert login(client, ADA, OFFICE) == 200
+    assert post(client, "/mfa/remove", OFFICE) == 204
+    assert login(client, ADA, LYON) == 200  # another city, the same country
+    assert login(client, GRACE, TOKYO) == 200  # another account abroad
+    silent(security_events, "mfa_removed_new_country")
+
+
 SCENARIOS = {
     "credential_stuffing": (
         "test_credential_stuffing_attempt_fires_at_ten_failing_accounts",
@@ -430,6 +519,18 @@ SCENARIOS = {
     "admin_after_new_ip": (
         "test_an_admin_action_after_a_login_from_a_new_ip_fires",
         "test_an_admin_action_from_the_usual_ip_is_silent",
+    ),
+    "privilege_escalation": (
+        "test_a_grant_of_admin_after_a_login_from_a_new_ip_is_privilege_escalation",
+        "test_grants_from_the_usual_ip_or_in_a_change_window_are_no_escalation",
+    ),
+    "admin_impersonated": (
+        "test_impersonating_an_administrator_fires",
+        "test_impersonating_a_customer_is_silent",
+    ),
+    "mfa_removed_new_country": (
+        "test_mfa_removed_from_another_country_fires",
+        "test_mfa_removed_at_home_is_silent",
     ),
 }
 """Each rule's scenario that must fire it and the one that must not."""

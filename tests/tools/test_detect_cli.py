@@ -15,6 +15,7 @@ import pytest
 import graffer_secevents as secevents
 from graffer_secevents import User
 from graffer_secevents._tools.cli import main
+from graffer_secevents._tools.rules import RULES
 from graffer_secevents.testing import capture_events
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -61,7 +62,9 @@ def test_detect_prints_the_signals_as_a_table(stuffing_log: Path, capsys: pytest
         "09:00:11Z",
         "12",
     ]
-    assert out[2].startswith("1 signal from 13 rules; 12 security records read; 3 other lines skipped")
+    assert out[2].startswith(
+        f"1 signal from {len(RULES)} rules; 12 security records read; 3 other lines skipped"
+    )
     assert "(1 not JSON, 1 JSON but not security records, 1 blank)" in out[2]
 
 

@@ -38,6 +38,18 @@ def other_helpers(actor: User, target: User) -> None:
     secevents.log_mfa_challenge(actor, "failure", method="totp")
     secevents.log_sensitive_access(actor, "payroll.csv", action="read")
     secevents.emit("authz_fail", user=actor, resource="/admin")
+
+
+def account_change_helpers(actor: User, target: User) -> None:
+    secevents.log_privilege_change(actor, target, from_role="member", to_role="admin", granted=["admin"])
+    secevents.log_group_membership(actor, target, "billing", action="remove")
+    secevents.log_account_status(actor, target, enabled=False, reason="offboarding")
+    secevents.log_user_updated(actor, target, attributes=["email"])
+    secevents.log_mfa_change(actor, enabled=False, method="totp")
+    secevents.log_impersonation(actor, target, target_role="user", reason="ticket-4711")
+    with secevents.impersonating(actor):
+        secevents.log_sensitive_access(target, "invoice:9")
+    secevents.log_impersonation(actor, target, stage="end")
     secevents.set_user(actor)
 
 

@@ -27,6 +27,11 @@ def an_arbitrary_object_is_not_a_user() -> None:
     secevents.log_privilege_change(1, 3.5, from_role="user", to_role="admin")  # type: ignore[arg-type]
 
 
+def misspelt_account_change_choices(user_id: int) -> None:
+    secevents.log_impersonation(user_id, 2, stage="begin")  # type: ignore[arg-type]
+    secevents.log_group_membership(user_id, 2, "ops", action="delete")  # type: ignore[arg-type]
+
+
 def unknown_configure_option() -> None:
     secevents.configure(hash_kye="k")  # type: ignore[arg-type]
 

@@ -48,6 +48,11 @@ HELPERS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
             "sensitive_delete",
         ),
         "log_data_export": ("data_export",),
+        "log_group_membership": ("group_member_added", "group_member_removed"),
+        "log_account_status": ("user_enabled", "user_disabled"),
+        "log_user_updated": ("user_updated",),
+        "log_mfa_change": ("authn_mfa_enabled", "authn_mfa_disabled"),
+        "log_impersonation": ("authn_impersonation_start", "authn_impersonation_end"),
     }
 )
 """Which typed helper writes which event types (every type can also be written with `emit`); a test calls

@@ -27,6 +27,7 @@ from graffer_secevents._errors import ConfigurationError
 from .terraform import Resource, resource_label, snake_blocks, to_hcl, to_terraform_json
 
 __all__ = [
+    "PRIVILEGED",
     "RULES",
     "SEVERITIES",
     "WINDOWS",
@@ -55,6 +56,7 @@ USR_EXISTS: Final = "@usr.exists"
 CLIENT_IP: Final = "@network.client.ip"
 GEOIP: Final = "@network.client.geoip"
 COUNTRY: Final = "@network.client.geoip.country.iso_code"
+IMPERSONATOR_ID: Final = "@impersonator.usr.id"
 
 _SCOPE_VALUE = re.compile(r"[A-Za-z0-9_.:/-]+")
 _TACTIC_CREDENTIALS = "tactic:TA0006-credential-access"
@@ -86,9 +88,15 @@ def _outcome(evt_type: str, outcome: str) -> str:
 
 
 def _login(outcome: str) -> str:
-    """Login attempts with one outcome: `evt.name` is `authentication` on every login-attempt row."""
+    """Login attempts with one outcome: `evt.name` is `authentication` on every login-attempt row.
+
+    A success written while another account impersonates this one (django-hijack's switch logs the target
+    in) is not the account's own login: it carries `impersonator.usr` and is left out, so the support
+    engineer's address never counts as the customer's (impossible travel, new country, new IP).
+    """
     row = CATALOG["authn_login_fail" if outcome == "failure" else "authn_login_success"]
-    return f"@evt.name:{row.name} {_outcome(row.type, outcome)}"
+    own = f" -{IMPERSONATOR_ID}:*" if outcome == "success" else ""
+    return f"@evt.name:{row.name} {_outcome(row.type, outcome)}{own}"
 
 
 _ADMIN_TYPES: Final = tuple(
@@ -286,6 +294,69 @@ def _admin_after_new_ip(scope: str, p: Params) -> Parts:
     )
 
 
+PRIVILEGED: Final = ("superuser", "staff", "admin")
+"""Privileges a grant or an impersonated account's role is checked against: Django's `superuser` and
+`staff` (the integration's `evt.granted` / `evt.target_role` values) and the common role name `admin`."""
+_APPROVED_CHANGE: Final = "-@actor.reason:change* -@context.change_ticket:*"
+"""What marks an approved change: work run as `secevents.actor(..., reason="change:<ticket>")`, or an
+explicit call carrying `change_ticket=` metadata (docs/detection-rules.md)."""
+
+
+def _privileged(field: str) -> str:
+    return f"@evt.{field}:(" + " OR ".join(PRIVILEGED) + ")"
+
+
+def _privilege_escalation(scope: str, p: Params) -> Parts:
+    grant = f"{_type('authz_change')} {_privileged('granted')} {_APPROVED_CHANGE}"
+    return (
+        [
+            _query(
+                "login_ips",
+                scope + _login("success"),
+                [USR_ID],
+                aggregation="cardinality",
+                distinct=[CLIENT_IP],
+            ),
+            _query("grants", scope + grant, [USR_ID]),
+        ],
+        [
+            _case(
+                "superuser or staff granted outside a change window after a login from another IP",
+                p["severity"],
+                f"login_ips >= {p['login_ips']} && grants >= 1",
+            )
+        ],
+    )
+
+
+def _admin_impersonated(scope: str, p: Params) -> Parts:
+    start = f"{_type('authn_impersonation_start')} {_privileged('target_role')}"
+    return (
+        [_query("impersonations", scope + start, [USR_ID])],
+        [_case("an administrator impersonated", p["severity"], f"impersonations >= {p['count']}")],
+    )
+
+
+def _mfa_removed_new_country(scope: str, p: Params) -> Parts:
+    removed = _type("authn_mfa_disabled")
+    # Only located events count a country: the term also makes the engine (and Datadog) read the GeoIP parse.
+    located = f"{COUNTRY}:*"
+    seen = f"({removed} OR ({_login('success')})) {located}"
+    return (
+        [
+            _query("mfa_removed", scope + removed, [USR_ID]),
+            _query("countries", scope + seen, [USR_ID], aggregation="cardinality", distinct=[COUNTRY]),
+        ],
+        [
+            _case(
+                "second factor removed, and a login from another country",
+                p["severity"],
+                f"mfa_removed >= 1 && countries >= {p['countries']}",
+            )
+        ],
+    )
+
+
 _LOGIN_TYPES = ("authn_login_fail", "authn_login_success", "authn_login_successafterfail")
 _SUCCESS_TYPES = ("authn_login_success", "authn_login_successafterfail")
 
@@ -455,6 +526,42 @@ _ROWS: tuple[Rule, ...] = (
         _admin_after_new_ip,
         (_TACTIC_PRIVILEGE, _VALID_ACCOUNTS),
         (*_SUCCESS_TYPES, *_ADMIN_TYPES),
+    ),
+    Rule(
+        "privilege_escalation",
+        "Privilege escalation after a login from a new IP",
+        "An account granted `superuser`, `staff` or `admin` (`authz_change` with `@evt.granted`) by a "
+        "`@usr.id` that logged in successfully from at least `login_ips` distinct IPs within the window, "
+        "outside an approved change (no `@actor.reason:change*`, no `@context.change_ticket`).",
+        "threshold",
+        {"login_ips": 2, "severity": "critical", **_windows(1800)},
+        _privilege_escalation,
+        (_TACTIC_PRIVILEGE, "technique:T1098-account-manipulation", _VALID_ACCOUNTS),
+        (*_SUCCESS_TYPES, "authz_change"),
+    ),
+    Rule(
+        "admin_impersonated",
+        "Impersonation of an administrator",
+        "A `@usr.id` started impersonating an account whose role is `superuser`, `staff` or `admin` "
+        "(`authn_impersonation_start` with `@evt.target_role`): support tooling used to borrow an "
+        "administrator's power.",
+        "threshold",
+        {"count": 1, "severity": "high", **_windows(300)},
+        _admin_impersonated,
+        (_TACTIC_PRIVILEGE, _VALID_ACCOUNTS),
+        ("authn_impersonation_start",),
+    ),
+    Rule(
+        "mfa_removed_new_country",
+        "Second factor removed, then a login from a new country",
+        "A `@usr.id` removed a second factor (`authn_mfa_disabled`) and, within the window, its removal and "
+        "successful logins came from at least `countries` distinct countries "
+        "(`@network.client.geoip.country.iso_code`): an account taken over, its MFA stripped.",
+        "threshold",
+        {"countries": 2, "severity": "high", **_windows(21600, 21600)},
+        _mfa_removed_new_country,
+        (_TACTIC_CREDENTIALS, "technique:T1556-modify-authentication-process"),
+        ("authn_mfa_disabled", *_SUCCESS_TYPES),
     ),
 )
 

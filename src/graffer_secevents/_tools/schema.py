@@ -53,6 +53,19 @@ class _Target(_Closed):
     usr: _Usr
 
 
+class _RealUsr(_Closed):
+    id: str | None = _opt()
+    login: str | None = _opt()
+    email: str | None = _opt()
+    name: str | None = _opt()
+
+
+class _Impersonator(_Closed):
+    """The real account behind `usr` while a session impersonates it (`secevents.impersonating`)."""
+
+    usr: _RealUsr
+
+
 class _Client(_Closed):
     ip: str
 
@@ -127,6 +140,7 @@ class SecurityRecord(_Closed):
     evt: _Evt
     usr: _Usr | None = None
     target: _Target | None = None
+    impersonator: _Impersonator | None = None
     network: _Network | None = None
     http: _Http | None = None
     dd: _Dd | None = None

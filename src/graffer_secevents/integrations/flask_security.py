@@ -41,7 +41,9 @@ What is recorded, each exactly once per request, with `usr.id` the account's `id
 * `/refresh-token` (`SECURITY_REFRESH_TOKEN`): a refresh token of a generation already rotated away, or
   of a revoked family → `authn_token_reuse` (`evt.token_id` the hashed family); an invalid, unknown or
   expired one → `authn_login_fail` (`invalid_token` / `expired_token`);
-* logout: Flask-Login's `user_logged_out` → `session_logout` (the Flask integration).
+* logout: Flask-Login's `user_logged_out` → `session_logout` (the Flask integration);
+* roles given or taken, accounts (de)activated or deleted through the datastore, second factors added or
+  removed: `_flask_security_accounts.py`.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ from ._auth import (
     stable_id,
 )
 from ._common import never_raise
+from ._flask_security_accounts import connect_account_changes
 
 __all__ = ["connect"]
 
@@ -105,6 +108,7 @@ def connect(app: flask.Flask) -> None:
         signal.connect(receiver, sender=app)
     for name, inspect in _FORM_CHECKS.items():
         _observe_form(security, name, inspect)
+    connect_account_changes(app, security)  # roles, (de)activation, deletion, second factors
 
 
 # --- signals ------------------------------------------------------------------------------------------------

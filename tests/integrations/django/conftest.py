@@ -31,6 +31,7 @@ HAS_DRF = all(importlib.util.find_spec(m) for m in ("rest_framework", "rest_fram
 HAS_ALLAUTH = importlib.util.find_spec("allauth") is not None
 # The seams' stacks (tests/integrations/django/test_seams_*.py); axes is off unless a test turns it on.
 HAS_SEAM_STACKS = all(importlib.util.find_spec(m) for m in ("axes", "django_otp", "oauth2_provider"))
+HAS_HIJACK = importlib.util.find_spec("hijack") is not None
 
 STACK_APPS = [
     *(
@@ -50,6 +51,7 @@ STACK_APPS = [
         if HAS_SEAM_STACKS
         else []
     ),
+    *(["hijack"] if HAS_HIJACK else []),
 ]
 STACK_SETTINGS: dict[str, Any] = {
     "AUTHENTICATION_BACKENDS": [
@@ -93,6 +95,8 @@ if not settings.configured:
             "django.contrib.auth",
             "django.contrib.contenttypes",
             "django.contrib.sessions",
+            "django.contrib.messages",  # the admin's (tests/integrations/django/test_account_changes.py)
+            "django.contrib.admin",
             "graffer_secevents.integrations.django",
             *STACK_APPS,
         ],
@@ -101,6 +105,7 @@ if not settings.configured:
             "django.contrib.sessions.middleware.SessionMiddleware",
             "django.middleware.csrf.CsrfViewMiddleware",
             "django.contrib.auth.middleware.AuthenticationMiddleware",
+            "django.contrib.messages.middleware.MessageMiddleware",
             *(["allauth.account.middleware.AccountMiddleware"] if HAS_ALLAUTH else []),
             *(["axes.middleware.AxesMiddleware"] if HAS_SEAM_STACKS else []),
         ],
@@ -123,7 +128,11 @@ if not settings.configured:
                         ),
                         "django.template.loaders.app_directories.Loader",  # allauth's and DRF's templates
                     ],
-                    "context_processors": ["django.template.context_processors.request"],
+                    "context_processors": [
+                        "django.template.context_processors.request",
+                        "django.contrib.auth.context_processors.auth",
+                        "django.contrib.messages.context_processors.messages",
+                    ],
                 },
             }
         ],
@@ -239,13 +248,17 @@ def _stack_urls() -> list[Any]:
         import seams_views  # this directory's apps for the seams' tests
 
         urls += seams_views.urlpatterns
+    from django.contrib import admin
+    from django.urls import include
+
+    urls.append(path("admin/", admin.site.urls))
+    if HAS_HIJACK:
+        urls.append(path("hijack/", include("hijack.urls")))
     if HAS_DRF:
         import drf_views  # this directory's DRF + simplejwt API
 
         urls += drf_views.urlpatterns
     if HAS_ALLAUTH:
-        from django.urls import include
-
         urls.append(path("accounts/", include("allauth.urls")))
         urls.append(path("_allauth/", include("allauth.headless.urls")))
     return urls

@@ -21,7 +21,7 @@ from graffer_secevents._errors import ConfigurationError, SecEventsWarning, warn
 
 __all__ = ["DJANGO_KEYS", "DeprecatedSettingWarning", "apply_settings", "status_events_setting"]
 
-DJANGO_KEYS: Final = ("status_events",)
+DJANGO_KEYS: Final = ("status_events", "sensitive_models")
 """The keys of `SECEVENTS` that are Django's own, not `configure()` options."""
 
 

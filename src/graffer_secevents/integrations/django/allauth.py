@@ -17,7 +17,10 @@ allauth sends (`login()`, `logout()`, `authenticate(email=..., password=...)`: t
   `ACCOUNT_RATE_LIMITS["login_failed"]`: a window, not a lock): `authn_login_fail_max` with
   `usr.login` and, for a known account, its pk;
 * `allauth.mfa`'s `authenticator_used` / `authentication_failed`: `authn_mfa_challenge` with the
-  outcome and `evt.method` (`totp`, `recovery_codes`, ...).
+  outcome and `evt.method` (`totp`, `recovery_codes`, ...);
+* `allauth.mfa`'s `authenticator_added` / `authenticator_removed`: `authn_mfa_enabled` /
+  `authn_mfa_disabled` with `evt.method`; `authenticator_reset` (recovery codes regenerated):
+  `authn_mfa_enabled` with `evt.reason: reset`. The authenticator's secret or codes are never read.
 """
 
 from __future__ import annotations
@@ -56,6 +59,14 @@ def install() -> None:
         failed = getattr(mfa_signals, "authentication_failed", None)
         if failed is not None:
             failed.connect(_on_mfa_failed, dispatch_uid=uid + "mfa_failed")
+        for name, receiver in (
+            ("authenticator_added", _on_mfa_added),
+            ("authenticator_removed", _on_mfa_removed),
+            ("authenticator_reset", _on_mfa_reset),
+        ):
+            signal = getattr(mfa_signals, name, None)
+            if signal is not None:
+                signal.connect(receiver, dispatch_uid=uid + name)
 
 
 def _current_request() -> Any:
@@ -96,6 +107,26 @@ def _mfa(request: Any, user: Any, authenticator: Any, outcome: str) -> None:
     params = {"method": str(method) if method else None, "reason": reason}
     with request_bound(request):
         record_auth("authn_mfa_challenge", where="allauth.mfa", user=user, outcome=outcome, params=params)
+
+
+def _on_mfa_added(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    _mfa_change("authn_mfa_enabled", request, user, kwargs.get("authenticator"), None)
+
+
+def _on_mfa_removed(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    _mfa_change("authn_mfa_disabled", request, user, kwargs.get("authenticator"), None)
+
+
+def _on_mfa_reset(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    _mfa_change("authn_mfa_enabled", request, user, kwargs.get("authenticator"), "reset")
+
+
+def _mfa_change(evt_type: str, request: Any, user: Any, authenticator: Any, reason: str | None) -> None:
+    method = getattr(authenticator, "type", None)
+    params = {"method": str(method) if method else None, "reason": reason}
+    with request_bound(request):
+        # Not once per request: removing TOTP also removes the recovery codes left dangling (two events).
+        record_auth(evt_type, where="allauth.mfa", user=user, params=params, once=False)
 
 
 # --- refusals allauth reports only to the user ------------------------------------------------------------

@@ -15,8 +15,12 @@ signal                    event
 `user_logged_out`       `session_logout` with the user and the (hashed) session key
 ========================  =========================================================================
 
-When Django REST framework (`rest_framework`) or django-allauth (`allauth.account`) is in
-`INSTALLED_APPS` too, its adapter (`drf.py`, `allauth.py`) is installed here as well.
+When Django REST framework (`rest_framework`), django-allauth (`allauth.account`) or django-hijack
+(`hijack`) is in `INSTALLED_APPS` too, its adapter (`drf.py`, `allauth.py`, `hijack.py`) is installed here
+as well.
+
+Privilege and account changes of `AUTH_USER_MODEL` (`_privileges.py`) and the admin's log entries
+(`_admin.py`, when `django.contrib.admin` is installed) are connected here too; see docs/actors.md.
 
 The `SECEVENTS` setting (a dict of `graffer_secevents.configure` options, plus the middleware's
 `status_events`) is applied here too; see docs/integrations/django.md.
@@ -59,6 +63,10 @@ class SecEventsConfig(AppConfig):  # type: ignore[misc]  # Django ships no type 
         from . import _seams
 
         _seams.install()  # lock-out backends, account rows, password forms, axes/otp/oauth-toolkit
+        from . import _admin, _privileges
+
+        _privileges.install()  # privilege and account changes of AUTH_USER_MODEL, by any path
+        _admin.install()  # the admin's LogEntry, when django.contrib.admin is installed
 
 
 def _install_auth_stacks() -> None:
@@ -73,6 +81,10 @@ def _install_auth_stacks() -> None:
         from . import allauth
 
         allauth.install()
+    if apps.is_installed("hijack"):
+        from . import hijack
+
+        hijack.install()
 
 
 def _on_logged_in(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:
