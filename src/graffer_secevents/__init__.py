@@ -32,6 +32,7 @@ from ._api import (
     log_user_created,
     log_user_deleted,
 )
+from ._attempts import record_bad_credential, record_login, suppress_request_events
 from ._catalog import CATALOG, EventType, OutcomeRule, Param
 from ._config import Config, configure, get_config
 from ._context import RequestContext, current_request, current_user, set_user
@@ -92,7 +93,10 @@ __all__ = [
     "log_token_revoked",
     "log_user_created",
     "log_user_deleted",
+    "record_bad_credential",
+    "record_login",
     "set_user",
+    "suppress_request_events",
 ]
 
 

@@ -483,6 +483,10 @@ def _note(note: str) -> str:
 # --- the whole pipeline ------------------------------------------------------------------------------------
 
 _NO_USER: Final = (None, None, None, None)
+_EXISTING_WITHOUT_ID: Final = (
+    "usr: a failed login for an existing account (exists=True) names no account; pass it as user= (the "
+    "account object or its id), or brute_force_success cannot join its failures to its success"
+)
 _ROWS: Final = dict(CATALOG)  # the catalog as a plain dict: a mappingproxy's get() costs a call more
 _SCHEMA_ONLY: Final = {"schema": SCHEMA_VERSION}  # never mutated: delivery edits a parsed copy of the line
 
@@ -566,6 +570,8 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
     if "id" not in usr and spec.login_attempt and "login" in usr and resolved == "failure":
         # Unknown accounts have no id; the processed login keeps distinct-@usr.id rules counting targets.
         usr = {"id": usr["login"], **usr}
+    if exists is True and resolved == "failure" and spec.login_attempt and parts[0] is None:
+        errors.append(_EXISTING_WITHOUT_ID)
     if exists is not None:
         if type(exists) is bool:
             usr["exists"] = exists

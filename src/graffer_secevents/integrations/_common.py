@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
 
+from graffer_secevents._attempts import is_suppressed
 from graffer_secevents._catalog import CATALOG, OutcomeRule
 from graffer_secevents._client_ip import resolve_client_ip
 from graffer_secevents._config import get_config
@@ -243,7 +244,7 @@ def status_rules(overrides: Mapping[int, str | None] | None) -> dict[int, Status
 def emit_for_status(ctx: LazyRequestContext, rules: Mapping[int, StatusRule]) -> None:
     """Emit the event `ctx.status_code` calls for, if any, with `ctx` bound. Never raises (but strict)."""
     rule = rules.get(ctx.status_code)  # type: ignore[arg-type]
-    if rule is None or ctx.denial_recorded or ctx.suppressed:
+    if rule is None or ctx.denial_recorded:
         return
     with never_raise("the response-status event"):
         evt_type, outcome, login = rule.evt_type, rule.outcome, None
@@ -260,6 +261,8 @@ def emit_for_status(ctx: LazyRequestContext, rules: Mapping[int, StatusRule]) ->
                 evt_type, outcome = "authn_login_fail", "failure"
                 login = _basic_login(credential)
                 params = {"reason": "invalid_token" if login is None else "invalid_credentials"}
+        if is_suppressed(ctx, evt_type):  # the application writes this request's event itself
+            return
         if current_request() is ctx:
             emit_event(evt_type, outcome=outcome, params=params, login=login)
         else:  # e.g. a WSGI app that starts its response lazily, after the middleware returned
@@ -356,9 +359,6 @@ class LazyRequestContext(RequestContext):
     _user: Any = None
     denial_recorded: bool = False
     """Set once this request's denial was recorded (a status rule or an auth signal): no second event."""
-    suppressed: bool = False
-    """Set by `graffer_secevents.suppress_request_events()`: the integrations write nothing more for this
-    request (the application records the request's attempt itself)."""
 
     # Hooks for subclasses, which also define __init__ (RequestContext.__init__ would assign through the
     # lazy properties). -------------------------------------------------------------------------------------

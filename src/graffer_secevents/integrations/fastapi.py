@@ -246,8 +246,6 @@ class _LoginRoutes:
         if not isinstance(status, int) or not (200 <= status < 300 or status in (400, 401, 403)):
             return  # a 422 (a missing field) is no attempt; a 429 or 5xx is left to the status rules
         ctx = current_request()
-        if isinstance(ctx, LazyRequestContext) and ctx.suppressed:
-            return
         with never_raise("a FastAPI login route"):
             account: Any = None
             if login is not None and self.find_account is not None:

@@ -47,8 +47,8 @@ except ImportError:
     raise MissingDependencyError("flask", "flask") from None
 
 from graffer_secevents._context import add_request_provider, current_request
-from graffer_secevents._pipeline import emit_event
 
+from ._auth import record_auth
 from ._common import (
     DEFAULT_STATUS_EVENTS,
     OPTIONAL_STATUS_EVENTS,
@@ -186,21 +186,23 @@ def _connect_flask_login(app: flask.Flask) -> None:
 def _on_logged_in(_sender: Any, user: Any = None, **_extra: Any) -> None:
     if _FLASK_SECURITY_KEY in flask.current_app.extensions:
         return  # Flask-Security's user_authenticated says how the user logged in (a password change is not)
-    with never_raise("Flask-Login's login event"):
-        emit_event("authn_login_success", user=user, outcome="success")
+    record_auth("authn_login_success", where="Flask-Login's login event", user=user, outcome="success")
 
 
 def _on_logged_out(_sender: Any, user: Any = None, **_extra: Any) -> None:
     if user is None or getattr(user, "is_authenticated", False) is not True:
         return  # logging out an anonymous session is not an event
-    with never_raise("Flask-Login's logout event"):
-        emit_event("session_logout", user=user)
+    record_auth("session_logout", where="Flask-Login's logout event", user=user, once=False)
 
 
 def _on_unauthorized(_sender: Any, **_extra: Any) -> None:
     with never_raise("Flask-Login's unauthorized event"):
         ctx = current_request()
         path = ctx.path if ctx is not None else flask.request.path
-        emit_event("authz_fail", params={"resource": path})
+        record_auth(
+            "authz_fail",
+            where="Flask-Login's unauthorized event",
+            params={"resource": path, "reason": "unauthenticated"},
+        )
         if isinstance(ctx, LazyRequestContext):
             ctx.denial_recorded = True
