@@ -69,9 +69,10 @@ def is_suppressed(ctx: object, evt_type: str) -> bool:
 def suppress_request_events(*evt_types: str) -> bool:
     """Stop the integrations from writing `evt_types` (no type given: any type) for the current request.
 
-    What the application itself writes (any `log_*` or `record_*` call) is still written; what the
-    middleware's status rules, Django's or Flask-Login's signals and the auth-stack adapters would write is
-    not. Return whether there is a request to suppress for.
+    What the application itself writes (any `log_*` or `record_*` call) is still written; what Django's or
+    Flask-Login's signals and the auth-stack adapters would write of those types is not, and the
+    middleware's 401/403 status rule writes nothing for this request (its refusal is the application's to
+    record). Return whether there is a request to suppress for.
 
     Example:
         ```python
@@ -91,6 +92,8 @@ def suppress_request_events(*evt_types: str) -> bool:
         setattr(ctx, _SUPPRESSED, wanted)
     except (AttributeError, TypeError):
         return False
+    if hasattr(ctx, "denial_recorded"):  # the application records this request's refusal: no 401/403 event
+        setattr(ctx, "denial_recorded", True)  # noqa: B010 - RequestContext itself has no such field
     return True
 
 
