@@ -81,6 +81,9 @@ def record_auth(
         emit_event(evt_type, user=user, outcome=outcome, login=login, exists=exists, params=params or None)
         if ctx is not None:
             mark_recorded(ctx, (evt_type,))
+            if user is not None and outcome == "success" and isinstance(ctx, LazyRequestContext):
+                if ctx._user is None:  # who just logged in is the request's user (a 403 after it names them)
+                    ctx.user = user
             if isinstance(ctx, LazyRequestContext) and _is_failure(evt_type, outcome):
                 ctx.denial_recorded = True  # the 401/403 status rule writes no second event
         return True

@@ -23,7 +23,9 @@ ASGI/FastAPI/Starlette), each part a middleware option:
   `evt.reason: invalid_credentials` with the Basic user name as `usr.login` for a Basic credential,
   `evt.reason: invalid_token` for any other (`record_invalid_credentials=False` turns it off);
 * a **401** to a request that presented none → one `authz_fail` with `evt.reason: unauthenticated`
-  (`record_unauthenticated=False` turns it off);
+  (`record_unauthenticated=False` turns it off), unless it posted a login form (a `password` field the
+  framework already parsed: Flask): then one `authn_login_fail` (`invalid_credentials`) with the typed
+  login;
 * `credential_statuses` says which statuses get that split (`(401,)`; add `422` for a JWT library that
   answers a bad token with 422, such as Flask-JWT-Extended);
 * a **403** → `authz_fail` with the user the stack authenticated (the context's `user`);
@@ -72,6 +74,7 @@ __all__ = [
     "emit_for_status",
     "header_value",
     "http_rules",
+    "login_from_fields",
     "never_raise",
     "note_failure",
     "status_rules",
@@ -248,10 +251,24 @@ def emit_for_status(ctx: LazyRequestContext, rules: Mapping[int, StatusRule]) ->
         return
     with never_raise("the response-status event"):
         evt_type, outcome, login = rule.evt_type, rule.outcome, None
+        user: Any = None
+        exists: bool | None = None
         params: dict[str, Any] | None = {"resource": ctx.path} if rule.takes_resource else None
         if rule.credential_headers is not None:
             credential = _presented_credential(ctx, rule.credential_headers)
-            if credential is None:
+            posted = _posted_login(ctx) if credential is None else None
+            if posted is not None:  # a refused login form: a failed login, whoever handled the password
+                if not rule.invalid_credentials:
+                    return
+                evt_type, outcome, login = "authn_login_fail", "failure", posted or None
+                params = {"reason": "invalid_credentials"}
+                find = ctx._account_finder() if login else None
+                if find is not None:
+                    user = find(login)
+                    exists = user is not None
+                    if not exists:
+                        params = {"reason": "unknown_user"}
+            elif credential is None:
                 if not rule.unauthenticated:
                     return
                 params = {**(params or {}), "reason": "unauthenticated"}
@@ -264,10 +281,10 @@ def emit_for_status(ctx: LazyRequestContext, rules: Mapping[int, StatusRule]) ->
         if is_suppressed(ctx, evt_type):  # the application writes this request's event itself
             return
         if current_request() is ctx:
-            emit_event(evt_type, outcome=outcome, params=params, login=login)
+            emit_event(evt_type, user=user, outcome=outcome, params=params, login=login, exists=exists)
         else:  # e.g. a WSGI app that starts its response lazily, after the middleware returned
             with request_context(ctx):
-                emit_event(evt_type, outcome=outcome, params=params, login=login)
+                emit_event(evt_type, user=user, outcome=outcome, params=params, login=login, exists=exists)
         ctx.denial_recorded = True
 
 
@@ -281,6 +298,15 @@ def _presented_credential(ctx: LazyRequestContext, names: tuple[str, ...]) -> st
         if isinstance(value, str) and value.strip():
             return value
     return None
+
+
+def _posted_login(ctx: LazyRequestContext) -> str | None:
+    """`""` or the typed login when the request posted a password the framework already parsed, else `None`."""
+    try:
+        found = ctx._posted_login()
+    except Exception:  # noqa: BLE001 - an unreadable body is no login form
+        return None
+    return found if isinstance(found, str) else None
 
 
 def _basic_login(credential: str) -> str | None:
@@ -381,6 +407,16 @@ class LazyRequestContext(RequestContext):
 
     def _raw_header(self, name: str) -> str | None:
         """The request header `name` (lowercase), or `None`; only asked when a status rule needs it."""
+        return None
+
+    def _posted_login(self) -> str | None:
+        """For a refused request that posted a login form (a password field) the framework already parsed:
+        the typed login (`username`, `email` or `login`), or `""` without one; else `None`. Never parses
+        a body itself."""
+        return None
+
+    def _account_finder(self) -> Callable[[str], Any] | None:
+        """The application's `find_account` (login → account or `None`), where its integration has one."""
         return None
 
     def _find_route(self) -> str | None:
@@ -537,3 +573,20 @@ def user_from_scope(user: Any) -> Any:
         return None
     text = str(identity)
     return User(id=EmailIdentity(text) if "@" in text else text)
+
+
+LOGIN_FIELDS: Final = ("username", "email", "login")
+"""The body fields read as the typed login of a refused login form, in this order."""
+
+
+def login_from_fields(fields: Any) -> str | None:
+    """`_posted_login` over a parsed body (a form or a JSON object): `None` unless it has a password field."""
+    if fields is None or not hasattr(fields, "get") or not hasattr(fields, "keys"):
+        return None
+    if not any(isinstance(key, str) and "password" in key.lower() for key in fields.keys()):
+        return None
+    for name in LOGIN_FIELDS:
+        value = fields.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""

@@ -8,7 +8,8 @@ Neither stack sends a signal, so each is hooked where its decision is made:
   refused, one `authn_login_fail` (`invalid_credentials`, the typed user name as `usr.login`). A token
   refused is one `authn_login_fail` (`invalid_token`); a token accepted writes nothing. No credential at
   all writes nothing here: the 401 that follows is the middleware's `authz_fail` (`unauthenticated`).
-* **Flask-JWT-Extended**: every token error its error handlers answer (garbage, forged, wrong type,
+* **Flask-JWT-Extended**: a token issued to a request that presented none (the login route of its docs,
+  `create_access_token`) is `authn_login_success` with the token's identity as the account; every token error its error handlers answer (garbage, forged, wrong type,
   expired, revoked, a user the `user_lookup_loader` no longer finds), seen in `app.handle_user_exception`
   before the handler runs: one `authn_login_fail` (`invalid_token`), with the token's identity as the
   account when the token's signature was verified (expired, revoked, unknown user), never when it was
@@ -22,6 +23,7 @@ identity, in that order.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import sys
 from collections.abc import Callable
 from typing import Any, Final
@@ -160,7 +162,12 @@ _NOT_BAD: Final = frozenset({"NoAuthorizationError", "CSRFError", "FreshTokenReq
 
 
 def connect_jwt_extended(app: flask.Flask) -> None:
-    """See Flask-JWT-Extended's (and any PyJWT) token errors before the app's error handlers answer them."""
+    """See Flask-JWT-Extended's (and any PyJWT) token errors before the app's error handlers answer them,
+    and its tokens issued to a request that presented none (a login)."""
+    if importlib.util.find_spec("flask_jwt_extended") is not None:
+        from flask_jwt_extended import JWTManager
+
+        _wrap(JWTManager, "_encode_jwt_from_config", _issued)
     original = app.handle_user_exception
 
     @functools.wraps(original)
@@ -169,6 +176,35 @@ def connect_jwt_extended(app: flask.Flask) -> None:
         return original(e)
 
     app.handle_user_exception = handle_user_exception  # type: ignore[method-assign]
+
+
+def _issued(original: Callable[..., Any]) -> Callable[..., Any]:
+    def encode(self: Any, identity: Any, token_type: str, *args: Any, **kwargs: Any) -> Any:
+        token = original(self, identity, token_type, *args, **kwargs)
+        if _ours() and not flask.g.get("_jwt_extended_jwt"):  # not a refresh: the request had no token
+            with never_raise("Flask-JWT-Extended's token issue"):
+                claim = self._user_identity_callback(identity)
+                login = _posted_fields_login()
+                record_auth(
+                    "authn_login_success",
+                    where="Flask-JWT-Extended's token issue",
+                    user=identity_user(claim),
+                    outcome="success",
+                    login=login,
+                )
+        return token
+
+    return encode
+
+
+def _posted_fields_login() -> str | None:
+    from ._common import login_from_fields
+
+    request = flask.request
+    found = login_from_fields(request.__dict__.get("form"))
+    if found is None:
+        found = login_from_fields(next((v for v in request._cached_json if v is not Ellipsis), None))
+    return found or None
 
 
 def _token_error(exc: BaseException) -> None:

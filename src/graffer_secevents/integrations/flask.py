@@ -36,10 +36,10 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from graffer_secevents._errors import MissingDependencyError
+from graffer_secevents._errors import ConfigurationError, MissingDependencyError
 
 try:
     import flask
@@ -54,6 +54,7 @@ from ._common import (
     OPTIONAL_STATUS_EVENTS,
     LazyRequestContext,
     http_rules,
+    login_from_fields,
     never_raise,
 )
 from ._flask_auth import connect_httpauth, connect_jwt_extended, flask_user
@@ -76,6 +77,24 @@ class FlaskRequestContext(WsgiRequestContext):
 
     def _find_user(self) -> Any:
         return flask_user()
+
+    def _account_finder(self) -> Any:
+        if not flask.has_request_context():
+            return None
+        extension = flask.current_app.extensions.get(EXTENSION_KEY)
+        return getattr(extension, "find_account", None)
+
+    def _posted_login(self) -> str | None:
+        if not flask.has_request_context():
+            return None
+        request = flask.request
+        if request.method != "POST":
+            return None
+        found = login_from_fields(request.__dict__.get("form"))  # only what the view already parsed
+        if found is None:
+            cached = request._cached_json
+            found = login_from_fields(next((v for v in cached if v is not Ellipsis), None))
+        return found
 
 
 class _FlaskMiddleware(SecurityEventsMiddleware):
@@ -115,6 +134,8 @@ class SecurityEvents:
         record_invalid_credentials: a 401 with a credential is `authn_login_fail`.
         credential_headers: the headers that carry a credential (default `("Authorization",)`).
         credential_statuses: the statuses split by credential (default `(401,)`).
+        find_account: `login -> account` (or `None` for no such account): a login form refused with a 401
+            (a POST with a `password` field) is then a failure for that account, `usr.exists` set.
 
     Raises:
         ConfigurationError: `status_events` names a status or an event type that does not exist, or
@@ -138,7 +159,11 @@ class SecurityEvents:
         record_invalid_credentials: bool = True,
         credential_headers: Iterable[str] | None = None,
         credential_statuses: Iterable[int] | None = None,
+        find_account: Callable[[str], Any] | None = None,
     ) -> None:
+        if find_account is not None and not callable(find_account):
+            raise ConfigurationError("find_account: expected a function login -> account (or None)")
+        self.find_account = find_account
         self.http_options: dict[str, Any] = {
             "status_events": status_events,
             "record_unauthenticated": record_unauthenticated,
