@@ -12,8 +12,8 @@ Rules every adapter gets from here, not from its own code:
   reports the same failure twice (a signal and a view, a serializer calling `authenticate()`) writes one
   record; an attempt the application recorded with `secevents.record_login` / `record_bad_credential`
   is not written again, and a type the application suppressed (`secevents.suppress_request_events`) is not
-  written at all. A recorded authentication or authorization failure also marks the request, so the 401/403 status
-  rule of the middleware writes no second event for it (`LazyRequestContext.denial_recorded`).
+  written at all. A recorded authentication or authorization failure also marks the request, so the
+  401/403 status rule of the middleware writes no second event for it (`LazyRequestContext.denial_recorded`).
 * **Stable ids.** `usr.id` is the account's immutable id (`pk` / `id` / UUID); adapters pass the
   account object or `account` of it, never an e-mail or a uniquifier token as the id.
 * **Never raises** (but strict mode, as for a direct call): every call runs inside `never_raise`.
@@ -43,6 +43,7 @@ __all__ = [
     "record_reset_refused",
     "stable_id",
 ]
+
 
 def already_recorded(evt_type: str) -> bool:
     """Whether an event of `evt_type` was already recorded by `record_auth` (or the public `record_*`
@@ -81,9 +82,14 @@ def record_auth(
         emit_event(evt_type, user=user, outcome=outcome, login=login, exists=exists, params=params or None)
         if ctx is not None:
             mark_recorded(ctx, (evt_type,))
-            if user is not None and outcome == "success" and isinstance(ctx, LazyRequestContext):
-                if ctx._user is None:  # who just logged in is the request's user (a 403 after it names them)
-                    ctx.user = user
+            # Who just logged in is the request's user: a 403 after it names them.
+            if (
+                user is not None
+                and outcome == "success"
+                and isinstance(ctx, LazyRequestContext)
+                and ctx._user is None
+            ):
+                ctx.user = user
             if isinstance(ctx, LazyRequestContext) and _is_failure(evt_type, outcome):
                 ctx.denial_recorded = True  # the 401/403 status rule writes no second event
         return True

@@ -49,7 +49,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from graffer_secevents._attempts import is_suppressed
 from graffer_secevents._catalog import CATALOG, OutcomeRule
@@ -157,12 +157,10 @@ def http_rules(
     headers = _names(
         "credential_headers", DEFAULT_CREDENTIAL_HEADERS if credential_headers is None else credential_headers
     )
-    statuses = _statuses(
-        DEFAULT_CREDENTIAL_STATUSES if credential_statuses is None else credential_statuses
-    )
+    statuses = _statuses(DEFAULT_CREDENTIAL_STATUSES if credential_statuses is None else credential_statuses)
     overrides: Any = {} if status_events is None else status_events
     if isinstance(overrides, Mapping):
-        overrides = dict(overrides)
+        overrides = {**cast("Mapping[int, str | None]", overrides)}
         for status in statuses:  # a credential status not named is on, as 401 is by default
             overrides.setdefault(status, "authz_fail")
     rules = status_rules(overrides)
@@ -182,7 +180,9 @@ def http_rules(
 
 def _names(option: str, value: Iterable[str]) -> tuple[str, ...]:
     if isinstance(value, str) or not isinstance(value, Iterable):
-        raise ConfigurationError(f"{option}: expected a list of header names, e.g. ('Authorization', 'X-API-Key')")
+        raise ConfigurationError(
+            f"{option}: expected a list of header names, e.g. ('Authorization', 'X-API-Key')"
+        )
     names: list[str] = []
     for name in value:
         if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
@@ -263,7 +263,7 @@ def emit_for_status(ctx: LazyRequestContext, rules: Mapping[int, StatusRule]) ->
                 evt_type, outcome, login = "authn_login_fail", "failure", posted or None
                 params = {"reason": "invalid_credentials"}
                 find = ctx._account_finder() if login else None
-                if find is not None:
+                if find is not None and login:
                     user = find(login)
                     exists = user is not None
                     if not exists:
@@ -301,7 +301,7 @@ def _presented_credential(ctx: LazyRequestContext, names: tuple[str, ...]) -> st
 
 
 def _posted_login(ctx: LazyRequestContext) -> str | None:
-    """`""` or the typed login when the request posted a password the framework already parsed, else `None`."""
+    """The typed login (or `""`) when the request posted a password the framework parsed, else `None`."""
     try:
         found = ctx._posted_login()
     except Exception:  # noqa: BLE001 - an unreadable body is no login form
@@ -583,7 +583,7 @@ def login_from_fields(fields: Any) -> str | None:
     """`_posted_login` over a parsed body (a form or a JSON object): `None` unless it has a password field."""
     if fields is None or not hasattr(fields, "get") or not hasattr(fields, "keys"):
         return None
-    if not any(isinstance(key, str) and "password" in key.lower() for key in fields.keys()):
+    if not any(isinstance(key, str) and "password" in key.lower() for key in fields.keys()):  # noqa: SIM118 - a MultiDict's iteration differs
         return None
     for name in LOGIN_FIELDS:
         value = fields.get(name)

@@ -9,9 +9,10 @@ Neither stack sends a signal, so each is hooked where its decision is made:
   refused is one `authn_login_fail` (`invalid_token`); a token accepted writes nothing. No credential at
   all writes nothing here: the 401 that follows is the middleware's `authz_fail` (`unauthenticated`).
 * **Flask-JWT-Extended**: a token issued to a request that presented none (the login route of its docs,
-  `create_access_token`) is `authn_login_success` with the token's identity as the account; every token error its error handlers answer (garbage, forged, wrong type,
-  expired, revoked, a user the `user_lookup_loader` no longer finds), seen in `app.handle_user_exception`
-  before the handler runs: one `authn_login_fail` (`invalid_token`), with the token's identity as the
+  `create_access_token`) is `authn_login_success` with the token's identity as the account; every token
+  error its error handlers answer (garbage, forged, wrong type, expired, revoked, a user the
+  `user_lookup_loader` no longer finds), seen in `app.handle_user_exception` before the handler runs:
+  one `authn_login_fail` (`invalid_token`), with the token's identity as the
   account when the token's signature was verified (expired, revoked, unknown user), never when it was
   not. Any PyJWT error a view lets out is recorded the same way. A missing token is left to the 401 rule.
 
@@ -26,7 +27,7 @@ import functools
 import importlib.util
 import sys
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import flask
 
@@ -70,12 +71,12 @@ def flask_user() -> Any:
         if found is not None and found is not True and found is not False:
             return identity_user(found) if isinstance(found, str) else found
     if "flask_jwt_extended" in sys.modules:
-        loaded = g.get("_jwt_extended_jwt_user")
-        if isinstance(loaded, dict) and loaded.get("loaded_user") is not None:
-            return loaded["loaded_user"]
-        data = g.get("_jwt_extended_jwt")
+        loaded: Any = getattr(g, "_jwt_extended_jwt_user", None)
+        if isinstance(loaded, dict) and cast("dict[str, Any]", loaded).get("loaded_user") is not None:
+            return cast("dict[str, Any]", loaded)["loaded_user"]
+        data: Any = getattr(g, "_jwt_extended_jwt", None)
         if isinstance(data, dict) and data:
-            return identity_user(data.get(_identity_claim()))
+            return identity_user(cast("dict[str, Any]", data).get(_identity_claim()))
     return None
 
 
@@ -101,7 +102,7 @@ def _wrap(owner: type, name: str, make: Callable[[Any], Callable[..., Any]]) -> 
     setattr(owner, name, wrapper)
 
 
-# --- Flask-HTTPAuth ------------------------------------------------------------------------------------------
+# --- Flask-HTTPAuth -----------------------------------------------------------------------------------------
 
 
 def connect_httpauth() -> None:
@@ -151,7 +152,7 @@ def _token(original: Callable[..., Any]) -> Callable[..., Any]:
     return authenticate
 
 
-# --- Flask-JWT-Extended ----------------------------------------------------------------------------------------
+# --- Flask-JWT-Extended -------------------------------------------------------------------------------------
 
 # Errors raised after the token's signature was checked: the identity they carry is the account's.
 _VERIFIED: Final = frozenset(
@@ -216,9 +217,9 @@ def _token_error(exc: BaseException) -> None:
             return
         user = None
         if name in _VERIFIED:
-            data = getattr(exc, "jwt_data", None)
+            data: Any = getattr(exc, "jwt_data", None)
             if isinstance(data, dict):
-                user = identity_user(data.get(_identity_claim()))
+                user = identity_user(cast("dict[str, Any]", data).get(_identity_claim()))
         record_bad_credential(f"Flask-JWT-Extended's {name}", user=user)
 
 

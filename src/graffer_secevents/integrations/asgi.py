@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
-from typing import Any
+from typing import Any, cast
 
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
 from graffer_secevents._request_id import accept_request_id
@@ -95,7 +95,7 @@ class AsgiRequestContext(LazyRequestContext):
             # `request.state.user`, where hand-written auth dependencies and middlewares keep it (Starlette's
             # `request.state` is the scope's "state" dict)
             state = self.scope.get("state")
-            found = state.get("user") if isinstance(state, dict) else None
+            found: Any = cast("dict[str, Any]", state).get("user") if isinstance(state, dict) else None
             if found is not None and getattr(found, "is_authenticated", True) is not False:
                 user = found
         return user

@@ -40,7 +40,7 @@ import email.policy
 import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import parse_qsl
 
 from graffer_secevents._errors import ConfigurationError, MissingDependencyError
@@ -150,11 +150,14 @@ def _declared_routes(login_routes: Mapping[str, str] | None) -> dict[str, str]:
     if login_routes is None:
         return {}
     if not isinstance(login_routes, Mapping):
-        raise ConfigurationError("login_routes: expected a mapping of path to login field, e.g. {'/login': 'email'}")
+        raise ConfigurationError(
+            "login_routes: expected a mapping of path to login field, e.g. {'/login': 'email'}"
+        )
     for path, field in login_routes.items():
         if not isinstance(path, str) or not path.startswith("/") or not isinstance(field, str) or not field:
             raise ConfigurationError(
-                f"login_routes: {path!r}: {field!r} is not a path and a field name, e.g. {{'/login': 'email'}}"
+                f"login_routes: {path!r}: {field!r} is not a path and a field name, "
+                "e.g. {'/login': 'email'}"
             )
     return dict(login_routes)
 
@@ -217,7 +220,7 @@ class _LoginRoutes:
         for route, field in self.routes:
             try:
                 match, _child = route.matches(scope)
-            except Exception:  # noqa: BLE001 - an odd scope is not a login
+            except Exception:  # noqa: BLE001, S112 - an odd scope is not a login
                 continue
             if match is Match.FULL:
                 return field
@@ -255,7 +258,13 @@ class _LoginRoutes:
             success = 200 <= status < 300
             if success:
                 user = account if account is not None else login
-                record_auth("authn_login_success", where="a FastAPI login route", user=user, outcome="success", login=login)
+                record_auth(
+                    "authn_login_success",
+                    where="a FastAPI login route",
+                    user=user,
+                    outcome="success",
+                    login=login,
+                )
                 if isinstance(ctx, LazyRequestContext) and user is not None:
                     ctx.user = user
                 return
@@ -308,7 +317,7 @@ def _login_from_body(scope: Scope, body: bytearray, field: str) -> str | None:
                     break
         elif kind == "application/json" or kind.endswith("+json"):
             data = json.loads(bytes(body))
-            value = data.get(field) if isinstance(data, dict) else None
+            value = cast("dict[str, Any]", data).get(field) if isinstance(data, dict) else None
     except Exception:  # noqa: BLE001 - a malformed body: the attempt is recorded without its login
         return None
     return value if isinstance(value, str) and value else None

@@ -187,7 +187,9 @@ class SecurityEvents:
         _connect_flask_login(app)
         if importlib.util.find_spec("flask_httpauth") is not None:
             connect_httpauth()
-        connect_jwt_extended(app)  # imports nothing: token errors are recognised by the modules already loaded
+        connect_jwt_extended(
+            app
+        )  # imports nothing: token errors are recognised by the modules already loaded
         wanted = self.flask_security
         if wanted is None:  # auto: only if the app already imported Flask-Security and initialised it
             wanted = "flask_security" in sys.modules and "security" in app.extensions

@@ -39,7 +39,9 @@ def tutorial() -> ModuleType:
 def tutorial_client(tutorial: ModuleType) -> Iterator[TestClient]:
     app = tutorial.app
     # The only line the application adds: the middleware, and how a login names its account.
-    app.add_middleware(SecurityEventsMiddleware, find_account=lambda name: tutorial.get_user(tutorial.fake_users_db, name))
+    app.add_middleware(
+        SecurityEventsMiddleware, find_account=lambda name: tutorial.get_user(tutorial.fake_users_db, name)
+    )
     with TestClient(app, client=(PEER, 1)) as client:
         yield client
 
@@ -82,7 +84,9 @@ def test_tutorial_token_login_is_a_login_success(
     secrets_absent(security_events.records, PASSWORD, token, "johndoe@example.com")
 
 
-def test_tutorial_wrong_password_names_the_account(tutorial_client: TestClient, security_events: Capture) -> None:
+def test_tutorial_wrong_password_names_the_account(
+    tutorial_client: TestClient, security_events: Capture
+) -> None:
     response = tutorial_client.post("/token", data={"username": "johndoe", "password": "guess"})
     assert response.status_code == 401
     only(
@@ -129,7 +133,9 @@ def test_tutorial_bad_jwt_is_an_invalid_token(
     secrets_absent(security_events.records, token)
 
 
-def test_tutorial_missing_token_is_unauthenticated(tutorial_client: TestClient, security_events: Capture) -> None:
+def test_tutorial_missing_token_is_unauthenticated(
+    tutorial_client: TestClient, security_events: Capture
+) -> None:
     assert tutorial_client.get("/users/me/items/").status_code == 401
     only(security_events, "authz_fail", evt__reason="unauthenticated", evt__resource="/users/me/items/")
 
@@ -279,7 +285,13 @@ def test_password_form_route_outcomes(client: TestClient, security_events: Captu
 def test_a_declared_json_login_route(client: TestClient, security_events: Capture) -> None:
     response = client.post("/session", json={"email": "ada@example.com", "password": "nope"})
     assert response.status_code == 401
-    only(security_events, "authn_login_fail", usr__id="1001", usr__exists=True, evt__reason="invalid_credentials")
+    only(
+        security_events,
+        "authn_login_fail",
+        usr__id="1001",
+        usr__exists=True,
+        evt__reason="invalid_credentials",
+    )
     secrets_absent(security_events.records, "ada@example.com", "nope")
     security_events.clear()
     client.post("/session", json={"email": "ada@example.com", "password": "right"})
@@ -300,7 +312,9 @@ def test_the_application_records_the_attempt_once(client: TestClient, security_e
     only(security_events, "authn_login_fail", usr__id="42", evt__reason="locked_out")
 
 
-def test_the_application_replaces_the_integrations_event(client: TestClient, security_events: Capture) -> None:
+def test_the_application_replaces_the_integrations_event(
+    client: TestClient, security_events: Capture
+) -> None:
     client.post("/token-suppressed", data={"username": "ada", "password": "x"})
     only(security_events, "authn_login_lock", usr__id="42", evt__reason="maxretries")
 

@@ -181,7 +181,9 @@ def test_jwt_missing_token_is_unauthenticated(jwt_client: Any, security_events: 
     only(security_events, "authz_fail", evt__reason="unauthenticated", evt__resource="/protected")
 
 
-def test_jwt_403_names_the_token_user_and_refresh_is_no_login(jwt_client: Any, security_events: Capture) -> None:
+def test_jwt_403_names_the_token_user_and_refresh_is_no_login(
+    jwt_client: Any, security_events: Capture
+) -> None:
     access = token(jwt_client)
     with jwt_client.application.app_context():
         refresh = create_refresh_token(identity="test")
