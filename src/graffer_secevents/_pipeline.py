@@ -640,6 +640,8 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
     # 6. the request's denial, the metrics and the trace bridges
     if resolved == "failure" and spec.category in _DENIAL_CATEGORIES and request is not None:
         _note_denial(request)
+    if spec.login_attempt and request is not None:
+        _note_attempt(request, spec.type)
     if cfg.metrics is not None:
         _count(cfg.metrics, spec, record, values)
     if cfg.bridges:
@@ -661,6 +663,19 @@ def _note_denial(request: object) -> None:
     """
     if hasattr(request, "denial_recorded"):
         setattr(request, "denial_recorded", True)  # noqa: B010 - RequestContext itself has no such field
+
+
+def _note_attempt(request: object, evt_type: str) -> None:
+    """Note the request's login attempt: an integration that sees the same attempt later writes no second
+    record of that type (the once-per-request bookkeeping of `_attempts.py`, whoever wrote the first)."""
+    seen: set[str] | None = getattr(request, "_secevents_auth_recorded", None)
+    if seen is None:
+        seen = set()
+        try:
+            setattr(request, "_secevents_auth_recorded", seen)  # noqa: B010 - not a field of RequestContext
+        except (AttributeError, TypeError):
+            return
+    seen.add(evt_type)
 
 
 def _count(

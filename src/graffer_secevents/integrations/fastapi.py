@@ -51,6 +51,7 @@ try:
 except ImportError:
     raise MissingDependencyError("fastapi", "fastapi") from None
 
+from graffer_secevents._attempts import ATTEMPT_TYPES, recorded
 from graffer_secevents._context import current_request, set_user
 
 from ._auth import record_auth
@@ -201,6 +202,8 @@ class _LoginRoutes:
         self.routes: list[tuple[Any, str]] = []
 
     def __getattr__(self, name: str) -> Any:  # the wrapped app's attributes (e.g. `routes`), as middleware do
+        if name == "app":  # not set yet (a copy): no recursion
+            raise AttributeError(name)
         return getattr(self.app, name)
 
     def add(self, route: Any, field: str) -> None:
@@ -249,6 +252,8 @@ class _LoginRoutes:
         if not isinstance(status, int) or not (200 <= status < 300 or status in (400, 401, 403)):
             return  # a 422 (a missing field) is no attempt; a 429 or 5xx is left to the status rules
         ctx = current_request()
+        if ctx is not None and any(recorded(ctx, evt_type) for evt_type in ATTEMPT_TYPES):
+            return  # the application recorded this attempt itself
         with never_raise("a FastAPI login route"):
             account: Any = None
             if login is not None and self.find_account is not None:

@@ -219,6 +219,12 @@ def build_app(**middleware: Any) -> FastAPI:
         api.record_login(api.User(id=42), "failure", login=form.username, exists=True, reason="locked_out")
         raise HTTPException(status_code=401)
 
+    @app.post("/token-logged")
+    def token_logged(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> dict[str, str]:
+        # The old docs' pattern: the route logs its own attempt with the plain helper; still one record.
+        api.log_login(api.User(id=1001), "success", login=form.username)
+        return {"access_token": "t", "token_type": "bearer"}
+
     @app.post("/token-suppressed")
     def token_suppressed(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> dict[str, str]:
         api.suppress_request_events("authn_login_fail")
@@ -310,6 +316,13 @@ def test_a_malformed_login_is_no_attempt(client: TestClient, security_events: Ca
 def test_the_application_records_the_attempt_once(client: TestClient, security_events: Capture) -> None:
     client.post("/token-recorded", data={"username": "ada", "password": "x"})
     only(security_events, "authn_login_fail", usr__id="42", evt__reason="locked_out")
+
+
+def test_a_route_that_logs_its_own_attempt_writes_one_record(
+    client: TestClient, security_events: Capture
+) -> None:
+    client.post("/token-logged", data={"username": "ada", "password": "x"})
+    only(security_events, "authn_login_success", usr__id="1001")
 
 
 def test_the_application_replaces_the_integrations_event(
