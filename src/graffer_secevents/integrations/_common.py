@@ -138,7 +138,8 @@ def http_rules(
             `authn_login_fail`; `False`: nothing.
         credential_headers: the headers that carry a credential (default `("Authorization",)`); add an
             API-key header, e.g. `("Authorization", "X-API-Key")`.
-        credential_statuses: the statuses split by credential (default `(401,)`); e.g. `(401, 422)`.
+        credential_statuses: the statuses split by credential (default `(401,)`); e.g. `(401, 422)`. Only
+            a 401 without a credential is `unauthenticated`; another status without one writes nothing.
 
     Raises:
         ConfigurationError: an invalid status, event type, header name or flag.
@@ -173,7 +174,9 @@ def http_rules(
                 rule.takes_resource,
                 headers,
                 record_invalid_credentials,
-                record_unauthenticated,
+                # Only a 401 says "no credential": another status split by credential (a JWT library's 422)
+                # answered to a request without one is the framework's own (a validation error), not ours.
+                record_unauthenticated and status == 401,
             )
     return rules
 
