@@ -90,8 +90,12 @@ class SecurityEventsMiddleware(_AsgiMiddleware):
             when no account has that login); sync or async. Called once per login attempt.
         login_routes: extra login routes, path (as declared) → the form or JSON field of the login, e.g.
             `{"/api/session": "email"}`; routes built on `OAuth2PasswordRequestForm` need no entry.
-        **options: the ASGI middleware's (`status_events`, `record_unauthenticated`,
-            `record_invalid_credentials`, `credential_headers`, `credential_statuses`).
+        status_events: per-status overrides merged over `DEFAULT_STATUS_EVENTS`.
+        record_unauthenticated: a 401 without a credential is `authz_fail` (`unauthenticated`).
+        record_invalid_credentials: a 401 with a credential is `authn_login_fail`.
+        credential_headers: the headers that carry a credential (default `("Authorization",)`; the
+            app's `APIKeyHeader` headers are added by themselves).
+        credential_statuses: the statuses split by credential (default `(401,)`).
 
     Raises:
         ConfigurationError: an option is invalid.
@@ -105,12 +109,23 @@ class SecurityEventsMiddleware(_AsgiMiddleware):
         *,
         find_account: FindAccount | None = None,
         login_routes: Mapping[str, str] | None = None,
-        **options: Any,
+        status_events: Mapping[int, str | None] | None = None,
+        record_unauthenticated: bool = True,
+        record_invalid_credentials: bool = True,
+        credential_headers: Iterable[str] | None = None,
+        credential_statuses: Iterable[int] | None = None,
     ) -> None:
         if find_account is not None and not callable(find_account):
             raise ConfigurationError("find_account: expected a function login -> account (or None)")
         declared = _declared_routes(login_routes)
         self._layer = _LoginRoutes(app, find_account, declared)
+        options: dict[str, Any] = {
+            "status_events": status_events,
+            "record_unauthenticated": record_unauthenticated,
+            "record_invalid_credentials": record_invalid_credentials,
+            "credential_headers": credential_headers,
+            "credential_statuses": credential_statuses,
+        }
         super().__init__(self._layer, **options)
         self._options = options
         self._scanned = False
