@@ -23,6 +23,10 @@ What it records by itself, on top of the ASGI middleware (`integrations/asgi.py`
   key: a success is written with it as `usr.id`, a failure with the hashed login and no `usr.exists`.
   Only the login field of the body is read, never the password; the body is read as the application
   reads it (no second read), up to 64 KiB.
+* **Password bodies.** A POST route whose body (a pydantic model or form fields) has a `password` and a
+  `username`, `email` or `login` field may be a login or a signup: only its 401 is read, as a failed login
+  for the typed login (account and `usr.exists` from `find_account`); declare it in `login_routes` to
+  record its successes too.
 * **Bad credentials.** A `fastapi.security` dependency, or any dependency, that answers 401 to a request
   carrying a credential (`Authorization`, or the header of an `APIKeyHeader` the app uses) is
   `authn_login_fail` (`invalid_token`); a request without one is `authz_fail` (`unauthenticated`); the
@@ -55,7 +59,7 @@ from graffer_secevents._attempts import ATTEMPT_TYPES, recorded
 from graffer_secevents._context import current_request, set_user
 
 from ._auth import record_auth
-from ._common import LazyRequestContext, header_value, http_rules, never_raise
+from ._common import LOGIN_FIELDS, LazyRequestContext, header_value, http_rules, never_raise
 from .asgi import (
     DEFAULT_STATUS_EVENTS,
     OPTIONAL_STATUS_EVENTS,
@@ -146,14 +150,17 @@ class SecurityEventsMiddleware(_AsgiMiddleware):
                 dependant = getattr(route, "dependant", None)
                 if dependant is None:
                     continue
+                if route.path in self._layer.declared:  # first: what the application says wins
+                    self._layer.add(route, self._layer.declared[route.path])
                 for call in _calls(dependant):
                     if _is_password_form(call):
                         self._layer.add(route, "username")
                     name = _api_key_header(call)
                     if name is not None and name.lower() not in headers:
                         headers.append(name.lower())
-                if route.path in self._layer.declared:
-                    self._layer.add(route, self._layer.declared[route.path])
+                login_field = _password_body(route)
+                if login_field is not None:  # a body with a password and a login: its 401 is a failed login
+                    self._layer.add(route, login_field, failures_only=True)
             if headers:
                 options = dict(self._options)
                 given = options.pop("credential_headers", None)
@@ -195,6 +202,20 @@ def _is_password_form(call: Any) -> bool:
     return isinstance(call, type) and issubclass(call, OAuth2PasswordRequestForm)
 
 
+def _password_body(route: Any) -> str | None:
+    """The login field of a POST route whose body (a model or form fields) has `password` and one of
+    `username`, `email`, `login`; else `None`. Such a route may be a signup, so only its 401 is read."""
+    if "POST" not in (getattr(route, "methods", None) or ()):
+        return None
+    body = getattr(route, "body_field", None)
+    model = getattr(getattr(body, "field_info", None), "annotation", None)
+    fields = getattr(model, "model_fields", None)
+    if not isinstance(fields, dict) or "password" not in fields:
+        return None
+    aliases = {name: (getattr(info, "alias", None) or name) for name, info in fields.items()}
+    return next((aliases[name] for name in LOGIN_FIELDS if name in aliases), None)
+
+
 def _api_key_header(call: Any) -> str | None:
     from fastapi.security import APIKeyHeader
 
@@ -214,37 +235,39 @@ class _LoginRoutes:
         self.app = app
         self.find_account = find_account
         self.declared = declared
-        self.routes: list[tuple[Any, str]] = []
+        self.routes: list[tuple[Any, str, bool]] = []
 
     def __getattr__(self, name: str) -> Any:  # the wrapped app's attributes (e.g. `routes`), as middleware do
         if name == "app":  # not set yet (a copy): no recursion
             raise AttributeError(name)
         return getattr(self.app, name)
 
-    def add(self, route: Any, field: str) -> None:
-        if all(known is not route for known, _ in self.routes):
-            self.routes.append((route, field))
+    def add(self, route: Any, field: str, *, failures_only: bool = False) -> None:
+        if all(known is not route for known, _, _ in self.routes):
+            self.routes.append((route, field, failures_only))
 
     def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if self.routes and scope["type"] == "http" and scope.get("method") == "POST":
-            field = self._field(scope)
-            if field is not None:
-                return self._login(scope, receive, send, field)
+            found = self._field(scope)
+            if found is not None:
+                return self._login(scope, receive, send, *found)
         return self.app(scope, receive, send)
 
-    def _field(self, scope: Scope) -> str | None:
+    def _field(self, scope: Scope) -> tuple[str, bool] | None:
         from starlette.routing import Match
 
-        for route, field in self.routes:
+        for route, field, failures_only in self.routes:
             try:
                 match, _child = route.matches(scope)
             except Exception:  # noqa: BLE001, S112 - an odd scope is not a login
                 continue
             if match is Match.FULL:
-                return field
+                return field, failures_only
         return None
 
-    async def _login(self, scope: Scope, receive: Receive, send: Send, field: str) -> None:
+    async def _login(
+        self, scope: Scope, receive: Receive, send: Send, field: str, failures_only: bool
+    ) -> None:
         body = bytearray()
 
         async def receive_and_keep() -> Message:
@@ -258,7 +281,8 @@ class _LoginRoutes:
                 status = message.get("status")
                 login = _login_from_body(scope, body, field) if len(body) <= MAX_LOGIN_BODY else None
                 body.clear()  # the password goes with it
-                await self._record(status, login)
+                if not failures_only or status == 401:
+                    await self._record(status, login)
             await send(message)
 
         await self.app(scope, receive_and_keep, send_after_recording)

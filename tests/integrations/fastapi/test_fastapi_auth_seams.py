@@ -164,6 +164,11 @@ class Me(BaseModel):
     username: str
 
 
+class Credentials(BaseModel):
+    email: str
+    password: str
+
+
 def bearer_user(credentials: Annotated[HTTPAuthorizationCredentials, Depends(HTTPBearer())]) -> Me:
     """A dependency of our own: any bearer token but "good" is refused with a plain HTTPException(401)."""
     if credentials.credentials != "good":
@@ -206,6 +211,18 @@ def build_app(**middleware: Any) -> FastAPI:
         if body.get("email") != "ada@example.com" or body.get("password") != "right":
             raise HTTPException(status_code=401)
         return {"ok": True}
+
+    @app.post("/api/login")  # an undeclared JSON login: a model with a login and a password
+    def api_login(credentials: Credentials) -> dict[str, str]:
+        if (credentials.email, credentials.password) != ("ada@example.com", "right"):
+            raise HTTPException(status_code=401)
+        return {"token": "t"}
+
+    @app.post("/signup", status_code=201)  # the same shape: never a login
+    def signup(credentials: Credentials) -> dict[str, str]:
+        if credentials.email == "taken@example.com":
+            raise HTTPException(status_code=409)
+        return {"id": "new"}
 
     @app.post("/token")
     def token(form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> dict[str, str]:
@@ -302,6 +319,31 @@ def test_a_declared_json_login_route(client: TestClient, security_events: Captur
     security_events.clear()
     client.post("/session", json={"email": "ada@example.com", "password": "right"})
     only(security_events, "authn_login_success", usr__id="1001", usr__login=hashed("ada@example.com"))
+
+
+def test_an_undeclared_password_body_refused_401_is_a_failed_login(
+    client: TestClient, security_events: Capture
+) -> None:
+    client.post("/api/login", json={"email": "ada@example.com", "password": "nope"})
+    only(
+        security_events,
+        "authn_login_fail",
+        usr__id="1001",
+        usr__exists=True,
+        evt__reason="invalid_credentials",
+    )
+    secrets_absent(security_events.records, "ada@example.com", "nope")
+    security_events.clear()
+    client.post("/api/login", json={"email": "who@example.com", "password": "nope"})
+    only(security_events, "authn_login_fail", usr__exists=False, evt__reason="unknown_user")
+    security_events.clear()
+    # Its success, and a signup of the same shape, are not guessed to be logins.
+    assert (
+        client.post("/api/login", json={"email": "ada@example.com", "password": "right"}).status_code == 200
+    )
+    assert client.post("/signup", json={"email": "new@example.com", "password": "pw"}).status_code == 201
+    assert client.post("/signup", json={"email": "taken@example.com", "password": "pw"}).status_code == 409
+    assert security_events.records == []
 
 
 def test_a_malformed_login_is_no_attempt(client: TestClient, security_events: Capture) -> None:
