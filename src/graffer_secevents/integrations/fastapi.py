@@ -209,10 +209,13 @@ def _password_body(route: Any) -> str | None:
         return None
     body = getattr(route, "body_field", None)
     model = getattr(getattr(body, "field_info", None), "annotation", None)
-    fields = getattr(model, "model_fields", None)
-    if not isinstance(fields, dict) or "password" not in fields:
+    found: Any = getattr(model, "model_fields", None)
+    if not isinstance(found, dict) or "password" not in found:
         return None
-    aliases = {name: (getattr(info, "alias", None) or name) for name, info in fields.items()}
+    fields = cast("dict[str, Any]", found)
+    aliases: dict[str, str] = {
+        name: str(getattr(info, "alias", None) or name) for name, info in fields.items()
+    }
     return next((aliases[name] for name in LOGIN_FIELDS if name in aliases), None)
 
 
