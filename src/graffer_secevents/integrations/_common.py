@@ -127,6 +127,7 @@ def http_rules(
     record_invalid_credentials: bool = True,
     credential_headers: Iterable[str] | None = None,
     credential_statuses: Iterable[int] | None = None,
+    credential_sources: Iterable[str] = (),
 ) -> dict[int, StatusRule]:
     """The HTTP semantics one middleware applies (the module docstring), validated eagerly.
 
@@ -141,6 +142,9 @@ def http_rules(
             API-key header, e.g. `("Authorization", "X-API-Key")`.
         credential_statuses: the statuses split by credential (default `(401,)`); e.g. `(401, 422)`. Only
             a 401 without a credential is `unauthenticated`; another status without one writes nothing.
+        credential_sources: for integrations that find them in the app (FastAPI's `APIKeyQuery` and
+            `APIKeyCookie`): `"query:<name>"` and `"cookie:<name>"` entries, read through the context's
+            `_raw_query_param` and `_raw_cookie`.
 
     Raises:
         ConfigurationError: an invalid status, event type, header name or flag.
@@ -160,6 +164,8 @@ def http_rules(
         "credential_headers", DEFAULT_CREDENTIAL_HEADERS if credential_headers is None else credential_headers
     )
     statuses = _statuses(DEFAULT_CREDENTIAL_STATUSES if credential_statuses is None else credential_statuses)
+    sources = tuple(s for s in credential_sources if s.startswith(("query:", "cookie:")) and len(s) > 7)
+    headers = (*headers, *(s for s in sources if s not in headers))
     overrides: Any = {} if status_events is None else status_events
     if isinstance(overrides, Mapping):
         overrides = {**cast("Mapping[int, str | None]", overrides)}
@@ -293,10 +299,16 @@ def emit_for_status(ctx: LazyRequestContext, rules: Mapping[int, StatusRule]) ->
 
 
 def _presented_credential(ctx: LazyRequestContext, names: tuple[str, ...]) -> str | None:
-    """The first credential header the request carries (non-blank), or `None`."""
+    """The first credential the request carries (non-blank), or `None`: a header, or a `query:`/`cookie:`
+    source."""
     for name in names:
         try:
-            value = ctx._raw_header(name)
+            if name.startswith("query:"):
+                value = ctx._raw_query_param(name[6:])
+            elif name.startswith("cookie:"):
+                value = ctx._raw_cookie(name[7:])
+            else:
+                value = ctx._raw_header(name)
         except Exception:  # noqa: BLE001 - unreadable headers: no credential seen
             value = None
         if isinstance(value, str) and value.strip():
@@ -411,6 +423,14 @@ class LazyRequestContext(RequestContext):
 
     def _raw_header(self, name: str) -> str | None:
         """The request header `name` (lowercase), or `None`; only asked when a status rule needs it."""
+        return None
+
+    def _raw_query_param(self, name: str) -> str | None:
+        """The query parameter `name`, or `None`; only asked when a rule names it as a credential."""
+        return None
+
+    def _raw_cookie(self, name: str) -> str | None:
+        """The cookie `name`, or `None`; only asked when a rule names it as a credential."""
         return None
 
     def _posted_login(self) -> str | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any, cast
+from urllib.parse import parse_qsl
 
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
 from graffer_secevents._request_id import accept_request_id
@@ -88,6 +89,21 @@ class AsgiRequestContext(LazyRequestContext):
 
     def _raw_header(self, name: str) -> str | None:
         return header_value(self.scope.get("headers") or (), name.encode("latin-1"))
+
+    def _raw_query_param(self, name: str) -> str | None:
+        query: bytes = self.scope.get("query_string") or b""
+        for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if key == name:
+                return value
+        return None
+
+    def _raw_cookie(self, name: str) -> str | None:
+        header = header_value(self.scope.get("headers") or (), b"cookie")
+        for part in (header or "").split(";"):
+            key, _, value = part.strip().partition("=")
+            if key == name:
+                return value
+        return None
 
     def _find_user(self) -> Any:
         user = user_from_scope(self.scope.get("user"))

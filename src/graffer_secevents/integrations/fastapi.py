@@ -28,7 +28,8 @@ What it records by itself, on top of the ASGI middleware (`integrations/asgi.py`
   for the typed login (account and `usr.exists` from `find_account`); declare it in `login_routes` to
   record its successes too.
 * **Bad credentials.** A `fastapi.security` dependency, or any dependency, that answers 401 to a request
-  carrying a credential (`Authorization`, or the header of an `APIKeyHeader` the app uses) is
+  carrying a credential (`Authorization`, or the header, query parameter or cookie of an `APIKeyHeader`,
+  `APIKeyQuery` or `APIKeyCookie` the app uses) is
   `authn_login_fail` (`invalid_token`); a request without one is `authz_fail` (`unauthenticated`); the
   options of the ASGI middleware turn each part off.
 * **Users.** A user object with only a `username` (the tutorial's pydantic `User`) is an identity: the
@@ -155,9 +156,9 @@ class SecurityEventsMiddleware(_AsgiMiddleware):
                 for call in _calls(dependant):
                     if _is_password_form(call):
                         self._layer.add(route, "username")
-                    name = _api_key_header(call)
-                    if name is not None and name.lower() not in headers:
-                        headers.append(name.lower())
+                    name = _api_key_source(call)
+                    if name is not None and name not in headers:
+                        headers.append(name)
                 login_field = _password_body(route)
                 if login_field is not None:  # a body with a password and a login: its 401 is a failed login
                     self._layer.add(route, login_field, failures_only=True)
@@ -165,8 +166,12 @@ class SecurityEventsMiddleware(_AsgiMiddleware):
                 options = dict(self._options)
                 given = options.pop("credential_headers", None)
                 base = list(("Authorization",) if given is None else given)
-                extra = [name for name in headers if name not in {h.lower() for h in base}]
-                self._rules = http_rules(**options, credential_headers=[*base, *extra])
+                known = {h.lower() for h in base}
+                extra = [name for name in headers if ":" not in name and name not in known]
+                sources = [name for name in headers if ":" in name]
+                self._rules = http_rules(
+                    **options, credential_headers=[*base, *extra], credential_sources=sources
+                )
 
 
 def _declared_routes(login_routes: Mapping[str, str] | None) -> dict[str, str]:
@@ -219,13 +224,21 @@ def _password_body(route: Any) -> str | None:
     return next((aliases[name] for name in LOGIN_FIELDS if name in aliases), None)
 
 
-def _api_key_header(call: Any) -> str | None:
-    from fastapi.security import APIKeyHeader
+def _api_key_source(call: Any) -> str | None:
+    """Where a `fastapi.security` API key is read: its header (lowercase), `query:<name>` or
+    `cookie:<name>`; else `None`."""
+    from fastapi.security import APIKeyCookie, APIKeyHeader, APIKeyQuery
 
-    if isinstance(call, APIKeyHeader):
-        name = getattr(call.model, "name", None)
-        return name if isinstance(name, str) and name else None
-    return None
+    if not isinstance(call, APIKeyHeader | APIKeyQuery | APIKeyCookie):
+        return None
+    name = getattr(call.model, "name", None)
+    if not isinstance(name, str) or not name:
+        return None
+    if isinstance(call, APIKeyQuery):
+        return f"query:{name}"
+    if isinstance(call, APIKeyCookie):
+        return f"cookie:{name}"
+    return name.lower()
 
 
 class _LoginRoutes:

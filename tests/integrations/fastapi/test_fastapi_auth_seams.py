@@ -14,7 +14,14 @@ from typing import Annotated, Any
 import jwt
 import pytest
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordRequestForm
+from fastapi.security import (
+    APIKeyCookie,
+    APIKeyHeader,
+    APIKeyQuery,
+    HTTPAuthorizationCredentials,
+    HTTPBearer,
+    OAuth2PasswordRequestForm,
+)
 from pydantic import BaseModel
 
 import graffer_secevents as api
@@ -179,6 +186,15 @@ def bearer_user(credentials: Annotated[HTTPAuthorizationCredentials, Depends(HTT
 api_key = APIKeyHeader(name="X-Service-Key")
 
 
+def keyed(
+    by_query: Annotated[str | None, Depends(APIKeyQuery(name="api_key", auto_error=False))],
+    by_cookie: Annotated[str | None, Depends(APIKeyCookie(name="session_key", auto_error=False))],
+) -> str:
+    if "k-good" not in (by_query, by_cookie):
+        raise HTTPException(status_code=401)
+    return "partner"
+
+
 def service(key: Annotated[str, Depends(api_key)]) -> str:
     if key != "k-good":
         raise HTTPException(status_code=401)
@@ -195,6 +211,10 @@ def build_app(**middleware: Any) -> FastAPI:
 
     @app.get("/invoices")
     def invoices(caller: Annotated[str, Depends(service)]) -> list[str]:
+        return []
+
+    @app.get("/reports")
+    def reports(caller: Annotated[str, Depends(keyed)]) -> list[str]:
         return []
 
     @app.get("/admin")
@@ -281,6 +301,25 @@ def test_api_key_header_of_the_app_is_a_credential(client: TestClient, security_
     security_events.clear()
     assert client.get("/invoices").status_code == 401
     only(security_events, "authz_fail", evt__reason="unauthenticated")
+
+
+def test_api_keys_in_the_query_or_a_cookie_are_credentials(
+    client: TestClient, security_events: Capture
+) -> None:
+    assert client.get("/reports", params={"api_key": "k-bad"}).status_code == 401
+    only(security_events, "authn_login_fail", evt__reason="invalid_token")
+    assert "k-bad" not in str(security_events.lines)  # nor in the logged URL: the query is not written
+    security_events.clear()
+    client.cookies.set("session_key", "k-bad")
+    assert client.get("/reports").status_code == 401
+    only(security_events, "authn_login_fail", evt__reason="invalid_token")
+    client.cookies.clear()
+    security_events.clear()
+    assert client.get("/reports").status_code == 401
+    only(security_events, "authz_fail", evt__reason="unauthenticated")
+    security_events.clear()
+    assert client.get("/reports", params={"api_key": "k-good"}).status_code == 200
+    assert security_events.records == []
 
 
 def test_403_names_the_user_kept_in_request_state(client: TestClient, security_events: Capture) -> None:
