@@ -7,6 +7,9 @@ round), and each variant's ratio is the median of its per-round ratios to the sa
 slow stretches of this noisy VM hit both sides of a ratio alike. Starlette's ``BaseHTTPMiddleware`` (doing
 the same small job as the reference: a contextvar set and reset) is measured the same way for comparison.
 
+``fastapiauth_*`` is a request authenticated by a ``fastapi.security`` dependency (``HTTPBearer`` and a
+valid token), which writes no event, with and without the middleware.
+
 Two more variants per framework show what the issue's requirements cost before any of our code runs:
 
 * ``*_contextvar``: a minimal reference middleware, which only
@@ -153,11 +156,46 @@ def fastapi_apps() -> dict[str, Any]:
     app = make()
     app.add_middleware(ContextMiddleware, plugins=(plugins.RequestIdPlugin(), plugins.CorrelationIdPlugin()))
     apps["fastapi_starlette_context"] = app
+
+    # A request authenticated by a fastapi.security dependency that writes no event (a valid bearer token),
+    # against the same app without the library: what the HTTP semantics and login-route seams cost when
+    # nothing happens.
+    apps["fastapiauth_none"] = make_authenticated()
+    app = make_authenticated()
+    app.add_middleware(SecurityEventsMiddleware)
+    apps["fastapiauth_secevents"] = app
     return apps
 
 
-def asgi_runner(app: Any, loop: asyncio.AbstractEventLoop) -> Callable[[int], float]:
+AUTHORIZATION = (b"authorization", b"Bearer good-token")
+
+
+def make_authenticated() -> Any:
+    from typing import Annotated
+
+    from fastapi import Depends, FastAPI, HTTPException
+    from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+    bearer = HTTPBearer()
+
+    async def current_user(credentials: Annotated[HTTPAuthorizationCredentials, Depends(bearer)]) -> str:
+        if credentials.credentials != "good-token":
+            raise HTTPException(status_code=401)
+        return "ada"
+
+    app = FastAPI()
+
+    @app.get("/")
+    async def hello(user: Annotated[str, Depends(current_user)]) -> dict[str, str]:
+        return {"message": "hello", "user": user}
+
+    return app
+
+
+def asgi_runner(app: Any, loop: asyncio.AbstractEventLoop, name: str = "") -> Callable[[int], float]:
     headers = [(b"host", b"localhost"), (b"user-agent", UA.encode()), (b"accept", b"*/*")]
+    if name.startswith("fastapiauth"):
+        headers.append(AUTHORIZATION)
     request = {"type": "http.request", "body": b"", "more_body": False}
 
     async def receive() -> dict[str, Any]:
@@ -545,7 +583,7 @@ def measure(rounds: int, batch: int, seed: int) -> tuple[dict[str, dict[str, flo
         apps = {**fastapi_apps(), **flask_apps(), **django_apps()}
     loop = asyncio.new_event_loop()
     runners = {
-        name: (asgi_runner(app, loop) if name.startswith("fastapi") else wsgi_runner(app, name))
+        name: (asgi_runner(app, loop, name) if name.startswith("fastapi") else wsgi_runner(app, name))
         for name, app in apps.items()
     }
     checked = check(apps, loop)

@@ -59,6 +59,7 @@ def test_middleware_benchmark_covers_every_framework_and_the_floors() -> None:
         for variant in ("none", "secevents", "contextvar", "floor"):
             assert f"{framework}_{variant}" in rows
     assert "fastapi_basehttp" in rows
+    assert {"fastapiauth_none", "fastapiauth_secevents"} <= rows  # a dependency-authenticated request
     # The peers a team would otherwise install, each checked (before timing) to echo or set its request id.
     checked = {
         line.removeprefix("request id checked: ").split(":")[0]
@@ -74,6 +75,8 @@ def test_middleware_benchmark_covers_every_framework_and_the_floors() -> None:
     }
     assert peers <= rows
     assert (
-        peers | {f"{f}_{v}" for f in ("django", "fastapi", "flask") for v in ("secevents", "floor")}
+        peers
+        | {f"{f}_{v}" for f in ("django", "fastapi", "flask") for v in ("secevents", "floor")}
+        | {"fastapiauth_secevents"}
         == checked
     )

@@ -37,6 +37,7 @@ from ._api import (
     log_user_deleted,
     log_user_updated,
 )
+from ._attempts import record_bad_credential, record_login, suppress_request_events
 from ._catalog import CATALOG, EventType, OutcomeRule, Param
 from ._config import Config, configure, get_config
 from ._context import RequestContext, actor, current_request, current_user, set_user
@@ -105,7 +106,10 @@ __all__ = [
     "log_user_created",
     "log_user_deleted",
     "log_user_updated",
+    "record_bad_credential",
+    "record_login",
     "set_user",
+    "suppress_request_events",
 ]
 
 

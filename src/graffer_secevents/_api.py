@@ -157,10 +157,17 @@ def log_login(
 
 @guarded
 def log_logout(
-    user: UserLike = None, ip: str | None = None, *, session_id: str | None = None, **context: Any
+    user: UserLike = None,
+    ip: str | None = None,
+    *,
+    session_id: str | None = None,
+    login: str | None = None,
+    **context: Any,
 ) -> None:
     """Record an explicit logout (`session_logout`); the session id is always hashed."""
-    emit_unguarded("session_logout", user=user, ip=ip, params={"session_id": session_id}, context=context)
+    emit_unguarded(
+        "session_logout", login=login, user=user, ip=ip, params={"session_id": session_id}, context=context
+    )
 
 
 @guarded
@@ -176,14 +183,18 @@ def log_password_change(
     ip: str | None = None,
     *,
     reason: str | None = None,
+    login: str | None = None,
     **context: Any,
 ) -> None:
     """Record a password change: `authn_password_change` or `authn_password_change_fail`."""
     if _is_success(outcome):
-        emit_unguarded("authn_password_change", user=user, outcome=outcome, ip=ip, context=context)
+        emit_unguarded(
+            "authn_password_change", login=login, user=user, outcome=outcome, ip=ip, context=context
+        )
     else:
         emit_unguarded(
             "authn_password_change_fail",
+            login=login,
             user=user,
             outcome=outcome,
             ip=ip,
@@ -236,11 +247,13 @@ def log_mfa_challenge(
     *,
     method: str | None = None,
     reason: str | None = None,
+    login: str | None = None,
     **context: Any,
 ) -> None:
     """Record a second-factor challenge and its outcome (`authn_mfa_challenge`)."""
     emit_unguarded(
         "authn_mfa_challenge",
+        login=login,
         user=user,
         outcome=outcome,
         ip=ip,
@@ -251,11 +264,18 @@ def log_mfa_challenge(
 
 @guarded
 def log_account_locked(
-    user: UserLike, ip: str | None = None, *, reason: str | None = None, **context: Any
+    user: UserLike,
+    ip: str | None = None,
+    *,
+    reason: str | None = None,
+    login: str | None = None,
+    **context: Any,
 ) -> None:
     """Record an account lock (`authn_login_lock`); OWASP's reasons are `maxretries`, `suspicious`,
     `customer`, `other`."""
-    emit_unguarded("authn_login_lock", user=user, ip=ip, params={"reason": reason}, context=context)
+    emit_unguarded(
+        "authn_login_lock", login=login, user=user, ip=ip, params={"reason": reason}, context=context
+    )
 
 
 @guarded
@@ -265,12 +285,14 @@ def log_token_created(
     *,
     token_id: str | None = None,
     entitlements: Iterable[str] | None = None,
+    login: str | None = None,
     **context: Any,
 ) -> None:
     """Record a service-access token creation (`authn_token_created`); the token id is always hashed and the
     token itself must never be passed."""
     emit_unguarded(
         "authn_token_created",
+        login=login,
         user=user,
         ip=ip,
         params={"token_id": token_id, "entitlements": entitlements},
@@ -280,18 +302,32 @@ def log_token_created(
 
 @guarded
 def log_token_revoked(
-    user: UserLike, ip: str | None = None, *, token_id: str | None = None, **context: Any
+    user: UserLike,
+    ip: str | None = None,
+    *,
+    token_id: str | None = None,
+    login: str | None = None,
+    **context: Any,
 ) -> None:
     """Record a token revocation (`authn_token_revoked`); the token id is always hashed."""
-    emit_unguarded("authn_token_revoked", user=user, ip=ip, params={"token_id": token_id}, context=context)
+    emit_unguarded(
+        "authn_token_revoked", login=login, user=user, ip=ip, params={"token_id": token_id}, context=context
+    )
 
 
 @guarded
 def log_access_denied(
-    user: UserLike, resource: str | None = None, ip: str | None = None, **context: Any
+    user: UserLike,
+    resource: str | None = None,
+    ip: str | None = None,
+    *,
+    login: str | None = None,
+    **context: Any,
 ) -> None:
     """Record an access attempt without entitlement (`authz_fail`)."""
-    emit_unguarded("authz_fail", user=user, ip=ip, params={"resource": resource}, context=context)
+    emit_unguarded(
+        "authz_fail", login=login, user=user, ip=ip, params={"resource": resource}, context=context
+    )
 
 
 @guarded
@@ -304,6 +340,7 @@ def log_privilege_change(
     granted: Iterable[str] | None = None,
     revoked: Iterable[str] | None = None,
     ip: str | None = None,
+    login: str | None = None,
     **context: Any,
 ) -> None:
     """Record a change of `target_user`'s entitlements made by `user` (`authz_change`).
@@ -320,6 +357,7 @@ def log_privilege_change(
     """
     emit_unguarded(
         "authz_change",
+        login=login,
         user=user,
         ip=ip,
         target_user=target_user,
@@ -467,11 +505,22 @@ def log_impersonation(
 
 @guarded
 def log_admin_action(
-    user: UserLike, action: str, ip: str | None = None, *, resource: str | None = None, **context: Any
+    user: UserLike,
+    action: str,
+    ip: str | None = None,
+    *,
+    resource: str | None = None,
+    login: str | None = None,
+    **context: Any,
 ) -> None:
     """Record an action by a privileged user (`authz_admin`)."""
     emit_unguarded(
-        "authz_admin", user=user, ip=ip, params={"action": action, "resource": resource}, context=context
+        "authz_admin",
+        login=login,
+        user=user,
+        ip=ip,
+        params={"action": action, "resource": resource},
+        context=context,
     )
 
 
@@ -482,12 +531,14 @@ def log_user_created(
     *,
     attributes: Iterable[str] | None = None,
     ip: str | None = None,
+    login: str | None = None,
     **context: Any,
 ) -> None:
     """Record that `user` created the account `target_user` (`user_created`). `attributes` names the
     attributes set (never their values)."""
     emit_unguarded(
         "user_created",
+        login=login,
         user=user,
         ip=ip,
         target_user=target_user,
@@ -497,9 +548,11 @@ def log_user_created(
 
 
 @guarded
-def log_user_deleted(user: UserLike, target_user: UserLike, *, ip: str | None = None, **context: Any) -> None:
+def log_user_deleted(
+    user: UserLike, target_user: UserLike, *, ip: str | None = None, login: str | None = None, **context: Any
+) -> None:
     """Record that `user` deleted the account `target_user` (`user_deleted`)."""
-    emit_unguarded("user_deleted", user=user, ip=ip, target_user=target_user, context=context)
+    emit_unguarded("user_deleted", login=login, user=user, ip=ip, target_user=target_user, context=context)
 
 
 @guarded
@@ -509,11 +562,13 @@ def log_rate_limited(
     *,
     max_limit: int | None = None,
     resource: str | None = None,
+    login: str | None = None,
     **context: Any,
 ) -> None:
     """Record a rate limit being exceeded (`excess_rate_limit_exceeded`)."""
     emit_unguarded(
         "excess_rate_limit_exceeded",
+        login=login,
         user=user,
         ip=ip,
         params={"max_limit": max_limit, "resource": resource},
@@ -523,11 +578,18 @@ def log_rate_limited(
 
 @guarded
 def log_input_validation_failed(
-    user: UserLike = None, ip: str | None = None, *, fields: Iterable[str] | None = None, **context: Any
+    user: UserLike = None,
+    ip: str | None = None,
+    *,
+    fields: Iterable[str] | None = None,
+    login: str | None = None,
+    **context: Any,
 ) -> None:
     """Record a server-side input validation failure (`input_validation_fail`); `fields` names the fields
     (never their values)."""
-    emit_unguarded("input_validation_fail", user=user, ip=ip, params={"fields": fields}, context=context)
+    emit_unguarded(
+        "input_validation_fail", login=login, user=user, ip=ip, params={"fields": fields}, context=context
+    )
 
 
 _SENSITIVE = {
@@ -545,6 +607,7 @@ def log_sensitive_access(
     *,
     action: Literal["create", "read", "update", "delete"] = "read",
     ip: str | None = None,
+    login: str | None = None,
     **context: Any,
 ) -> None:
     """Record access to sensitive data (`sensitive_read` by default; `sensitive_create` / `_update` /
@@ -554,7 +617,7 @@ def log_sensitive_access(
     if evt_type is None:  # not one of the four: recorded as a read, the value kept in context
         evt_type = "sensitive_read"
         context = {**context, "action": action}
-    emit_unguarded(evt_type, user=user, ip=ip, params={"object": object}, context=context)
+    emit_unguarded(evt_type, login=login, user=user, ip=ip, params={"object": object}, context=context)
 
 
 @guarded
@@ -565,11 +628,13 @@ def log_data_export(
     record_count: int | None = None,
     export_format: str | None = None,
     ip: str | None = None,
+    login: str | None = None,
     **context: Any,
 ) -> None:
     """Record a data export (`data_export`)."""
     emit_unguarded(
         "data_export",
+        login=login,
         user=user,
         ip=ip,
         params={"object": object, "record_count": record_count, "export_format": export_format},

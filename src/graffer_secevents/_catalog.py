@@ -187,7 +187,7 @@ _ROWS: tuple[EventType, ...] = (
         (_p("app_id", "str", "the application whose token was deleted"), _TOKEN),
     ),
     # --- authorization (OWASP authz_*) ---
-    EventType("authz_fail", "authorization", "critical", F, "access denied", (_RESOURCE,)),
+    EventType("authz_fail", "authorization", "critical", F, "access denied", (_RESOURCE, _REASON)),
     EventType(
         "authz_change",
         "iam",

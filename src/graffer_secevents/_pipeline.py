@@ -488,6 +488,10 @@ def _note(note: str) -> str:
 # --- the whole pipeline ------------------------------------------------------------------------------------
 
 _NO_USER: Final = (None, None, None, None)
+_EXISTING_WITHOUT_ID: Final = (
+    "usr: a failed login for an existing account (exists=True) names no account; pass it as user= (the "
+    "account object or its id), or brute_force_success cannot join its failures to its success"
+)
 _ROWS: Final = dict(CATALOG)  # the catalog as a plain dict: a mappingproxy's get() costs a call more
 _SCHEMA_ONLY: Final = {"schema": SCHEMA_VERSION}  # never mutated: delivery edits a parsed copy of the line
 
@@ -571,6 +575,8 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
     if "id" not in usr and spec.login_attempt and "login" in usr and resolved == "failure":
         # Unknown accounts have no id; the processed login keeps distinct-@usr.id rules counting targets.
         usr = {"id": usr["login"], **usr}
+    if exists is True and resolved == "failure" and spec.login_attempt and parts[0] is None:
+        errors.append(_EXISTING_WITHOUT_ID)
     if exists is not None:
         if type(exists) is bool:
             usr["exists"] = exists
@@ -646,6 +652,8 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
     # 6. the request's denial, the metrics and the trace bridges
     if resolved == "failure" and spec.category in _DENIAL_CATEGORIES and request is not None:
         _note_denial(request)
+    if spec.login_attempt and request is not None:
+        _note_attempt(request, spec.type)
     if cfg.metrics is not None:
         _count(cfg.metrics, spec, record, values)
     if cfg.bridges:
@@ -667,6 +675,19 @@ def _note_denial(request: object) -> None:
     """
     if hasattr(request, "denial_recorded"):
         setattr(request, "denial_recorded", True)  # noqa: B010 - RequestContext itself has no such field
+
+
+def _note_attempt(request: object, evt_type: str) -> None:
+    """Note the request's login attempt: an integration that sees the same attempt later writes no second
+    record of that type (the once-per-request bookkeeping of `_attempts.py`, whoever wrote the first)."""
+    seen: set[str] | None = getattr(request, "_secevents_auth_recorded", None)
+    if seen is None:
+        seen = set()
+        try:
+            setattr(request, "_secevents_auth_recorded", seen)  # noqa: B010 - not a field of RequestContext
+        except (AttributeError, TypeError):
+            return
+    seen.add(evt_type)
 
 
 def _count(

@@ -52,9 +52,19 @@ def _user_parts(field: str, user: object, errors: list[str]) -> tuple[object, ob
                 uid = EmailIdentity(uid)
         get_username = getattr(user, "get_username", None)
         login: object = get_username() if callable(get_username) else None
+        if uid is None:
+            # A user with only a `username` (a pydantic model, FastAPI's tutorial `User`): the name is the
+            # account key (docs/api.md, "The user protocol").
+            username = getattr(user, "username", None)
+            if type(username) is str and username:
+                uid = EmailIdentity(username) if "@" in username else username
+                if login is None:
+                    login = username
         email = getattr(user, "email", None)
         if uid is None and login is None:
-            errors.append(f"{field}: a {type(user).__name__} has no pk, id, get_id() or get_username()")
+            errors.append(
+                f"{field}: a {type(user).__name__} has no pk, id, get_id(), username or get_username()"
+            )
         return uid, login, (email if isinstance(email, str) else None), None
     except Exception as exc:  # noqa: BLE001 - a user object whose attributes fail (lazy DB access, ...)
         errors.append(f"{field}: reading the {type(user).__name__} failed ({type(exc).__name__})")

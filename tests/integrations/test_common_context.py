@@ -116,12 +116,12 @@ def test_user_from_scope() -> None:
 
 
 def test_status_rules_merge_over_the_default() -> None:
-    assert set(status_rules(None)) == {403}
+    assert set(status_rules(None)) == {401, 403}
     assert set(status_rules({**OPTIONAL_STATUS_EVENTS})) == {401, 403, 429}
-    assert set(status_rules({403: None})) == set()
+    assert set(status_rules({403: None, 401: None})) == set()
     teapot = status_rules({418: "sensitive_read"})[418]  # any catalog type; parameters it lacks are not sent
     assert (teapot.evt_type, teapot.takes_resource) == ("sensitive_read", False)
-    assert dict(DEFAULT_STATUS_EVENTS) == {403: "authz_fail"}
+    assert dict(DEFAULT_STATUS_EVENTS) == {401: "authz_fail", 403: "authz_fail"}
 
 
 @pytest.mark.parametrize(

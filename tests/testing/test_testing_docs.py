@@ -157,7 +157,7 @@ def matches_page(real: str, page_text: str) -> bool:
 
 def test_failure_messages_shown_are_the_real_ones() -> None:
     with capture_events() as events:
-        api.log_login(None, "failure", "203.0.113.7", login="ada", exists=True, reason="invalid_credentials")
+        api.log_login(7, "failure", "203.0.113.7", login="ada", exists=True, reason="invalid_credentials")
         with pytest.raises(AssertionError) as mismatch:
             events.assert_emitted("authn_login_fail", usr__exists=False)
         events.clear()

@@ -67,3 +67,32 @@ def delivery() -> bool:
     secevents.log_logout(1)
     drained: bool = secevents.flush(timeout=2.0)
     return drained
+
+
+def attempts_once_per_request(account: User | None, typed_login: str) -> bool:
+    """docs/integrations/auth-stacks.md's recipes and docs/api.md's once-per-request functions."""
+    secevents.log_account_locked(account, reason="maxretries", login=typed_login)
+    secevents.log_logout(account, login=typed_login)
+    suppressed: bool = secevents.suppress_request_events("authn_login_fail")
+    written: bool = secevents.record_login(
+        account, "failure", login=typed_login, exists=account is not None, reason="invalid_credentials"
+    )
+    refused: bool = secevents.record_bad_credential(account, reason="invalid_token")
+    return suppressed and written and refused
+
+
+def fastapi_and_flask_options() -> None:
+    from fastapi import FastAPI
+    from flask import Flask
+
+    from graffer_secevents.integrations.fastapi import SecurityEventsMiddleware
+    from graffer_secevents.integrations.flask import SecurityEvents
+
+    app = FastAPI()
+    app.add_middleware(
+        SecurityEventsMiddleware,
+        find_account=lambda username: User(id=username),
+        login_routes={"/api/session": "email"},
+        credential_headers=("Authorization", "X-API-Key"),
+    )
+    SecurityEvents(Flask(__name__), record_unauthenticated=False, credential_statuses=(401, 422))

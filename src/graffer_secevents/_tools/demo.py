@@ -284,7 +284,8 @@ def _scenario_in_process(step: Callable[[str], None]) -> None:
         exists = n == 4
         login = "grace@example.com" if exists else f"user{n}@example.org"
         reason = "invalid_credentials" if exists else "unknown_user"
-        secevents.log_login(None, "failure", "192.0.2.200", login=login, exists=exists, reason=reason)
+        account = _GRACE if exists else None  # an existing account's failure names it
+        secevents.log_login(account, "failure", "192.0.2.200", login=login, exists=exists, reason=reason)
 
     step("password reset")
     secevents.log_password_reset(None, "198.51.100.10", login=_ADA.login, exists=True)

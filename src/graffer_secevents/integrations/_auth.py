@@ -10,8 +10,10 @@ Rules every adapter gets from here, not from its own code:
 
 * **Once per attempt.** An attempt is recorded at most once per request and event type: a stack that
   reports the same failure twice (a signal and a view, a serializer calling `authenticate()`) writes one
-  record. A recorded authentication or authorization failure also marks the request, so the 401/403 status
-  rule of the middleware writes no second event for it (`LazyRequestContext.denial_recorded`).
+  record; an attempt the application recorded with `secevents.record_login` / `record_bad_credential`
+  is not written again, and a type the application suppressed (`secevents.suppress_request_events`) is not
+  written at all. A recorded authentication or authorization failure also marks the request, so the
+  401/403 status rule of the middleware writes no second event for it (`LazyRequestContext.denial_recorded`).
 * **Stable ids.** `usr.id` is the account's immutable id (`pk` / `id` / UUID); adapters pass the
   account object or `account` of it, never an e-mail or a uniquifier token as the id.
 * **Never raises** (but strict mode, as for a direct call): every call runs inside `never_raise`.
@@ -22,8 +24,9 @@ Nothing here imports a framework or an auth stack.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
+from graffer_secevents._attempts import is_suppressed, mark_recorded, recorded
 from graffer_secevents._catalog import CATALOG
 from graffer_secevents._context import current_request
 from graffer_secevents._pipeline import emit_event
@@ -41,14 +44,12 @@ __all__ = [
     "stable_id",
 ]
 
-_RECORDED_ATTR: Final = "_secevents_auth_recorded"
-
 
 def already_recorded(evt_type: str) -> bool:
-    """Whether an event of `evt_type` was already recorded by `record_auth` for this request."""
+    """Whether an event of `evt_type` was already recorded by `record_auth` (or the public `record_*`
+    functions) for this request."""
     ctx = current_request()
-    seen = getattr(ctx, _RECORDED_ATTR, None) if ctx is not None else None
-    return seen is not None and evt_type in seen
+    return ctx is not None and recorded(ctx, evt_type)
 
 
 def record_auth(
@@ -76,15 +77,19 @@ def record_auth(
     """
     with never_raise(where):
         ctx = current_request()
-        seen: set[str] | None = getattr(ctx, _RECORDED_ATTR, None) if ctx is not None else None
-        if once and seen is not None and evt_type in seen:
+        if ctx is not None and ((once and recorded(ctx, evt_type)) or is_suppressed(ctx, evt_type)):
             return False
         emit_event(evt_type, user=user, outcome=outcome, login=login, exists=exists, params=params or None)
         if ctx is not None:
-            if seen is None:
-                seen = set()
-                setattr(ctx, _RECORDED_ATTR, seen)
-            seen.add(evt_type)
+            mark_recorded(ctx, (evt_type,))
+            # Who just logged in is the request's user: a 403 after it names them.
+            if (
+                user is not None
+                and outcome == "success"
+                and isinstance(ctx, LazyRequestContext)
+                and ctx._user is None
+            ):
+                ctx.user = user
             if isinstance(ctx, LazyRequestContext) and _is_failure(evt_type, outcome):
                 ctx.denial_recorded = True  # the 401/403 status rule writes no second event
         return True

@@ -15,6 +15,25 @@ asks for it:
   one; computed at the latest when the response starts, because it is echoed on the response;
 * `status_code`, set when the response starts.
 
+**HTTP semantics** (`http_rules`, `emit_for_status`), the same in every middleware (Django, Flask, WSGI,
+ASGI/FastAPI/Starlette), each part a middleware option:
+
+* a **401** to a request that presented a credential (`Authorization`, or a header named in
+  `credential_headers`, e.g. an API key) and that no integration recorded → one `authn_login_fail`:
+  `evt.reason: invalid_credentials` with the Basic user name as `usr.login` for a Basic credential,
+  `evt.reason: invalid_token` for any other (`record_invalid_credentials=False` turns it off);
+* a **401** to a request that presented none → one `authz_fail` with `evt.reason: unauthenticated`
+  (`record_unauthenticated=False` turns it off), unless it posted a login form (a `password` field the
+  framework already parsed: Flask): then one `authn_login_fail` (`invalid_credentials`) with the typed
+  login;
+* `credential_statuses` says which statuses get that split (`(401,)`; add `422` for a JWT library that
+  answers a bad token with 422, such as Flask-JWT-Extended);
+* a **403** → `authz_fail` with the user the stack authenticated (the context's `user`);
+* `status_events` adds or removes statuses (`{429: "excess_rate_limit_exceeded"}`, `{401: None}`).
+
+A request that already recorded its denial (`denial_recorded`, set by the pipeline for any
+authentication or authorization failure) writes nothing more.
+
 Nothing here imports a web framework.
 
 Everything an integration does around the application is best-effort: a failure to build the context or to
@@ -24,12 +43,15 @@ record an event lets the request go on untouched. The one exception is strict mo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
+import base64
+import binascii
+from collections.abc import Callable, Generator, Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any, Final, cast
 
+from graffer_secevents._attempts import is_suppressed
 from graffer_secevents._catalog import CATALOG, OutcomeRule
 from graffer_secevents._client_ip import resolve_client_ip
 from graffer_secevents._config import get_config
@@ -42,13 +64,18 @@ from graffer_secevents._types import User
 from graffer_secevents._users import EmailIdentity
 
 __all__ = [
+    "DEFAULT_CREDENTIAL_HEADERS",
+    "DEFAULT_CREDENTIAL_STATUSES",
     "DEFAULT_STATUS_EVENTS",
+    "LOGIN_FIELDS",
     "OPTIONAL_STATUS_EVENTS",
     "REQUEST_ID_HEADER",
     "LazyRequestContext",
     "StatusRule",
     "emit_for_status",
     "header_value",
+    "http_rules",
+    "login_from_fields",
     "never_raise",
     "note_failure",
     "status_rules",
@@ -57,13 +84,20 @@ __all__ = [
 
 REQUEST_ID_HEADER: Final = "X-Request-ID"
 
-DEFAULT_STATUS_EVENTS: Final[Mapping[int, str]] = MappingProxyType({403: "authz_fail"})
-"""Responses that emit an event by default: a 403 is an access denied (`authz_fail`)."""
+DEFAULT_STATUS_EVENTS: Final[Mapping[int, str]] = MappingProxyType({401: "authz_fail", 403: "authz_fail"})
+"""Responses that emit an event by default: a 403 is an access denied (`authz_fail`); a 401 is split by
+whether the request presented a credential (`http_rules`)."""
 
 OPTIONAL_STATUS_EVENTS: Final[Mapping[int, str]] = MappingProxyType(
     {401: "authz_fail", 429: "excess_rate_limit_exceeded"}
 )
 """Responses that can emit an event when asked: `status_events={**OPTIONAL_STATUS_EVENTS}`."""
+
+DEFAULT_CREDENTIAL_HEADERS: Final = ("Authorization",)
+"""The request headers that carry a credential unless `credential_headers` says otherwise."""
+
+DEFAULT_CREDENTIAL_STATUSES: Final = (401,)
+"""The statuses split by credential unless `credential_statuses` says otherwise."""
 
 _UNSET: Final[Any] = object()
 
@@ -78,6 +112,104 @@ class StatusRule:
     evt_type: str
     outcome: str | None
     takes_resource: bool
+    credential_headers: tuple[str, ...] | None = None
+    """Lowercase header names; set for a status split by credential (a 401), `None` for a plain rule."""
+    invalid_credentials: bool = True
+    """Split rule: a request that presented a credential → `authn_login_fail` (else nothing)."""
+    unauthenticated: bool = True
+    """Split rule: a request that presented none → `authz_fail` with `evt.reason: unauthenticated`."""
+
+
+def http_rules(
+    status_events: Mapping[int, str | None] | None = None,
+    *,
+    record_unauthenticated: bool = True,
+    record_invalid_credentials: bool = True,
+    credential_headers: Iterable[str] | None = None,
+    credential_statuses: Iterable[int] | None = None,
+    credential_sources: Iterable[str] = (),
+) -> dict[int, StatusRule]:
+    """The HTTP semantics one middleware applies (the module docstring), validated eagerly.
+
+    Args:
+        status_events: per-status overrides merged over `DEFAULT_STATUS_EVENTS` (see `status_rules`);
+            `{401: None}` turns every 401 event off.
+        record_unauthenticated: a credential status (401) to a request without a credential is an
+            `authz_fail` with `evt.reason: unauthenticated`; `False`: nothing.
+        record_invalid_credentials: a credential status to a request with a credential is an
+            `authn_login_fail`; `False`: nothing.
+        credential_headers: the headers that carry a credential (default `("Authorization",)`); add an
+            API-key header, e.g. `("Authorization", "X-API-Key")`.
+        credential_statuses: the statuses split by credential (default `(401,)`); e.g. `(401, 422)`. Only
+            a 401 without a credential is `unauthenticated`; another status without one writes nothing.
+        credential_sources: for integrations that find them in the app (FastAPI's `APIKeyQuery` and
+            `APIKeyCookie`): `"query:<name>"` and `"cookie:<name>"` entries, read through the context's
+            `_raw_query_param` and `_raw_cookie`.
+
+    Raises:
+        ConfigurationError: an invalid status, event type, header name or flag.
+
+    Example:
+        >>> rules = http_rules(credential_headers=("Authorization", "X-API-Key"))
+        >>> rules[401].credential_headers
+        ('authorization', 'x-api-key')
+    """
+    for name, flag in (
+        ("record_unauthenticated", record_unauthenticated),
+        ("record_invalid_credentials", record_invalid_credentials),
+    ):
+        if type(flag) is not bool:
+            raise ConfigurationError(f"{name}: expected True or False, got {type(flag).__name__}")
+    headers = _names(
+        "credential_headers", DEFAULT_CREDENTIAL_HEADERS if credential_headers is None else credential_headers
+    )
+    statuses = _statuses(DEFAULT_CREDENTIAL_STATUSES if credential_statuses is None else credential_statuses)
+    sources = tuple(s for s in credential_sources if s.startswith(("query:", "cookie:")) and len(s) > 7)
+    headers = (*headers, *(s for s in sources if s not in headers))
+    overrides: Any = {} if status_events is None else status_events
+    if isinstance(overrides, Mapping):
+        overrides = {**cast("Mapping[int, str | None]", overrides)}
+        for status in statuses:  # a credential status not named is on, as 401 is by default
+            overrides.setdefault(status, "authz_fail")
+    rules = status_rules(overrides)
+    for status in statuses:
+        rule = rules.get(status)
+        if rule is not None and rule.evt_type == "authz_fail":  # another type named for it: a plain rule
+            rules[status] = StatusRule(
+                rule.evt_type,
+                rule.outcome,
+                rule.takes_resource,
+                headers,
+                record_invalid_credentials,
+                # Only a 401 says "no credential": another status split by credential (a JWT library's 422)
+                # answered to a request without one is the framework's own (a validation error), not ours.
+                record_unauthenticated and status == 401,
+            )
+    return rules
+
+
+def _names(option: str, value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ConfigurationError(
+            f"{option}: expected a list of header names, e.g. ('Authorization', 'X-API-Key')"
+        )
+    names: list[str] = []
+    for name in value:
+        if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
+            raise ConfigurationError(f"{option}: {name!r} is not a header name")
+        names.append(name.lower())
+    return tuple(names)
+
+
+def _statuses(value: Iterable[int]) -> tuple[int, ...]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ConfigurationError("credential_statuses: expected a list of HTTP statuses, e.g. (401, 422)")
+    out: list[int] = []
+    for status in value:
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 499:
+            raise ConfigurationError(f"credential_statuses: {status!r} is not a 4xx HTTP status")
+        out.append(status)
+    return tuple(out)
 
 
 def status_rules(overrides: Mapping[int, str | None] | None) -> dict[int, StatusRule]:
@@ -92,8 +224,8 @@ def status_rules(overrides: Mapping[int, str | None] | None) -> dict[int, Status
         ConfigurationError: a key is not an HTTP status code (100-599) or a value is not a catalog type.
 
     Example:
-        >>> sorted(status_rules({401: "authz_fail", 403: None}))
-        [401]
+        >>> sorted(status_rules({429: "excess_rate_limit_exceeded", 403: None}))
+        [401, 429]
     """
     if overrides is None:
         overrides = {}
@@ -128,13 +260,85 @@ def emit_for_status(ctx: LazyRequestContext, rules: Mapping[int, StatusRule]) ->
     if rule is None or ctx.denial_recorded:
         return
     with never_raise("the response-status event"):
-        params = {"resource": ctx.path} if rule.takes_resource else None
+        evt_type, outcome, login = rule.evt_type, rule.outcome, None
+        user: Any = None
+        exists: bool | None = None
+        params: dict[str, Any] | None = {"resource": ctx.path} if rule.takes_resource else None
+        if rule.credential_headers is not None:
+            credential = _presented_credential(ctx, rule.credential_headers)
+            posted = _posted_login(ctx) if credential is None else None
+            if posted is not None:  # a refused login form: a failed login, whoever handled the password
+                if not rule.invalid_credentials:
+                    return
+                evt_type, outcome, login = "authn_login_fail", "failure", posted or None
+                params = {"reason": "invalid_credentials"}
+                find = ctx._account_finder() if login else None
+                if find is not None and login:
+                    user = find(login)
+                    exists = user is not None
+                    if not exists:
+                        params = {"reason": "unknown_user"}
+            elif credential is None:
+                if not rule.unauthenticated:
+                    return
+                params = {**(params or {}), "reason": "unauthenticated"}
+            else:
+                if not rule.invalid_credentials:
+                    return
+                evt_type, outcome = "authn_login_fail", "failure"
+                login = _basic_login(credential)
+                params = {"reason": "invalid_token" if login is None else "invalid_credentials"}
+        if is_suppressed(ctx, evt_type):  # the application writes this request's event itself
+            return
         if current_request() is ctx:
-            emit_event(rule.evt_type, outcome=rule.outcome, params=params)
+            emit_event(evt_type, user=user, outcome=outcome, params=params, login=login, exists=exists)
         else:  # e.g. a WSGI app that starts its response lazily, after the middleware returned
             with request_context(ctx):
-                emit_event(rule.evt_type, outcome=rule.outcome, params=params)
+                emit_event(evt_type, user=user, outcome=outcome, params=params, login=login, exists=exists)
         ctx.denial_recorded = True
+
+
+def _presented_credential(ctx: LazyRequestContext, names: tuple[str, ...]) -> str | None:
+    """The first credential the request carries (non-blank), or `None`: a header, or a `query:`/`cookie:`
+    source."""
+    for name in names:
+        try:
+            if name.startswith("query:"):
+                value = ctx._raw_query_param(name[6:])
+            elif name.startswith("cookie:"):
+                value = ctx._raw_cookie(name[7:])
+            else:
+                value = ctx._raw_header(name)
+        except Exception:  # noqa: BLE001 - unreadable headers: no credential seen
+            value = None
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
+
+
+def _posted_login(ctx: LazyRequestContext) -> str | None:
+    """The typed login (or `""`) when the request posted a password the framework parsed, else `None`."""
+    try:
+        found = ctx._posted_login()
+    except Exception:  # noqa: BLE001 - an unreadable body is no login form
+        return None
+    return found if isinstance(found, str) else None
+
+
+def _basic_login(credential: str) -> str | None:
+    """The user name of an HTTP Basic credential (RFC 7617), or `None` for any other kind of credential.
+
+    Only the part before the first colon is kept; the password is never returned.
+    """
+    scheme, _, encoded = credential.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return None
+    name = decoded.partition(":")[0]
+    return name or None
 
 
 # --- failures never reach the application ----------------------------------------------------------------
@@ -216,6 +420,28 @@ class LazyRequestContext(RequestContext):
 
     def _raw_request_id(self) -> str | None:
         raise NotImplementedError
+
+    def _raw_header(self, name: str) -> str | None:
+        """The request header `name` (lowercase), or `None`; only asked when a status rule needs it."""
+        return None
+
+    def _raw_query_param(self, name: str) -> str | None:
+        """The query parameter `name`, or `None`; only asked when a rule names it as a credential."""
+        return None
+
+    def _raw_cookie(self, name: str) -> str | None:
+        """The cookie `name`, or `None`; only asked when a rule names it as a credential."""
+        return None
+
+    def _posted_login(self) -> str | None:
+        """For a refused request that posted a login form (a password field) the framework already parsed:
+        the typed login (`username`, `email` or `login`), or `""` without one; else `None`. Never parses
+        a body itself."""
+        return None
+
+    def _account_finder(self) -> Callable[[str], Any] | None:
+        """The application's `find_account` (login → account or `None`), where its integration has one."""
+        return None
 
     def _find_route(self) -> str | None:
         return None
@@ -371,3 +597,20 @@ def user_from_scope(user: Any) -> Any:
         return None
     text = str(identity)
     return User(id=EmailIdentity(text) if "@" in text else text)
+
+
+LOGIN_FIELDS: Final = ("username", "email", "login")
+"""The body fields read as the typed login of a refused login form, in this order."""
+
+
+def login_from_fields(fields: Any) -> str | None:
+    """`_posted_login` over a parsed body (a form or a JSON object): `None` unless it has a password field."""
+    if fields is None or not hasattr(fields, "get") or not hasattr(fields, "keys"):
+        return None
+    if not any(isinstance(key, str) and "password" in key.lower() for key in fields.keys()):  # noqa: SIM118 - a MultiDict's iteration differs
+        return None
+    for name in LOGIN_FIELDS:
+        value = fields.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""

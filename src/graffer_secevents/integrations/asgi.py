@@ -17,8 +17,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from typing import Any, cast
+from urllib.parse import parse_qsl
 
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
 from graffer_secevents._request_id import accept_request_id
@@ -30,7 +31,7 @@ from ._common import (
     StatusRule,
     emit_for_status,
     header_value,
-    status_rules,
+    http_rules,
     user_from_scope,
 )
 
@@ -86,8 +87,34 @@ class AsgiRequestContext(LazyRequestContext):
         path = getattr(self.scope.get("route"), "path", None)
         return path if isinstance(path, str) else None
 
+    def _raw_header(self, name: str) -> str | None:
+        return header_value(self.scope.get("headers") or (), name.encode("latin-1"))
+
+    def _raw_query_param(self, name: str) -> str | None:
+        query: bytes = self.scope.get("query_string") or b""
+        for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if key == name:
+                return value
+        return None
+
+    def _raw_cookie(self, name: str) -> str | None:
+        header = header_value(self.scope.get("headers") or (), b"cookie")
+        for part in (header or "").split(";"):
+            key, _, value = part.strip().partition("=")
+            if key == name:
+                return value
+        return None
+
     def _find_user(self) -> Any:
-        return user_from_scope(self.scope.get("user"))
+        user = user_from_scope(self.scope.get("user"))
+        if user is None:
+            # `request.state.user`, where hand-written auth dependencies and middlewares keep it (Starlette's
+            # `request.state` is the scope's "state" dict)
+            state = self.scope.get("state")
+            found: Any = cast("dict[str, Any]", state).get("user") if isinstance(state, dict) else None
+            if found is not None and getattr(found, "is_authenticated", True) is not False:
+                user = found
+        return user
 
 
 class SecurityEventsMiddleware:
@@ -96,14 +123,19 @@ class SecurityEventsMiddleware:
     Inside a request, events carry the resolved client IP, user agent, request id, method, path, route
     template and, once the response has started, the status code; the user is Starlette's
     `scope["user"]` or whatever `graffer_secevents.set_user` bound. The response carries the request
-    id as `X-Request-ID`. A response whose status is in `status_events` emits that event (by default a
-    403 emits `authz_fail`).
+    id as `X-Request-ID`. A 401 or 403 emits the event of the HTTP semantics
+    (docs/integrations/auth-stacks.md): a 401 with a credential is `authn_login_fail`, without one
+    `authz_fail` (`unauthenticated`), a 403 is `authz_fail` with the user.
 
     Args:
         app: the ASGI application to wrap.
         status_events: per-status overrides merged over `DEFAULT_STATUS_EVENTS`: an event type
-            turns a status on, `None` turns it off, e.g. ``{401: "authz_fail", 429:
-            "excess_rate_limit_exceeded"}` or `{403: None}``.
+            turns a status on, `None` turns it off, e.g. `{429: "excess_rate_limit_exceeded"}` or
+            `{403: None}`.
+        record_unauthenticated: a 401 without a credential is `authz_fail` (`unauthenticated`).
+        record_invalid_credentials: a 401 with a credential is `authn_login_fail`.
+        credential_headers: the headers that carry a credential (default `("Authorization",)`).
+        credential_statuses: the statuses split by credential (default `(401,)`).
 
     Raises:
         ConfigurationError: `status_events` names a status or an event type that does not exist.
@@ -117,9 +149,24 @@ class SecurityEventsMiddleware:
 
     __slots__ = ("_rules", "app")
 
-    def __init__(self, app: ASGIApp, *, status_events: Mapping[int, str | None] | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        status_events: Mapping[int, str | None] | None = None,
+        record_unauthenticated: bool = True,
+        record_invalid_credentials: bool = True,
+        credential_headers: Iterable[str] | None = None,
+        credential_statuses: Iterable[int] | None = None,
+    ) -> None:
         self.app = app
-        self._rules: dict[int, StatusRule] = status_rules(status_events)
+        self._rules: dict[int, StatusRule] = http_rules(
+            status_events,
+            record_unauthenticated=record_unauthenticated,
+            record_invalid_credentials=record_invalid_credentials,
+            credential_headers=credential_headers,
+            credential_statuses=credential_statuses,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -19,19 +19,27 @@ What it records by itself:
 * Flask-Login's `user_logged_in` → `authn_login_success`, `user_logged_out` → `session_logout`,
   `user_unauthorized` (a `@login_required` view reached without a login) → `authz_fail` with
   `evt.resource` the path; the 401 that follows is then not recorded a second time;
-* a response whose status is in `status_events` → that event (by default 403 → `authz_fail`).
+* Flask-HTTPAuth and Flask-JWT-Extended, when installed (`integrations/_flask_auth.py`): a Basic login
+  per request, a refused password or token, every token error Flask-JWT-Extended answers;
+* the HTTP semantics of every middleware (docs/integrations/auth-stacks.md): a 401 with a credential →
+  `authn_login_fail` (`invalid_token`, or `invalid_credentials` for Basic), a 401 without one →
+  `authz_fail` (`unauthenticated`), a 403 → `authz_fail` with the user the stack authenticated
+  (Flask-Login, Flask-HTTPAuth or Flask-JWT-Extended), each part an option below.
 
 Flask-Login never sees credentials and has no failure signal: record failures where the password is checked,
-`secevents.log_login(None, "failure", login=form["username"], exists=..., reason=...)`.
+with the account when it exists (`brute_force_success` joins an account's failures to its success by
+`usr.id`): `secevents.log_login(account, "failure", login=form["username"], exists=account is not None,
+reason="invalid_credentials")`.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-from graffer_secevents._errors import MissingDependencyError
+from graffer_secevents._errors import ConfigurationError, MissingDependencyError
 
 try:
     import flask
@@ -39,15 +47,17 @@ except ImportError:
     raise MissingDependencyError("flask", "flask") from None
 
 from graffer_secevents._context import add_request_provider, current_request
-from graffer_secevents._pipeline import emit_event
 
+from ._auth import record_auth
 from ._common import (
     DEFAULT_STATUS_EVENTS,
     OPTIONAL_STATUS_EVENTS,
     LazyRequestContext,
+    http_rules,
+    login_from_fields,
     never_raise,
-    status_rules,
 )
+from ._flask_auth import connect_httpauth, connect_jwt_extended, flask_user
 from .wsgi import SecurityEventsMiddleware, WsgiRequestContext
 
 __all__ = ["DEFAULT_STATUS_EVENTS", "OPTIONAL_STATUS_EVENTS", "SecurityEvents"]
@@ -66,13 +76,25 @@ class FlaskRequestContext(WsgiRequestContext):
         return rule.rule if rule is not None else None
 
     def _find_user(self) -> Any:
-        flask_login = sys.modules.get("flask_login")
-        if flask_login is None or not flask.has_request_context():
+        return flask_user()
+
+    def _account_finder(self) -> Any:
+        if not flask.has_request_context():
             return None
-        if getattr(flask.current_app, "login_manager", None) is None:
+        extension = flask.current_app.extensions.get(EXTENSION_KEY)
+        return getattr(extension, "find_account", None)
+
+    def _posted_login(self) -> str | None:
+        if not flask.has_request_context():
             return None
-        # The real object, not the proxy; loading it (the user_loader) happens only when an event needs it.
-        return flask_login.current_user._get_current_object()
+        request = flask.request
+        if request.method != "POST":
+            return None
+        found = login_from_fields(request.__dict__.get("form"))  # only what the view already parsed
+        if found is None:
+            cached = request._cached_json
+            found = login_from_fields(next((v for v in cached if v is not Ellipsis), None))
+        return found
 
 
 class _FlaskMiddleware(SecurityEventsMiddleware):
@@ -108,6 +130,12 @@ class SecurityEvents:
         flask_security: record Flask-Security-Too's flows (`integrations/flask_security.py`). `None`
             (the default) does so when Flask-Security's `Security` is already on the app; `True` requires
             it; `False` never does.
+        record_unauthenticated: a 401 without a credential is `authz_fail` (`unauthenticated`).
+        record_invalid_credentials: a 401 with a credential is `authn_login_fail`.
+        credential_headers: the headers that carry a credential (default `("Authorization",)`).
+        credential_statuses: the statuses split by credential (default `(401,)`).
+        find_account: `login -> account` (or `None` for no such account): a login form refused with a 401
+            (a POST with a `password` field) is then a failure for that account, `usr.exists` set.
 
     Raises:
         ConfigurationError: `status_events` names a status or an event type that does not exist, or
@@ -127,8 +155,23 @@ class SecurityEvents:
         *,
         status_events: Mapping[int, str | None] | None = None,
         flask_security: bool | None = None,
+        record_unauthenticated: bool = True,
+        record_invalid_credentials: bool = True,
+        credential_headers: Iterable[str] | None = None,
+        credential_statuses: Iterable[int] | None = None,
+        find_account: Callable[[str], Any] | None = None,
     ) -> None:
-        status_rules(status_events)  # validate now, loudly
+        if find_account is not None and not callable(find_account):
+            raise ConfigurationError("find_account: expected a function login -> account (or None)")
+        self.find_account = find_account
+        self.http_options: dict[str, Any] = {
+            "status_events": status_events,
+            "record_unauthenticated": record_unauthenticated,
+            "record_invalid_credentials": record_invalid_credentials,
+            "credential_headers": credential_headers,
+            "credential_statuses": credential_statuses,
+        }
+        http_rules(**self.http_options)  # validate now, loudly
         self.status_events = status_events
         self.flask_security = flask_security
         if app is not None:
@@ -138,10 +181,15 @@ class SecurityEvents:
         """Install on `app`; a second call for the same app does nothing."""
         if EXTENSION_KEY in app.extensions:
             return
-        app.wsgi_app = _FlaskMiddleware(app.wsgi_app, status_events=self.status_events)  # type: ignore[method-assign]
+        app.wsgi_app = _FlaskMiddleware(app.wsgi_app, **self.http_options)  # type: ignore[method-assign]
         app.extensions[EXTENSION_KEY] = self
         add_request_provider(_flask_request)
         _connect_flask_login(app)
+        if importlib.util.find_spec("flask_httpauth") is not None:
+            connect_httpauth()
+        connect_jwt_extended(
+            app
+        )  # imports nothing: token errors are recognised by the modules already loaded
         wanted = self.flask_security
         if wanted is None:  # auto: only if the app already imported Flask-Security and initialised it
             wanted = "flask_security" in sys.modules and "security" in app.extensions
@@ -165,21 +213,23 @@ def _connect_flask_login(app: flask.Flask) -> None:
 def _on_logged_in(_sender: Any, user: Any = None, **_extra: Any) -> None:
     if _FLASK_SECURITY_KEY in flask.current_app.extensions:
         return  # Flask-Security's user_authenticated says how the user logged in (a password change is not)
-    with never_raise("Flask-Login's login event"):
-        emit_event("authn_login_success", user=user, outcome="success")
+    record_auth("authn_login_success", where="Flask-Login's login event", user=user, outcome="success")
 
 
 def _on_logged_out(_sender: Any, user: Any = None, **_extra: Any) -> None:
     if user is None or getattr(user, "is_authenticated", False) is not True:
         return  # logging out an anonymous session is not an event
-    with never_raise("Flask-Login's logout event"):
-        emit_event("session_logout", user=user)
+    record_auth("session_logout", where="Flask-Login's logout event", user=user, once=False)
 
 
 def _on_unauthorized(_sender: Any, **_extra: Any) -> None:
     with never_raise("Flask-Login's unauthorized event"):
         ctx = current_request()
         path = ctx.path if ctx is not None else flask.request.path
-        emit_event("authz_fail", params={"resource": path})
+        record_auth(
+            "authz_fail",
+            where="Flask-Login's unauthorized event",
+            params={"resource": path, "reason": "unauthenticated"},
+        )
         if isinstance(ctx, LazyRequestContext):
             ctx.denial_recorded = True

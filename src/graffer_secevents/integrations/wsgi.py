@@ -28,8 +28,8 @@ from ._common import (
     LazyRequestContext,
     StatusRule,
     emit_for_status,
+    http_rules,
     never_raise,
-    status_rules,
 )
 
 __all__ = [
@@ -95,6 +95,9 @@ class WsgiRequestContext(LazyRequestContext):
     def _raw_request_id(self) -> str | None:
         return self.environ.get("HTTP_X_REQUEST_ID")
 
+    def _raw_header(self, name: str) -> str | None:
+        return self.environ.get("HTTP_" + name.upper().replace("-", "_"))
+
     _status_line: str | None = None
 
     @property
@@ -120,13 +123,19 @@ class SecurityEventsMiddleware:
 
     Inside a request, events carry the resolved client IP, user agent, request id, method, path and, once
     the response has started, the status code; the user is whatever `graffer_secevents.set_user`
-    bound. The response carries the request id as `X-Request-ID`. A response whose status is in
-    `status_events` emits that event (by default a 403 emits `authz_fail`).
+    bound. The response carries the request id as `X-Request-ID`. A 401 or 403 emits the event of the
+    HTTP semantics (`graffer_secevents.integrations._common`, docs/integrations/auth-stacks.md): a 401
+    with a credential is `authn_login_fail`, without one `authz_fail` (`unauthenticated`), a 403 is
+    `authz_fail`.
 
     Args:
         app: the WSGI application to wrap.
         status_events: per-status overrides merged over `DEFAULT_STATUS_EVENTS`: an event type
             turns a status on, `None` turns it off.
+        record_unauthenticated: a 401 without a credential is `authz_fail` (`unauthenticated`).
+        record_invalid_credentials: a 401 with a credential is `authn_login_fail`.
+        credential_headers: the headers that carry a credential (default `("Authorization",)`).
+        credential_statuses: the statuses split by credential (default `(401,)`).
 
     Raises:
         ConfigurationError: `status_events` names a status or an event type that does not exist.
@@ -143,9 +152,24 @@ class SecurityEventsMiddleware:
     """Bind the context around the application. Flask's extension does not: Flask's own request context
     leads events to it (a provider, see `graffer_secevents.integrations.flask`)."""
 
-    def __init__(self, app: WSGIApp, *, status_events: Mapping[int, str | None] | None = None) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        status_events: Mapping[int, str | None] | None = None,
+        record_unauthenticated: bool = True,
+        record_invalid_credentials: bool = True,
+        credential_headers: Iterable[str] | None = None,
+        credential_statuses: Iterable[int] | None = None,
+    ) -> None:
         self.app = app
-        self._rules: dict[int, StatusRule] = status_rules(status_events)
+        self._rules: dict[int, StatusRule] = http_rules(
+            status_events,
+            record_unauthenticated=record_unauthenticated,
+            record_invalid_credentials=record_invalid_credentials,
+            credential_headers=credential_headers,
+            credential_statuses=credential_statuses,
+        )
         self._status_prefixes = frozenset(str(code) for code in self._rules)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:

@@ -210,15 +210,34 @@ def test_a_request_that_emits_nothing_never_touches_the_session() -> None:
     assert "Cookie" not in response.get("Vary", "")
 
 
-@pytest.mark.parametrize(("code", "evt_type"), [(401, "authz_fail"), (429, "excess_rate_limit_exceeded")])
-def test_401_and_429_are_opt_in_through_settings(security_events: Capture, code: int, evt_type: str) -> None:
-    call(Client(), "get", f"/status/{code}/")
+def test_429_is_opt_in_through_settings(security_events: Capture) -> None:
+    call(Client(), "get", "/status/429/")
     assert security_events.records == []
-    with override_settings(SECEVENTS={"status_events": {code: evt_type, 403: None}}):
-        call(Client(), "get", f"/status/{code}/")
+    with override_settings(SECEVENTS={"status_events": {429: "excess_rate_limit_exceeded", 403: None}}):
+        call(Client(), "get", "/status/429/")
         call(Client(), "get", "/denied/")
-    security_events.assert_emitted(evt_type, http__status_code=code)
+    security_events.assert_emitted("excess_rate_limit_exceeded", http__status_code=429)
     security_events.assert_not_emitted("authz_fail", http__status_code=403)
+
+
+def test_401_is_split_by_credential_and_each_part_is_a_setting(security_events: Capture) -> None:
+    call(Client(), "get", "/status/401/")
+    security_events.assert_emitted("authz_fail", evt__reason="unauthenticated", http__status_code=401)
+    security_events.clear()
+    call(Client(), "get", "/status/401/", HTTP_AUTHORIZATION="Token forged")
+    record = security_events.assert_emitted("authn_login_fail", evt__reason="invalid_token")
+    assert len(security_events.records) == 1 and "forged" not in str(record)
+    security_events.clear()
+    options = {"record_unauthenticated": False, "credential_headers": ["Authorization", "X-Api-Key"]}
+    with override_settings(SECEVENTS=options):
+        call(Client(), "get", "/status/401/")
+        assert security_events.records == []
+        call(Client(), "get", "/status/401/", HTTP_X_API_KEY="k-123")
+    security_events.assert_emitted("authn_login_fail", evt__reason="invalid_token")
+    security_events.clear()
+    with override_settings(SECEVENTS={"status_events": {401: None}}):
+        call(Client(), "get", "/status/401/", HTTP_AUTHORIZATION="Token forged")
+    assert security_events.records == []
 
 
 def test_bad_status_events_setting_fails_at_start_up() -> None:

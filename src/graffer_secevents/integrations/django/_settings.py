@@ -19,10 +19,24 @@ from typing import Any, Final
 from graffer_secevents._config import OPTIONS, check_names, configure
 from graffer_secevents._errors import ConfigurationError, SecEventsWarning, warn_once
 
-__all__ = ["DJANGO_KEYS", "DeprecatedSettingWarning", "apply_settings", "status_events_setting"]
+__all__ = [
+    "DJANGO_KEYS",
+    "DeprecatedSettingWarning",
+    "apply_settings",
+    "http_options_setting",
+    "status_events_setting",
+]
 
-DJANGO_KEYS: Final = ("status_events", "sensitive_models")
-"""The keys of `SECEVENTS` that are Django's own, not `configure()` options."""
+DJANGO_KEYS: Final = (
+    "status_events",
+    "sensitive_models",
+    "record_unauthenticated",
+    "record_invalid_credentials",
+    "credential_headers",
+    "credential_statuses",
+)
+"""The keys of `SECEVENTS` that are Django's own (the middleware's HTTP semantics), not `configure()`
+options."""
 
 
 class DeprecatedSettingWarning(SecEventsWarning, DeprecationWarning):
@@ -84,3 +98,11 @@ def status_events_setting() -> Mapping[int, str | None] | None:
         stacklevel=4,
     )
     return flat
+
+
+def http_options_setting() -> dict[str, Any]:
+    """The middleware's HTTP-semantics options set in `SECEVENTS` (`record_unauthenticated`,
+    `record_invalid_credentials`, `credential_headers`, `credential_statuses`), as keyword arguments of
+    `graffer_secevents.integrations._common.http_rules`."""
+    options = _setting()
+    return {key: options[key] for key in DJANGO_KEYS[1:] if key in options}

@@ -12,8 +12,10 @@ context bound::
 It runs natively under WSGI and ASGI (sync and async capable). `request.user` is read when an event is
 emitted, not when the request starts, so a user that Django REST framework authenticates inside the view is
 the one recorded, and a request that emits nothing never touches the session. Setting
-`SECEVENTS["status_events"]` (a dict, merged over the default `{403: "authz_fail"}`; `None` switches a
-status off) chooses which responses are events.
+`SECEVENTS["status_events"]` (a dict, merged over the default `{401: "authz_fail", 403: "authz_fail"}`;
+`None` switches a status off) chooses which responses are events; a 401 is split by credential (the HTTP
+semantics of `docs/integrations/auth-stacks.md`: `record_unauthenticated`, `record_invalid_credentials`,
+`credential_headers`, `credential_statuses` in `SECEVENTS`).
 """
 
 from __future__ import annotations
@@ -41,9 +43,9 @@ from graffer_secevents.integrations._common import (
     LazyRequestContext,
     StatusRule,
     emit_for_status,
-    status_rules,
+    http_rules,
 )
-from graffer_secevents.integrations.django._settings import status_events_setting
+from graffer_secevents.integrations.django._settings import http_options_setting, status_events_setting
 
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.lower()
 
@@ -77,6 +79,9 @@ class DjangoRequestContext(LazyRequestContext):
 
     def _raw_request_id(self) -> str | None:
         return self.request.META.get("HTTP_X_REQUEST_ID")  # type: ignore[no-any-return]
+
+    def _raw_header(self, name: str) -> str | None:
+        return self.request.META.get("HTTP_" + name.upper().replace("-", "_"))  # type: ignore[no-any-return]
 
     def _find_route(self) -> str | None:
         route = getattr(getattr(self.request, "resolver_match", None), "route", None)
@@ -127,7 +132,7 @@ class SecurityEventsMiddleware:
         self._is_async = iscoroutinefunction(get_response)  # pyright: ignore[reportDeprecated]
         if self._is_async:
             markcoroutinefunction(self)
-        self._rules: dict[int, StatusRule] = status_rules(status_events_setting())
+        self._rules: dict[int, StatusRule] = http_rules(status_events_setting(), **http_options_setting())
 
     def __call__(self, request: HttpRequest) -> Any:
         if self._is_async:

@@ -1,0 +1,169 @@
+"""The HTTP semantics of `integrations/_common.py`, the same through the plain WSGI and ASGI middlewares (no
+framework of ours: a bare WSGI callable and a bare Starlette app), including odd credentials sent on purpose."""
+
+from __future__ import annotations
+
+import base64
+import json
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from graffer_secevents import ConfigurationError
+from graffer_secevents.integrations import asgi, wsgi
+from graffer_secevents.integrations._common import http_rules
+from graffer_secevents.testing import Capture, hashed
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+PEER = "198.51.100.31"
+
+
+def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """A bare WSGI app: 401 unless `Authorization: Key ok`, 422 for `/unprocessable`, 403 for `/admin`."""
+    path = environ["PATH_INFO"]
+    status = "200 OK"
+    if path == "/admin":
+        status = "403 Forbidden"
+    elif path == "/unprocessable":
+        status = "422 Unprocessable Content"
+    elif environ.get("HTTP_AUTHORIZATION") != "Key ok" and environ.get("HTTP_X_API_KEY") != "ok":
+        status = "401 Unauthorized"
+    start_response(status, [("Content-Type", "text/plain")])
+    return [b"x"]
+
+
+def starlette_app() -> Starlette:
+    async def private(request: Request) -> PlainTextResponse:
+        if request.headers.get("authorization") != "Key ok" and request.headers.get("x-api-key") != "ok":
+            return PlainTextResponse("no", status_code=401)
+        return PlainTextResponse("ok")
+
+    async def admin(request: Request) -> PlainTextResponse:
+        request.state.user = "ops-7"  # a hand-written auth layer's user, by id
+        return PlainTextResponse("no", status_code=403)
+
+    async def unprocessable(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("no", status_code=422)
+
+    return Starlette(
+        routes=[Route("/private", private), Route("/admin", admin), Route("/unprocessable", unprocessable)]
+    )
+
+
+def client(kind: str, **options: Any) -> Any:
+    if kind == "wsgi":
+        app = wsgi.SecurityEventsMiddleware(wsgi_app, **options)
+        return httpx.Client(transport=httpx.WSGITransport(app=app, remote_addr=PEER), base_url="http://t")
+    app = starlette_app()
+    app.add_middleware(asgi.SecurityEventsMiddleware, **options)
+    return TestClient(app, client=(PEER, 1))
+
+
+KINDS = ["wsgi", "asgi"]
+
+
+def only(security_events: Capture, evt_type: str, **match: Any) -> dict[str, Any]:
+    assert [r["evt"]["type"] for r in security_events.records] == [evt_type], security_events.records
+    return security_events.assert_emitted(evt_type, network__client__ip=PEER, **match)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_401_is_split_by_credential(security_events: Capture, kind: str) -> None:
+    with client(kind) as c:
+        assert c.get("/private", headers={"Authorization": "Key stolen"}).status_code == 401
+        only(security_events, "authn_login_fail", evt__reason="invalid_token")
+        security_events.clear()
+        c.get("/private")
+        only(security_events, "authz_fail", evt__reason="unauthenticated", evt__resource="/private")
+        security_events.clear()
+        basic = base64.b64encode(b"ada@example.com:pw").decode()
+        c.get("/private", headers={"Authorization": f"Basic {basic}"})
+        record = only(security_events, "authn_login_fail", evt__reason="invalid_credentials")
+        assert record["usr"]["login"] == hashed("ada@example.com")
+        security_events.clear()
+        assert c.get("/private", headers={"Authorization": "Key ok"}).status_code == 200
+        assert security_events.records == []
+    assert "stolen" not in json.dumps(security_events.records) and "pw" not in str(security_events.lines)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    "odd",
+    [
+        "Basic !!!not-base64",
+        "Basic " + base64.b64encode(b"\xff\xfe:pw").decode(),
+        "Basic ",
+        "   ",
+        "x" * 9000,
+    ],
+    ids=["bad-base64", "not-utf8", "empty-basic", "blank", "huge"],
+)
+def test_odd_credentials_are_one_record_and_never_raise(
+    security_events: Capture, kind: str, odd: str
+) -> None:
+    with client(kind) as c:
+        assert c.get("/private", headers={"Authorization": odd}).status_code == 401
+    (record,) = security_events.records
+    if odd.strip():
+        assert record["evt"]["type"] == "authn_login_fail"
+        assert record["evt"]["reason"] in {"invalid_token", "invalid_credentials"}
+    else:
+        assert record["evt"] == {**record["evt"], "type": "authz_fail", "reason": "unauthenticated"}
+    assert "x" * 100 not in json.dumps(record)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_part_is_an_option(security_events: Capture, kind: str) -> None:
+    with client(kind, credential_headers=("Authorization", "X-API-Key"), credential_statuses=(401, 422)) as c:
+        c.get("/private", headers={"X-API-Key": "leaked"})
+        only(security_events, "authn_login_fail", evt__reason="invalid_token")
+        security_events.clear()
+        c.get("/unprocessable", headers={"Authorization": "Bearer garbage"})  # a JWT library's 422
+        only(security_events, "authn_login_fail", evt__reason="invalid_token")
+        security_events.clear()
+        c.get("/unprocessable")  # a 422 without a credential is a plain validation error: nothing
+        assert security_events.records == []
+    with client(kind, record_unauthenticated=False, record_invalid_credentials=False) as c:
+        c.get("/private")
+        c.get("/private", headers={"Authorization": "Key stolen"})
+        c.get("/unprocessable", headers={"Authorization": "Bearer garbage"})  # 422 is not split by default
+    assert security_events.records == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_403_is_authz_fail(security_events: Capture, kind: str) -> None:
+    with client(kind) as c:
+        c.get("/admin")
+    record = only(security_events, "authz_fail", evt__resource="/admin")
+    if kind == "asgi":  # request.state.user
+        assert record["usr"]["id"] == "ops-7"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"credential_headers": "Authorization"},
+        {"credential_headers": ["Bad Header"]},
+        {"credential_headers": [7]},
+        {"credential_statuses": [200]},
+        {"credential_statuses": ["401"]},
+        {"credential_statuses": 401},
+        {"record_unauthenticated": 0},
+        {"record_invalid_credentials": None},
+    ],
+)
+def test_bad_options_are_configuration_errors(options: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError):
+        http_rules(**options)
+    with pytest.raises(ConfigurationError):
+        wsgi.SecurityEventsMiddleware(wsgi_app, **options)
