@@ -1,5 +1,5 @@
 """FastAPI's own security tools with no event code in the app: the security tutorial exactly as the FastAPI
-docs write it (tutorial004_app.py), plus dependencies, login routes and users written here for the seams."""
+tutorial teaches (tutorial004_app.py, written from its documented pattern), plus dependencies, login routes and users written here for the seams."""
 
 from __future__ import annotations
 
