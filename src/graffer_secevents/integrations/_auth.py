@@ -75,11 +75,23 @@ def record_auth(
         params: the event's catalog parameters (`{"reason": "invalid_credentials"}`).
         once: skip the call if this request already recorded `evt_type` (the default).
     """
+    return _record(
+        evt_type,
+        where=where,
+        once=once,
+        emit={"user": user, "outcome": outcome, "login": login, "exists": exists, "params": params or None},
+    )
+
+
+def _record(evt_type: str, *, where: str, once: bool, emit: Mapping[str, Any]) -> bool:
+    """`record_auth` and `record_once`: emit unless this request already recorded `evt_type` (or the
+    application suppressed it), then mark the request."""
+    user, outcome = emit.get("user"), emit.get("outcome")
     with never_raise(where):
         ctx = current_request()
         if ctx is not None and ((once and recorded(ctx, evt_type)) or is_suppressed(ctx, evt_type)):
             return False
-        emit_event(evt_type, user=user, outcome=outcome, login=login, exists=exists, params=params or None)
+        emit_event(evt_type, **emit)
         if ctx is not None:
             mark_recorded(ctx, (evt_type,))
             # Who just logged in is the request's user: a 403 after it names them.
@@ -155,7 +167,6 @@ def record_reset_refused(where: str, *, reason: str, user: object = None) -> boo
     )
 
 
-# --- appended by seams-django: events with a target or caller metadata, with record_auth's once-semantics ---
 
 
 def record_once(evt_type: str, *, where: str, **emit: Any) -> bool:
@@ -163,18 +174,4 @@ def record_once(evt_type: str, *, where: str, **emit: Any) -> bool:
     once per request and event type, a failure marking the request; return whether this call wrote it.
     `emit` are `emit_event`'s keyword arguments (`user`, `outcome`, `login`, `exists`, `target_user`,
     `params`, `context`)."""
-    with never_raise(where):
-        ctx = current_request()
-        seen: set[str] | None = getattr(ctx, _RECORDED_ATTR, None) if ctx is not None else None
-        if seen is not None and evt_type in seen:
-            return False
-        emit_event(evt_type, **emit)
-        if ctx is not None:
-            if seen is None:
-                seen = set()
-                setattr(ctx, _RECORDED_ATTR, seen)
-            seen.add(evt_type)
-            if isinstance(ctx, LazyRequestContext) and _is_failure(evt_type, emit.get("outcome")):
-                ctx.denial_recorded = True
-        return True
-    return False
+    return _record(evt_type, where=where, once=True, emit=emit)

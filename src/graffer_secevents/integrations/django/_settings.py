@@ -27,16 +27,17 @@ __all__ = [
     "status_events_setting",
 ]
 
-DJANGO_KEYS: Final = (
-    "status_events",
-    "sensitive_models",
+HTTP_KEYS: Final = (
     "record_unauthenticated",
     "record_invalid_credentials",
     "credential_headers",
     "credential_statuses",
 )
-"""The keys of `SECEVENTS` that are Django's own (the middleware's HTTP semantics), not `configure()`
-options."""
+"""The middleware's HTTP-semantics options in `SECEVENTS` (keyword arguments of `http_rules`)."""
+
+DJANGO_KEYS: Final = ("status_events", "sensitive_models", *HTTP_KEYS)
+"""The keys of `SECEVENTS` that are Django's own (the middleware's HTTP semantics, the admin's sensitive
+models), not `configure()` options."""
 
 
 class DeprecatedSettingWarning(SecEventsWarning, DeprecationWarning):
@@ -105,4 +106,4 @@ def http_options_setting() -> dict[str, Any]:
     `record_invalid_credentials`, `credential_headers`, `credential_statuses`), as keyword arguments of
     `graffer_secevents.integrations._common.http_rules`."""
     options = _setting()
-    return {key: options[key] for key in DJANGO_KEYS[1:] if key in options}
+    return {key: options[key] for key in HTTP_KEYS if key in options}
