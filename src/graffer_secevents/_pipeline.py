@@ -17,10 +17,6 @@ record is written. Strict mode raises `EventValidationError` instead, before any
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
-import decimal
-import enum
 import math
 import time
 import uuid
@@ -28,7 +24,7 @@ from _socket import AF_INET as _AF_INET
 from _socket import inet_pton as _inet_pton
 from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final, TypeGuard
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
@@ -55,8 +51,8 @@ from ._limits import (
     _limit_str,
     _take,
 )
+from ._metadata import ContextSanitiser
 from ._metrics import MetricsBackend, record_event
-from ._privacy import REDACTED, is_secret_key
 from ._trace import trace_fields
 from ._users import _show, _text, _user_parts, _usr
 
@@ -66,9 +62,6 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "emit_event", "emit_unguarded"]
 
 SCHEMA_VERSION: Final = 1
-MAX_CONTEXT_DEPTH: Final = 6
-MAX_CONTEXT_ATTRIBUTES: Final = 128  # keeps the whole record under Datadog's 256 attributes
-MAX_FLAT_DEPTH: Final = 32  # below MAX_CONTEXT_DEPTH a subtree is text; past this it is cut
 MAX_ERRORS: Final = 20
 _LOGGER: Final = {"name": "graffer_secevents"}
 _OUTCOMES: Final = ("success", "failure")
@@ -260,161 +253,7 @@ def _http_fields(ctx: Any, errors: list[str]) -> dict[str, Any]:
     return http
 
 
-# --- 4. caller metadata ------------------------------------------------------------------------------------
-
-# Written as their str() without a note: values whose text is their canonical form and holds no attributes.
-_SCALARS: Final = (uuid.UUID, datetime.date, datetime.time, datetime.timedelta, decimal.Decimal, enum.Enum)
-
-
-class _ContextSanitiser:
-    """Makes caller metadata JSON-safe: secrets redacted, depth and size bounded, cycles cut, all noted.
-
-    Caller containers are read only through `_limits`' bounded readers; objects that are records
-    (dataclasses, pydantic models) are walked as mappings of their fields, never rendered with `str()`.
-    Deeper than `max_depth`, a subtree is walked the same way (so its secrets are redacted too) and then
-    written as JSON text.
-    """
-
-    __slots__ = ("budget", "count", "errors", "max_depth", "path")
-
-    def __init__(
-        self, errors: list[str], max_depth: int = MAX_CONTEXT_DEPTH, budget: int = MAX_CONTEXT_ATTRIBUTES
-    ) -> None:
-        self.errors = errors
-        self.count = 0
-        self.budget = budget
-        self.max_depth = max_depth
-        self.path: set[int] = set()
-
-    def mapping(
-        self, data: Mapping[Any, Any], where: str, depth: int, out: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        out = {} if out is None else out
-        items = _items(data, self.budget, where, self.errors)
-        self.path.add(id(data))
-        for key, value in items:
-            if self.count >= self.budget:
-                self.errors.append(f"{where}: more than {self.budget} attributes, the rest dropped")
-                break
-            name = key if type(key) is str else self.key(key, where)
-            secret = is_secret_key(name)  # on the whole name: a long key is checked before it is cut
-            if len(name) > MAX_KEY:
-                self.errors.append(f"{where}: a key of {len(name)} characters truncated to {MAX_KEY}")
-                name = name[:MAX_KEY]
-            if name in out:
-                self.errors.append(f"{where}.{name}: two keys are the same once written; the later kept")
-            if secret:
-                out[name] = REDACTED
-                self.count += 1
-                continue
-            out[name] = self.value(value, f"{where}.{name}", depth + 1)
-        self.path.discard(id(data))
-        return out
-
-    def key(self, key: object, where: str) -> str:
-        exact = _exact(key)
-        kind = type(exact)
-        if kind is not str and kind is not int:
-            self.errors.append(f"{where}: a {kind.__name__} key written as text")
-        return _coerce_str(exact)
-
-    def value(self, value: Any, where: str, depth: int) -> Any:
-        kind = type(value)
-        if value is None or kind is bool:
-            self.count += 1
-            return value
-        if kind is str:
-            self.count += 1
-            return _limit_str(where, value, self.errors)
-        if kind is int:
-            self.count += 1
-            if _in_int64(value):
-                return value
-            self.errors.append(f"{where}: integer out of the 64-bit range, written as text")
-            return _limit_str(where, _int_text(value), self.errors)
-        if kind is float:
-            self.count += 1
-            if math.isfinite(value):
-                return value
-            self.errors.append(f"{where}: {value!r} is not a JSON number, written as null")
-            return None
-        if kind is dict or kind is list or kind is tuple:
-            return self.container(value, where, depth)
-        if issubclass(kind, str | int | float):  # subclasses as their plain value, no caller code run
-            plain = float.__float__(value) if issubclass(kind, float) else _exact(value)
-            return self.value(plain, where, depth)
-        if issubclass(kind, Mapping | list | tuple | set | frozenset):
-            return self.container(value, where, depth)
-        fields = _record_fields(value, kind)
-        if fields is not None:
-            self.errors.append(f"{where}: a {kind.__name__} written as its fields")
-            return self.container(fields, where, depth)
-        if issubclass(kind, Iterable) and not issubclass(kind, bytes | bytearray | memoryview):
-            # generators, deques, arrays: read up to the cap (an endless iterator included), then a list
-            self.errors.append(f"{where}: a {kind.__name__} written as a list")
-            return self.container(_take(value, MAX_LIST, where, self.errors), where, depth)
-        self.count += 1
-        if issubclass(kind, bytes | bytearray | memoryview):
-            self.errors.append(f"{where}: bytes decoded as UTF-8")
-        elif not issubclass(kind, _SCALARS):
-            self.errors.append(f"{where}: a {kind.__name__} written as text")
-        return _limit_str(where, _coerce_str(value), self.errors)
-
-    def container(self, value: Any, where: str, depth: int) -> Any:
-        if id(value) in self.path:
-            self.errors.append(f"{where}: a reference cycle, cut")
-            self.count += 1
-            return "[cycle]"
-        if depth > self.max_depth:
-            self.count += 1
-            return self.flattened(value, where)
-        if isinstance(value, Mapping):
-            return self.mapping(value, where, depth)
-        self.path.add(id(value))
-        items = _take(value, MAX_LIST, where, self.errors)
-        out = [self.value(v, where, depth + 1) for v in items]
-        self.path.discard(id(value))
-        return out
-
-    def flattened(self, value: Any, where: str) -> str:
-        if self.max_depth >= MAX_FLAT_DEPTH:
-            self.errors.append(f"{where}: nested deeper than {MAX_FLAT_DEPTH} levels, cut")
-            return "[too deep]"
-        self.errors.append(f"{where}: nested deeper than {MAX_CONTEXT_DEPTH} levels, flattened to text")
-        inner = _ContextSanitiser(self.errors, MAX_FLAT_DEPTH, MAX_CONTEXT_ATTRIBUTES)
-        inner.path = self.path
-        walked = inner.container(value, where, 0)
-        text = orjson.dumps(_repair(walked, where, self.errors)).decode()
-        return _limit_str(where, text, self.errors)
-
-
-def _is_plain_dict(value: object) -> TypeGuard[dict[Any, Any]]:
-    """Whether `value` is a `dict` itself, not a subclass (its `items()` is then the built-in one)."""
-    return type(value) is dict
-
-
-def _items(data: Mapping[Any, Any], cap: int, where: str, errors: list[str]) -> list[tuple[Any, Any]]:
-    if _is_plain_dict(data):
-        return list(data.items())
-    try:
-        view = data.items()
-    except Exception as exc:  # noqa: BLE001 - a hostile mapping's items()
-        errors.append(f"{where}: reading the {type(data).__name__} failed ({type(exc).__name__}); dropped")
-        return []
-    return _take(view, cap + 1, where, errors)
-
-
-def _record_fields(value: object, kind: type[Any]) -> Mapping[str, Any] | None:
-    """The fields of a dataclass or pydantic model (no `str()`, which would show secret fields raw)."""
-    try:
-        if hasattr(kind, "__pydantic_fields__") and hasattr(kind, "model_dump"):
-            dumped = value.model_dump()  # type: ignore[attr-defined]
-            return dumped if type(dumped) is dict else None
-        if dataclasses.is_dataclass(kind):
-            return {f.name: getattr(value, f.name) for f in dataclasses.fields(kind)}
-    except Exception:  # noqa: BLE001 - a failing field or serializer: the object is shown by its type
-        return {"[unreadable]": f"[a {kind.__name__}]"}
-    return None
+# --- 4. caller metadata: _metadata.ContextSanitiser (bounded work, secrets redacted, every change noted) ----
 
 
 # --- 5. render ---------------------------------------------------------------------------------------------
@@ -606,7 +445,7 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
     # 4. caller metadata. Truthiness of a caller's mapping is never asked (a hostile __len__); an empty dict
     # is the common case.
     if (context is not None and (type(context) is not dict or context)) or extra:
-        sanitiser = _ContextSanitiser(errors)
+        sanitiser = ContextSanitiser(errors)
         out: dict[str, Any] = {}
         if context is not None:
             if issubclass(type(context), Mapping):
