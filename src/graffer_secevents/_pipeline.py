@@ -17,6 +17,7 @@ record is written. Strict mode raises `EventValidationError` instead, before any
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import uuid
@@ -53,8 +54,10 @@ from ._limits import (
 )
 from ._metadata import ContextSanitiser
 from ._metrics import MetricsBackend, record_event
+from ._privacy import Privacy
+from ._request_id import screen_request_id
 from ._trace import trace_fields
-from ._users import _show, _text, _user_parts, _usr
+from ._users import _full_text, _show, _text, _user_parts, _usr
 
 if TYPE_CHECKING:
     import pydantic
@@ -230,27 +233,64 @@ def _explicit_ip(ip: object, errors: list[str]) -> str | None:
     return normalised
 
 
-def _http_fields(ctx: Any, errors: list[str]) -> dict[str, Any]:
+def _http_fields(ctx: Any, errors: list[str], privacy: Privacy, redacted: list[str]) -> dict[str, Any]:
     http: dict[str, Any] = {}
-    # Integrations bind short strings; anything else is coerced and noted by _text.
+    # Integrations bind short strings; anything else is coerced and noted by _text. The path, the user agent
+    # and the request id are what a client sent: secret shapes in them are redacted (docs/privacy.md).
     if (method := ctx.method) is not None:
         ok = type(method) is str and 0 < len(method) <= MAX_STRING
         http["method"] = method if ok else _text("http", "method", method, errors)
     if (path := ctx.path) is not None:
         ok = type(path) is str and 0 < len(path) <= MAX_STRING
-        http["url_details"] = {"path": path if ok else _text("http.url_details", "path", path, errors)}
+        path = (
+            privacy.scrub(_PATH, path, redacted)
+            if ok
+            else _client_text(_PATH, path, errors, privacy, redacted)
+        )
+        http["url_details"] = {"path": path}
     if (route := ctx.route) is not None:
         ok = type(route) is str and 0 < len(route) <= MAX_STRING
         http["route"] = route if ok else _text("http", "route", route, errors)
     if (agent := ctx.user_agent) is not None:
         ok = type(agent) is str and 0 < len(agent) <= MAX_STRING
-        http["useragent"] = agent if ok else _text("http", "useragent", agent, errors)
+        http["useragent"] = (
+            privacy.scrub(_AGENT, agent, redacted, generic=False)
+            if ok
+            else _client_text(_AGENT, agent, errors, privacy, redacted, generic=False)
+        )
     if (request_id := ctx.request_id) is not None:
         ok = type(request_id) is str and 0 < len(request_id) <= MAX_STRING
-        http["request_id"] = request_id if ok else _text("http", "request_id", request_id, errors)
+        text = request_id if ok else _text("http", "request_id", request_id, errors)
+        if text:
+            shown = screen_request_id(text, redacted)
+            if shown is not text and type(shown) is not str:  # a new id: the same for the rest of the request
+                with contextlib.suppress(Exception):
+                    ctx.request_id = shown
+            text = str.__str__(shown)
+        http["request_id"] = text
     if (status := ctx.status_code) is not None:
         http["status_code"] = status if type(status) is int else _text("http", "status_code", status, errors)
     return http
+
+
+_PATH: Final = "http.url_details.path"
+_AGENT: Final = "http.useragent"
+_SCAN_MARGIN: Final = 256  # a value cut at MAX_STRING is scanned this far past the cut: no half secret kept
+
+
+def _client_text(
+    field: str, value: object, errors: list[str], privacy: Privacy, redacted: list[str], generic: bool = True
+) -> str | None:
+    """A long or ill-typed request field: coerced (noted), scanned for secrets, then cut to `MAX_STRING`."""
+    prefix, key = field.rsplit(".", 1)
+    text = _full_text(prefix, key, value, errors)
+    if text is None:
+        return None
+    if len(text) <= MAX_STRING:
+        return privacy.scrub(field, text, redacted, generic)
+    head = privacy.scrub(field, text[: MAX_STRING + _SCAN_MARGIN], redacted, generic)
+    errors.append(f"{field}: {len(text)} characters, truncated to {MAX_STRING}")
+    return head[:MAX_STRING]
 
 
 # --- 4. caller metadata: _metadata.ContextSanitiser (bounded work, secrets redacted, every change noted) ----
@@ -350,6 +390,7 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
     """
     cfg = _config._current or get_config_for_event()
     errors: list[str] = []
+    redacted: list[str] = []  # replaced by shape (privacy): noted, but no error in strict mode
 
     # 1. the catalog row and the outcome
     if type(evt_type) is not str:
@@ -382,6 +423,8 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
                 evt[name] = cfg.privacy.hash(_coerce_str(value)) if name in secret else value
         else:
             evt.update(values)
+        if type(resource := evt.get("resource")) is str:  # a 403 copies the request's path here
+            evt["resource"] = cfg.privacy.scrub("evt.resource", resource, redacted)
 
     # 3. enrichment
     level = spec.level_on_failure if resolved == "failure" else None
@@ -401,7 +444,7 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
     parts = _NO_USER if user is None else _user_parts("usr", user, errors)
     if login is not None:
         parts = (parts[0], login, parts[2], parts[3])
-    usr = {} if parts is _NO_USER else _usr(cfg.privacy, False, parts, errors)
+    usr = {} if parts is _NO_USER else _usr(cfg.privacy, False, parts, errors, redacted)
     if "id" not in usr and spec.login_attempt and "login" in usr and resolved == "failure":
         # Unknown accounts have no id; the processed login keeps distinct-@usr.id rules counting targets.
         usr = {"id": usr["login"], **usr}
@@ -413,7 +456,7 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
     if usr:
         record["usr"] = usr
     if target_user is not None:
-        target = _usr(cfg.privacy, True, _user_parts("target.usr", target_user, errors), errors)
+        target = _usr(cfg.privacy, True, _user_parts("target.usr", target_user, errors), errors, redacted)
         if target:
             record["target"] = {"usr": target}
 
@@ -431,7 +474,7 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
         client_ip = request.client_ip if request is not None else None
     if client_ip is not None and (shown_ip := cfg.privacy.apply_ip(client_ip)) is not None:
         record["network"] = {"client": {"ip": shown_ip}}
-    if request is not None and (http := _http_fields(request, errors)):
+    if request is not None and (http := _http_fields(request, errors, cfg.privacy, redacted)):
         record["http"] = http
 
     trace = trace_fields()
@@ -461,7 +504,9 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
     if errors:
         if cfg.strict:
             raise EventValidationError(spec.type, errors)
-        _attach_errors(record, errors)
+        _attach_errors(record, errors + redacted if redacted else errors)
+    elif redacted:
+        _attach_errors(record, redacted)
     else:
         record["secevents"] = _SCHEMA_ONLY
     try:
