@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -156,7 +155,7 @@ class AppSecBridge:
         sdk.track_user(usr.get("login") or "", user_id=uid, metadata=metadata or None)
 
     def _processed_id(self, user: object) -> str | None:
-        # The record's own reading of the user (an e-mail id under the usr.email rule, a secret-shaped id hashed).
+        # What the record writes as usr.id: an e-mail id under the usr.email rule, a secret-shaped one hashed.
         uid = _usr(self._privacy, False, _user_parts("usr", user, []), []).get("id")
         return uid if isinstance(uid, str) else None
 

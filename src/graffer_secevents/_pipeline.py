@@ -55,7 +55,7 @@ from ._limits import (
 from ._metadata import ContextSanitiser
 from ._metrics import MetricsBackend, record_event
 from ._privacy import Privacy
-from ._request_id import screen_request_id
+from ._request_id import ReplacedRequestId, screen_request_id
 from ._trace import trace_fields
 from ._users import _full_text, _show, _text, _user_parts, _usr
 
@@ -259,7 +259,9 @@ def _http_fields(ctx: Any, errors: list[str], privacy: Privacy, redacted: list[s
             else _client_text(_AGENT, agent, errors, privacy, redacted, generic=False)
         )
     if (request_id := ctx.request_id) is not None:
-        ok = type(request_id) is str and 0 < len(request_id) <= MAX_STRING
+        ok = (type(request_id) is str and 0 < len(request_id) <= MAX_STRING) or type(
+            request_id
+        ) is ReplacedRequestId  # ours, noted by screen_request_id
         text = request_id if ok else _text("http", "request_id", request_id, errors)
         if text:
             shown = screen_request_id(text, redacted)
