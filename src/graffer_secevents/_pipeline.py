@@ -57,7 +57,7 @@ from ._metrics import MetricsBackend, record_event
 from ._privacy import Privacy
 from ._request_id import ReplacedRequestId, screen_request_id
 from ._trace import trace_fields
-from ._users import _full_text, _show, _text, _user_parts, _usr
+from ._users import _full_text, _login_as_id, _show, _text, _user_parts, _usr
 
 if TYPE_CHECKING:
     import pydantic
@@ -275,6 +275,14 @@ def _http_fields(ctx: Any, errors: list[str], privacy: Privacy, redacted: list[s
     return http
 
 
+def _scrub_resource(privacy: Privacy, resource: str, params: Any, redacted: list[str]) -> str:
+    """`evt.resource` with secret shapes replaced; a value that was cut is scanned past the cut first."""
+    raw = params.get("resource") if type(params) is dict else None
+    if type(raw) is str and len(raw) > MAX_STRING:
+        return privacy.scrub("evt.resource", raw[: MAX_STRING + _SCAN_MARGIN], redacted)[:MAX_STRING]
+    return privacy.scrub("evt.resource", resource, redacted)
+
+
 _PATH: Final = "http.url_details.path"
 _AGENT: Final = "http.useragent"
 _SCAN_MARGIN: Final = 256  # a value cut at MAX_STRING is scanned this far past the cut: no half secret kept
@@ -426,7 +434,7 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
         else:
             evt.update(values)
         if type(resource := evt.get("resource")) is str:  # a 403 copies the request's path here
-            evt["resource"] = cfg.privacy.scrub("evt.resource", resource, redacted)
+            evt["resource"] = _scrub_resource(cfg.privacy, resource, params, redacted)
 
     # 3. enrichment
     level = spec.level_on_failure if resolved == "failure" else None
@@ -449,7 +457,8 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
     usr = {} if parts is _NO_USER else _usr(cfg.privacy, False, parts, errors, redacted)
     if "id" not in usr and spec.login_attempt and "login" in usr and resolved == "failure":
         # Unknown accounts have no id; the processed login keeps distinct-@usr.id rules counting targets.
-        usr = {"id": usr["login"], **usr}
+        shown = _login_as_id(cfg.privacy, usr["login"], redacted)
+        usr = {"id": shown, **usr} if shown is not None else usr
     if exists is not None:
         if type(exists) is bool:
             usr["exists"] = exists

@@ -125,6 +125,18 @@ def _identity(privacy: Privacy, target: bool, prefix: str, text: str, notes: lis
     return (privacy.apply_target_id if target else privacy.apply_id)(text)
 
 
+def _login_as_id(privacy: Privacy, shown: str, notes: list[str]) -> str | None:
+    """The processed login written as the `usr.id` of a failed login to an unknown account: under the
+    `usr.email` rule when it is still an address (`usr.login` in `keep` mode)."""
+    if "@" in shown and is_email(shown):
+        value = privacy.apply_email(shown)
+        if value != shown:
+            what = "hashed" if value is not None else "dropped"
+            notes.append(f"usr.id: the login, an e-mail address, written under the usr.email rule ({what})")
+        return value
+    return shown
+
+
 def _cut(prefix: str, key: str, value: str, errors: list[str]) -> str:
     return value if len(value) <= MAX_STRING else _limit_str(f"{prefix}.{key}", value, errors)
 
