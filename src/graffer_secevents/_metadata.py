@@ -72,7 +72,7 @@ class ContextSanitiser:
         self.errors = errors
         self.attributes = 0  # values written (a flattened subtree is one)
         self.nodes = 0  # values and containers visited, at any depth
-        self.bytes = 0  # rendered size so far
+        self.bytes = 2  # rendered size so far: the braces of `context` itself
         self.full = False  # a budget is spent: everything after is dropped (noted once)
         self.max_depth = MAX_CONTEXT_DEPTH
         self.path: set[int] = set()  # the containers being walked: a reference back to one is a cycle
@@ -128,12 +128,12 @@ class ContextSanitiser:
             if name in out:
                 self.errors.append(f"{where}.{name}: two keys are the same once written; the later kept")
             if secret:
-                if not self.spend(where, len(name) + 16):
+                if not self.spend(where, _size(name) + 13):  # "name":"[REDACTED]",
                     break
                 self.attributes += 1
                 out[name] = REDACTED
                 continue
-            self.bytes += len(name) + 3
+            self.bytes += _size(name)  # "name":
             written = self.value(value, f"{where}.{name}", depth + 1)
             if written is _FULL:
                 break
@@ -157,7 +157,7 @@ class ContextSanitiser:
             self.attributes += 1
             return text
         if value is None or kind is bool or kind is int or kind is float:
-            if not self.spend(where, 8):
+            if not self.spend(where, 6 if value is None or kind is bool else 25):  # -9223372036854775808,
                 return _FULL
             self.attributes += 1
             if kind is int and not _in_int64(value):
