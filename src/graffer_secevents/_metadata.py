@@ -203,10 +203,10 @@ class ContextSanitiser:
             return _FULL
         if depth > self.max_depth:
             return self.flattened(value, where)
-        if isinstance(value, Mapping):
+        kind = type(value)
+        if kind is dict or (kind is not list and kind is not tuple and isinstance(value, Mapping)):
             return self.mapping(value, where, depth)
         self.path.add(id(value))
-        kind = type(value)
         if kind is list or kind is tuple:
             items = value[: MAX_LIST + 1]  # a slice of the built-in type: no caller code runs
             if len(items) > MAX_LIST:

@@ -58,8 +58,21 @@ _SECRET_WORDS: Final = (
 
 def is_secret_key(key: str) -> bool:
     """Whether a metadata key's name looks like it holds a secret (`X-Api-Key`, `db_password`, ...)."""
-    folded = key.lower().replace("-", "_")
-    return any(word in folded for word in _SECRET_WORDS)
+    known = _secret_keys.get(key)
+    if known is None:
+        folded = key.lower().replace("-", "_")
+        known = any(word in folded for word in _SECRET_WORDS)
+        if len(_secret_keys) >= _KEYS_REMEMBERED:
+            _secret_keys.clear()
+        if type(key) is str and len(key) <= _KEY_REMEMBERED_LENGTH:
+            _secret_keys[key] = known
+    return known
+
+
+# Metadata keys repeat from event to event: the answer for the last few thousand is remembered.
+_secret_keys: dict[str, bool] = {}
+_KEYS_REMEMBERED: Final = 4096
+_KEY_REMEMBERED_LENGTH: Final = 64
 
 
 class Privacy:
