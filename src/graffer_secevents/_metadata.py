@@ -66,10 +66,11 @@ def _size(text: str) -> int:
 class ContextSanitiser:
     """One event's walk of caller metadata, with its budgets. Build one per event; call `mapping`."""
 
-    __slots__ = ("attributes", "bytes", "errors", "full", "max_depth", "nodes", "path")
+    __slots__ = ("attributes", "bytes", "errors", "full", "max_depth", "nodes", "notes", "path")
 
-    def __init__(self, errors: list[str]) -> None:
+    def __init__(self, errors: list[str], notes: list[str] | None = None) -> None:
         self.errors = errors
+        self.notes = errors if notes is None else notes  # redactions: noted, but not errors in strict mode
         self.attributes = 0  # values written (a flattened subtree is one)
         self.nodes = 0  # values and containers visited, at any depth
         self.bytes = 2  # rendered size so far: the braces of `context` itself
@@ -100,6 +101,19 @@ class ContextSanitiser:
         self.full = True
         self.errors.append(f"{where}: caller metadata over its limit of {what}; this and the rest dropped")
         return False
+
+    def fit(self, text: str, size: int, where: str) -> tuple[str, int]:
+        """`text` cut (noted) to what is left of the byte budget, when enough is left to be worth it."""
+        room = MAX_CONTEXT_BYTES - self.bytes - 3
+        keep = len(text) * room // size
+        while keep > 0 and (cut_size := _size(text[:keep])) > room + 3:
+            keep = keep * (room + 3) // cut_size - 1  # denser at the start than on average: cut again
+        if keep <= 0:
+            return text, size  # nothing fits: spend() drops it, noted
+        self.errors.append(
+            f"{where}: cut to {keep} characters, the rest of caller metadata's {MAX_CONTEXT_BYTES} bytes"
+        )
+        return text[:keep], _size(text[:keep])
 
     def mapping(
         self, data: Mapping[Any, Any], where: str, depth: int, out: dict[str, Any] | None = None
@@ -132,6 +146,7 @@ class ContextSanitiser:
                     break
                 self.attributes += 1
                 out[name] = REDACTED
+                self.notes.append(f"{where}.{name}: a secret-named key, its value redacted")
                 continue
             self.bytes += _size(name)  # "name":
             written = self.value(value, f"{where}.{name}", depth + 1)
@@ -152,12 +167,19 @@ class ContextSanitiser:
         kind = type(value)
         if kind is str:
             text = _limit_str(where, value, self.errors) if len(value) > MAX_STRING else value
-            if not self.spend(where, _size(text)):
+            size = _size(text)
+            if self.bytes + size > MAX_CONTEXT_BYTES and not self.full:
+                text, size = self.fit(text, size, where)
+            if not self.spend(where, size):
                 return _FULL
             self.attributes += 1
             return text
         if value is None or kind is bool or kind is int or kind is float:
-            if not self.spend(where, 6 if value is None or kind is bool else 25):  # -9223372036854775808,
+            if kind is int:  # its digits from its bits, an upper bound (no str() made); past 64 bits, text
+                cost = min(value.bit_length() * 3 // 10 + 4, MAX_STRING + 3)
+            else:
+                cost = 6 if value is None or kind is bool else 25
+            if not self.spend(where, cost):
                 return _FULL
             self.attributes += 1
             if kind is int and not _in_int64(value):

@@ -263,7 +263,7 @@ def _http_fields(ctx: Any, errors: list[str], privacy: Privacy, redacted: list[s
             request_id
         ) is ReplacedRequestId  # ours, noted by screen_request_id
         text = request_id if ok else _text("http", "request_id", request_id, errors)
-        if text:
+        if text and len(text) >= _MIN_SECRET:  # shorter, no secret shape fits (docs/privacy.md)
             shown = screen_request_id(text, redacted)
             if shown is not text and type(shown) is not str:  # a new id: the same for the rest of the request
                 with contextlib.suppress(Exception):
@@ -283,6 +283,7 @@ def _scrub_resource(privacy: Privacy, resource: str, params: Any, redacted: list
     return privacy.scrub("evt.resource", resource, redacted)
 
 
+_MIN_SECRET: Final = 16
 _PATH: Final = "http.url_details.path"
 _AGENT: Final = "http.useragent"
 _SCAN_MARGIN: Final = 256  # a value cut at MAX_STRING is scanned this far past the cut: no half secret kept
@@ -499,7 +500,7 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
     # 4. caller metadata. Truthiness of a caller's mapping is never asked (a hostile __len__); an empty dict
     # is the common case.
     if (context is not None and (type(context) is not dict or context)) or extra:
-        sanitiser = ContextSanitiser(errors)
+        sanitiser = ContextSanitiser(errors, redacted)
         out: dict[str, Any] = {}
         if context is not None:
             if issubclass(type(context), Mapping):

@@ -61,6 +61,11 @@ def _user_parts(field: str, user: object, errors: list[str]) -> tuple[object, ob
         return None, None, None, None
 
 
+_MIN_SECRET = 16  # no secret shape is shorter (docs/privacy.md)
+_UUID_LENGTH = 36
+_HEX_DASH = "0123456789abcdefABCDEF-"
+
+
 def _usr(
     privacy: Privacy,
     target: bool,
@@ -77,11 +82,14 @@ def _usr(
     # Privacy applies to the whole text and only its result is cut to the limit: two long logins that differ
     # after character 1,024 keep different pseudonyms.
     if uid is not None:
-        noted = errors if notes is None else notes
         text = _int_text(uid) if type(uid) is int else _plain(uid) or _full_text(prefix, "id", uid, errors)
         if text is None:
             errors.append(f"{prefix}.id: an empty id, dropped")
-        elif (value := _identity(privacy, target, prefix, text, noted)) is not None:
+        elif (
+            value := (privacy.apply_target_id if target else privacy.apply_id)(text)
+            if len(text) < _MIN_SECRET and "@" not in text  # the common case: too short for a secret
+            else _identity(privacy, target, prefix, text, errors if notes is None else notes)
+        ) is not None:
             out["id"] = value if len(value) <= MAX_STRING else _cut(prefix, "id", value, errors)
     if login is not None:
         text = _plain(login) or _full_text(prefix, "login", login, errors)
@@ -98,11 +106,6 @@ def _usr(
         if text and (value := privacy.apply_name(text)) is not None:
             out["name"] = value if len(value) <= MAX_STRING else _cut(prefix, "name", value, errors)
     return out
-
-
-_MIN_SECRET = 16  # no secret shape is shorter (docs/privacy.md)
-_UUID_LENGTH = 36
-_HEX_DASH = "0123456789abcdefABCDEF-"
 
 
 def _identity(privacy: Privacy, target: bool, prefix: str, text: str, notes: list[str]) -> str | None:
