@@ -174,21 +174,27 @@ class ContextSanitiser:
                 return _FULL
             self.attributes += 1
             return text
-        if value is None or kind is bool or kind is int or kind is float:
-            if kind is int:  # its digits from its bits, an upper bound (no str() made); past 64 bits, text
-                cost = min(value.bit_length() * 3 // 10 + 4, MAX_STRING + 3)
-            else:
-                cost = 6 if value is None or kind is bool else 25
-            if not self.spend(where, cost):
+        if value is None or kind is bool:
+            if not self.spend(where, 6):
                 return _FULL
             self.attributes += 1
-            if kind is int and not _in_int64(value):
-                self.errors.append(f"{where}: integer out of the 64-bit range, written as text")
-                return _limit_str(where, _int_text(value), self.errors)
-            if kind is float and not math.isfinite(value):
-                self.errors.append(f"{where}: {value!r} is not a JSON number, written as null")
-                return None
             return value
+        if kind is int:  # its size from its bits, an upper bound (no str() made); past 64 bits, text
+            if not self.spend(where, min(value.bit_length() * 3 // 10 + 4, MAX_STRING + 3)):
+                return _FULL
+            self.attributes += 1
+            if _in_int64(value):
+                return value
+            self.errors.append(f"{where}: integer out of the 64-bit range, written as text")
+            return _limit_str(where, _int_text(value), self.errors)
+        if kind is float:
+            if not self.spend(where, 25):
+                return _FULL
+            self.attributes += 1
+            if math.isfinite(value):
+                return value
+            self.errors.append(f"{where}: {value!r} is not a JSON number, written as null")
+            return None
         if kind is dict or kind is list or kind is tuple:
             return self.container(value, where, depth)
         if issubclass(kind, str | int | float):  # subclasses as their plain value, no caller code run

@@ -275,9 +275,11 @@ def _http_fields(ctx: Any, errors: list[str], privacy: Privacy, redacted: list[s
     return http
 
 
-def _scrub_resource(privacy: Privacy, resource: str, params: Any, redacted: list[str]) -> str:
+def _scrub_resource(
+    privacy: Privacy, resource: str, params: Mapping[str, Any] | None, redacted: list[str]
+) -> str:
     """`evt.resource` with secret shapes replaced; a value that was cut is scanned past the cut first."""
-    raw = params.get("resource") if type(params) is dict else None
+    raw = params.get("resource") if params is not None else None  # the helpers' own dict
     if type(raw) is str and len(raw) > MAX_STRING:
         return privacy.scrub("evt.resource", raw[: MAX_STRING + _SCAN_MARGIN], redacted)[:MAX_STRING]
     return privacy.scrub("evt.resource", resource, redacted)
