@@ -271,10 +271,11 @@ class ContextSanitiser:
             return _FULL
         try:
             text = orjson.dumps(walked).decode()
-        except orjson.JSONEncodeError:  # lone surrogates: repaired (and noted) as the render step does
-            from ._pipeline import _repair
+        except orjson.JSONEncodeError:  # lone surrogates: escaped as \udxxx text, as the render step does
+            import json  # the rare path only
 
-            text = orjson.dumps(_repair(walked, where, self.errors)).decode()
+            self.errors.append(f"{where}: invalid Unicode (lone surrogates) escaped")
+            text = json.dumps(walked, separators=(",", ":"))
         return _limit_str(where, text, self.errors)
 
 
