@@ -312,3 +312,27 @@ def test_a_kept_login_that_is_an_email_is_not_copied_raw_into_usr_id() -> None:
     assert record["usr"]["login"] == "ada@example.com"  # what the configuration asked for
     assert record["usr"]["id"] == pseudonym("ada@example.com")
     assert "usr.id: the login, an e-mail address, written under the usr.email rule (hashed)" in notes(record)
+
+
+def test_emails_and_tokens_in_caller_metadata_values_are_replaced_too() -> None:
+    """A `login=` passed as metadata, a token pasted into a note: the shapes are caught under any key."""
+    with capture_events() as events:
+        api.log_admin_action(
+            1,
+            "disable_user",
+            login="ada@example.com",
+            note=f"rotated {SHAPES['a GitHub token']}",
+            order_id="Kx7zQ3mN9pR2sT5vW8yB1cD4fG6h",  # random-looking, but an id: kept
+            ticket="SEC-42",
+        )
+    record = events.records[0]
+    assert record["context"] == {
+        "login": pseudonym("ada@example.com"),
+        "note": "rotated [REDACTED]",
+        "order_id": "Kx7zQ3mN9pR2sT5vW8yB1cD4fG6h",
+        "ticket": "SEC-42",
+    }
+    assert notes(record) == [
+        "context.login: an e-mail address hashed",
+        "context.note: a GitHub token redacted",
+    ]

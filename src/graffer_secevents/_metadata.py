@@ -44,7 +44,7 @@ from ._limits import (
     _limit_str,
     _take,
 )
-from ._privacy import REDACTED, is_secret_key
+from ._privacy import REDACTED, Privacy, is_secret_key
 
 __all__ = ["ContextSanitiser"]
 
@@ -66,10 +66,13 @@ def _size(text: str) -> int:
 class ContextSanitiser:
     """One event's walk of caller metadata, with its budgets. Build one per event; call `mapping`."""
 
-    __slots__ = ("attributes", "bytes", "errors", "full", "max_depth", "nodes", "notes", "path")
+    __slots__ = ("attributes", "bytes", "errors", "full", "max_depth", "nodes", "notes", "path", "privacy")
 
-    def __init__(self, errors: list[str], notes: list[str] | None = None) -> None:
+    def __init__(
+        self, errors: list[str], notes: list[str] | None = None, privacy: Privacy | None = None
+    ) -> None:
         self.errors = errors
+        self.privacy = privacy  # when given, string values are checked for secret shapes and e-mails
         self.notes = errors if notes is None else notes  # redactions: noted, but not errors in strict mode
         self.attributes = 0  # values written (a flattened subtree is one)
         self.nodes = 0  # values and containers visited, at any depth
@@ -167,6 +170,8 @@ class ContextSanitiser:
         kind = type(value)
         if kind is str:
             text = _limit_str(where, value, self.errors) if len(value) > MAX_STRING else value
+            if self.privacy is not None:
+                text = self.privacy.scrub_metadata(where, text, self.notes)
             size = _size(text)
             if self.bytes + size > MAX_CONTEXT_BYTES and not self.full:
                 text, size = self.fit(text, size, where)
@@ -260,6 +265,7 @@ class ContextSanitiser:
             return "[too deep]"
         self.errors.append(f"{where}: nested deeper than {MAX_CONTEXT_DEPTH} levels, flattened to text")
         attributes = self.attributes
+        before = self.bytes
         self.max_depth = MAX_FLAT_DEPTH
         self.nodes -= 1  # container() counts the subtree's root again
         try:
@@ -276,7 +282,16 @@ class ContextSanitiser:
 
             self.errors.append(f"{where}: invalid Unicode (lone surrogates) escaped")
             text = json.dumps(walked, separators=(",", ":"))
-        return _limit_str(where, text, self.errors)
+        text = _limit_str(where, text, self.errors)
+        # The subtree's values were counted as written; as one JSON string its quotes are escaped: recount.
+        self.bytes = before
+        size = _size(text)
+        if self.bytes + size > MAX_CONTEXT_BYTES:
+            text, size = self.fit(text, size, where)
+        if not self.spend(where, size):
+            return _FULL
+        self.nodes -= 1  # the text is the subtree's root, counted once already
+        return text
 
 
 def _items(data: Mapping[Any, Any], cap: int, where: str, errors: list[str]) -> list[Any]:

@@ -502,7 +502,7 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
     # 4. caller metadata. Truthiness of a caller's mapping is never asked (a hostile __len__); an empty dict
     # is the common case.
     if (context is not None and (type(context) is not dict or context)) or extra:
-        sanitiser = ContextSanitiser(errors, redacted)
+        sanitiser = ContextSanitiser(errors, redacted, cfg.privacy)
         out: dict[str, Any] = {}
         if context is not None:
             if issubclass(type(context), Mapping):

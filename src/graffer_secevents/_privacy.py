@@ -88,6 +88,7 @@ class Privacy:
         "_outer",
         "_scrubbed",
         "_scrubbed_generic",
+        "_scrubbed_metadata",
         "_sha256",
         "apply_email",
         "apply_id",
@@ -134,6 +135,7 @@ class Privacy:
         # What `scrub` found in recent values (user agents and paths repeat across requests): value -> result.
         self._scrubbed: dict[str, tuple[str, tuple[str, ...]]] = {}
         self._scrubbed_generic: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._scrubbed_metadata: dict[str, tuple[str, tuple[str, ...]]] = {}  # caller values: their own room
         # Each field's mode as a function, chosen once here rather than looked up per event.
         self._appliers = {field: self._applier(field) for field in PRIVACY_FIELDS}
         self.apply_id = self._appliers["usr.id"]
@@ -159,7 +161,21 @@ class Privacy:
         """Apply `field`'s mode to `value`; `None` means the field is dropped."""
         return self._appliers[field](value)
 
-    def scrub(self, field: str, text: str, notes: list[str], generic: bool = True) -> str:
+    def scrub_metadata(self, field: str, text: str, notes: list[str]) -> str:
+        """`scrub` for a caller's metadata value (no generic tokens: caller ids look random), with a cache
+        of its own so that varied metadata does not push paths and user agents out."""
+        if len(text) < _MIN_SHAPE and "@" not in text and "=" not in text:
+            return text  # short codes: no shape fits (an e-mail needs its @, a pair its =)
+        return self.scrub(field, text, notes, False, self._scrubbed_metadata)
+
+    def scrub(
+        self,
+        field: str,
+        text: str,
+        notes: list[str],
+        generic: bool = True,
+        cache: dict[str, tuple[str, tuple[str, ...]]] | None = None,
+    ) -> str:
         """`text` with every secret shape replaced, each kind replaced noted once in `notes` under `field`.
 
         Tokens (JWTs, well-known API-key formats, a credential after `Bearer`/`Basic`, the value of a
@@ -171,7 +187,8 @@ class Privacy:
         Results are remembered for the last few hundred values (user agents and paths repeat across
         requests), so a value seen before costs one dict lookup.
         """
-        cache = self._scrubbed_generic if generic else self._scrubbed
+        if cache is None:
+            cache = self._scrubbed_generic if generic else self._scrubbed
         hit = cache.get(text)
         if hit is None:
             hit = _scan(text, generic, self)
@@ -253,6 +270,7 @@ _KINDS: Final = {
     "token": "a long random token",
 }
 _CACHE_SIZE: Final = 512
+_MIN_SHAPE: Final = 16  # every token shape is a run of 16 or more
 MAX_SHAPES_CHECKED: Final = 16  # per field and kind: what one hostile value can cost (docs/privacy.md)
 _SECRET_NAME: Final = re.compile(
     r"(?i)password|passwd|secret|token|api_?key|authori[sz]ation|cookie|session|credential|private_?key"
