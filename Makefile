@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_import.py
 	$(PY) benchmarks/bench_bridges.py
 	$(PY) benchmarks/bench_middleware.py
+	$(PY) benchmarks/bench_hostile.py
 	$(PY) benchmarks/bench_detect.py
 
 clean:
