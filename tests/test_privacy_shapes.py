@@ -336,3 +336,15 @@ def test_emails_and_tokens_in_caller_metadata_values_are_replaced_too() -> None:
         "context.login: an e-mail address hashed",
         "context.note: a GitHub token redacted",
     ]
+
+
+def test_an_empty_login_or_id_is_noted_not_dropped_silently_and_never_a_strict_error() -> None:
+    """An empty login form is what a client sent: the record says the login was dropped."""
+    with capture_events() as events:
+        api.log_login(None, "failure", login="", exists=False)
+        api.log_access_denied("", "/x")
+    failed, denied = events.records
+    assert "login" not in failed["usr"]
+    assert notes(failed) == ["usr.login: an empty login, dropped"]
+    assert "usr" not in denied
+    assert notes(denied) == ["usr.id: an empty id, dropped"]

@@ -84,7 +84,7 @@ def _usr(
     if uid is not None:
         text = _int_text(uid) if type(uid) is int else _plain(uid) or _full_text(prefix, "id", uid, errors)
         if text is None:
-            errors.append(f"{prefix}.id: an empty id, dropped")
+            (errors if notes is None else notes).append(f"{prefix}.id: an empty id, dropped")
         elif (
             value := (privacy.apply_target_id if target else privacy.apply_id)(text)
             if len(text) < _MIN_SECRET and "@" not in text  # the common case: too short for a secret
@@ -94,7 +94,8 @@ def _usr(
     if login is not None:
         text = _plain(login) or _full_text(prefix, "login", login, errors)
         if text is None:
-            errors.append(f"{prefix}.login: an empty login, dropped")
+            # an empty login form is what a client sent, not the caller's mistake: noted, not a strict error
+            (errors if notes is None else notes).append(f"{prefix}.login: an empty login, dropped")
         elif (value := privacy.apply_login(text)) is not None:
             out["login"] = value if len(value) <= MAX_STRING else _cut(prefix, "login", value, errors)
     if email is not None:
