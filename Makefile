@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_bridges.py
 	$(PY) benchmarks/bench_middleware.py
 	$(PY) benchmarks/bench_drf_seams.py
+	$(PY) benchmarks/bench_hostile.py
 	$(PY) benchmarks/bench_detect.py
 	$(PY) benchmarks/bench_origin.py
 

@@ -28,6 +28,7 @@ CASES = {
     "bench_detect.py": ["--rounds", "1", "--batch", "2000"],
     "bench_drf_seams.py": ["--rounds", "2", "--batch", "5"],
     "bench_origin.py": ["--rounds", "1", "--batch", "5"],
+    "bench_hostile.py": ["--rounds", "1", "--batch", "2"],
     "whatif_render_on_writer.py": ["--rounds", "1", "--batch", "5"],
 }
 

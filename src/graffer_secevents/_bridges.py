@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -30,7 +29,7 @@ from ._catalog import EventType
 from ._context import current_user
 from ._errors import warn_once
 from ._privacy import Privacy
-from ._users import _user_parts
+from ._users import _user_parts, _usr
 
 __all__ = [
     "APPSEC_EVENTS",
@@ -156,12 +155,9 @@ class AppSecBridge:
         sdk.track_user(usr.get("login") or "", user_id=uid, metadata=metadata or None)
 
     def _processed_id(self, user: object) -> str | None:
-        raw = _user_parts("usr", user, [])[0]
-        if raw is None or isinstance(raw, bool):
-            return None
-        if not isinstance(raw, str | int | uuid.UUID):
-            return None
-        return self._privacy.apply("usr.id", str(raw)) if str(raw) else None
+        # What the record writes as usr.id: an e-mail id under the usr.email rule, a secret-shaped one hashed.
+        uid = _usr(self._privacy, False, _user_parts("usr", user, []), []).get("id")
+        return uid if isinstance(uid, str) else None
 
 
 def ddtrace_reports_logins() -> bool:

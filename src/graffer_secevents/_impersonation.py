@@ -111,4 +111,6 @@ def impersonator_usr(privacy: Privacy, evt_type: str, real: object, errors: list
     events, which name the real account as `usr` themselves."""
     if evt_type in IMPERSONATION_TYPES:
         return {}
-    return _usr(privacy, False, _user_parts("impersonator.usr", real, errors), errors, "impersonator.usr")
+    return _usr(
+        privacy, False, _user_parts("impersonator.usr", real, errors), errors, prefix="impersonator.usr"
+    )

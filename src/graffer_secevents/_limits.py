@@ -11,11 +11,29 @@ from collections.abc import Iterable
 from itertools import islice
 from typing import Any, Final, cast
 
-__all__ = ["MAX_KEY", "MAX_LIST", "MAX_STRING"]
+__all__ = [
+    "MAX_CONTEXT_ATTRIBUTES",
+    "MAX_CONTEXT_BYTES",
+    "MAX_CONTEXT_DEPTH",
+    "MAX_CONTEXT_NODES",
+    "MAX_FLAT_DEPTH",
+    "MAX_KEY",
+    "MAX_KEY_SCANNED",
+    "MAX_LIST",
+    "MAX_STRING",
+]
 
 MAX_STRING: Final = 1024  # Datadog facets values under 1024 characters
 MAX_KEY: Final = 49  # Datadog keys are under 50 characters
 MAX_LIST: Final = 64
+
+# The walk of caller metadata (`**context`) is bounded whatever its shape (docs/privacy.md, "Bounded work"):
+MAX_CONTEXT_DEPTH: Final = 6  # deeper, a subtree is walked the same way, then written as JSON text
+MAX_FLAT_DEPTH: Final = 32  # past this a subtree is cut
+MAX_CONTEXT_ATTRIBUTES: Final = 128  # values written: keeps the whole record under Datadog's 256 attributes
+MAX_CONTEXT_NODES: Final = 256  # values and containers visited: flattened subtrees, shared references too
+MAX_CONTEXT_BYTES: Final = 2048  # the rendered size of caller metadata: keys, values, JSON escapes included
+MAX_KEY_SCANNED: Final = 4096  # a longer key is not read for secret words: its value is redacted outright
 _SAFE_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _INT64: Final = 2**63
 
@@ -75,12 +93,25 @@ def _limit_str(field: str, value: str, errors: list[str]) -> str:
 
 
 def _take(values: Iterable[Any], cap: int, where: str, errors: list[str]) -> list[Any]:
-    """At most `cap` items of `values` (an iterator is never read further), noting what was left out."""
+    """At most `cap` items of `values` (an iterator is never read further), noting what was left out.
+
+    An iterator that raises part-way keeps the items read before it failed.
+    """
+    items: list[Any] = []
+    append = items.append
     try:
-        items = list(islice(values, cap + 1))
+        for item in islice(values, cap + 1):
+            append(item)
     except Exception as exc:  # noqa: BLE001 - a hostile __iter__ / __next__
-        errors.append(f"{where}: reading the {type(values).__name__} failed ({type(exc).__name__}); dropped")
-        return []
+        if items:
+            errors.append(
+                f"{where}: reading the {type(values).__name__} failed after {len(items)} items "
+                f"({type(exc).__name__}); the rest dropped"
+            )
+        else:
+            kind = type(values).__name__
+            errors.append(f"{where}: reading the {kind} failed ({type(exc).__name__}); dropped")
+        return items[:cap]
     if len(items) > cap:
         errors.append(f"{where}: more than {cap} items, kept the first {cap}")
         del items[cap:]

@@ -17,10 +17,7 @@ record is written. Strict mode raises `EventValidationError` instead, before any
 
 from __future__ import annotations
 
-import dataclasses
-import datetime
-import decimal
-import enum
+import contextlib
 import math
 import time
 import uuid
@@ -28,7 +25,7 @@ from _socket import AF_INET as _AF_INET
 from _socket import inet_pton as _inet_pton
 from collections.abc import Iterable, Mapping
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final, TypeGuard
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
@@ -59,11 +56,13 @@ from ._limits import (
     _limit_str,
     _take,
 )
+from ._metadata import ContextSanitiser
 from ._metrics import MetricsBackend, record_event
 from ._origin import enrich_from_scope
-from ._privacy import REDACTED, is_secret_key
+from ._privacy import Privacy
+from ._request_id import ReplacedRequestId, screen_request_id
 from ._trace import trace_fields
-from ._users import _show, _text, _user_parts, _usr
+from ._users import _full_text, _login_as_id, _show, _text, _user_parts, _usr
 
 if TYPE_CHECKING:
     import pydantic
@@ -71,9 +70,6 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "emit_event", "emit_unguarded"]
 
 SCHEMA_VERSION: Final = 1
-MAX_CONTEXT_DEPTH: Final = 6
-MAX_CONTEXT_ATTRIBUTES: Final = 128  # keeps the whole record under Datadog's 256 attributes
-MAX_FLAT_DEPTH: Final = 32  # below MAX_CONTEXT_DEPTH a subtree is text; past this it is cut
 MAX_ERRORS: Final = 20
 _LOGGER: Final = {"name": "graffer_secevents"}
 _OUTCOMES: Final = ("success", "failure")
@@ -242,184 +238,80 @@ def _explicit_ip(ip: object, errors: list[str]) -> str | None:
     return normalised
 
 
-def _http_fields(ctx: Any, errors: list[str]) -> dict[str, Any]:
+def _http_fields(ctx: Any, errors: list[str], privacy: Privacy, redacted: list[str]) -> dict[str, Any]:
     http: dict[str, Any] = {}
-    # Integrations bind short strings; anything else is coerced and noted by _text.
+    # Integrations bind short strings; anything else is coerced and noted by _text. The path, the user agent
+    # and the request id are what a client sent: secret shapes in them are redacted (docs/privacy.md).
     if (method := ctx.method) is not None:
         ok = type(method) is str and 0 < len(method) <= MAX_STRING
         http["method"] = method if ok else _text("http", "method", method, errors)
     if (path := ctx.path) is not None:
         ok = type(path) is str and 0 < len(path) <= MAX_STRING
-        http["url_details"] = {"path": path if ok else _text("http.url_details", "path", path, errors)}
+        path = (
+            privacy.scrub(_PATH, path, redacted)
+            if ok
+            else _client_text(_PATH, path, errors, privacy, redacted)
+        )
+        http["url_details"] = {"path": path}
     if (route := ctx.route) is not None:
         ok = type(route) is str and 0 < len(route) <= MAX_STRING
         http["route"] = route if ok else _text("http", "route", route, errors)
     if (agent := ctx.user_agent) is not None:
         ok = type(agent) is str and 0 < len(agent) <= MAX_STRING
-        http["useragent"] = agent if ok else _text("http", "useragent", agent, errors)
+        http["useragent"] = (
+            privacy.scrub(_AGENT, agent, redacted, generic=False)
+            if ok
+            else _client_text(_AGENT, agent, errors, privacy, redacted, generic=False)
+        )
     if (request_id := ctx.request_id) is not None:
-        ok = type(request_id) is str and 0 < len(request_id) <= MAX_STRING
-        http["request_id"] = request_id if ok else _text("http", "request_id", request_id, errors)
+        ok = (type(request_id) is str and 0 < len(request_id) <= MAX_STRING) or type(
+            request_id
+        ) is ReplacedRequestId  # ours, noted by screen_request_id
+        text = request_id if ok else _text("http", "request_id", request_id, errors)
+        if text and len(text) >= _MIN_SECRET:  # shorter, no secret shape fits (docs/privacy.md)
+            shown = screen_request_id(text, redacted)
+            if shown is not text and type(shown) is not str:  # a new id: the same for the rest of the request
+                with contextlib.suppress(Exception):
+                    ctx.request_id = shown
+            text = str.__str__(shown)
+        http["request_id"] = text
     if (status := ctx.status_code) is not None:
         http["status_code"] = status if type(status) is int else _text("http", "status_code", status, errors)
     return http
 
 
-# --- 4. caller metadata ------------------------------------------------------------------------------------
-
-# Written as their str() without a note: values whose text is their canonical form and holds no attributes.
-_SCALARS: Final = (uuid.UUID, datetime.date, datetime.time, datetime.timedelta, decimal.Decimal, enum.Enum)
-
-
-class _ContextSanitiser:
-    """Makes caller metadata JSON-safe: secrets redacted, depth and size bounded, cycles cut, all noted.
-
-    Caller containers are read only through `_limits`' bounded readers; objects that are records
-    (dataclasses, pydantic models) are walked as mappings of their fields, never rendered with `str()`.
-    Deeper than `max_depth`, a subtree is walked the same way (so its secrets are redacted too) and then
-    written as JSON text.
-    """
-
-    __slots__ = ("budget", "count", "errors", "max_depth", "path")
-
-    def __init__(
-        self, errors: list[str], max_depth: int = MAX_CONTEXT_DEPTH, budget: int = MAX_CONTEXT_ATTRIBUTES
-    ) -> None:
-        self.errors = errors
-        self.count = 0
-        self.budget = budget
-        self.max_depth = max_depth
-        self.path: set[int] = set()
-
-    def mapping(
-        self, data: Mapping[Any, Any], where: str, depth: int, out: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        out = {} if out is None else out
-        items = _items(data, self.budget, where, self.errors)
-        self.path.add(id(data))
-        for key, value in items:
-            if self.count >= self.budget:
-                self.errors.append(f"{where}: more than {self.budget} attributes, the rest dropped")
-                break
-            name = key if type(key) is str else self.key(key, where)
-            secret = is_secret_key(name)  # on the whole name: a long key is checked before it is cut
-            if len(name) > MAX_KEY:
-                self.errors.append(f"{where}: a key of {len(name)} characters truncated to {MAX_KEY}")
-                name = name[:MAX_KEY]
-            if name in out:
-                self.errors.append(f"{where}.{name}: two keys are the same once written; the later kept")
-            if secret:
-                out[name] = REDACTED
-                self.count += 1
-                continue
-            out[name] = self.value(value, f"{where}.{name}", depth + 1)
-        self.path.discard(id(data))
-        return out
-
-    def key(self, key: object, where: str) -> str:
-        exact = _exact(key)
-        kind = type(exact)
-        if kind is not str and kind is not int:
-            self.errors.append(f"{where}: a {kind.__name__} key written as text")
-        return _coerce_str(exact)
-
-    def value(self, value: Any, where: str, depth: int) -> Any:
-        kind = type(value)
-        if value is None or kind is bool:
-            self.count += 1
-            return value
-        if kind is str:
-            self.count += 1
-            return _limit_str(where, value, self.errors)
-        if kind is int:
-            self.count += 1
-            if _in_int64(value):
-                return value
-            self.errors.append(f"{where}: integer out of the 64-bit range, written as text")
-            return _limit_str(where, _int_text(value), self.errors)
-        if kind is float:
-            self.count += 1
-            if math.isfinite(value):
-                return value
-            self.errors.append(f"{where}: {value!r} is not a JSON number, written as null")
-            return None
-        if kind is dict or kind is list or kind is tuple:
-            return self.container(value, where, depth)
-        if issubclass(kind, str | int | float):  # subclasses as their plain value, no caller code run
-            plain = float.__float__(value) if issubclass(kind, float) else _exact(value)
-            return self.value(plain, where, depth)
-        if issubclass(kind, Mapping | list | tuple | set | frozenset):
-            return self.container(value, where, depth)
-        fields = _record_fields(value, kind)
-        if fields is not None:
-            self.errors.append(f"{where}: a {kind.__name__} written as its fields")
-            return self.container(fields, where, depth)
-        if issubclass(kind, Iterable) and not issubclass(kind, bytes | bytearray | memoryview):
-            # generators, deques, arrays: read up to the cap (an endless iterator included), then a list
-            self.errors.append(f"{where}: a {kind.__name__} written as a list")
-            return self.container(_take(value, MAX_LIST, where, self.errors), where, depth)
-        self.count += 1
-        if issubclass(kind, bytes | bytearray | memoryview):
-            self.errors.append(f"{where}: bytes decoded as UTF-8")
-        elif not issubclass(kind, _SCALARS):
-            self.errors.append(f"{where}: a {kind.__name__} written as text")
-        return _limit_str(where, _coerce_str(value), self.errors)
-
-    def container(self, value: Any, where: str, depth: int) -> Any:
-        if id(value) in self.path:
-            self.errors.append(f"{where}: a reference cycle, cut")
-            self.count += 1
-            return "[cycle]"
-        if depth > self.max_depth:
-            self.count += 1
-            return self.flattened(value, where)
-        if isinstance(value, Mapping):
-            return self.mapping(value, where, depth)
-        self.path.add(id(value))
-        items = _take(value, MAX_LIST, where, self.errors)
-        out = [self.value(v, where, depth + 1) for v in items]
-        self.path.discard(id(value))
-        return out
-
-    def flattened(self, value: Any, where: str) -> str:
-        if self.max_depth >= MAX_FLAT_DEPTH:
-            self.errors.append(f"{where}: nested deeper than {MAX_FLAT_DEPTH} levels, cut")
-            return "[too deep]"
-        self.errors.append(f"{where}: nested deeper than {MAX_CONTEXT_DEPTH} levels, flattened to text")
-        inner = _ContextSanitiser(self.errors, MAX_FLAT_DEPTH, MAX_CONTEXT_ATTRIBUTES)
-        inner.path = self.path
-        walked = inner.container(value, where, 0)
-        text = orjson.dumps(_repair(walked, where, self.errors)).decode()
-        return _limit_str(where, text, self.errors)
+def _scrub_resource(
+    privacy: Privacy, resource: str, params: Mapping[str, Any] | None, redacted: list[str]
+) -> str:
+    """`evt.resource` with secret shapes replaced; a value that was cut is scanned past the cut first."""
+    raw = params.get("resource") if params is not None else None  # the helpers' own dict
+    if type(raw) is str and len(raw) > MAX_STRING:
+        return privacy.scrub("evt.resource", raw[: MAX_STRING + _SCAN_MARGIN], redacted)[:MAX_STRING]
+    return privacy.scrub("evt.resource", resource, redacted)
 
 
-def _is_plain_dict(value: object) -> TypeGuard[dict[Any, Any]]:
-    """Whether `value` is a `dict` itself, not a subclass (its `items()` is then the built-in one)."""
-    return type(value) is dict
+_MIN_SECRET: Final = 16
+_PATH: Final = "http.url_details.path"
+_AGENT: Final = "http.useragent"
+_SCAN_MARGIN: Final = 256  # a value cut at MAX_STRING is scanned this far past the cut: no half secret kept
 
 
-def _items(data: Mapping[Any, Any], cap: int, where: str, errors: list[str]) -> list[tuple[Any, Any]]:
-    if _is_plain_dict(data):
-        return list(data.items())
-    try:
-        view = data.items()
-    except Exception as exc:  # noqa: BLE001 - a hostile mapping's items()
-        errors.append(f"{where}: reading the {type(data).__name__} failed ({type(exc).__name__}); dropped")
-        return []
-    return _take(view, cap + 1, where, errors)
+def _client_text(
+    field: str, value: object, errors: list[str], privacy: Privacy, redacted: list[str], generic: bool = True
+) -> str | None:
+    """A long or ill-typed request field: coerced (noted), scanned for secrets, then cut to `MAX_STRING`."""
+    prefix, key = field.rsplit(".", 1)
+    text = _full_text(prefix, key, value, errors)
+    if text is None:
+        return None
+    if len(text) <= MAX_STRING:
+        return privacy.scrub(field, text, redacted, generic)
+    head = privacy.scrub(field, text[: MAX_STRING + _SCAN_MARGIN], redacted, generic)
+    errors.append(f"{field}: {len(text)} characters, truncated to {MAX_STRING}")
+    return head[:MAX_STRING]
 
 
-def _record_fields(value: object, kind: type[Any]) -> Mapping[str, Any] | None:
-    """The fields of a dataclass or pydantic model (no `str()`, which would show secret fields raw)."""
-    try:
-        if hasattr(kind, "__pydantic_fields__") and hasattr(kind, "model_dump"):
-            dumped = value.model_dump()  # type: ignore[attr-defined]
-            return dumped if type(dumped) is dict else None
-        if dataclasses.is_dataclass(kind):
-            return {f.name: getattr(value, f.name) for f in dataclasses.fields(kind)}
-    except Exception:  # noqa: BLE001 - a failing field or serializer: the object is shown by its type
-        return {"[unreadable]": f"[a {kind.__name__}]"}
-    return None
+# --- 4. caller metadata: _metadata.ContextSanitiser (bounded work, secrets redacted, every change noted) ----
 
 
 # --- 5. render ---------------------------------------------------------------------------------------------
@@ -520,6 +412,7 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
     """
     cfg = _config._current or get_config_for_event()
     errors: list[str] = []
+    redacted: list[str] = []  # replaced by shape (privacy): noted, but no error in strict mode
 
     # 1. the catalog row and the outcome
     if type(evt_type) is not str:
@@ -552,6 +445,8 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
                 evt[name] = cfg.privacy.hash(_coerce_str(value)) if name in secret else value
         else:
             evt.update(values)
+        if type(resource := evt.get("resource")) is str:  # a 403 copies the request's path here
+            evt["resource"] = _scrub_resource(cfg.privacy, resource, params, redacted)
 
     # 3. enrichment
     level = spec.level_on_failure if resolved == "failure" else None
@@ -571,10 +466,11 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
     parts = _NO_USER if user is None else _user_parts("usr", user, errors)
     if login is not None:
         parts = (parts[0], login, parts[2], parts[3])
-    usr = {} if parts is _NO_USER else _usr(cfg.privacy, False, parts, errors)
+    usr = {} if parts is _NO_USER else _usr(cfg.privacy, False, parts, errors, redacted)
     if "id" not in usr and spec.login_attempt and "login" in usr and resolved == "failure":
         # Unknown accounts have no id; the processed login keeps distinct-@usr.id rules counting targets.
-        usr = {"id": usr["login"], **usr}
+        shown = _login_as_id(cfg.privacy, usr["login"], redacted)
+        usr = {"id": shown, **usr} if shown is not None else usr
     if exists is True and resolved == "failure" and spec.login_attempt and parts[0] is None:
         errors.append(_EXISTING_WITHOUT_ID)
     if exists is not None:
@@ -585,7 +481,7 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
     if usr:
         record["usr"] = usr
     if target_user is not None:
-        target = _usr(cfg.privacy, True, _user_parts("target.usr", target_user, errors), errors)
+        target = _usr(cfg.privacy, True, _user_parts("target.usr", target_user, errors), errors, redacted)
         if target:
             record["target"] = {"usr": target}
     real = _impersonator_var.get()  # impersonation: the real account behind `usr` (_impersonation.py)
@@ -608,7 +504,7 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
         client_ip = request.client_ip if request is not None else None
     if client_ip is not None and (shown_ip := cfg.privacy.apply_ip(client_ip)) is not None:
         record["network"] = {"client": {"ip": shown_ip}}
-    if request is not None and (http := _http_fields(request, errors)):
+    if request is not None and (http := _http_fields(request, errors, cfg.privacy, redacted)):
         record["http"] = http
 
     trace = trace_fields()
@@ -624,7 +520,7 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
     # 4. caller metadata. Truthiness of a caller's mapping is never asked (a hostile __len__); an empty dict
     # is the common case.
     if (context is not None and (type(context) is not dict or context)) or extra:
-        sanitiser = _ContextSanitiser(errors)
+        sanitiser = ContextSanitiser(errors, redacted, cfg.privacy)
         out: dict[str, Any] = {}
         if context is not None:
             if issubclass(type(context), Mapping):
@@ -640,7 +536,9 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
     if errors:
         if cfg.strict:
             raise EventValidationError(spec.type, errors)
-        _attach_errors(record, errors)
+        _attach_errors(record, errors + redacted if redacted else errors)
+    elif redacted:
+        _attach_errors(record, redacted)
     else:
         record["secevents"] = _SCHEMA_ONLY
     try:

@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from ._limits import _SAFE_CHARS, MAX_STRING, _coerce_str, _exact, _int_text, _limit_str
-from ._privacy import Privacy
+from ._privacy import Privacy, is_email, secret_kinds
 from ._types import User
 
 __all__: list[str] = []
@@ -71,13 +71,21 @@ def _user_parts(field: str, user: object, errors: list[str]) -> tuple[object, ob
         return None, None, None, None
 
 
+_MIN_SECRET = 16  # no secret shape is shorter (docs/privacy.md)
+_UUID_LENGTH = 36
+_HEX_DASH = "0123456789abcdefABCDEF-"
+
+
 def _usr(
     privacy: Privacy,
     target: bool,
     parts: tuple[object, object, object, object],
     errors: list[str],
+    notes: list[str] | None = None,
     prefix: str | None = None,
 ) -> dict[str, Any]:
+    """The privacy-processed `usr` (or `target.usr`) object; what privacy changed beyond a field's mode (an
+    e-mail or a secret as the id) is noted in `notes` (`errors` when not given)."""
     uid, login, email, name = parts
     if prefix is None:
         prefix = "target.usr" if target else "usr"
@@ -85,17 +93,22 @@ def _usr(
     # Plain short strings (the common case) skip _text's coercions.
     # Privacy applies to the whole text and only its result is cut to the limit: two long logins that differ
     # after character 1,024 keep different pseudonyms.
-    if type(uid) is EmailIdentity:  # an e-mail is the only identity the stack gave: privacy as usr.email
-        text = _full_text(prefix, "id", str(uid), errors)
-        if text and (value := privacy.apply_email(text)) is not None:
-            out["id"] = value if len(value) <= MAX_STRING else _cut(prefix, "id", value, errors)
-    elif uid is not None:
+    if uid is not None:
         text = _int_text(uid) if type(uid) is int else _plain(uid) or _full_text(prefix, "id", uid, errors)
-        if text and (value := (privacy.apply_target_id if target else privacy.apply_id)(text)) is not None:
+        if text is None:
+            (errors if notes is None else notes).append(f"{prefix}.id: an empty id, dropped")
+        elif (
+            value := (privacy.apply_target_id if target else privacy.apply_id)(text)
+            if len(text) < _MIN_SECRET and "@" not in text  # the common case: too short for a secret
+            else _identity(privacy, target, prefix, text, errors if notes is None else notes)
+        ) is not None:
             out["id"] = value if len(value) <= MAX_STRING else _cut(prefix, "id", value, errors)
     if login is not None:
         text = _plain(login) or _full_text(prefix, "login", login, errors)
-        if text and (value := privacy.apply_login(text)) is not None:
+        if text is None:
+            # an empty login form is what a client sent, not the caller's mistake: noted, not a strict error
+            (errors if notes is None else notes).append(f"{prefix}.login: an empty login, dropped")
+        elif (value := privacy.apply_login(text)) is not None:
             out["login"] = value if len(value) <= MAX_STRING else _cut(prefix, "login", value, errors)
     if email is not None:
         text = _plain(email) or _full_text(prefix, "email", email, errors)
@@ -106,6 +119,38 @@ def _usr(
         if text and (value := privacy.apply_name(text)) is not None:
             out["name"] = value if len(value) <= MAX_STRING else _cut(prefix, "name", value, errors)
     return out
+
+
+def _identity(privacy: Privacy, target: bool, prefix: str, text: str, notes: list[str]) -> str | None:
+    """An id under its privacy mode, unless it is an e-mail address (then under `usr.email`'s, wherever it
+    came from: an `id`, `get_id()`, a username) or shaped like a secret (then hashed: a pseudonym keeps the
+    account's events together, the token is not written)."""
+    if "@" in text and is_email(text):
+        shown = privacy.apply_email(text)
+        if shown != text:
+            what = "hashed" if shown is not None else "dropped"
+            notes.append(f"{prefix}.id: an e-mail address, written under the usr.email rule ({what})")
+        return shown
+    if (
+        len(text) >= _MIN_SECRET
+        and (len(text) > _UUID_LENGTH or text.strip(_HEX_DASH))  # UUIDs and hex ids are not checked further
+        and (kinds := tuple(k for k in secret_kinds(text) if k != "a long random token"))
+    ):
+        notes.append(f"{prefix}.id: {', '.join(kinds)}, hashed")
+        return privacy.hash(text)
+    return (privacy.apply_target_id if target else privacy.apply_id)(text)
+
+
+def _login_as_id(privacy: Privacy, shown: str, notes: list[str]) -> str | None:
+    """The processed login written as the `usr.id` of a failed login to an unknown account: under the
+    `usr.email` rule when it is still an address (`usr.login` in `keep` mode)."""
+    if "@" in shown and is_email(shown):
+        value = privacy.apply_email(shown)
+        if value != shown:
+            what = "hashed" if value is not None else "dropped"
+            notes.append(f"usr.id: the login, an e-mail address, written under the usr.email rule ({what})")
+        return value
+    return shown
 
 
 def _cut(prefix: str, key: str, value: str, errors: list[str]) -> str:
