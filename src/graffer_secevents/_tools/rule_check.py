@@ -387,6 +387,8 @@ def _shape_problems(queries: Sequence[object], method: object, at: str) -> Itera
     if query.get("aggregation", "count") != want:
         yield f"{at}[0].aggregation", f"a {method} rule's query aggregates with {want}"
     metrics = query.get("metrics")
+    if not metrics and isinstance(query.get("metric"), str):
+        metrics = [query["metric"]]  # the deprecated singular form Datadog still reads
     watched = _as_list(metrics)
     if method == "new_value" and (watched is None or not 1 <= len(watched) <= MAX_NEW_VALUE_METRICS):
         yield f"{at}[0].metrics", f"new_value watches 1 to {MAX_NEW_VALUE_METRICS} fields in metrics"

@@ -921,6 +921,9 @@ class _Travel(_Runner):
         self.transitions: dict[
             tuple[str, ...], dict[tuple[tuple[float, float], tuple[float, float]], float]
         ] = {}
+        self.best: dict[tuple[str, ...], dict[str, float]] | None = None
+        if engine.result.explain:
+            self.best = engine.result.best[rule.rule_id] = {}
 
     def push(self, now: float, record: Mapping[str, Any], ref: Any, hits: list[bool]) -> None:
         rule = self.rule
@@ -947,6 +950,11 @@ class _Travel(_Runner):
         then, where, where_label, where_ref = before
         km = distance_km(where, point)
         hours = (now - then) / 3600.0
+        if self.best is not None:
+            peak = self.best.setdefault(key, {"km": 0.0, "km/h": 0.0})
+            peak["km"] = max(peak["km"], round(km, 1))
+            kmh = km / hours if hours > 0 else (math.inf if km > 0 else 0.0)
+            peak["km/h"] = max(peak["km/h"], round(kmh, 1))
         if not (km > TRAVEL_MIN_KM and (hours <= 0 or km / hours > TRAVEL_MIN_KMH)):
             return
         origin = (round(where[0], 1), round(where[1], 1))
