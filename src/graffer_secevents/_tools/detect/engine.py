@@ -418,8 +418,10 @@ class Engine:
             runner.push(moment, record, ref, hits)
         if moment >= self.sweep_at:
             for runner in self.runners:
-                runner.sweep(moment)
-            self.sweep_at = moment + _SWEEP_EVERY
+                if moment >= runner.sweep_at:
+                    runner.sweep(moment)
+                    runner.sweep_at = moment + runner.sweep_every
+            self.sweep_at = min(runner.sweep_at for runner in self.runners) if self.runners else math.inf
 
     def finish(self) -> Replay:
         """Close every open signal and return the replay, signals ordered by first event then rule."""
@@ -600,9 +602,12 @@ class _Signals:
 
 
 class _Runner:
-    """One rule's state."""
+    """One rule's state. `sweep` drops what no later record can use; it runs every `sweep_every` seconds of
+    log time (a window's length at least, so each quiet group is visited about twice before it goes)."""
 
     signals: _Signals
+    sweep_at: float = -math.inf
+    sweep_every: float = _SWEEP_EVERY
 
     def push(self, now: float, record: Mapping[str, Any], ref: Any, hits: list[bool]) -> None:
         raise NotImplementedError
@@ -713,6 +718,7 @@ class _Threshold(_Runner):
         self.signals = _Signals(rule, engine.describe)
         self.groups: dict[tuple[str, ...], _Group] = {}
         self.joined = len(rule.queries) > 1
+        self.sweep_every = max(_SWEEP_EVERY, rule.window, min(rule.keep_alive, rule.max_duration))
         self.best: dict[tuple[str, ...], dict[str, float]] | None = None
         if engine.result.explain:
             self.best = engine.result.best[rule.rule_id] = {}
@@ -916,6 +922,7 @@ class _Travel(_Runner):
         self.query = rule.queries[0]
         self.signals = _Signals(rule, engine.describe)
         self.previous: dict[tuple[str, ...], tuple[float, tuple[float, float], str, Any]] = {}
+        self.sweep_every = 86400.0
         self.started: dict[tuple[str, ...], float] = {}
         self.baseline: dict[tuple[str, ...], dict[tuple[float, float], float]] = {}
         self.transitions: dict[
