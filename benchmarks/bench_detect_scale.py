@@ -39,8 +39,9 @@ RULES = ("brute_force", "credential_stuffing")
 def generate(path: Path, count: int, seed: int = 13) -> None:
     """`count` login records in time order: normal traffic plus stuffing and brute-force bursts."""
     sys.path.insert(0, str(Path(__file__).parent))
-    import graffer_secevents as secevents
     from bench_detect import templates
+
+    import graffer_secevents as secevents
 
     secevents.configure(hash_key="bench-only-key-" + "x" * 20)
     shapes = {k: v for k, v in templates().items() if k in ("success", "failure", "unknown")}

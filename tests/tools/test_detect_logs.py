@@ -92,7 +92,9 @@ def test_detect_reads_a_directory_of_gzip_archive_files(
     assert signal["group"] == {"network.client.ip": "203.0.113.66"}
     assert signal["first_seen"] == _when(3600 + 1000).replace("Z", "000Z")
     assert signal["values"] == {"a": 10.0}
-    assert signal["records"][0].endswith("hour=14/archive_140000.0000.AbCdEf.json.gz:18")  # 17 background logs precede it
+    assert signal["records"][0].endswith(
+        "hour=14/archive_140000.0000.AbCdEf.json.gz:18"
+    )  # 17 background logs precede it
 
 
 def test_detect_reads_gzip_and_plain_lines_from_stdin(archive: Path, tmp_path: Path) -> None:

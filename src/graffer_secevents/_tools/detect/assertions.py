@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from .engine import Replay, Signal, replay
+from .engine import TRAVEL_MIN_KM, TRAVEL_MIN_KMH, Replay, Signal, replay
 from .geo import GeoLookup
-from .engine import TRAVEL_MIN_KM, TRAVEL_MIN_KMH
 from .report import describe_signal, safe
 
 __all__ = ["detected", "not_detected"]
@@ -72,7 +71,8 @@ def _nearest(result: Replay, rule_id: str, wanted: Mapping[str, str]) -> str:
     if unknown:
         return (
             f"the rule groups by {', '.join(names) or 'nothing'}: {', '.join(map(repr, unknown))} "
-            f"{'is' if len(unknown) == 1 else 'are'} not among its group-by fields (a typo, or `__` for a dot?)"
+            f"{'is' if len(unknown) == 1 else 'are'} not among its group-by fields "
+            "(a typo, or `__` for a dot?)"
         )
     best = result.best.get(rule_id)
     if best is None:
@@ -88,15 +88,19 @@ def _nearest(result: Replay, rule_id: str, wanted: Mapping[str, str]) -> str:
     group = ", ".join(f"{n}={safe(v)}" for n, v in zip(names, key, strict=True)) or "(no group-by)"
     if rule.method == "impossible_travel":
         return (
-            f"nearest miss: {group}: the farthest hop between successive events was {values.get('km', 0):,.0f} "
-            f"km, the fastest {values.get('km/h', 0):,.0f} km/h; the rule needs more than {TRAVEL_MIN_KM:,.0f} "
+            f"nearest miss: {group}: the farthest hop between successive events was "
+            f"{values.get('km', 0):,.0f} "
+            f"km, the fastest {values.get('km/h', 0):,.0f} km/h; the rule needs more "
+            f"than {TRAVEL_MIN_KM:,.0f} "
             f"km at more than {TRAVEL_MIN_KMH:,.0f} km/h (and a location outside the learned baseline)"
         )
     if rule.method == "new_value":
         learning = rule.learning / 86400.0
         return (
-            f"nearest miss: {group}: {values.get('records', 0):g} records, {values.get('distinct values', 0):g} "
-            f"distinct values over {values.get('days observed', 0):g} days; a value fires when it is new after "
+            f"nearest miss: {group}: {values.get('records', 0):g} records, "
+            f"{values.get('distinct values', 0):g} "
+            f"distinct values over {values.get('days observed', 0):g} days; a value fires when "
+            f"it is new after "
             f"the learning period ({learning:g} days"
             + (", the first value being learned" if learning == 0 else "")
             + f") and was not seen in the last {rule.forget_after / 86400.0:g} days"

@@ -53,7 +53,8 @@ def add_commands(commands: Any) -> None:
         type=float,
         default=600.0,
         metavar="SECONDS",
-        help="how far behind a later record a record may arrive and still be replayed in order (default 600); "
+        help="how far behind a later record a record may arrive and still be replayed in order "
+        "(default 600); "
         "later ones are counted as late and skipped",
     )
     detect.set_defaults(handler=_cmd_detect)
@@ -73,7 +74,8 @@ def _add_input(parser: argparse.ArgumentParser) -> None:
         "file",
         metavar="FILE",
         nargs="+",
-        help="a file of JSON lines (gzip or not), a directory of them (a Datadog log archive), or - for stdin",
+        help="a file of JSON lines (gzip or not), a directory of them (a Datadog log archive), "
+        "or - for stdin",
     )
     parser.add_argument(
         "--rules",
@@ -119,7 +121,7 @@ def _guarded(command: str, run: Any) -> int:
         return _fail(command, f"cannot read {name}: {exc.strerror or exc}" if name else f"cannot read: {exc}")
     except (RecursionError, MemoryError) as exc:
         return _fail(command, f"gave up: {type(exc).__name__} ({exc})")
-    except Exception as exc:  # a bug: say so, never let it look like a detection
+    except Exception as exc:  # noqa: BLE001 - a bug: say so, never let it look like a detection
         return _fail(command, f"internal error, please report it: {type(exc).__name__}: {exc}")
 
 

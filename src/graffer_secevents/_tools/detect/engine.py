@@ -40,7 +40,8 @@ NOT_AVAILABLE: Final = "N/A"
 EXPLAIN_RECORDS: Final = 10
 """Contributing records kept per signal (the rest are counted)."""
 DEFAULT_MAX_DELAY: Final = 600.0
-"""`replay_stream`: how far (seconds) a record may arrive behind a later one and still be replayed in order."""
+"""`replay_stream`: how far (seconds) a record may arrive behind a later one and still be replayed in
+order."""
 _SWEEP_EVERY: Final = 60.0
 _GEO_CACHE: Final = 100_000
 _MIN_TIME: Final = -62135596800.0  # 0001-01-01T00:00:00Z
@@ -217,12 +218,12 @@ def replay_stream(
             heapq.heappush(buffer, (moment, sequence, record, ref))
             newest = max(newest, moment)
             while buffer and buffer[0][0] <= newest - max_delay:
-                moment, _, record, ref = heapq.heappop(buffer)
-                done = moment
-                engine.push(moment, record, ref)
+                ready, _, held, held_ref = heapq.heappop(buffer)
+                done = ready
+                engine.push(ready, held, held_ref)
         while buffer:
-            moment, _, record, ref = heapq.heappop(buffer)
-            engine.push(moment, record, ref)
+            ready, _, held, held_ref = heapq.heappop(buffer)
+            engine.push(ready, held, held_ref)
     return engine.finish()
 
 
@@ -482,7 +483,7 @@ def _texts(value: Any) -> tuple[str, ...]:
     if is_missing(value):
         return ()
     if isinstance(value, list):
-        items = cast("list[Any]", value)
+        items = value
         return tuple(text_of(item) for item in items if item is not None)
     return (text_of(value),)
 
@@ -702,7 +703,8 @@ def _contribution(query: CompiledQuery, record: Mapping[str, Any]) -> tuple[bool
 
 
 class _Group:
-    """One group-by key of a threshold rule: one window per query, and (joined queries) the group's records."""
+    """One group-by key of a threshold rule: one window per query, and (joined queries) the group's
+    records."""
 
     __slots__ = ("seen", "windows")
 
@@ -852,7 +854,8 @@ class _NewValue(_Runner):
         is_new = last is None or now - last > rule.forget_after
         learned = len(values) - (0 if last is None else 1)
         values[value] = now
-        # Datadog: after `learningDuration` days; with 0, "for all new values after the first value is learned".
+        # Datadog: after `learningDuration` days; with 0, "for all new values after the first value is
+        # learned".
         past_learning = now - first > rule.learning if rule.learning > 0 else learned > 0 or last is not None
         if not (is_new and past_learning):
             return
@@ -983,11 +986,12 @@ class _Travel(_Runner):
 
     def sweep(self, now: float) -> None:
         self.signals.sweep(now)
-        for table in (self.baseline, self.transitions):
-            for seen in table.values():
-                old = [place for place, last in seen.items() if now - last > LOCATION_MEMORY]
-                for place in old:
-                    del seen[place]
+        for known in self.baseline.values():
+            for place in [place for place, last in known.items() if now - last > LOCATION_MEMORY]:
+                del known[place]
+        for done in self.transitions.values():
+            for hop in [hop for hop, last in done.items() if now - last > LOCATION_MEMORY]:
+                del done[hop]
 
 
 _RUNNERS: Final[dict[str, Callable[[CompiledRule, list[int], Engine], _Runner]]] = {

@@ -88,7 +88,8 @@ def read_logs(
 
     A source is a file, `-` for stdin, or a directory (every file under it, in path order: a Datadog log
     archive's `dt=YYYYMMDD/hour=HH/archive_*.json.gz` layout is then chronological). Gzip is recognised by
-    its magic bytes, so `archive_*.json.gz`, `.gz` files of any name and gzip on stdin are all read. A line may
+    its magic bytes, so `archive_*.json.gz`, `.gz` files of any name and gzip on stdin are all read.
+    A line may
     carry a prefix before its JSON (`kubectl logs --timestamps`). A line holding `{"Records": [...]}` (a
     CloudTrail file) yields each record. A Datadog archive entry (`{"_id", "date", "attributes": {...}}`)
     yields its attributes with the reserved fields beside them, as Datadog's search sees it. `names` receives
@@ -164,7 +165,7 @@ def _read_stream(
         obj = cast("dict[str, Any]", value)
         nested = obj.get("Records")
         if isinstance(nested, list) and len(obj) <= 2:
-            for record in cast("list[Any]", nested):
+            for record in nested:
                 if isinstance(record, dict):
                     counts.records += 1
                     yield cast("dict[str, Any]", record), (index, number)
@@ -188,16 +189,19 @@ def _object(line: bytes) -> object | None:
     if not stripped:
         return None
     try:
-        return orjson.loads(stripped)
+        parsed: object = orjson.loads(stripped)
     except orjson.JSONDecodeError:
         pass
+    else:
+        return parsed
     start = stripped.find(b"{")
     if start <= 0:
         return None
     try:
-        return orjson.loads(stripped[start:])
+        tail: object = orjson.loads(stripped[start:])
     except orjson.JSONDecodeError:
         return None
+    return tail
 
 
 _ARCHIVE_FIELDS: Final = ("host", "service", "status", "source", "message", "tags")
@@ -219,7 +223,7 @@ def from_archive(obj: dict[str, Any]) -> dict[str, Any]:
         record["ddsource"] = obj["source"]
     tags = obj.get("tags")
     if "env" not in record and isinstance(tags, list):
-        for tag in cast("list[Any]", tags):
+        for tag in tags:
             if isinstance(tag, str) and tag.startswith("env:"):
                 record["env"] = tag[4:]
                 break

@@ -1,6 +1,7 @@
 """The log search syntax subset detection rules use, compiled once into a matcher over one record.
 
-Supported: `CIDR(@attr, block, ...)`, attribute terms `@a.b:value` (bare, quoted, with `\\` escapes), wildcards `*` and `?` in
+Supported: `CIDR(@attr, block, ...)`,
+attribute terms `@a.b:value` (bare, quoted, with `\\` escapes), wildcards `*` and `?` in
 values, `@a:*` (the attribute exists), `-term` and `NOT`, `AND` / `OR` with implicit `AND`
 between terms, parentheses, value groups `@a:(x OR y)`, numeric ranges `@a:[1 TO 10]` (`{}` for
 exclusive bounds, `*` for an open end) and comparisons `@a:>5`, `>=`, `<`, `<=`, the reserved
@@ -89,7 +90,7 @@ def _walk(record: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
                     stack.append((mapping[joined], j))
         elif isinstance(value, list):
             through_array = True
-            stack.extend((item, i) for item in reversed(cast("list[Any]", value)))
+            stack.extend((item, i) for item in reversed(value))
     if not found:
         return _MISSING
     if len(found) == 1 and not through_array:
@@ -97,7 +98,7 @@ def _walk(record: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
     flat: list[Any] = []
     for item in found:
         if isinstance(item, list):
-            flat.extend(cast("list[Any]", item))
+            flat.extend(item)
         else:
             flat.append(item)
     return flat
@@ -146,7 +147,7 @@ def canonical(value: Any) -> str:
         if item.__class__ is _Piece:
             piece = str(item)
         elif isinstance(item, Mapping):
-            mapping = cast("Mapping[Any, Any]", item)
+            mapping = item
             keys = sorted(mapping, key=str)
             stack.append(_Piece("}"))
             for n, key in enumerate(reversed(keys)):
@@ -653,8 +654,8 @@ class _Parser:
             fold = True
         else:
             raise self.fail(
-                f"tag or attribute {key + ':'!r} (only @attributes and service:, env:, status:, source:, host: are "
-                "supported; tags are not in the records)",
+                f"tag or attribute {key + ':'!r} (only @attributes and service:, env:, status:, source:, "
+                "host: are supported; tags are not in the records)",
                 start,
             )
         char = self.peek()
