@@ -130,7 +130,7 @@ def _engine(args: argparse.Namespace, names: list[str], *, explain: bool) -> Any
     from .loading import load_rules
 
     def describe(ref: Any) -> str:
-        index, line = ref
+        index, line = cast("tuple[int, int]", ref)
         name = names[index]
         return f"{'<stdin>' if name == '-' else name}:{line}"
 

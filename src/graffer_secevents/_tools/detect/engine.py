@@ -483,7 +483,7 @@ def _texts(value: Any) -> tuple[str, ...]:
     if is_missing(value):
         return ()
     if isinstance(value, list):
-        items = value
+        items = cast("list[object]", value)
         return tuple(text_of(item) for item in items if item is not None)
     return (text_of(value),)
 

@@ -123,12 +123,13 @@ def _expand(source: str) -> list[str]:
 def _maybe_gzip(stream: IO[bytes]) -> IO[bytes]:
     import io
 
-    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(cast("Any", stream))
+    raw: Any = stream
+    buffered: Any = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
     if buffered.peek(2)[:2] == _GZIP_MAGIC:
         import gzip
 
         return cast("IO[bytes]", gzip.GzipFile(fileobj=buffered))
-    return buffered
+    return cast("IO[bytes]", buffered)
 
 
 def _read_stream(
@@ -165,7 +166,7 @@ def _read_stream(
         obj = cast("dict[str, Any]", value)
         nested = obj.get("Records")
         if isinstance(nested, list) and len(obj) <= 2:
-            for record in nested:
+            for record in cast("list[object]", nested):
                 if isinstance(record, dict):
                     counts.records += 1
                     yield cast("dict[str, Any]", record), (index, number)
@@ -223,7 +224,7 @@ def from_archive(obj: dict[str, Any]) -> dict[str, Any]:
         record["ddsource"] = obj["source"]
     tags = obj.get("tags")
     if "env" not in record and isinstance(tags, list):
-        for tag in tags:
+        for tag in cast("list[object]", tags):
             if isinstance(tag, str) and tag.startswith("env:"):
                 record["env"] = tag[4:]
                 break

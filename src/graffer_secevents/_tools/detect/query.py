@@ -90,7 +90,7 @@ def _walk(record: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
                     stack.append((mapping[joined], j))
         elif isinstance(value, list):
             through_array = True
-            stack.extend((item, i) for item in reversed(value))
+            stack.extend((item, i) for item in reversed(cast("list[object]", value)))
     if not found:
         return _MISSING
     if len(found) == 1 and not through_array:
@@ -98,7 +98,7 @@ def _walk(record: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
     flat: list[Any] = []
     for item in found:
         if isinstance(item, list):
-            flat.extend(item)
+            flat.extend(cast("list[object]", item))
         else:
             flat.append(item)
     return flat
@@ -147,7 +147,7 @@ def canonical(value: Any) -> str:
         if item.__class__ is _Piece:
             piece = str(item)
         elif isinstance(item, Mapping):
-            mapping = item
+            mapping = cast("Mapping[object, object]", item)
             keys = sorted(mapping, key=str)
             stack.append(_Piece("}"))
             for n, key in enumerate(reversed(keys)):
