@@ -106,7 +106,7 @@ def read_logs(
             if path == "-":
                 yield from _read_stream(_maybe_gzip(sys.stdin.buffer), counts, index)
                 continue
-            with open(path, "rb") as raw:
+            with open(path, "rb", buffering=1 << 20) as raw:
                 yield from _read_stream(_maybe_gzip(raw), counts, index)
 
 
@@ -121,15 +121,15 @@ def _expand(source: str) -> list[str]:
 
 
 def _maybe_gzip(stream: IO[bytes]) -> IO[bytes]:
-    import io
-
-    raw: Any = stream
-    buffered: Any = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)
-    if buffered.peek(2)[:2] == _GZIP_MAGIC:
+    """The stream, or its gzip content when it starts with gzip's magic bytes (`stream` is buffered: files
+    are opened buffered and stdin's `buffer` is, so peeking consumes nothing)."""
+    peek: Any = getattr(stream, "peek", None)
+    head: bytes = bytes(peek(2)[:2]) if peek is not None else b""
+    if head == _GZIP_MAGIC:
         import gzip
 
-        return cast("IO[bytes]", gzip.GzipFile(fileobj=buffered))
-    return cast("IO[bytes]", buffered)
+        return cast("IO[bytes]", gzip.GzipFile(fileobj=stream))
+    return stream
 
 
 def _read_stream(
