@@ -280,6 +280,14 @@ def timestamp_of(record: Mapping[str, Any]) -> float | None:
     """A record's time as POSIX seconds, from the first of Datadog's default date attributes it has
     (`timestamp`, `@timestamp`, `eventTime`, `date`, …): ISO 8601 (`Z` or an offset), epoch seconds or
     epoch milliseconds. `None` when there is none or it is outside years 1-9999 (`1e300`)."""
+    value = record.get("timestamp")
+    if value.__class__ is str and len(value) <= 32 and value.endswith("Z"):
+        try:  # the common case first: an ISO 8601 UTC text at the top level
+            seconds = datetime.fromisoformat(value).timestamp()
+        except (ValueError, OverflowError, OSError):
+            pass
+        else:
+            return seconds if _MIN_TIME <= seconds <= _MAX_TIME else None
     for get in _DATE_GETTERS:
         value = get(record)
         if not is_missing(value):
@@ -443,7 +451,11 @@ class Engine:
                     have = texts.get(path)
                     if have is None:
                         have = texts[path] = _texts(self.paths[path](record))
-                    if not any(text in values for text in have):
+                    if len(have) == 1:
+                        if have[0] not in values:
+                            ok = False
+                            break
+                    elif not any(text in values for text in have):
                         ok = False
                         break
                 if not ok or query.exact:
@@ -703,27 +715,46 @@ def _contribution(query: CompiledQuery, record: Mapping[str, Any]) -> tuple[bool
 
 
 class _Group:
-    """One group-by key of a threshold rule: one window per query, and (joined queries) the group's
-    records."""
+    """One group-by key of a threshold rule: one window per query (made when the query first adds to it),
+    (joined queries) the group's records, and when it last received one."""
 
-    __slots__ = ("seen", "windows")
+    __slots__ = ("last", "seen", "windows")
 
-    def __init__(self, rule: CompiledRule) -> None:
-        self.windows = [_Window(q.aggregation) for q in rule.queries]
+    def __init__(self, size: int) -> None:
+        self.windows: list[_Window | None] = [None] * size
         self.seen: deque[tuple[float, Any]] = deque()
+        self.last = -math.inf
+
+
+def _required(rule: CompiledRule) -> tuple[int, ...]:
+    """The queries every case needs events from: with no event a comparison is false, so a case that holds
+    when one query has none and every other is huge does not need it. A group whose required windows are
+    empty cannot raise anything: its cases are not tried."""
+    aliases = [q.alias for q in rule.queries]
+    needed: list[int] = []
+    for index, alias in enumerate(aliases):
+        values: dict[str, float | None] = dict.fromkeys(aliases, math.inf)
+        values[alias] = None
+        if not any(case.condition is None or case.condition(values) for case in rule.cases):
+            needed.append(index)
+    return tuple(needed)
 
 
 class _Threshold(_Runner):
     def __init__(self, rule: CompiledRule, indices: list[int], engine: Engine) -> None:
         self.rule = rule
         self.indices = indices
+        self.pairs = tuple(enumerate(indices))
         self.signals = _Signals(rule, engine.describe)
         self.groups: dict[tuple[str, ...], _Group] = {}
+        self.touches: deque[tuple[float, tuple[str, ...]]] = deque()
         self.joined = len(rule.queries) > 1
-        self.sweep_every = max(_SWEEP_EVERY, rule.window, min(rule.keep_alive, rule.max_duration))
+        self.required = _required(rule)
+        self.sweep_every = max(_SWEEP_EVERY, rule.window)
         self.best: dict[tuple[str, ...], dict[str, float]] | None = None
         if engine.result.explain:
             self.best = engine.result.best[rule.rule_id] = {}
+            self.required = ()  # the nearest miss needs every group's values
 
     def cutoff(self, now: float) -> float:
         # A window of 0 holds the events of the same instant: everything strictly older has left it.
@@ -732,9 +763,9 @@ class _Threshold(_Runner):
 
     def push(self, now: float, record: Mapping[str, Any], ref: Any, hits: list[bool]) -> None:
         rule = self.rule
-        touched: list[tuple[str, ...]] = []
+        touched: list[tuple[str, ...]] | None = None
         checked = False
-        for q, index in enumerate(self.indices):
+        for q, index in self.pairs:
             if not hits[index]:
                 continue
             if not checked:
@@ -750,25 +781,37 @@ class _Threshold(_Runner):
                 continue
             group = self.groups.get(key)
             if group is None:
-                group = self.groups[key] = _Group(rule)
-            group.windows[q].add(now, value, ref)
-            if key not in touched:
+                group = self.groups[key] = _Group(len(rule.queries))
+            window = group.windows[q]
+            if window is None:
+                window = group.windows[q] = _Window(query.aggregation)
+            window.add(now, value, ref)
+            if touched is None:
+                touched = [key]
+            elif key not in touched:
                 touched.append(key)
-        if not touched:
+        if touched is None:
             return
         cutoff = self.cutoff(now)
         for key in touched:
             group = self.groups[key]
-            for window in group.windows:
-                window.trim(cutoff)
+            group.last = now
+            self.touches.append((now, key))
+            windows = group.windows
+            for window in windows:
+                if window is not None:
+                    window.trim(cutoff)
             if self.joined:
                 seen = group.seen
                 seen.append((now, ref))
                 while seen and seen[0][0] <= cutoff:
                     seen.popleft()
-                first, count = seen[0][0], len(seen)
+            if any((window := windows[i]) is None or not window.entries for i in self.required):
+                continue  # a query every case needs has no event in the window: no case can hold
+            if self.joined:
+                first, count = group.seen[0][0], len(group.seen)
             else:
-                entries = group.windows[0].entries
+                entries = cast("_Window", windows[0]).entries
                 first, count = entries[0][0], len(entries)
             self.evaluate(key, group, now, first, count, record, ref)
 
@@ -783,8 +826,10 @@ class _Threshold(_Runner):
         ref: Any,
     ) -> None:
         """Try the cases for `key` after a record at `now` (windows already trimmed)."""
-        queries = self.rule.queries
-        values = {q.alias: w.value() for q, w in zip(queries, group.windows, strict=True)}
+        values = {
+            q.alias: (w.value() if w is not None else None)
+            for q, w in zip(self.rule.queries, group.windows, strict=True)
+        }
         if self.best is not None:
             peak = self.best.setdefault(key, {})
             for alias, value in values.items():
@@ -796,7 +841,8 @@ class _Threshold(_Runner):
                 def explain() -> tuple[dict[str, float], list[Any], str]:
                     shown = {alias: value if value is not None else 0.0 for alias, value in values.items()}
                     entries = sorted(
-                        (entry for window in group.windows for entry in window.entries), key=lambda e: e[0]
+                        (entry for window in group.windows if window is not None for entry in window.entries),
+                        key=lambda e: e[0],
                     )
                     refs: list[Any] = []
                     for _, _, one in entries:
@@ -808,18 +854,17 @@ class _Threshold(_Runner):
                 return
 
     def sweep(self, now: float) -> None:
+        """Close the signals no event can extend, and forget the groups no event touched for a window (their
+        windows are empty: every entry is older than the cutoff). Cost: the touches that expired."""
         self.signals.sweep(now)
         cutoff = self.cutoff(now)
-        quiet: list[tuple[str, ...]] = []
-        for key, group in self.groups.items():
-            for window in group.windows:
-                window.trim(cutoff)
-            while group.seen and group.seen[0][0] <= cutoff:
-                group.seen.popleft()
-            if not any(window.entries for window in group.windows) and key not in self.signals.open:
-                quiet.append(key)
-        for key in quiet:
-            del self.groups[key]
+        touches = self.touches
+        groups = self.groups
+        while touches and touches[0][0] <= cutoff:
+            _, key = touches.popleft()
+            group = groups.get(key)
+            if group is not None and group.last <= cutoff:
+                del groups[key]
 
 
 # --- new value ---------------------------------------------------------------------------------------------

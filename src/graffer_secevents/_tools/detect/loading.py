@@ -138,40 +138,52 @@ def _read_stream(
     import gzip
     import zlib
 
-    from graffer_secevents._tools.loglines import DEFAULT_MAX_LINE_BYTES, _is_security_record, _read_lines
+    import orjson
 
-    lines = _read_lines(stream, DEFAULT_MAX_LINE_BYTES)
+    from graffer_secevents._tools.loglines import DEFAULT_MAX_LINE_BYTES, _is_security_record
+
+    limit = DEFAULT_MAX_LINE_BYTES
+    readline = stream.readline
+    loads = orjson.loads
+    number = 0
     while True:
         try:
-            item = next(lines)
-        except StopIteration:
-            return
+            line = readline(limit + 1)
+            if len(line) > limit and not line.endswith(b"\n"):  # longer than the limit: skip the rest
+                while True:
+                    more = readline(limit + 1)
+                    if not more or more.endswith(b"\n"):
+                        break
+                line = b"\x00"
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise OSError(f"{_name(stream)}: broken gzip after line {counts.lines}: {exc}") from None
-        number, line, oversize = item
+            raise OSError(f"{_name(stream)}: broken gzip after line {number}: {exc}") from None
+        if not line:
+            return
+        number += 1
         counts.lines += 1
-        if oversize is not None:
-            counts.not_json += 1
-            continue
-        value = _object(line)
-        if value is None:
-            if line.strip():
-                counts.not_json += 1
-            else:
-                counts.blank += 1
-            continue
-        if not isinstance(value, dict):
+        try:
+            value: object = loads(line)
+        except orjson.JSONDecodeError:
+            value = _object(line)
+            if value is None:
+                if line.strip():
+                    counts.not_json += 1
+                else:
+                    counts.blank += 1
+                continue
+        if value.__class__ is not dict:
             counts.not_security += 1
             continue
         obj = cast("dict[str, Any]", value)
-        nested = obj.get("Records")
-        if isinstance(nested, list) and len(obj) <= 2:
-            for record in cast("list[object]", nested):
-                if isinstance(record, dict):
-                    counts.records += 1
-                    yield cast("dict[str, Any]", record), (index, number)
-            continue
-        record = from_archive(obj)
+        if "Records" in obj:
+            nested = obj["Records"]
+            if isinstance(nested, list) and len(obj) <= 2:
+                for record in cast("list[object]", nested):
+                    if isinstance(record, dict):
+                        counts.records += 1
+                        yield cast("dict[str, Any]", record), (index, number)
+                continue
+        record = from_archive(obj) if "attributes" in obj else obj
         counts.records += 1
         if _is_security_record(record):
             counts.security += 1
