@@ -43,6 +43,7 @@ DEFAULT_MAX_DELAY: Final = 600.0
 """`replay_stream`: how far (seconds) a record may arrive behind a later one and still be replayed in
 order."""
 _SWEEP_EVERY: Final = 60.0
+_UNREAD: Final[Any] = object()
 _GEO_CACHE: Final = 100_000
 _MIN_TIME: Final = -62135596800.0  # 0001-01-01T00:00:00Z
 _MAX_TIME: Final = 253402300799.0  # 9999-12-31T23:59:59Z
@@ -441,21 +442,24 @@ class Engine:
         return self.result
 
     def _match(self, record: Mapping[str, Any]) -> list[bool]:
-        texts: dict[str, tuple[str, ...]] = {}
+        """Whether each distinct query matches the record. A query that needs one of a few exact values at
+        some attributes (`@evt.type:x`, `@a:(x OR y)`) is answered from those attributes, read once per
+        record, and its matcher runs only when the hint cannot decide."""
+        seen: dict[str, Any] = {}
         hits: list[bool] = []
         for query in self.queries:
             hint = query.hint
             if hint is not None:
                 ok = True
                 for path, values in hint:
-                    have = texts.get(path)
-                    if have is None:
-                        have = texts[path] = _texts(self.paths[path](record))
-                    if len(have) == 1:
-                        if have[0] not in values:
+                    value = seen.get(path, _UNREAD)
+                    if value is _UNREAD:
+                        value = seen[path] = self.paths[path](record)
+                    if value.__class__ is str:
+                        if value not in values:
                             ok = False
                             break
-                    elif not any(text in values for text in have):
+                    elif not any(text in values for text in _texts(value)):
                         ok = False
                         break
                 if not ok or query.exact:

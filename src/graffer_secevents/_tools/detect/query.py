@@ -55,6 +55,36 @@ def attribute_getter(path: str) -> Callable[[Mapping[str, Any]], Any]:
     each element holds.
     """
     parts = tuple(path.split("."))
+    if len(parts) == 1:
+        (only,) = parts
+
+        def get_one(record: Mapping[str, Any]) -> Any:
+            try:
+                return record[only]
+            except (KeyError, TypeError, IndexError):
+                return _walk(record, parts)
+
+        return get_one
+    if len(parts) == 2:
+        first, second = parts
+
+        def get_two(record: Mapping[str, Any]) -> Any:
+            try:
+                return record[first][second]
+            except (KeyError, TypeError, IndexError):
+                return _walk(record, parts)
+
+        return get_two
+    if len(parts) == 3:
+        first, second, third = parts
+
+        def get_three(record: Mapping[str, Any]) -> Any:
+            try:
+                return record[first][second][third]
+            except (KeyError, TypeError, IndexError):
+                return _walk(record, parts)
+
+        return get_three
 
     def get(record: Mapping[str, Any]) -> Any:
         current: Any = record
