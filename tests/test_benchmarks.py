@@ -25,6 +25,7 @@ CASES = {
     "bench_asgi_parts.py": ["--rounds", "1", "--batch", "5"],
     "bench_middleware.py": ["--processes", "2", "--rounds", "1", "--batch", "3"],
     "bench_detect.py": ["--rounds", "1", "--batch", "2000"],
+    "bench_detect_scale.py": ["--records", "3000"],
     "whatif_render_on_writer.py": ["--rounds", "1", "--batch", "5"],
 }
 
