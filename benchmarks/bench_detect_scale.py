@@ -155,7 +155,7 @@ def main() -> None:
             generate(path, args.records)
             print(
                 f"# generated {args.records:,} records ({path.stat().st_size / 2**20:,.0f} MiB) in "
-                f"{time.perf_counter() - began:.0f} s"
+                f"{time.perf_counter() - began:.1f} s"
             )
         runs: dict[str, list[dict[str, Any]]] = {"s": [], "q": []}
         for _ in range(args.rounds):
