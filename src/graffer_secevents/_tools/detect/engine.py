@@ -282,7 +282,7 @@ def timestamp_of(record: Mapping[str, Any]) -> float | None:
     (`timestamp`, `@timestamp`, `eventTime`, `date`, …): ISO 8601 (`Z` or an offset), epoch seconds or
     epoch milliseconds. `None` when there is none or it is outside years 1-9999 (`1e300`)."""
     value = record.get("timestamp")
-    if value.__class__ is str and len(value) <= 32 and value.endswith("Z"):
+    if isinstance(value, str) and len(value) <= 32 and value.endswith("Z"):
         try:  # the common case first: an ISO 8601 UTC text at the top level
             seconds = datetime.fromisoformat(value).timestamp()
         except (ValueError, OverflowError, OSError):
