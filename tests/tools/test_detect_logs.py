@@ -212,3 +212,25 @@ def test_a_misspelt_key_is_refused_never_silently_lumped(
     assert "queries[0].groupByField: unknown field" in capsys.readouterr().err
     assert main(["rules", "--check", str(rules)]) == 1
     assert "groupByField" in capsys.readouterr().out
+
+
+def test_the_default_rules_through_both_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`rules --check` over the recorded file lists the 11 rules the engine refuses, one line each naming the
+    construct (exit 1); `detect` with the 73 others replays a CloudTrail log (exit 0), and with all of them
+    refuses before reading a record (exit 3), naming the first refused rule."""
+    assert main(["rules", "--check", str(FIXTURE)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].endswith(": 11 findings")
+    assert len(lines) == 12
+    assert all("the replay engine cannot evaluate it: " in line for line in lines[:-1])
+    runnable = [rule for rule in _default_rules() if not engine_problems(rule)]
+    rules = tmp_path / "runnable.json"
+    rules.write_text(json.dumps({"rules": runnable}))
+    trail = tmp_path / "trail.json"
+    trail.write_text(
+        json.dumps({"Records": [{"eventTime": "2026-04-02T13:00:00Z", "eventName": "StopLogging"}]})
+    )
+    assert main(["detect", str(trail), "--rules", str(rules), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rules"] == 73
+    assert main(["detect", str(trail), "--rules", str(FIXTURE)]) == 3
+    assert "anomaly_detection" in capsys.readouterr().err

@@ -180,6 +180,12 @@ def load_rules(text: str | bytes) -> tuple[list[tuple[str, Any]], list[Finding]]
     listed = _as_list(whole)
     if listed is not None:
         return [(f"$[{i}]", rule) for i, rule in enumerate(listed)], []
+    document = _as_mapping(whole)
+    if document is not None and "queries" not in document:
+        for key in ("rules", "data"):  # `{"rules": [...]}` as `secevents detect` reads it; the API's `data`
+            inner = _as_list(document.get(key))
+            if inner is not None:
+                return [(f"$.{key}[{i}]", rule) for i, rule in enumerate(inner)], []
     return [("$", whole)], []
 
 
@@ -220,7 +226,9 @@ def engine_problems(rule: object, *, path: str = "$") -> list[Finding]:
     try:
         compile_rule(fields)
     except DetectError as exc:
-        return [Finding(label, path, f"the replay engine cannot evaluate it: {exc}")]
+        text = str(exc)
+        text = text.split(": ", 1)[1] if text.startswith("rule ") and ": " in text else text
+        return [Finding(label, path, f"the replay engine cannot evaluate it: {text}")]
     except RecursionError:
         return [Finding(label, path, "the replay engine cannot evaluate it: nested too deep")]
     return []
