@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_hostile.py
 	$(PY) benchmarks/bench_detect.py
 	$(PY) benchmarks/bench_origin.py
+	$(PY) benchmarks/bench_detect_scale.py --records 1000000
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache site

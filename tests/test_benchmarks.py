@@ -29,6 +29,7 @@ CASES = {
     "bench_drf_seams.py": ["--rounds", "2", "--batch", "5"],
     "bench_origin.py": ["--rounds", "1", "--batch", "5"],
     "bench_hostile.py": ["--rounds", "1", "--batch", "2"],
+    "bench_detect_scale.py": ["--records", "3000"],
     "whatif_render_on_writer.py": ["--rounds", "1", "--batch", "5"],
 }
 

@@ -45,13 +45,17 @@ evaluate.__doc__ = """Replay detection rules over records and return the signals
     matched once per record; threshold rules aggregate (`count`, `cardinality`, `sum`, `max`) per
     `groupByFields` key over a sliding `evaluationWindow`, join their queries on that key and try the
     cases in order; a signal stays open for `keepAlive` after its last matching event and at most
-    `maxSignalDuration`. `new_value` rules learn per group for `learningDuration` days and forget a
-    value after `forgetAfter` days; `impossible_travel` rules flag more than 500 km at more than
-    1,000 km/h between successive events of a group. Disabled rules (`isEnabled: false`) are skipped.
+    `maxSignalDuration`. `new_value` rules learn per group for `learningDuration` days (default 0: the
+    first value) and forget a value after `forgetAfter` days; `impossible_travel` rules flag more than
+    500 km at more than 1,000 km/h between successive events of a group, forget baseline locations after
+    30 days and signal a repeated transition once. Disabled rules (`isEnabled: false`) are skipped. Each
+    rule is first checked as `secevents rules --check` checks it. Each signal carries its explanation
+    (`Signal.values`, `reason`, `records`, `Signal.explain()`).
 
     Args:
         rules: rule API JSON objects (`default_rules`, `load_rules`), or one rule.
-        records: security records as the library writes them (nested dicts).
+        records: log records: the library's (nested dicts) or any other JSON logs (CloudTrail, ...); the
+            time is read from `timestamp` or another of Datadog's default date attributes.
         geo: where an IP is, for rules on `@network.client.geoip`: a mapping of IP to `GeoPoint`, a
             function, or `maxmind_lookup`. Records without `network.client.geoip` get it from
             `network.client.ip` through this lookup, as Datadog's GeoIP parser would.
@@ -60,7 +64,8 @@ evaluate.__doc__ = """Replay detection rules over records and return the signals
         The signals, ordered by first event, then rule id.
 
     Raises:
-        DetectError: a rule, query or condition the engine cannot evaluate, naming it.
+        DetectError: a rule Datadog would refuse, or a rule, query or condition the engine cannot
+            evaluate, naming it.
 
     Example:
         ```python

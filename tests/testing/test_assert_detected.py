@@ -91,6 +91,7 @@ def test_an_unknown_rule_id_lists_the_ids(security_events: Capture) -> None:
 def test_custom_rules_and_a_geo_lookup_can_be_given(security_events: Capture) -> None:
     team_rule = {
         "name": "Login from Japan",
+        "message": "A login from Japan",
         "queries": [{"name": "a", "query": "@evt.outcome:success @network.client.geoip.country.iso_code:JP"}],
         "cases": [{"status": "info", "condition": "a >= 1"}],
         "options": {"evaluationWindow": 60, "keepAlive": 60, "maxSignalDuration": 60},

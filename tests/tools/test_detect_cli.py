@@ -51,10 +51,13 @@ def stuffing_log(tmp_path: Path) -> Path:
 def test_detect_prints_the_signals_as_a_table(stuffing_log: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["detect", str(stuffing_log)]) == 0  # no --fail-on: listing only
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["rule", "severity", "group", "first", "seen", "last", "seen", "events"]
+    assert out[0].split() == ["rule", "severity", "case", "group", "first", "seen", "last", "seen", "events"]
     assert out[1].split() == [
         "credential_stuffing",
         "medium",
+        "credential",
+        "stuffing",
+        "attempt",
         "network.client.ip=192.0.2.200",
         "2026-03-01",
         "09:00:00Z",
@@ -62,10 +65,12 @@ def test_detect_prints_the_signals_as_a_table(stuffing_log: Path, capsys: pytest
         "09:00:11Z",
         "12",
     ]
+    # Any JSON log is read (the health-check line too: it has no timestamp, so it is counted and skipped).
     assert out[2].startswith(
-        f"1 signal from {len(RULES)} rules; 12 security records read; 3 other lines skipped"
+        f"1 signal from {len(RULES)} rules; 13 log records read (12 security records) from 1 file; 2 other lines skipped"
     )
-    assert "(1 not JSON, 1 JSON but not security records, 1 blank)" in out[2]
+    assert "(1 not JSON, 0 JSON but not an object, 1 blank)" in out[2]
+    assert out[2].endswith("; 1 records without a readable timestamp skipped")
 
 
 @pytest.mark.parametrize(("fail_on", "status"), [("info", 1), ("medium", 1), ("high", 0), ("critical", 0)])
@@ -80,8 +85,10 @@ def test_detect_json_is_the_signals_and_the_counts(
 ) -> None:
     assert main(["detect", str(stuffing_log), "--format", "json"]) == 0
     body = json.loads(capsys.readouterr().out)
-    assert body["records"] == 12
-    assert body["skipped"] == {"not_json": 1, "not_security": 1, "blank": 1}
+    assert body["records"] == 13
+    assert body["security_records"] == 12
+    assert body["no_timestamp"] == 1
+    assert body["skipped"] == {"not_json": 1, "not_security": 0, "blank": 1}
     [signal] = body["signals"]
     assert signal == {
         "rule_id": "credential_stuffing",
@@ -92,6 +99,10 @@ def test_detect_json_is_the_signals_and_the_counts(
         "first_seen": "2026-03-01T09:00:00.000000Z",
         "last_seen": "2026-03-01T09:00:11.000000Z",
         "count": 12,
+        "values": {"failed_users": 10.0, "successes": 0.0},
+        "reason": "",
+        "records": [f"{stuffing_log}:{line}" for line in range(4, 14)],
+        "more_records": 2,
     }
 
 
@@ -113,6 +124,7 @@ def test_team_rules_replace_the_default_set(
 ) -> None:
     team = {
         "name": "Failures from one IP",
+        "message": "m",
         "queries": [{"name": "f", "query": "@evt.outcome:failure", "groupByFields": ["@network.client.ip"]}],
         "cases": [{"status": "critical", "condition": "f > 11"}],
         "options": {"evaluationWindow": 300, "keepAlive": 600, "maxSignalDuration": 3600},
@@ -142,17 +154,17 @@ def test_team_rules_replace_the_default_set(
         ("{not json", "not valid JSON"),
     ],
 )
-def test_a_rule_the_engine_cannot_evaluate_exits_2_naming_it(
+def test_a_rule_the_engine_cannot_evaluate_exits_3_naming_it(
     stuffing_log: Path, tmp_path: Path, rule_json: str, message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rules = tmp_path / "bad.json"
     rules.write_text(rule_json)
-    assert main(["detect", str(stuffing_log), "--rules", str(rules)]) == 2
+    assert main(["detect", str(stuffing_log), "--rules", str(rules)]) == 3
     assert message in capsys.readouterr().err
 
 
-def test_an_unreadable_log_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["detect", str(tmp_path / "missing.log")]) == 2
+def test_an_unreadable_log_exits_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["detect", str(tmp_path / "missing.log")]) == 3
     assert "cannot read" in capsys.readouterr().err
 
 
@@ -182,5 +194,5 @@ def test_geo_file_feeds_impossible_travel(tmp_path: Path, capsys: pytest.Capture
     assert main(["detect", str(log), "--format", "json"]) == 0  # without --geo there is no location
     assert json.loads(capsys.readouterr().out)["signals"] == []
     geo.write_text(json.dumps({"192.0.2.1": {"lat": "north"}}))
-    assert main(["detect", str(log), "--geo", str(geo)]) == 2
+    assert main(["detect", str(log), "--geo", str(geo)]) == 3
     assert "needs numeric lat and lon" in capsys.readouterr().err

@@ -68,10 +68,20 @@ Denied requests by route or resource
   /admin/users      1  ████████████████████
 
 Signals (2)
-  rule                 severity  group                          first seen            last seen             events
-  credential_stuffing  medium    network.client.ip=192.0.2.200  2026-03-01 09:01:00Z  2026-03-01 09:01:22Z      12
-  brute_force_success  high      usr.id=7                       2026-03-01 09:02:00Z  2026-03-01 09:02:55Z       6
-21 security records read; 1 other lines skipped (1 not JSON, 0 JSON but not security records, 0 blank)
+  rule                 severity  case                               group                          first seen            last seen             events
+  credential_stuffing  medium    credential stuffing attempt        network.client.ip=192.0.2.200  2026-03-01 09:01:00Z  2026-03-01 09:01:22Z      12
+  brute_force_success  high      brute force followed by a success  usr.id=7                       2026-03-01 09:02:00Z  2026-03-01 09:02:55Z       6
+
+  credential_stuffing [medium] network.client.ip=192.0.2.200
+    case: credential stuffing attempt
+    values when it opened: failed_users=10 successes=0
+    records (and 2 more): <stdin>:3, <stdin>:4, <stdin>:5, <stdin>:6, <stdin>:7, <stdin>:8, <stdin>:9, <stdin>:10, <stdin>:11, <stdin>:12
+
+  brute_force_success [high] usr.id=7
+    case: brute force followed by a success
+    values when it opened: failures=5 successes=1
+    records: <stdin>:15, <stdin>:16, <stdin>:17, <stdin>:18, <stdin>:19, <stdin>:20
+21 log records read (21 security records) from 1 file; 1 other lines skipped (1 not JSON, 0 JSON but not an object, 0 blank)
 """
 
 

@@ -23,7 +23,7 @@ import orjson
 
 from .rules import SEVERITIES, WINDOWS
 
-__all__ = ["Finding", "check_rule", "check_rules", "load_rules"]
+__all__ = ["Finding", "check_rule", "check_rules", "datadog_problems", "engine_problems", "load_rules"]
 
 RULE_TYPES: Final = ("log_detection", "signal_correlation", "application_security", "workload_security")
 METHODS: Final = (
@@ -53,9 +53,57 @@ _QUERY_KEYS: Final = frozenset(
         "hasOptionalGroupByFields",
         "dataSource",
         "indexes",
+        "customQueryExtension",
+        "correlatedByFields",
+        "defaultRuleId",
+        "ruleId",
     }
 )
-_CASE_KEYS: Final = frozenset({"name", "status", "condition", "notifications", "actions"})
+_CASE_KEYS: Final = frozenset({"name", "status", "condition", "notifications", "actions", "customStatus"})
+# Top-level keys of the API's rule JSON (what `GET /rules` returns, and what create/update take).
+_RULE_KEYS: Final = frozenset(
+    {
+        "name",
+        "message",
+        "type",
+        "isEnabled",
+        "tags",
+        "options",
+        "queries",
+        "cases",
+        "filters",
+        "hasExtendedTitle",
+        "groupSignalsBy",
+        "referenceTables",
+        "schedulingOptions",
+        "calculatedFields",
+        "signalQueries",
+        "thirdPartyCases",
+        "complianceSignalOptions",
+        "customMessage",
+        "customName",
+        "validate",
+        "id",
+        "version",
+        "createdAt",
+        "updatedAt",
+        "creationAuthorId",
+        "updateAuthorId",
+        "creator",
+        "updater",
+        "isDefault",
+        "isPartner",
+        "isBeta",
+        "isDeleted",
+        "isDeprecated",
+        "deprecationDate",
+        "defaultRuleId",
+        "defaultTags",
+        "blocking",
+        "metadata",
+        "findingType",
+    }
+)
 _OPTION_KEYS: Final = frozenset(
     {
         "detectionMethod",
@@ -67,10 +115,19 @@ _OPTION_KEYS: Final = frozenset(
         "sequenceDetectionOptions",
         "thirdPartyRuleOptions",
         "hardcodedEvaluatorType",
+        "complianceRuleOptions",
+        "relatedSignalsFields",
     }
 )
 _NEW_VALUE_KEYS: Final = frozenset(
-    {"forgetAfter", "learningDuration", "learningMethod", "learningThreshold", "instantaneousBaseline"}
+    {
+        "forgetAfter",
+        "learningDuration",
+        "learningMethod",
+        "learningThreshold",
+        "instantaneousBaseline",
+        "instantaneousBaselineTimeoutMinutes",
+    }
 )
 _TRAVEL_KEYS: Final = frozenset(
     {"baselineUserLocations", "baselineUserLocationsDuration", "detectIpTransition"}
@@ -123,6 +180,12 @@ def load_rules(text: str | bytes) -> tuple[list[tuple[str, Any]], list[Finding]]
     listed = _as_list(whole)
     if listed is not None:
         return [(f"$[{i}]", rule) for i, rule in enumerate(listed)], []
+    document = _as_mapping(whole)
+    if document is not None and "queries" not in document:
+        for key in ("rules", "data"):  # `{"rules": [...]}` as `secevents detect` reads it; the API's `data`
+            inner = _as_list(document.get(key))
+            if inner is not None:
+                return [(f"$.{key}[{i}]", rule) for i, rule in enumerate(inner)], []
     return [("$", whole)], []
 
 
@@ -138,8 +201,37 @@ def check_rules(text: str | bytes) -> list[Finding]:
     if not rules and not findings:
         findings.append(Finding("file", "$", "no rules: expected a rule object or a list of rules"))
     for path, rule in rules:
-        findings.extend(check_rule(rule, path=path))
+        found = check_rule(rule, path=path)
+        findings.extend(found if found else engine_problems(rule, path=path))
     return findings
+
+
+def datadog_problems(rule: object, *, path: str = "$") -> list[Finding]:
+    """What Datadog would refuse in one rule (the same checks as `rules --check`); `detect` runs these
+    before the engine's own, so a rule is judged the same way by both commands."""
+    return check_rule(rule, path=path)
+
+
+def engine_problems(rule: object, *, path: str = "$") -> list[Finding]:
+    """What the replay engine cannot evaluate in a rule Datadog accepts (a detection method, an operator,
+    a search construct), as one finding naming it; empty when `secevents detect` can run the rule."""
+    from .detect.compiler import compile_rule
+    from .detect.errors import DetectError
+
+    fields = _as_mapping(rule)
+    if fields is None:
+        return []
+    name = fields.get("name")
+    label = name if isinstance(name, str) and name.strip() else f"rule at {path}"
+    try:
+        compile_rule(fields)
+    except DetectError as exc:
+        text = str(exc)
+        text = text.split(": ", 1)[1] if text.startswith("rule ") and ": " in text else text
+        return [Finding(label, path, f"the replay engine cannot evaluate it: {text}")]
+    except RecursionError:
+        return [Finding(label, path, "the replay engine cannot evaluate it: nested too deep")]
+    return []
 
 
 def check_rule(rule: object, *, path: str = "$") -> list[Finding]:
@@ -165,6 +257,7 @@ def _problems(rule: Mapping[str, Any], at: str) -> Iterator[tuple[str, str]]:
         value = rule.get(key)
         if not isinstance(value, str) or not value.strip():
             yield f"{at}.{key}", f"required: a non-empty string, got {_kind(value)}"
+    yield from _unknown_keys(rule, _RULE_KEYS, at)
     rule_type = rule.get("type", "log_detection")
     if rule_type not in RULE_TYPES:
         yield f"{at}.type", f"expected one of {', '.join(RULE_TYPES)}, got {rule_type!r}"
@@ -186,7 +279,7 @@ def _problems(rule: Mapping[str, Any], at: str) -> Iterator[tuple[str, str]]:
     if not queries:
         yield f"{at}.queries", "at least one query is required"
     for i, query in enumerate(queries):
-        yield from _query_problems(query, method, f"{at}.queries[{i}]", names)
+        yield from _query_problems(query, method, f"{at}.queries[{i}]", names, i, rule_type)
     yield from _shape_problems(queries, method, f"{at}.queries")
     cases = _as_list(rule.get("cases")) or []
     if not cases:
@@ -245,23 +338,32 @@ def _new_value_options(nv: Mapping[str, Any], at: str) -> Iterator[tuple[str, st
         yield f"{at}.learningThreshold", f"expected 0 or 1, got {nv['learningThreshold']!r}"
 
 
-def _query_problems(value: object, method: object, at: str, names: set[str]) -> Iterator[tuple[str, str]]:
+def _query_problems(
+    value: object, method: object, at: str, names: set[str], index: int, rule_type: object
+) -> Iterator[tuple[str, str]]:
     query = _as_mapping(value)
     if query is None:
         yield at, f"expected a query object, got {_kind(value)}"
         return
     yield from _unknown_keys(query, _QUERY_KEYS, at)
     text = query.get("query")
-    if not isinstance(text, str) or not text.strip():
+    if rule_type != "signal_correlation" and (not isinstance(text, str) or not text.strip()):
         yield f"{at}.query", f"required: log search syntax, got {_kind(text)}"
+    extension = query.get("customQueryExtension")
+    if extension is not None and not isinstance(extension, str):
+        yield f"{at}.customQueryExtension", f"expected log search syntax, got {_kind(extension)}"
     name = query.get("name")
-    if name is not None:
-        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            yield f"{at}.name", f"expected a name conditions can use (letters, digits, _), got {name!r}"
-        elif name in names:
-            yield f"{at}.name", f"two queries are named {name!r}"
-        else:
-            names.add(name)
+    if name is None or name == "":
+        # Unnamed queries are `a`, `b`, ... by position, as Datadog's own rules use them (`a > 0`).
+        from .detect.compiler import default_alias
+
+        names.add(default_alias(index))
+    elif not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        yield f"{at}.name", f"expected a name conditions can use (letters, digits, _), got {name!r}"
+    elif name in names:
+        yield f"{at}.name", f"two queries are named {name!r}"
+    else:
+        names.add(name)
     aggregation = query.get("aggregation", "count")
     if aggregation not in AGGREGATIONS:
         yield f"{at}.aggregation", f"expected one of {', '.join(AGGREGATIONS)}, got {aggregation!r}"
@@ -293,6 +395,8 @@ def _shape_problems(queries: Sequence[object], method: object, at: str) -> Itera
     if query.get("aggregation", "count") != want:
         yield f"{at}[0].aggregation", f"a {method} rule's query aggregates with {want}"
     metrics = query.get("metrics")
+    if not metrics and isinstance(query.get("metric"), str):
+        metrics = [query["metric"]]  # the deprecated singular form Datadog still reads
     watched = _as_list(metrics)
     if method == "new_value" and (watched is None or not 1 <= len(watched) <= MAX_NEW_VALUE_METRICS):
         yield f"{at}[0].metrics", f"new_value watches 1 to {MAX_NEW_VALUE_METRICS} fields in metrics"
@@ -320,7 +424,7 @@ def _case_problems(
     if condition is None or condition == "":
         if method == "threshold":
             yield f"{at}.condition", "a threshold case needs a condition, e.g. a > 10"
-        elif not last:
+        elif not last and method != "third_party":
             yield f"{at}.condition", "a case without a condition always matches: the cases after it never do"
         return
     if not isinstance(condition, str):
@@ -341,6 +445,8 @@ def _condition_problem(condition: str, names: set[str]) -> str | None:
         if match is None:
             return f"cannot read {stripped[pos:]!r} in {condition!r}"
         op, ident, number = match.groups()
+        if ident == "THEN":  # Datadog's "A then B" (one case); the engine refuses it, Datadog does not
+            ident, op = None, "&&"
         tokens.append(("op", op) if op else ("name", ident) if ident else ("number", number))
         pos = match.end()
     parser = _ConditionParser(tokens, names)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from .engine import Replay, Signal, replay
+from .engine import TRAVEL_MIN_KM, TRAVEL_MIN_KMH, Replay, Signal, replay
 from .geo import GeoLookup
-from .report import safe
+from .report import describe_signal, safe
 
 __all__ = ["detected", "not_detected"]
 
@@ -46,8 +46,12 @@ def _fits(signal: Signal, rule_id: str, wanted: Mapping[str, str]) -> bool:
 
 
 def _describe(signal: Signal) -> str:
-    group = ", ".join(f"{k}={safe(v)}" for k, v in signal.group.items()) or "(no group-by)"
-    return f"{signal.rule_id} [{signal.severity}] {group}: {signal.count} events ({signal.case})"
+    return f"{describe_signal(signal)}: {signal.count} events ({signal.case})"
+
+
+def _explained(signal: Signal) -> list[str]:
+    """A signal and why it fired, as `secevents detect --explain` shows it."""
+    return [f"  {_describe(signal)}", *(f"    {safe(line, 500)}" for line in signal.explain())]
 
 
 def _fired(result: Replay) -> str:
@@ -62,10 +66,17 @@ def _fired(result: Replay) -> str:
 def _nearest(result: Replay, rule_id: str, wanted: Mapping[str, str]) -> str:
     rule = next(r for r in result.rules if r.rule_id == rule_id)
     conditions = "; ".join(f"{c.text or 'any event'} -> {c.status}" for c in rule.cases)
+    names = [name for name, _ in rule.queries[0].group_by]
+    unknown = [key for key in wanted if key not in names]
+    if unknown:
+        return (
+            f"the rule groups by {', '.join(names) or 'nothing'}: {', '.join(map(repr, unknown))} "
+            f"{'is' if len(unknown) == 1 else 'are'} not among its group-by fields "
+            "(a typo, or `__` for a dot?)"
+        )
     best = result.best.get(rule_id)
     if best is None:
         return f"the rule is {rule.method}; its cases: {conditions}"
-    names = [name for name, _ in rule.queries[0].group_by]
     groups = [
         (key, values)
         for key, values in best.items()
@@ -74,8 +85,27 @@ def _nearest(result: Replay, rule_id: str, wanted: Mapping[str, str]) -> str:
     if not groups:
         return f"no record matched the rule's queries for this group; its cases: {conditions}"
     key, values = max(groups, key=lambda item: max(item[1].values(), default=0.0))
-    reached = ", ".join(f"{alias} reached {value:g}" for alias, value in values.items())
     group = ", ".join(f"{n}={safe(v)}" for n, v in zip(names, key, strict=True)) or "(no group-by)"
+    if rule.method == "impossible_travel":
+        return (
+            f"nearest miss: {group}: the farthest hop between successive events was "
+            f"{values.get('km', 0):,.0f} "
+            f"km, the fastest {values.get('km/h', 0):,.0f} km/h; the rule needs more "
+            f"than {TRAVEL_MIN_KM:,.0f} "
+            f"km at more than {TRAVEL_MIN_KMH:,.0f} km/h (and a location outside the learned baseline)"
+        )
+    if rule.method == "new_value":
+        learning = rule.learning / 86400.0
+        return (
+            f"nearest miss: {group}: {values.get('records', 0):g} records, "
+            f"{values.get('distinct values', 0):g} "
+            f"distinct values over {values.get('days observed', 0):g} days; a value fires when "
+            f"it is new after "
+            f"the learning period ({learning:g} days"
+            + (", the first value being learned" if learning == 0 else "")
+            + f") and was not seen in the last {rule.forget_after / 86400.0:g} days"
+        )
+    reached = ", ".join(f"{alias} reached {value:g}" for alias, value in values.items())
     return f"nearest miss: {group}: {reached} in one window; the cases need: {conditions}"
 
 
@@ -113,5 +143,5 @@ def not_detected(
     result = _run(rule_id, records, rules, geo)
     hits = [s for s in result.signals if _fits(s, rule_id, wanted)]
     if hits:
-        shown = "\n".join(f"  {_describe(s)}" for s in hits[:_SHOWN])
+        shown = "\n".join(line for s in hits[:_SHOWN] for line in _explained(s))
         raise AssertionError(f"rule {rule_id!r} raised {len(hits)} signal(s), expected none:\n{shown}")

@@ -1,7 +1,8 @@
 """The `secevents detect` and `secevents report` sub-commands.
 
 Exit status of `detect`: 0 no signal at or above `--fail-on` (or no `--fail-on`), 1 one fired, 2 a
-usage error, an unreadable file or a rule the engine cannot evaluate.
+usage error (argparse), `EXIT_ERROR` (3) when the replay could not be done: a rule Datadog would refuse or
+the engine cannot evaluate, an unreadable file, or any unexpected failure. A crash is never status 1.
 """
 
 from __future__ import annotations
@@ -9,14 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from contextlib import ExitStack
-from typing import IO, Any, cast
+from typing import Any, cast
 
 from .compiler import SEVERITIES
 
 __all__ = ["add_commands"]
 
 _PROG = "secevents"
+EXIT_ERROR = 3
+"""`detect`/`report`: the replay could not be done (a rule, an unreadable input, an internal error)."""
 
 
 def add_commands(commands: Any) -> None:
@@ -24,10 +26,12 @@ def add_commands(commands: Any) -> None:
     detect = commands.add_parser(
         "detect",
         help="replay detection rules over JSON-lines logs and print the signals",
-        description="Read security records (a file or - for stdin; other log lines are counted and "
-        "skipped), replay Datadog detection rules over them in timestamp order and print the signals. "
-        "Default rules: the library's set (secevents rules). Exit status 1 when a signal at or above "
-        "--fail-on fired, 2 on a usage error, an unreadable file or a rule the engine cannot evaluate.",
+        description="Read JSON-lines logs (files, directories, gzip, a Datadog log archive, or - for stdin; "
+        "any JSON log, not only security records; other lines are counted and skipped), replay Datadog "
+        "detection rules over them in timestamp order and print the signals. Default rules: the library's "
+        "set (secevents rules). Exit status 1 when a signal at or above --fail-on fired, 2 on a usage error, "
+        f"{EXIT_ERROR} when the replay could not be done (a rule refused, an unreadable input, an internal "
+        "error).",
     )
     _add_input(detect)
     detect.add_argument("--format", choices=("table", "json"), default="table", help="output (default table)")
@@ -37,6 +41,21 @@ def add_commands(commands: Any) -> None:
         default=None,
         metavar="SEVERITY",
         help=f"exit 1 when a signal of this severity or higher fires ({', '.join(SEVERITIES)})",
+    )
+    detect.add_argument(
+        "--explain",
+        action="store_true",
+        help="per signal: the case that matched, each query's value when it opened, and the contributing "
+        "records (file:line), capped",
+    )
+    detect.add_argument(
+        "--max-delay",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how far behind a later record a record may arrive and still be replayed in order "
+        "(default 600); "
+        "later ones are counted as late and skipped",
     )
     detect.set_defaults(handler=_cmd_detect)
 
@@ -51,7 +70,13 @@ def add_commands(commands: Any) -> None:
 
 
 def _add_input(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", metavar="FILE", help="a file of JSON lines, or - for stdin")
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        nargs="+",
+        help="a file of JSON lines (gzip or not), a directory of them (a Datadog log archive), "
+        "or - for stdin",
+    )
     parser.add_argument(
         "--rules",
         action="append",
@@ -71,33 +96,45 @@ def _add_input(parser: argparse.ArgumentParser) -> None:
 
 
 def _fail(command: str, message: str) -> int:
-    sys.stderr.write(f"{_PROG} {command}: {message}\n")
-    return 2
+    sys.stderr.write(f"{_PROG} {command}: {_safe(message)}\n")
+    return EXIT_ERROR
 
 
-def _load(args: argparse.Namespace, command: str) -> tuple[Any, Any, Any] | int:
-    """(replay, records, line counts), or an exit status after printing why not."""
+def _safe(text: str) -> str:
+    from .report import safe
+
+    return safe(text, 2000)
+
+
+def _guarded(command: str, run: Any) -> int:
+    """Run a command body; every failure becomes a message and `EXIT_ERROR`, never a traceback or status 1."""
     from graffer_secevents._errors import MissingDependencyError
 
-    from .engine import replay
     from .errors import DetectError
-    from .loading import LineCounts, load_rules, read_records
 
-    counts = LineCounts()
     try:
-        rules = _rules(args.rules, load_rules)
-        geo = _geo(args)
-        with ExitStack() as stack:
-            stream: IO[bytes] = (
-                sys.stdin.buffer if args.file == "-" else stack.enter_context(open(args.file, "rb"))
-            )
-            records = list(read_records(stream, counts))
-        result = replay(rules, records, geo=geo)
+        return int(run())
     except (DetectError, MissingDependencyError) as exc:
         return _fail(command, str(exc))
     except OSError as exc:
-        return _fail(command, f"cannot read {exc.filename or args.file}: {exc.strerror or exc}")
-    return result, records, counts
+        name = exc.filename or ""
+        return _fail(command, f"cannot read {name}: {exc.strerror or exc}" if name else f"cannot read: {exc}")
+    except (RecursionError, MemoryError) as exc:
+        return _fail(command, f"gave up: {type(exc).__name__} ({exc})")
+    except Exception as exc:  # noqa: BLE001 - a bug: say so, never let it look like a detection
+        return _fail(command, f"internal error, please report it: {type(exc).__name__}: {exc}")
+
+
+def _engine(args: argparse.Namespace, names: list[str], *, explain: bool) -> Any:
+    from .engine import Engine
+    from .loading import load_rules
+
+    def describe(ref: Any) -> str:
+        index, line = cast("tuple[int, int]", ref)
+        name = names[index]
+        return f"{'<stdin>' if name == '-' else name}:{line}"
+
+    return Engine(_rules(args.rules, load_rules), geo=_geo(args), explain=explain, describe=describe)
 
 
 def _rules(paths: list[str], load_rules: Any) -> list[dict[str, Any]]:
@@ -143,40 +180,54 @@ def _geo(args: argparse.Namespace) -> Any:
 
 def _summary(counts: Any, result: Any) -> str:
     text = (
-        f"{counts.records} security records read; {counts.skipped} other lines skipped "
-        f"({counts.not_json} not JSON, {counts.not_security} JSON but not security records, "
-        f"{counts.blank} blank)"
+        f"{counts.records} log records read ({counts.security} security records) from {counts.files} "
+        f"file{'s' if counts.files != 1 else ''}; {counts.skipped} other lines skipped "
+        f"({counts.not_json} not JSON, {counts.not_security} JSON but not an object, {counts.blank} blank)"
     )
     if result.no_timestamp:
         text += f"; {result.no_timestamp} records without a readable timestamp skipped"
+    if result.late:
+        text += f"; {result.late} records arriving after --max-delay skipped"
     if result.geo_unresolved:
         text += f"; {result.geo_unresolved} records whose IP the geo lookup does not know"
     return text
 
 
 def _cmd_detect(args: argparse.Namespace) -> int:
-    loaded = _load(args, "detect")
-    if isinstance(loaded, int):
-        return loaded
-    result, _records, counts = loaded
+    return _guarded("detect", lambda: _detect(args))
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from .engine import replay_stream
+    from .loading import LineCounts, read_logs
+
+    counts = LineCounts()
+    names: list[str] = []
+    engine = _engine(args, names, explain=args.explain)
+    result = replay_stream(engine, read_logs(args.file, counts, names), max_delay=max(0.0, args.max_delay))
     signals = result.signals
     if args.format == "json":
         body = {
             "signals": [s.as_dict() for s in signals],
             "records": counts.records,
+            "security_records": counts.security,
+            "files": counts.files,
             "skipped": {
                 "not_json": counts.not_json,
                 "not_security": counts.not_security,
                 "blank": counts.blank,
             },
             "no_timestamp": result.no_timestamp,
+            "late": result.late,
             "rules": len(result.rules),
         }
         sys.stdout.write(json.dumps(body, indent=2) + "\n")
     else:
-        from .report import signal_table
+        from .report import explain_lines, signal_table
 
         sys.stdout.write("\n".join(signal_table(signals)) + "\n")
+        if args.explain and signals:
+            sys.stdout.write("\n".join(explain_lines(signals)) + "\n")
         sys.stdout.write(
             f"{len(signals)} signal{'s' if len(signals) != 1 else ''} from {len(result.rules)} rules; "
         )
@@ -188,12 +239,25 @@ def _cmd_detect(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    loaded = _load(args, "report")
-    if isinstance(loaded, int):
-        return loaded
-    result, records, counts = loaded
+    return _guarded("report", lambda: _report(args))
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .engine import replay_stream
+    from .loading import LineCounts, read_logs
     from .report import render_report
 
+    counts = LineCounts()
+    names: list[str] = []
+    engine = _engine(args, names, explain=False)
+    records: list[dict[str, Any]] = []
+
+    def kept() -> Any:
+        for record, ref in read_logs(args.file, counts, names):
+            records.append(record)
+            yield record, ref
+
+    result = replay_stream(engine, kept())
     sys.stdout.write(render_report(records, result.signals))
     sys.stdout.write(_summary(counts, result) + "\n")
     return 0

@@ -139,9 +139,12 @@ def _compile(rule: Mapping[str, Any], rule_id: str, where: str) -> CompiledRule 
     if len(set(aliases)) != len(aliases):
         raise DetectError(f"duplicate query names {aliases}")
     if method == "threshold":
-        fields = {tuple(name for name, _ in q.group_by) for q in queries}
-        if len(fields) > 1:
-            raise DetectError(f"queries with different groupByFields {sorted(fields)} cannot be joined")
+        # Datadog joins the queries on the group-by *values*, position by position, whatever the attributes
+        # are called (`@requestParameters.snapshotId` in one, `@responseElements.snapshotId` in another).
+        sizes = {len(q.group_by) for q in queries}
+        if len(sizes) > 1:
+            shown = [[name for name, _ in q.group_by] for q in queries]
+            raise DetectError(f"queries group by different numbers of fields {shown}: they cannot be joined")
     elif len(queries) != 1:
         raise DetectError(f"a {method} rule has exactly one query, got {len(queries)}")
     cases = _cases(rule.get("cases"), method, set(aliases))
@@ -162,6 +165,8 @@ def _compile(rule: Mapping[str, Any], rule_id: str, where: str) -> CompiledRule 
     baseline = 0.0
     if travel.get("baselineUserLocations"):
         baseline = _seconds(travel, "baselineUserLocationsDuration", 1.0) * DAY
+    if method == "new_value" and new_value.get("learningMethod") == "threshold":
+        raise DetectError("newValueOptions.learningMethod 'threshold' (only duration)")
     return CompiledRule(
         rule_id=rule_id,
         name=name if isinstance(name, str) else rule_id,
@@ -173,7 +178,7 @@ def _compile(rule: Mapping[str, Any], rule_id: str, where: str) -> CompiledRule 
         keep_alive=keep_alive,
         max_duration=_seconds(options, "maxSignalDuration", 86400.0),
         decrease_on_env=bool(options.get("decreaseCriticalityBasedOnEnv", False)),
-        learning=_seconds(new_value, "learningDuration", 1.0) * DAY,
+        learning=_seconds(new_value, "learningDuration", 0.0) * DAY,  # the API's default: 0 days
         forget_after=_seconds(new_value, "forgetAfter", 28.0) * DAY,
         baseline=baseline,
     )
@@ -192,8 +197,8 @@ def _seconds(options: Mapping[str, Any], key: str, default: float | None) -> flo
     value = options.get(key, default)
     if value is None:
         raise DetectError(f"options.{key} is required")
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise DetectError(f"{key} must be a number >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 10 * 365 * DAY:
+        raise DetectError(f"{key} must be a number of seconds from 0 to ten years, got {value!r}")
     return float(value)
 
 
@@ -210,16 +215,27 @@ def _path(field: str) -> str:
     return field[1:] if field.startswith("@") else field
 
 
+def default_alias(index: int) -> str:
+    """The name conditions use for an unnamed query: `a`, `b`, … by position (Datadog's convention)."""
+    return chr(ord("a") + index) if index < 26 else f"q{index}"
+
+
 def _query(value: Any, index: int, method: str) -> CompiledQuery:
     raw = _as_mapping(value)
     if raw is None:
         raise DetectError(f"query {index} must be an object")
-    alias = raw.get("name") or (chr(ord("a") + index) if index < 26 else f"q{index}")
+    alias = raw.get("name") or default_alias(index)
     if not isinstance(alias, str):
         raise DetectError(f"query {index}: name must be a string")
     text = raw.get("query", "")
     if not isinstance(text, str):
         raise DetectError(f"query {alias!r}: query must be a string")
+    extension = raw.get("customQueryExtension")
+    if extension is not None and not isinstance(extension, str):
+        raise DetectError(f"query {alias!r}: customQueryExtension must be a string")
+    if extension and extension.strip():
+        # Datadog appends the extension to the query: both must hold.
+        text = f"({text}) ({extension})" if text.strip() else extension
     source = raw.get("dataSource", "logs")
     if source != "logs":
         raise DetectError(f"query {alias!r}: dataSource {source!r} (only logs)")
@@ -235,6 +251,8 @@ def _query(value: Any, index: int, method: str) -> CompiledQuery:
     group_fields = _fields(raw.get("groupByFields"), f"query {alias!r}: groupByFields")
     distinct = _fields(raw.get("distinctFields"), f"query {alias!r}: distinctFields")
     metrics = _fields(raw.get("metrics"), f"query {alias!r}: metrics")
+    if not metrics and raw.get("metric"):  # the deprecated singular form, still in Datadog's own rules
+        metrics = _fields([raw.get("metric")], f"query {alias!r}: metric")
     if aggregation == "cardinality" and not distinct:
         raise DetectError(f"query {alias!r}: cardinality needs distinctFields")
     if aggregation in ("sum", "max") and len(metrics) != 1:

@@ -1,6 +1,7 @@
 """The log search syntax subset detection rules use, compiled once into a matcher over one record.
 
-Supported: attribute terms `@a.b:value` (bare, quoted, with `\\` escapes), wildcards `*` and `?` in
+Supported: `CIDR(@attr, block, ...)`,
+attribute terms `@a.b:value` (bare, quoted, with `\\` escapes), wildcards `*` and `?` in
 values, `@a:*` (the attribute exists), `-term` and `NOT`, `AND` / `OR` with implicit `AND`
 between terms, parentheses, value groups `@a:(x OR y)`, numeric ranges `@a:[1 TO 10]` (`{}` for
 exclusive bounds, `*` for an open end) and comparisons `@a:>5`, `>=`, `<`, `<=`, the reserved
@@ -33,6 +34,7 @@ _RESERVED: Final = {
     "env": ("env",),
     "status": ("status",),
     "source": ("ddsource", "source"),
+    "host": ("host", "hostname"),
 }
 _KEY_CHARS: Final = re.compile(r"[A-Za-z0-9_.\-]")
 # Characters Datadog reserves: in a bare value they must be escaped with a backslash or the value quoted.
@@ -47,9 +49,42 @@ def _always(_record: Mapping[str, Any]) -> bool:
 def attribute_getter(path: str) -> Callable[[Mapping[str, Any]], Any]:
     """A function reading the attribute `path` (dotted, no `@`) from a nested record, else a sentinel.
 
-    A record flattened to dotted keys (`{"network.client.ip": ...}`, some exports) is read too.
+    A record flattened to dotted keys (`{"network.client.ip": ...}`, some exports) is read too, at any
+    level. Through an array of objects the path reaches every element, as Datadog's search does
+    (`@Parameters.Name` over `"Parameters": [{"Name": ...}, ...]`): the value is then the list of what
+    each element holds.
     """
     parts = tuple(path.split("."))
+    if len(parts) == 1:
+        (only,) = parts
+
+        def get_one(record: Mapping[str, Any]) -> Any:
+            try:
+                return record[only]
+            except (KeyError, TypeError, IndexError):
+                return _walk(record, parts)
+
+        return get_one
+    if len(parts) == 2:
+        first, second = parts
+
+        def get_two(record: Mapping[str, Any]) -> Any:
+            try:
+                return record[first][second]
+            except (KeyError, TypeError, IndexError):
+                return _walk(record, parts)
+
+        return get_two
+    if len(parts) == 3:
+        first, second, third = parts
+
+        def get_three(record: Mapping[str, Any]) -> Any:
+            try:
+                return record[first][second][third]
+            except (KeyError, TypeError, IndexError):
+                return _walk(record, parts)
+
+        return get_three
 
     def get(record: Mapping[str, Any]) -> Any:
         current: Any = record
@@ -57,10 +92,46 @@ def attribute_getter(path: str) -> Callable[[Mapping[str, Any]], Any]:
             for part in parts:
                 current = current[part]
         except (KeyError, TypeError, IndexError):
-            return record.get(path, _MISSING)
+            return _walk(record, parts)
         return current
 
     return get
+
+
+def _walk(record: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
+    """The slow path of a getter: dotted keys at any level and arrays of objects, iteratively (a value
+    nested thousands deep costs a loop, never the interpreter's recursion limit)."""
+    found: list[Any] = []
+    through_array = False
+    stack: list[tuple[Any, int]] = [(record, 0)]
+    end = len(parts)
+    while stack:
+        value, i = stack.pop()
+        if i == end:
+            found.append(value)
+            continue
+        if isinstance(value, Mapping):
+            mapping = cast("Mapping[str, Any]", value)
+            if parts[i] in mapping:
+                stack.append((mapping[parts[i]], i + 1))
+            for j in range(i + 2, end + 1):  # a dotted key at this level: {"client.ip": ...}
+                joined = ".".join(parts[i:j])
+                if joined in mapping:
+                    stack.append((mapping[joined], j))
+        elif isinstance(value, list):
+            through_array = True
+            stack.extend((item, i) for item in reversed(cast("list[object]", value)))
+    if not found:
+        return _MISSING
+    if len(found) == 1 and not through_array:
+        return found[0]
+    flat: list[Any] = []
+    for item in found:
+        if isinstance(item, list):
+            flat.extend(cast("list[object]", item))
+        else:
+            flat.append(item)
+    return flat
 
 
 def is_missing(value: Any) -> bool:
@@ -69,19 +140,87 @@ def is_missing(value: Any) -> bool:
 
 
 def text_of(value: Any) -> str:
-    """A record value as the text Datadog would index: `true`/`false` for booleans, digits for numbers."""
+    """A record value as the text Datadog would index: `true`/`false` for booleans, digits for numbers;
+    objects and arrays as canonical JSON (bounded, whatever their depth)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return canonical(value)
+    return str(value)
+
+
+MAX_KEY_CHARS: Final = 256
+
+
+class _Piece(str):
+    """Literal JSON text queued by `canonical` (a `str` subclass so it is never taken for a value)."""
+
+    __slots__ = ()
+
+
+def canonical(value: Any) -> str:
+    """`value` as sorted-key JSON text, built without recursion; past `MAX_KEY_CHARS` characters the text is
+    cut and a digest of the whole follows, so distinct values stay distinct and the text stays short."""
+    import hashlib
+    import json
+
+    out: list[str] = []
+    stack: list[Any] = [value]
+    size = 0
+    digest = hashlib.blake2b(digest_size=12)
+    while stack:
+        item = stack.pop()
+        if item.__class__ is _Piece:
+            piece = str(item)
+        elif isinstance(item, Mapping):
+            mapping = cast("Mapping[object, object]", item)
+            keys = sorted(mapping, key=str)
+            stack.append(_Piece("}"))
+            for n, key in enumerate(reversed(keys)):
+                stack.append(mapping[key])
+                stack.append(_Piece(json.dumps(str(key)) + ":"))
+                if n < len(keys) - 1:
+                    stack.append(_Piece(","))
+            piece = "{"
+        elif isinstance(item, list | tuple):
+            items = cast("list[Any]", item)
+            stack.append(_Piece("]"))
+            for n, element in enumerate(reversed(items)):
+                stack.append(element)
+                if n < len(items) - 1:
+                    stack.append(_Piece(","))
+            piece = "["
+        elif isinstance(item, str | int | float | bool) or item is None:
+            try:
+                piece = json.dumps(item)
+            except (ValueError, OverflowError):
+                piece = json.dumps(str(item))
+        else:
+            piece = json.dumps(str(item))
+        digest.update(piece.encode("utf-8", "surrogatepass"))
+        if size < MAX_KEY_CHARS:
+            out.append(piece)
+        size += len(piece)
+    text = "".join(out)
+    if size <= MAX_KEY_CHARS:
+        return text
+    return f"{text[:MAX_KEY_CHARS]}…#{digest.hexdigest()}"
 
 
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value)
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond a double: compares as an infinity of its sign
+            return math.inf if value > 0 else -math.inf
     return None
 
 
@@ -145,11 +284,105 @@ def hint_is_exact(function: Callable[..., bool]) -> bool:
 
 
 def _wildcard(pattern: str, *, fold: bool) -> ValueTest:
-    regex = re.compile(_wildcard_regex(pattern), re.IGNORECASE | re.DOTALL if fold else re.DOTALL)
-    return lambda value: regex.fullmatch(text_of(value)) is not None
+    glob = Glob(pattern, fold=fold)
+    return lambda value: glob.fullmatch(text_of(value))
 
 
-def _wildcard_regex(pattern: str, any_run: str = ".*", any_one: str = ".") -> str:
+class Glob:
+    """A `*`/`?` pattern matched without backtracking: the pieces between stars are found left to right,
+    each at its leftmost place (`str.find`, or a quantifier-free regex when it holds `?`), which is
+    correct for globs and costs about the value's length times the pattern's, whatever the pattern
+    (`*a*a*a*a*b` over 1,000 characters is one pass per piece, not 1,000^4 attempts)."""
+
+    __slots__ = ("fold", "head", "middle", "star", "tail")
+
+    def __init__(self, pattern: str, *, fold: bool) -> None:
+        self.fold = fold
+        pieces: list[list[tuple[str, bool]]] = [[]]  # per star-separated piece: (char, is_any_one)
+        escaped = False
+        for char in pattern:
+            if escaped:
+                pieces[-1].append((char, False))
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == "*":
+                pieces.append([])
+            elif char == "?":
+                pieces[-1].append(("", True))
+            else:
+                pieces[-1].append((char.lower() if fold else char, False))
+        self.star = len(pieces) > 1
+        compiled = [_Segment(piece) for piece in pieces]
+        self.head = compiled[0]
+        self.tail = compiled[-1] if self.star else None
+        self.middle = tuple(compiled[1:-1])
+
+    def fullmatch(self, text: str) -> bool:
+        if self.fold:
+            text = text.lower()
+        head = self.head
+        if not self.star:
+            return head.size == len(text) and head.at(text, 0)
+        tail = self.tail
+        assert tail is not None
+        end = len(text) - tail.size
+        if head.size > end or not head.at(text, 0) or not tail.at(text, end):
+            return False
+        pos = head.size
+        for piece in self.middle:
+            found = piece.find(text, pos, end)
+            if found < 0:
+                return False
+            pos = found + piece.size
+        return True
+
+    def search_word(self, text: str) -> bool:
+        """Whether some whitespace-separated word of `text` (trimmed of punctuation at its ends, or not)
+        matches the whole pattern."""
+        for word in text.split():
+            if self.fullmatch(word):
+                return True
+            trimmed = word.strip(_PUNCTUATION)
+            if trimmed != word and trimmed and self.fullmatch(trimmed):
+                return True
+        return False
+
+
+_PUNCTUATION: Final = "\"'`.,;:!?()[]{}<>"
+
+
+class _Segment:
+    """Fixed-length text with optional `?` positions: `at` tests one place, `find` the leftmost."""
+
+    __slots__ = ("literal", "regex", "size")
+
+    def __init__(self, piece: list[tuple[str, bool]]) -> None:
+        self.size = len(piece)
+        if any(any_one for _, any_one in piece):
+            self.literal: str | None = None
+            body = "".join("." if any_one else re.escape(char) for char, any_one in piece)
+            self.regex: re.Pattern[str] | None = re.compile(body, re.DOTALL)
+        else:
+            self.literal = "".join(char for char, _ in piece)
+            self.regex = None
+
+    def at(self, text: str, pos: int) -> bool:
+        if self.literal is not None:
+            return text.startswith(self.literal, pos)
+        assert self.regex is not None
+        return self.regex.match(text, pos) is not None
+
+    def find(self, text: str, start: int, end: int) -> int:
+        """The leftmost place in `text[start:end]` where the piece fits whole, else -1."""
+        if self.literal is not None:
+            return text.find(self.literal, start, end)
+        assert self.regex is not None
+        found = self.regex.search(text, start, end)
+        return found.start() if found is not None else -1
+
+
+def _wildcard_regex(pattern: str) -> str:
     out: list[str] = []
     escaped = False
     for char in pattern:
@@ -158,10 +391,6 @@ def _wildcard_regex(pattern: str, any_run: str = ".*", any_one: str = ".") -> st
             escaped = False
         elif char == "\\":
             escaped = True
-        elif char == "*":
-            out.append(any_run)
-        elif char == "?":
-            out.append(any_one)
         else:
             out.append(re.escape(char))
     return "".join(out)
@@ -227,9 +456,19 @@ def _any_of(
 
 
 def _free_text(pattern: str, *, phrase: bool) -> Matcher:
-    body = re.escape(pattern) if phrase else _wildcard_regex(pattern, any_run=r"\S*", any_one=r"\S")
-    regex = re.compile(rf"(?<!\w){body}(?!\w)", re.IGNORECASE)
+    """Free text against `message`: a phrase or plain word as a whole-word, case-insensitive search; a word
+    with wildcards against each word of the message (linear, see `Glob`)."""
     get = attribute_getter("message")
+    if not phrase and _has_wildcard(pattern):
+        glob = Glob(pattern, fold=True)
+
+        def match_words(record: Mapping[str, Any]) -> bool:
+            message = get(record)
+            return isinstance(message, str) and glob.search_word(message)
+
+        return match_words
+    body = re.escape(pattern) if phrase else _wildcard_regex(pattern)
+    regex = re.compile(rf"(?<!\w){body}(?!\w)", re.IGNORECASE)
 
     def match(record: Mapping[str, Any]) -> bool:
         message = get(record)
@@ -380,7 +619,40 @@ class _Parser:
             return _free_text(self.quoted(), phrase=True)
         if self.keyword() is not None:
             raise self.fail(f"{self.keyword()} without a term")
+        if self.text.startswith("CIDR(", self.pos):
+            return self.cidr()
         return self.term()
+
+    def cidr(self) -> Matcher:
+        """`CIDR(@attr, 10.0.0.0/8, 2001:db8::/32)`: the attribute is an address inside one of the blocks."""
+        import ipaddress
+
+        start = self.pos
+        end = self.text.find(")", start)
+        if end < 0:
+            raise self.fail("unclosed 'CIDR('", start)
+        args = [arg.strip() for arg in self.text[start + 5 : end].split(",")]
+        if len(args) < 2 or not args[0].startswith("@") or len(args[0]) < 2:
+            raise self.fail("CIDR() takes an @attribute and at least one block: CIDR(@a, 10.0.0.0/8)", start)
+        blocks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for arg in args[1:]:
+            try:
+                blocks.append(ipaddress.ip_network(arg, strict=False))
+            except ValueError:
+                raise self.fail(f"CIDR() block {arg!r} is not an address block", start) from None
+        self.pos = end + 1
+        networks = tuple(blocks)
+
+        def inside(value: Any) -> bool:
+            if not isinstance(value, str) or len(value) > 64:
+                return False
+            try:
+                address = ipaddress.ip_address(value.strip())
+            except ValueError:
+                return False
+            return any(address.version == net.version and address in net for net in networks)
+
+        return _any_of((attribute_getter(args[0][1:]),), inside)
 
     def term(self) -> Matcher:
         start = self.pos
@@ -412,8 +684,8 @@ class _Parser:
             fold = True
         else:
             raise self.fail(
-                f"tag or attribute {key + ':'!r} (only @attributes and service:, env:, status:, source: are "
-                "supported; tags are not in the records)",
+                f"tag or attribute {key + ':'!r} (only @attributes and service:, env:, status:, source:, "
+                "host: are supported; tags are not in the records)",
                 start,
             )
         char = self.peek()

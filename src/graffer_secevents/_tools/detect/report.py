@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -18,7 +18,7 @@ from graffer_secevents._tools.loglines import _CONTROL
 from .engine import Signal, timestamp_of
 from .query import attribute_getter, is_missing, text_of
 
-__all__ = ["render_report", "signal_table"]
+__all__ = ["describe_signal", "explain_lines", "render_report", "signal_table"]
 
 BLOCKS: Final = " ▁▂▃▄▅▆▇█"
 BUCKETS: Final = 48
@@ -114,14 +114,16 @@ def _top(counter: Counter[str], extra: Mapping[str, set[str]] | None, noun: str)
 
 
 def signal_table(signals: Sequence[Signal]) -> list[str]:
-    """The signals as aligned text rows: rule, severity, group key, first and last event, event count."""
+    """The signals as aligned text rows: rule, severity, the case that matched, group key, first and last
+    event, event count."""
     if not signals:
         return ["  no signals"]
-    head = ("rule", "severity", "group", "first seen", "last seen", "events")
+    head = ("rule", "severity", "case", "group", "first seen", "last seen", "events")
     rows = [
         (
             safe(s.rule_id, 40),
             s.severity,
+            safe(s.case, 40),
             safe(", ".join(f"{k}={v}" for k, v in s.group.items()) or "-", 70),
             s.first_seen.strftime("%Y-%m-%d %H:%M:%SZ"),
             s.last_seen.strftime("%Y-%m-%d %H:%M:%SZ"),
@@ -130,14 +132,34 @@ def signal_table(signals: Sequence[Signal]) -> list[str]:
         for s in signals
     ]
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    last = len(head) - 1
     return [
         "  "
-        + "  ".join(cell.ljust(widths[i]) if i < 5 else cell.rjust(widths[i]) for i, cell in enumerate(row))
+        + "  ".join(
+            cell.ljust(widths[i]) if i < last else cell.rjust(widths[i]) for i, cell in enumerate(row)
+        )
         for row in [head, *rows]
     ]
 
 
-def render_report(records: Sequence[Mapping[str, Any]], signals: Sequence[Signal]) -> str:
+def describe_signal(signal: Signal) -> str:
+    """One line naming a signal: rule, severity, group."""
+    group = ", ".join(f"{k}={safe(v)}" for k, v in signal.group.items()) or "(no group-by)"
+    return f"{safe(signal.rule_id, 80)} [{signal.severity}] {group}"
+
+
+def explain_lines(signals: Sequence[Signal], indent: str = "  ") -> list[str]:
+    """Per signal, why it fired (`Signal.explain`): the case, each query's value when it opened, what was new
+    or how far the user travelled, and the contributing records; terminal-safe."""
+    lines: list[str] = []
+    for signal in signals:
+        lines.append("")
+        lines.append(f"{indent}{describe_signal(signal)}")
+        lines.extend(f"{indent}  {safe(line, 2000)}" for line in signal.explain())
+    return lines
+
+
+def render_report(records: Iterable[Mapping[str, Any]], signals: Sequence[Signal]) -> str:
     """The whole report as text, one section per question a reviewer asks first."""
     logins: list[tuple[float, str]] = []
     failing_ips: Counter[str] = Counter()
@@ -170,7 +192,7 @@ def render_report(records: Sequence[Mapping[str, Any]], signals: Sequence[Signal
         ("Top failing accounts (failed logins)", _top(failing_accounts, account_ips, "IPs")),
         ("Denied requests by IP", _top(denied_ips, None, "")),
         ("Denied requests by route or resource", _top(denied_paths, None, "")),
-        (f"Signals ({len(signals)})", signal_table(signals)),
+        (f"Signals ({len(signals)})", signal_table(signals) + (explain_lines(signals) if signals else [])),
     ]
     out: list[str] = []
     for title, lines in sections:
