@@ -74,7 +74,7 @@ def make_ours(path: str, metrics: str, delivery: str = "sync") -> Callable[[], N
         version="1.0.0",
         output=handle,
         metrics=metrics,
-        hash_key="bench-key",
+        hash_key="bench-key-of-16-bytes",
         delivery=delivery,
     )
     bind_request(RequestContext(method="POST", path="/login", route="/login", request_id="req-1"))

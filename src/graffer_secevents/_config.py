@@ -21,6 +21,7 @@ page's environment table is generated (`_tools/config_doc.py`).
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from ._bridges import build_bridges
 from ._client_ip import TrustedProxies
 from ._delivery import DEFAULT_BLOCK_TIMEOUT, DEFAULT_QUEUE_SIZE, DELIVERY_MODES, OVERFLOW_POLICIES
 from ._errors import ConfigurationError, warn_once
+from ._file_output import is_path, open_output
 from ._metrics import METRIC_BACKENDS, MetricsBackend, NoMetrics, create_backend
 from ._output import OUTPUT_NAMES, Target, is_logger, make_writer
 from ._privacy import Privacy
@@ -71,10 +73,11 @@ def _bool(label: str, value: object) -> bool:
 
 def _output(label: str, value: object) -> object:
     if isinstance(value, str):
-        if value not in OUTPUT_NAMES:
+        if value not in OUTPUT_NAMES and not is_path(value):
             raise ConfigurationError(
-                f"{label}: unknown output {value!r}; allowed: {', '.join(OUTPUT_NAMES)}, a logging.Logger, "
-                "or a file-like object with write()"
+                f"{label}: unknown output {value!r}; allowed: {', '.join(OUTPUT_NAMES)}, a file path "
+                "(e.g. '/var/log/app/security.log', appended to), a logging.Logger, or a file-like object "
+                "with write()"
             )
     elif not is_logger(value) and not callable(getattr(value, "write", None)):
         raise ConfigurationError(
@@ -105,15 +108,36 @@ def _privacy_modes(label: str, value: object) -> Mapping[str, str] | None:
     return MappingProxyType(dict(given))  # a copy: a caller's later change to its dict changes nothing here
 
 
+MIN_HASH_KEY_BYTES: Final = 16
+"""The shortest `hash_key` accepted: a shorter key can be found by trying keys against known logins."""
+HASH_KEY_HOWTO: Final = (
+    "set SECEVENTS_HASH_KEY (or configure(hash_key=...); in Django, settings.SECEVENTS['hash_key']) to a "
+    'secret of at least 16 bytes kept in your secret store, e.g. python -c "import secrets; '
+    'print(secrets.token_urlsafe(32))"'
+)
+
+
 def _hash_key(label: str, value: object) -> str | bytes | None:
-    if value is None or isinstance(value, str | bytes):
-        return value
-    raise ConfigurationError(f"{label}: expected a str or bytes key, got {type(value).__name__}")
+    if value is None or value in {"", b""}:
+        return None if value is None else value  # an empty key: `Privacy` says why it is refused
+    if not isinstance(value, str | bytes):
+        raise ConfigurationError(f"{label}: expected a str or bytes key, got {type(value).__name__}")
+    size = len(value.encode() if isinstance(value, str) else value)
+    if size < MIN_HASH_KEY_BYTES:
+        raise ConfigurationError(
+            f"{label}: the key is {size} bytes; at least {MIN_HASH_KEY_BYTES} are needed, because a short "
+            f"key can be found by trying keys against a login anyone knows, which reverses every pseudonym; "
+            f"{HASH_KEY_HOWTO}"
+        )
+    return value
 
 
 def _proxies(label: str, value: object) -> object:
     # Kept as given but frozen (a generator would be spent by the first build); `TrustedProxies` validates.
-    if value is None or isinstance(value, str) or not isinstance(value, Iterable):
+    # A string is one CIDR or several, comma-separated (the environment variable's form).
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",")) if value.strip() else None
+    if value is None or not isinstance(value, Iterable):
         return value
     entries: Iterable[object] = value  # pyright: ignore[reportUnknownVariableType] - each entry is checked
     return tuple(entries)
@@ -385,11 +409,28 @@ def get_config_for_event() -> Config:
             f"graffer_secevents: the configuration from the environment is invalid ({exc}); security events "
             "are written to stdout with default settings until configure() succeeds",
         )
-        privacy = Privacy(None, os.environ.get("SECEVENTS_HASH_KEY") or None)
+        privacy = Privacy(None, _fallback_key())
         fallback = Config(privacy=privacy, writer=make_writer(None))
         with _lock:
             # Not a base: the next configure() reads the environment again rather than merging into this.
             return _current if _current is not None else _install(fallback, base=False)
+
+
+def _fallback_key() -> str | bytes:
+    """The key of the fallback configuration: the environment's if usable, else a random one.
+
+    A random key is never dictionary-reversible; its pseudonyms change with each process, which is the price
+    of a configuration that could not be read (the warning says so).
+    """
+    try:
+        key = _hash_key("SECEVENTS_HASH_KEY", os.environ.get("SECEVENTS_HASH_KEY"))
+    except ConfigurationError:
+        key = None
+    if key:
+        return key
+    import secrets
+
+    return secrets.token_bytes(32)
 
 
 def set_config(cfg: Config | None) -> Config | None:
@@ -501,6 +542,54 @@ def configure(
     return cfg
 
 
+DEVELOPMENT_ENVS: Final = frozenset({"dev", "development", "local", "test", "testing", "ci", "demo"})
+"""The `env` values (`DD_ENV`) that mean development; an unset `env` is development too."""
+
+
+def is_development(env: str | None) -> bool:
+    """Whether `env` names development, where a missing `hash_key` is allowed (with a warning)."""
+    return env is None or env.strip().lower() in DEVELOPMENT_ENVS
+
+
+def unkeyed_message(env: str | None) -> str:
+    """What the library says about a missing `hash_key` (warning, refusal, Django check, doctor)."""
+    where = "in development" if is_development(env) else f"env={env!r} is not development"
+    return (
+        "graffer_secevents: no hash_key is set, so logins and e-mails would be hashed with plain SHA-256, "
+        f"which a dictionary attack reverses ({where}); {HASH_KEY_HOWTO}"
+    )
+
+
+def _refuse_unkeyed_outside_development(env: str | None) -> None:
+    """No key: refuse outside development (a `ConfigurationError`), else warn once, at the application's call."""
+    if not is_development(env):
+        raise ConfigurationError(
+            unkeyed_message(env) + ". Outside development (env unset or one of "
+            f"{', '.join(sorted(DEVELOPMENT_ENVS))}) a key is required; see the privacy documentation"
+        )
+    warn_once("unkeyed-hash", unkeyed_message(env), stacklevel=caller_stacklevel() + 1)
+
+
+def caller_stacklevel() -> int:
+    """The `stacklevel` that makes a warning given by this function's caller point at the application.
+
+    Frames of this package, of Python's import machinery and of Django's start-up (which calls the Django
+    app's `ready()`) are skipped, so the warning names the application's own `configure()` call, its
+    `manage.py` or its server's entry point, never `_config.py`.
+    """
+    skipped = [os.path.dirname(__file__) + os.sep, "<frozen "]
+    django = sys.modules.get("django")
+    django_file = getattr(django, "__file__", None)
+    if django_file:
+        skipped.append(os.path.dirname(django_file) + os.sep)
+    frame = sys._getframe(1)  # noqa: SLF001 - the only way to count frames without building a traceback
+    level = 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(tuple(skipped)):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
 def _close_quietly(backend: MetricsBackend) -> None:
     try:
         backend.close()
@@ -532,11 +621,7 @@ def _build(values: Mapping[str, Any], previous: Config | None) -> Config:
     """The `Config` for these option values; `previous`'s metrics backend is kept if its inputs are equal."""
     privacy = Privacy(values["privacy"], values["hash_key"])
     if not privacy.keyed and "hash" in privacy.modes.values():
-        warn_once(
-            "unkeyed-hash",
-            "graffer_secevents: no hash_key (SECEVENTS_HASH_KEY) is set, so logins and emails are hashed "
-            "with plain SHA-256, which a dictionary attack can reverse; set a secret key",
-        )
+        _refuse_unkeyed_outside_development(values["env"])
     trusted = TrustedProxies.from_config(values["trusted_proxies"], values["trusted_hops"])
 
     service, env, version = values["service"], values["env"], values["version"]
@@ -548,7 +633,7 @@ def _build(values: Mapping[str, Any], previous: Config | None) -> Config:
         if isinstance(backend, NoMetrics):
             backend = None  # nothing to count: the per-event path skips metrics entirely
 
-    writer = make_writer(values["output"])
+    writer = make_writer(open_output(values["output"]))
     tags = (("service", service), ("env", env), ("version", version))
     static = {key: value for key, value in tags if value}
     appsec_tracking: bool = values["appsec_tracking"]

@@ -61,7 +61,7 @@ def run_demo(out: IO[str] | None = None, summary: IO[str] | None = None) -> int:
         version="1.0.0",
         output=counted,
         metrics="memory",
-        hash_key="demo-only-key",
+        hash_key="demo-only-key-never-in-production",
         trusted_proxies=_TRUSTED_PROXY,
     )
 
