@@ -73,9 +73,9 @@ def _bool(label: str, value: object) -> bool:
 
 def _output(label: str, value: object) -> object:
     if isinstance(value, str):
-        if value not in OUTPUT_NAMES and not is_path(value):
+        if value not in OUTPUT_NAMES and value != "console" and not is_path(value):
             raise ConfigurationError(
-                f"{label}: unknown output {value!r}; allowed: {', '.join(OUTPUT_NAMES)}, a file path "
+                f"{label}: unknown output {value!r}; allowed: {', '.join(OUTPUT_NAMES)}, console, a file path "
                 "(e.g. '/var/log/app/security.log', appended to), a logging.Logger, or a file-like object "
                 "with write()"
             )
@@ -455,7 +455,7 @@ def configure(
     service: str | None = _UNSET,
     env: str | None = _UNSET,
     version: str | None = _UNSET,
-    output: Literal["stdout", "stderr", "logging", "structlog"] | logging.Logger | Writable = _UNSET,
+    output: Literal["stdout", "stderr", "console", "logging", "structlog"] | str | logging.Logger | Writable = _UNSET,
     strict: bool = _UNSET,
     privacy: Mapping[str, str] | None = _UNSET,
     hash_key: str | bytes | None = _UNSET,
@@ -482,7 +482,9 @@ def configure(
         service: Datadog's unified service tag (default `DD_SERVICE`; unset omits the key).
         env: Datadog's unified environment tag (default `DD_ENV`).
         version: Datadog's unified version tag (default `DD_VERSION`).
-        output: `"stdout"` (default), `"stderr"`, `"logging"` (the stdlib logger `graffer_secevents`),
+        output: `"stdout"` (default), `"stderr"`, a file path (appended to, created if missing),
+            `"console"` (one readable, coloured line per record on stdout, for local development),
+            `"logging"` (the stdlib logger `graffer_secevents`),
             `"structlog"` (the application's structlog chain), a `logging.Logger`, or any file-like object
             with `write` (text or binary).
         strict: raise `EventValidationError` for invalid event input instead of coercing it (default

@@ -1,4 +1,4 @@
-"""`configure(output="/var/log/app/security.log")`: a path as the output, appended to and created if missing.
+"""`configure(output=...)` beyond the stream names: a path (appended to, created if missing) and `"console"`.
 
 A path is opened once, when the configuration is built, with `O_APPEND | O_CREAT` (its directory is created
 too), and every batch is one `os.write` of whole lines: the kernel appends each write at the end of the file
@@ -65,10 +65,15 @@ _opened: dict[str, AppendFile] = {}
 
 
 def open_output(output: object) -> object:
-    """What `make_writer` gets for a configured `output`: an `AppendFile` for a path, else `output` itself.
+    """What `make_writer` gets for a configured `output`: an `AppendFile` for a path, a `ConsoleStream` for
+    `"console"`, else `output` itself.
 
     A path is opened once per process and reused by later configurations naming the same path.
     """
+    if output == "console":
+        from ._console import ConsoleStream
+
+        return ConsoleStream()
     if not isinstance(output, str) or not is_path(output):
         return output
     key = os.path.abspath(output)

@@ -333,10 +333,10 @@ def _check_rules_file(path: str, *, as_json: bool) -> int:
     return 1 if findings else 0
 
 
-def _cmd_demo(_args: argparse.Namespace) -> int:
+def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo()
+    run_demo(raw=args.json)
     return 0
 
 
@@ -487,7 +487,11 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("--check", metavar="FILE", default=None, help="validate rule JSON (- for stdin)")
     rules.set_defaults(handler=_cmd_rules)
 
-    demo = commands.add_parser("demo", help="run the demo scenario and print its records")
+    demo = commands.add_parser(
+        "demo",
+        help="serve the example shop on 127.0.0.1, attack it, show each event and the signals it raises",
+    )
+    demo.add_argument("--json", action="store_true", help="print the records as JSON lines (for jq, files)")
     demo.set_defaults(handler=_cmd_demo)
 
     from .detect.commands import add_commands as add_detect_commands
