@@ -260,7 +260,7 @@ def test_the_signature_literals_are_the_allowed_values() -> None:
 
     hints = get_type_hints(configure, localns={"logging": logging})
     assert get_args(hints["metrics"]) == METRIC_BACKENDS
-    assert get_args(get_args(hints["output"])[0]) == OUTPUT_NAMES
+    assert get_args(get_args(hints["output"])[0]) == (*OUTPUT_NAMES, "console")  # console: _file_output.py
     assert logging.Logger in get_args(hints["output"])
     assert get_args(hints["delivery"]) == DELIVERY_MODES
     assert get_args(hints["overflow"]) == OVERFLOW_POLICIES

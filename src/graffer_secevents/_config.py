@@ -23,7 +23,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal, Never, Protocol
@@ -355,6 +356,9 @@ class Config:
     # Not in the repr: it holds the hash key.
     options: Mapping[str, Any] = field(default_factory=lambda: _DEFAULTS, repr=False)
     """Every option's value, as `configure()` names them."""
+    sources: Mapping[str, str] = field(default_factory=dict[str, str], repr=False)
+    """Where each option's value came from: `argument`, a setting (`settings.SECEVENTS`), `environment
+    (VAR)` or `default` (what `secevents doctor` shows)."""
 
 
 _lock = threading.RLock()
@@ -384,7 +388,7 @@ def get_config() -> Config:
     cfg = _current
     if cfg is None:
         with _lock:
-            cfg = _current if _current is not None else _install(_build(_resolve({}, None), None))
+            cfg = _current if _current is not None else _install(_build(*_resolve({}, None), None))
     return cfg
 
 
@@ -455,7 +459,7 @@ def configure(
     service: str | None = _UNSET,
     env: str | None = _UNSET,
     version: str | None = _UNSET,
-    output: Literal["stdout", "stderr", "console", "logging", "structlog"] | str | logging.Logger | Writable = _UNSET,
+    output: Literal["stdout", "stderr", "logging", "structlog", "console"] | str | logging.Logger | Writable = _UNSET,
     strict: bool = _UNSET,
     privacy: Mapping[str, str] | None = _UNSET,
     hash_key: str | bytes | None = _UNSET,
@@ -534,7 +538,10 @@ def configure(
     check_names(unknown, _BY_NAME, "configure()")
     with _lock:  # one configure() at a time: each merges into the one before it
         base = None if reset else _base
-        cfg = _build(_resolve(named, None if base is None else base.options), _base)
+        cfg = _build(
+            *_resolve(named, None if base is None else base.options, None if base is None else base.sources),
+            _base,
+        )
         # Under a testing overlay the configuration before the capture comes back afterwards, with its
         # backend: that one must stay open.
         previous_backend = None if _base is None or _overlay is not None else _base.metrics
@@ -572,21 +579,30 @@ def _refuse_unkeyed_outside_development(env: str | None) -> None:
     warn_once("unkeyed-hash", unkeyed_message(env), stacklevel=caller_stacklevel() + 1)
 
 
+_NOT_THE_APPLICATION: Final = frozenset(
+    {
+        "graffer_secevents", "importlib", "runpy", "asyncio", "concurrent", "threading", "contextlib",
+        "django", "flask", "werkzeug", "click", "starlette", "fastapi", "anyio", "uvicorn", "gunicorn",
+        "waitress", "hypercorn", "daphne",
+    }
+)
+"""Top-level modules whose frames a warning skips to reach the application (this package, Python's import
+and run machinery, the frameworks and servers that call into it)."""
+
+
 def caller_stacklevel() -> int:
     """The `stacklevel` that makes a warning given by this function's caller point at the application.
 
-    Frames of this package, of Python's import machinery and of Django's start-up (which calls the Django
-    app's `ready()`) are skipped, so the warning names the application's own `configure()` call, its
-    `manage.py` or its server's entry point, never `_config.py`.
+    Frames of this package, of Python's import machinery and of the frameworks and servers that call it
+    (`_NOT_THE_APPLICATION`) are skipped, so the warning names the application's own `configure()` call,
+    its `SecurityEvents(app)`, its `manage.py` or its server's entry point, never `_config.py`.
     """
-    skipped = [os.path.dirname(__file__) + os.sep, "<frozen "]
-    django = sys.modules.get("django")
-    django_file = getattr(django, "__file__", None)
-    if django_file:
-        skipped.append(os.path.dirname(django_file) + os.sep)
     frame = sys._getframe(1)  # noqa: SLF001 - the only way to count frames without building a traceback
     level = 1
-    while frame.f_back is not None and frame.f_code.co_filename.startswith(tuple(skipped)):
+    while frame.f_back is not None:
+        module = str(frame.f_globals.get("__name__") or "")
+        if module.split(".", 1)[0] not in _NOT_THE_APPLICATION and not frame.f_code.co_filename.startswith("<frozen "):
+            break
         frame = frame.f_back
         level += 1
     return level
@@ -599,27 +615,51 @@ def _close_quietly(backend: MetricsBackend) -> None:
         pass
 
 
-def _resolve(named: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Each option's value: as named, else as in `base`, else (no base) from the environment, else default."""
+_argument_source = "argument"
+"""What a `configure()` argument counts as in `Config.sources`; the Django app says `settings.SECEVENTS`."""
+
+
+@contextmanager
+def arguments_from(source: str) -> Iterator[None]:
+    """Label the `configure()` arguments given inside the block as coming from `source` (a setting)."""
+    global _argument_source  # noqa: PLW0603 - start-up only, under the configuration lock
+    with _lock:
+        previous, _argument_source = _argument_source, source
+        try:
+            yield
+        finally:
+            _argument_source = previous
+
+
+def _resolve(
+    named: Mapping[str, Any], base: Mapping[str, Any] | None, base_sources: Mapping[str, str] | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Each option's value and its source: as named, else as in `base`, else (no base) from the environment,
+    else the default."""
     environ = os.environ
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for opt in OPTIONS:
         if opt.name in named:
             values[opt.name] = opt.parse(opt.name, named[opt.name])
+            sources[opt.name] = _argument_source
         elif base is not None:
             values[opt.name] = base[opt.name]
+            sources[opt.name] = (base_sources or {}).get(opt.name, "default")
         elif opt.env is not None and opt.env in environ:
             values[opt.name] = opt.parse(opt.env, environ[opt.env])
+            sources[opt.name] = f"environment ({opt.env})"
         else:
             values[opt.name] = opt.default
-    return values
+            sources[opt.name] = "default"
+    return values, sources
 
 
 _BACKEND_INPUTS: Final = ("metrics", "service", "env", "version")
 """The options a metrics backend is built from: while they are unchanged, the backend is kept."""
 
 
-def _build(values: Mapping[str, Any], previous: Config | None) -> Config:
+def _build(values: Mapping[str, Any], sources: Mapping[str, str], previous: Config | None) -> Config:
     """The `Config` for these option values; `previous`'s metrics backend is kept if its inputs are equal."""
     privacy = Privacy(values["privacy"], values["hash_key"])
     if not privacy.keyed and "hash" in privacy.modes.values():
@@ -660,4 +700,5 @@ def _build(values: Mapping[str, Any], previous: Config | None) -> Config:
         block_timeout=values["block_timeout"],
         static=static,
         options=MappingProxyType(values),
+        sources=MappingProxyType(dict(sources)),
     )

@@ -333,6 +333,12 @@ def _check_rules_file(path: str, *, as_json: bool) -> int:
     return 1 if findings else 0
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_doctor
+
+    return run_doctor(args.app, args.format, sys.stdout)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -486,6 +492,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rules.add_argument("--check", metavar="FILE", default=None, help="validate rule JSON (- for stdin)")
     rules.set_defaults(handler=_cmd_rules)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="show the configuration in force, where each value came from, the active integrations and "
+        "what the library would warn about",
+    )
+    doctor.add_argument("--app", metavar="MODULE", default=None, help="import this module first (your app)")
+    doctor.add_argument("--format", choices=("text", "json"), default="text")
+    doctor.set_defaults(handler=_cmd_doctor)
 
     demo = commands.add_parser(
         "demo",

@@ -120,6 +120,9 @@ class SecurityEventsMiddleware:
     def __init__(self, app: ASGIApp, *, status_events: Mapping[int, str | None] | None = None) -> None:
         self.app = app
         self._rules: dict[int, StatusRule] = status_rules(status_events)
+        from graffer_secevents._findings import report_startup_findings
+
+        report_startup_findings()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
