@@ -106,7 +106,13 @@ def render_text(report: dict[str, Any]) -> str:
         lines.append("")
     findings = report["findings"]
     lines.append(f"findings: {len(findings) or 'none'}")
-    lines += [f"  [{f['id']}] {f['message'].removeprefix('graffer_secevents: ')}" for f in findings]
+    import shutil
+    import textwrap
+
+    width = max(40, shutil.get_terminal_size().columns)
+    for f in findings:
+        text = f"[{f['id']}] {f['message'].removeprefix('graffer_secevents: ')}"
+        lines += textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="    ", break_long_words=False)
     return "\n".join(lines) + "\n"
 
 
