@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
+from graffer_secevents import _server_check
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
 from graffer_secevents._request_id import accept_request_id
 
@@ -128,6 +129,8 @@ class SecurityEventsMiddleware:
         if scope["type"] != "http":
             await self._not_http(scope, receive, send)
             return
+        if not _server_check._checked:  # noqa: SLF001 - one flag read per request; the first one looks
+            _server_check.check_server_once()
         # Everything below runs on every request, so it does the least it can (docs/performance.md): the
         # context stores the scope and nothing else, and `send` is wrapped by a plain function that returns
         # the awaitable of the `send` it wraps (no coroutine of its own per message).
