@@ -1,7 +1,11 @@
-"""The `secevents` command line: `validate`, `catalog`, `schema`, `monitors` and `demo`.
+"""The `secevents` command line: `validate`, `catalog`, `schema`, `monitors`, `rules`, `detect`, `report`,
+`doctor` and `demo`.
 
-Exit status: 0 success; 1 `validate` found invalid records; 2 a usage error, an unreadable file or an
-invalid option value (argparse's own convention).
+Exit statuses (the same for every command; `EXIT_STATUSES`, shown by `secevents --help` and docs/cli.md):
+0 success; 1 findings (`validate` found invalid records, `detect --fail-on` a signal, `rules --check` a
+problem); 2 a usage error, an unreadable file or an invalid option value (argparse's own convention); 3 the
+input held no security record at all (`validate`, `detect`, `report`; `--allow-empty` accepts it), so a
+gate pointed at the wrong log fails.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Final, cast
+from typing import IO, Any, Final, Never, cast
 
 from graffer_secevents._tools.loglines import (
     _CONTROL,
@@ -25,6 +29,63 @@ from graffer_secevents._tools.loglines import (
 __all__ = ["ValidationReport", "build_parser", "main", "validate_stream"]
 
 PROG: Final = "secevents"
+EXIT_OK: Final = 0
+EXIT_FINDINGS: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_NO_RECORDS: Final = 3
+EXIT_STATUSES: Final = (
+    "exit statuses: 0 success; 1 findings (invalid records, a signal at --fail-on, a rule problem); "
+    "2 usage error or unreadable file; 3 no security record in the input (--allow-empty accepts it)"
+)
+_EPILOG: Final = """exit statuses:
+  0  success
+  1  findings: invalid records, a signal at --fail-on, a rules --check problem
+  2  a usage error or an unreadable file
+  3  no security record in the input; --allow-empty accepts it
+
+documentation: {url}
+"""
+MAX_SAME_FINDING: Final = 3
+"""`rules --check` shows this many findings that differ only in their line number, then counts the rest."""
+_DEFAULT_DOCS: Final = "https://github.com/graffer/graffer_secevents/tree/main/docs"
+
+
+def docs_url(page: str = "") -> str:
+    """The documentation's URL (the `Documentation` project URL of the installed package), with `page`."""
+    base = _DEFAULT_DOCS
+    try:
+        from importlib.metadata import metadata
+
+        for entry in metadata("graffer-secevents").get_all("Project-URL") or []:
+            label, _, url = entry.partition(",")
+            if label.strip().lower() == "documentation" and url.strip():
+                base = url.strip()
+    except Exception:  # noqa: BLE001, S110 - a help text never fails the command
+        pass
+    return f"{base.rstrip('/')}/{page}" if page else base
+
+
+def no_records_gate(command: str, records: int, allow_empty: bool) -> int | None:
+    """`EXIT_NO_RECORDS` (after saying why) when a command read no security record, unless `allow_empty`.
+
+    Generic on purpose: `validate` here and `detect`/`report` (`detect/commands.py`) call it alike.
+    """
+    if records or allow_empty:
+        return None
+    sys.stderr.write(
+        f"{PROG} {command}: no security record in the input: is it the right log? Pass --allow-empty to "
+        f"accept that (exit status {EXIT_NO_RECORDS}; see {docs_url('cli.md')})\n"
+    )
+    return EXIT_NO_RECORDS
+
+
+def add_allow_empty(parser: argparse.ArgumentParser) -> None:
+    """The `--allow-empty` flag of the commands that read records."""
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help=f"exit 0 rather than {EXIT_NO_RECORDS} when the input holds no security record",
+    )
 MAX_PROBLEMS_PER_RECORD: Final = 20
 MAX_PROBLEM_CHARS: Final = 300
 
@@ -190,7 +251,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         _print_report(report, show_coerced=args.strict or args.verbose)
     if report.unreadable:
         return 2
-    return 0 if report.ok else 1
+    if not report.ok:
+        return 1
+    gate = no_records_gate("validate", report.records, args.allow_empty)
+    return gate if gate is not None else 0
 
 
 def _print_report(report: ValidationReport, *, show_coerced: bool) -> None:
@@ -325,12 +389,27 @@ def _check_rules_file(path: str, *, as_json: bool) -> int:
         found = [{"rule": f.rule, "path": f.path, "message": f.message} for f in findings]
         sys.stdout.write(json.dumps({"file": name, "ok": not findings, "findings": found}, indent=2) + "\n")
     else:
-        for finding in findings:
-            sys.stdout.write(f"{_safe(name)}: {_safe(finding)}\n")
+        _print_findings(name, [str(f) for f in findings])
         count = len(findings)
         verdict = f"{count} finding{'s' if count != 1 else ''}" if count else "ok"
         sys.stdout.write(f"{_safe(name)}: {verdict}\n")
     return 1 if findings else 0
+
+
+def _print_findings(name: str, findings: list[str]) -> None:
+    """Each finding, but findings that differ only in their line number (a binary file: every line "not
+    JSON") are shown `MAX_SAME_FINDING` times, then counted."""
+    import re
+
+    seen: dict[str, int] = {}
+    for finding in findings:
+        shape = re.sub(r"\bline \d+", "line N", finding)
+        seen[shape] = seen.get(shape, 0) + 1
+        if seen[shape] <= MAX_SAME_FINDING:
+            sys.stdout.write(f"{_safe(name)}: {_safe(finding)}\n")
+    for shape, count in seen.items():
+        if count > MAX_SAME_FINDING:
+            sys.stdout.write(f"{_safe(name)}: ... and {count - MAX_SAME_FINDING} more like: {_safe(shape)}\n")
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
@@ -356,14 +435,23 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors also point at the documentation (sub-commands inherit it)."""
+
+    def error(self, message: str) -> Never:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n{PROG}: see {docs_url('cli.md')}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `secevents` argument parser (one sub-command per action)."""
     from graffer_secevents import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Check, list and monitor the security events of graffer_secevents.",
-        epilog="Docs: docs/index.md, or `make docs` to browse them.",
+        epilog=_EPILOG.format(url=docs_url()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s (graffer_secevents) {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -392,6 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"longer lines are not read into memory (default {DEFAULT_MAX_LINE_BYTES})",
     )
+    add_allow_empty(validate)
     validate.set_defaults(handler=_cmd_validate)
 
     catalog = commands.add_parser(
@@ -461,7 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
     rules = commands.add_parser(
         "rules",
         help="generate Cloud SIEM detection rules, log-based metrics and a dashboard, or check rule JSON",
-        description="Detection rules derived from the event catalog (docs/detection-rules.md), log-based "
+        description="Detection rules derived from the event catalog (see detection-rules.md in the "
+        "documentation), log-based "
         "metrics and a review dashboard, as Datadog API JSON, datadog_* Terraform (HCL) or Terraform JSON. "
         "With --check FILE, validate rule JSON (one rule, a list, or one rule per line) against the "
         "constraints Datadog enforces: exit 1 on findings, 2 on a usage error.",
@@ -521,6 +611,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.handler(args)
         sys.stdout.flush()
+        if result == EXIT_USAGE:
+            sys.stderr.write(f"{PROG}: see {docs_url('cli.md')} ({EXIT_STATUSES})\n")
     except BrokenPipeError:
         # The reader went away (`secevents catalog | head`): no traceback, and none at interpreter exit.
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -21,6 +21,7 @@ _PROG = "secevents"
 
 def add_commands(commands: Any) -> None:
     """Register `detect` and `report` on the `secevents` sub-parser set."""
+    from ..cli import add_allow_empty
     detect = commands.add_parser(
         "detect",
         help="replay detection rules over JSON-lines logs and print the signals",
@@ -30,6 +31,7 @@ def add_commands(commands: Any) -> None:
         "--fail-on fired, 2 on a usage error, an unreadable file or a rule the engine cannot evaluate.",
     )
     _add_input(detect)
+    add_allow_empty(detect)
     detect.add_argument("--format", choices=("table", "json"), default="table", help="output (default table)")
     detect.add_argument(
         "--fail-on",
@@ -47,6 +49,7 @@ def add_commands(commands: Any) -> None:
         "the top failing IPs and accounts, denied requests, and the signals the rules raise.",
     )
     _add_input(report)
+    add_allow_empty(report)
     report.set_defaults(handler=_cmd_report)
 
 
@@ -181,6 +184,11 @@ def _cmd_detect(args: argparse.Namespace) -> int:
             f"{len(signals)} signal{'s' if len(signals) != 1 else ''} from {len(result.rules)} rules; "
         )
         sys.stdout.write(_summary(counts, result) + "\n")
+    from ..cli import no_records_gate  # exit status 3 (generic, in cli.py) when the input held no record
+
+    gate = no_records_gate("detect", counts.records, args.allow_empty)
+    if gate is not None:
+        return gate
     if args.fail_on is None:
         return 0
     floor = SEVERITIES.index(args.fail_on)
@@ -195,5 +203,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .report import render_report
 
     sys.stdout.write(render_report(records, result.signals))
+    from ..cli import no_records_gate
+
+    gate = no_records_gate("report", counts.records, args.allow_empty)
+    if gate is not None:
+        return gate
     sys.stdout.write(_summary(counts, result) + "\n")
     return 0
