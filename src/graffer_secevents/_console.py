@@ -28,7 +28,7 @@ _LEVEL: Final = {
 }
 _OUTCOME: Final = {"success": "\x1b[32m", "failure": "\x1b[31m"}
 _DIM: Final = "\x1b[2m"
-_TYPE_WIDTH: Final = 28
+_TYPE_WIDTH: Final = 24
 
 
 def colour_wanted(stream: IO[Any]) -> bool:

@@ -412,6 +412,17 @@ def _print_findings(name: str, findings: list[str]) -> None:
             sys.stdout.write(f"{_safe(name)}: ... and {count - MAX_SAME_FINDING} more like: {_safe(shape)}\n")
 
 
+def _cmd_tail(args: argparse.Namespace) -> int:
+    from .tail import main_tail
+
+    try:
+        return main_tail(args.file, args.events_only)
+    except OSError as exc:
+        name = "<stdin>" if args.file == "-" else args.file
+        sys.stderr.write(f"{PROG} tail: cannot read {_safe(name)}: {_safe(exc.strerror or exc)}\n")
+        return EXIT_USAGE
+
+
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from .doctor import run_doctor
 
@@ -582,6 +593,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rules.add_argument("--check", metavar="FILE", default=None, help="validate rule JSON (- for stdin)")
     rules.set_defaults(handler=_cmd_rules)
+
+    tail = commands.add_parser(
+        "tail",
+        help="show each security record as one readable, coloured line (kubectl logs ... | secevents tail)",
+    )
+    tail.add_argument("file", metavar="FILE", nargs="?", default="-", help="JSON lines (default - : stdin)")
+    tail.add_argument("--events-only", action="store_true", help="drop the lines that are not security records")
+    tail.set_defaults(handler=_cmd_tail)
 
     doctor = commands.add_parser(
         "doctor",
