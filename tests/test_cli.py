@@ -478,7 +478,9 @@ def test_monitors_need_a_service() -> None:
 
 
 def test_demo_writes_records_that_validate() -> None:
-    demo = subprocess.run([str(CONSOLE_SCRIPT), "demo", "--json"], capture_output=True, timeout=60, check=False)
+    demo = subprocess.run(
+        [str(CONSOLE_SCRIPT), "demo", "--json"], capture_output=True, timeout=60, check=False
+    )
     assert demo.returncode == 0
     assert b"secevents.login.attempts" in demo.stderr
     checked = run("validate", "--format", "json", "-", stdin=demo.stdout)

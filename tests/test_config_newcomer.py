@@ -73,7 +73,9 @@ def test_several_processes_append_to_one_file_without_losing_a_line(tmp_path: Pa
 def test_an_unwritable_path_is_refused_at_configure(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with pytest.raises(ConfigurationError, match=r"output: cannot open .*a-file/security\.log.* for appending"):
+    with pytest.raises(
+        ConfigurationError, match=r"output: cannot open .*a-file/security\.log.* for appending"
+    ):
         api.configure(output=str(blocker / "security.log"))
 
 
@@ -93,7 +95,9 @@ def test_a_misspelt_output_name_is_still_refused() -> None:
         ("2001:db8::/32", ["2001:db8::1"], ["2001:db9::1"]),
     ],
 )
-def test_a_cidr_string_is_one_network_not_its_characters(given: str, trusted: list[str], untrusted: list[str]) -> None:
+def test_a_cidr_string_is_one_network_not_its_characters(
+    given: str, trusted: list[str], untrusted: list[str]
+) -> None:
     proxies = api.configure(trusted_proxies=given).trusted_proxies
     assert proxies is not None
     assert all(proxies.is_trusted(ip) for ip in trusted)
@@ -112,14 +116,19 @@ def test_a_cidr_string_resolves_the_forwarded_client_over_wsgi() -> None:
 
     api.configure(trusted_proxies="10.0.0.0/22")
     with capture_events() as events:
-        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "REMOTE_ADDR": "10.0.1.7",
-                   "HTTP_X_FORWARDED_FOR": "203.0.113.50", "wsgi.url_scheme": "http"}
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": "/",
+            "REMOTE_ADDR": "10.0.1.7",
+            "HTTP_X_FORWARDED_FOR": "203.0.113.50",
+            "wsgi.url_scheme": "http",
+        }
         SecurityEventsMiddleware(app)(environ, lambda *a: None)
     assert events.records[0]["network"]["client"]["ip"] == "203.0.113.50"
 
 
 def test_a_bad_cidr_string_is_refused() -> None:
-    with pytest.raises(ConfigurationError, match="10.0.0.0/33"):
+    with pytest.raises(ConfigurationError, match=r"10\.0\.0\.0/33"):
         api.configure(trusted_proxies="10.0.0.0/33")
 
 
@@ -144,9 +153,13 @@ def test_a_16_byte_key_is_accepted() -> None:
 
 
 @pytest.mark.parametrize("env", ["prod", "production", "staging", "eu-west-prod"])
-def test_no_key_outside_development_is_refused_at_configure(monkeypatch: pytest.MonkeyPatch, env: str) -> None:
+def test_no_key_outside_development_is_refused_at_configure(
+    monkeypatch: pytest.MonkeyPatch, env: str
+) -> None:
     monkeypatch.delenv("SECEVENTS_HASH_KEY")
-    with pytest.raises(ConfigurationError, match=rf"no hash_key is set.*env='{env}' is not development") as caught:
+    with pytest.raises(
+        ConfigurationError, match=rf"no hash_key is set.*env='{env}' is not development"
+    ) as caught:
         api.configure(reset=True, env=env)
     assert "SECEVENTS_HASH_KEY" in str(caught.value)
 
@@ -169,7 +182,9 @@ def test_development_is_an_unset_env_or_a_development_name(env: str | None) -> N
     assert is_development(env)
 
 
-def test_in_development_a_missing_key_warns_once_at_the_applications_call(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_in_development_a_missing_key_warns_once_at_the_applications_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("SECEVENTS_HASH_KEY")
     reset_warnings()
     with warnings.catch_warnings(record=True) as caught:
@@ -180,7 +195,9 @@ def test_in_development_a_missing_key_warns_once_at_the_applications_call(monkey
     assert len(unkeyed) == 1
     assert issubclass(unkeyed[0].category, SecEventsWarning)
     assert unkeyed[0].filename == __file__  # this test's configure() call, not _config.py
-    assert "SECEVENTS_HASH_KEY" in str(unkeyed[0].message) and "secrets.token_urlsafe" in str(unkeyed[0].message)
+    assert "SECEVENTS_HASH_KEY" in str(unkeyed[0].message) and "secrets.token_urlsafe" in str(
+        unkeyed[0].message
+    )
 
 
 def test_the_environment_fallback_never_writes_a_reversible_pseudonym(tmp_path: Path) -> None:

@@ -32,8 +32,12 @@ def free_udp_port() -> int:
 def run(script: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SECEVENTS_", "DD_"))}
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)], env={**base, **env}, capture_output=True, text=True,
-        timeout=120, check=False,
+        [sys.executable, "-c", textwrap.dedent(script)],
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -54,7 +58,9 @@ DJANGO = """
 """
 
 
-def django_check(secevents: dict[str, object], settings: str = "", prelude: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+def django_check(
+    secevents: dict[str, object], settings: str = "", prelude: str = "", **env: str
+) -> subprocess.CompletedProcess[str]:
     return run(DJANGO.format(secevents=secevents, settings=settings, prelude=prelude), **env)
 
 
@@ -85,7 +91,8 @@ def test_django_check_is_quiet_when_the_agent_answers() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as agent:
         agent.bind(("127.0.0.1", 0))
         result = django_check(
-            {"hash_key": KEY, "metrics": "dogstatsd"}, DD_DOGSTATSD_URL=f"udp://127.0.0.1:{agent.getsockname()[1]}"
+            {"hash_key": KEY, "metrics": "dogstatsd"},
+            DD_DOGSTATSD_URL=f"udp://127.0.0.1:{agent.getsockname()[1]}",
         )
     assert "graffer_secevents.W" not in result.stderr, result.stderr
 
@@ -94,7 +101,9 @@ def test_django_check_reports_a_proxy_without_trusted_proxies() -> None:
     proxy = 'SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"),'
     result = django_check({"hash_key": KEY, "metrics": "none"}, settings=proxy)
     assert "graffer_secevents.W004" in result.stderr and "SECURE_PROXY_SSL_HEADER" in result.stderr
-    trusted = django_check({"hash_key": KEY, "metrics": "none", "trusted_proxies": "10.0.0.0/22"}, settings=proxy)
+    trusted = django_check(
+        {"hash_key": KEY, "metrics": "none", "trusted_proxies": "10.0.0.0/22"}, settings=proxy
+    )
     assert "graffer_secevents.W" not in trusted.stderr, trusted.stderr
 
 
@@ -120,14 +129,16 @@ FLASK = """
 """
 
 
-def flask_start(key: str | None = KEY, metrics: str = "none", wrap: str = "", prelude: str = "", **env: str) -> str:
+def flask_start(
+    key: str | None = KEY, metrics: str = "none", wrap: str = "", prelude: str = "", **env: str
+) -> str:
     return run(FLASK.format(key=key, metrics=metrics, wrap=wrap, prelude=prelude), **env).stderr
 
 
 def test_flask_start_up_says_a_missing_key_once_at_the_applications_line() -> None:
     stderr = flask_start(key=None)
     assert stderr.count("no hash_key") == 1, stderr
-    assert '<string>:8: SecEventsWarning' in stderr  # the configure() line of the application
+    assert "<string>:8: SecEventsWarning" in stderr  # the configure() line of the application
 
 
 def test_flask_start_up_says_metrics_are_off_once() -> None:

@@ -11,7 +11,6 @@ import sys
 import textwrap
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -59,7 +58,9 @@ def free_port() -> int:
         return port
 
 
-def serve_and_ask(tmp: Path, app: str, options: str, argv: list[str], headers: dict[str, str]) -> tuple[str, str]:
+def serve_and_ask(
+    tmp: Path, app: str, options: str, argv: list[str], headers: dict[str, str]
+) -> tuple[str, str]:
     """Serve `app` with `argv` (PORT replaced), send one request, stop the server: (client ip, stderr)."""
     (tmp / "app.py").write_text(textwrap.dedent(app.format(options=options)))
     port = free_port()
@@ -67,7 +68,11 @@ def serve_and_ask(tmp: Path, app: str, options: str, argv: list[str], headers: d
     env["SECEVENTS_HASH_KEY"] = "a-key-of-at-least-16-bytes"
     env["PYTHONWARNINGS"] = "always"
     process = subprocess.Popen(
-        [a.replace("PORT", str(port)) for a in argv], cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        [a.replace("PORT", str(port)) for a in argv],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 30
@@ -79,7 +84,7 @@ def serve_and_ask(tmp: Path, app: str, options: str, argv: list[str], headers: d
                 assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()  # type: ignore[union-attr]
                 time.sleep(0.1)
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers=headers)  # noqa: S310
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers=headers)
         with opener.open(request, timeout=20) as response:
             assert response.status == 200
     finally:
@@ -91,8 +96,8 @@ def serve_and_ask(tmp: Path, app: str, options: str, argv: list[str], headers: d
 
 
 @pytest.fixture
-def tmp(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path
+def tmp(tmp_path: Path) -> Path:
+    return tmp_path
 
 
 def uvicorn(*flags: str) -> list[str]:
@@ -116,7 +121,10 @@ def test_uvicorn_without_proxy_headers_leaves_the_library_to_decide(tmp: Path) -
     assert "X-Forwarded-For/Forwarded header ignored" in err  # true here: nothing applied it
     assert "uvicorn replaces" not in err
     ip, err = serve_and_ask(
-        tmp, ASGI_APP, 'trusted_proxies="127.0.0.1/32"', uvicorn("--no-proxy-headers"),
+        tmp,
+        ASGI_APP,
+        'trusted_proxies="127.0.0.1/32"',
+        uvicorn("--no-proxy-headers"),
         {"X-Forwarded-For": f"{FORGED}, 203.0.113.9"},
     )
     assert ip == "203.0.113.9" and "SecEventsWarning" not in err  # behind a sidecar: the library walks
@@ -137,7 +145,10 @@ def test_waitress_default_header_stripping_is_said_behind_a_trusted_proxy(tmp: P
 
 def test_waitress_keeping_the_headers_lets_the_library_resolve(tmp: Path) -> None:
     ip, err = serve_and_ask(
-        tmp, WSGI_APP, 'trusted_proxies="127.0.0.1/32"', waitress("--no-clear-untrusted-proxy-headers"),
+        tmp,
+        WSGI_APP,
+        'trusted_proxies="127.0.0.1/32"',
+        waitress("--no-clear-untrusted-proxy-headers"),
         {"X-Forwarded-For": "203.0.113.9"},
     )
     assert ip == "203.0.113.9"
@@ -146,7 +157,10 @@ def test_waitress_keeping_the_headers_lets_the_library_resolve(tmp: Path) -> Non
 
 def test_waitress_trusted_proxy_rewrite_is_named(tmp: Path) -> None:
     ip, err = serve_and_ask(
-        tmp, WSGI_APP, "", waitress("--trusted-proxy=127.0.0.1", "--trusted-proxy-headers=x-forwarded-for"),
+        tmp,
+        WSGI_APP,
+        "",
+        waitress("--trusted-proxy=127.0.0.1", "--trusted-proxy-headers=x-forwarded-for"),
         {"X-Forwarded-For": FORGED},
     )
     assert ip == FORGED

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -73,10 +73,14 @@ def _bool(label: str, value: object) -> bool:
 
 
 def _output(label: str, value: object) -> object:
+    if isinstance(value, os.PathLike):
+        path: os.PathLike[str] = value  # pyright: ignore[reportUnknownVariableType] - fspath checks it
+        value = os.fspath(path)
     if isinstance(value, str):
         if value not in OUTPUT_NAMES and value != "console" and not is_path(value):
             raise ConfigurationError(
-                f"{label}: unknown output {value!r}; allowed: {', '.join(OUTPUT_NAMES)}, console, a file path "
+                f"{label}: unknown output {value!r}; allowed: {', '.join(OUTPUT_NAMES)}, console, "
+                "a file path "
                 "(e.g. '/var/log/app/security.log', appended to), a logging.Logger, or a file-like object "
                 "with write()"
             )
@@ -119,12 +123,12 @@ HASH_KEY_HOWTO: Final = (
 
 
 def _hash_key(label: str, value: object) -> str | bytes | None:
-    if value is None or value in {"", b""}:
-        return None if value is None else value  # an empty key: `Privacy` says why it is refused
+    if value is None:
+        return None
     if not isinstance(value, str | bytes):
         raise ConfigurationError(f"{label}: expected a str or bytes key, got {type(value).__name__}")
     size = len(value.encode() if isinstance(value, str) else value)
-    if size < MIN_HASH_KEY_BYTES:
+    if 0 < size < MIN_HASH_KEY_BYTES:  # an empty key: `Privacy` says why it is refused
         raise ConfigurationError(
             f"{label}: the key is {size} bytes; at least {MIN_HASH_KEY_BYTES} are needed, because a short "
             f"key can be found by trying keys against a login anyone knows, which reverses every pseudonym; "
@@ -459,7 +463,10 @@ def configure(
     service: str | None = _UNSET,
     env: str | None = _UNSET,
     version: str | None = _UNSET,
-    output: Literal["stdout", "stderr", "logging", "structlog", "console"] | str | logging.Logger | Writable = _UNSET,
+    output: Literal["stdout", "stderr", "logging", "structlog", "console"]
+    | str
+    | logging.Logger
+    | Writable = _UNSET,
     strict: bool = _UNSET,
     privacy: Mapping[str, str] | None = _UNSET,
     hash_key: str | bytes | None = _UNSET,
@@ -570,7 +577,7 @@ def unkeyed_message(env: str | None) -> str:
 
 
 def _refuse_unkeyed_outside_development(env: str | None) -> None:
-    """No key: refuse outside development (a `ConfigurationError`), else warn once, at the application's call."""
+    """No key: a `ConfigurationError` outside development, else one warning at the application's call."""
     if not is_development(env):
         raise ConfigurationError(
             unkeyed_message(env) + ". Outside development (env unset or one of "
@@ -581,9 +588,25 @@ def _refuse_unkeyed_outside_development(env: str | None) -> None:
 
 _NOT_THE_APPLICATION: Final = frozenset(
     {
-        "graffer_secevents", "importlib", "runpy", "asyncio", "concurrent", "threading", "contextlib",
-        "django", "flask", "werkzeug", "click", "starlette", "fastapi", "anyio", "uvicorn", "gunicorn",
-        "waitress", "hypercorn", "daphne",
+        "graffer_secevents",
+        "importlib",
+        "runpy",
+        "asyncio",
+        "concurrent",
+        "threading",
+        "contextlib",
+        "django",
+        "flask",
+        "werkzeug",
+        "click",
+        "starlette",
+        "fastapi",
+        "anyio",
+        "uvicorn",
+        "gunicorn",
+        "waitress",
+        "hypercorn",
+        "daphne",
     }
 )
 """Top-level modules whose frames a warning skips to reach the application (this package, Python's import
@@ -597,11 +620,13 @@ def caller_stacklevel() -> int:
     (`_NOT_THE_APPLICATION`) are skipped, so the warning names the application's own `configure()` call,
     its `SecurityEvents(app)`, its `manage.py` or its server's entry point, never `_config.py`.
     """
-    frame = sys._getframe(1)  # noqa: SLF001 - the only way to count frames without building a traceback
+    frame = sys._getframe(1)
     level = 1
     while frame.f_back is not None:
         module = str(frame.f_globals.get("__name__") or "")
-        if module.split(".", 1)[0] not in _NOT_THE_APPLICATION and not frame.f_code.co_filename.startswith("<frozen "):
+        if module.split(".", 1)[0] not in _NOT_THE_APPLICATION and not frame.f_code.co_filename.startswith(
+            "<frozen "
+        ):
             break
         frame = frame.f_back
         level += 1
@@ -620,7 +645,7 @@ _argument_source = "argument"
 
 
 @contextmanager
-def arguments_from(source: str) -> Iterator[None]:
+def arguments_from(source: str) -> Generator[None]:
     """Label the `configure()` arguments given inside the block as coming from `source` (a setting)."""
     global _argument_source  # noqa: PLW0603 - start-up only, under the configuration lock
     with _lock:

@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 from collections.abc import Mapping
-from typing import IO, Any, Final
+from typing import IO, Any, Final, cast
 
 import orjson
 
@@ -50,9 +50,9 @@ def _short_id(value: object) -> str:
 def _get(record: Mapping[str, Any], *path: str) -> Any:
     node: Any = record
     for key in path:
-        if not isinstance(node, Mapping):
+        if not isinstance(node, dict):
             return None
-        node = node.get(key)  # pyright: ignore[reportUnknownMemberType] - JSON
+        node = cast("dict[str, Any]", node).get(key)
     return node
 
 
@@ -145,7 +145,11 @@ class ConsoleStream:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError:
                 record = None
-            shown = format_record(record, colour=colour) if isinstance(record, dict) else None
+            shown = (
+                format_record(cast("dict[str, Any]", record), colour=colour)
+                if isinstance(record, dict)
+                else None
+            )
             out.append((shown if shown is not None else line) + "\n")
         with self._lock:
             stream.write("".join(out))

@@ -35,11 +35,13 @@ class AppendFile:
         directory = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(directory, exist_ok=True)
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o640)
+            self._fd = os.open(
+                path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o640
+            )
         except OSError as exc:
             raise ConfigurationError(
-                f"output: cannot open {path!r} for appending ({exc.strerror or exc}); pass a path the process "
-                "can write, or 'stdout'"
+                f"output: cannot open {path!r} for appending ({exc.strerror or exc}); pass a path the "
+                "process can write, or 'stdout'"
             ) from None
 
     def write(self, data: bytes | str) -> int:

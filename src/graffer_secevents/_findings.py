@@ -162,4 +162,3 @@ def _reset() -> None:
     global _reported  # noqa: PLW0603
     with _reported_lock:
         _reported = False
-

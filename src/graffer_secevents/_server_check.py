@@ -38,11 +38,11 @@ REWRITES: Final = (
     "one component decide: {fix}. See the client IP documentation."
 )
 STRIPS: Final = (
-    "graffer_secevents: waitress removes X-Forwarded-For and Forwarded from requests whose peer is not its own "
-    "trusted_proxy (clear_untrusted_proxy_headers, on by default), so trusted_proxies has no header to read "
-    "and the proxy's address is recorded as the client IP; run waitress with clear_untrusted_proxy_headers="
-    "False (waitress-serve --no-clear-untrusted-proxy-headers) and let this library resolve the address. See "
-    "the client IP documentation."
+    "graffer_secevents: waitress removes X-Forwarded-For and Forwarded from requests whose peer is not its "
+    "own trusted_proxy (clear_untrusted_proxy_headers, on by default), so trusted_proxies has no header to "
+    "read and the proxy's address is recorded as the client IP; run waitress with "
+    "clear_untrusted_proxy_headers=False (waitress-serve --no-clear-untrusted-proxy-headers) and let this "
+    "library resolve the address. See the client IP documentation."
 )
 
 
@@ -53,7 +53,7 @@ def check_server_once() -> None:
         return
     _checked = True
     try:
-        _inspect(sys._getframe(1))  # noqa: SLF001 - the server's frames, without building a traceback
+        _inspect(sys._getframe(1))
     except Exception:  # noqa: BLE001, S110 - this is advice; a failure must never reach the request
         pass
 

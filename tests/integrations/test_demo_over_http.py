@@ -122,6 +122,9 @@ def test_by_default_the_demo_shows_one_readable_line_per_record(monkeypatch: pyt
     assert len(lines) == count
     assert not any(line.startswith("{") for line in lines)
     assert all(len(line) <= 140 for line in lines)
-    assert any(re.search(r"WARN +authn_login_fail +failure usr=1001 ip=203\.0\.113\.66 reason=", line) for line in lines)
+    assert any(
+        re.search(r"WARN +authn_login_fail +failure usr=1001 ip=203\.0\.113\.66 reason=", line)
+        for line in lines
+    )
     assert "\x1b[" not in out.getvalue()  # not a terminal: no colour
     assert "site-packages" not in summary.getvalue() and "/examples/" not in summary.getvalue()

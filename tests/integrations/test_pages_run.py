@@ -91,7 +91,9 @@ class Server:
 
 
 def serve(argv: list[str], cwd: Path, port: int) -> Iterator[Server]:
-    process = subprocess.Popen(argv, cwd=cwd, env=newcomer_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        argv, cwd=cwd, env=newcomer_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     server = Server(process, f"http://127.0.0.1:{port}")
     assert process.stdout is not None and process.stderr is not None
     errors: list[bytes] = []
@@ -128,11 +130,15 @@ def serve(argv: list[str], cwd: Path, port: int) -> Iterator[Server]:
 
 def opener() -> urllib.request.OpenerDirector:
     jar = http.cookiejar.CookieJar()
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(jar))
+    return urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(jar)
+    )
 
 
-def call(open_: urllib.request.OpenerDirector, url: str, data: bytes | None = None, **headers: str) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=data, headers=headers)  # noqa: S310 - http://127.0.0.1
+def call(
+    open_: urllib.request.OpenerDirector, url: str, data: bytes | None = None, **headers: str
+) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=data, headers=headers)
     try:
         with open_.open(request, timeout=20) as response:
             return response.status, response.read()
@@ -168,10 +174,18 @@ def django_admin_login(base: str) -> Callable[[str, str], int]:
         assert status == 200, page[:500]
         token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page)
         assert token is not None
-        form = {"username": username, "password": password, "next": "/admin/",
-                "csrfmiddlewaretoken": token.group(1).decode()}
-        status, _ = call(browser, base + "/admin/login/?next=/admin/", urllib.parse.urlencode(form).encode(),
-                         Referer=base + "/admin/login/")
+        form = {
+            "username": username,
+            "password": password,
+            "next": "/admin/",
+            "csrfmiddlewaretoken": token.group(1).decode(),
+        }
+        status, _ = call(
+            browser,
+            base + "/admin/login/?next=/admin/",
+            urllib.parse.urlencode(form).encode(),
+            Referer=base + "/admin/login/",
+        )
         return status
 
     return login
@@ -190,8 +204,12 @@ class Page:
 
 
 PAGES = {
-    "flask": Page("docs/integrations/flask.md", "ada@example.com", "correct horse battery staple", "1001", form_login),
-    "fastapi": Page("docs/integrations/fastapi.md", "ada@example.com", "correct horse battery staple", "1001", json_login),
+    "flask": Page(
+        "docs/integrations/flask.md", "ada@example.com", "correct horse battery staple", "1001", form_login
+    ),
+    "fastapi": Page(
+        "docs/integrations/fastapi.md", "ada@example.com", "correct horse battery staple", "1001", json_login
+    ),
     "django": Page("docs/integrations/django.md", "ada", "a-password-for-ada-42", "1", django_admin_login),
 }
 
@@ -218,14 +236,24 @@ def start_django(page: Page, tmp: Path) -> Iterator[Server]:
         file.write("\n" + settings)
     manage = [sys.executable, "manage.py"]
     run(*manage, "migrate")
-    run(*manage, "createsuperuser", "--noinput", "--username", page.username, "--email", "ada@example.com",
-        DJANGO_SUPERUSER_PASSWORD=page.password)
+    run(
+        *manage,
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        page.username,
+        "--email",
+        "ada@example.com",
+        DJANGO_SUPERUSER_PASSWORD=page.password,
+    )
     port = free_port()
     yield from serve([*manage, "runserver", f"127.0.0.1:{port}", "--noreload"], tmp, port)
 
 
 @pytest.fixture(scope="module", params=sorted(PAGES))
-def page_run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Page, list[dict[str, Any]]]]:
+def page_run(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Page, list[dict[str, Any]]]]:
     """The page's app, served, after a wrong password (5 times), an unknown user and the right password."""
     page = PAGES[request.param]
     tmp = tmp_path_factory.mktemp(request.param)
@@ -250,7 +278,9 @@ def test_a_wrong_password_names_the_existing_account(page_run: tuple[Page, list[
         assert record["network"]["client"]["ip"] == "127.0.0.1"
 
 
-def test_an_unknown_user_is_a_failure_for_an_account_that_does_not_exist(page_run: tuple[Page, list[dict[str, Any]]]) -> None:
+def test_an_unknown_user_is_a_failure_for_an_account_that_does_not_exist(
+    page_run: tuple[Page, list[dict[str, Any]]],
+) -> None:
     _, records = page_run
     unknown = records[WRONG_PASSWORDS]
     assert unknown["evt"]["type"] == "authn_login_fail" and unknown["usr"]["exists"] is False
@@ -268,7 +298,9 @@ def test_the_login_is_a_success_for_the_account(page_run: tuple[Page, list[dict[
     assert all(check_record(record) == [] for record in records)
 
 
-def test_replaying_the_records_raises_brute_force_success_for_the_account(page_run: tuple[Page, list[dict[str, Any]]]) -> None:
+def test_replaying_the_records_raises_brute_force_success_for_the_account(
+    page_run: tuple[Page, list[dict[str, Any]]],
+) -> None:
     page, records = page_run
     signals = evaluate(default_rules(), records)
     assert [s.group for s in signals if s.rule_id == "brute_force_success"] == [{"usr.id": page.account_id}]
@@ -309,7 +341,9 @@ def _declared(extras: set[str]) -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     direct = list(project["dependencies"])
     for extra in extras:
-        direct += [r for r in project["optional-dependencies"][extra] if not r.startswith("graffer-secevents")]
+        direct += [
+            r for r in project["optional-dependencies"][extra] if not r.startswith("graffer-secevents")
+        ]
     return _closure(direct, set()) | {"graffer-secevents"}
 
 
@@ -321,15 +355,21 @@ def test_the_pages_extra_installs_what_its_app_imports_and_runs(name: str) -> No
     assert extras, f"{page.path} names no pip install line"
     installed = _declared(extras)
     command, code = page_block(page.path)
-    modules = {
-        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]  # type: ignore[union-attr]
-        for node in ast.walk(ast.parse(code))
-        if isinstance(node, ast.Import | ast.ImportFrom)
-        for alias in node.names
-    } - set(sys.stdlib_module_names) - {"graffer_secevents"}
+    modules = (
+        {
+            (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]  # type: ignore[union-attr]
+            for node in ast.walk(ast.parse(code))
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in node.names
+        }
+        - set(sys.stdlib_module_names)
+        - {"graffer_secevents"}
+    )
     owners = importlib.metadata.packages_distributions()
     needed = {owners[m][0].lower().replace("_", "-") for m in modules}
     server = SERVERS[shlex.split(command)[0]] if command else "django"
     if server:
         needed.add(server)
-    assert needed <= installed, f"{page.path}: pip install [{','.join(sorted(extras))}] misses {needed - installed}"
+    assert needed <= installed, (
+        f"{page.path}: pip install [{','.join(sorted(extras))}] misses {needed - installed}"
+    )

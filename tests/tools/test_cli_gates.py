@@ -21,8 +21,12 @@ DOCS_URL = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls
 
 def run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "graffer_secevents._tools.cli", *args], input=stdin.decode(), capture_output=True,
-        text=True, timeout=120, check=False,
+        [sys.executable, "-m", "graffer_secevents._tools.cli", *args],
+        input=stdin.decode(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

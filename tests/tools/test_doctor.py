@@ -18,8 +18,13 @@ KEY = "doctor-key-never-printed-0123"
 def doctor(cwd: Path, *args: str, **env: str) -> dict[str, Any]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SECEVENTS_", "DD_"))}
     result = subprocess.run(
-        [str(SECEVENTS), "doctor", "--format", "json", *args], cwd=cwd, env={**base, **env},
-        capture_output=True, text=True, timeout=120, check=True,
+        [str(SECEVENTS), "doctor", "--format", "json", *args],
+        cwd=cwd,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     assert KEY not in result.stdout + result.stderr
     report: dict[str, Any] = json.loads(result.stdout)
@@ -44,7 +49,9 @@ def test_doctor_says_where_each_value_came_from(tmp_path: Path) -> None:
             """
         )
     )
-    report = doctor(tmp_path, "--app", "shopapp", SECEVENTS_TRUSTED_PROXIES="10.0.0.0/22", SECEVENTS_HASH_KEY=KEY)
+    report = doctor(
+        tmp_path, "--app", "shopapp", SECEVENTS_TRUSTED_PROXIES="10.0.0.0/22", SECEVENTS_HASH_KEY=KEY
+    )
     shown = sources(report)
     assert shown["service"] == ("shop", "argument")
     assert shown["metrics"] == ("none", "argument")
@@ -80,8 +87,13 @@ def test_doctor_reads_django_settings(tmp_path: Path) -> None:
 def test_doctor_text_names_the_findings(tmp_path: Path) -> None:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SECEVENTS_", "DD_"))}
     result = subprocess.run(
-        [str(SECEVENTS), "doctor"], cwd=tmp_path, env={**base, "SECEVENTS_METRICS": "none"},
-        capture_output=True, text=True, timeout=120, check=True,
+        [str(SECEVENTS), "doctor"],
+        cwd=tmp_path,
+        env={**base, "SECEVENTS_METRICS": "none"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     assert "configuration in force" in result.stdout
     assert "[hash_key.missing]" in result.stdout and "secrets.token_urlsafe" in result.stdout

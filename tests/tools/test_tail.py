@@ -24,8 +24,17 @@ ANSI = "\x1b["
 def records() -> bytes:
     out = io.StringIO()
     secevents.configure(output=out, delivery="sync")
-    secevents.log_login(1001, "failure", "203.0.113.66", login="ada@example.com", exists=True, reason="invalid_credentials")
-    secevents.log_login(None, "failure", "2001:db8:85a3::8a2e:370:7334", login="nobody@example.org", exists=False, reason="unknown_user")
+    secevents.log_login(
+        1001, "failure", "203.0.113.66", login="ada@example.com", exists=True, reason="invalid_credentials"
+    )
+    secevents.log_login(
+        None,
+        "failure",
+        "2001:db8:85a3::8a2e:370:7334",
+        login="nobody@example.org",
+        exists=False,
+        reason="unknown_user",
+    )
     secevents.log_access_denied(7, "/admin/users/1002/disable-this-account-with-a-long-path", "198.51.100.2")
     secevents.log_login(42, "success", "198.51.100.10")
     return ("a plain application log line\n" + out.getvalue()).encode()
@@ -34,8 +43,13 @@ def records() -> bytes:
 def tail(data: bytes, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k not in {"NO_COLOR", "COLUMNS", "TERM"}}
     return subprocess.run(
-        [str(SECEVENTS), "tail", *args], input=data.decode(), env={**base, **env}, capture_output=True,
-        text=True, timeout=60, check=True,
+        [str(SECEVENTS), "tail", *args],
+        input=data.decode(),
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
 
 
@@ -73,7 +87,9 @@ def _on_a_terminal(records: bytes, **env: str) -> str:
         primary, secondary = pty.openpty()
         base = {k: v for k, v in os.environ.items() if k not in {"NO_COLOR", "TERM"}}
         process = subprocess.Popen(
-            [str(SECEVENTS), "tail", "--events-only", file.name], stdout=secondary, stderr=subprocess.PIPE,
+            [str(SECEVENTS), "tail", "--events-only", file.name],
+            stdout=secondary,
+            stderr=subprocess.PIPE,
             env={**base, "COLUMNS": "100", **env},
         )
         os.close(secondary)
@@ -112,7 +128,13 @@ def test_output_console_writes_readable_lines() -> None:
         """
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECEVENTS_")}
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, timeout=60
+    )
     [line] = result.stdout.splitlines()
-    assert "WARN" in line and "authn_login_fail" in line and "usr=1001 ip=203.0.113.66 reason=invalid_credentials" in line
+    assert (
+        "WARN" in line
+        and "authn_login_fail" in line
+        and "usr=1001 ip=203.0.113.66 reason=invalid_credentials" in line
+    )
     assert not line.startswith("{") and ANSI not in line

@@ -86,6 +86,8 @@ def add_allow_empty(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help=f"exit 0 rather than {EXIT_NO_RECORDS} when the input holds no security record",
     )
+
+
 MAX_PROBLEMS_PER_RECORD: Final = 20
 MAX_PROBLEM_CHARS: Final = 300
 
@@ -454,6 +456,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n{PROG}: see {docs_url('cli.md')}\n")
 
 
+def _add_local_commands(commands: Any) -> None:
+    """`tail` and `doctor`: what a developer runs on their own machine."""
+    tail = commands.add_parser(
+        "tail",
+        help="show each security record as one readable, coloured line (kubectl logs ... | secevents tail)",
+    )
+    tail.add_argument("file", metavar="FILE", nargs="?", default="-", help="JSON lines (default - : stdin)")
+    tail.add_argument(
+        "--events-only", action="store_true", help="drop the lines that are not security records"
+    )
+    tail.set_defaults(handler=_cmd_tail)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="show the configuration in force, where each value came from, the active integrations and "
+        "what the library would warn about",
+    )
+    doctor.add_argument("--app", metavar="MODULE", default=None, help="import this module first (your app)")
+    doctor.add_argument("--format", choices=("text", "json"), default="text")
+    doctor.set_defaults(handler=_cmd_doctor)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `secevents` argument parser (one sub-command per action)."""
     from graffer_secevents import __version__
@@ -594,22 +618,7 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("--check", metavar="FILE", default=None, help="validate rule JSON (- for stdin)")
     rules.set_defaults(handler=_cmd_rules)
 
-    tail = commands.add_parser(
-        "tail",
-        help="show each security record as one readable, coloured line (kubectl logs ... | secevents tail)",
-    )
-    tail.add_argument("file", metavar="FILE", nargs="?", default="-", help="JSON lines (default - : stdin)")
-    tail.add_argument("--events-only", action="store_true", help="drop the lines that are not security records")
-    tail.set_defaults(handler=_cmd_tail)
-
-    doctor = commands.add_parser(
-        "doctor",
-        help="show the configuration in force, where each value came from, the active integrations and "
-        "what the library would warn about",
-    )
-    doctor.add_argument("--app", metavar="MODULE", default=None, help="import this module first (your app)")
-    doctor.add_argument("--format", choices=("text", "json"), default="text")
-    doctor.set_defaults(handler=_cmd_doctor)
+    _add_local_commands(commands)  # tail, doctor
 
     demo = commands.add_parser(
         "demo",

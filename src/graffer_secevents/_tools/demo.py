@@ -60,7 +60,9 @@ def run_demo(out: IO[str] | None = None, summary: IO[str] | None = None, *, raw:
     """
     out_stream: IO[str] = out if out is not None else sys.stdout
     summary_stream: IO[str] = summary if summary is not None else sys.stderr
-    shown: IO[str] | ConsoleStream = out_stream if raw else ConsoleStream(out_stream, colour=colour_wanted(out_stream))
+    shown: IO[str] | ConsoleStream = (
+        out_stream if raw else ConsoleStream(out_stream, colour=colour_wanted(out_stream))
+    )
     counted = _LineCounter(shown)
     cfg = configure(
         reset=True,  # the demo's own settings, not whatever an earlier configure() left
@@ -81,7 +83,7 @@ def run_demo(out: IO[str] | None = None, summary: IO[str] | None = None, *, raw:
     try:
         example = _load_example()
     except ImportError as exc:
-        step(f"the HTTP demo needs Flask and Flask-Login ({exc}): pip install \"graffer-secevents[flask]\"")
+        step(f'the HTTP demo needs Flask and Flask-Login ({exc}): pip install "graffer-secevents[flask]"')
         step("calling the API directly instead")
         _scenario_in_process(step)
     else:

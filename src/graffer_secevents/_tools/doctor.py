@@ -66,8 +66,11 @@ def doctor_report(cfg: Config | None = None, *, behind_proxy: str | None = None)
     """What `secevents doctor` shows, as data (`--format json`)."""
     cfg = cfg if cfg is not None else get_config()
     options = [
-        {"option": opt.name, "value": _shown(opt.name, cfg.options[opt.name]),
-         "source": cfg.sources.get(opt.name, "default")}
+        {
+            "option": opt.name,
+            "value": _shown(opt.name, cfg.options[opt.name]),
+            "source": cfg.sources.get(opt.name, "default"),
+        }
         for opt in OPTIONS
     ]
 
@@ -95,7 +98,8 @@ def render_text(report: dict[str, Any]) -> str:
     value_width = min(40, max(len(row["value"]) for row in report["options"]))
     lines = ["configuration in force (option, value, where it came from):"]
     lines += [
-        f"  {row['option']:<{width}}  {row['value']:<{value_width}}  {row['source']}" for row in report["options"]
+        f"  {row['option']:<{width}}  {row['value']:<{value_width}}  {row['source']}"
+        for row in report["options"]
     ]
     env = report["env"] or "unset"
     kind = "development" if report["development"] else "not development: a hash_key is required"
@@ -112,7 +116,9 @@ def render_text(report: dict[str, Any]) -> str:
     width = max(40, shutil.get_terminal_size().columns)
     for f in findings:
         text = f"[{f['id']}] {f['message'].removeprefix('graffer_secevents: ')}"
-        lines += textwrap.wrap(text, width, initial_indent="  ", subsequent_indent="    ", break_long_words=False)
+        lines += textwrap.wrap(
+            text, width, initial_indent="  ", subsequent_indent="    ", break_long_words=False
+        )
     return "\n".join(lines) + "\n"
 
 

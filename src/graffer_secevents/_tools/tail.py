@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from typing import IO
+from typing import IO, Any, cast
 
 import orjson
 
@@ -34,7 +34,11 @@ def run_tail(source: IO[bytes], out: IO[str], *, events_only: bool = False, widt
                 record = orjson.loads(line)
             except orjson.JSONDecodeError:
                 record = None
-        text = format_record(record, colour=colour, width=width) if isinstance(record, dict) else None
+        text = (
+            format_record(cast("dict[str, Any]", record), colour=colour, width=width)
+            if isinstance(record, dict)
+            else None
+        )
         if text is not None:
             shown += 1
             out.write(text + "\n")

@@ -129,7 +129,7 @@ class SecurityEventsMiddleware:
         if scope["type"] != "http":
             await self._not_http(scope, receive, send)
             return
-        if not _server_check._checked:  # noqa: SLF001 - one flag read per request; the first one looks
+        if not _server_check._checked:
             _server_check.check_server_once()
         # Everything below runs on every request, so it does the least it can (docs/performance.md): the
         # context stores the scope and nothing else, and `send` is wrapped by a plain function that returns

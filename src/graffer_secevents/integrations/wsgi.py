@@ -150,7 +150,7 @@ class SecurityEventsMiddleware:
         self._status_prefixes = frozenset(str(code) for code in self._rules)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if not _server_check._checked:  # noqa: SLF001 - one flag read per request; the first one looks
+        if not _server_check._checked:
             _server_check.check_server_once()
         status_prefixes = self._status_prefixes
 

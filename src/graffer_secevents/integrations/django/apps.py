@@ -48,17 +48,19 @@ class SecEventsConfig(AppConfig):  # type: ignore[misc]  # Django ships no type 
     verbose_name = "Security events"
 
     def ready(self) -> None:
-        from django.contrib.auth import signals
-
         import warnings
 
-        from . import checks  # noqa: F401 - registers the system checks (manage.py check)
+        from django.contrib.auth import signals
+
+        from . import checks  # noqa: F401  # pyright: ignore[reportUnusedImport] - registers the system checks
         from ._settings import apply_settings
 
         with warnings.catch_warnings():
             # The missing key is a system check here (W001), shown by manage.py, not a warning in every
             # command and every worker; the flag stays set, so it is not given later either.
-            warnings.filterwarnings("ignore", message="graffer_secevents: no hash_key", category=SecEventsWarning)
+            warnings.filterwarnings(
+                "ignore", message="graffer_secevents: no hash_key", category=SecEventsWarning
+            )
             apply_settings()
             get_config()  # built now, from SECEVENTS and the environment: a refusal stops start-up here
         signals.user_logged_in.connect(_on_logged_in, dispatch_uid="graffer_secevents.logged_in")

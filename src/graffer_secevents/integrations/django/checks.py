@@ -24,7 +24,7 @@ CHECK_IDS: Final = {
 }
 _HINTS: Final = {
     "hash_key.missing": "Set SECEVENTS['hash_key'] (e.g. from os.environ['SECEVENTS_HASH_KEY']) in settings.",
-    "metrics.off": 'pip install "graffer-secevents[datadog]", or SECEVENTS["metrics"] = "none" to say you know.',
+    "metrics.off": 'pip install "graffer-secevents[datadog]", or SECEVENTS["metrics"] = "none" if intended.',
     "metrics.unreachable": "Run the Datadog Agent with DogStatsD, or point DD_DOGSTATSD_URL at it.",
     "proxies.missing": "Set SECEVENTS['trusted_proxies'] to your load balancer's CIDR (a string or a list).",
 }
@@ -39,7 +39,7 @@ def _behind_proxy() -> str | None:
     return None
 
 
-@checks.register()  # type: ignore[misc]  # Django ships no type information
+@checks.register()  # type: ignore[untyped-decorator]  # Django ships no type information
 def secevents_checks(app_configs: Any = None, **_kwargs: Any) -> list[Any]:
     """The library's findings as Django check messages."""
     return [
