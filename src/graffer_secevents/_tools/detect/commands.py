@@ -21,7 +21,7 @@ _PROG = "secevents"
 
 def add_commands(commands: Any) -> None:
     """Register `detect` and `report` on the `secevents` sub-parser set."""
-    from graffer_secevents._tools.cli import add_allow_empty
+    from graffer_secevents._tools.gates import add_allow_empty
 
     detect = commands.add_parser(
         "detect",
@@ -185,7 +185,7 @@ def _cmd_detect(args: argparse.Namespace) -> int:
             f"{len(signals)} signal{'s' if len(signals) != 1 else ''} from {len(result.rules)} rules; "
         )
         sys.stdout.write(_summary(counts, result) + "\n")
-    from graffer_secevents._tools.cli import (
+    from graffer_secevents._tools.gates import (
         no_records_gate,  # exit status 3 (generic, in cli.py) when the input held no record
     )
 
@@ -206,7 +206,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .report import render_report
 
     sys.stdout.write(render_report(records, result.signals))
-    from graffer_secevents._tools.cli import no_records_gate
+    from graffer_secevents._tools.gates import no_records_gate
 
     gate = no_records_gate("report", counts.records, args.allow_empty)
     if gate is not None:
