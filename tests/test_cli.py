@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -333,7 +334,11 @@ def test_validate_stream_never_raises_and_accounts_for_every_line(chunks: list[b
 
 
 def test_catalog_table_lists_every_type_with_its_columns() -> None:
-    result = run("catalog")
+    wide = {
+        **os.environ,
+        "COLUMNS": "200",
+    }  # every column (narrower terminals: tests/tools/test_terminal_fit.py)
+    result = subprocess.run([*CLI, "catalog"], capture_output=True, timeout=60, check=False, env=wide)
     assert result.returncode == 0
     lines = result.stdout.decode().splitlines()
     assert lines[0].split() == ["TYPE", "CATEGORY", "EVT.NAME", "LEVEL", "OUTCOME", "PARAMETERS"]

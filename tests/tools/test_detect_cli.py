@@ -47,7 +47,10 @@ def stuffing_log(tmp_path: Path) -> Path:
     return _write(tmp_path / "app.log", _stamped(events.records))
 
 
-def test_detect_prints_the_signals_as_a_table(stuffing_log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_detect_prints_the_signals_as_a_table(
+    stuffing_log: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough for full timestamps
     assert main(["detect", str(stuffing_log)]) == 0  # no --fail-on: listing only
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["rule", "severity", "group", "first", "seen", "last", "seen", "events"]

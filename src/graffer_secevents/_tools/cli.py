@@ -255,14 +255,17 @@ def _print_report(report: ValidationReport, *, show_coerced: bool) -> None:
 
 
 def _cmd_catalog(args: argparse.Namespace) -> int:
-    from .catalog_doc import catalog_data, render_markdown, render_table
+    from .catalog_doc import catalog_data, render_markdown
 
     if args.format == "json":
         sys.stdout.write(json.dumps(catalog_data(), indent=2) + "\n")
     elif args.format == "markdown":
         sys.stdout.write(render_markdown())
     else:
-        sys.stdout.write(render_table())
+        from .catalog_doc import catalog_rows
+        from .terminal import catalog_table, stdout_colour
+
+        sys.stdout.write(catalog_table(catalog_rows(), colour=stdout_colour()) + "\n")
     return 0
 
 

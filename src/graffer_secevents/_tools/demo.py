@@ -324,10 +324,10 @@ def _summarise(cfg: Config, step: Callable[[str], None], summary: IO[str]) -> No
 
 def _print_signals(records: list[dict[str, Any]], step: Callable[[str], None], summary: IO[str]) -> None:
     from .detect.engine import evaluate
-    from .detect.report import signal_table
     from .rules import build_rules
+    from .terminal import colour_on, signal_table_text, terminal_width
 
     signals = evaluate(build_rules(service=_SERVICE, env=_ENV), records)
     step(f"signals the detection rules raise on these {len(records)} records (secevents detect)")
-    for line in signal_table(signals):
-        summary.write(f"#{line}\n")
+    table = signal_table_text(signals, width=terminal_width(), colour=colour_on(summary))
+    summary.write(table + "\n")

@@ -178,13 +178,13 @@ def _cmd_detect(args: argparse.Namespace) -> int:
         }
         sys.stdout.write(json.dumps(body, indent=2) + "\n")
     else:
-        from .report import signal_table
+        import textwrap
 
-        sys.stdout.write("\n".join(signal_table(signals)) + "\n")
-        sys.stdout.write(
-            f"{len(signals)} signal{'s' if len(signals) != 1 else ''} from {len(result.rules)} rules; "
-        )
-        sys.stdout.write(_summary(counts, result) + "\n")
+        from graffer_secevents._tools.terminal import signal_table_text, stdout_colour, terminal_width
+
+        sys.stdout.write(signal_table_text(signals, colour=stdout_colour()) + "\n")
+        summary = f"{len(signals)} signal{'s' if len(signals) != 1 else ''} from {len(result.rules)} rules; "
+        sys.stdout.write(textwrap.fill(summary + _summary(counts, result), terminal_width()) + "\n")
     from graffer_secevents._tools.gates import (
         no_records_gate,  # exit status 3 (generic, in cli.py) when the input held no record
     )
@@ -203,13 +203,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if isinstance(loaded, int):
         return loaded
     result, records, counts = loaded
+    import textwrap
+
+    from graffer_secevents._tools.gates import no_records_gate
+    from graffer_secevents._tools.terminal import stdout_colour, terminal_width
+
     from .report import render_report
 
-    sys.stdout.write(render_report(records, result.signals))
-    from graffer_secevents._tools.gates import no_records_gate
-
+    width = terminal_width()
+    sys.stdout.write(render_report(records, result.signals, width=width, colour=stdout_colour()))
+    sys.stdout.write(textwrap.fill(_summary(counts, result), width) + "\n")
     gate = no_records_gate("report", counts.records, args.allow_empty)
-    if gate is not None:
-        return gate
-    sys.stdout.write(_summary(counts, result) + "\n")
-    return 0
+    return gate if gate is not None else 0

@@ -23,7 +23,25 @@ __all__ = ["render_report", "signal_table"]
 BLOCKS: Final = " ▁▂▃▄▅▆▇█"
 BUCKETS: Final = 48
 TOP: Final = 5
-_STEPS: Final = (1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
+_STEPS: Final = (
+    0.1,
+    0.2,
+    0.5,
+    1,
+    5,
+    10,
+    30,
+    60,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    6 * 3600,
+    12 * 3600,
+    86400,
+    7 * 86400,
+)
 _OUTCOMES: Final = ("success", "failure")
 
 _EVT_NAME = attribute_getter("evt.name")
@@ -57,14 +75,16 @@ def sparkline(counts: Sequence[int], peak: int) -> str:
     return "".join(BLOCKS[0] if n == 0 else BLOCKS[max(1, math.ceil(n * top / peak))] for n in counts)
 
 
-def _step(span: float) -> int:
+def _step(span: float, buckets: int = BUCKETS) -> float:
     for step in _STEPS:
-        if span / step <= BUCKETS:
+        if span / step <= buckets:
             return step
     return _STEPS[-1]
 
 
-def _duration(seconds: int) -> str:
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds:g} s"
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{seconds // size} {unit}"
@@ -75,12 +95,13 @@ def _when(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _attempts(logins: list[tuple[float, str]]) -> list[str]:
+def _attempts(logins: list[tuple[float, str]], width: int | None = None) -> list[str]:
     if not logins:
         return ["  no login attempts"]
     start = min(t for t, _ in logins)
     end = max(t for t, _ in logins)
-    step = _step(end - start)
+    # As many columns as the terminal has room for: "  failure  │" (12) before, "│ 12345" (7) after.
+    step = _step(end - start, BUCKETS if width is None else max(10, width - 20))
     origin = math.floor(start / step) * step
     buckets = int((end - origin) // step) + 1
     rows: dict[str, list[int]] = {outcome: [0] * buckets for outcome in _OUTCOMES}
@@ -137,8 +158,26 @@ def signal_table(signals: Sequence[Signal]) -> list[str]:
     ]
 
 
-def render_report(records: Sequence[Mapping[str, Any]], signals: Sequence[Signal]) -> str:
-    """The whole report as text, one section per question a reviewer asks first."""
+def _signals(signals: Sequence[Signal], width: int | None, colour: bool) -> list[str]:
+    from graffer_secevents._tools.terminal import signal_table_text
+
+    if width is None:
+        return signal_table(signals)
+    return signal_table_text(signals, width=width, colour=colour).splitlines()
+
+
+def render_report(
+    records: Sequence[Mapping[str, Any]],
+    signals: Sequence[Signal],
+    *,
+    width: int | None = None,
+    colour: bool = False,
+) -> str:
+    """The whole report as text, one section per question a reviewer asks first.
+
+    `width`: the terminal's columns (the chart uses them; the signal table fits them), `colour`: ANSI
+    colours in the signal table.
+    """
     logins: list[tuple[float, str]] = []
     failing_ips: Counter[str] = Counter()
     ip_accounts: dict[str, set[str]] = {}
@@ -165,12 +204,12 @@ def render_report(records: Sequence[Mapping[str, Any]], signals: Sequence[Signal
         failing_accounts[account] += 1
         account_ips.setdefault(account, set()).add(ip)
     sections = [
-        ("Login attempts over time", _attempts(logins)),
+        ("Login attempts over time", _attempts(logins, width)),
         ("Top failing IPs (failed logins)", _top(failing_ips, ip_accounts, "accounts")),
         ("Top failing accounts (failed logins)", _top(failing_accounts, account_ips, "IPs")),
         ("Denied requests by IP", _top(denied_ips, None, "")),
         ("Denied requests by route or resource", _top(denied_paths, None, "")),
-        (f"Signals ({len(signals)})", signal_table(signals)),
+        (f"Signals ({len(signals)})", _signals(signals, width, colour)),
     ]
     out: list[str] = []
     for title, lines in sections:
