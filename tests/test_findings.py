@@ -64,20 +64,21 @@ def django_check(
     return run(DJANGO.format(secevents=secevents, settings=settings, prelude=prelude), **env)
 
 
-def test_django_check_reports_a_missing_key_once_instead_of_a_warning() -> None:
-    result = django_check({"metrics": "none"})
+def test_django_check_reports_a_missing_key_metrics_off_and_a_proxy_once() -> None:
+    """No key, the datadog package made unimportable (an install without [datadog]) and a proxy setting
+    without trusted_proxies: W001, W002 and W004, each once, and no warning besides the checks."""
+    proxy = 'SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"),'
+    result = django_check({}, settings=proxy, prelude="sys.modules['datadog'] = None")
     assert result.returncode == 0, result.stderr
-    assert "graffer_secevents.W001" in result.stderr
+    for check in ("W001", "W002", "W004"):
+        assert result.stderr.count(f"graffer_secevents.{check}") == 1, result.stderr
     assert "HINT: Set SECEVENTS['hash_key']" in result.stderr
+    assert (
+        'pip install "graffer-secevents[datadog]"' in result.stderr
+        and "SECURE_PROXY_SSL_HEADER" in result.stderr
+    )
     assert result.stderr.count("no hash_key") == 1  # the check, not also a warning
     assert "SecEventsWarning" not in result.stderr
-
-
-def test_django_check_reports_metrics_that_are_off() -> None:
-    # The datadog package made unimportable: what an install without [datadog] looks like.
-    result = django_check({"hash_key": KEY}, prelude="sys.modules['datadog'] = None")
-    assert "graffer_secevents.W002" in result.stderr, result.stderr
-    assert 'pip install "graffer-secevents[datadog]"' in result.stderr
 
 
 def test_django_check_reports_an_agent_that_does_not_answer() -> None:
@@ -87,24 +88,18 @@ def test_django_check_reports_an_agent_that_does_not_answer() -> None:
     assert f"udp://localhost:{port}" in result.stderr
 
 
-def test_django_check_is_quiet_when_the_agent_answers() -> None:
+def test_django_check_is_quiet_when_all_is_well() -> None:
+    """A key, trusted proxies behind the proxy, and an agent that answers: no finding."""
+    proxy = 'SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"),'
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as agent:
         agent.bind(("127.0.0.1", 0))
         result = django_check(
-            {"hash_key": KEY, "metrics": "dogstatsd"},
+            {"hash_key": KEY, "metrics": "dogstatsd", "trusted_proxies": "10.0.0.0/22"},
+            settings=proxy,
             DD_DOGSTATSD_URL=f"udp://127.0.0.1:{agent.getsockname()[1]}",
         )
+    assert result.returncode == 0, result.stderr
     assert "graffer_secevents.W" not in result.stderr, result.stderr
-
-
-def test_django_check_reports_a_proxy_without_trusted_proxies() -> None:
-    proxy = 'SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"),'
-    result = django_check({"hash_key": KEY, "metrics": "none"}, settings=proxy)
-    assert "graffer_secevents.W004" in result.stderr and "SECURE_PROXY_SSL_HEADER" in result.stderr
-    trusted = django_check(
-        {"hash_key": KEY, "metrics": "none", "trusted_proxies": "10.0.0.0/22"}, settings=proxy
-    )
-    assert "graffer_secevents.W" not in trusted.stderr, trusted.stderr
 
 
 def test_django_refuses_to_start_in_production_without_a_key() -> None:
@@ -135,27 +130,24 @@ def flask_start(
     return run(FLASK.format(key=key, metrics=metrics, wrap=wrap, prelude=prelude), **env).stderr
 
 
-def test_flask_start_up_says_a_missing_key_once_at_the_applications_line() -> None:
-    stderr = flask_start(key=None)
+def test_flask_start_up_says_each_finding_once_at_the_applications_lines() -> None:
+    """No key, no datadog package, ProxyFix without trusted_proxies; two apps in one process."""
+    wrap = "from werkzeug.middleware.proxy_fix import ProxyFix; app.wsgi_app = ProxyFix(app.wsgi_app)"
+    stderr = flask_start(
+        key=None, metrics="auto", wrap=wrap, prelude="import sys; sys.modules['datadog'] = None"
+    )
     assert stderr.count("no hash_key") == 1, stderr
-    assert "<string>:8: SecEventsWarning" in stderr  # the configure() line of the application
-
-
-def test_flask_start_up_says_metrics_are_off_once() -> None:
-    stderr = flask_start(metrics="auto", prelude="import sys; sys.modules['datadog'] = None")
-    assert stderr.count("metrics are off") == 1, stderr
-    assert "<string>:11: SecEventsWarning" in stderr  # SecurityEvents(app), the first one
+    assert "<string>:8: SecEventsWarning: graffer_secevents: no hash_key" in stderr  # the configure() line
+    assert stderr.count("metrics are off") == 1
+    assert (
+        "<string>:11: SecEventsWarning: graffer_secevents: metrics are off" in stderr
+    )  # SecurityEvents(app)
+    assert stderr.count("runs behind a proxy (werkzeug's ProxyFix wraps the app)") == 1
 
 
 def test_flask_start_up_says_the_agent_does_not_answer() -> None:
     stderr = flask_start(metrics="dogstatsd", DD_DOGSTATSD_PORT=str(free_udp_port()))
     assert stderr.count("no DogStatsD agent answers") == 1, stderr
-
-
-def test_flask_start_up_says_proxyfix_needs_trusted_proxies() -> None:
-    wrap = "from werkzeug.middleware.proxy_fix import ProxyFix; app.wsgi_app = ProxyFix(app.wsgi_app)"
-    stderr = flask_start(wrap=wrap)
-    assert stderr.count("runs behind a proxy (werkzeug's ProxyFix wraps the app)") == 1, stderr
 
 
 def test_flask_start_up_is_silent_when_all_is_well() -> None:

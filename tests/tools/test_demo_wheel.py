@@ -1,5 +1,5 @@
 """`secevents demo` from a pip install of the built wheel runs the scenario `make demo` runs, with the same
-signals every time.
+signals every time; `make demo DEMO_ARGS=--json` writes nothing but JSON lines.
 
 The wheel is built from this checkout (`pip wheel --no-build-isolation`, hatchling from the dev group) and
 installed with pip into a fresh virtual environment outside the checkout, with `--no-deps`: the packages it
@@ -116,14 +116,24 @@ def finish(process: subprocess.Popen[str]) -> tuple[str, str]:
 def test_the_installed_demo_raises_the_signals_of_make_demo(installed: Path, tmp_path: Path) -> None:
     """Run side by side (each demo serves on its own ephemeral ports): the checkout's demo, as `make demo`
     runs it, and the installed one twice, once with --json and once as a person reads it."""
-    checkout = start(Path(sys.executable).parent / "secevents", ROOT, "--json")
+    # `make demo` itself (its recipe echoes nothing, so its stdout is the records alone: pipeable)
+    checkout = subprocess.Popen(
+        ["make", "--no-print-directory", "demo", "DEMO_ARGS=--json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={
+            k: v for k, v in os.environ.items() if not k.startswith(("SECEVENTS_", "DD_", "PYTEST", "MAKE"))
+        },
+    )
     wheel_json = start(installed / "secevents", tmp_path, "--json")
     wheel_readable = start(installed / "secevents", tmp_path)
 
     out, err = finish(checkout)
     expected = signals(err)
     assert {row[0] for row in expected} >= {"brute_force", "brute_force_success", "credential_stuffing"}
-    records = [orjson.loads(line) for line in out.splitlines()]
+    records = [orjson.loads(line) for line in out.splitlines()]  # every line a record: nothing echoed
 
     out, err = finish(wheel_json)
     assert signals(err) == expected, err
