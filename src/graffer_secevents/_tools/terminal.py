@@ -69,6 +69,18 @@ def render(renderable: Any, *, width: int, colour: bool) -> str:
     return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
 
 
+def safe(value: Any, limit: int = 60) -> str:
+    """A record value made safe for a terminal: control characters escaped, at most `limit` characters (the
+    rule `detect/report.py` follows too)."""
+    from .detect.query import text_of
+    from .loglines import _CONTROL
+
+    shown = value if isinstance(value, str) else text_of(value)
+    if len(shown) > limit:
+        shown = shown[: limit - 1] + "…"
+    return shown.translate(_CONTROL)
+
+
 def _fits(table: Table, width: int) -> bool:
     """Whether `table` fits `width` with its no-wrap columns whole and the others at their `min_width`
     (the longest value they hold: they wrap between values, never inside one)."""
@@ -102,8 +114,6 @@ def _new_table() -> Table:
 def signal_table_text(signals: Sequence[Signal], *, width: int | None = None, colour: bool = False) -> str:
     """The signals as a table: rule, severity, group, first and last event, events."""
     from rich.text import Text
-
-    from .detect.report import safe
 
     width = terminal_width() if width is None else width
     if not signals:
