@@ -6,14 +6,17 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test check lint typecheck docs docs-build catalog-doc rules-doc bench clean
 
+# Silent (@) and on stderr, so that `make demo | jq` reads nothing but the demo's records.
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25.1"
-	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[django,flask,fastapi,datadog,otel,drf,allauth,hijack,flask-security,fastapi-users,geoip,examples,celery,rq,dramatiq,arq]" --group dev
-	touch $(STAMP)
+	@echo "make: creating the environment in $(VENV) with every extra (the first run takes a few minutes)" >&2
+	@$(PYTHON) -m venv $(VENV) >&2
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25.1" >&2
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e ".[django,flask,fastapi,datadog,otel,drf,allauth,hijack,flask-security,fastapi-users,geoip,examples,celery,rq,dramatiq,arq]" --group dev >&2
+	@touch $(STAMP)
 
+# One readable line per event, then the signals; `make demo DEMO_ARGS=--json | jq .` for the JSON lines.
 demo: $(STAMP)
-	$(VENV)/bin/secevents demo
+	@$(VENV)/bin/secevents demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -n 2 -q

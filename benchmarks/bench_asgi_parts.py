@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--batch", type=int, default=5000)
     args = parser.parse_args()
-    secevents.configure(output=io.StringIO(), metrics="none", hash_key="bench")
+    secevents.configure(output=io.StringIO(), metrics="none", hash_key="bench-key-of-16-bytes")
     variants: dict[str, Any] = {"bare": app}
     for step in ("ctx_send", "+context", "+new_id", "+upstream_id"):
         variants[step] = wrapper(step)

@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--batch", type=int, default=1000)
     args = parser.parse_args()
-    os.environ.setdefault("SECEVENTS_HASH_KEY", "bench-key")
+    os.environ.setdefault("SECEVENTS_HASH_KEY", "bench-key-of-16-bytes")
 
     for _name, emit, span, switch in VARIANTS:  # warm up every path (imports, caches)
         batch(emit, span, switch, True, 200)

@@ -113,6 +113,11 @@ def main() -> None:
         for ours, base, s in zip(samples[OURS], samples[BASELINE], structlog_share, strict=False)
     ]
     print(f"structlog's share of the package's import (median): {share:.1%}")
+    rich_seen = any("rich" in b for b in breakdowns)
+    print(
+        f"rich imported by `import graffer_secevents`: {'YES' if rich_seen else 'no'} (the CLI tables only)"
+    )
+    assert not rich_seen, "the runtime must not import rich (only _tools/terminal.py does)"
     estimate = statistics.median(without)
     print(f"estimated ratio without structlog in _output.py, median of rounds: {estimate:.3f}x")
 

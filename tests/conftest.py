@@ -10,7 +10,7 @@ import pytest
 pytest_plugins = ["pytester"]
 
 # Set before any configuration is built, so no test depends on the developer's environment.
-os.environ["SECEVENTS_HASH_KEY"] = "test-hash-key"
+os.environ["SECEVENTS_HASH_KEY"] = "test-hash-key-of-32-bytes-length"
 os.environ.setdefault("SECEVENTS_METRICS", "memory")
 # Records written on the caller's thread, so a test reads its output right after the call; the queued
 # writer has its own tests (tests/test_delivery*.py), which configure delivery="queue" explicitly.

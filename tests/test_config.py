@@ -81,7 +81,7 @@ def test_none_unsets_an_option() -> None:
 
 def test_reset_goes_back_to_the_environment_and_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DD_SERVICE", "from-env")
-    api.configure(service="from-code", strict=True, hash_key="k", trusted_proxies=["10.0.0.0/8"])
+    api.configure(service="from-code", strict=True, hash_key="k" * 16, trusted_proxies=["10.0.0.0/8"])
     api.configure(reset=True, version="2.0")
     cfg = api.get_config()
     assert (cfg.service, cfg.version, cfg.strict, cfg.trusted_proxies) == ("from-env", "2.0", False, None)
@@ -99,7 +99,7 @@ def test_the_environment_is_read_at_the_first_build_and_on_reset(monkeypatch: py
 
 
 def test_a_refused_configure_leaves_the_configuration_in_force() -> None:
-    before = api.configure(hash_key="k", service="auth-api")
+    before = api.configure(hash_key="k" * 16, service="auth-api")
     with pytest.raises(ConfigurationError, match="prometheus"):
         api.configure(service="other", metrics="prometheus")  # type: ignore[arg-type]
     assert api.get_config() is before
@@ -108,7 +108,7 @@ def test_a_refused_configure_leaves_the_configuration_in_force() -> None:
 def test_an_unchanged_metrics_backend_is_kept_and_a_changed_one_rebuilt() -> None:
     api.configure(metrics="memory", service="auth-api")
     backend = api.get_config().metrics
-    api.configure(strict=True, hash_key="k", output=io.StringIO())
+    api.configure(strict=True, hash_key="k" * 16, output=io.StringIO())
     assert api.get_config().metrics is backend
     api.configure(service="billing")  # the backend's constant tags change: a new backend
     assert api.get_config().metrics is not backend
@@ -124,7 +124,7 @@ def test_dogstatsd_client_is_kept_across_configure_and_closed_when_replaced() ->
         import io, graffer_secevents as s
         s.configure(metrics="dogstatsd", output=io.StringIO())
         first = s.get_config().metrics
-        s.configure(strict=False, hash_key="k")
+        s.configure(strict=False, hash_key="k" * 16)
         kept = s.get_config().metrics is first
         s.log_login(1, "failure", "203.0.113.1")
         first.flush()
@@ -198,7 +198,7 @@ def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_hash_key_is_not_in_the_repr() -> None:
-    cfg = api.configure(hash_key="do-not-print-me")
+    cfg = api.configure(hash_key="do-not-print-me-please")
     assert "do-not-print-me" not in repr(cfg)
     assert repr(cfg).startswith("Config(")
 
@@ -231,7 +231,7 @@ def test_the_docs_page_has_a_section_per_option_and_the_generated_table() -> Non
 def test_every_variable_in_the_table_is_read(monkeypatch: pytest.MonkeyPatch, opt: Option) -> None:
     """Setting the row's variable to its documented example changes that option (and only on reset)."""
     assert opt.env is not None
-    value = {"metrics": "memory", "hash_key": "k"}.get(opt.name, opt.example)  # no real client here
+    value = {"metrics": "memory", "hash_key": "k" * 16}.get(opt.name, opt.example)  # no real client here
     monkeypatch.delenv(opt.env, raising=False)
     before = api.configure(reset=True).options[opt.name]
     monkeypatch.setenv(opt.env, value)
@@ -260,7 +260,7 @@ def test_the_signature_literals_are_the_allowed_values() -> None:
 
     hints = get_type_hints(configure, localns={"logging": logging})
     assert get_args(hints["metrics"]) == METRIC_BACKENDS
-    assert get_args(get_args(hints["output"])[0]) == OUTPUT_NAMES
+    assert get_args(get_args(hints["output"])[0]) == (*OUTPUT_NAMES, "console")  # console: _file_output.py
     assert logging.Logger in get_args(hints["output"])
     assert get_args(hints["delivery"]) == DELIVERY_MODES
     assert get_args(hints["overflow"]) == OVERFLOW_POLICIES

@@ -60,3 +60,26 @@ def test_a_well_typed_event_needs_no_pydantic() -> None:
 def test_the_structlog_integration_imports_nothing_heavy() -> None:
     modules = imported_after(f"import {PACKAGE}.integrations.structlog")
     assert "pydantic" not in modules and "opentelemetry" not in modules
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        f"import {PACKAGE}",
+        f"import {PACKAGE}.integrations.flask, {PACKAGE}.integrations.asgi",
+        f"import {PACKAGE} as s\ns.configure(output='console', metrics='none')\ns.log_login(1, 'success')",
+    ],
+)
+def test_the_runtime_never_imports_rich(statement: str) -> None:
+    """rich draws the command line's tables (_tools/terminal.py); the runtime, its integrations and the
+    console output never import it."""
+    assert "rich" not in imported_after(statement)
+
+
+def test_the_command_lines_tables_do_import_rich() -> None:
+    """The probe above can see rich: the catalog table imports it."""
+    modules = imported_after(
+        "from graffer_secevents._tools.terminal import catalog_table\n"
+        "from graffer_secevents._tools.catalog_doc import catalog_rows\ncatalog_table(catalog_rows(), width=80)"
+    )
+    assert "rich" in modules

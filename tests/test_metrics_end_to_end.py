@@ -15,7 +15,7 @@ SCRIPT = r"""
 import io
 import graffer_secevents as s
 
-s.configure(service="shop", metrics="dogstatsd", output=io.StringIO(), hash_key="k")
+s.configure(service="shop", metrics="dogstatsd", output=io.StringIO(), hash_key="k" * 16)
 H = {hostile!r}
 ip = H[1]
 for v in H:

@@ -14,7 +14,7 @@ from graffer_secevents import ConfigurationError, SecEventsWarning, User
 from graffer_secevents._privacy import DEFAULT_MODES, Privacy, is_secret_key
 from graffer_secevents.testing import capture_events
 
-KEY = "test-hash-key"
+KEY = "test-hash-key-of-32-bytes-length"
 
 
 def expected_hash(value: str, key: str | None = KEY) -> str:

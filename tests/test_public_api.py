@@ -174,7 +174,7 @@ def test_a_bad_environment_never_makes_an_emit_call_raise() -> None:
         "s.flush()\n"  # the records are queued; written before the print below
         "print([str(w.message) for w in caught])\n"
     )
-    env = {**os.environ, "SECEVENTS_METRICS": "bogus", "SECEVENTS_HASH_KEY": "k"}
+    env = {**os.environ, "SECEVENTS_METRICS": "bogus", "SECEVENTS_HASH_KEY": "k" * 16}
     env.pop("SECEVENTS_STRICT", None)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     lines = result.stdout.strip().splitlines()

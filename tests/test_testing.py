@@ -247,7 +247,7 @@ def test_hashed_gives_the_pseudonym_written_for_logins_and_unknown_accounts(secu
 
 def test_hashed_follows_the_configured_key(security_events: Capture) -> None:
     default_key = hashed("ada")
-    api.configure(hash_key="another-key")
+    api.configure(hash_key="another-key-of-16-bytes")
     api.log_login(User(id=1, login="ada"), "success")
     security_events.assert_emitted("authn_login_success", usr__login=hashed("ada"))
     assert hashed("ada") != default_key

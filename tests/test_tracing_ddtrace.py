@@ -36,7 +36,7 @@ def run(scenario: str, **env: str) -> Any:
         DD_INSTRUMENTATION_TELEMETRY_ENABLED="false",
         DD_REMOTE_CONFIGURATION_ENABLED="false",
         DD_TRACE_STARTUP_LOGS="false",
-        SECEVENTS_HASH_KEY="test-hash-key",
+        SECEVENTS_HASH_KEY="test-hash-key-of-32-bytes-length",
         SECEVENTS_METRICS="none",
         SECEVENTS_DELIVERY="sync",  # the scenarios read their output right after each call
     )

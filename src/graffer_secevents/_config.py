@@ -21,8 +21,10 @@ page's environment table is generated (`_tools/config_doc.py`).
 from __future__ import annotations
 
 import os
+import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal, Never, Protocol
@@ -31,6 +33,7 @@ from ._bridges import build_bridges
 from ._client_ip import TrustedProxies
 from ._delivery import DEFAULT_BLOCK_TIMEOUT, DEFAULT_QUEUE_SIZE, DELIVERY_MODES, OVERFLOW_POLICIES
 from ._errors import ConfigurationError, warn_once
+from ._file_output import is_path, open_output
 from ._metrics import METRIC_BACKENDS, MetricsBackend, NoMetrics, create_backend
 from ._output import OUTPUT_NAMES, Target, is_logger, make_writer
 from ._privacy import Privacy
@@ -70,11 +73,16 @@ def _bool(label: str, value: object) -> bool:
 
 
 def _output(label: str, value: object) -> object:
+    if isinstance(value, os.PathLike):
+        path: os.PathLike[str] = value  # pyright: ignore[reportUnknownVariableType] - fspath checks it
+        value = os.fspath(path)
     if isinstance(value, str):
-        if value not in OUTPUT_NAMES:
+        if value not in OUTPUT_NAMES and value != "console" and not is_path(value):
             raise ConfigurationError(
-                f"{label}: unknown output {value!r}; allowed: {', '.join(OUTPUT_NAMES)}, a logging.Logger, "
-                "or a file-like object with write()"
+                f"{label}: unknown output {value!r}; allowed: {', '.join(OUTPUT_NAMES)}, console, "
+                "a file path "
+                "(e.g. '/var/log/app/security.log', appended to), a logging.Logger, or a file-like object "
+                "with write()"
             )
     elif not is_logger(value) and not callable(getattr(value, "write", None)):
         raise ConfigurationError(
@@ -105,15 +113,36 @@ def _privacy_modes(label: str, value: object) -> Mapping[str, str] | None:
     return MappingProxyType(dict(given))  # a copy: a caller's later change to its dict changes nothing here
 
 
+MIN_HASH_KEY_BYTES: Final = 16
+"""The shortest `hash_key` accepted: a shorter key can be found by trying keys against known logins."""
+HASH_KEY_HOWTO: Final = (
+    "set SECEVENTS_HASH_KEY (or configure(hash_key=...); in Django, settings.SECEVENTS['hash_key']) to a "
+    'secret of at least 16 bytes kept in your secret store, e.g. python -c "import secrets; '
+    'print(secrets.token_urlsafe(32))"'
+)
+
+
 def _hash_key(label: str, value: object) -> str | bytes | None:
-    if value is None or isinstance(value, str | bytes):
-        return value
-    raise ConfigurationError(f"{label}: expected a str or bytes key, got {type(value).__name__}")
+    if value is None:
+        return None
+    if not isinstance(value, str | bytes):
+        raise ConfigurationError(f"{label}: expected a str or bytes key, got {type(value).__name__}")
+    size = len(value.encode() if isinstance(value, str) else value)
+    if 0 < size < MIN_HASH_KEY_BYTES:  # an empty key: `Privacy` says why it is refused
+        raise ConfigurationError(
+            f"{label}: the key is {size} bytes; at least {MIN_HASH_KEY_BYTES} are needed, because a short "
+            f"key can be found by trying keys against a login anyone knows, which reverses every pseudonym; "
+            f"{HASH_KEY_HOWTO}"
+        )
+    return value
 
 
 def _proxies(label: str, value: object) -> object:
     # Kept as given but frozen (a generator would be spent by the first build); `TrustedProxies` validates.
-    if value is None or isinstance(value, str) or not isinstance(value, Iterable):
+    # A string is one CIDR or several, comma-separated (the environment variable's form).
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",")) if value.strip() else None
+    if value is None or not isinstance(value, Iterable):
         return value
     entries: Iterable[object] = value  # pyright: ignore[reportUnknownVariableType] - each entry is checked
     return tuple(entries)
@@ -331,6 +360,9 @@ class Config:
     # Not in the repr: it holds the hash key.
     options: Mapping[str, Any] = field(default_factory=lambda: _DEFAULTS, repr=False)
     """Every option's value, as `configure()` names them."""
+    sources: Mapping[str, str] = field(default_factory=dict[str, str], repr=False)
+    """Where each option's value came from: `argument`, a setting (`settings.SECEVENTS`), `environment
+    (VAR)` or `default` (what `secevents doctor` shows)."""
 
 
 _lock = threading.RLock()
@@ -360,7 +392,7 @@ def get_config() -> Config:
     cfg = _current
     if cfg is None:
         with _lock:
-            cfg = _current if _current is not None else _install(_build(_resolve({}, None), None))
+            cfg = _current if _current is not None else _install(_build(*_resolve({}, None), None))
     return cfg
 
 
@@ -385,11 +417,28 @@ def get_config_for_event() -> Config:
             f"graffer_secevents: the configuration from the environment is invalid ({exc}); security events "
             "are written to stdout with default settings until configure() succeeds",
         )
-        privacy = Privacy(None, os.environ.get("SECEVENTS_HASH_KEY") or None)
+        privacy = Privacy(None, _fallback_key())
         fallback = Config(privacy=privacy, writer=make_writer(None))
         with _lock:
             # Not a base: the next configure() reads the environment again rather than merging into this.
             return _current if _current is not None else _install(fallback, base=False)
+
+
+def _fallback_key() -> str | bytes:
+    """The key of the fallback configuration: the environment's if usable, else a random one.
+
+    A random key is never dictionary-reversible; its pseudonyms change with each process, which is the price
+    of a configuration that could not be read (the warning says so).
+    """
+    try:
+        key = _hash_key("SECEVENTS_HASH_KEY", os.environ.get("SECEVENTS_HASH_KEY"))
+    except ConfigurationError:
+        key = None
+    if key:
+        return key
+    import secrets
+
+    return secrets.token_bytes(32)
 
 
 def set_config(cfg: Config | None) -> Config | None:
@@ -414,7 +463,10 @@ def configure(
     service: str | None = _UNSET,
     env: str | None = _UNSET,
     version: str | None = _UNSET,
-    output: Literal["stdout", "stderr", "logging", "structlog"] | logging.Logger | Writable = _UNSET,
+    output: Literal["stdout", "stderr", "logging", "structlog", "console"]
+    | str
+    | logging.Logger
+    | Writable = _UNSET,
     strict: bool = _UNSET,
     privacy: Mapping[str, str] | None = _UNSET,
     hash_key: str | bytes | None = _UNSET,
@@ -441,7 +493,9 @@ def configure(
         service: Datadog's unified service tag (default `DD_SERVICE`; unset omits the key).
         env: Datadog's unified environment tag (default `DD_ENV`).
         version: Datadog's unified version tag (default `DD_VERSION`).
-        output: `"stdout"` (default), `"stderr"`, `"logging"` (the stdlib logger `graffer_secevents`),
+        output: `"stdout"` (default), `"stderr"`, a file path (appended to, created if missing),
+            `"console"` (one readable, coloured line per record on stdout, for local development),
+            `"logging"` (the stdlib logger `graffer_secevents`),
             `"structlog"` (the application's structlog chain), a `logging.Logger`, or any file-like object
             with `write` (text or binary).
         strict: raise `EventValidationError` for invalid event input instead of coercing it (default
@@ -491,7 +545,10 @@ def configure(
     check_names(unknown, _BY_NAME, "configure()")
     with _lock:  # one configure() at a time: each merges into the one before it
         base = None if reset else _base
-        cfg = _build(_resolve(named, None if base is None else base.options), _base)
+        cfg = _build(
+            *_resolve(named, None if base is None else base.options, None if base is None else base.sources),
+            _base,
+        )
         # Under a testing overlay the configuration before the capture comes back afterwards, with its
         # backend: that one must stay open.
         previous_backend = None if _base is None or _overlay is not None else _base.metrics
@@ -501,6 +558,81 @@ def configure(
     return cfg
 
 
+DEVELOPMENT_ENVS: Final = frozenset({"dev", "development", "local", "test", "testing", "ci", "demo"})
+"""The `env` values (`DD_ENV`) that mean development; an unset `env` is development too."""
+
+
+def is_development(env: str | None) -> bool:
+    """Whether `env` names development, where a missing `hash_key` is allowed (with a warning)."""
+    return env is None or env.strip().lower() in DEVELOPMENT_ENVS
+
+
+def unkeyed_message(env: str | None) -> str:
+    """What the library says about a missing `hash_key` (warning, refusal, Django check, doctor)."""
+    where = "in development" if is_development(env) else f"env={env!r} is not development"
+    return (
+        "graffer_secevents: no hash_key is set, so logins and e-mails would be hashed with plain SHA-256, "
+        f"which a dictionary attack reverses ({where}); {HASH_KEY_HOWTO}"
+    )
+
+
+def _refuse_unkeyed_outside_development(env: str | None) -> None:
+    """No key: a `ConfigurationError` outside development, else one warning at the application's call."""
+    if not is_development(env):
+        raise ConfigurationError(
+            unkeyed_message(env) + ". Outside development (env unset or one of "
+            f"{', '.join(sorted(DEVELOPMENT_ENVS))}) a key is required; see the privacy documentation"
+        )
+    warn_once("unkeyed-hash", unkeyed_message(env), stacklevel=caller_stacklevel() + 1)
+
+
+_NOT_THE_APPLICATION: Final = frozenset(
+    {
+        "graffer_secevents",
+        "importlib",
+        "runpy",
+        "asyncio",
+        "concurrent",
+        "threading",
+        "contextlib",
+        "django",
+        "flask",
+        "werkzeug",
+        "click",
+        "starlette",
+        "fastapi",
+        "anyio",
+        "uvicorn",
+        "gunicorn",
+        "waitress",
+        "hypercorn",
+        "daphne",
+    }
+)
+"""Top-level modules whose frames a warning skips to reach the application (this package, Python's import
+and run machinery, the frameworks and servers that call into it)."""
+
+
+def caller_stacklevel() -> int:
+    """The `stacklevel` that makes a warning given by this function's caller point at the application.
+
+    Frames of this package, of Python's import machinery and of the frameworks and servers that call it
+    (`_NOT_THE_APPLICATION`) are skipped, so the warning names the application's own `configure()` call,
+    its `SecurityEvents(app)`, its `manage.py` or its server's entry point, never `_config.py`.
+    """
+    frame = sys._getframe(1)
+    level = 1
+    while frame.f_back is not None:
+        module = str(frame.f_globals.get("__name__") or "")
+        if module.split(".", 1)[0] not in _NOT_THE_APPLICATION and not frame.f_code.co_filename.startswith(
+            "<frozen "
+        ):
+            break
+        frame = frame.f_back
+        level += 1
+    return level
+
+
 def _close_quietly(backend: MetricsBackend) -> None:
     try:
         backend.close()
@@ -508,35 +640,55 @@ def _close_quietly(backend: MetricsBackend) -> None:
         pass
 
 
-def _resolve(named: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Each option's value: as named, else as in `base`, else (no base) from the environment, else default."""
+_argument_source = "argument"
+"""What a `configure()` argument counts as in `Config.sources`; the Django app says `settings.SECEVENTS`."""
+
+
+@contextmanager
+def arguments_from(source: str) -> Generator[None]:
+    """Label the `configure()` arguments given inside the block as coming from `source` (a setting)."""
+    global _argument_source  # noqa: PLW0603 - start-up only, under the configuration lock
+    with _lock:
+        previous, _argument_source = _argument_source, source
+        try:
+            yield
+        finally:
+            _argument_source = previous
+
+
+def _resolve(
+    named: Mapping[str, Any], base: Mapping[str, Any] | None, base_sources: Mapping[str, str] | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Each option's value and its source: as named, else as in `base`, else (no base) from the environment,
+    else the default."""
     environ = os.environ
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for opt in OPTIONS:
         if opt.name in named:
             values[opt.name] = opt.parse(opt.name, named[opt.name])
+            sources[opt.name] = _argument_source
         elif base is not None:
             values[opt.name] = base[opt.name]
+            sources[opt.name] = (base_sources or {}).get(opt.name, "default")
         elif opt.env is not None and opt.env in environ:
             values[opt.name] = opt.parse(opt.env, environ[opt.env])
+            sources[opt.name] = f"environment ({opt.env})"
         else:
             values[opt.name] = opt.default
-    return values
+            sources[opt.name] = "default"
+    return values, sources
 
 
 _BACKEND_INPUTS: Final = ("metrics", "service", "env", "version")
 """The options a metrics backend is built from: while they are unchanged, the backend is kept."""
 
 
-def _build(values: Mapping[str, Any], previous: Config | None) -> Config:
+def _build(values: Mapping[str, Any], sources: Mapping[str, str], previous: Config | None) -> Config:
     """The `Config` for these option values; `previous`'s metrics backend is kept if its inputs are equal."""
     privacy = Privacy(values["privacy"], values["hash_key"])
     if not privacy.keyed and "hash" in privacy.modes.values():
-        warn_once(
-            "unkeyed-hash",
-            "graffer_secevents: no hash_key (SECEVENTS_HASH_KEY) is set, so logins and emails are hashed "
-            "with plain SHA-256, which a dictionary attack can reverse; set a secret key",
-        )
+        _refuse_unkeyed_outside_development(values["env"])
     trusted = TrustedProxies.from_config(values["trusted_proxies"], values["trusted_hops"])
 
     service, env, version = values["service"], values["env"], values["version"]
@@ -548,7 +700,7 @@ def _build(values: Mapping[str, Any], previous: Config | None) -> Config:
         if isinstance(backend, NoMetrics):
             backend = None  # nothing to count: the per-event path skips metrics entirely
 
-    writer = make_writer(values["output"])
+    writer = make_writer(open_output(values["output"]))
     tags = (("service", service), ("env", env), ("version", version))
     static = {key: value for key, value in tags if value}
     appsec_tracking: bool = values["appsec_tracking"]
@@ -573,4 +725,5 @@ def _build(values: Mapping[str, Any], previous: Config | None) -> Config:
         block_timeout=values["block_timeout"],
         static=static,
         options=MappingProxyType(values),
+        sources=MappingProxyType(dict(sources)),
     )

@@ -93,6 +93,12 @@ def warn_once(
             pass
 
 
+def mark_warned(key: str) -> None:
+    """Never give the one-time warning `key` in this process (another, truer message was given instead)."""
+    with _warn_lock:
+        _warned.add(key)
+
+
 def reset_warnings() -> None:
     """Forget which one-time warnings were given (tests only)."""
     with _warn_lock:

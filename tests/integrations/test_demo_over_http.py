@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -23,7 +25,7 @@ def demo_run() -> tuple[io.StringIO, io.StringIO, int]:
     out, summary = io.StringIO(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_demo, "run_token_api_demo", lambda step: step("(the token-API part is tested apart)"))
-        count = _demo.run_demo(out, summary)
+        count = _demo.run_demo(out, summary, raw=True)
     return out, summary, count
 
 
@@ -55,7 +57,7 @@ def test_the_demo_drives_the_example_app_over_http(demo_run: tuple[io.StringIO, 
 def test_without_the_example_the_demo_calls_the_api_directly(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_demo, "_EXAMPLE", Path("/nonexistent/flask_app.py"))
     out, summary = io.StringIO(), io.StringIO()
-    count = _demo.run_demo(out, summary)
+    count = _demo.run_demo(out, summary, raw=True)
     assert count == len(out.getvalue().splitlines()) > 15
     assert "calling the API directly" in summary.getvalue()
     tail = summary.getvalue().split("signals the detection rules raise")[1]
@@ -90,3 +92,39 @@ def test_the_demo_ends_with_the_signals_of_its_attacks_only(
         assert any(
             rule_id in line and f"{group[0][0]}={group[0][1]}" in line for line in printed.splitlines()
         )
+
+
+class _SlowStream(io.StringIO):
+    """A log reader that takes its time: each write waits, so the writer thread lags behind the scenario."""
+
+    def write(self, text: str) -> int:
+        time.sleep(0.01)
+        return super().write(text)
+
+
+def test_the_summary_waits_until_every_record_is_delivered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The records go through the writer thread (delivery="queue", as in production); with a slow reader the
+    scenario ends long before they are all written. The signals must still be computed on all of them."""
+    monkeypatch.setattr(_demo, "_EXAMPLE", Path("/nonexistent/flask_app.py"))  # the quick, in-process story
+    out, summary = _SlowStream(), io.StringIO()
+    count = _demo.run_demo(out, summary, raw=True)
+    written = len(out.getvalue().splitlines())
+    assert count == written > 15
+    assert f"signals the detection rules raise on these {written} records" in summary.getvalue()
+    assert "brute_force" in summary.getvalue() and "credential_stuffing" in summary.getvalue()
+
+
+def test_by_default_the_demo_shows_one_readable_line_per_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_demo, "_EXAMPLE", Path("/nonexistent/flask_app.py"))
+    out, summary = io.StringIO(), io.StringIO()
+    count = _demo.run_demo(out, summary)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == count
+    assert not any(line.startswith("{") for line in lines)
+    assert all(len(line) <= 140 for line in lines)
+    assert any(
+        re.search(r"WARN +authn_login_fail +failure usr=1001 ip=203\.0\.113\.66 reason=", line)
+        for line in lines
+    )
+    assert "\x1b[" not in out.getvalue()  # not a terminal: no colour
+    assert "site-packages" not in summary.getvalue() and "/examples/" not in summary.getvalue()

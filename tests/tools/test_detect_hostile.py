@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from graffer_secevents._tools.cli import main
 from graffer_secevents._tools.detect.commands import EXIT_ERROR
+from graffer_secevents._tools.gates import EXIT_NO_RECORDS
 from graffer_secevents._tools.detect.query import compile_query
 from graffer_secevents.detect import DetectError, default_rules, evaluate
 
@@ -104,7 +105,7 @@ def test_on_the_cli_a_crash_is_never_status_1(tmp_path: Path, capsys: pytest.Cap
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps([_rule()]))
     assert main(["detect", str(log), "--rules", str(rules), "--fail-on", "critical"]) == 0
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # the summary wraps at the terminal's width
     assert "1 records without a readable timestamp skipped" in out
     rules.write_text(json.dumps([_rule(evaluationWindow=7)]))
     assert main(["detect", str(log), "--rules", str(rules), "--fail-on", "info"]) == EXIT_ERROR
@@ -226,4 +227,4 @@ def test_the_cli_never_tracebacks_on_hostile_lines(lines: list[bytes]) -> None:
         log = Path(tmp) / "x.log"
         log.write_bytes(b"\n".join(line.replace(b"\n", b" ") for line in lines) + b"\n")
         status = main(["detect", str(log), "--format", "json"])
-    assert status in (0, EXIT_ERROR)
+    assert status in (0, EXIT_NO_RECORDS, EXIT_ERROR)  # no record at all is its own status (3)

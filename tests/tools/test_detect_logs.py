@@ -218,7 +218,7 @@ def test_a_misspelt_key_is_refused_never_silently_lumped(
     rules.write_text(json.dumps([rule]))
     log = tmp_path / "x.log"
     log.write_text("{}\n")
-    assert main(["detect", str(log), "--rules", str(rules)]) == 3
+    assert main(["detect", str(log), "--rules", str(rules)]) == 4
     assert "queries[0].groupByField: unknown field" in capsys.readouterr().err
     assert main(["rules", "--check", str(rules)]) == 1
     assert "groupByField" in capsys.readouterr().out
@@ -244,5 +244,5 @@ def test_the_default_rules_through_both_commands(tmp_path: Path, capsys: pytest.
     assert main(["detect", str(trail), "--rules", str(rules), "--format", "json"]) == 0
     disabled = sum(1 for rule in runnable if rule.get("isEnabled") is False)
     assert json.loads(capsys.readouterr().out)["rules"] == 73 - disabled
-    assert main(["detect", str(trail), "--rules", str(FIXTURE)]) == 3
+    assert main(["detect", str(trail), "--rules", str(FIXTURE)]) == 4
     assert "anomaly_detection" in capsys.readouterr().err

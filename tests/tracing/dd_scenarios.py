@@ -15,7 +15,7 @@ os.environ.setdefault("DD_TRACE_AGENT_URL", "http://127.0.0.1:9")
 os.environ.setdefault("DD_INSTRUMENTATION_TELEMETRY_ENABLED", "false")
 os.environ.setdefault("DD_REMOTE_CONFIGURATION_ENABLED", "false")
 os.environ.setdefault("DD_TRACE_STARTUP_LOGS", "false")
-os.environ.setdefault("SECEVENTS_HASH_KEY", "test-hash-key")
+os.environ.setdefault("SECEVENTS_HASH_KEY", "test-hash-key-of-32-bytes-length")
 os.environ.setdefault("SECEVENTS_METRICS", "none")
 
 import io

@@ -17,6 +17,7 @@ from graffer_secevents._metrics import EVENTS_METRIC, LOGIN_ATTEMPTS_METRIC
 __all__ = [
     "HELPERS",
     "catalog_data",
+    "catalog_rows",
     "helpers_for",
     "outcome_text",
     "render_markdown",
@@ -114,6 +115,21 @@ def catalog_data() -> list[dict[str, Any]]:
             "params": [{"name": p.name, "kind": p.kind, "doc": p.doc} for p in spec.params],
             "helpers": helpers_for(spec.type),
         }
+        for spec in CATALOG.values()
+    ]
+
+
+def catalog_rows() -> list[tuple[str, str, str, str, str, str]]:
+    """The catalog's rows as the terminal shows them: type, category, evt.name, level, outcome, parameters."""
+    return [
+        (
+            spec.type,
+            spec.category,
+            spec.name,
+            spec.level if spec.level_on_failure is None else f"{spec.level}/{spec.level_on_failure}",
+            outcome_text(spec),
+            ", ".join(p.name for p in spec.params) or "-",
+        )
         for spec in CATALOG.values()
     ]
 

@@ -1,7 +1,11 @@
-"""The `secevents` command line: `validate`, `catalog`, `schema`, `monitors` and `demo`.
+"""The `secevents` command line: `validate`, `catalog`, `schema`, `monitors`, `rules`, `detect`, `report`,
+`doctor` and `demo`.
 
-Exit status: 0 success; 1 `validate` found invalid records; 2 a usage error, an unreadable file or an
-invalid option value (argparse's own convention).
+Exit statuses (the same for every command; `EXIT_STATUSES`, shown by `secevents --help` and docs/cli.md):
+0 success; 1 findings (`validate` found invalid records, `detect --fail-on` a signal, `rules --check` a
+problem); 2 a usage error, an unreadable file or an invalid option value (argparse's own convention); 3 the
+input held no security record at all (`validate`, `detect`, `report`; `--allow-empty` accepts it), so a
+gate pointed at the wrong log fails.
 """
 
 from __future__ import annotations
@@ -12,8 +16,20 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Final, cast
+from typing import IO, Any, Final, Never, cast
 
+from graffer_secevents._tools.gates import (
+    _EPILOG,
+    EXIT_FINDINGS,
+    EXIT_NO_RECORDS,
+    EXIT_OK,
+    EXIT_STATUSES,
+    EXIT_USAGE,
+    MAX_SAME_FINDING,
+    add_allow_empty,
+    docs_url,
+    no_records_gate,
+)
 from graffer_secevents._tools.loglines import (
     _CONTROL,
     DEFAULT_MAX_LINE_BYTES,
@@ -22,7 +38,17 @@ from graffer_secevents._tools.loglines import (
     _read_lines,
 )
 
-__all__ = ["ValidationReport", "build_parser", "main", "validate_stream"]
+__all__ = [
+    "EXIT_FINDINGS",
+    "EXIT_NO_RECORDS",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "ValidationReport",
+    "build_parser",
+    "docs_url",
+    "main",
+    "validate_stream",
+]
 
 PROG: Final = "secevents"
 MAX_PROBLEMS_PER_RECORD: Final = 20
@@ -190,7 +216,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         _print_report(report, show_coerced=args.strict or args.verbose)
     if report.unreadable:
         return 2
-    return 0 if report.ok else 1
+    if not report.ok:
+        return 1
+    gate = no_records_gate("validate", report.records, args.allow_empty)
+    return gate if gate is not None else 0
 
 
 def _print_report(report: ValidationReport, *, show_coerced: bool) -> None:
@@ -226,14 +255,17 @@ def _print_report(report: ValidationReport, *, show_coerced: bool) -> None:
 
 
 def _cmd_catalog(args: argparse.Namespace) -> int:
-    from .catalog_doc import catalog_data, render_markdown, render_table
+    from .catalog_doc import catalog_data, render_markdown
 
     if args.format == "json":
         sys.stdout.write(json.dumps(catalog_data(), indent=2) + "\n")
     elif args.format == "markdown":
         sys.stdout.write(render_markdown())
     else:
-        sys.stdout.write(render_table())
+        from .catalog_doc import catalog_rows
+        from .terminal import catalog_table, stdout_colour
+
+        sys.stdout.write(catalog_table(catalog_rows(), colour=stdout_colour()) + "\n")
     return 0
 
 
@@ -325,18 +357,50 @@ def _check_rules_file(path: str, *, as_json: bool) -> int:
         found = [{"rule": f.rule, "path": f.path, "message": f.message} for f in findings]
         sys.stdout.write(json.dumps({"file": name, "ok": not findings, "findings": found}, indent=2) + "\n")
     else:
-        for finding in findings:
-            sys.stdout.write(f"{_safe(name)}: {_safe(finding)}\n")
+        _print_findings(name, [str(f) for f in findings])
         count = len(findings)
         verdict = f"{count} finding{'s' if count != 1 else ''}" if count else "ok"
         sys.stdout.write(f"{_safe(name)}: {verdict}\n")
     return 1 if findings else 0
 
 
-def _cmd_demo(_args: argparse.Namespace) -> int:
+def _print_findings(name: str, findings: list[str]) -> None:
+    """Each finding, but findings that differ only in their line number (a binary file: every line "not
+    JSON") are shown `MAX_SAME_FINDING` times, then counted."""
+    import re
+
+    seen: dict[str, int] = {}
+    for finding in findings:
+        shape = re.sub(r"\bline \d+", "line N", finding)
+        seen[shape] = seen.get(shape, 0) + 1
+        if seen[shape] <= MAX_SAME_FINDING:
+            sys.stdout.write(f"{_safe(name)}: {_safe(finding)}\n")
+    for shape, count in seen.items():
+        if count > MAX_SAME_FINDING:
+            sys.stdout.write(f"{_safe(name)}: ... and {count - MAX_SAME_FINDING} more like: {_safe(shape)}\n")
+
+
+def _cmd_tail(args: argparse.Namespace) -> int:
+    from .tail import main_tail
+
+    try:
+        return main_tail(args.file, args.events_only)
+    except OSError as exc:
+        name = "<stdin>" if args.file == "-" else args.file
+        sys.stderr.write(f"{PROG} tail: cannot read {_safe(name)}: {_safe(exc.strerror or exc)}\n")
+        return EXIT_USAGE
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run_doctor
+
+    return run_doctor(args.app, args.format, sys.stdout)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    run_demo()
+    run_demo(raw=args.json)
     return 0
 
 
@@ -350,14 +414,45 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors also point at the documentation (sub-commands inherit it)."""
+
+    def error(self, message: str) -> Never:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n{PROG}: see {docs_url('cli.md')}\n")
+
+
+def _add_local_commands(commands: Any) -> None:
+    """`tail` and `doctor`: what a developer runs on their own machine."""
+    tail = commands.add_parser(
+        "tail",
+        help="show each security record as one readable, coloured line (kubectl logs ... | secevents tail)",
+    )
+    tail.add_argument("file", metavar="FILE", nargs="?", default="-", help="JSON lines (default - : stdin)")
+    tail.add_argument(
+        "--events-only", action="store_true", help="drop the lines that are not security records"
+    )
+    tail.set_defaults(handler=_cmd_tail)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="show the configuration in force, where each value came from, the active integrations and "
+        "what the library would warn about",
+    )
+    doctor.add_argument("--app", metavar="MODULE", default=None, help="import this module first (your app)")
+    doctor.add_argument("--format", choices=("text", "json"), default="text")
+    doctor.set_defaults(handler=_cmd_doctor)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `secevents` argument parser (one sub-command per action)."""
     from graffer_secevents import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="Check, list and monitor the security events of graffer_secevents.",
-        epilog="Docs: docs/index.md, or `make docs` to browse them.",
+        epilog=_EPILOG.format(url=docs_url()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s (graffer_secevents) {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -386,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"longer lines are not read into memory (default {DEFAULT_MAX_LINE_BYTES})",
     )
+    add_allow_empty(validate)
     validate.set_defaults(handler=_cmd_validate)
 
     catalog = commands.add_parser(
@@ -455,7 +551,8 @@ def build_parser() -> argparse.ArgumentParser:
     rules = commands.add_parser(
         "rules",
         help="generate Cloud SIEM detection rules, log-based metrics and a dashboard, or check rule JSON",
-        description="Detection rules derived from the event catalog (docs/detection-rules.md), log-based "
+        description="Detection rules derived from the event catalog (see detection-rules.md in the "
+        "documentation), log-based "
         "metrics and a review dashboard, as Datadog API JSON, datadog_* Terraform (HCL) or Terraform JSON. "
         "With --check FILE, validate rule JSON (one rule, a list, or one rule per line) against the "
         "constraints Datadog enforces: exit 1 on findings, 2 on a usage error.",
@@ -487,7 +584,13 @@ def build_parser() -> argparse.ArgumentParser:
     rules.add_argument("--check", metavar="FILE", default=None, help="validate rule JSON (- for stdin)")
     rules.set_defaults(handler=_cmd_rules)
 
-    demo = commands.add_parser("demo", help="run the demo scenario and print its records")
+    _add_local_commands(commands)  # tail, doctor
+
+    demo = commands.add_parser(
+        "demo",
+        help="serve the example shop on 127.0.0.1, attack it, show each event and the signals it raises",
+    )
+    demo.add_argument("--json", action="store_true", help="print the records as JSON lines (for jq, files)")
     demo.set_defaults(handler=_cmd_demo)
 
     from .detect.commands import add_commands as add_detect_commands
@@ -502,6 +605,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.handler(args)
         sys.stdout.flush()
+        if result == EXIT_USAGE:
+            sys.stderr.write(f"{PROG}: see {docs_url('cli.md')} ({EXIT_STATUSES})\n")
     except BrokenPipeError:
         # The reader went away (`secevents catalog | head`): no traceback, and none at interpreter exit.
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -7,14 +7,16 @@ through the library's detection rules (`graffer_secevents.detect`) and printing 
 attacks raise them, the normal traffic does not. The demo itself plays the reverse
 proxy in front of the shop: it appends each client's address to `X-Forwarded-For` and 127.0.0.1 is the one
 trusted proxy, so the records show the true client IPs, and the attacker's forged `X-Forwarded-For` never
-wins. The records the shop writes go to stdout; the steps, a summary of the metric counts and the signals go
-to stderr.
+wins. The records the shop writes go to stdout, one readable line each (`--json`: the JSON lines
+themselves); the steps, a summary of the metric counts and the signals go to stderr, after every record
+has been delivered (`flush()`).
 
 Each part of the story is one function in `SCENARIO` (over HTTP) and `SCENARIO_IN_PROCESS` (direct calls);
 a new attack is one more function in each.
 
-Without the example (an installed wheel) or without Flask and Flask-Login, the same scenario runs as direct
-API calls instead.
+The wheel carries the example apps (`examples_path`), so an installed package runs the same scenario as a
+checkout. Without Flask and Flask-Login the same story runs as direct API calls instead, and says what to
+install for the HTTP version.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from http.cookiejar import CookieJar
-from pathlib import Path
 from types import ModuleType
 from typing import IO, Any
 
@@ -36,24 +37,33 @@ import orjson
 
 from graffer_secevents import _api as secevents
 from graffer_secevents._config import Config, configure
+from graffer_secevents._console import ConsoleStream, colour_wanted
+from graffer_secevents._delivery import flush
 from graffer_secevents._metrics import MemoryMetrics
 from graffer_secevents._types import User
 
 from .demo_token_api import run_token_api_demo, serving
+from .examples_path import example_path
 
 __all__ = ["run_demo"]
 
-_EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "flask_app.py"
+_EXAMPLE = example_path("flask_app.py")
 _TRUSTED_PROXY = ["127.0.0.1/32", "::1/128"]
 _SERVICE = "demo-shop"
 _ENV = "demo"
 
 
-def run_demo(out: IO[str] | None = None, summary: IO[str] | None = None) -> int:
-    """Run the scenario, then print the signals the rules raise on its records; return the record count."""
+def run_demo(out: IO[str] | None = None, summary: IO[str] | None = None, *, raw: bool = False) -> int:
+    """Run the scenario, then print the signals the rules raise on its records; return the record count.
+
+    `raw`: write the JSON lines themselves to `out` rather than one readable line per record.
+    """
     out_stream: IO[str] = out if out is not None else sys.stdout
     summary_stream: IO[str] = summary if summary is not None else sys.stderr
-    counted = _LineCounter(out_stream)
+    shown: IO[str] | ConsoleStream = (
+        out_stream if raw else ConsoleStream(out_stream, colour=colour_wanted(out_stream))
+    )
+    counted = _LineCounter(shown)
     cfg = configure(
         reset=True,  # the demo's own settings, not whatever an earlier configure() left
         service=_SERVICE,
@@ -61,8 +71,9 @@ def run_demo(out: IO[str] | None = None, summary: IO[str] | None = None) -> int:
         version="1.0.0",
         output=counted,
         metrics="memory",
-        hash_key="demo-only-key",
+        hash_key="demo-only-key-never-in-production",
         trusted_proxies=_TRUSTED_PROXY,
+        delivery="queue",  # as in production: the writer thread delivers, and the summary waits for it
     )
 
     def step(title: str) -> None:
@@ -72,12 +83,14 @@ def run_demo(out: IO[str] | None = None, summary: IO[str] | None = None) -> int:
     try:
         example = _load_example()
     except ImportError as exc:
-        step(f"the HTTP demo needs examples/flask_app.py, Flask and Flask-Login ({exc})")
+        step(f'the HTTP demo needs Flask and Flask-Login ({exc}): pip install "graffer-secevents[flask]"')
         step("calling the API directly instead")
         _scenario_in_process(step)
     else:
         _scenario_over_http(example, step)
         run_token_api_demo(step)  # examples/django_app's simplejwt endpoint (_tools/demo_token_api.py)
+    if not flush(timeout=30):
+        step("some records were not delivered in time (secevents.dropped counts them)")
     _summarise(cfg, step, summary_stream)
     _print_signals(counted.records(), step, summary_stream)
     return counted.lines
@@ -86,7 +99,7 @@ def run_demo(out: IO[str] | None = None, summary: IO[str] | None = None) -> int:
 class _LineCounter:
     """Passes records through to `out` and counts them."""
 
-    def __init__(self, out: IO[str]) -> None:
+    def __init__(self, out: IO[str] | ConsoleStream) -> None:
         self._out = out
         self.lines = 0
         self._written: list[str] = []
@@ -110,11 +123,11 @@ class _LineCounter:
 
 def _load_example() -> ModuleType:
     if not _EXAMPLE.is_file():
-        raise ImportError(f"{_EXAMPLE} not found")
+        raise ImportError("examples/flask_app.py not found")
     name = "secevents_demo_flask_app"
     spec = importlib.util.spec_from_file_location(name, _EXAMPLE)
     if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {_EXAMPLE}")
+        raise ImportError("cannot load examples/flask_app.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # Flask finds the app's root path through sys.modules
     try:
@@ -312,10 +325,10 @@ def _summarise(cfg: Config, step: Callable[[str], None], summary: IO[str]) -> No
 
 def _print_signals(records: list[dict[str, Any]], step: Callable[[str], None], summary: IO[str]) -> None:
     from .detect.engine import evaluate
-    from .detect.report import signal_table
     from .rules import build_rules
+    from .terminal import colour_on, signal_table_text, terminal_width
 
     signals = evaluate(build_rules(service=_SERVICE, env=_ENV), records)
     step(f"signals the detection rules raise on these {len(records)} records (secevents detect)")
-    for line in signal_table(signals):
-        summary.write(f"#{line}\n")
+    table = signal_table_text(signals, width=terminal_width(), colour=colour_on(summary))
+    summary.write(table + "\n")

@@ -28,9 +28,11 @@ import orjson
 from graffer_secevents._config import get_config, set_config
 from graffer_secevents._errors import SecEventsWarning
 
+from .examples_path import example_path
+
 __all__ = ["run_token_api_demo"]
 
-_EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "django_app"
+_EXAMPLE = example_path("django_app")
 ATTACKER = "203.0.113.77"
 GUESSES = 6
 
@@ -84,7 +86,7 @@ def _django_example() -> Any:
         if "shop" not in settings.INSTALLED_APPS:
             raise _UnavailableError("this process already runs another Django project")
     elif not (_EXAMPLE / "shop" / "settings.py").exists():
-        raise _UnavailableError(f"{_EXAMPLE} is missing")
+        raise _UnavailableError("examples/django_app is missing")
     else:
         before = get_config()
         sys.path.insert(0, str(_EXAMPLE))

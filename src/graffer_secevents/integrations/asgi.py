@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMappi
 from typing import Any, cast
 from urllib.parse import parse_qsl
 
+from graffer_secevents import _server_check
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
 from graffer_secevents._request_id import accept_request_id
 
@@ -167,11 +168,16 @@ class SecurityEventsMiddleware:
             credential_headers=credential_headers,
             credential_statuses=credential_statuses,
         )
+        from graffer_secevents._findings import report_startup_findings
+
+        report_startup_findings()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._not_http(scope, receive, send)
             return
+        if not _server_check._checked:
+            _server_check.check_server_once()
         # Everything below runs on every request, so it does the least it can (docs/performance.md): the
         # context stores the scope and nothing else, and `send` is wrapped by a plain function that returns
         # the awaitable of the `send` it wraps (no coroutine of its own per message).

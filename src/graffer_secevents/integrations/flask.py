@@ -181,6 +181,10 @@ class SecurityEvents:
         """Install on `app`; a second call for the same app does nothing."""
         if EXTENSION_KEY in app.extensions:
             return
+        from graffer_secevents._findings import report_startup_findings
+
+        proxy_fix = type(app.wsgi_app).__name__ == "ProxyFix"
+        report_startup_findings(behind_proxy="werkzeug's ProxyFix wraps the app" if proxy_fix else None)
         app.wsgi_app = _FlaskMiddleware(app.wsgi_app, **self.http_options)  # type: ignore[method-assign]
         app.extensions[EXTENSION_KEY] = self
         add_request_provider(_flask_request)

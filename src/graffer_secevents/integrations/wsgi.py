@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Final
 
+from graffer_secevents import _server_check
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
 from graffer_secevents._request_id import accept_request_id
 
@@ -173,6 +174,8 @@ class SecurityEventsMiddleware:
         self._status_prefixes = frozenset(str(code) for code in self._rules)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if not _server_check._checked:
+            _server_check.check_server_once()
         status_prefixes = self._status_prefixes
 
         # Runs once per request, so it does the least it can: the status line is kept as text (parsed only

@@ -22,7 +22,9 @@ CONSOLE_SCRIPT = Path(sys.executable).with_name("secevents")
 
 
 def test_the_demo_brute_forces_the_django_examples_token_endpoint() -> None:
-    demo = subprocess.run([str(CONSOLE_SCRIPT), "demo"], capture_output=True, timeout=120, check=False)
+    demo = subprocess.run(
+        [str(CONSOLE_SCRIPT), "demo", "--json"], capture_output=True, timeout=120, check=False
+    )
     assert demo.returncode == 0, demo.stderr[-3000:]
     assert b"token API (DRF + simplejwt) is serving on http://127.0.0.1:" in demo.stderr
     records = [orjson.loads(line) for line in demo.stdout.splitlines()]

@@ -29,12 +29,12 @@ def call(path: str) -> Any:
 
 
 def test_the_dict_configures_the_library_and_merges_into_earlier_calls() -> None:
-    api.configure(hash_key="from-code", trusted_proxies=["10.0.0.0/8"])
+    api.configure(hash_key="from-code-0123456789", trusted_proxies=["10.0.0.0/8"])
     with override_settings(SECEVENTS={"service": "shop", "env": "prod"}):
         ready()
     cfg = api.get_config()
     assert (cfg.service, cfg.env) == ("shop", "prod")
-    assert cfg.options["hash_key"] == "from-code" and cfg.privacy.keyed
+    assert cfg.options["hash_key"] == "from-code-0123456789" and cfg.privacy.keyed
     assert cfg.trusted_proxies is not None and cfg.trusted_proxies.is_trusted("10.1.2.3")
 
 

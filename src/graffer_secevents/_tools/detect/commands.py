@@ -1,7 +1,7 @@
 """The `secevents detect` and `secevents report` sub-commands.
 
 Exit status of `detect`: 0 no signal at or above `--fail-on` (or no `--fail-on`), 1 one fired, 2 a
-usage error (argparse), `EXIT_ERROR` (3) when the replay could not be done: a rule Datadog would refuse or
+usage error (argparse), 3 no record to replay (`--allow-empty` accepts it), `EXIT_ERROR` (4) when the replay could not be done: a rule Datadog would refuse or
 the engine cannot evaluate, an unreadable file, or any unexpected failure. A crash is never status 1.
 """
 
@@ -12,17 +12,19 @@ import json
 import sys
 from typing import Any, cast
 
+from graffer_secevents._tools.gates import EXIT_ERROR, EXIT_USAGE
+
 from .compiler import SEVERITIES
 
 __all__ = ["add_commands"]
 
 _PROG = "secevents"
-EXIT_ERROR = 3
-"""`detect`/`report`: the replay could not be done (a rule, an unreadable input, an internal error)."""
 
 
 def add_commands(commands: Any) -> None:
     """Register `detect` and `report` on the `secevents` sub-parser set."""
+    from graffer_secevents._tools.gates import add_allow_empty
+
     detect = commands.add_parser(
         "detect",
         help="replay detection rules over JSON-lines logs and print the signals",
@@ -34,6 +36,7 @@ def add_commands(commands: Any) -> None:
         "error).",
     )
     _add_input(detect)
+    add_allow_empty(detect)
     detect.add_argument("--format", choices=("table", "json"), default="table", help="output (default table)")
     detect.add_argument(
         "--fail-on",
@@ -66,6 +69,7 @@ def add_commands(commands: Any) -> None:
         "the top failing IPs and accounts, denied requests, and the signals the rules raise.",
     )
     _add_input(report)
+    add_allow_empty(report)
     report.set_defaults(handler=_cmd_report)
 
 
@@ -95,9 +99,9 @@ def _add_input(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _fail(command: str, message: str) -> int:
+def _fail(command: str, message: str, status: int = EXIT_ERROR) -> int:
     sys.stderr.write(f"{_PROG} {command}: {_safe(message)}\n")
-    return EXIT_ERROR
+    return status
 
 
 def _safe(text: str) -> str:
@@ -118,7 +122,9 @@ def _guarded(command: str, run: Any) -> int:
         return _fail(command, str(exc))
     except OSError as exc:
         name = exc.filename or ""
-        return _fail(command, f"cannot read {name}: {exc.strerror or exc}" if name else f"cannot read: {exc}")
+        if name:  # a file that cannot be read: the usage status, worded as every command words it
+            return _fail(command, f"cannot read {name}: {exc.strerror or exc}", EXIT_USAGE)
+        return _fail(command, f"cannot read: {exc}")
     except (RecursionError, MemoryError) as exc:
         return _fail(command, f"gave up: {type(exc).__name__} ({exc})")
     except Exception as exc:  # noqa: BLE001 - a bug: say so, never let it look like a detection
@@ -223,15 +229,25 @@ def _detect(args: argparse.Namespace) -> int:
         }
         sys.stdout.write(json.dumps(body, indent=2) + "\n")
     else:
-        from .report import explain_lines, signal_table
+        import textwrap
 
-        sys.stdout.write("\n".join(signal_table(signals)) + "\n")
+        from graffer_secevents._tools.terminal import signal_table_text, stdout_colour, terminal_width
+
+        from .report import explain_lines, fit_lines
+
+        sys.stdout.write(signal_table_text(signals, colour=stdout_colour()) + "\n")
         if args.explain and signals:
-            sys.stdout.write("\n".join(explain_lines(signals)) + "\n")
-        sys.stdout.write(
-            f"{len(signals)} signal{'s' if len(signals) != 1 else ''} from {len(result.rules)} rules; "
-        )
-        sys.stdout.write(_summary(counts, result) + "\n")
+            sys.stdout.write("\n".join(fit_lines(explain_lines(signals), terminal_width())) + "\n")
+        summary = f"{len(signals)} signal{'s' if len(signals) != 1 else ''} from {len(result.rules)} rules; "
+        sys.stdout.write(textwrap.fill(summary + _summary(counts, result), terminal_width()) + "\n")
+    from graffer_secevents._tools.gates import no_records_gate
+
+    # The library's rules read security records: a log without one is the wrong log. A team's own rules may
+    # read any JSON log (CloudTrail...): then a log without any record is.
+    found = counts.records if args.rules else counts.security
+    gate = no_records_gate("detect", found, args.allow_empty)
+    if gate is not None:
+        return gate
     if args.fail_on is None:
         return 0
     floor = SEVERITIES.index(args.fail_on)
@@ -243,6 +259,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    import textwrap
+
+    from graffer_secevents._tools.gates import no_records_gate
+    from graffer_secevents._tools.terminal import stdout_colour, terminal_width
+
     from .engine import replay_stream
     from .loading import LineCounts, read_logs
     from .report import render_report
@@ -258,6 +279,8 @@ def _report(args: argparse.Namespace) -> int:
             yield record, ref
 
     result = replay_stream(engine, kept())
-    sys.stdout.write(render_report(records, result.signals))
-    sys.stdout.write(_summary(counts, result) + "\n")
-    return 0
+    width = terminal_width()
+    sys.stdout.write(render_report(records, result.signals, width=width, colour=stdout_colour()))
+    sys.stdout.write(textwrap.fill(_summary(counts, result), width) + "\n")
+    gate = no_records_gate("report", counts.security, args.allow_empty)
+    return gate if gate is not None else 0

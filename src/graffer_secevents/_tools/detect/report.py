@@ -18,12 +18,30 @@ from graffer_secevents._tools.loglines import _CONTROL
 from .engine import Signal, timestamp_of
 from .query import attribute_getter, is_missing, text_of
 
-__all__ = ["describe_signal", "explain_lines", "render_report", "signal_table"]
+__all__ = ["describe_signal", "explain_lines", "fit_lines", "render_report", "signal_table"]
 
 BLOCKS: Final = " ▁▂▃▄▅▆▇█"
 BUCKETS: Final = 48
 TOP: Final = 5
-_STEPS: Final = (1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
+_STEPS: Final = (
+    0.1,
+    0.2,
+    0.5,
+    1,
+    5,
+    10,
+    30,
+    60,
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    6 * 3600,
+    12 * 3600,
+    86400,
+    7 * 86400,
+)
 _OUTCOMES: Final = ("success", "failure")
 
 _EVT_NAME = attribute_getter("evt.name")
@@ -57,14 +75,16 @@ def sparkline(counts: Sequence[int], peak: int) -> str:
     return "".join(BLOCKS[0] if n == 0 else BLOCKS[max(1, math.ceil(n * top / peak))] for n in counts)
 
 
-def _step(span: float) -> int:
+def _step(span: float, buckets: int = BUCKETS) -> float:
     for step in _STEPS:
-        if span / step <= BUCKETS:
+        if span / step <= buckets:
             return step
     return _STEPS[-1]
 
 
-def _duration(seconds: int) -> str:
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds:g} s"
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size and seconds % size == 0:
             return f"{seconds // size} {unit}"
@@ -75,12 +95,13 @@ def _when(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def _attempts(logins: list[tuple[float, str]]) -> list[str]:
+def _attempts(logins: list[tuple[float, str]], width: int | None = None) -> list[str]:
     if not logins:
         return ["  no login attempts"]
     start = min(t for t, _ in logins)
     end = max(t for t, _ in logins)
-    step = _step(end - start)
+    # As many columns as the terminal has room for: "  failure  │" (12) before, "│ 12345" (7) after.
+    step = _step(end - start, BUCKETS if width is None else max(10, width - 20))
     origin = math.floor(start / step) * step
     buckets = int((end - origin) // step) + 1
     rows: dict[str, list[int]] = {outcome: [0] * buckets for outcome in _OUTCOMES}
@@ -159,8 +180,42 @@ def explain_lines(signals: Sequence[Signal], indent: str = "  ") -> list[str]:
     return lines
 
 
-def render_report(records: Iterable[Mapping[str, Any]], signals: Sequence[Signal]) -> str:
-    """The whole report as text, one section per question a reviewer asks first."""
+def fit_lines(lines: list[str], width: int | None) -> list[str]:
+    """`lines` wrapped between words to `width` columns (continuations indented under their line)."""
+    if width is None:
+        return lines
+    import textwrap
+
+    out: list[str] = []
+    for line in lines:
+        if len(line) <= width:
+            out.append(line)
+            continue
+        indent = " " * (len(line) - len(line.lstrip()) + 2)
+        out.extend(textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [line])
+    return out
+
+
+def _signals(signals: Sequence[Signal], width: int | None, colour: bool) -> list[str]:
+    from graffer_secevents._tools.terminal import signal_table_text
+
+    if width is None:
+        return signal_table(signals)
+    return signal_table_text(signals, width=width, colour=colour).splitlines()
+
+
+def render_report(
+    records: Iterable[Mapping[str, Any]],
+    signals: Sequence[Signal],
+    *,
+    width: int | None = None,
+    colour: bool = False,
+) -> str:
+    """The whole report as text, one section per question a reviewer asks first.
+
+    `width`: the terminal's columns (the chart uses them; the signal table fits them), `colour`: ANSI
+    colours in the signal table.
+    """
     logins: list[tuple[float, str]] = []
     failing_ips: Counter[str] = Counter()
     ip_accounts: dict[str, set[str]] = {}
@@ -187,12 +242,15 @@ def render_report(records: Iterable[Mapping[str, Any]], signals: Sequence[Signal
         failing_accounts[account] += 1
         account_ips.setdefault(account, set()).add(ip)
     sections = [
-        ("Login attempts over time", _attempts(logins)),
+        ("Login attempts over time", _attempts(logins, width)),
         ("Top failing IPs (failed logins)", _top(failing_ips, ip_accounts, "accounts")),
         ("Top failing accounts (failed logins)", _top(failing_accounts, account_ips, "IPs")),
         ("Denied requests by IP", _top(denied_ips, None, "")),
         ("Denied requests by route or resource", _top(denied_paths, None, "")),
-        (f"Signals ({len(signals)})", signal_table(signals) + (explain_lines(signals) if signals else [])),
+        (
+            f"Signals ({len(signals)})",
+            _signals(signals, width, colour) + (fit_lines(explain_lines(signals), width) if signals else []),
+        ),
     ]
     out: list[str] = []
     for title, lines in sections:

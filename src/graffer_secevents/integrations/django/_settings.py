@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-from graffer_secevents._config import OPTIONS, check_names, configure
+from graffer_secevents._config import OPTIONS, arguments_from, check_names, configure
 from graffer_secevents._errors import ConfigurationError, SecEventsWarning, warn_once
 
 __all__ = [
@@ -68,7 +68,8 @@ def apply_settings() -> None:
     options = _setting()
     named = {key: value for key, value in options.items() if key not in DJANGO_KEYS}
     if named:
-        configure(**named)
+        with arguments_from("settings.SECEVENTS"):
+            configure(**named)
 
 
 def status_events_setting() -> Mapping[int, str | None] | None:

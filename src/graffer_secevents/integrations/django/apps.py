@@ -32,6 +32,8 @@ from typing import Any
 
 from django.apps import AppConfig
 
+from graffer_secevents._config import get_config
+from graffer_secevents._errors import SecEventsWarning
 from graffer_secevents._pipeline import emit_event
 from graffer_secevents.integrations._auth import record_auth
 from graffer_secevents.integrations._common import never_raise
@@ -51,11 +53,21 @@ class SecEventsConfig(AppConfig):  # type: ignore[misc]  # Django ships no type 
     verbose_name = "Security events"
 
     def ready(self) -> None:
+        import warnings
+
         from django.contrib.auth import signals
 
+        from . import checks  # noqa: F401  # pyright: ignore[reportUnusedImport] - registers the system checks
         from ._settings import apply_settings
 
-        apply_settings()
+        with warnings.catch_warnings():
+            # The missing key is a system check here (W001), shown by manage.py, not a warning in every
+            # command and every worker; the flag stays set, so it is not given later either.
+            warnings.filterwarnings(
+                "ignore", message="graffer_secevents: no hash_key", category=SecEventsWarning
+            )
+            apply_settings()
+            get_config()  # built now, from SECEVENTS and the environment: a refusal stops start-up here
         signals.user_logged_in.connect(_on_logged_in, dispatch_uid="graffer_secevents.logged_in")
         signals.user_login_failed.connect(_on_login_failed, dispatch_uid="graffer_secevents.login_failed")
         signals.user_logged_out.connect(_on_logged_out, dispatch_uid="graffer_secevents.logged_out")
