@@ -41,7 +41,7 @@ _EPILOG: Final = """exit statuses:
   1  findings: invalid records, a signal at --fail-on, a rules --check problem
   2  a usage error or an unreadable file
   3  no security record in the input; --allow-empty accepts it
-  4  detect, report: no replay (a refused rule, a broken input, an internal error)
+  4  detect/report could not replay (refused rule, broken input, internal error)
 
 documentation: {url}
 """
