@@ -113,7 +113,7 @@ def request_values(count: int) -> Iterator[tuple[str, str, str]]:
 def make_call(case: str, folder: str) -> tuple[Callable[[], None], str]:
     path = os.path.join(folder, f"{abs(hash(case))}.log")
     handle = open(path, "ab")  # noqa: SIM115 - lives for the whole run
-    secevents.configure(output=handle, metrics="none", hash_key="bench-key", delivery="sync")
+    secevents.configure(output=handle, metrics="none", hash_key="bench-only-key-0123456789", delivery="sync")
     config = secevents.get_config()
     metadata = CASES.get(case, {"ticket": "SEC-42"})
     values = itertools.cycle(list(request_values(5000)))

@@ -53,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
 
     sink = io.StringIO()
-    secevents.configure(output=sink, delivery="sync", hash_key="bench-key", metrics="none")
+    secevents.configure(output=sink, delivery="sync", hash_key="bench-only-key-0123456789", metrics="none")
     request = RequestContext(client_ip="203.0.113.7", request_id="req-1", user=secevents.User(id=42))
     with request_context(request):
         origin = capture_origin()

@@ -39,6 +39,11 @@ HELPERS: dict[str, Callable[..., None]] = {
     "log_input_validation_failed": lambda **kw: api.log_input_validation_failed(1, **kw),
     "log_sensitive_access": lambda **kw: api.log_sensitive_access(1, "x", **kw),
     "log_data_export": lambda **kw: api.log_data_export(1, "x", **kw),
+    "log_group_membership": lambda **kw: api.log_group_membership(1, 2, "billing", **kw),
+    "log_account_status": lambda **kw: api.log_account_status(1, 2, enabled=False, **kw),
+    "log_user_updated": lambda **kw: api.log_user_updated(1, 2, attributes=["email"], **kw),
+    "log_mfa_change": lambda **kw: api.log_mfa_change(1, enabled=False, method="totp", **kw),
+    "log_impersonation": lambda **kw: api.log_impersonation(1, 2, target_role="user", **kw),
 }
 
 

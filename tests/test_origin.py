@@ -220,7 +220,7 @@ def test_a_signature_made_under_another_key_does_not_verify(security_events: Cap
     secevents.configure(hash_key="the-web-tier-key")
     with request_context(_request()):
         origin = capture_origin()
-    secevents.configure(hash_key="the-worker-key")
+    secevents.configure(hash_key="the-worker-key-0123456789")
     assert read_origin(origin)[0] == {}
 
 

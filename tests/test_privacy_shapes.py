@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from graffer_secevents._privacy import MAX_SHAPES_CHECKED, Privacy
 from graffer_secevents._request_id import ReplacedRequestId, accept_request_id
 from graffer_secevents.testing import capture_events
 
-KEY = "test-hash-key"  # tests/conftest.py
+KEY = os.environ["SECEVENTS_HASH_KEY"]  # tests/conftest.py sets it
 JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
 
 SHAPES = {
@@ -315,25 +316,26 @@ def test_a_kept_login_that_is_an_email_is_not_copied_raw_into_usr_id() -> None:
 
 
 def test_emails_and_tokens_in_caller_metadata_values_are_replaced_too() -> None:
-    """A `login=` passed as metadata, a token pasted into a note: the shapes are caught under any key."""
+    """An e-mail under any metadata key, a token pasted into a note: the shapes are caught under any key
+    (`login=` itself is a helper argument, hashed into `usr.login`)."""
     with capture_events() as events:
         api.log_admin_action(
             1,
             "disable_user",
-            login="ada@example.com",
+            contact="ada@example.com",
             note=f"rotated {SHAPES['a GitHub token']}",
             order_id="Kx7zQ3mN9pR2sT5vW8yB1cD4fG6h",  # random-looking, but an id: kept
             ticket="SEC-42",
         )
     record = events.records[0]
     assert record["context"] == {
-        "login": pseudonym("ada@example.com"),
+        "contact": pseudonym("ada@example.com"),
         "note": "rotated [REDACTED]",
         "order_id": "Kx7zQ3mN9pR2sT5vW8yB1cD4fG6h",
         "ticket": "SEC-42",
     }
     assert notes(record) == [
-        "context.login: an e-mail address hashed",
+        "context.contact: an e-mail address hashed",
         "context.note: a GitHub token redacted",
     ]
 

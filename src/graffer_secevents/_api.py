@@ -374,6 +374,7 @@ def log_group_membership(
     *,
     action: Literal["add", "remove"] = "add",
     ip: str | None = None,
+    login: str | None = None,
     **context: Any,
 ) -> None:
     """Record that `user` added `target_user` to `group` (`group_member_added`) or, with
@@ -390,7 +391,13 @@ def log_group_membership(
         context = {**context, "action": action}  # not one of the two: recorded as an addition, value kept
     evt_type = "group_member_removed" if remove else "group_member_added"
     emit_unguarded(
-        evt_type, user=user, ip=ip, target_user=target_user, params={"group": group}, context=context
+        evt_type,
+        login=login,
+        user=user,
+        ip=ip,
+        target_user=target_user,
+        params={"group": group},
+        context=context,
     )
 
 
@@ -402,6 +409,7 @@ def log_account_status(
     enabled: bool,
     reason: str | None = None,
     ip: str | None = None,
+    login: str | None = None,
     **context: Any,
 ) -> None:
     """Record that `user` enabled (`user_enabled`) or disabled (`user_disabled`, with `reason`) the
@@ -415,10 +423,18 @@ def log_account_status(
     if enabled is True:
         if reason is not None:
             context = {**context, "reason": reason}
-        emit_unguarded("user_enabled", user=user, ip=ip, target_user=target_user, context=context)
+        emit_unguarded(
+            "user_enabled", login=login, user=user, ip=ip, target_user=target_user, context=context
+        )
         return
     emit_unguarded(
-        "user_disabled", user=user, ip=ip, target_user=target_user, params={"reason": reason}, context=context
+        "user_disabled",
+        login=login,
+        user=user,
+        ip=ip,
+        target_user=target_user,
+        params={"reason": reason},
+        context=context,
     )
 
 
@@ -429,12 +445,14 @@ def log_user_updated(
     *,
     attributes: Iterable[str] | None = None,
     ip: str | None = None,
+    login: str | None = None,
     **context: Any,
 ) -> None:
     """Record that `user` changed the account `target_user` (`user_updated`); `attributes` names what
     changed (never the values)."""
     emit_unguarded(
         "user_updated",
+        login=login,
         user=user,
         ip=ip,
         target_user=target_user,
@@ -451,6 +469,7 @@ def log_mfa_change(
     method: str | None = None,
     reason: str | None = None,
     ip: str | None = None,
+    login: str | None = None,
     **context: Any,
 ) -> None:
     """Record a second factor added (`authn_mfa_enabled`, `enabled=True`) or removed
@@ -462,7 +481,9 @@ def log_mfa_change(
         ```
     """
     evt_type = "authn_mfa_enabled" if enabled is True else "authn_mfa_disabled"
-    emit_unguarded(evt_type, user=user, ip=ip, params={"method": method, "reason": reason}, context=context)
+    emit_unguarded(
+        evt_type, login=login, user=user, ip=ip, params={"method": method, "reason": reason}, context=context
+    )
 
 
 @guarded
@@ -474,6 +495,7 @@ def log_impersonation(
     target_role: str | None = None,
     reason: str | None = None,
     ip: str | None = None,
+    login: str | None = None,
     **context: Any,
 ) -> None:
     """Record that `user` (the real account) started (`authn_impersonation_start`) or, with
@@ -495,6 +517,7 @@ def log_impersonation(
     evt_type = "authn_impersonation_end" if end else "authn_impersonation_start"
     emit_unguarded(
         evt_type,
+        login=login,
         user=user,
         ip=ip,
         target_user=target_user,

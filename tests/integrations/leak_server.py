@@ -20,7 +20,7 @@ from pathlib import Path
 
 EVENTS = Path(sys.argv[1])
 FRAMEWORK = os.environ["LEAK_FRAMEWORK"]
-SETTINGS = {"output": open(EVENTS, "ab"), "metrics": "none", "hash_key": "leak-suite-key"}  # noqa: SIM115
+SETTINGS = {"output": open(EVENTS, "ab"), "metrics": "none", "hash_key": "leak-suite-key-0123456789"}  # noqa: SIM115
 
 
 def fastapi_main() -> None:
