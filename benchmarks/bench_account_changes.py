@@ -99,7 +99,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=200)
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
-    secevents.configure(output=io.StringIO(), delivery="sync", metrics="none", hash_key="bench-only-key-0123456789")
+    secevents.configure(
+        output=io.StringIO(), delivery="sync", metrics="none", hash_key="bench-only-key-0123456789"
+    )
     user = User.objects.create_user("bench", "bench@example.org", "pw")
     group = Group.objects.create(name="g")
     ops = operations(user, group)

@@ -86,7 +86,9 @@ def build(variant: str) -> tuple[Any, str]:
     if middleware:
         import graffer_secevents as secevents
 
-        secevents.configure(output=WRITTEN, metrics="none", delivery="sync", hash_key="bench-only-key-0123456789")
+        secevents.configure(
+            output=WRITTEN, metrics="none", delivery="sync", hash_key="bench-only-key-0123456789"
+        )
     from django.contrib.auth import get_user_model
     from django.core.handlers.wsgi import WSGIHandler
     from django.core.management import call_command

@@ -5,8 +5,6 @@ documentation's URL; the statuses documented in the help and docs/cli.md."""
 from __future__ import annotations
 
 import re
-
-from graffer_secevents._tools.gates import EXIT_ERROR
 import subprocess
 import sys
 import tomllib
@@ -16,6 +14,7 @@ import pytest
 
 import graffer_secevents as secevents
 from graffer_secevents._tools import cli
+from graffer_secevents._tools.gates import EXIT_ERROR
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS_URL = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Documentation"]

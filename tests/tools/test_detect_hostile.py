@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from graffer_secevents._tools.cli import main
 from graffer_secevents._tools.detect.commands import EXIT_ERROR
-from graffer_secevents._tools.gates import EXIT_NO_RECORDS
 from graffer_secevents._tools.detect.query import compile_query
+from graffer_secevents._tools.gates import EXIT_NO_RECORDS
 from graffer_secevents.detect import DetectError, default_rules, evaluate
 
 WILDCARD_QUERIES = [

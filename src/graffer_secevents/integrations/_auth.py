@@ -167,8 +167,6 @@ def record_reset_refused(where: str, *, reason: str, user: object = None) -> boo
     )
 
 
-
-
 def record_once(evt_type: str, *, where: str, **emit: Any) -> bool:
     """`record_auth` for events that carry more than an actor (`target_user=`, `context=`): written at most
     once per request and event type, a failure marking the request; return whether this call wrote it.

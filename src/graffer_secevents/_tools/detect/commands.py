@@ -1,8 +1,9 @@
 """The `secevents detect` and `secevents report` sub-commands.
 
-Exit status of `detect`: 0 no signal at or above `--fail-on` (or no `--fail-on`), 1 one fired, 2 a
-usage error (argparse), 3 no record to replay (`--allow-empty` accepts it), `EXIT_ERROR` (4) when the replay could not be done: a rule Datadog would refuse or
-the engine cannot evaluate, an unreadable file, or any unexpected failure. A crash is never status 1.
+Exit status of `detect`: 0 no signal at or above `--fail-on` (or no `--fail-on`), 1 one fired, 2 a usage
+error (argparse) or an unreadable file, 3 no record to replay (`--allow-empty` accepts it), `EXIT_ERROR` (4)
+when the replay could not be done: a rule Datadog would refuse or the engine cannot evaluate, a broken input,
+or any unexpected failure. A crash is never status 1.
 """
 
 from __future__ import annotations
