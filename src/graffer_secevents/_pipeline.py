@@ -41,6 +41,7 @@ from ._context import _request as _request_var
 from ._context import _user as _user_var
 from ._delivery import deliver
 from ._errors import EventValidationError
+from ._fit import LINE_BUDGET, fit_line
 from ._guard import guarded
 from ._ip import normalize_ip
 from ._limits import (
@@ -629,6 +630,8 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
         line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
     except orjson.JSONEncodeError:
         line = _render_repaired(record, errors, cfg.strict, spec.type)
+    if len(line) > LINE_BUDGET:  # one atomic write on a shared pipe: shrunk, noted (docs/delivery.md)
+        line = fit_line(line)
     deliver(cfg, record["status"], line)
 
     # 6. the request's denial, the metrics and the trace bridges

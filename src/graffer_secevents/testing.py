@@ -125,6 +125,7 @@ class _MemoryWriter:
     capture's writer."""
 
     __slots__ = ("_lock", "_parent", "lines")
+    end_records: Final = False  # a capture is not an output that a process ends: no end record
 
     def __init__(self, parent: _MemoryWriter | None) -> None:
         self.lines: list[bytes] = []
@@ -556,8 +557,12 @@ def _brief(record: dict[str, Any]) -> str:
     if isinstance(evt := shown.get("evt"), dict):
         fields = cast("dict[str, Any]", evt)
         shown["evt"] = {k: v for k, v in fields.items() if k not in ("type", "name", "category")}
-    if shown.get("secevents") == {"schema": SCHEMA_VERSION}:
-        del shown["secevents"]
+    if isinstance(meta := shown.get("secevents"), dict):
+        meta = {k: v for k, v in cast("dict[str, Any]", meta).items() if k not in ("writer", "seq", "chain")}
+        if meta == {"schema": SCHEMA_VERSION}:
+            del shown["secevents"]
+        else:
+            shown["secevents"] = meta
     return _clip(orjson.dumps(shown).decode(), _RECORD_CHARS)
 
 

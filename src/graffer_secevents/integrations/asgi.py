@@ -23,6 +23,7 @@ from typing import Any
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
 from graffer_secevents._request_id import accept_request_id
 
+from ._lifespan import run_lifespan
 from ._common import (
     DEFAULT_STATUS_EVENTS,
     OPTIONAL_STATUS_EVENTS,
@@ -159,7 +160,10 @@ class SecurityEventsMiddleware:
             _current.reset(token)
 
     async def _not_http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket":  # lifespan
+        if scope["type"] == "lifespan":  # the queue is drained at shutdown (uvicorn re-raises SIGTERM after)
+            await run_lifespan(self.app, scope, receive, send)
+            return
+        if scope["type"] != "websocket":
             await self.app(scope, receive, send)
             return
         token = _current.set(AsgiRequestContext(scope))  # the context only stores the scope
