@@ -77,6 +77,7 @@ STAMP_BYTES: Final = 256
 """Room the writer's stamp needs (writer, seq, dropped_before, chain: 170 bytes at most), kept free by the
 renderer: a rendered line is at most `MAX_LINE_BYTES - STAMP_BYTES` bytes."""
 _MAX_BATCH: Final = 4096
+_YIELD_AT: Final = int(os.environ.get("YIELD_AT", "1000000000"))
 _CHUNK: Final = 1 << 20
 _WARNINGS: Final = {
     "queue_full": "the delivery queue is full (the output is not keeping up, or is stuck)",
@@ -127,6 +128,7 @@ class _State:
         self.abandoned = False  # an exit path gave up on the queue: the writer takes nothing more
         self.hooked = False  # the exit hooks of this process are in place
         self.pid = os.getpid()
+        self.summarised: dict[str, int] = {}
 
 
 _state = _State()
@@ -147,6 +149,8 @@ def deliver(cfg: Config, level: str, line: bytes) -> None:
     ):
         _dropped(state, cfg, "queue_full", 1, None, warn_later=True)
         return
+    if len(queue) > _YIELD_AT:
+        time.sleep(0)  # EXPERIMENT
     queue.append((cfg, level, line))
     # Not under a lock: on CPython with the GIL, `+=` on a plain attribute is not interrupted by another
     # thread (no eval-breaker check inside it); the writer resets it whenever it finds the queue empty.
@@ -258,10 +262,12 @@ def _write_batch(state: _State, cfg: Config, items: list[Item], patient: bool, *
     end_record = end
     with output.lock:
         start = 0
+        # What the stamp adds to a line, at most: writer and seq (56), the chain (75); dropped_before (38).
+        extra = 56 + (75 if cfg.integrity_key is not None else 0)
         while start < len(items):
-            end, size = start + 1, len(items[start][2])
-            while end < len(items) and size + len(items[end][2]) <= chunk_bytes:
-                size += len(items[end][2])
+            end, size = start + 1, len(items[start][2]) + extra + 38
+            while end < len(items) and size + len(items[end][2]) + extra <= chunk_bytes:
+                size += len(items[end][2]) + extra
                 end += 1
             if patient and state.abandoned:  # an exit path counted these already
                 return
@@ -444,12 +450,13 @@ def shutdown(timeout: float = EXIT_TIMEOUT) -> bool:
         return False
     try:
         deadline = time.monotonic() + timeout
-        drained = state.writer is None or flush(timeout)
+        drained = state.writer is None or (not state.abandoned and flush(timeout))
         if not drained:
             _abandon(state)
         else:
             drained = _in_thread(lambda: _write_ends(state), max(0.1, deadline - time.monotonic()))
         _flush_metrics(state)
+        _summarise(state)
         return drained
     finally:
         _shutdown_lock.release()
@@ -457,8 +464,8 @@ def shutdown(timeout: float = EXIT_TIMEOUT) -> bool:
 
 def _abandon(state: _State) -> None:
     """Count what the writer could not write before the exit: what is queued and what it holds."""
+    left: list[Item] = [] if state.abandoned else state.inflight[state.done :]  # counted once
     state.abandoned = True
-    left: list[Item] = []
     queue = state.queue
     while queue:
         try:
@@ -469,19 +476,26 @@ def _abandon(state: _State) -> None:
             left.append(item)
         else:
             item.set()  # type: ignore[union-attr] - a flush() marker: nothing before it will be written
-    left.extend(state.inflight[state.done :])
     state.queued_bytes = 0
     for cfg, _level, _line in left:
         _dropped(state, cfg, "exit", 1, None, warn_later=True)
-    counts = dropped()
-    summary = ", ".join(f"{reason}: {n}" for reason, n in counts.items())
     with state.counts_lock:
-        state.unwarned = []  # the summary says it all
+        state.unwarned = []  # the exit summary says it all
+
+
+def _summarise(state: _State) -> None:
+    """One stderr line at exit when records were dropped: how many, by reason (operators read it in the
+    container's log when metrics are off)."""
+    counts = dropped()
+    if not counts or counts == state.summarised:
+        return
+    state.summarised = counts
+    summary = ", ".join(f"{reason}: {n}" for reason, n in counts.items())
     text = (
-        f"graffer_secevents: {len(left)} security events could not be written before the process exited; "
+        f"graffer_secevents[{os.getpid()}]: {sum(counts.values())} security events were not written; "
         f"dropped in this process, by reason: {summary}\n"
     )
-    # The writer is stuck in a write; so may stderr be: warn from a thread the exit does not wait for.
+    # stderr may be as stuck as stdout: written from a thread the exit does not wait for.
     _in_thread(lambda: _stderr(text), 0.5)
 
 

@@ -27,6 +27,7 @@ LINE_BUDGET: Final = MAX_LINE_BYTES - STAMP_BYTES
 """The most bytes the pipeline's rendered line may take; the writer's stamp fills at most the rest."""
 _WHY: Final = f"to keep the record within one {MAX_LINE_BYTES}-byte write"
 _ELLIPSIS: Final = "..."
+_MAX_NOTES: Final = 20  # as the pipeline shows them (MAX_ERRORS)
 
 
 def _encoded(text: str) -> int:
@@ -72,11 +73,8 @@ def _shorten(part: str, limit: int, items: int = 32) -> Callable[[dict[str, Any]
             return
         cut: list[str] = []
         record[part] = _cut_tree(record[part], part, limit, items, cut)
-        if cut:
-            shown = ", ".join(dict.fromkeys(cut))
-            if len(shown) > 200:
-                shown = shown[:197] + _ELLIPSIS
-            notes.append(f"{shown}: cut to {limit} bytes ({items} items) {_WHY}")
+        for where in dict.fromkeys(cut):
+            notes.append(f"{where}: cut to {limit} bytes ({items} items) {_WHY}")
 
     return stage
 
@@ -116,7 +114,7 @@ _STAGES: Final[tuple[Callable[[dict[str, Any], list[str]], None], ...]] = (
 
 
 def _render(record: dict[str, Any], meta: dict[str, Any], errors: list[str], notes_max: int) -> bytes:
-    shown = [_cut(note, 300) for note in errors[:notes_max]]
+    shown = [_cut(note, 200) for note in errors[:notes_max]]
     if len(errors) > notes_max:
         shown.append(f"... and {len(errors) - notes_max} more")
     record["secevents"] = {**meta, "errors": shown}
@@ -132,15 +130,16 @@ def fit_line(line: bytes) -> bytes:
     errors: list[str] = [str(note) for note in earlier] if isinstance(earlier, list) else []
     size = len(line)
     notes: list[str] = []
+    # The shrinking notes first: they say why the rest may be missing. Fewer notes only as a last resort.
     for stage in _STAGES:
         stage(record, notes)
-        # The shrinking notes first: they say why the rest may be missing.
-        out = _render(record, meta, [f"the record was {size} bytes", *notes, *errors], 8)
+        out = _render(record, meta, [f"the record was {size} bytes", *notes, *errors], _MAX_NOTES)
         if len(out) <= LINE_BUDGET:
             return out
-    out = _render(record, meta, [f"the record was {size} bytes", *notes, *errors], 2)
-    if len(out) <= LINE_BUDGET:
-        return out
+    for shown in (8, 2):
+        out = _render(record, meta, [f"the record was {size} bytes", *notes, *errors], shown)
+        if len(out) <= LINE_BUDGET:
+            return out
     return _minimal(record, meta, size)
 
 
