@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from typing import Any
 
 CHILD = """
@@ -71,7 +70,8 @@ def run(threads: int, seconds: float, overflow: str, output: str, key: bool) -> 
         stats = json.loads([x for x in proc.stderr.splitlines() if x.startswith(b"{")][-1])
     else:
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout is not None
+        assert proc.stderr is not None
         lines = [0]
 
         def count() -> None:  # the log driver: reads as fast as it can, in another thread of this process
@@ -109,8 +109,10 @@ def main() -> None:
     parser.add_argument("--key", action="store_true", help="with an integrity key (the chain)")
     parser.add_argument("--rounds", type=int, default=1, help="runs per thread count (the median is shown)")
     args = parser.parse_args()
-    print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs; output {args.output}, "
-          f"overflow={args.overflow}, chain {'on' if args.key else 'off'}, {args.seconds}s per run")
+    print(
+        f"Python {platform.python_version()}, {os.cpu_count()} CPUs; output {args.output}, "
+        f"overflow={args.overflow}, chain {'on' if args.key else 'off'}, {args.seconds}s per run"
+    )
     print("| caller threads | emitted/s | written/s | dropped/s | dropped | written + dropped = emitted |")
     print("|---|---|---|---|---|---|")
     for threads in args.threads:

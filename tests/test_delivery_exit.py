@@ -48,7 +48,9 @@ def _summary(stderr: bytes) -> dict[str, int]:
     """The drops a process reported on stderr when it exited (summed over its processes)."""
     counts: dict[str, int] = {}
     last: dict[bytes, bytes] = {}  # a process may say it twice (lifespan, then SIGTERM): its last word
-    for match in re.finditer(rb"graffer_secevents\[(\d+)\]: .*dropped in this process, by reason: ([a-z_: ,0-9]+)", stderr):
+    for match in re.finditer(
+        rb"graffer_secevents\[(\d+)\]: .*dropped in this process, by reason: ([a-z_: ,0-9]+)", stderr
+    ):
         last[match.group(1)] = match.group(2)
     for said in last.values():
         for part in said.decode().split(", "):
@@ -175,7 +177,9 @@ def test_a_disk_that_fills_mid_record_and_recovers_leaves_no_record_glued(tmp_pa
         api.flush(5)
     """
     with open(path, "wb") as out:
-        result = subprocess.run(_script(code), stdout=out, stderr=subprocess.PIPE, env=_env(), timeout=60)
+        result = subprocess.run(
+            _script(code), check=False, stdout=out, stderr=subprocess.PIPE, env=_env(), timeout=60
+        )
     assert result.returncode == 0, result.stderr
     lines = path.read_bytes().splitlines()
     torn = [n for n, line in enumerate(lines) if not _parses(line)]
@@ -206,7 +210,7 @@ def test_a_partial_write_to_a_raw_file_is_resumed_not_lost(tmp_path: Path) -> No
             return len(taken)
 
     stream = Trickle()
-    api.configure(output=stream, metrics="none")
+    api.configure(output=stream, metrics="none", delivery="queue")
     try:
         for n in range(50):
             api.log_logout(n)
@@ -309,7 +313,7 @@ def test_a_handler_of_the_application_is_never_replaced() -> None:
         api.flush(5)
         print(signal.getsignal(signal.SIGTERM) is mine)
     """
-    result = subprocess.run(_script(code), capture_output=True, env=_env(), timeout=60)
+    result = subprocess.run(_script(code), check=False, capture_output=True, env=_env(), timeout=60)
     assert result.stdout.splitlines()[-2] == b"True"  # then the end record
 
 
@@ -341,7 +345,7 @@ _POOL = """
 def test_multiprocessing_children_write_everything_they_emit(method: str, tmp_path: Path) -> None:
     script = tmp_path / "pool_script.py"
     script.write_text(textwrap.dedent(_POOL.format(method=method)))
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: PLW1510 - the return code is asserted
         [sys.executable, str(script)], capture_output=True, env=_env(), timeout=120, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
@@ -399,7 +403,7 @@ def test_a_forked_child_with_a_buffered_file_writes_its_own_records(tmp_path: Pa
         assert api.flush(10)
         print(status)
     """
-    result = subprocess.run(_script(code), capture_output=True, env=_env(), timeout=60)
+    result = subprocess.run(_script(code), check=False, capture_output=True, env=_env(), timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[0] == b"0"
     records = _events(_records(path.read_bytes()))
@@ -435,7 +439,7 @@ def test_a_fork_while_another_thread_configures_never_deadlocks_the_child() -> N
         stop = True
         print("OK")
     """
-    result = subprocess.run(_script(code), capture_output=True, env=_env(), timeout=120)
+    result = subprocess.run(_script(code), check=False, capture_output=True, env=_env(), timeout=120)
     assert result.returncode == 0, result.stderr
     assert b"OK" in result.stdout
 
@@ -449,20 +453,21 @@ def test_the_queue_is_bounded_in_bytes() -> None:
             return super().write(text)
 
     stream = Stuck()
-    api.configure(output=stream, metrics="none", queue_bytes=64 * 1024, queue_size=100_000)
+    api.configure(output=stream, metrics="none", queue_bytes=64 * 1024, queue_size=100_000, delivery="queue")
     try:
         for n in range(2000):
             api.log_logout(n)
         counted = _delivery.dropped()["queue_full"]
-        assert 1800 < counted < 2000  # about 64 KiB of ~420-byte records were queued
+        assert _delivery._state.queued_bytes <= 64 * 1024 + 4096  # the queue, besides the writer's batch
+        # About 64 KiB of ~400-byte records queued, besides the batch the writer took before it got stuck.
+        assert 1400 < counted < 2000
         release.set()
-        assert api.flush(10) is False  # records were dropped meanwhile
+        assert api.flush(10)
     finally:
         release.set()
         api.configure(reset=True)
     written = _events(_records(stream.getvalue().encode()))
     assert len(written) + counted == 2000
-    assert sum(len(orjson.dumps(r)) for r in written[1:]) <= 64 * 1024 + 4096
     _delivery._reset_for_tests()
 
 
@@ -499,7 +504,7 @@ def test_verify_finds_the_run_removed_from_the_output_of_a_kill_9(tmp_path: Path
     last_gone = orjson.loads(removed[-1])["secevents"]["seq"]
     last = orjson.loads(kept[-1])["secevents"]["seq"]
 
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: PLW1510 - the return code is asserted
         [sys.executable, "-m", "graffer_secevents._tools.cli", "verify", "-", "--format", "json"],
         input=b"\n".join(kept) + b"\n",
         capture_output=True,
@@ -510,7 +515,7 @@ def test_verify_finds_the_run_removed_from_the_output_of_a_kill_9(tmp_path: Path
     (writer,) = report["writers"]
     assert writer["missing"] == [[first_gone, last_gone]] and last_gone - first_gone + 1 == 37
     assert writer["clean_end"] is False and writer["last_seq"] == last
-    text = subprocess.run(
+    text = subprocess.run(  # noqa: PLW1510 - the return code is asserted
         [sys.executable, "-m", "graffer_secevents._tools.cli", "verify", "-"],
         input=b"\n".join(kept) + b"\n",
         capture_output=True,
@@ -547,7 +552,9 @@ def _tamper(lines: list[bytes], how: str) -> tuple[list[bytes], int]:
         return lines, 7
     if how == "inserted":  # a record copied from elsewhere in the log, its number changed to fit
         forged = lines[2].replace(b'"seq":3,', b'"seq":6,')
-        later = [line.replace(b'"seq":%d,' % n, b'"seq":%d,' % (n + 1)) for n, line in enumerate(lines[5:], 6)]
+        later = [
+            line.replace(b'"seq":%d,' % n, b'"seq":%d,' % (n + 1)) for n, line in enumerate(lines[5:], 6)
+        ]
         return [*lines[:5], forged, *later], 6
     if how == "end_truncated":
         return lines[:-1], 0
@@ -579,7 +586,7 @@ def test_verify_without_a_key_sees_numbers_and_the_end() -> None:
 
 def test_every_record_carries_its_writer_and_a_gap_free_number(tmp_path: Path) -> None:
     stream = io.BytesIO()
-    api.configure(output=stream, metrics="none")
+    api.configure(output=stream, metrics="none", delivery="queue")
     try:
         threads = [threading.Thread(target=lambda: [api.log_logout(i) for i in range(300)]) for _ in range(4)]
         for t in threads:

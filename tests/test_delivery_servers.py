@@ -189,7 +189,9 @@ def _exit_drops(stderr: bytes) -> dict[str, int]:
     """The drops each process reported on stderr as it exited, summed."""
     counts: dict[str, int] = {}
     last: dict[bytes, bytes] = {}  # a process may say it twice (lifespan, then SIGTERM): its last word
-    for match in re.finditer(rb"graffer_secevents\[(\d+)\]: .*dropped in this process, by reason: ([a-z_: ,0-9]+)", stderr):
+    for match in re.finditer(
+        rb"graffer_secevents\[(\d+)\]: .*dropped in this process, by reason: ([a-z_: ,0-9]+)", stderr
+    ):
         last[match.group(1)] = match.group(2)
     for said in last.values():
         for part in said.decode().split(", "):

@@ -77,7 +77,6 @@ STAMP_BYTES: Final = 256
 """Room the writer's stamp needs (writer, seq, dropped_before, chain: 170 bytes at most), kept free by the
 renderer: a rendered line is at most `MAX_LINE_BYTES - STAMP_BYTES` bytes."""
 _MAX_BATCH: Final = 4096
-_YIELD_AT: Final = int(os.environ.get("YIELD_AT", "1000000000"))
 _CHUNK: Final = 1 << 20
 _WARNINGS: Final = {
     "queue_full": "the delivery queue is full (the output is not keeping up, or is stuck)",
@@ -97,7 +96,9 @@ class _Output:
     __slots__ = ("cfg", "chain", "ended_at", "lock", "seq", "unreported")
 
     def __init__(self, cfg: Config | None) -> None:
-        self.cfg = cfg  # the configuration it was last written under, for its end record (None: no end record)
+        self.cfg = (
+            cfg  # the configuration it was last written under, for its end record (None: no end record)
+        )
         self.seq = 0  # the last number written
         self.chain = b""  # the last chain value written (hex), with an integrity key
         self.unreported = 0  # records lost since the last one written here: the next one's dropped_before
@@ -149,8 +150,10 @@ def deliver(cfg: Config, level: str, line: bytes) -> None:
     ):
         _dropped(state, cfg, "queue_full", 1, None, warn_later=True)
         return
-    if len(queue) > _YIELD_AT:
-        time.sleep(0)  # EXPERIMENT
+    if len(queue) > cfg.queue_size >> 1:
+        # The writer is behind: hand it the interpreter (the GIL) for a moment rather than lose records.
+        # Callers that saturate the interpreter otherwise starve it (docs/performance.md, bench_writer.py).
+        time.sleep(0)
     queue.append((cfg, level, line))
     # Not under a lock: on CPython with the GIL, `+=` on a plain attribute is not interrupted by another
     # thread (no eval-breaker check inside it); the writer resets it whenever it finds the queue empty.
@@ -203,7 +206,7 @@ def _run(state: _State) -> None:
         batch: list[Item] = []
         markers: list[threading.Event] = []
         size = 0
-        while queue and len(batch) < _MAX_BATCH:
+        while queue and len(batch) < _MAX_BATCH and size < _CHUNK:
             item = queue.popleft()
             if type(item) is tuple:
                 batch.append(item)
@@ -259,26 +262,32 @@ def _write_batch(state: _State, cfg: Config, items: list[Item], patient: bool, *
     output = _output_of(state, cfg)
     target = cfg.writer
     chunk_bytes = getattr(target, "chunk_bytes", _CHUNK)
-    end_record = end
     with output.lock:
         start = 0
         # What the stamp adds to a line, at most: writer and seq (56), the chain (75); dropped_before (38).
         extra = 56 + (75 if cfg.integrity_key is not None else 0)
         while start < len(items):
-            end, size = start + 1, len(items[start][2]) + extra + 38
-            while end < len(items) and size + len(items[end][2]) + extra <= chunk_bytes:
-                size += len(items[end][2]) + extra
-                end += 1
+            stop, size = start + 1, len(items[start][2]) + extra + 38
+            while stop < len(items) and size + len(items[stop][2]) + extra <= chunk_bytes:
+                size += len(items[stop][2]) + extra
+                stop += 1
             if patient and state.abandoned:  # an exit path counted these already
                 return
-            _write_chunk(state, cfg, output, target, items[start:end], patient, end=end_record)
+            _write_chunk(state, cfg, output, target, items[start:stop], patient, end=end)
             if patient:
-                state.done += end - start
-            start = end
+                state.done += stop - start
+            start = stop
 
 
 def _write_chunk(
-    state: _State, cfg: Config, output: _Output, target: Target, chunk: list[Item], patient: bool, *, end: bool
+    state: _State,
+    cfg: Config,
+    output: _Output,
+    target: Target,
+    chunk: list[Item],
+    patient: bool,
+    *,
+    end: bool,
 ) -> None:
     """Stamp and write one chunk; an end record that fails is not a loss (it is no one's record)."""
     owed = 0
@@ -428,7 +437,7 @@ def dropped() -> dict[str, int]:
         return {reason: n for reason, n in _state.counts.items() if n}
 
 
-# --- exit paths ----------------------------------------------------------------------------------------------
+# --- exit paths -------------------------------------------------------------------------------------------
 
 _shutdown_lock = threading.RLock()
 
@@ -472,10 +481,10 @@ def _abandon(state: _State) -> None:
             item = queue.popleft()
         except IndexError:
             break
-        if type(item) is tuple:
-            left.append(item)
+        if isinstance(item, threading.Event):
+            item.set()  # a flush() marker: nothing before it will be written
         else:
-            item.set()  # type: ignore[union-attr] - a flush() marker: nothing before it will be written
+            left.append(item)
     state.queued_bytes = 0
     for cfg, _level, _line in left:
         _dropped(state, cfg, "exit", 1, None, warn_later=True)
@@ -503,7 +512,7 @@ def _write_ends(state: _State) -> bool:
     """An end record on each output written since its last one: everything before it was written."""
     for output in list(state.outputs.values()):
         cfg = output.cfg
-        if cfg is None or output.seq == 0 or output.ended_at == output.seq:
+        if cfg is None or output.seq in (0, output.ended_at):
             continue
         record = {
             "timestamp": _now(),

@@ -12,6 +12,9 @@ then the notes), and only then the event's own values; `usr`, `network.client.ip
 kept (their values may be shortened, never removed), and every change is noted in `secevents.errors`.
 """
 
+# Parsed JSON is walked as Any-typed containers; each value is checked at run time where it is used.
+# pyright: reportUnknownArgumentType=false, reportUnknownVariableType=false, reportUnknownMemberType=false
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -210,10 +210,10 @@ def write_stream(stream: Any, kind: int, lines: Sequence[bytes], patient: bool, 
             sink = stream.buffer
         elif kind == _ESCAPED:
             data = "".join(ascii_line(line) for line in lines)
-        if id(sink) in _TORN_STREAMS:
-            data = (b"\n" if isinstance(data, bytes) else "\n") + data
-            _TORN_STREAMS.discard(id(sink))
         if kind == _BINARY:
+            if id(sink) in _TORN_STREAMS:  # only a raw binary stream reports a partial write
+                _TORN_STREAMS.discard(id(sink))
+                data = b"\n" + data
             _write_binary(sink, data, lines, patient)
         else:
             try:

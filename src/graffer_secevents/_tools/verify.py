@@ -12,6 +12,9 @@ checked: an HMAC-SHA256 over the previous record's chain value of the same write
 to its chain. A record altered, deleted, reordered or inserted breaks the chain at that place.
 """
 
+# Parsed JSON is walked as Any-typed containers; each value is checked at run time where it is used.
+# pyright: reportUnknownArgumentType=false, reportUnknownVariableType=false, reportUnknownMemberType=false
+
 from __future__ import annotations
 
 import hmac
@@ -127,8 +130,8 @@ class Report:
                 out.append("  ended cleanly (end record after its last record)")
             else:
                 out.append(
-                    f"  no clean end after seq {w.last_seq}: still running, or killed (kill -9, OOM); what it "
-                    "had queued then was never numbered and cannot be counted"
+                    f"  no clean end after seq {w.last_seq}: still running, or killed (kill -9, OOM); "
+                    "what it had queued then was never numbered and cannot be counted"
                 )
         if self.unparseable:
             shown = ", ".join(str(n) for n in self.unparseable[:_MAX_LISTED])

@@ -23,7 +23,6 @@ from typing import Any
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
 from graffer_secevents._request_id import accept_request_id
 
-from ._lifespan import run_lifespan
 from ._common import (
     DEFAULT_STATUS_EVENTS,
     OPTIONAL_STATUS_EVENTS,
@@ -34,6 +33,7 @@ from ._common import (
     status_rules,
     user_from_scope,
 )
+from ._lifespan import run_lifespan
 
 __all__ = [
     "DEFAULT_STATUS_EVENTS",
