@@ -183,11 +183,20 @@ class StreamTarget:
         self.stream = stream
         self._kind = _kind(stream)
         self._lock = threading.Lock()  # text streams promise no thread safety (synchronous delivery)
-        self.key: object = ("stream", id(stream))  # the same output across configure() calls
+        self.key: object = _key_of(stream)  # the same output across configure() calls
         _LOCKED.add(self)
 
     def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
         write_stream(self.stream, self._kind, lines, patient, self._lock)
+
+
+def _key_of(stream: object) -> object:
+    """The stream itself (kept alive, so its numbers are never another stream's), else its id."""
+    try:
+        hash(stream)
+    except TypeError:
+        return ("stream", id(stream))
+    return stream
 
 
 def write_stream(stream: Any, kind: int, lines: Sequence[bytes], patient: bool, lock: threading.Lock) -> None:

@@ -124,10 +124,11 @@ class _MemoryWriter:
     """Keeps the rendered lines, exactly as they would have been written; also hands them to an enclosing
     capture's writer."""
 
-    __slots__ = ("_lock", "_parent", "lines")
+    __slots__ = ("_lock", "_parent", "key", "lines")
     end_records: Final = False  # a capture is not an output that a process ends: no end record
 
     def __init__(self, parent: _MemoryWriter | None) -> None:
+        self.key = object()  # its own numbers (secevents.seq from 1), whatever object had its address before
         self.lines: list[bytes] = []
         self._lock = threading.Lock()
         self._parent = parent

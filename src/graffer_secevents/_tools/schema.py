@@ -117,7 +117,7 @@ def json_schema() -> dict[str, Any]:
     schema["$id"] = "https://graffer.example/secevents/record-v1.json"
     schema["title"] = "graffer_secevents security record"
     # Every record has `evt` but a writer's end record, which has `secevents.end: true` instead.
-    schema["anyOf"] = [
+    schema["oneOf"] = [
         {"required": ["evt"]},
         {"properties": {"secevents": {"required": ["end"]}}, "not": {"required": ["evt"]}},
     ]
