@@ -16,6 +16,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,16 @@ from graffer_secevents._tools.verify import verify_lines
 # The largest record one request can make: every request field the library reads at its 1,024-character
 # limit, made of the characters JSON escaping inflates most (6 bytes each), and caller metadata too.
 HOSTILE = "\x01\x02\x1f\x7f\u2028" * 204
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counters() -> Iterator[None]:
+    """Each in-process test counts drops as a fresh process would."""
+    api.flush(timeout=10)
+    _delivery._reset_for_tests()
+    yield
+    api.flush(timeout=10)
+    _delivery._reset_for_tests()
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -126,7 +126,7 @@ class _State:
         self.writer_id = os.urandom(8).hex()
         self.inflight: list[Item] = []  # the batch the writer holds, of which the first `done` are written
         self.done = 0
-        self.abandoned = False  # an exit path gave up on the queue: the writer takes nothing more
+        self.abandoned: list[Item] | None = None  # the batch an exit path counted: the writer drops the rest
         self.hooked = False  # the exit hooks of this process are in place
         self.pid = os.getpid()
         self.summarised: dict[str, int] = {}
@@ -193,12 +193,10 @@ def _wait_for_room(state: _State, cfg: Config) -> bool:
 def _run(state: _State) -> None:
     queue = state.queue
     while True:
-        if not queue or state.abandoned:
+        if not queue:
             state.idle = True
             if not queue:  # a caller that saw idle=False before this appended already: look again
                 state.queued_bytes = 0
-                state.wake.wait()
-            elif state.abandoned:
                 state.wake.wait()
             state.wake.clear()
             state.idle = False
@@ -271,7 +269,7 @@ def _write_batch(state: _State, cfg: Config, items: list[Item], patient: bool, *
             while stop < len(items) and size + len(items[stop][2]) + extra <= chunk_bytes:
                 size += len(items[stop][2]) + extra
                 stop += 1
-            if patient and state.abandoned:  # an exit path counted these already
+            if patient and state.abandoned is state.inflight:  # an exit path counted these already
                 return
             _write_chunk(state, cfg, output, target, items[start:stop], patient, end=end)
             if patient:
@@ -459,7 +457,7 @@ def shutdown(timeout: float = EXIT_TIMEOUT) -> bool:
         return False
     try:
         deadline = time.monotonic() + timeout
-        drained = state.writer is None or (not state.abandoned and flush(timeout))
+        drained = state.writer is None or flush(timeout)
         if not drained:
             _abandon(state)
         else:
@@ -473,8 +471,9 @@ def shutdown(timeout: float = EXIT_TIMEOUT) -> bool:
 
 def _abandon(state: _State) -> None:
     """Count what the writer could not write before the exit: what is queued and what it holds."""
-    left: list[Item] = [] if state.abandoned else state.inflight[state.done :]  # counted once
-    state.abandoned = True
+    inflight = state.inflight
+    left: list[Item] = [] if state.abandoned is inflight else inflight[state.done :]  # counted once
+    state.abandoned = inflight
     queue = state.queue
     while queue:
         try:
