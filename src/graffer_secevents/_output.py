@@ -148,8 +148,23 @@ _LOCKED: weakref.WeakSet[StreamTarget | StdTarget] = weakref.WeakSet()
 
 def _unlock_after_fork() -> None:
     # A fork taken while the parent's writer was inside a write copies its lock held: give each a new one.
+    # The same goes for a buffered file's own lock (io's, which nothing renews), and its buffer holds the
+    # parent's bytes: a child writes its records straight to the file's descriptor instead, so they are its
+    # own and reach the file whatever state the parent's buffer was copied in.
     for target in list(_LOCKED):
         target._lock = threading.Lock()
+        if isinstance(target, StreamTarget):
+            target._fd = _descriptor(target.stream)
+
+
+def _descriptor(stream: Any) -> int | None:
+    if not isinstance(stream, io.BufferedIOBase | io.TextIOBase) and not hasattr(stream, "buffer"):
+        return None  # a raw stream or a caller's own object: no buffer of its own to inherit
+    try:
+        fd = stream.fileno()
+    except Exception:  # noqa: BLE001 - StringIO, BytesIO, a closed file: written as before
+        return None
+    return fd if isinstance(fd, int) and fd >= 0 else None
 
 
 os.register_at_fork(after_in_child=_unlock_after_fork)
@@ -177,16 +192,21 @@ class StreamTarget:
     through its `buffer` when it has one, else each line with its non-ASCII characters escaped.
     """
 
-    __slots__ = ("__weakref__", "_kind", "_lock", "key", "stream")
+    __slots__ = ("__weakref__", "_fd", "_kind", "_lock", "key", "stream")
 
     def __init__(self, stream: IO[Any]) -> None:
         self.stream = stream
+        self._fd: int | None = None  # set in a forked child (see _unlock_after_fork)
         self._kind = _kind(stream)
         self._lock = threading.Lock()  # text streams promise no thread safety (synchronous delivery)
         self.key: object = _key_of(stream)  # the same output across configure() calls
         _LOCKED.add(self)
 
     def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
+        if self._fd is not None:
+            with self._lock:
+                write_fd(self._fd, lines, patient)
+            return
         write_stream(self.stream, self._kind, lines, patient, self._lock)
 
 
