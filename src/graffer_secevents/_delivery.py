@@ -124,6 +124,7 @@ class _State:
         self.warned: set[str] = set()
         self.unwarned: list[tuple[str, str]] = []  # drops noticed on a caller's thread, warned by the writer
         self.writer_id = os.urandom(8).hex()
+        self.stamp_prefix = b',"writer":"%s","seq":' % self.writer_id.encode()
         self.inflight: list[Item] = []  # the batch the writer holds, of which the first `done` are written
         self.done = 0
         self.abandoned: list[Item] | None = None  # the batch an exit path counted: the writer drops the rest
@@ -261,6 +262,12 @@ def _write_batch(state: _State, cfg: Config, items: list[Item], patient: bool, *
     target = cfg.writer
     chunk_bytes = getattr(target, "chunk_bytes", _CHUNK)
     with output.lock:
+        if len(items) == 1:  # one record (delivery="sync", an end record): no chunks to work out
+            if not (patient and state.abandoned is state.inflight):
+                _write_chunk(state, cfg, output, target, items, patient, end=end)
+                if patient:
+                    state.done += 1
+            return
         start = 0
         # What the stamp adds to a line, at most: writer and seq (56), the chain (75); dropped_before (38).
         extra = 56 + (75 if cfg.integrity_key is not None else 0)
@@ -294,19 +301,20 @@ def _write_chunk(
             owed, output.unreported = output.unreported, 0
     key = cfg.integrity_key
     seq, chain = output.seq, output.chain
-    writer = state.writer_id.encode()
+    prefix = state.stamp_prefix
     lines: list[bytes] = []
+    levels: list[str] = []
     marks: list[tuple[int, bytes]] = []  # (seq, chain) after each line
-    for index, (_cfg, _level, line) in enumerate(chunk):
+    dropped_tail = b',"dropped_before":%d' % owed if owed else b""  # on the first record only
+    for _cfg, level, line in chunk:
         seq += 1
-        tail = b',"writer":"%s","seq":%d' % (writer, seq)
-        if index == 0 and owed:
-            tail += b',"dropped_before":%d' % owed
-        stamped, chain = _stamp(line, tail, key, chain)
+        stamped, chain = _stamp(line, prefix + str(seq).encode() + dropped_tail, key, chain)
+        dropped_tail = b""
         lines.append(stamped)
+        levels.append(level)
         marks.append((seq, chain))
     try:
-        target.write_lines(lines, [item[1] for item in chunk], patient)
+        target.write_lines(lines, levels, patient)
         delivered = len(lines)
     except TargetWriteError as failure:
         delivered = failure.delivered
