@@ -239,7 +239,7 @@ def write_stream(stream: Any, kind: int, lines: Sequence[bytes], patient: bool, 
             sink = stream.buffer
         elif kind == _ESCAPED:
             data = "".join(ascii_line(line) for line in lines)
-        if kind == _BINARY:
+        if kind == _BINARY and isinstance(sink, io.RawIOBase):
             if id(sink) in _TORN_STREAMS:  # only a raw binary stream reports a partial write
                 _TORN_STREAMS.discard(id(sink))
                 data = b"\n" + data
