@@ -264,7 +264,7 @@ def _write_batch(state: _State, cfg: Config, items: list[Item], patient: bool, *
     with output.lock:
         if len(items) == 1:  # one record (delivery="sync", an end record): no chunks to work out
             if not (patient and state.abandoned is state.inflight):
-                _write_chunk(state, cfg, output, target, items, patient, end=end)
+                _write_one(state, cfg, output, target, items[0], patient, end)
                 if patient:
                     state.done += 1
             return
@@ -329,6 +329,34 @@ def _write_chunk(
             _dropped(state, cfg, "write_error", len(lines) + owed, exc, counted=len(lines), output=output)
     if delivered:
         output.seq, output.chain = marks[delivered - 1]
+
+
+def _write_one(
+    state: _State, cfg: Config, output: _Output, target: Target, item: Item, patient: bool, end: bool
+) -> None:
+    """`_write_chunk` for one record (every record under `delivery="sync"`), without its lists."""
+    owed = 0
+    if output.unreported and not end:
+        with state.counts_lock:
+            owed, output.unreported = output.unreported, 0
+    seq = output.seq + 1
+    tail = state.stamp_prefix + b"%d" % seq
+    if owed:
+        tail += b',"dropped_before":%d' % owed
+    stamped, chain = _stamp(item[2], tail, cfg.integrity_key, output.chain)
+    try:
+        target.write_lines((stamped,), (item[1],), patient)
+    except TargetWriteError as failure:
+        if failure.delivered:  # it reached the output after all
+            output.seq, output.chain = seq, chain
+        elif not end:
+            _dropped(state, cfg, failure.reason, 1 + owed, failure, counted=1, output=output)
+        return
+    except Exception as exc:  # noqa: BLE001 - a target that breaks its own contract loses the record
+        if not end:
+            _dropped(state, cfg, "write_error", 1 + owed, exc, counted=1, output=output)
+        return
+    output.seq, output.chain = seq, chain
 
 
 def _stamp(line: bytes, tail: bytes, key: bytes | None, chain: bytes) -> tuple[bytes, bytes]:
