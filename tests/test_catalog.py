@@ -180,7 +180,7 @@ def test_each_event_type_writes_one_valid_record(evt_type: str, security_events:
     assert record["logger"] == {"name": "graffer_secevents"}
     assert record["usr"]["id"] == "7"
     assert record["network"]["client"]["ip"] == "198.51.100.4"
-    assert record["secevents"] == {"schema": 1}
+    assert record["secevents"] == {"schema": 1, "writer": record["secevents"]["writer"], "seq": 1}
     for name, value in params.items():
         if row.params[[p.name for p in row.params].index(name)].kind == "secret_id":
             assert record["evt"][name].startswith("anon_") and value not in record["evt"][name]

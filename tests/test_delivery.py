@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import orjson
 import pytest
@@ -395,7 +396,8 @@ def test_an_ascii_stdout_gets_utf8_bytes() -> None:
     """
     result = _run(code, capture_output=True, env={"PYTHONIOENCODING": "ascii"})
     assert result.returncode == 0, result.stderr
-    record_line, flushed = result.stdout.splitlines()
+    record_line, flushed, end = result.stdout.splitlines()
+    assert json.loads(end)["secevents"]["end"] is True
     assert "naïve ☃".encode() in record_line  # the UTF-8 bytes themselves, not an escape or a "?"
     assert json.loads(record_line.decode("utf-8"))["context"]["note"] == "naïve ☃"
     assert flushed == b"True"
@@ -469,8 +471,10 @@ def test_the_queue_drains_at_interpreter_exit() -> None:
     """
     result = _run(code, capture_output=True)
     assert result.returncode == 0, result.stderr
-    ids = [json.loads(line)["usr"]["id"] for line in result.stdout.splitlines()]
+    *lines, end = result.stdout.splitlines()
+    ids = [json.loads(line)["usr"]["id"] for line in lines]
     assert ids == [str(n) for n in range(2000)]
+    assert json.loads(end)["secevents"] == {"schema": 1, "end": True, "writer": ANY, "seq": 2001}
 
 
 def test_exit_with_a_stuck_stdout_waits_boundedly_and_counts_what_was_left() -> None:
@@ -537,7 +541,8 @@ def test_a_forked_child_never_writes_its_parents_queued_records(tmp_path: Path) 
     result = _run(code, capture_output=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == b"0"
-    ids = [json.loads(line)["usr"]["id"] for line in path.read_bytes().splitlines()]
+    records = [json.loads(line) for line in path.read_bytes().splitlines()]
+    ids = [r["usr"]["id"] for r in records if "usr" in r]
     assert ids.count("child") == 1
     assert sorted(i for i in ids if i != "child") == sorted(f"parent-{n}" for n in range(20))
 
@@ -564,4 +569,4 @@ def test_import_does_not_import_structlog() -> None:
         "import sys, graffer_secevents as s; s.log_logout(1); s.flush(5); print('structlog' in sys.modules)",
         capture_output=True,
     )
-    assert result.stdout.splitlines()[-1] == b"False"
+    assert result.stdout.splitlines()[-2] == b"False"  # the last line is the writer's end record

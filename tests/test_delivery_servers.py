@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -105,7 +106,8 @@ class _Reader:
     def records(self) -> list[dict[str, Any]]:
         self.thread.join(30)
         lines = bytes(self.data).splitlines()
-        return [orjson.loads(line) for line in lines]  # each a whole JSON object: none torn
+        records = [orjson.loads(line) for line in lines]  # each a whole JSON object: none torn
+        return [r for r in records if "evt" in r]  # not the writers' end records
 
 
 @pytest.mark.parametrize("server", ["uvicorn", "waitress"])
@@ -181,3 +183,79 @@ def test_gunicorn_preload_two_workers_write_every_record_once(tmp_path: Path) ->
     boots = [r for r in records if r["evt"]["type"] == "admin_action"]
     assert len(boots) == 1  # the master's record, queued before the fork, is the master's alone
     assert "could not write" not in (tmp_path / "stderr.log").read_text()
+
+
+def _exit_drops(stderr: bytes) -> dict[str, int]:
+    """The drops each process reported on stderr as it exited, summed."""
+    counts: dict[str, int] = {}
+    last: dict[bytes, bytes] = {}  # a process may say it twice (lifespan, then SIGTERM): its last word
+    for match in re.finditer(
+        rb"graffer_secevents\[(\d+)\]: .*dropped in this process, by reason: ([a-z_: ,0-9]+)", stderr
+    ):
+        last[match.group(1)] = match.group(2)
+    for said in last.values():
+        for part in said.decode().split(", "):
+            reason, _, n = part.partition(": ")
+            counts[reason] = counts.get(reason, 0) + int(n)
+    return counts
+
+
+SIGTERM_SERVERS = {
+    # uvicorn's own supervisor (spawned workers): the app is imported after uvicorn installed its handlers,
+    # so the drain runs on lifespan shutdown; uvicorn then re-raises SIGTERM.
+    "uvicorn --workers 2": lambda port: [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "apps:asgi_app",
+        "--workers=2",
+        f"--port={port}",
+        "--log-level=warning",
+        "--no-access-log",
+    ],
+    # gunicorn's UvicornWorker resets SIGTERM to SIG_DFL before loading the app: the library's handler is
+    # what uvicorn saves and restores, and lifespan drains first.
+    "gunicorn UvicornWorker": lambda port: [
+        str(BIN / "gunicorn"),
+        "--workers=2",
+        "--worker-class=uvicorn.workers.UvicornWorker",
+        f"--bind=127.0.0.1:{port}",
+        "--graceful-timeout=30",
+        "apps:asgi_app",
+    ],
+}
+
+
+@pytest.mark.parametrize("server", list(SIGTERM_SERVERS))
+def test_sigterm_with_a_stalled_reader_writes_or_counts_every_answered_request(
+    server: str, tmp_path: Path
+) -> None:
+    port = _free_port()
+    emitted = 600
+    env = _env(SECEVENTS_QUEUE_SIZE="200", SECEVENTS_HASH_KEY="k", PYTHONWARNINGS="ignore")
+    with _server(SIGTERM_SERVERS[server](port), env, tmp_path / "stderr.log") as proc:
+        clients = [_Client(port) for _ in range(4)]
+        clients[0].wait_ready(proc)
+        time.sleep(1.0)  # both workers up
+
+        def send(k: int) -> None:
+            for n in range(k, emitted, 4):
+                clients[k].get(f"/login?n={n}")  # asserts 200: every one answered, so emitted
+
+        threads = [threading.Thread(target=send, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        for client in clients:
+            client.close()
+        proc.send_signal(signal.SIGTERM)  # nobody has read stdout yet, nor will until the server is gone
+        proc.wait(60)
+        reader = _Reader(proc)
+        reader.thread.start()
+        records = reader.records()
+    written = sorted(int(r["usr"]["id"]) for r in records if r["evt"]["type"] == "authn_login_fail")
+    assert len(set(written)) == len(written)
+    counted = _exit_drops((tmp_path / "stderr.log").read_bytes())
+    assert counted.get("exit", 0) > 0 and set(counted) <= {"exit", "queue_full"}
+    assert len(written) + sum(counted.values()) == emitted, (len(written), counted)

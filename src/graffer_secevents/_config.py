@@ -31,7 +31,13 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Never, Protocol
 
 from ._bridges import build_bridges
 from ._client_ip import TrustedProxies
-from ._delivery import DEFAULT_BLOCK_TIMEOUT, DEFAULT_QUEUE_SIZE, DELIVERY_MODES, OVERFLOW_POLICIES
+from ._delivery import (
+    DEFAULT_BLOCK_TIMEOUT,
+    DEFAULT_QUEUE_BYTES,
+    DEFAULT_QUEUE_SIZE,
+    DELIVERY_MODES,
+    OVERFLOW_POLICIES,
+)
 from ._errors import ConfigurationError, warn_once
 from ._file_output import is_path, open_output
 from ._metrics import METRIC_BACKENDS, MetricsBackend, NoMetrics, create_backend
@@ -287,6 +293,15 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "seconds overflow='block' waits for room",
         "0.5",
     ),
+    Option(
+        "queue_bytes",
+        "SECEVENTS_QUEUE_BYTES",
+        _positive(int),
+        DEFAULT_QUEUE_BYTES,
+        "bytes the queue holds",
+        "8388608",
+    ),
+    Option("integrity_key", "SECEVENTS_INTEGRITY_KEY", _hash_key, None, "HMAC key of the records' chain"),
 )
 """Every `configure()` option, in the signature's order."""
 
@@ -354,6 +369,9 @@ class Config:
     queue_size: int = DEFAULT_QUEUE_SIZE
     overflow: str = "drop"
     block_timeout: float = DEFAULT_BLOCK_TIMEOUT
+    queue_bytes: int = DEFAULT_QUEUE_BYTES
+    integrity_key: bytes | None = field(default=None, repr=False)
+    """The HMAC key of `secevents.chain` (docs/delivery.md), as bytes; `None`: no chain."""
     static: Mapping[str, Any] = field(default_factory=dict[str, Any])
     """The keys every record starts with (service, env, version), built once. A plain `dict` behind a
     read-only type: spreading a `MappingProxyType` into each record costs three times as much (0.9 µs)."""
@@ -366,6 +384,16 @@ class Config:
 
 
 _lock = threading.RLock()
+
+
+def _new_lock_after_fork() -> None:
+    # A fork taken while another thread ran configure() copies this lock held by a thread the child does
+    # not have: the child's own configure() would wait for it forever.
+    global _lock  # noqa: PLW0603 - replaced in the child only
+    _lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
 _current: Config | None = None
 """The configuration the per-event path reads (with the testing overlay applied, when one is set)."""
 _base: Config | None = None
@@ -479,6 +507,8 @@ def configure(
     queue_size: int = _UNSET,
     overflow: Literal["drop", "block"] = _UNSET,
     block_timeout: float = _UNSET,
+    queue_bytes: int = _UNSET,
+    integrity_key: str | bytes | None = _UNSET,
     reset: bool = False,
     **unknown: Never,
 ) -> Config:
@@ -520,6 +550,11 @@ def configure(
             `"block"` for up to `block_timeout` seconds first (default `SECEVENTS_OVERFLOW`).
         block_timeout: seconds `overflow="block"` waits for room (default `SECEVENTS_BLOCK_TIMEOUT`,
             else 1.0).
+        queue_bytes: the most bytes of records the queue holds (default `SECEVENTS_QUEUE_BYTES`, else
+            16 MiB); a record that does not fit is handled like one over `queue_size`.
+        integrity_key: HMAC key of the records' chain: each record then carries `secevents.chain`, so
+            `secevents verify --key` detects altered, deleted, reordered or inserted records (default
+            `SECEVENTS_INTEGRITY_KEY`, else no chain). See docs/delivery.md.
         reset: forget earlier `configure()` calls: every option not named here goes back to its
             environment variable (read now) or default.
         **unknown: nothing: an unknown keyword is a `ConfigurationError` that names the nearest option (type
@@ -631,6 +666,8 @@ def caller_stacklevel() -> int:
         frame = frame.f_back
         level += 1
     return level
+def _key_bytes(key: str | bytes | None) -> bytes | None:
+    return key.encode("utf-8") if isinstance(key, str) else key
 
 
 def _close_quietly(backend: MetricsBackend) -> None:
@@ -723,6 +760,8 @@ def _build(values: Mapping[str, Any], sources: Mapping[str, str], previous: Conf
         queue_size=values["queue_size"],
         overflow=values["overflow"],
         block_timeout=values["block_timeout"],
+        queue_bytes=values["queue_bytes"],
+        integrity_key=_key_bytes(values["integrity_key"]),
         static=static,
         options=MappingProxyType(values),
         sources=MappingProxyType(dict(sources)),

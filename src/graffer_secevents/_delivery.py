@@ -2,29 +2,46 @@
 
 The caller's thread renders the record (in `_pipeline`) and hands the finished line to `deliver`. With
 `delivery="queue"` (the default) that is an `append` to a deque and, when the writer sleeps, one
-`Event.set`; the writer thread takes everything queued and writes it in batches (one `write` per batch
-and target where the target allows), so a stuck stdout blocks only the writer. When the queue is full,
-`overflow="drop"` drops the record at once and `overflow="block"` waits up to `block_timeout` seconds
+`Event.set`; the writer thread takes everything queued and writes it in batches, so a stuck stdout blocks
+only the writer. The queue is bounded in records (`queue_size`) and in bytes (`queue_bytes`). When it is
+full, `overflow="drop"` drops the record at once and `overflow="block"` waits up to `block_timeout` seconds
 for room, then drops. With `delivery="sync"` the caller writes the line itself (the test capture does).
+
+**Stamping.** Just before a line is written (on the writer thread, or under the output's lock for
+`delivery="sync"`), it gets its writer's identity and the next sequence number of that output
+(`secevents.writer`, `secevents.seq`, gap-free per writer and output), `secevents.dropped_before` after a
+loss, and with an integrity key `secevents.chain`: an HMAC-SHA256 over the previous record's chain value and
+this record. The fields are spliced into the rendered bytes (the pipeline writes `secevents` last), so
+stamping never re-encodes a record. A write that fails takes its numbers back: the next record written
+carries them, and `dropped_before` says how many were lost.
 
 A record counts as dropped exactly when it did not reach its target: `secevents.dropped{reason:...}` with a
 bounded reason (`DROP_REASONS`), a per-process counter (`dropped`), a one-time line on stderr per reason,
-and `secevents.dropped_before: N` on the next record written.
+and `secevents.dropped_before: N` on the next record written to the same output (kept across
+`configure()`: outputs are told apart by their `key`, not by the target object).
 
-The queue is drained by `flush`, at interpreter exit (`atexit`, so also after SIGTERM when the application
-or its server turns SIGTERM into a normal exit, as gunicorn, uvicorn and waitress do; no signal handler is
-installed here) and a forked child starts with an empty queue and its own writer.
+**Exit paths** (docs/delivery.md lists them): `shutdown` drains the queue (bounded), counts what it could
+not write as `reason:exit` (the queue and the batch the writer holds), writes an end record per output and
+flushes the metrics. It runs at interpreter exit (`atexit`), in `multiprocessing` (and billiard) children
+through their own finaliser registry (they end with `os._exit`, which skips `atexit`), on ASGI lifespan
+shutdown, and on SIGTERM where the process had no handler of its own (`SIG_DFL`): the handler drains, then
+restores the default and re-raises, so the process still dies of the signal (servers such as uvicorn
+restore the handler they found and re-raise SIGTERM after their graceful stop). A forked child starts with
+an empty queue, its own writer identity and its own writer thread.
 """
 
 from __future__ import annotations
 
 import atexit
+import hmac
 import os
+import signal
 import sys
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Final
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
@@ -34,16 +51,33 @@ from ._output import Target, TargetWriteError
 if TYPE_CHECKING:
     from ._config import Config
 
-__all__ = ["DELIVERY_MODES", "DROP_REASONS", "OVERFLOW_POLICIES", "deliver", "dropped", "flush"]
+__all__ = [
+    "DELIVERY_MODES",
+    "DROP_REASONS",
+    "MAX_LINE_BYTES",
+    "OVERFLOW_POLICIES",
+    "deliver",
+    "dropped",
+    "flush",
+    "shutdown",
+]
 
 DELIVERY_MODES: Final = ("queue", "sync")
 OVERFLOW_POLICIES: Final = ("drop", "block")
 DROP_REASONS: Final = ("queue_full", "write_error", "closed", "encoding", "exit")
 DEFAULT_QUEUE_SIZE: Final = 10_000
+DEFAULT_QUEUE_BYTES: Final = 16 * 1024 * 1024
 DEFAULT_BLOCK_TIMEOUT: Final = 1.0
 EXIT_TIMEOUT: Final = 5.0
-"""How long interpreter exit waits for the queue to drain; what is left after it is counted as dropped."""
-_MAX_BATCH: Final = 1024
+"""How long an exit path waits for the queue to drain; what is left after it is counted as dropped."""
+MAX_LINE_BYTES: Final = 4096
+"""The most bytes a written record takes, newline included: Linux's `PIPE_BUF`, the most one `write` to a
+pipe delivers without interleaving with other processes writing the same pipe."""
+STAMP_BYTES: Final = 256
+"""Room the writer's stamp needs (writer, seq, dropped_before, chain: 170 bytes at most), kept free by the
+renderer: a rendered line is at most `MAX_LINE_BYTES - STAMP_BYTES` bytes."""
+_MAX_BATCH: Final = 4096
+_CHUNK: Final = 1 << 20
 _WARNINGS: Final = {
     "queue_full": "the delivery queue is full (the output is not keeping up, or is stuck)",
     "write_error": "the output failed",
@@ -51,8 +85,25 @@ _WARNINGS: Final = {
     "encoding": "a record could not be encoded for the output",
     "exit": "the queue did not drain before the process exited",
 }
+_END_MESSAGE: Final = "secevents_writer_end: this writer wrote every record it was given and stopped cleanly"
 
 Item = tuple["Config", str, bytes]
+
+
+class _Output:
+    """What one output of this process has been given: its next number, its chain, the losses it owes."""
+
+    __slots__ = ("cfg", "chain", "ended_at", "lock", "seq", "unreported")
+
+    def __init__(self, cfg: Config | None) -> None:
+        self.cfg = (
+            cfg  # the configuration it was last written under, for its end record (None: no end record)
+        )
+        self.seq = 0  # the last number written
+        self.chain = b""  # the last chain value written (hex), with an integrity key
+        self.unreported = 0  # records lost since the last one written here: the next one's dropped_before
+        self.ended_at = -1  # the seq of the last end record written
+        self.lock = threading.Lock()  # numbers are taken and written in one order
 
 
 class _State:
@@ -60,18 +111,26 @@ class _State:
 
     def __init__(self) -> None:
         self.queue: deque[Item | threading.Event] = deque()
+        self.queued_bytes = 0  # approximate (see deliver); reset whenever the writer finds the queue empty
         self.wake = threading.Event()
         self.room = threading.Condition(threading.Lock())
         self.waiting = 0  # callers blocked for room (overflow="block")
         self.idle = True
         self.writer: threading.Thread | None = None
         self.start_lock = threading.Lock()
-        self.counts_lock = threading.Lock()
+        self.counts_lock = threading.RLock()  # reentrant: the SIGTERM handler may count while it is held
         self.counts: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
-        # Per target: records lost since the last one written there, its next record's dropped_before.
-        self.unreported: dict[Target, int] = {}
+        self.outputs: dict[Hashable, _Output] = {}
         self.warned: set[str] = set()
         self.unwarned: list[tuple[str, str]] = []  # drops noticed on a caller's thread, warned by the writer
+        self.writer_id = os.urandom(8).hex()
+        self.stamp_prefix = b',"writer":"%s","seq":' % self.writer_id.encode()
+        self.inflight: list[Item] = []  # the batch the writer holds, of which the first `done` are written
+        self.done = 0
+        self.abandoned: list[Item] | None = None  # the batch an exit path counted: the writer drops the rest
+        self.hooked = False  # the exit hooks of this process are in place
+        self.pid = os.getpid()
+        self.summarised: dict[str, int] = {}
 
 
 _state = _State()
@@ -81,14 +140,25 @@ def deliver(cfg: Config, level: str, line: bytes) -> None:
     """Hand one rendered line to its target, queued or synchronously. Never raises, never blocks on I/O."""
     state = _state
     if cfg.delivery == "sync":
-        _write_batch(state, cfg, [level], [line], patient=False)
+        if not state.hooked:
+            _install_exit_hooks(state)
+        _write_batch(state, cfg, [(cfg, level, line)], patient=False)
         _warn_pending(state)
         return
     queue = state.queue
-    if len(queue) >= cfg.queue_size and not (cfg.overflow == "block" and _wait_for_room(state, cfg)):
+    if (len(queue) >= cfg.queue_size or state.queued_bytes >= cfg.queue_bytes) and not (
+        cfg.overflow == "block" and _wait_for_room(state, cfg)
+    ):
         _dropped(state, cfg, "queue_full", 1, None, warn_later=True)
         return
+    if len(queue) > cfg.queue_size >> 1:
+        # The writer is behind: hand it the interpreter (the GIL) for a moment rather than lose records.
+        # Callers that saturate the interpreter otherwise starve it (docs/performance.md, bench_writer.py).
+        time.sleep(0)
     queue.append((cfg, level, line))
+    # Not under a lock: on CPython with the GIL, `+=` on a plain attribute is not interrupted by another
+    # thread (no eval-breaker check inside it); the writer resets it whenever it finds the queue empty.
+    state.queued_bytes += len(line)
     if state.idle:
         _wake(state)
 
@@ -97,8 +167,9 @@ def _wake(state: _State) -> None:
     if state.writer is None:
         with state.start_lock:
             if state.writer is None:
+                _install_exit_hooks(state)
                 thread = threading.Thread(target=_run, args=(state,), name="graffer_secevents-writer")
-                thread.daemon = True  # never keeps the process alive; atexit drains the queue instead
+                thread.daemon = True  # never keeps the process alive; the exit paths drain the queue instead
                 thread.start()
                 state.writer = thread
     state.idle = False
@@ -110,7 +181,7 @@ def _wait_for_room(state: _State, cfg: Config) -> bool:
     with state.room:
         state.waiting += 1
         try:
-            while len(state.queue) >= cfg.queue_size:
+            while len(state.queue) >= cfg.queue_size or state.queued_bytes >= cfg.queue_bytes:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -126,27 +197,33 @@ def _run(state: _State) -> None:
         if not queue:
             state.idle = True
             if not queue:  # a caller that saw idle=False before this appended already: look again
+                state.queued_bytes = 0
                 state.wake.wait()
             state.wake.clear()
             state.idle = False
             continue
         batch: list[Item] = []
         markers: list[threading.Event] = []
-        while queue and len(batch) < _MAX_BATCH:
+        size = 0
+        while queue and len(batch) < _MAX_BATCH and size < _CHUNK:
             item = queue.popleft()
             if type(item) is tuple:
                 batch.append(item)
+                size += len(item[2])
             else:
                 markers.append(item)  # type: ignore[arg-type]
                 break  # a flush() marker: everything queued before it is in this batch
+        state.queued_bytes -= size
         if state.waiting:
             with state.room:
                 state.room.notify_all()
+        state.inflight, state.done = batch, 0
         try:
             _write_items(state, batch)
         except BaseException as exc:  # noqa: BLE001 - the writer thread must outlive any one batch
-            for cfg, _level, _line in batch:
+            for cfg, _level, _line in batch[state.done :]:
                 _dropped(state, cfg, "write_error", 1, exc)
+        state.inflight, state.done = [], 0
         _warn_pending(state)
         for marker in markers:
             marker.set()
@@ -160,41 +237,151 @@ def _write_items(state: _State, batch: list[Item]) -> None:
         end = start + 1
         while end < len(batch) and batch[end][0] is cfg:
             end += 1
-        run = batch[start:end]
-        _write_batch(state, cfg, [item[1] for item in run], [item[2] for item in run], patient=True)
+        _write_batch(state, cfg, batch[start:end], patient=True)
         start = end
 
 
-def _write_batch(state: _State, cfg: Config, levels: list[str], lines: list[bytes], patient: bool) -> None:
+def _output_of(state: _State, cfg: Config) -> _Output:
     target = cfg.writer
-    owed = 0
-    if state.unreported:
+    key = getattr(target, "key", None)
+    if key is None:
+        key = id(target)
+    output = state.outputs.get(key)
+    ends = getattr(target, "end_records", True)
+    if output is None:
         with state.counts_lock:
-            owed = state.unreported.pop(target, 0)
-        if owed:
-            lines = [_stamp(lines[0], owed), *lines[1:]]
+            output = state.outputs.setdefault(key, _Output(cfg if ends else None))
+    if ends:
+        output.cfg = cfg
+    return output
+
+
+def _write_batch(state: _State, cfg: Config, items: list[Item], patient: bool, *, end: bool = False) -> None:
+    """Stamp and write `items` (all under `cfg`) in chunks the target takes in one write each."""
+    output = _output_of(state, cfg)
+    target = cfg.writer
+    chunk_bytes = getattr(target, "chunk_bytes", _CHUNK)
+    with output.lock:
+        if len(items) == 1:  # one record (delivery="sync", an end record): no chunks to work out
+            if not (patient and state.abandoned is state.inflight):
+                _write_one(state, cfg, output, target, items[0], patient, end)
+                if patient:
+                    state.done += 1
+            return
+        start = 0
+        # What the stamp adds to a line, at most: writer and seq (56), the chain (75); dropped_before (38).
+        extra = 56 + (75 if cfg.integrity_key is not None else 0)
+        while start < len(items):
+            stop, size = start + 1, len(items[start][2]) + extra + 38
+            while stop < len(items) and size + len(items[stop][2]) + extra <= chunk_bytes:
+                size += len(items[stop][2]) + extra
+                stop += 1
+            if patient and state.abandoned is state.inflight:  # an exit path counted these already
+                return
+            _write_chunk(state, cfg, output, target, items[start:stop], patient, end=end)
+            if patient:
+                state.done += stop - start
+            start = stop
+
+
+def _write_chunk(
+    state: _State,
+    cfg: Config,
+    output: _Output,
+    target: Target,
+    chunk: list[Item],
+    patient: bool,
+    *,
+    end: bool,
+) -> None:
+    """Stamp and write one chunk; an end record that fails is not a loss (it is no one's record)."""
+    owed = 0
+    if output.unreported and not end:
+        with state.counts_lock:
+            owed, output.unreported = output.unreported, 0
+    key = cfg.integrity_key
+    seq, chain = output.seq, output.chain
+    prefix = state.stamp_prefix
+    lines: list[bytes] = []
+    levels: list[str] = []
+    marks: list[tuple[int, bytes]] = []  # (seq, chain) after each line
+    dropped_tail = b',"dropped_before":%d' % owed if owed else b""  # on the first record only
+    for _cfg, level, line in chunk:
+        seq += 1
+        stamped, chain = _stamp(line, prefix + str(seq).encode() + dropped_tail, key, chain)
+        dropped_tail = b""
+        lines.append(stamped)
+        levels.append(level)
+        marks.append((seq, chain))
     try:
         target.write_lines(lines, levels, patient)
+        delivered = len(lines)
     except TargetWriteError as failure:
-        lost = len(lines) - failure.delivered
-        if failure.delivered == 0:
+        delivered = failure.delivered
+        lost = len(lines) - delivered
+        if delivered == 0:
             lost += owed  # the stamped record was lost too: the next one carries both
-        _dropped(state, cfg, failure.reason, lost, failure, counted=len(lines) - failure.delivered)
-    except Exception as exc:  # noqa: BLE001 - a target that breaks its own contract loses the batch
-        _dropped(state, cfg, "write_error", len(lines) + owed, exc, counted=len(lines))
+        if not end:
+            _dropped(state, cfg, failure.reason, lost, failure, counted=len(lines) - delivered, output=output)
+    except Exception as exc:  # noqa: BLE001 - a target that breaks its own contract loses the chunk
+        delivered = 0
+        if not end:
+            _dropped(state, cfg, "write_error", len(lines) + owed, exc, counted=len(lines), output=output)
+    if delivered:
+        output.seq, output.chain = marks[delivered - 1]
 
 
-def _stamp(line: bytes, owed: int) -> bytes:
-    """`line` with `secevents.dropped_before` set (off the caller's thread, only after a loss)."""
+def _write_one(
+    state: _State, cfg: Config, output: _Output, target: Target, item: Item, patient: bool, end: bool
+) -> None:
+    """`_write_chunk` for one record (every record under `delivery="sync"`), without its lists."""
+    owed = 0
+    if output.unreported and not end:
+        with state.counts_lock:
+            owed, output.unreported = output.unreported, 0
+    seq = output.seq + 1
+    tail = state.stamp_prefix + b"%d" % seq
+    if owed:
+        tail += b',"dropped_before":%d' % owed
+    stamped, chain = _stamp(item[2], tail, cfg.integrity_key, output.chain)
+    try:
+        target.write_lines((stamped,), (item[1],), patient)
+    except TargetWriteError as failure:
+        if failure.delivered:  # it reached the output after all
+            output.seq, output.chain = seq, chain
+        elif not end:
+            _dropped(state, cfg, failure.reason, 1 + owed, failure, counted=1, output=output)
+        return
+    except Exception as exc:  # noqa: BLE001 - a target that breaks its own contract loses the record
+        if not end:
+            _dropped(state, cfg, "write_error", 1 + owed, exc, counted=1, output=output)
+        return
+    output.seq, output.chain = seq, chain
+
+
+def _stamp(line: bytes, tail: bytes, key: bytes | None, chain: bytes) -> tuple[bytes, bytes]:
+    """`line` with `tail` (`,"name":value` pairs) added to its `secevents` object, and with `key` its chain
+    value: HMAC-SHA256(key, previous chain + the stamped line up to its closing braces)."""
+    if line[-3:] != b"}}\n":  # never from the pipeline (it writes `secevents` last): re-encoded to that form
+        line = _secevents_last(line)
+    body = line[:-3] + tail
+    if key is None:
+        return body + b"}}\n", chain
+    mac = hmac.digest(key, chain + b"\n" + body + b"}}", "sha256").hex().encode()
+    return body + b',"chain":"' + mac + b'"}}\n', mac
+
+
+def _secevents_last(line: bytes) -> bytes:
     try:
         record = orjson.loads(line)
-        meta = record.get("secevents")
-        if not isinstance(meta, dict):
-            meta = record["secevents"] = {}
-        meta["dropped_before"] = owed
+        meta = record.pop("secevents", None)
+        record["secevents"] = meta if isinstance(meta, dict) and meta else {"schema": 1}
         return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-    except Exception:  # noqa: BLE001 - the record matters more than the note
-        return line
+    except Exception:  # noqa: BLE001 - not JSON at all: written as a record that says so
+        return orjson.dumps(
+            {"message": line[:200].decode("utf-8", "replace"), "secevents": {"schema": 1}},
+            option=orjson.OPT_APPEND_NEWLINE,
+        )
 
 
 def _dropped(
@@ -206,15 +393,18 @@ def _dropped(
     *,
     counted: int | None = None,
     warn_later: bool = False,
+    output: _Output | None = None,
 ) -> None:
     """Note `owed` records lost for `cfg`'s output, of which `counted` (default all) are new losses
     (the rest were counted before and carried on a record that was lost in turn)."""
     count = owed if counted is None else counted
     if owed <= 0:
         return
+    if output is None:
+        output = _output_of(state, cfg)
     with state.counts_lock:
         state.counts[reason] = state.counts.get(reason, 0) + count
-        state.unreported[cfg.writer] = state.unreported.get(cfg.writer, 0) + owed
+        output.unreported += owed
         first = count > 0 and reason not in state.warned
         if first:
             state.warned.add(reason)
@@ -235,14 +425,18 @@ def _warn_pending(state: _State) -> None:
     with state.counts_lock:
         pending, state.unwarned = state.unwarned, []
     for reason, detail in pending:
-        try:
-            sys.stderr.write(
-                f"graffer_secevents: could not write a security event: {_WARNINGS.get(reason, reason)}"
-                f"{detail}; events are being dropped and counted in secevents.dropped{{reason:{reason}}}\n"
-            )
-            sys.stderr.flush()
-        except Exception:  # noqa: BLE001, S110 - stderr itself may be the broken pipe
-            pass
+        _stderr(
+            f"graffer_secevents: could not write a security event: {_WARNINGS.get(reason, reason)}"
+            f"{detail}; events are being dropped and counted in secevents.dropped{{reason:{reason}}}\n"
+        )
+
+
+def _stderr(text: str) -> None:
+    try:
+        sys.stderr.write(text)
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001, S110 - stderr itself may be the broken pipe
+        pass
 
 
 def flush(timeout: float | None = None) -> bool:
@@ -277,34 +471,198 @@ def dropped() -> dict[str, int]:
         return {reason: n for reason, n in _state.counts.items() if n}
 
 
-def _drain_at_exit() -> None:
+# --- exit paths -------------------------------------------------------------------------------------------
+
+_shutdown_lock = threading.RLock()
+
+
+def shutdown(timeout: float = EXIT_TIMEOUT) -> bool:
+    """Drain the queue or count what is left, write each output's end record, flush the metrics.
+
+    What every exit path runs (idempotent: a second call writes nothing new). Records still queued after
+    `timeout` seconds, and the batch the writer is stuck writing, are counted as `reason:exit`; the end
+    records are then not written (the output is stuck), so a reader sees no clean end.
+
+    Returns:
+        `True` when everything was written and the end records too.
+    """
     state = _state
-    if state.writer is None or flush(EXIT_TIMEOUT):
-        return
-    left = [item for item in list(state.queue) if type(item) is tuple]
-    state.queue.clear()
+    if state.pid != os.getpid():
+        return True  # a forked child that never wrote: its parent's state is not its own
+    if not _shutdown_lock.acquire(timeout=timeout):
+        return False
+    try:
+        deadline = time.monotonic() + timeout
+        drained = state.writer is None or flush(timeout)
+        if not drained:
+            _abandon(state)
+        else:
+            drained = _in_thread(lambda: _write_ends(state), max(0.1, deadline - time.monotonic()))
+        _flush_metrics(state)
+        _summarise(state)
+        return drained
+    finally:
+        _shutdown_lock.release()
+
+
+def _abandon(state: _State) -> None:
+    """Count what the writer could not write before the exit: what is queued and what it holds."""
+    inflight = state.inflight
+    left: list[Item] = [] if state.abandoned is inflight else inflight[state.done :]  # counted once
+    state.abandoned = inflight
+    queue = state.queue
+    while queue:
+        try:
+            item = queue.popleft()
+        except IndexError:
+            break
+        if isinstance(item, threading.Event):
+            item.set()  # a flush() marker: nothing before it will be written
+        else:
+            left.append(item)
+    state.queued_bytes = 0
     for cfg, _level, _line in left:
         _dropped(state, cfg, "exit", 1, None, warn_later=True)
-    # The writer is stuck in a write; so may stderr be: warn from a thread the exit does not wait for.
-    warner = threading.Thread(target=_warn_pending, args=(state,), daemon=True)
-    warner.start()
-    warner.join(0.5)
+    with state.counts_lock:
+        state.unwarned = []  # the exit summary says it all
+
+
+def _summarise(state: _State) -> None:
+    """One stderr line at exit when records were dropped: how many, by reason (operators read it in the
+    container's log when metrics are off)."""
+    counts = dropped()
+    if not counts or counts == state.summarised:
+        return
+    state.summarised = counts
+    summary = ", ".join(f"{reason}: {n}" for reason, n in counts.items())
+    text = (
+        f"graffer_secevents[{os.getpid()}]: {sum(counts.values())} security events were not written; "
+        f"dropped in this process, by reason: {summary}\n"
+    )
+    # stderr may be as stuck as stdout: written from a thread the exit does not wait for.
+    _in_thread(lambda: _stderr(text), 0.5)
+
+
+def _write_ends(state: _State) -> bool:
+    """An end record on each output written since its last one: everything before it was written."""
+    for output in list(state.outputs.values()):
+        cfg = output.cfg
+        if cfg is None or output.seq in (0, output.ended_at):
+            continue
+        record = {
+            "timestamp": _now(),
+            "status": "info",
+            "message": _END_MESSAGE,
+            **cfg.static,
+            "logger": {"name": "graffer_secevents"},
+            "secevents": {"schema": 1, "end": True},
+        }
+        line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        before = output.seq
+        _write_batch(state, cfg, [(cfg, "info", line)], patient=False, end=True)
+        if output.seq == before:
+            return False  # not written (a closed or stuck output): no end record, and not a loss either
+        output.ended_at = output.seq
+    return True
+
+
+def _now() -> str:
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%06dZ" % int(now % 1 * 1e6)  # noqa: UP031
+
+
+def _in_thread(action: Any, timeout: float) -> bool:
+    """Run `action` on a daemon thread and wait at most `timeout` seconds for it (it may block on I/O)."""
+    result: list[object] = []
+
+    def run() -> None:
+        try:
+            result.append(action())
+        except Exception:  # noqa: BLE001 - an exit path never raises
+            result.append(False)
+
+    thread = threading.Thread(target=run, name="graffer_secevents-exit", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0] is not False)
+
+
+def _flush_metrics(state: _State) -> None:
+    seen: set[int] = set()
+    configs = [output.cfg for output in list(state.outputs.values()) if output.cfg is not None]
+    for cfg in configs:
+        metrics = cfg.metrics
+        if metrics is not None and id(metrics) not in seen:
+            seen.add(id(metrics))
+            try:
+                metrics.flush()
+            except Exception:  # noqa: BLE001, S110 - an exit path never raises
+                pass
+
+
+def _at_exit() -> None:
+    shutdown(EXIT_TIMEOUT)
+
+
+def _on_sigterm(signum: int, _frame: object) -> None:
+    """SIGTERM in a process that had no handler: drain, then die of the signal as the default would."""
+    try:
+        shutdown(EXIT_TIMEOUT)
+    finally:
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+
+def _install_exit_hooks(state: _State) -> None:
+    """The exit paths `atexit` misses: SIGTERM's default action, and `os._exit` in multiprocessing children.
+
+    Called when the writer starts (or at the first synchronous record) and at import, so in a forked child
+    again. The SIGTERM handler is installed only from the main thread and only over `SIG_DFL`: a handler the
+    application or its server installed is never replaced (they end with a normal exit, or restore the
+    handler they found, ours, and re-raise).
+    """
+    state.hooked = True
+    for name in ("multiprocessing.util", "billiard.util"):
+        util = sys.modules.get(name)
+        if util is not None:  # a child of the pool ends with os._exit after running these finalisers
+            try:
+                util.Finalize(None, _at_exit, exitpriority=100)
+            except Exception:  # noqa: BLE001, S110 - an unknown version: atexit still covers normal exits
+                pass
+    install_sigterm_handler()
+
+
+def install_sigterm_handler() -> bool:
+    """Install the draining SIGTERM handler if SIGTERM has its default action; from the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    try:
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+            return True
+    except (ValueError, OSError):  # not the main interpreter, or no signals here
+        pass
+    return False
 
 
 def _after_fork_in_child() -> None:
-    # The parent's queued records are the parent's to write; its writer thread does not exist here.
-    global _state  # noqa: PLW0603 - the whole state is replaced, never patched
+    # The parent's queued records are the parent's to write; its writer thread does not exist here. The
+    # child is a new writer: its own identity and numbers (its parent goes on with its own).
+    global _state, _shutdown_lock  # noqa: PLW0603 - the whole state is replaced, never patched
     _state = _State()
+    _shutdown_lock = threading.RLock()
 
 
-atexit.register(_drain_at_exit)
+atexit.register(_at_exit)
 os.register_at_fork(after_in_child=_after_fork_in_child)
+install_sigterm_handler()
 
 
 def _reset_for_tests() -> None:
     """Forget the drop counters and one-time warnings (tests that check them start as a fresh process)."""
     with _state.counts_lock:
         _state.counts = dict.fromkeys(DROP_REASONS, 0)
-        _state.unreported = {}
+        for output in _state.outputs.values():
+            output.unreported = 0
         _state.warned.clear()
         _state.unwarned.clear()

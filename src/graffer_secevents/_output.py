@@ -14,6 +14,7 @@ import io
 import json
 import os
 import select
+import stat
 import sys
 import threading
 import time
@@ -147,8 +148,23 @@ _LOCKED: weakref.WeakSet[StreamTarget | StdTarget] = weakref.WeakSet()
 
 def _unlock_after_fork() -> None:
     # A fork taken while the parent's writer was inside a write copies its lock held: give each a new one.
+    # The same goes for a buffered file's own lock (io's, which nothing renews), and its buffer holds the
+    # parent's bytes: a child writes its records straight to the file's descriptor instead, so they are its
+    # own and reach the file whatever state the parent's buffer was copied in.
     for target in list(_LOCKED):
         target._lock = threading.Lock()
+        if isinstance(target, StreamTarget):
+            target._fd = _descriptor(target.stream)
+
+
+def _descriptor(stream: Any) -> int | None:
+    if not isinstance(stream, io.BufferedIOBase | io.TextIOBase) and not hasattr(stream, "buffer"):
+        return None  # a raw stream or a caller's own object: no buffer of its own to inherit
+    try:
+        fd = stream.fileno()
+    except Exception:  # noqa: BLE001 - StringIO, BytesIO, a closed file: written as before
+        return None
+    return fd if isinstance(fd, int) and fd >= 0 else None
 
 
 os.register_at_fork(after_in_child=_unlock_after_fork)
@@ -176,20 +192,41 @@ class StreamTarget:
     through its `buffer` when it has one, else each line with its non-ASCII characters escaped.
     """
 
-    __slots__ = ("__weakref__", "_kind", "_lock", "stream")
+    __slots__ = ("__weakref__", "_fd", "_kind", "_lock", "key", "stream")
 
     def __init__(self, stream: IO[Any]) -> None:
         self.stream = stream
+        self._fd: int | None = None  # set in a forked child (see _unlock_after_fork)
         self._kind = _kind(stream)
         self._lock = threading.Lock()  # text streams promise no thread safety (synchronous delivery)
+        self.key: object = _key_of(stream)  # the same output across configure() calls
         _LOCKED.add(self)
 
     def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
+        if self._fd is not None:
+            with self._lock:
+                write_fd(self._fd, lines, patient)
+            return
         write_stream(self.stream, self._kind, lines, patient, self._lock)
 
 
+def _key_of(stream: object) -> object:
+    """The stream itself (kept alive, so its numbers are never another stream's), else its id."""
+    try:
+        hash(stream)
+    except TypeError:
+        return ("stream", id(stream))
+    return stream
+
+
 def write_stream(stream: Any, kind: int, lines: Sequence[bytes], patient: bool, lock: threading.Lock) -> None:
-    """Write `lines` to the file-like `stream` as `StreamTarget` describes."""
+    """Write `lines` to the file-like `stream` as `StreamTarget` describes.
+
+    A raw binary stream may take part of the data (`write` returns how much): the rest is written after
+    it. If a record was left half-written when the write failed for good, the next write to the stream
+    starts with a newline, so the torn part stands alone as one unparseable line and the next record is
+    whole.
+    """
     if stream is None:
         raise TargetWriteError("closed", 0, ValueError("the stream is None (closed)"))
     data: Any = lines[0] if len(lines) == 1 else b"".join(lines)
@@ -202,16 +239,51 @@ def write_stream(stream: Any, kind: int, lines: Sequence[bytes], patient: bool, 
             sink = stream.buffer
         elif kind == _ESCAPED:
             data = "".join(ascii_line(line) for line in lines)
-        try:
-            sink.write(data)
-        except Exception as exc:  # noqa: BLE001 - judged (and perhaps retried) by _retry
-            _retry(lambda: sink.write(data), exc, patient, 0)
+        if kind == _BINARY and isinstance(sink, io.RawIOBase):
+            if id(sink) in _TORN_STREAMS:  # only a raw binary stream reports a partial write
+                _TORN_STREAMS.discard(id(sink))
+                data = b"\n" + data
+            _write_binary(sink, data, lines, patient)
+        else:
+            try:
+                sink.write(data)
+            except Exception as exc:  # noqa: BLE001 - judged (and perhaps retried) by _retry
+                _retry(lambda: sink.write(data), exc, patient, 0)
         flush = getattr(sink, "flush", None)
         if flush is not None:
             try:
                 flush()
             except Exception as exc:  # noqa: BLE001 - see _flush_failed
                 _flush_failed(flush, exc, patient)
+
+
+_TORN_STREAMS: set[int] = set()
+"""Streams (by id) left with a record half-written: the next write starts with a newline."""
+
+
+def _write_binary(sink: Any, data: bytes, lines: Sequence[bytes], patient: bool) -> None:
+    view = memoryview(data)
+    offset = [0]
+    raw = isinstance(sink, io.RawIOBase)
+
+    def rest() -> None:
+        while offset[0] < len(view):
+            wrote = sink.write(data if offset[0] == 0 else view[offset[0] :])
+            # A raw stream says how much it took (None: nothing yet, non-blocking); others take it all.
+            if wrote is None and raw:
+                raise BlockingIOError(errno.EAGAIN, "the stream took nothing")
+            rest = len(view) - offset[0]
+            offset[0] += wrote if raw and isinstance(wrote, int) and 0 <= wrote <= rest else rest
+
+    try:
+        _retrying(rest, patient)
+    except TargetWriteError as failure:
+        extra = len(data) - sum(len(line) for line in lines)  # a leading newline after an earlier tear
+        done = max(0, offset[0] - extra)
+        failure.delivered = _lines_within(lines, done)
+        if done > sum(len(line) for line in lines[: failure.delivered]):
+            _TORN_STREAMS.add(id(sink))
+        raise
 
 
 def _flush_failed(flush: Callable[[], object], exc: Exception, patient: bool) -> None:
@@ -243,14 +315,27 @@ class StdTarget:
     A replaced stream (a test runner's capture, `io.StringIO`) is written like any file-like object.
     """
 
-    __slots__ = ("__weakref__", "_last", "_last_kind", "_lock", "name")
+    __slots__ = ("__weakref__", "_last", "_last_kind", "_lock", "key", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self.key = name  # the same output across configure() calls
         self._lock = threading.Lock()
         self._last: Any = None  # the replaced stream last written, and how to write to it
         self._last_kind = _TEXT
         _LOCKED.add(self)
+
+    @property
+    def chunk_bytes(self) -> int:
+        """The most bytes `_delivery` hands over in one call: `PIPE_BUF` for a pipe, a socket or a terminal
+        (one atomic write each, so a batch stuck in a write is exactly one chunk), else 1 MiB."""
+        stream = getattr(sys, self.name)
+        if stream is None or stream is not getattr(sys, f"__{self.name}__"):
+            return 1 << 20
+        try:
+            return 1 << 20 if not _shared_fd(stream.fileno()) else _ATOMIC
+        except Exception:  # noqa: BLE001 - closed: the write says so
+            return _ATOMIC
 
     def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
         stream = getattr(sys, self.name)
@@ -270,16 +355,36 @@ class StdTarget:
         write_fd(fd, lines, patient)  # UTF-8 bytes whatever the text layer's encoding (JSON is UTF-8)
 
 
+def _shared_fd(fd: int) -> bool:
+    """Whether writes to `fd` can interleave with other processes' (a pipe, a socket, a terminal) unless
+    each is at most `PIPE_BUF` bytes; a regular file takes a large write at once."""
+    try:
+        return not stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        return True
+
+
+_TORN_FDS: set[int] = set()
+"""Descriptors left with a record half-written (a disk that filled mid-record): the next write to it
+starts with a newline, so the torn part stands alone as one unparseable line and the next record is whole."""
+
+
 def write_fd(fd: int, lines: Sequence[bytes], patient: bool) -> None:
-    """Write `lines` to a descriptor in atomic chunks, resuming after partial writes; retry transient
+    """Write `lines` to a descriptor in atomic chunks (whole lines of at most `PIPE_BUF` bytes on a pipe,
+    socket or terminal; one write on a regular file), resuming after partial writes; retry transient
     errors; raise `TargetWriteError` with the number of lines fully written."""
     done = 0  # lines fully written
+    limit = _ATOMIC if _shared_fd(fd) else 1 << 30
     while done < len(lines):
         end, size = done, 0
-        while end < len(lines) and (end == done or size + len(lines[end]) <= _ATOMIC):
+        while end < len(lines) and (end == done or size + len(lines[end]) <= limit):
             size += len(lines[end])
             end += 1
-        chunk = memoryview(b"".join(lines[done:end]))
+        lead = b""
+        if fd in _TORN_FDS:
+            lead = b"\n"
+            _TORN_FDS.discard(fd)
+        chunk = memoryview(lead + b"".join(lines[done:end]) if lead or end - done > 1 else lines[done])
         offset = [0]
 
         def rest(chunk: memoryview = chunk, offset: list[int] = offset) -> None:
@@ -289,7 +394,13 @@ def write_fd(fd: int, lines: Sequence[bytes], patient: bool) -> None:
         try:
             _retrying(rest, patient, done)
         except TargetWriteError as failure:
-            failure.delivered = done + _lines_within(lines[done:end], offset[0])
+            written = max(0, offset[0] - len(lead))
+            whole = _lines_within(lines[done:end], written)
+            failure.delivered = done + whole
+            if written > sum(len(line) for line in lines[done : done + whole]):
+                _TORN_FDS.add(fd)  # a record was cut: the next write ends it first
+            elif offset[0] < len(lead):
+                _TORN_FDS.add(fd)  # the newline that ends an earlier torn record is still owed
             raise
         done = end
 
@@ -305,10 +416,11 @@ class LoggerTarget:
     levels or filters turn away does not.
     """
 
-    __slots__ = ("logger",)
+    __slots__ = ("key", "logger")
 
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
+        self.key: object = ("logger", logger.name)
 
     def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
         logger = self.logger
@@ -376,6 +488,7 @@ class StructlogTarget:
     """
 
     __slots__ = ("logger",)
+    key: Final = "structlog"
 
     def __init__(self) -> None:
         import structlog

@@ -39,6 +39,7 @@ from ._context import _scope as _scope_var
 from ._context import _user as _user_var
 from ._delivery import deliver
 from ._errors import EventValidationError
+from ._fit import LINE_BUDGET, fit_line
 from ._guard import guarded
 from ._impersonation import _impersonator as _impersonator_var
 from ._impersonation import _providers as _impersonator_providers
@@ -545,6 +546,8 @@ def emit_unguarded(  # noqa: PLR0915 - the pipeline's steps, kept in one readabl
         line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
     except orjson.JSONEncodeError:
         line = _render_repaired(record, errors, cfg.strict, spec.type)
+    if len(line) > LINE_BUDGET:  # one atomic write on a shared pipe: shrunk, noted (docs/delivery.md)
+        line = fit_line(line)
     deliver(cfg, record["status"], line)
 
     # 6. the request's denial, the metrics and the trace bridges

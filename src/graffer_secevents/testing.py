@@ -124,9 +124,11 @@ class _MemoryWriter:
     """Keeps the rendered lines, exactly as they would have been written; also hands them to an enclosing
     capture's writer."""
 
-    __slots__ = ("_lock", "_parent", "lines")
+    __slots__ = ("_lock", "_parent", "key", "lines")
+    end_records: Final = False  # a capture is not an output that a process ends: no end record
 
     def __init__(self, parent: _MemoryWriter | None) -> None:
+        self.key = object()  # its own numbers (secevents.seq from 1), whatever object had its address before
         self.lines: list[bytes] = []
         self._lock = threading.Lock()
         self._parent = parent
@@ -557,8 +559,12 @@ def _brief(record: dict[str, Any]) -> str:
     if isinstance(evt := shown.get("evt"), dict):
         fields = cast("dict[str, Any]", evt)
         shown["evt"] = {k: v for k, v in fields.items() if k not in ("type", "name", "category")}
-    if shown.get("secevents") == {"schema": SCHEMA_VERSION}:
-        del shown["secevents"]
+    if isinstance(meta := shown.get("secevents"), dict):
+        meta = {k: v for k, v in cast("dict[str, Any]", meta).items() if k not in ("writer", "seq", "chain")}
+        if meta == {"schema": SCHEMA_VERSION}:
+            del shown["secevents"]
+        else:
+            shown["secevents"] = meta
     return _clip(orjson.dumps(shown).decode(), _RECORD_CHARS)
 
 

@@ -162,7 +162,8 @@ class Server:
         return self.stderr_path.read_text()
 
     def records(self) -> list[dict[str, Any]]:
-        return [orjson.loads(line) for line in self.events.read_bytes().splitlines() if line.strip()]
+        records = [orjson.loads(line) for line in self.events.read_bytes().splitlines() if line.strip()]
+        return [r for r in records if "evt" in r]  # not the writers' end records (docs/delivery.md)
 
 
 def drive(

@@ -594,8 +594,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_cmd_demo)
 
     from .detect.commands import add_commands as add_detect_commands
+    from .verify import add_verify_command
 
     add_detect_commands(commands)  # `detect` and `report`
+    add_verify_command(commands)  # `verify`
     return parser
 
 

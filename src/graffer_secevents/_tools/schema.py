@@ -125,6 +125,10 @@ class _Meta(_Closed):
     schema_: int = Field(alias="schema", ge=1)
     errors: list[str] | None = None
     dropped_before: int | None = Field(default=None, ge=1)
+    writer: str | None = Field(default=None, pattern=_HEX16)
+    seq: int | None = Field(default=None, ge=1)
+    chain: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    end: Literal[True] | None = None
 
 
 class SecurityRecord(_Closed):
@@ -137,7 +141,7 @@ class SecurityRecord(_Closed):
     env: str | None = None
     version: str | None = None
     logger: _Logger
-    evt: _Evt
+    evt: _Evt | None = None  # absent only from a writer's end record (`secevents.end`)
     usr: _Usr | None = None
     target: _Target | None = None
     impersonator: _Impersonator | None = None
@@ -157,6 +161,11 @@ def json_schema() -> dict[str, Any]:
     schema = SecurityRecord.model_json_schema(by_alias=True)
     schema["$id"] = "https://graffer.example/secevents/record-v1.json"
     schema["title"] = "graffer_secevents security record"
+    # Every record has `evt` but a writer's end record, which has `secevents.end: true` instead.
+    schema["oneOf"] = [
+        {"required": ["evt"]},
+        {"properties": {"secevents": {"required": ["end"]}}, "not": {"required": ["evt"]}},
+    ]
     return schema
 
 
@@ -177,6 +186,12 @@ def check_record(record: object) -> list[str]:
         return [f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}" for err in exc.errors()]
     problems: list[str] = []
     evt = parsed.evt
+    if evt is None:
+        if parsed.secevents.end:
+            return []
+        return ["evt: Field required"]
+    if parsed.secevents.end:
+        return ["secevents.end: only a writer's end record, which has no evt, carries it"]
     spec = CATALOG.get(evt.type)
     if spec is None:
         return [f"evt.type: {evt.type!r} is not in the catalog"]

@@ -35,6 +35,7 @@ from ._common import (
     http_rules,
     user_from_scope,
 )
+from ._lifespan import run_lifespan
 
 __all__ = [
     "DEFAULT_STATUS_EVENTS",
@@ -212,7 +213,10 @@ class SecurityEventsMiddleware:
             _current.reset(token)
 
     async def _not_http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket":  # lifespan
+        if scope["type"] == "lifespan":  # the queue is drained at shutdown (uvicorn re-raises SIGTERM after)
+            await run_lifespan(self.app, scope, receive, send)
+            return
+        if scope["type"] != "websocket":
             await self.app(scope, receive, send)
             return
         token = _current.set(AsgiRequestContext(scope))  # the context only stores the scope
