@@ -31,7 +31,7 @@ from graffer_secevents import _delivery
 threads, seconds, overflow, key = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
 secevents.configure(
     service="bench", metrics="none", hash_key="k", overflow=overflow, block_timeout=5.0,
-    integrity_key="audit" if key else None,
+    integrity_key="audit-key-0123456789" if key else None,
 )
 counts = [0] * threads
 stop = threading.Event()

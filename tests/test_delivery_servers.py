@@ -232,7 +232,7 @@ def test_sigterm_with_a_stalled_reader_writes_or_counts_every_answered_request(
 ) -> None:
     port = _free_port()
     emitted = 600
-    env = _env(SECEVENTS_QUEUE_SIZE="200", SECEVENTS_HASH_KEY="k", PYTHONWARNINGS="ignore")
+    env = _env(SECEVENTS_QUEUE_SIZE="200", SECEVENTS_HASH_KEY="k" * 16, PYTHONWARNINGS="ignore")
     with _server(SIGTERM_SERVERS[server](port), env, tmp_path / "stderr.log") as proc:
         clients = [_Client(port) for _ in range(4)]
         clients[0].wait_ready(proc)

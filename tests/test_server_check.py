@@ -90,7 +90,8 @@ def serve_and_ask(
     finally:
         process.terminate()
         out, err = process.communicate(timeout=20)
-    records = [orjson.loads(line) for line in out.splitlines() if line.startswith(b"{")]
+    parsed = [orjson.loads(line) for line in out.splitlines() if line.startswith(b"{")]
+    records = [r for r in parsed if "evt" in r]  # not the writer's end record
     assert len(records) == 1, (out, err)
     return records[0]["network"]["client"]["ip"], err.decode()
 

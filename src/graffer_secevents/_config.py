@@ -143,6 +143,21 @@ def _hash_key(label: str, value: object) -> str | bytes | None:
     return value
 
 
+def _integrity_key(label: str, value: object) -> str | bytes | None:
+    if value is None:
+        return None
+    if not isinstance(value, str | bytes):
+        raise ConfigurationError(f"{label}: expected a str or bytes key, got {type(value).__name__}")
+    size = len(value.encode() if isinstance(value, str) else value)
+    if 0 < size < MIN_HASH_KEY_BYTES:
+        raise ConfigurationError(
+            f"{label}: the key is {size} bytes; at least {MIN_HASH_KEY_BYTES} are needed, because whoever "
+            "guesses a short key can forge the records' chain; set SECEVENTS_INTEGRITY_KEY (or "
+            "configure(integrity_key=...)) to a secret kept in your secret store, not the hash_key"
+        )
+    return value
+
+
 def _proxies(label: str, value: object) -> object:
     # Kept as given but frozen (a generator would be spent by the first build); `TrustedProxies` validates.
     # A string is one CIDR or several, comma-separated (the environment variable's form).
@@ -301,7 +316,9 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "bytes the queue holds",
         "8388608",
     ),
-    Option("integrity_key", "SECEVENTS_INTEGRITY_KEY", _hash_key, None, "HMAC key of the records' chain"),
+    Option(
+        "integrity_key", "SECEVENTS_INTEGRITY_KEY", _integrity_key, None, "HMAC key of the records' chain"
+    ),
 )
 """Every `configure()` option, in the signature's order."""
 
@@ -666,6 +683,8 @@ def caller_stacklevel() -> int:
         frame = frame.f_back
         level += 1
     return level
+
+
 def _key_bytes(key: str | bytes | None) -> bytes | None:
     return key.encode("utf-8") if isinstance(key, str) else key
 

@@ -66,6 +66,12 @@ def format_record(record: Mapping[str, Any], *, colour: bool = False, width: int
     """
     evt_type = _get(record, "evt", "type")
     if not isinstance(evt_type, str):
+        if _get(record, "secevents", "end") is True:  # a writer's clean end (docs/delivery.md)
+            timestamp = str(record.get("timestamp", ""))
+            clock = timestamp[11:19] if len(timestamp) >= 19 else timestamp
+            seq = _get(record, "secevents", "seq")
+            line = f"{clock} END   writer {_short_id(_get(record, 'secevents', 'writer'))} stopped cleanly"
+            return line + (f" after record {int(seq) - 1}" if isinstance(seq, int) else "")
         return None
     status = str(record.get("status", "info"))
     label, level_colour = _LEVEL.get(status, (status[:5].upper().ljust(5), ""))

@@ -131,10 +131,26 @@ def test_output_console_writes_readable_lines() -> None:
     result = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True, timeout=60
     )
-    [line] = result.stdout.splitlines()
+    [line, end] = result.stdout.splitlines()  # the event, then the writer's clean end at exit
+    assert " END   writer " in end and end.endswith("stopped cleanly after record 1")
     assert (
         "WARN" in line
         and "authn_login_fail" in line
         and "usr=1001 ip=203.0.113.66 reason=invalid_credentials" in line
     )
     assert not line.startswith("{") and ANSI not in line
+
+
+def test_a_writers_clean_end_is_one_readable_line_not_raw_json() -> None:
+    """The end record a writer leaves when it stops cleanly (docs/delivery.md) has no `evt`: it is shown as
+    one line naming the writer and its last record, never as the raw JSON."""
+    from graffer_secevents._console import format_record
+
+    end = {
+        "timestamp": "2026-12-05T21:10:10.134575Z",
+        "status": "info",
+        "message": "secevents_writer_end: this writer wrote every record it was given and stopped cleanly",
+        "secevents": {"schema": 1, "end": True, "writer": "b450030e3f73d5bc", "seq": 39},
+    }
+    assert format_record(end) == "21:10:10 END   writer b450030e3f73d5bc stopped cleanly after record 38"
+    assert format_record({"message": "another service's log"}) is None
