@@ -549,16 +549,16 @@ def test_verify_finds_the_run_removed_from_the_output_of_a_kill_9(tmp_path: Path
 
 
 def _chained(n: int, key: str) -> list[bytes]:
-    stream = io.BytesIO()
-    api.configure(output=stream, metrics="none", delivery="sync", integrity_key=key)
-    try:
-        for i in range(n):
+    """What a real process writes on its stdout pipe with an integrity key: `n` records, then the end record
+    its exit path writes (a process of its own, so no other test's state can take part)."""
+    code = f"""
+        import graffer_secevents as api
+        api.configure(delivery="sync", integrity_key={key!r})
+        for i in range({n}):
             api.log_logout(i)
-        assert api.flush(5)
-        _delivery.shutdown(5)
-    finally:
-        api.configure(reset=True)
-    return stream.getvalue().splitlines()
+    """
+    done = subprocess.run(_script(code), capture_output=True, env=_env(), timeout=60, check=True)
+    return done.stdout.splitlines()
 
 
 def _tamper(lines: list[bytes], how: str) -> tuple[list[bytes], int]:

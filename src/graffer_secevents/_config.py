@@ -410,7 +410,21 @@ def _new_lock_after_fork() -> None:
     _lock = threading.RLock()
 
 
-os.register_at_fork(after_in_child=_new_lock_after_fork)
+def _hold_lock_for_fork() -> None:
+    # configure() builds under this lock and imports what it needs on first use (hashlib, ...). A fork
+    # taken while another thread is inside such an import copies that module's import lock, held by a
+    # thread the child does not have: the child's own first import of it waits forever. So no fork happens
+    # while a configuration is being built: the forking thread waits for it (the child gets a new lock).
+    _lock.acquire()
+
+
+def _release_lock_after_fork() -> None:
+    _lock.release()
+
+
+os.register_at_fork(
+    before=_hold_lock_for_fork, after_in_parent=_release_lock_after_fork, after_in_child=_new_lock_after_fork
+)
 _current: Config | None = None
 """The configuration the per-event path reads (with the testing overlay applied, when one is set)."""
 _base: Config | None = None
