@@ -11,20 +11,16 @@ from graffer_secevents.integrations import celery as secevents_celery
 
 
 def celery_app(name: str, folder: str, protocol: int = 2) -> Celery:
-    """A Celery app on kombu's filesystem transport in `folder` (a real broker shared by processes; Celery's
-    Redis transport needs redis-py >= 6.4, which arq's pin below 6 rules out in one environment)."""
-    app = Celery(name, broker="filesystem://")
+    """A Celery app on kombu's SQLAlchemy transport over an SQLite file in `folder` (a real broker shared by
+    processes, transactional: a message is never read half-written, as kombu's filesystem transport can be
+    when the worker lists a file before the publisher has written it; Celery's Redis transport needs
+    redis-py >= 6.4, which arq's pin below 6 rules out in one environment)."""
+    app = Celery(name, broker=f"sqla+sqlite:///{os.path.join(os.path.abspath(folder), 'broker.sqlite3')}")
     app.conf.update(
         task_protocol=protocol,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={
-            "data_folder_in": folder,
-            "data_folder_out": folder,
-            "control_folder": os.path.join(folder, "control"),  # else ./control in the current directory
-            "store_processed": False,
-            "polling_interval": 0.05,
-        },
+        broker_polling_interval=0.05,
     )
     return app
 
