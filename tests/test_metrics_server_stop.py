@@ -53,9 +53,9 @@ def test_uvicorn_sigterm_sends_the_last_counts(
         DD_DOGSTATSD_URL=f"udp://127.0.0.1:{udp_receiver.getsockname()[1]}",
         SECEVENTS_HASH_KEY="stop-test-key-0123456789",
     )
+    argv = [sys.executable, "-m", "uvicorn", "--app-dir", str(tmp_path), "--port", str(port)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--app-dir", str(tmp_path), "--port", str(port)]
-        + ["--no-access-log", "--log-level", "warning", "stop_app:asgi_app"],
+        [*argv, "--no-access-log", "--log-level", "warning", "stop_app:asgi_app"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
