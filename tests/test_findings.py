@@ -173,6 +173,26 @@ def test_the_asgi_middleware_says_its_findings_once() -> None:
     assert stderr.count("metrics are off") == 1, stderr
 
 
+def test_the_plain_wsgi_middleware_says_its_findings_once_at_the_applications_line() -> None:
+    """A WSGI app that is not Flask (the middleware wrapping any WSGI callable) gets the same findings."""
+    script = """
+        import warnings
+        warnings.simplefilter("always")
+        import sys; sys.modules['datadog'] = None
+        import graffer_secevents as secevents
+        from graffer_secevents.integrations.wsgi import SecurityEventsMiddleware
+        secevents.configure(hash_key="a-key-of-at-least-16-bytes")
+        def application(environ, start_response):
+            start_response("200 OK", [])
+            return [b"ok"]
+        first = SecurityEventsMiddleware(application)
+        second = SecurityEventsMiddleware(application)
+    """
+    stderr = run(script).stderr
+    assert stderr.count("metrics are off") == 1, stderr
+    assert "<string>:11: SecEventsWarning: graffer_secevents: metrics are off" in stderr, stderr
+
+
 def test_findings_in_process_name_each_problem() -> None:
     """`config_findings` itself, on configurations built in this process."""
     assert config_findings(api.configure(metrics="none"), probe=False) == []

@@ -172,6 +172,9 @@ class SecurityEventsMiddleware:
             credential_statuses=credential_statuses,
         )
         self._status_prefixes = frozenset(str(code) for code in self._rules)
+        from graffer_secevents._findings import report_startup_findings
+
+        report_startup_findings()  # once per process, as the ASGI middleware and the Flask extension do
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         if not _server_check._checked:
