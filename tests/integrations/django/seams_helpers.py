@@ -17,7 +17,7 @@ _ids = itertools.count()
 def new_account(prefix: str, *, active: bool = True, staff: bool = False) -> tuple[Any, str]:
     """A new account (a unique username per call) and its password."""
     n = next(_ids)
-    username = f"{prefix}{n}"
+    username = f"{prefix}-seams{n}"  # a marker no other module's f"{name}{n}" can produce
     password = f"pw-{username}-Secret9!"
     user = get_user_model().objects.create_user(
         username, f"{username}@example.com", password, is_active=active, is_staff=staff
