@@ -47,6 +47,7 @@ def fastapi_main() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)  # listening before PORT is printed: a client may connect before uvicorn starts
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False)
     uvicorn.Server(config).run(sockets=[sock])
