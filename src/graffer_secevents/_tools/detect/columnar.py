@@ -271,6 +271,10 @@ class _Run:
         self.column = {key: f"c{i}" for i, key in enumerate(self.keys)}
         self.time_keys = list(dict.fromkeys(k for path in _DATE_KEYS for k in _top_keys(path)))
         self.made = 0
+        self.maps: dict[tuple[Any, ...], str] = {}
+        self.key_ids: dict[tuple[str, ...], int] = {}
+        self.key_list: list[tuple[str, ...]] = []
+        self.value_ids: dict[Any, int] = {}
         # Python-read records: (seq, file, line, json, security)
         self.extra: list[tuple[int, int, int, str, bool]] = []
 
@@ -416,12 +420,14 @@ class _Run:
     def _records(self, paths: str) -> None:
         con = self.con
         extra = self.extra
-        con.execute(
-            "CREATE TEMP TABLE extra AS SELECT unnest($1::BIGINT[]) AS seq, unnest($2::INTEGER[]) AS f, "
-            "unnest($3::BIGINT[]) AS n, unnest($4::VARCHAR[]) AS j, unnest($5::BOOLEAN[]) AS sec",
-            [[e[0] for e in extra], [e[1] for e in extra], [e[2] for e in extra], [e[3] for e in extra],
-             [e[4] for e in extra]],
-        )
+        con.execute("CREATE TEMP TABLE extra (seq BIGINT, f INTEGER, n BIGINT, j VARCHAR, sec BOOLEAN)")
+        if extra:
+            con.execute(
+                "INSERT INTO extra SELECT unnest($1::BIGINT[]), unnest($2::INTEGER[]), unnest($3::BIGINT[]), "
+                "unnest($4::VARCHAR[]), unnest($5::BOOLEAN[])",
+                [[e[0] for e in extra], [e[1] for e in extra], [e[2] for e in extra], [e[3] for e in extra],
+                 [e[4] for e in extra]],
+            )
         columns = ", ".join(f"coalesce(x[{i + 1}]::VARCHAR, '') AS {self.column[k]}" for i, k in enumerate(self.keys))
         con.execute(
             f"""CREATE TEMP TABLE proj AS
@@ -469,6 +475,7 @@ class _Run:
         sql_type: str,
         *,
         where: str = "true",
+        cache: tuple[Any, ...] | None = None,
     ) -> str:
         """A table of each distinct projection of `keys` in `table` (the columns) and `v`: `function` of
         the projection rebuilt as a record (its keys that are present, parsed by orjson)."""
@@ -477,8 +484,12 @@ class _Run:
         loads = orjson.loads
         con = self.con
         cols = [self.column[k] for k in keys]
+        if cache is not None and cache in self.maps:
+            return self.maps[cache]
         name = f"d{self.made}"
         self.made += 1
+        if cache is not None:
+            self.maps[cache] = name
         if not cols:
             con.execute(f"CREATE TEMP TABLE {name} AS SELECT $1::{sql_type} AS v", [function({})])
             return name
@@ -530,9 +541,9 @@ class _RuleRun:
         self.plan = plan
         self.rule = plan.rule
         self.result = result
-        self.keys: dict[tuple[str, ...], int] = {}
-        self.key_list: list[tuple[str, ...]] = []
-        self.values: dict[Any, int] = {}
+        self.keys = run.key_ids
+        self.key_list = run.key_list
+        self.values = run.value_ids
 
     def _key_id(self, key: tuple[str, ...] | None) -> int | None:
         if key is None:
@@ -569,6 +580,7 @@ class _RuleRun:
                 lambda record, query=query: self._key_id(_group_key(query, record)),
                 "BIGINT",
                 where="t IS NOT NULL",
+                cache=("group", tuple(name for name, _ in query.group_by), query.optional_group_by),
             )
             joins.append(
                 f"LEFT JOIN {g_map} g{q} ON " + _on("r", f"g{q}", [run.column[k] for k in plan.group_keys[q]])
@@ -584,6 +596,7 @@ class _RuleRun:
                 lambda record, query=query: self._value(query, record),
                 sql_type,
                 where="t IS NOT NULL",
+                cache=("value", query.aggregation, tuple(getter_path(g) for g in (*query.distinct, *query.metrics))),
             )
             joins.append(
                 f"LEFT JOIN {v_map} v{q} ON " + _on("r", f"v{q}", [run.column[k] for k in plan.value_keys[q]])
