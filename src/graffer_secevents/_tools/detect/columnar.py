@@ -1,3 +1,4 @@
+# ruff: noqa: S608 - the SQL is built from column names this module makes and literals quoted by _sql_text
 """The columnar path of `secevents detect`: the same `Replay` as the streaming engine, computed with DuckDB.
 
 Exact by construction, not by re-implementation:
@@ -32,10 +33,10 @@ float total is not an SQL sum), a window shorter than a millisecond, a geo looku
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
-import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -74,9 +75,9 @@ _SUSPICIOUS: Final = (
     r"|[0-9]{19}"  # integers beyond 64 bits
     r"|\\[uU][dD][89a-fA-F]"  # surrogate escapes
 )
-_DEEP: Final = 200
-"""A line longer than this many bytes whose `{` and `[` exceed it / 4 goes to Python (orjson's depth
-limit)."""
+_DEEP: Final = 1000
+"""A line with more `{` and `[` than this goes to Python: it may be nested beyond orjson's depth limit
+(1024), which DuckDB does not have."""
 _ISO_UTC: Final = (
     r'"[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]'
     r'(\.[0-9]{3}|\.[0-9]{6})?Z"'
@@ -93,11 +94,9 @@ class Unsupported:
 
 def available() -> bool:
     """Whether DuckDB can be imported (`pip install 'graffer-secevents[detect-scale]'`)."""
-    try:
-        import duckdb  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("duckdb") is not None
 
 
 def _top_keys(path: str) -> list[str]:
@@ -117,7 +116,8 @@ class _Plan:
 
 
 def _compiled(rules: Iterable[Mapping[str, Any]]) -> list[tuple[CompiledRule, Mapping[str, Any]]]:
-    raw = [cast("Mapping[str, Any]", r) for r in ([rules] if isinstance(rules, Mapping) else rules)]
+    given: Iterable[Any] = [rules] if isinstance(rules, Mapping) else rules
+    raw = [cast("Mapping[str, Any]", r) for r in given]
     check_and_compile(raw)  # the streaming engine's checks and messages
     pairs: list[tuple[CompiledRule, Mapping[str, Any]]] = []
     for one in raw:
@@ -156,9 +156,9 @@ def _plan(rule: CompiledRule, raw: Mapping[str, Any]) -> _Plan:
             match.extend(_top_keys(path))
     filters = raw.get("filters")
     if isinstance(filters, list):
-        for item in cast("list[Any]", filters):
-            text = item.get("query", "") if isinstance(item, Mapping) else ""
-            for path in paths_read(cast("str", text)):
+        for item in cast("list[object]", filters):
+            text = cast("Mapping[str, Any]", item).get("query", "") if isinstance(item, Mapping) else ""
+            for path in paths_read(text if isinstance(text, str) else ""):
                 match.extend(_top_keys(path))
     groups: list[list[str]] = []
     values: list[list[str]] = []
@@ -166,10 +166,10 @@ def _plan(rule: CompiledRule, raw: Mapping[str, Any]) -> _Plan:
         groups.append(sorted({k for name, _ in query.group_by for k in _top_keys(name)}))
         keys: set[str] = set()
         for get in (*query.distinct, *query.metrics):
-            path = getter_path(get)
-            if path is None:  # pragma: no cover - every compiled getter is an attribute_getter
+            found = getter_path(get)
+            if found is None:  # pragma: no cover - every compiled getter is an attribute_getter
                 raise RuntimeError("a getter without a path")
-            keys.update(_top_keys(path))
+            keys.update(_top_keys(found))
         values.append(sorted(keys))
     return _Plan(rule, sorted(set(match)), groups, values)
 
@@ -374,7 +374,8 @@ class _Run:
                 columns = {{'seq': 'BIGINT', 'f': 'INTEGER', 'n': 'BIGINT', 'j': 'VARCHAR'}})"""
         )
         paths = "[" + ", ".join(_sql_text(_json_path(k)) for k in self.keys) + "]"
-        deep = f"(length(j) > {_DEEP} AND length(j) - length(replace(replace(j, '{{', ''), '[', '')) > length(j) // 4)"
+        brackets = "length(j) - length(replace(replace(j, '{', ''), '[', ''))"
+        deep = f"(length(j) > {_DEEP} AND {brackets} > {_DEEP})"
         con.execute(
             f"""CREATE TEMP TABLE checked AS
             WITH v AS (
@@ -425,10 +426,17 @@ class _Run:
             con.execute(
                 "INSERT INTO extra SELECT unnest($1::BIGINT[]), unnest($2::INTEGER[]), unnest($3::BIGINT[]), "
                 "unnest($4::VARCHAR[]), unnest($5::BOOLEAN[])",
-                [[e[0] for e in extra], [e[1] for e in extra], [e[2] for e in extra], [e[3] for e in extra],
-                 [e[4] for e in extra]],
+                [
+                    [e[0] for e in extra],
+                    [e[1] for e in extra],
+                    [e[2] for e in extra],
+                    [e[3] for e in extra],
+                    [e[4] for e in extra],
+                ],
             )
-        columns = ", ".join(f"coalesce(x[{i + 1}]::VARCHAR, '') AS {self.column[k]}" for i, k in enumerate(self.keys))
+        columns = ", ".join(
+            f"coalesce(x[{i + 1}]::VARCHAR, '') AS {self.column[k]}" for i, k in enumerate(self.keys)
+        )
         con.execute(
             f"""CREATE TEMP TABLE proj AS
             SELECT seq, f, n, sec, {columns} FROM (
@@ -442,7 +450,8 @@ class _Run:
         )
         con.execute(
             f"CREATE TEMP TABLE proj_t AS SELECT *, CASE WHEN abs(us) < {_EXACT_US} THEN "
-            f"CAST(us AS DOUBLE) / CAST(1000000 AS DOUBLE) END AS t_fast FROM (SELECT *, {fast} AS us FROM proj)"
+            f"CAST(us AS DOUBLE) / CAST(1000000 AS DOUBLE) END AS t_fast "
+            f"FROM (SELECT *, {fast} AS us FROM proj)"
         )
         time_cols = [self.column[k] for k in self.time_keys]
 
@@ -499,7 +508,9 @@ class _Run:
         for row in rows:
             record = {key: loads(text) for key, text in zip(keys, row, strict=True) if text}
             results.append(function(record))
-        params: list[Any] = [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in cols]
+        params: list[Any] = (
+            [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in cols]
+        )
         params.append(results)
         unnest = ", ".join(f"unnest(${i + 1}::VARCHAR[]) AS {c}" for i, c in enumerate(cols))
         con.execute(
@@ -515,7 +526,8 @@ class _Run:
             return False
         row = self.con.execute(
             """SELECT count(*) FROM (
-                SELECT t, max(t) OVER (ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS newest
+                SELECT t, max(t) OVER (ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
+                       AS newest
                 FROM recs WHERE t IS NOT NULL) WHERE t < newest - $1::DOUBLE""",
             [self.max_delay],
         ).fetchone()
@@ -554,7 +566,7 @@ class _RuleRun:
             self.key_list.append(key)
         return found
 
-    def run(self) -> None:
+    def run(self) -> None:  # noqa: PLR0915 - one rule's SQL, step by step
         run, rule, plan, con = self.run_, self.rule, self.plan, self.run_.con
         queries = rule.queries
         from .engine import _Query
@@ -577,7 +589,7 @@ class _RuleRun:
             g_map = run.distinct(
                 "recs",
                 plan.group_keys[q],
-                lambda record, query=query: self._key_id(_group_key(query, record)),
+                functools.partial(self._group_of, query),
                 "BIGINT",
                 where="t IS NOT NULL",
                 cache=("group", tuple(name for name, _ in query.group_by), query.optional_group_by),
@@ -593,10 +605,14 @@ class _RuleRun:
             v_map = run.distinct(
                 "recs",
                 plan.value_keys[q],
-                lambda record, query=query: self._value(query, record),
+                functools.partial(self._value, query),
                 sql_type,
                 where="t IS NOT NULL",
-                cache=("value", query.aggregation, tuple(getter_path(g) for g in (*query.distinct, *query.metrics))),
+                cache=(
+                    "value",
+                    query.aggregation,
+                    tuple(getter_path(g) for g in (*query.distinct, *query.metrics)),
+                ),
             )
             joins.append(
                 f"LEFT JOIN {v_map} v{q} ON " + _on("r", f"v{q}", [run.column[k] for k in plan.value_keys[q]])
@@ -635,14 +651,16 @@ class _RuleRun:
             if query.aggregation == "count":
                 aggregates.append(f"CAST(count(*) FILTER (WHERE qi = {q}) OVER fr AS DOUBLE) AS a{q}")
             elif query.aggregation == "cardinality":
-                aggregates.append(f"CAST(count(DISTINCT vi) FILTER (WHERE qi = {q}) OVER fr AS DOUBLE) AS a{q}")
+                aggregates.append(
+                    f"CAST(count(DISTINCT vi) FILTER (WHERE qi = {q}) OVER fr AS DOUBLE) AS a{q}"
+                )
             else:
                 aggregates.append(f"max(vd) FILTER (WHERE qi = {q}) OVER fr AS a{q}")
         joined = len(queries) > 1
         count = "count(DISTINCT seq) OVER fr" if joined else "count(*) OVER fr"
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE ev AS
-            SELECT key, t, seq, f, n, env, rn, before, last_of_record, {', '.join(aggregates)},
+            SELECT key, t, seq, f, n, env, rn, before, last_of_record, {", ".join(aggregates)},
                    min(t) OVER fr AS first, {count} AS cnt
             FROM w WINDOW fr AS (PARTITION BY key ORDER BY t, seq, qi
                                  ROWS BETWEEN (rn - 1 - before) PRECEDING AND CURRENT ROW)"""
@@ -660,6 +678,9 @@ class _RuleRun:
             self._best(nq)
         self._hits(nq)
 
+    def _group_of(self, query: CompiledQuery, record: dict[str, Any]) -> int | None:
+        return self._key_id(_group_key(query, record))
+
     def _value(self, query: CompiledQuery, record: dict[str, Any]) -> Any:
         counts, value = _contribution(query, record)
         if not counts:
@@ -675,10 +696,14 @@ class _RuleRun:
         cols = ", ".join(f"max(a{q})" for q in range(nq))
         best = self.result.best[self.rule.rule_id] = {}
         aliases = [q.alias for q in self.rule.queries]
-        rows = self.run_.con.execute(f"SELECT key, min(t), min(seq), {cols} FROM evals GROUP BY key ORDER BY 2, 3").fetchall()
+        rows = self.run_.con.execute(
+            f"SELECT key, min(t), min(seq), {cols} FROM evals GROUP BY key ORDER BY 2, 3"
+        ).fetchall()
         for row in rows:
             best[self.key_list[row[0]]] = {
-                alias: float(value) for alias, value in zip(aliases, row[3:], strict=True) if value is not None
+                alias: float(value)
+                for alias, value in zip(aliases, row[3:], strict=True)
+                if value is not None
             }
 
     def _hits(self, nq: int) -> None:
@@ -702,11 +727,13 @@ class _RuleRun:
         params.append(cases)
         unnest = ", ".join(f"unnest(${q + 1}::DOUBLE[]) AS a{q}" for q in range(nq))
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE holds AS SELECT {unnest}, unnest(${nq + 1}::INTEGER[]) AS c", params
+            f"CREATE OR REPLACE TEMP TABLE holds AS SELECT {unnest}, unnest(${nq + 1}::INTEGER[]) AS c",
+            params,
         )
         on = " AND ".join(f"coalesce(e.a{q}, 'NaN'::DOUBLE) = h.a{q}" for q in range(nq))
         hits = con.execute(
-            f"""SELECT e.key, e.t, e.seq, e.f, e.n, e.env, e.rn, e.before, e.first, e.cnt, h.c, {', '.join('e.' + c for c in cols)}
+            f"""SELECT e.key, e.t, e.seq, e.f, e.n, e.env, e.rn, e.before, e.first, e.cnt, h.c,
+                   {", ".join("e." + c for c in cols)}
             FROM evals e JOIN holds h ON {on} ORDER BY e.t, e.seq, e.key"""
         ).fetchall()
         import orjson
@@ -728,19 +755,22 @@ class _RuleRun:
                 openings.append(i)
                 return {}, [], ""
 
-            probe.hit(self.key_list[key], now, c, first, cnt, env_of(env), mark, (f, n))
+            probe.hit(self.key_list[int(key)], now, c, first, cnt, env_of(env), mark, (f, n))
         refs = self._refs([hits[i] for i in openings], openings)
         signals = _Signals(rule, self.run_.describe)
         for i, hit in enumerate(hits):
             key, now, _seq, f, n, env, _rn, _before, first, cnt, c = hit[:11]
             shown = {
-                alias: (float(v) if v is not None else 0.0) for alias, v in zip(aliases, hit[11:], strict=True)
+                alias: (float(v) if v is not None else 0.0)
+                for alias, v in zip(aliases, hit[11:], strict=True)
             }
 
-            def explain(i: int = i, shown: dict[str, float] = shown) -> tuple[dict[str, float], list[Any], str]:
+            def explain(
+                i: int = i, shown: dict[str, float] = shown
+            ) -> tuple[dict[str, float], list[Any], str]:
                 return shown, refs.get(i, []), ""
 
-            signals.hit(self.key_list[key], now, c, first, cnt, env_of(env), explain, (f, n))
+            signals.hit(self.key_list[int(key)], now, c, first, cnt, env_of(env), explain, (f, n))
         self.result.signals.extend(signals.finish())
 
     def _refs(self, hits: list[tuple[Any, ...]], ids: list[int]) -> dict[int, list[Any]]:
@@ -759,7 +789,8 @@ class _RuleRun:
         rows = con.execute(
             f"""SELECT oid, f, n FROM (
                 SELECT oid, f, n, min(pos) AS first FROM (
-                    SELECT o.oid, w.f, w.n, row_number() OVER (PARTITION BY o.oid ORDER BY w.t, w.qi, w.seq) AS pos
+                    SELECT o.oid, w.f, w.n,
+                           row_number() OVER (PARTITION BY o.oid ORDER BY w.t, w.qi, w.seq) AS pos
                     FROM openings o JOIN w ON w.key = o.key AND w.rn BETWEEN o.lo AND o.hi)
                 GROUP BY oid, f, n)
             QUALIFY row_number() OVER (PARTITION BY oid ORDER BY first) <= {EXPLAIN_RECORDS}

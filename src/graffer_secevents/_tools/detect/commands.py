@@ -63,10 +63,11 @@ def add_commands(commands: Any) -> None:
     )
     detect.add_argument(
         "--engine",
-        choices=("auto", "stream", "columnar"),
-        default="auto",
-        help="auto (default): the columnar engine (DuckDB, [detect-scale]) when it is installed and every "
-        "rule is a threshold rule over files, else the streaming engine; both give the same signals",
+        choices=("stream", "columnar", "auto"),
+        default="stream",
+        help="stream (default): the streaming engine; columnar: DuckDB ([detect-scale]) for threshold "
+        "rules over files (else, said on stderr, the streaming engine); auto: columnar when installed and "
+        "eligible; every engine gives the same signals",
     )
     detect.set_defaults(handler=_cmd_detect)
 
@@ -257,7 +258,9 @@ def _detect(args: argparse.Namespace) -> int:
     result = _columnar(args, counts, names)
     if result is None:
         engine = _engine(args, names, explain=args.explain)
-        result = replay_stream(engine, read_logs(args.file, counts, names), max_delay=max(0.0, args.max_delay))
+        result = replay_stream(
+            engine, read_logs(args.file, counts, names), max_delay=max(0.0, args.max_delay)
+        )
     signals = result.signals
     if args.format == "json":
         body = {
