@@ -35,8 +35,10 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -71,10 +73,12 @@ _SECURITY_KEYS: Final = ("logger", "evt", "logger.name", "evt.type")
 _SUSPICIOUS: Final = (
     r"[:,\[]\s*[-+]?([Nn][Aa][Nn]|[Ii][Nn][Ff])"  # NaN, Infinity
     r"|,\s*[\]}]"  # trailing commas
-    r"|[0-9][eE]"  # exponents (1e400)
-    r"|[0-9]{19}"  # integers beyond 64 bits
+    r"|[:,\[]\s*-?[0-9]+(\.[0-9]*)?[eE]"  # a number with an exponent (1e400)
+    r"|[:,\[]\s*-?[0-9]{19}"  # an integer beyond 64 bits
     r"|\\[uU][dD][89a-fA-F]"  # surrogate escapes
 )
+"""Conservative: a string holding `:1e5` sends its line to Python too, which costs time, never exactness."""
+_PLAIN_KEY: Final = re.compile(r"[A-Za-z0-9_@-]+")
 _DEEP: Final = 1000
 """A line with more `{` and `[` than this goes to Python: it may be nested beyond orjson's depth limit
 (1024), which DuckDB does not have."""
@@ -272,9 +276,6 @@ class _Run:
         self.time_keys = list(dict.fromkeys(k for path in _DATE_KEYS for k in _top_keys(path)))
         self.made = 0
         self.maps: dict[tuple[Any, ...], str] = {}
-        self.key_ids: dict[tuple[str, ...], int] = {}
-        self.key_list: list[tuple[str, ...]] = []
-        self.value_ids: dict[Any, int] = {}
         # Python-read records: (seq, file, line, json, security)
         self.extra: list[tuple[int, int, int, str, bool]] = []
 
@@ -519,6 +520,27 @@ class _Run:
         )
         return name
 
+    def plain_string(self, path: str, prefix: str) -> str | None:
+        """SQL for the string an attribute getter returns from `record[a][b][c]` (path `a.b.c`), NULL when
+        that is not a string reached straight down (then the getter's other readings may apply: Python
+        decides). Exact: the first key's JSON text (minified by DuckDB) names each deeper key of the path
+        once, so no repeated key can make DuckDB's path (first) and orjson (last) disagree."""
+        parts = path.split(".")
+        if not all(_PLAIN_KEY.fullmatch(part) for part in parts) or parts[0] not in self.column:
+            return None
+        column = f"nullif({prefix}{self.column[parts[0]]}, '')"
+        if len(parts) == 1:
+            return f"CASE WHEN json_type({column}) = 'VARCHAR' THEN json_extract_string({column}, '$') END"
+        where = "$." + ".".join(f'"{part}"' for part in parts[1:])
+        once = " AND ".join(
+            f"length({column}) - length(replace({column}, '\"{part}\":', '')) = {len(part) + 3}"
+            for part in parts[1:]
+        )
+        return (
+            f"CASE WHEN {once} AND json_type({column}, '{where}') = 'VARCHAR' "
+            f"THEN json_extract_string({column}, '{where}') END"
+        )
+
     def _out_of_order(self) -> bool:
         """Whether some record is more than `max_delay` behind an earlier one: only then can the streaming
         engine find records late, so only then is its order not (time, read order)."""
@@ -553,18 +575,6 @@ class _RuleRun:
         self.plan = plan
         self.rule = plan.rule
         self.result = result
-        self.keys = run.key_ids
-        self.key_list = run.key_list
-        self.values = run.value_ids
-
-    def _key_id(self, key: tuple[str, ...] | None) -> int | None:
-        if key is None:
-            return None
-        found = self.keys.get(key)
-        if found is None:
-            found = self.keys[key] = len(self.key_list)
-            self.key_list.append(key)
-        return found
 
     def run(self) -> None:  # noqa: PLR0915 - one rule's SQL, step by step
         run, rule, plan, con = self.run_, self.rule, self.plan, self.run_.con
@@ -586,28 +596,31 @@ class _RuleRun:
         joins = [f"LEFT JOIN {m_map} mm ON " + _on("r", "mm", [run.column[k] for k in plan.match_keys])]
         selects = ["r.t", "r.seq", "r.f", "r.n", f"r.{run.column['env']} AS env", "mm.v AS mask"]
         for q, query in enumerate(queries):
+            fast = self._fast_key(query, "")
             g_map = run.distinct(
                 "recs",
                 plan.group_keys[q],
                 functools.partial(self._group_of, query),
-                "BIGINT",
-                where="t IS NOT NULL",
+                "VARCHAR[]",
+                where="t IS NOT NULL" + (f" AND ({fast}) IS NULL" if fast else ""),
                 cache=("group", tuple(name for name, _ in query.group_by), query.optional_group_by),
             )
             joins.append(
                 f"LEFT JOIN {g_map} g{q} ON " + _on("r", f"g{q}", [run.column[k] for k in plan.group_keys[q]])
             )
-            selects.append(f"g{q}.v AS k{q}")
+            fast_r = self._fast_key(query, "r.")
+            selects.append(f"coalesce({fast_r}, g{q}.v) AS k{q}" if fast_r else f"g{q}.v AS k{q}")
             if query.aggregation == "count":
-                selects.append(f"NULL::BIGINT AS vi{q}, NULL::DOUBLE AS vd{q}, true AS ok{q}")
+                selects.append(f"NULL::VARCHAR AS vi{q}, NULL::DOUBLE AS vd{q}, true AS ok{q}")
                 continue
-            sql_type = "BIGINT" if query.aggregation == "cardinality" else "DOUBLE"
+            sql_type = "VARCHAR" if query.aggregation == "cardinality" else "DOUBLE"
+            fast = self._fast_value(query, "")
             v_map = run.distinct(
                 "recs",
                 plan.value_keys[q],
                 functools.partial(self._value, query),
                 sql_type,
-                where="t IS NOT NULL",
+                where="t IS NOT NULL" + (f" AND ({fast}) IS NULL" if fast else ""),
                 cache=(
                     "value",
                     query.aggregation,
@@ -617,10 +630,12 @@ class _RuleRun:
             joins.append(
                 f"LEFT JOIN {v_map} v{q} ON " + _on("r", f"v{q}", [run.column[k] for k in plan.value_keys[q]])
             )
-            if sql_type == "BIGINT":
-                selects.append(f"v{q}.v AS vi{q}, NULL::DOUBLE AS vd{q}, v{q}.v IS NOT NULL AS ok{q}")
+            fast_r = self._fast_value(query, "r.")
+            value = f"coalesce({fast_r}, v{q}.v)" if fast_r else f"v{q}.v"
+            if sql_type == "VARCHAR":
+                selects.append(f"{value} AS vi{q}, NULL::DOUBLE AS vd{q}, {value} IS NOT NULL AS ok{q}")
             else:
-                selects.append(f"NULL::BIGINT AS vi{q}, v{q}.v AS vd{q}, v{q}.v IS NOT NULL AS ok{q}")
+                selects.append(f"NULL::VARCHAR AS vi{q}, {value} AS vd{q}, {value} IS NOT NULL AS ok{q}")
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE rr AS SELECT {', '.join(selects)} FROM recs r {' '.join(joins)} "
             "WHERE r.t IS NOT NULL AND mm.v <> 0"
@@ -678,19 +693,38 @@ class _RuleRun:
             self._best(nq)
         self._hits(nq)
 
-    def _group_of(self, query: CompiledQuery, record: dict[str, Any]) -> int | None:
-        return self._key_id(_group_key(query, record))
+    def _group_of(self, query: CompiledQuery, record: dict[str, Any]) -> list[str] | None:
+        key = _group_key(query, record)
+        return None if key is None else list(key)
 
     def _value(self, query: CompiledQuery, record: dict[str, Any]) -> Any:
         counts, value = _contribution(query, record)
         if not counts:
             return None
-        if query.aggregation == "cardinality":
-            found = self.values.get(value)
-            if found is None:
-                found = self.values[value] = len(self.values)
-            return found
+        if query.aggregation == "cardinality":  # a text per distinct value: "s" + a string, "t" + a tuple
+            if value.__class__ is str:
+                return "s" + cast("str", value)
+            return "t" + json.dumps(list(cast("tuple[str, ...]", value)))
         return value
+
+    def _fast_key(self, query: CompiledQuery, prefix: str) -> str | None:
+        """SQL for `_group_key` when every group-by value is a non-empty string read straight down its path
+        (NULL otherwise: Python decides); `None` when the fields do not allow it."""
+        if not query.group_by:
+            return None
+        texts = [self.run_.plain_string(name, prefix) for name, _ in query.group_by]
+        if any(text is None for text in texts):
+            return None
+        parts = [f"nullif({text}, '')" for text in texts]
+        return f"CASE WHEN {' AND '.join(f'{p} IS NOT NULL' for p in parts)} THEN list_value({', '.join(parts)}) END"
+
+    def _fast_value(self, query: CompiledQuery, prefix: str) -> str | None:
+        """SQL for `_contribution` of a cardinality over one field holding a string (NULL otherwise)."""
+        if query.aggregation != "cardinality" or len(query.distinct) != 1:
+            return None
+        path = getter_path(query.distinct[0])
+        text = self.run_.plain_string(path, prefix) if path is not None else None
+        return None if text is None else f"'s' || {text}"
 
     def _best(self, nq: int) -> None:
         cols = ", ".join(f"max(a{q})" for q in range(nq))
@@ -700,7 +734,7 @@ class _RuleRun:
             f"SELECT key, min(t), min(seq), {cols} FROM evals GROUP BY key ORDER BY 2, 3"
         ).fetchall()
         for row in rows:
-            best[self.key_list[row[0]]] = {
+            best[tuple(row[0])] = {
                 alias: float(value)
                 for alias, value in zip(aliases, row[3:], strict=True)
                 if value is not None
@@ -755,7 +789,7 @@ class _RuleRun:
                 openings.append(i)
                 return {}, [], ""
 
-            probe.hit(self.key_list[int(key)], now, c, first, cnt, env_of(env), mark, (f, n))
+            probe.hit(tuple(key), now, c, first, cnt, env_of(env), mark, (f, n))
         refs = self._refs([hits[i] for i in openings], openings)
         signals = _Signals(rule, self.run_.describe)
         for i, hit in enumerate(hits):
@@ -770,7 +804,7 @@ class _RuleRun:
             ) -> tuple[dict[str, float], list[Any], str]:
                 return shown, refs.get(i, []), ""
 
-            signals.hit(self.key_list[int(key)], now, c, first, cnt, env_of(env), explain, (f, n))
+            signals.hit(tuple(key), now, c, first, cnt, env_of(env), explain, (f, n))
         self.result.signals.extend(signals.finish())
 
     def _refs(self, hits: list[tuple[Any, ...]], ids: list[int]) -> dict[int, list[Any]]:
@@ -783,7 +817,7 @@ class _RuleRun:
         con = self.run_.con
         con.execute(
             "CREATE OR REPLACE TEMP TABLE openings AS SELECT unnest($1::BIGINT[]) AS oid, "
-            "unnest($2::BIGINT[]) AS key, unnest($3::BIGINT[]) AS lo, unnest($4::BIGINT[]) AS hi",
+            "unnest($2::VARCHAR[][]) AS key, unnest($3::BIGINT[]) AS lo, unnest($4::BIGINT[]) AS hi",
             [ids, [h[0] for h in hits], [h[7] + 1 for h in hits], [h[6] for h in hits]],
         )
         rows = con.execute(
