@@ -195,9 +195,12 @@ def columnar_replay(
     max_delay: float = 600.0,
     geo_given: bool = False,
     threads: int | None = None,
+    memory_limit: str = "1GB",
 ) -> Replay | Unsupported:
     """Replay threshold `rules` over `sources` as `replay_stream(Engine(rules), read_logs(sources))` would,
     with DuckDB; `Unsupported` when it cannot (then `counts` and `names` are left as they were given).
+    DuckDB uses `threads` (default: every CPU) and at most `memory_limit`, beyond which it spills to a
+    temporary directory removed afterwards.
 
     Raises:
         DetectError: a rule Datadog would refuse or the engine cannot evaluate (as the streaming engine).
@@ -219,6 +222,7 @@ def columnar_replay(
         try:
             con.execute("SET temp_directory = ?", [os.path.join(tmp, "spill")])
             con.execute("SET preserve_insertion_order = false")
+            con.execute(f"SET memory_limit = '{memory_limit}'")
             run = _Run(con, tmp, plans, mine, names, describe, explain, max_delay)
             result = run.replay(sources)
         finally:
@@ -275,6 +279,18 @@ class _Run:
         self.column = {key: f"c{i}" for i, key in enumerate(self.keys)}
         self.time_keys = list(dict.fromkeys(k for path in _DATE_KEYS for k in _top_keys(path)))
         self.made = 0
+        self.string_columns: dict[str, str] = {}
+        self.string_sql: dict[str, str] = {}
+        for plan in plans:
+            for query in plan.rule.queries:
+                wanted = [name for name, _ in query.group_by]
+                if query.aggregation == "cardinality" and len(query.distinct) == 1:
+                    wanted.append(getter_path(query.distinct[0]) or "")
+                for path in wanted:
+                    sql = self._plain_string_sql(path) if path not in self.string_columns else None
+                    if sql is not None:
+                        name = self.string_columns[path] = f"s{len(self.string_columns)}"
+                        self.string_sql[name] = sql
         self.maps: dict[tuple[Any, ...], str] = {}
         # Python-read records: (seq, file, line, json, security)
         self.extra: list[tuple[int, int, int, str, bool]] = []
@@ -378,13 +394,14 @@ class _Run:
         brackets = "length(j) - length(replace(replace(j, '{', ''), '[', ''))"
         deep = f"(length(j) > {_DEEP} AND {brackets} > {_DEEP})"
         con.execute(
-            f"""CREATE TEMP TABLE checked AS
+            f"""CREATE TEMP TABLE parsed AS
             WITH v AS (
-                SELECT seq, f, n, j,
-                       json_valid(j) AND NOT regexp_matches(j, {_sql_text(_SUSPICIOUS)}) AND NOT {deep} AS ok
+                SELECT seq, f, n, j, NOT regexp_matches(j, {_sql_text(_SUSPICIOUS)}) AND NOT {deep} AS clean
                 FROM raw),
-            k AS (SELECT *, CASE WHEN ok THEN json_keys(j) END AS keys FROM v)
-            SELECT seq, f, n, j, coalesce(ok AND len(keys) = len(list_distinct(keys)), false) AS ok FROM k"""
+            k AS (SELECT seq, f, n, CASE WHEN clean THEN try(json_keys(j)) END AS keys,
+                         CASE WHEN clean THEN try(json_extract(j, {paths})) END AS x FROM v)
+            SELECT seq, f, n, coalesce(len(keys) = len(list_distinct(keys)) AND x IS NOT NULL, false) AS ok, x
+            FROM k"""
         )
         self._python_lines()
         self._records(paths)
@@ -409,7 +426,10 @@ class _Run:
         most one record: a CloudTrail or archive line never took the plain path)."""
         import orjson
 
-        rows = self.con.execute("SELECT seq, f, n, j FROM checked WHERE NOT ok ORDER BY seq").fetchall()
+        rows = self.con.execute(
+            "SELECT seq, f, n, j FROM raw WHERE seq IN (SELECT seq FROM parsed WHERE NOT ok) ORDER BY seq"
+        ).fetchall()
+        self.con.execute("DROP TABLE raw")
         for seq, index, number, text in rows:
             here = LineCounts()
             self._python_line(text.encode() + b"\n", index, number, seq, here, orjson.dumps, self.extra)
@@ -438,22 +458,22 @@ class _Run:
         columns = ", ".join(
             f"coalesce(x[{i + 1}]::VARCHAR, '') AS {self.column[k]}" for i, k in enumerate(self.keys)
         )
-        con.execute(
-            f"""CREATE TEMP TABLE proj AS
-            SELECT seq, f, n, sec, {columns} FROM (
-                SELECT seq, f, n, NULL::BOOLEAN AS sec, json_extract(j, {paths}) AS x FROM checked WHERE ok
-                UNION ALL SELECT seq, f, n, sec, json_extract(j, {paths}) AS x FROM extra)"""
-        )
         ts = self.column["timestamp"]
         fast = (
             f"CASE WHEN regexp_full_match({ts}, {_sql_text(_ISO_UTC)}) THEN "
             f"epoch_us(try_cast(substr({ts}, 2, length({ts}) - 3) AS TIMESTAMP)) END"
         )
+        strings = "".join(f", {sql} AS {name}" for name, sql in self.string_sql.items())
         con.execute(
-            f"CREATE TEMP TABLE proj_t AS SELECT *, CASE WHEN abs(us) < {_EXACT_US} THEN "
-            f"CAST(us AS DOUBLE) / CAST(1000000 AS DOUBLE) END AS t_fast "
-            f"FROM (SELECT *, {fast} AS us FROM proj)"
+            f"""CREATE TEMP TABLE proj_t AS
+            SELECT * EXCLUDE (us), CASE WHEN abs(us) < {_EXACT_US}
+                   THEN CAST(us AS DOUBLE) / CAST(1000000 AS DOUBLE) END AS t_fast
+            FROM (SELECT *, {fast} AS us{strings} FROM (
+                SELECT seq, f, n, sec, {columns} FROM (
+                    SELECT seq, f, n, NULL::BOOLEAN AS sec, x FROM parsed WHERE ok
+                    UNION ALL SELECT seq, f, n, sec, json_extract(j, {paths}) AS x FROM extra)))"""
         )
+        con.execute("DROP TABLE parsed; DROP TABLE extra")
         time_cols = [self.column[k] for k in self.time_keys]
 
         def moment(record: dict[str, Any]) -> float | None:
@@ -471,11 +491,11 @@ class _Run:
         s_join = " AND ".join(f"p.{self.column[k]} = sm.{self.column[k]}" for k in _SECURITY_KEYS)
         con.execute(
             f"""CREATE TEMP TABLE recs AS
-            SELECT p.* EXCLUDE (t_fast, us, sec), coalesce(p.t_fast, tm.v) AS t, coalesce(p.sec, sm.v) AS sec
+            SELECT p.* EXCLUDE (t_fast, sec), coalesce(p.t_fast, tm.v) AS t, coalesce(p.sec, sm.v) AS sec
             FROM proj_t p LEFT JOIN {t_map} tm ON p.t_fast IS NULL AND {t_join}
             LEFT JOIN {s_map} sm ON p.sec IS NULL AND {s_join}"""
         )
-        con.execute("DROP TABLE proj; DROP TABLE proj_t; DROP TABLE raw")
+        con.execute("DROP TABLE proj_t")
 
     def distinct(
         self,
@@ -521,6 +541,11 @@ class _Run:
         return name
 
     def plain_string(self, path: str, prefix: str) -> str | None:
+        """The column holding `_plain_string_sql(path)`, `None` when the path has none."""
+        name = self.string_columns.get(path)
+        return None if name is None else prefix + name
+
+    def _plain_string_sql(self, path: str) -> str | None:
         """SQL for the string an attribute getter returns from `record[a][b][c]` (path `a.b.c`), NULL when
         that is not a string reached straight down (then the getter's other readings may apply: Python
         decides). Exact: the first key's JSON text (minified by DuckDB) names each deeper key of the path
@@ -528,7 +553,7 @@ class _Run:
         parts = path.split(".")
         if not all(_PLAIN_KEY.fullmatch(part) for part in parts) or parts[0] not in self.column:
             return None
-        column = f"nullif({prefix}{self.column[parts[0]]}, '')"
+        column = f"nullif({self.column[parts[0]]}, '')"
         if len(parts) == 1:
             return f"CASE WHEN json_type({column}) = 'VARCHAR' THEN json_extract_string({column}, '$') END"
         where = "$." + ".".join(f'"{part}"' for part in parts[1:])
