@@ -79,6 +79,11 @@ _SUSPICIOUS: Final = (
 )
 """Conservative: a string holding `:1e5` sends its line to Python too, which costs time, never exactness."""
 _PLAIN_KEY: Final = re.compile(r"[A-Za-z0-9_@-]+")
+_CSV: Final = (
+    "delim = '\x01', quote = '', escape = '', header = false, auto_detect = false, new_line = '\\n', "
+    "compression = 'none', max_line_size = 8388608"
+)
+"""One VARCHAR per line, as it is."""
 _DEEP: Final = 1000
 """A line with more `{` and `[` than this goes to Python: it may be nested beyond orjson's depth limit
 (1024), which DuckDB does not have."""
@@ -279,6 +284,9 @@ class _Run:
         self.column = {key: f"c{i}" for i, key in enumerate(self.keys)}
         self.time_keys = list(dict.fromkeys(k for path in _DATE_KEYS for k in _top_keys(path)))
         self.made = 0
+        setting = con.execute("SELECT current_setting('threads')").fetchone()
+        self.threads = int(setting[0]) if setting else 1
+        con.execute("CREATE TEMP TABLE raw (seq BIGINT, f INTEGER, n BIGINT, j VARCHAR)")
         self.string_columns: dict[str, str] = {}
         self.string_sql: dict[str, str] = {}
         for plan in plans:
@@ -320,6 +328,11 @@ class _Run:
                     counts.files += 1
                     index = len(self.names)
                     self.names.append(path)
+                    lines = self._direct(path, index, seq)
+                    if lines:  # DuckDB read the file itself: line n is row n
+                        counts.lines += lines
+                        seq += lines
+                        continue
                     with open(path, "rb", buffering=1 << 20) as raw:
                         stream = _maybe_gzip(raw)
                         readline = stream.readline
@@ -359,6 +372,40 @@ class _Run:
         self.next_seq = seq
         return out_path
 
+    def _direct(self, path: str, index: int, first: int) -> int:
+        """Let DuckDB read a file itself when each of its lines is one plain `{...}` object: the number of
+        lines, or 0 (nothing read) when it is not such a file. One reader thread, so row order is file
+        order and `ordinality` is the line number; then checked: one row per line (none skipped, none
+        split), each `{...}`, no CloudTrail or archive key, none longer than the reader's limit."""
+        import duckdb
+
+        from graffer_secevents._tools.loglines import DEFAULT_MAX_LINE_BYTES
+
+        lines = _newlines(path)
+        if not lines:
+            return 0
+        con = self.con
+        con.execute("SET threads = 1")
+        try:
+            con.execute(
+                f"""INSERT INTO raw SELECT {first} + ordinality - 1, {index}, ordinality, j
+                FROM read_csv({_sql_text(path)}, {_CSV}, columns = {{'j': 'VARCHAR'}}) WITH ORDINALITY"""
+            )
+            row = con.execute(
+                f"""SELECT count(*), count(*) FILTER (WHERE j IS NULL OR NOT j LIKE '{{%}}'
+                    OR contains(j, '"Records"') OR contains(j, '"attributes"') OR contains(j, chr(1))
+                    OR contains(j, chr(13)) OR strlen(j) > {DEFAULT_MAX_LINE_BYTES}), max(n)
+                FROM raw WHERE f = {index}"""
+            ).fetchone()
+        except duckdb.Error:  # not UTF-8, a line beyond DuckDB's limit...: the reader below decides
+            row = None
+        finally:
+            con.execute(f"SET threads = {self.threads}")
+        if row is None or row[0] != lines or row[1] or row[2] != lines:
+            con.execute(f"DELETE FROM raw WHERE f = {index}")
+            return 0
+        return lines
+
     @staticmethod
     def _python_line(
         line: bytes,
@@ -385,9 +432,7 @@ class _Run:
         from graffer_secevents._tools.loglines import DEFAULT_MAX_LINE_BYTES
 
         con.execute(
-            f"""CREATE TEMP TABLE raw AS SELECT * FROM read_csv({_sql_text(path)}, delim = '\x01',
-                quote = '', escape = '', header = false, auto_detect = false, new_line = '\\n',
-                max_line_size = {DEFAULT_MAX_LINE_BYTES + 64},
+            f"""INSERT INTO raw SELECT * FROM read_csv({_sql_text(path)}, {_CSV},
                 columns = {{'seq': 'BIGINT', 'f': 'INTEGER', 'n': 'BIGINT', 'j': 'VARCHAR'}})"""
         )
         paths = "[" + ", ".join(_sql_text(_json_path(k)) for k in self.keys) + "]"
@@ -579,6 +624,25 @@ class _Run:
             [self.max_delay],
         ).fetchone()
         return bool(row and row[0])
+
+
+_CHUNK: Final = 8 << 20
+
+
+def _newlines(path: str) -> int:
+    """The lines of a file that DuckDB may read itself (uncompressed, starting with `{`, no CR), else 0."""
+    lines = 0
+    last = b""
+    with open(path, "rb") as handle:
+        if handle.read(1) != b"{":
+            return 0
+        handle.seek(0)
+        while chunk := handle.read(_CHUNK):
+            if b"\r" in chunk:
+                return 0
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (0 if last == b"\n" else 1)
 
 
 def _utf8(body: bytes) -> bool:
