@@ -161,6 +161,29 @@ def test_every_kind_of_line_is_read_as_the_streaming_reader_reads_it(tmp_path: P
     assert result["signals"], "the rule fires: the test proves signals, not only counts"
 
 
+def test_a_file_duckdb_reads_itself_hands_its_special_lines_to_the_same_reader(tmp_path: Path) -> None:
+    """Every line starts with `{`: DuckDB reads the file (line number = row); CloudTrail, archive, broken,
+    NaN and repeated-key lines still go through `loading`'s code."""
+    lines = [
+        line(0),
+        b'{"Records": [' + line(1).strip() + b", " + line(2).strip() + b"]}\n",
+        b'{"_id": "x", "date": "' + iso(3).encode() + b'", "attributes": {"evt": {"outcome": "failure"}, '
+        b'"usr": {"id": "42"}}}\n',
+        b'{"broken": } }\n',
+        b'{"timestamp": "' + iso(4).encode() + b'", "evt": {"outcome": "failure"}, "x": NaN}\n',
+        b'{"usr": {"id": "7"}, "timestamp": "' + iso(5).encode() + b'", "evt": {"outcome": "failure"}, '
+        b'"usr": {"id": "42"}}\n',
+        line(6),
+        line(7)[:-1],
+    ]
+    path = tmp_path / "plain.log"
+    path.write_bytes(b"".join(lines))
+    result, counts = both([threshold(window=60)], [str(path)])
+    assert counts.lines == 8 and counts.records == 7 and counts.not_json == 2
+    [signal] = result["signals"]
+    assert signal["records"][:3] == [f"{path}:1", f"{path}:2", f"{path}:3"]
+
+
 def test_same_instant_bursts_are_in_the_window_only_once_pushed(tmp_path: Path) -> None:
     """Ten failures of one instant: the streaming window at the 3rd holds 3 (not the 10 a RANGE frame
     would hold), so the signal opens at the third with values a=3 and counts every later one."""

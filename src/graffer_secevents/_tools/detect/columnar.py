@@ -200,7 +200,7 @@ def columnar_replay(
     max_delay: float = 600.0,
     geo_given: bool = False,
     threads: int | None = None,
-    memory_limit: str = "1GB",
+    memory_limit: str = "2GB",
 ) -> Replay | Unsupported:
     """Replay threshold `rules` over `sources` as `replay_stream(Engine(rules), read_logs(sources))` would,
     with DuckDB; `Unsupported` when it cannot (then `counts` and `names` are left as they were given).
@@ -305,7 +305,7 @@ class _Run:
 
     # --- reading -------------------------------------------------------------------------------------
 
-    def read(self, sources: Sequence[str]) -> str:
+    def read(self, sources: Sequence[str]) -> str:  # noqa: PLR0915 - the reader's loop, inlined for speed
         """Read every line; plain object lines go to a file for DuckDB (`seq \\x01 file \\x01 line \\x01
         json`), the others through `loading`'s code into `self.extra`."""
         import gzip
@@ -363,12 +363,13 @@ class _Run:
                                 and (body.isascii() or _utf8(body))
                             ):
                                 counts.lines += 1
-                                write(b"%d\x01%d\x01%d\x01" % (seq, index, number))
+                                write(b"%d\x01%d\x01%d\x01" % (seq << _SUB, index, number))
                                 write(body)
                                 write(b"\n")
                                 seq += 1
                                 continue
-                            seq = self._python_line(line, index, number, seq, counts, dumps, extra)
+                            self._python_line(line, index, number, seq << _SUB, counts, dumps, extra)
+                            seq += 1
         self.next_seq = seq
         return out_path
 
@@ -379,8 +380,6 @@ class _Run:
         split), each `{...}`, no CloudTrail or archive key, none longer than the reader's limit."""
         import duckdb
 
-        from graffer_secevents._tools.loglines import DEFAULT_MAX_LINE_BYTES
-
         lines = _newlines(path)
         if not lines:
             return 0
@@ -388,15 +387,11 @@ class _Run:
         con.execute("SET threads = 1")
         try:
             con.execute(
-                f"""INSERT INTO raw SELECT {first} + ordinality - 1, {index}, ordinality, j
+                f"""INSERT INTO raw SELECT ({first} + ordinality - 1) * {1 << _SUB}, {index}, ordinality, j
                 FROM read_csv({_sql_text(path)}, {_CSV}, columns = {{'j': 'VARCHAR'}}) WITH ORDINALITY"""
             )
-            row = con.execute(
-                f"""SELECT count(*), count(*) FILTER (WHERE j IS NULL OR NOT j LIKE '{{%}}'
-                    OR contains(j, '"Records"') OR contains(j, '"attributes"') OR contains(j, chr(1))
-                    OR contains(j, chr(13)) OR strlen(j) > {DEFAULT_MAX_LINE_BYTES}), max(n)
-                FROM raw WHERE f = {index}"""
-            ).fetchone()
+            con.execute(f"SET threads = {self.threads}")
+            row = con.execute(f"SELECT count(*), 0, max(n) FROM raw WHERE f = {index}").fetchone()
         except duckdb.Error:  # not UTF-8, a line beyond DuckDB's limit...: the reader below decides
             row = None
         finally:
@@ -441,7 +436,10 @@ class _Run:
         con.execute(
             f"""CREATE TEMP TABLE parsed AS
             WITH v AS (
-                SELECT seq, f, n, j, NOT regexp_matches(j, {_sql_text(_SUSPICIOUS)}) AND NOT {deep} AS clean
+                SELECT seq, f, n, j, j LIKE '{{%}}' AND NOT contains(j, '"Records"')
+                       AND NOT contains(j, '"attributes"') AND NOT contains(j, chr(13))
+                       AND strlen(j) <= {DEFAULT_MAX_LINE_BYTES}
+                       AND NOT regexp_matches(j, {_sql_text(_SUSPICIOUS)}) AND NOT {deep} AS clean
                 FROM raw),
             k AS (SELECT seq, f, n, CASE WHEN clean THEN try(json_keys(j)) END AS keys,
                          CASE WHEN clean THEN try(json_extract(j, {paths})) END AS x FROM v)
@@ -471,13 +469,20 @@ class _Run:
         most one record: a CloudTrail or archive line never took the plain path)."""
         import orjson
 
+        from graffer_secevents._tools.loglines import DEFAULT_MAX_LINE_BYTES
+
         rows = self.con.execute(
             "SELECT seq, f, n, j FROM raw WHERE seq IN (SELECT seq FROM parsed WHERE NOT ok) ORDER BY seq"
         ).fetchall()
         self.con.execute("DROP TABLE raw")
         for seq, index, number, text in rows:
             here = LineCounts()
-            self._python_line(text.encode() + b"\n", index, number, seq, here, orjson.dumps, self.extra)
+            line = (
+                b"\x00"
+                if text is not None and len(text.encode()) > DEFAULT_MAX_LINE_BYTES
+                else (text or "").encode()
+            )
+            self._python_line(line + b"\n", index, number, seq, here, orjson.dumps, self.extra)
             self.counts.records += here.records
             self.counts.security += here.security
             self.counts.not_json += here.not_json
@@ -627,6 +632,9 @@ class _Run:
 
 
 _CHUNK: Final = 8 << 20
+_SUB: Final = 21
+"""`seq` is the line's position << 21 (+ the record's within a CloudTrail line): read order, room for any
+line's records."""
 
 
 def _newlines(path: str) -> int:
@@ -791,8 +799,8 @@ class _RuleRun:
         if not counts:
             return None
         if query.aggregation == "cardinality":  # a text per distinct value: "s" + a string, "t" + a tuple
-            if value.__class__ is str:
-                return "s" + cast("str", value)
+            if isinstance(value, str):
+                return "s" + value
             return "t" + json.dumps(list(cast("tuple[str, ...]", value)))
         return value
 
@@ -805,7 +813,8 @@ class _RuleRun:
         if any(text is None for text in texts):
             return None
         parts = [f"nullif({text}, '')" for text in texts]
-        return f"CASE WHEN {' AND '.join(f'{p} IS NOT NULL' for p in parts)} THEN list_value({', '.join(parts)}) END"
+        present = " AND ".join(f"{p} IS NOT NULL" for p in parts)
+        return f"CASE WHEN {present} THEN list_value({', '.join(parts)}) END"
 
     def _fast_value(self, query: CompiledQuery, prefix: str) -> str | None:
         """SQL for `_contribution` of a cardinality over one field holding a string (NULL otherwise)."""
