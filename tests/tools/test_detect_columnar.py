@@ -432,3 +432,66 @@ def _in_order(path: Path, delay: float) -> bool:
             return False
         newest = max(newest, moment)
     return True
+
+
+# --- the projection is exact: a matcher or getter sees the same through the top-level keys it reads ---------
+
+QUERIES = (
+    "@evt.outcome:failure",
+    "@usr.id:(1 OR 2) -@evt.outcome:success",
+    "@network.client.ip:203.0.113.*",
+    "CIDR(@network.client.ip, 203.0.113.0/24)",
+    "@n:>2 OR @n:[-1 TO 0]",
+    "login failed",
+    "service:web env:prod",
+    "@usr.id:* @a.b.c.d:x",
+)
+VALUES = st.recursive(
+    st.one_of(
+        st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(["1", "2", "x", "203.0.113.9", ""])
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(
+            st.sampled_from(["id", "outcome", "client", "ip", "b", "c", "d", "c.d"]), inner, max_size=3
+        ),
+    ),
+    max_leaves=8,
+)
+RECORDS = st.dictionaries(
+    st.sampled_from(
+        [
+            "evt",
+            "usr",
+            "network",
+            "n",
+            "message",
+            "service",
+            "env",
+            "a",
+            "a.b",
+            "a.b.c",
+            "evt.outcome",
+            "usr.id",
+            "network.client.ip",
+            "other",
+        ]
+    ),
+    VALUES,
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(record=RECORDS, query=st.sampled_from(QUERIES))
+def test_a_matcher_reads_only_the_top_level_keys_its_paths_reach(record: dict[str, Any], query: str) -> None:
+    from graffer_secevents._tools.detect.columnar import _top_keys
+    from graffer_secevents._tools.detect.query import attribute_getter, compile_query, paths_read
+
+    paths = paths_read(query)
+    keys = {key for path in paths for key in _top_keys(path)}
+    projected = {key: value for key, value in record.items() if key in keys}
+    assert compile_query(query)(projected) == compile_query(query)(record)
+    for path in paths:
+        get = attribute_getter(path)
+        assert repr(get(projected)) == repr(get(record))
