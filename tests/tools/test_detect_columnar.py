@@ -495,3 +495,18 @@ def test_a_matcher_reads_only_the_top_level_keys_its_paths_reach(record: dict[st
     for path in paths:
         get = attribute_getter(path)
         assert repr(get(projected)) == repr(get(record))
+
+
+def test_a_duckdb_failure_hands_over_to_the_streaming_engine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """DuckDB refusing its memory limit (a real DuckDB error): `Unsupported`, the names left as given, so
+    the caller reads again with the streaming engine."""
+    path = tmp_path / "x.log"
+    path.write_bytes(b"".join(line(i) for i in range(5)))
+    names: list[str] = []
+    outcome = columnar_replay(
+        [threshold()], [str(path)], LineCounts(), names, describe=str, memory_limit="not a size"
+    )
+    assert isinstance(outcome, Unsupported) and "DuckDB failed" in outcome.reason
+    assert names == []

@@ -230,6 +230,11 @@ def columnar_replay(
             con.execute(f"SET memory_limit = '{memory_limit}'")
             run = _Run(con, tmp, plans, mine, names, describe, explain, max_delay)
             result = run.replay(sources)
+        except duckdb.Error as exc:  # DuckDB itself failed (out of disk for spilling...): say so, stream
+            result = Unsupported(f"DuckDB failed ({type(exc).__name__}: {str(exc)[:200]})")
+        except BaseException:
+            del names[named:]
+            raise
         finally:
             con.close()
     if isinstance(result, Unsupported):
