@@ -677,6 +677,9 @@ class _RuleRun:
         self.plan = plan
         self.rule = plan.rule
         self.result = result
+        # One group-by field: the key is its text (scalar partitions are cheaper); else a list of texts.
+        self.scalar = len(plan.rule.queries[0].group_by) == 1
+        self.key_type = "VARCHAR" if self.scalar else "VARCHAR[]"
 
     def run(self) -> None:  # noqa: PLR0915 - one rule's SQL, step by step
         run, rule, plan, con = self.run_, self.rule, self.plan, self.run_.con
@@ -703,7 +706,7 @@ class _RuleRun:
                 "recs",
                 plan.group_keys[q],
                 functools.partial(self._group_of, query),
-                "VARCHAR[]",
+                self.key_type,
                 where="t IS NOT NULL" + (f" AND ({fast}) IS NULL" if fast else ""),
                 cache=("group", tuple(name for name, _ in query.group_by), query.optional_group_by),
             )
@@ -795,9 +798,14 @@ class _RuleRun:
             self._best(nq)
         self._hits(nq)
 
-    def _group_of(self, query: CompiledQuery, record: dict[str, Any]) -> list[str] | None:
+    def _key(self, key: Any) -> tuple[str, ...]:
+        return (key,) if self.scalar else tuple(key)
+
+    def _group_of(self, query: CompiledQuery, record: dict[str, Any]) -> str | list[str] | None:
         key = _group_key(query, record)
-        return None if key is None else list(key)
+        if key is None:
+            return None
+        return key[0] if self.scalar else list(key)
 
     def _value(self, query: CompiledQuery, record: dict[str, Any]) -> Any:
         counts, value = _contribution(query, record)
@@ -818,6 +826,8 @@ class _RuleRun:
         if any(text is None for text in texts):
             return None
         parts = [f"nullif({text}, '')" for text in texts]
+        if self.scalar:
+            return parts[0]
         present = " AND ".join(f"{p} IS NOT NULL" for p in parts)
         return f"CASE WHEN {present} THEN list_value({', '.join(parts)}) END"
 
@@ -837,7 +847,7 @@ class _RuleRun:
             f"SELECT key, min(t), min(seq), {cols} FROM evals GROUP BY key ORDER BY 2, 3"
         ).fetchall()
         for row in rows:
-            best[tuple(row[0])] = {
+            best[self._key(row[0])] = {
                 alias: float(value)
                 for alias, value in zip(aliases, row[3:], strict=True)
                 if value is not None
@@ -892,7 +902,7 @@ class _RuleRun:
                 openings.append(i)
                 return {}, [], ""
 
-            probe.hit(tuple(key), now, c, first, cnt, env_of(env), mark, (f, n))
+            probe.hit(self._key(key), now, c, first, cnt, env_of(env), mark, (f, n))
         refs = self._refs([hits[i] for i in openings], openings)
         signals = _Signals(rule, self.run_.describe)
         for i, hit in enumerate(hits):
@@ -907,7 +917,7 @@ class _RuleRun:
             ) -> tuple[dict[str, float], list[Any], str]:
                 return shown, refs.get(i, []), ""
 
-            signals.hit(tuple(key), now, c, first, cnt, env_of(env), explain, (f, n))
+            signals.hit(self._key(key), now, c, first, cnt, env_of(env), explain, (f, n))
         self.result.signals.extend(signals.finish())
 
     def _refs(self, hits: list[tuple[Any, ...]], ids: list[int]) -> dict[int, list[Any]]:
@@ -920,7 +930,7 @@ class _RuleRun:
         con = self.run_.con
         con.execute(
             "CREATE OR REPLACE TEMP TABLE openings AS SELECT unnest($1::BIGINT[]) AS oid, "
-            "unnest($2::VARCHAR[][]) AS key, unnest($3::BIGINT[]) AS lo, unnest($4::BIGINT[]) AS hi",
+            f"unnest($2::{self.key_type}[]) AS key, unnest($3::BIGINT[]) AS lo, unnest($4::BIGINT[]) AS hi",
             [ids, [h[0] for h in hits], [h[7] + 1 for h in hits], [h[6] for h in hits]],
         )
         rows = con.execute(
