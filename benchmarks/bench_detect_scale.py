@@ -5,6 +5,8 @@ library, copied with other users, IPs and times, in time order as a log is), the
 child process so that peak RSS is its own:
 
 - (s) ``secevents detect``'s path: `read_logs` + `replay_stream` (streaming, bounded state);
+- (c) ``secevents detect``'s columnar path (`--engine columnar`, DuckDB underneath, the same signals as (s)
+  by construction);
 - (q) DuckDB: ``read_json`` of the same file and window-function SQL for the same two rules
   (brute force: failures per account over 900 s >= 10; credential stuffing: distinct failing accounts per
   IP over 1800 s >= 10), counting the groups that fire.
@@ -92,6 +94,27 @@ def run_secevents(path: str) -> dict[str, Any]:
     return {"records": counts.records, "groups": {k: sorted(set(v)) for k, v in groups.items()}}
 
 
+def run_columnar(path: str) -> dict[str, Any]:
+    from graffer_secevents._tools.detect.columnar import columnar_replay
+    from graffer_secevents._tools.detect.loading import LineCounts
+    from graffer_secevents.detect import default_rules
+
+    counts = LineCounts()
+    names: list[str] = []
+    result = columnar_replay(
+        default_rules(only=list(RULES)),
+        [path],
+        counts,
+        names,
+        describe=lambda ref: f"{names[ref[0]]}:{ref[1]}",
+    )
+    assert hasattr(result, "signals"), result
+    groups: dict[str, list[str]] = {rule: [] for rule in RULES}
+    for signal in result.signals:
+        groups[signal.rule_id].append(next(iter(signal.group.values())))
+    return {"records": counts.records, "groups": {k: sorted(set(v)) for k, v in groups.items()}}
+
+
 def run_duckdb(path: str) -> dict[str, Any]:
     import duckdb
 
@@ -132,7 +155,7 @@ def run_duckdb(path: str) -> dict[str, Any]:
 
 def child(method: str, path: str) -> None:
     start = time.perf_counter()
-    found = {"s": run_secevents, "q": run_duckdb}[method](path)
+    found = {"s": run_secevents, "c": run_columnar, "q": run_duckdb}[method](path)
     found["seconds"] = time.perf_counter() - start
     found["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sys.stdout.write(json.dumps(found) + "\n")
@@ -143,6 +166,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--file", default=None, help="reuse this generated file (kept)")
+    parser.add_argument("--methods", default="qcs", help="q DuckDB, c columnar, s streaming (default qcs)")
     parser.add_argument("--child", nargs=2, metavar=("METHOD", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -157,9 +181,10 @@ def main() -> None:
                 f"# generated {args.records:,} records ({path.stat().st_size / 2**20:,.0f} MiB) in "
                 f"{time.perf_counter() - began:.1f} s"
             )
-        runs: dict[str, list[dict[str, Any]]] = {"s": [], "q": []}
+        methods = [m for m in "qcs" if m in args.methods or m == "q"]
+        runs: dict[str, list[dict[str, Any]]] = {m: [] for m in methods}
         for _ in range(args.rounds):
-            for method in ("q", "s"):
+            for method in methods:
                 done = subprocess.run(
                     [sys.executable, __file__, "--child", method, str(path)],
                     capture_output=True,
@@ -167,12 +192,16 @@ def main() -> None:
                     text=True,
                 )
                 runs[method].append(json.loads(done.stdout.splitlines()[-1]))
-    labels = {"s": "secevents detect (streaming engine)", "q": "DuckDB read_json + window SQL (2 threads)"}
+    labels = {
+        "s": "secevents detect (streaming engine)",
+        "c": "secevents detect --engine columnar",
+        "q": "DuckDB read_json + window SQL (2 threads)",
+    }
     print(f"# {os.cpu_count()} CPUs, shared machine; {args.rounds} round(s); median of rounds")
     print("| method | records | median s | records/s | peak RSS MiB | ratio to DuckDB |")
     print("|---|---:|---:|---:|---:|---:|")
     duck = statistics.median(r["seconds"] for r in runs["q"])
-    for method in ("s", "q"):
+    for method in [m for m in "scq" if m in runs]:
         seconds = statistics.median(r["seconds"] for r in runs[method])
         rss = statistics.median(r["peak_rss_mib"] for r in runs[method])
         records = runs[method][0]["records"]
@@ -180,7 +209,17 @@ def main() -> None:
             f"| {labels[method]} | {records:,} | {seconds:.1f} | {records / seconds:,.0f} | {rss:,.0f} | "
             f"{seconds / duck:.2f}x |"
         )
-    ours, theirs = runs["s"][0]["groups"], runs["q"][0]["groups"]
+    theirs = runs["q"][0]["groups"]
+    for method in [m for m in "sc" if m in runs]:
+        _compare(labels[method], runs[method][0]["groups"], theirs)
+    if "s" in runs and "c" in runs:
+        print(
+            "# columnar and streaming signal groups identical: "
+            f"{runs['s'][0]['groups'] == runs['c'][0]['groups']}"
+        )
+
+
+def _compare(label: str, ours: dict[str, list[str]], theirs: dict[str, list[str]]) -> None:
     for rule in RULES:
         same = (
             "same groups"
@@ -190,7 +229,7 @@ def main() -> None:
                 f"only DuckDB {sorted(set(theirs[rule]) - set(ours[rule]))[:5]}"
             )
         )
-        print(f"# {rule}: secevents {len(ours[rule])} groups, DuckDB {len(theirs[rule])} groups: {same}")
+        print(f"# {label}, {rule}: {len(ours[rule])} groups, DuckDB {len(theirs[rule])} groups: {same}")
 
 
 if __name__ == "__main__":

@@ -61,6 +61,14 @@ def add_commands(commands: Any) -> None:
         "(default 600); "
         "later ones are counted as late and skipped",
     )
+    detect.add_argument(
+        "--engine",
+        choices=("stream", "columnar", "auto"),
+        default="stream",
+        help="stream (default): the streaming engine; columnar: DuckDB ([detect-scale]) for threshold "
+        "rules over files (else, said on stderr, the streaming engine); auto: columnar when installed and "
+        "eligible; every engine gives the same signals",
+    )
     detect.set_defaults(handler=_cmd_detect)
 
     report = commands.add_parser(
@@ -132,16 +140,53 @@ def _guarded(command: str, run: Any) -> int:
         return _fail(command, f"internal error, please report it: {type(exc).__name__}: {exc}")
 
 
-def _engine(args: argparse.Namespace, names: list[str], *, explain: bool) -> Any:
-    from .engine import Engine
-    from .loading import load_rules
-
+def _describer(names: list[str]) -> Any:
     def describe(ref: Any) -> str:
         index, line = cast("tuple[int, int]", ref)
         name = names[index]
         return f"{'<stdin>' if name == '-' else name}:{line}"
 
-    return Engine(_rules(args.rules, load_rules), geo=_geo(args), explain=explain, describe=describe)
+    return describe
+
+
+def _engine(args: argparse.Namespace, names: list[str], *, explain: bool) -> Any:
+    from .engine import Engine
+    from .loading import load_rules
+
+    return Engine(_rules(args.rules, load_rules), geo=_geo(args), explain=explain, describe=_describer(names))
+
+
+def _columnar(args: argparse.Namespace, counts: Any, names: list[str]) -> Any:
+    """The columnar engine's replay, or `None` when the streaming engine runs (`--engine stream`, DuckDB not
+    installed, rules or inputs it does not take: said on stderr when `--engine columnar` asked for it)."""
+    if args.engine == "stream":
+        return None
+    from .columnar import Unsupported, available, columnar_replay
+    from .loading import load_rules
+
+    if not available():
+        if args.engine == "columnar":
+            sys.stderr.write(
+                f"{_PROG} detect: the columnar engine needs DuckDB (pip install "
+                "'graffer-secevents[detect-scale]'); using the streaming engine\n"
+            )
+        return None
+    _geo(args)  # a broken --geo or --maxmind is the same error whichever engine runs
+    outcome = columnar_replay(
+        _rules(args.rules, load_rules),
+        args.file,
+        counts,
+        names,
+        describe=_describer(names),
+        explain=args.explain,
+        max_delay=max(0.0, args.max_delay),
+        geo_given=bool(args.geo or args.maxmind),
+    )
+    if isinstance(outcome, Unsupported):
+        if args.engine == "columnar":
+            sys.stderr.write(f"{_PROG} detect: {_safe(outcome.reason)}: using the streaming engine\n")
+        return None
+    return outcome
 
 
 def _rules(paths: list[str], load_rules: Any) -> list[dict[str, Any]]:
@@ -210,8 +255,12 @@ def _detect(args: argparse.Namespace) -> int:
 
     counts = LineCounts()
     names: list[str] = []
-    engine = _engine(args, names, explain=args.explain)
-    result = replay_stream(engine, read_logs(args.file, counts, names), max_delay=max(0.0, args.max_delay))
+    result = _columnar(args, counts, names)
+    if result is None:
+        engine = _engine(args, names, explain=args.explain)
+        result = replay_stream(
+            engine, read_logs(args.file, counts, names), max_delay=max(0.0, args.max_delay)
+        )
     signals = result.signals
     if args.format == "json":
         body = {

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final, cast
 
@@ -46,6 +47,31 @@ def _always(_record: Mapping[str, Any]) -> bool:
     return True
 
 
+_RECORDING: Final[list[list[str]]] = []
+_GETTER_PATHS: Final[weakref.WeakKeyDictionary[Callable[..., Any], str]] = weakref.WeakKeyDictionary()
+
+
+def paths_read(query: str) -> tuple[str, ...]:
+    """The attribute paths a query's matcher reads (every getter its compilation makes), for the columnar
+    engine, which hands a matcher only the top-level keys these paths can reach.
+
+    Raises:
+        DetectError: as `compile_query`.
+    """
+    paths: list[str] = []
+    _RECORDING.append(paths)
+    try:
+        _Parser(query).parse()
+    finally:
+        _RECORDING.pop()
+    return tuple(dict.fromkeys(paths))
+
+
+def getter_path(getter: Callable[..., Any]) -> str | None:
+    """The path an `attribute_getter` reads, `None` for any other function."""
+    return _GETTER_PATHS.get(getter)
+
+
 def attribute_getter(path: str) -> Callable[[Mapping[str, Any]], Any]:
     """A function reading the attribute `path` (dotted, no `@`) from a nested record, else a sentinel.
 
@@ -54,6 +80,14 @@ def attribute_getter(path: str) -> Callable[[Mapping[str, Any]], Any]:
     (`@Parameters.Name` over `"Parameters": [{"Name": ...}, ...]`): the value is then the list of what
     each element holds.
     """
+    getter = _make_getter(path)
+    _GETTER_PATHS[getter] = path
+    for paths in _RECORDING:
+        paths.append(path)
+    return getter
+
+
+def _make_getter(path: str) -> Callable[[Mapping[str, Any]], Any]:
     parts = tuple(path.split("."))
     if len(parts) == 1:
         (only,) = parts
