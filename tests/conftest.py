@@ -27,3 +27,23 @@ def _fresh_configuration() -> Iterator[None]:
     set_config(None)
     yield
     set_config(None)
+
+
+@pytest.fixture(autouse=True)
+def _nothing_bound() -> Iterator[None]:
+    """Every test starts with no request, no `set_user()` user and no actor or job bound on its thread, as
+    the `security_events` fixture does for the tests that use it: pytest runs all the tests of a process on
+    one thread, in one context, so a `set_user()` or a `bind_request()` a test leaves behind would otherwise
+    name the user (or the request, or the actor) of every event the next tests emit."""
+    _unbind()
+    yield
+    _unbind()
+
+
+def _unbind() -> None:
+    from graffer_secevents import _context, _impersonation
+
+    _context._request.set(None)
+    _context._user.set(None)
+    _context._scope.set(None)
+    _impersonation._impersonator.set(None)

@@ -1,0 +1,62 @@
+"""The suite's own shared setup (tests/conftest.py) keeps tests independent of the tests that ran before them
+in the same process (pytest-randomly shuffles them; pytest-xdist deals them to workers by timing).
+
+Run with pytester on two small tests in a fixed order: the first leaves everything bound that a test can
+bind on pytest's thread without the ``security_events`` fixture, the second checks it starts clean.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+CONFTEST = (Path(__file__).parent / "conftest.py").read_text()
+INI = """
+[pytest]
+addopts = --strict-markers -p no:cacheprovider -p no:hypothesispytest -p no:ddtrace -p no:randomly
+filterwarnings = error
+"""
+LEAVES_AND_CHECKS = """
+import graffer_secevents as api
+from graffer_secevents._context import RequestContext, bind_request, current_actor, current_request
+from graffer_secevents._context import current_user
+from graffer_secevents._impersonation import current_impersonator
+
+
+def test_1_leaves_a_user_a_request_an_actor_and_an_impersonator_bound():
+    api.set_user(api.User(id="left-behind"))
+    bind_request(RequestContext(client_ip="192.0.2.9", request_id="left-behind"))
+    api.actor("left-behind").__enter__()
+    api.impersonating("left-behind").__enter__()
+    assert current_user() is not None and current_request() is not None and current_actor() is not None
+
+
+def test_2_starts_with_nothing_bound():
+    assert current_user() is None
+    assert current_request() is None
+    assert current_actor() is None
+    assert current_impersonator(None) is None
+"""
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makeini(INI)
+    pytester.makepyfile(test_order=LEAVES_AND_CHECKS)
+    return pytester
+
+
+def test_what_a_test_binds_on_pytests_thread_is_gone_for_the_next(suite: pytest.Pytester) -> None:
+    suite.makeconftest(CONFTEST)
+    suite.runpytest_inprocess().assert_outcomes(passed=2)
+
+
+def test_without_the_conftests_unbinding_the_next_test_inherits_it(suite: pytest.Pytester) -> None:
+    """The check above proves something: with the fixture not applied, the second test fails."""
+    autouse = "@pytest.fixture(autouse=True)\ndef _nothing_bound()"
+    assert autouse in CONFTEST
+    suite.makeconftest(CONFTEST.replace(autouse, "@pytest.fixture\ndef _nothing_bound()"))
+    result = suite.runpytest_inprocess()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*test_2_starts_with_nothing_bound*"])
