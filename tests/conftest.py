@@ -22,10 +22,14 @@ for _name in ("DD_SERVICE", "DD_ENV", "DD_VERSION", "SECEVENTS_STRICT", "SECEVEN
 @pytest.fixture(autouse=True)
 def _fresh_configuration() -> Iterator[None]:
     """Every test starts from the environment's configuration; configure() calls never leak between tests."""
+    from graffer_secevents import flush
     from graffer_secevents._config import set_config
 
     set_config(None)
     yield
+    # What the test queued is written now, into its own capture, not into the next test's (capsys included)
+    # while the writer thread catches up; a no-op when nothing is queued (the default delivery is "sync").
+    flush(timeout=10)
     set_config(None)
 
 
