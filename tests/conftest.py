@@ -51,3 +51,12 @@ def _unbind() -> None:
     _context._user.set(None)
     _context._scope.set(None)
     _impersonation._impersonator.set(None)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """The test order's seed, under ``-q`` too (which hides pytest-randomly's header, and ``make test`` runs
+    ``-q``): a run that failed in one order is run again in that order with ``-p randomly --randomly-seed=N``
+    (and ``-n 2``, as ``make test`` deals the tests to two workers)."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if isinstance(seed, int) and config.pluginmanager.has_plugin("randomly"):
+        terminalreporter.write_line(f"test order: -p randomly --randomly-seed={seed}")

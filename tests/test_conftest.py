@@ -115,3 +115,13 @@ def test_without_the_conftests_flush_they_land_in_the_next_tests_capture(queued:
     result = queued.runpytest_inprocess()
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*test_2_captures_only_its_own_output*", "*session_logout*"])
+
+
+def test_the_order_s_seed_is_printed_even_under_q(suite: pytest.Pytester) -> None:
+    """A failure that depends on the order can be run again in that order from the CI log alone."""
+    suite.makeconftest(CONFTEST)
+    result = suite.runpytest_inprocess("-q", "-p", "randomly", "--randomly-seed=4242", "-k", "test_2")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["test order: -p randomly --randomly-seed=4242"])
+    plain = suite.runpytest_inprocess("-q")  # pytest-randomly off: no order to repeat, nothing said
+    assert "randomly-seed" not in plain.stdout.str()
