@@ -107,6 +107,18 @@ def assert_not_forged(records: list[dict[str, Any]]) -> None:
 # --- real servers on loopback ------------------------------------------------------------------------------
 
 
+def _accepts(port: int) -> bool:
+    """Whether the port a server announced accepts connections right away: a server must listen before it
+    says so, else a client quicker than the server's start-up (any client, on a busy machine) is refused."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=10).close()
+    except ConnectionRefusedError:
+        return False
+    return True
+
+
 class Server:
     """A server subprocess that prints ``PORT <n>`` once it listens on 127.0.0.1 and writes events to a file."""
 
@@ -138,7 +150,11 @@ class Server:
                 if not line:
                     break
                 if line.startswith("PORT "):
-                    return int(line.split()[1])
+                    port = int(line.split()[1])
+                    if _accepts(port):
+                        return port
+                    self.stop()
+                    raise AssertionError(f"{self.proc.args} announced port {port} before listening on it")
         finally:
             selector.close()
         stderr = self.stop()

@@ -47,7 +47,9 @@ def fastapi_main() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    sock.listen(2048)  # listening before PORT is printed: a client may connect before uvicorn starts
+    # Listening before the port is announced: a client that connects before uvicorn has started waits in
+    # the backlog instead of being refused (a busy machine lost that race: ConnectError, errno 111).
+    sock.listen(128)
     print(f"PORT {sock.getsockname()[1]}", flush=True)
     config = uvicorn.Config(app, log_level="warning", access_log=False, proxy_headers=False)
     uvicorn.Server(config).run(sockets=[sock])

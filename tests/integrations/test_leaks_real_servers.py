@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -89,7 +90,13 @@ class LeakServer:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         assert line.startswith("PORT "), line
-        self.url = f"http://127.0.0.1:{int(line.split()[1])}"
+        port = int(line.split()[1])
+        try:  # it listens before it announces the port: a quick client is never refused
+            socket.create_connection(("127.0.0.1", port), timeout=10).close()
+        except ConnectionRefusedError:
+            self.stop()
+            raise AssertionError(f"{framework}: port {port} announced before listening on it") from None
+        self.url = f"http://127.0.0.1:{port}"
 
     def stop(self) -> None:
         if self.proc.poll() is None:

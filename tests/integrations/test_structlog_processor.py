@@ -110,7 +110,10 @@ def test_the_applications_own_keys_are_not_overwritten(app_log: tuple[Any, io.St
 def test_outside_a_request_nothing_is_added(app_log: tuple[Any, io.StringIO]) -> None:
     log, out = app_log
     api.set_user(Account(1001))
-    log.info("batch job finished")
+    try:
+        log.info("batch job finished")
+    finally:
+        api.set_user(None)  # bound on pytest's own thread: not for the next test's events
     (line,) = lines(out)
     assert line == {"event": "batch job finished"}
     assert not set(line) & set(SECURITY_CONTEXT_KEYS)
