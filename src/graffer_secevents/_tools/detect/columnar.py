@@ -58,7 +58,7 @@ from .engine import (
     check_and_compile,
     timestamp_of,
 )
-from .loading import LineCounts, _expand, _maybe_gzip, _read_stream
+from .loading import LineCounts, _expand, _maybe_gzip, _read_stream, lines_of
 from .query import getter_path, paths_read
 
 if TYPE_CHECKING:
@@ -310,17 +310,11 @@ class _Run:
 
     # --- reading -------------------------------------------------------------------------------------
 
-    def read(self, sources: Sequence[str]) -> str:  # noqa: PLR0915 - the reader's loop, inlined for speed
+    def read(self, sources: Sequence[str]) -> str:
         """Read every line; plain object lines go to a file for DuckDB (`seq \\x01 file \\x01 line \\x01
         json`), the others through `loading`'s code into `self.extra`."""
-        import gzip
-        import zlib
-
         import orjson
 
-        from graffer_secevents._tools.loglines import DEFAULT_MAX_LINE_BYTES
-
-        limit = DEFAULT_MAX_LINE_BYTES
         counts = self.counts
         out_path = os.path.join(self.tmp, "lines.txt")
         seq = 0
@@ -339,24 +333,7 @@ class _Run:
                         seq += lines
                         continue
                     with open(path, "rb", buffering=1 << 20) as raw:
-                        stream = _maybe_gzip(raw)
-                        readline = stream.readline
-                        number = 0
-                        while True:
-                            try:
-                                line = readline(limit + 1)
-                                if len(line) > limit and not line.endswith(b"\n"):
-                                    while True:
-                                        more = readline(limit + 1)
-                                        if not more or more.endswith(b"\n"):
-                                            break
-                                    line = b"\x00"
-                            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-                                name = getattr(stream, "name", "the input")
-                                raise OSError(f"{name}: broken gzip after line {number}: {exc}") from None
-                            if not line:
-                                break
-                            number += 1
+                        for number, line in enumerate(lines_of(_maybe_gzip(raw)), 1):
                             body = line[:-1] if line[-1:] == b"\n" else line
                             if (
                                 body[:1] == b"{"

@@ -12,7 +12,7 @@ from typing import IO, Any, Final, cast
 
 from .errors import DetectError
 
-__all__ = ["LineCounts", "from_archive", "load_rules", "read_logs", "read_records"]
+__all__ = ["LineCounts", "from_archive", "lines_of", "load_rules", "read_logs", "read_records"]
 
 
 def load_rules(path_or_json: str | os.PathLike[str] | Mapping[str, Any] | list[Any]) -> list[dict[str, Any]]:
@@ -132,19 +132,21 @@ def _maybe_gzip(stream: IO[bytes]) -> IO[bytes]:
     return stream
 
 
-def _read_stream(
-    stream: IO[bytes], counts: LineCounts, index: int
-) -> Iterator[tuple[dict[str, Any], tuple[int, int]]]:
+def lines_of(stream: IO[bytes]) -> Iterator[bytes]:
+    """Every line of `stream`, with its newline; a line longer than the reader's limit
+    (`DEFAULT_MAX_LINE_BYTES`) is skipped to its end and given as `b"\\x00"` (not JSON), so that line numbers
+    still count it. The one line reader of both engines.
+
+    Raises:
+        OSError: the gzip stream is broken (the message names the stream and the last whole line).
+    """
     import gzip
     import zlib
 
-    import orjson
-
-    from graffer_secevents._tools.loglines import DEFAULT_MAX_LINE_BYTES, _is_security_record
+    from graffer_secevents._tools.loglines import DEFAULT_MAX_LINE_BYTES
 
     limit = DEFAULT_MAX_LINE_BYTES
     readline = stream.readline
-    loads = orjson.loads
     number = 0
     while True:
         try:
@@ -159,6 +161,20 @@ def _read_stream(
             raise OSError(f"{_name(stream)}: broken gzip after line {number}: {exc}") from None
         if not line:
             return
+        number += 1
+        yield line
+
+
+def _read_stream(
+    stream: IO[bytes], counts: LineCounts, index: int
+) -> Iterator[tuple[dict[str, Any], tuple[int, int]]]:
+    import orjson
+
+    from graffer_secevents._tools.loglines import _is_security_record
+
+    loads = orjson.loads
+    number = 0
+    for line in lines_of(stream):
         number += 1
         counts.lines += 1
         try:
