@@ -328,6 +328,22 @@ def test_cli_engine_columnar_says_when_it_streams_instead(
     assert "using the streaming engine" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("engine", ["stream", "columnar"])
+def test_a_truncated_gzip_file_is_an_error_naming_the_file_and_the_last_whole_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], engine: str
+) -> None:
+    """Both engines read lines with `loading.lines_of`: a gzip file cut short is exit 4, not a shorter log."""
+    packed = gzip.compress(b"".join(line(i % 50) for i in range(2000)))
+    path = tmp_path / "cut.json.gz"
+    path.write_bytes(packed[: len(packed) // 2])
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps([threshold()]))
+    assert main(["detect", str(path), "--rules", str(rules), "--engine", engine]) == 4
+    err = capsys.readouterr().err
+    assert f"{path}: broken gzip after line " in err
+    assert "using the streaming engine" not in err  # the columnar engine read it: no hand-over hid the error
+
+
 # --- random records, random eligible rules ------------------------------------------------------------------
 
 USERS = st.sampled_from(["1", "2", "3", "", "N/A"])
