@@ -44,7 +44,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from .compiler import CompiledQuery, CompiledRule, compile_rule
+from .compiler import CompiledQuery, CompiledRule, compile_rule, condition_grows
 from .engine import (
     _DATE_KEYS,
     _ENV,
@@ -728,6 +728,8 @@ class _RuleRun:
             for q in range(len(queries))
         ]
         con.execute(f"CREATE OR REPLACE TEMP TABLE u AS {' UNION ALL '.join(parts)}")
+        if not self.run_.explain:
+            self._prune()
         window = rule.window
         if window > 0:
             before = (
@@ -774,6 +776,55 @@ class _RuleRun:
         if self.run_.explain:
             self._best(nq)
         self._hits(nq)
+
+    def _prune(self) -> None:
+        """Keep in `u` only the groups whose values over all their events hold a case: exact when every case
+        condition grows with the values (`condition_grows`), as a window's count, distinct count and
+        maximum never exceed the whole group's. Most groups of an archive never come near a threshold, so
+        the windows are computed for a few. (A `NaN` maximum counts as infinite here: SQL orders it above
+        every number, so a window without it has a smaller maximum.)"""
+        rule, con = self.rule, self.run_.con
+        if any(case.condition is None or not condition_grows(case.text) for case in rule.cases):
+            return
+        nq = len(rule.queries)
+        aggregates: list[str] = []
+        for q, query in enumerate(rule.queries):
+            if query.aggregation == "count":
+                total = f"CAST(count(*) FILTER (WHERE qi = {q}) AS DOUBLE)"
+            elif query.aggregation == "cardinality":
+                total = f"CAST(count(DISTINCT vi) FILTER (WHERE qi = {q}) AS DOUBLE)"
+            else:
+                total = (
+                    f"max(CASE WHEN isnan(vd) THEN 'Infinity'::DOUBLE ELSE vd END) FILTER (WHERE qi = {q})"
+                )
+            aggregates.append(f"CASE WHEN count(*) FILTER (WHERE qi = {q}) > 0 THEN {total} END AS a{q}")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE totals AS SELECT key, {', '.join(aggregates)} FROM u GROUP BY key"
+        )
+        cols = [f"a{q}" for q in range(nq)]
+        tuples = con.execute(f"SELECT DISTINCT {', '.join(cols)} FROM totals").fetchall()
+        aliases = [q.alias for q in rule.queries]
+        holding = [
+            row
+            for row in tuples
+            if any(
+                case.condition is not None
+                and case.condition(
+                    dict(zip(aliases, (None if v is None else float(v) for v in row), strict=True))
+                )
+                for case in rule.cases
+            )
+        ]
+        if len(holding) == len(tuples):
+            return
+        params: list[Any] = [[_NONE if r[q] is None else float(r[q]) for r in holding] for q in range(nq)]
+        unnest = ", ".join(f"unnest(${q + 1}::DOUBLE[]) AS a{q}" for q in range(nq))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE kept AS SELECT {unnest}", params)
+        on = " AND ".join(f"coalesce(t.a{q}, 'NaN'::DOUBLE) = k.a{q}" for q in range(nq))
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE u AS SELECT * FROM u
+            WHERE key IN (SELECT t.key FROM totals t JOIN kept k ON {on})"""
+        )
 
     def _key(self, key: Any) -> tuple[str, ...]:
         return (key,) if self.scalar else tuple(key)

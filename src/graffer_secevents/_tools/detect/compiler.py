@@ -367,6 +367,31 @@ def compile_condition(text: str, aliases: set[str]) -> Condition:
     return _ConditionParser(text, tokens, aliases).parse()
 
 
+def condition_grows(text: str) -> bool:
+    """Whether a compiled condition can only turn from false to true as query values grow: every comparison
+    is `alias > number`, `alias >= number`, `number < alias` or `number <= alias` (a query with no event is
+    below every number), joined by `&&`, `||` and parentheses. Then a group whose values over all its
+    events fail the condition fails it in every window too (a window's count, distinct count and maximum
+    never exceed the whole group's)."""
+    tokens = [m.group(1) or m.group(2) or m.group(3) for m in _CONDITION_TOKEN.finditer(text)]
+    kinds = [
+        "op" if t in _COMPARE or t in ("&&", "||", "(", ")") else "number" if t[0].isdigit() else "name"
+        for t in tokens
+    ]
+    for i, token in enumerate(tokens):
+        if token not in _COMPARE:
+            continue
+        if i == 0 or i + 1 >= len(tokens):
+            return False
+        left, right = kinds[i - 1], kinds[i + 1]
+        if not (
+            (left == "name" and right == "number" and token in (">", ">="))
+            or (left == "number" and right == "name" and token in ("<", "<="))
+        ):
+            return False
+    return True
+
+
 class _ConditionParser:
     def __init__(self, text: str, tokens: Sequence[tuple[str, str, int]], aliases: set[str]) -> None:
         self.text = text
