@@ -292,6 +292,8 @@ class _Run:
         setting = con.execute("SELECT current_setting('threads')").fetchone()
         self.threads = int(setting[0]) if setting else 1
         con.execute("CREATE TEMP TABLE raw (seq BIGINT, f INTEGER, n BIGINT, j VARCHAR)")
+        self.parts: list[str] = ["SELECT seq, f, n, j FROM raw"]
+        """Where the lines are: `raw` (written by Python) and one table per file DuckDB read itself."""
         self.string_columns: dict[str, str] = {}
         self.string_sql: dict[str, str] = {}
         for plan in plans:
@@ -356,32 +358,39 @@ class _Run:
         return out_path
 
     def _direct(self, path: str, index: int, first: int) -> int:
-        """Let DuckDB read a file itself when each of its lines is one plain `{...}` object: the number of
-        lines, or 0 (nothing read) when it is not such a file. One reader thread, so row order is file
-        order and `ordinality` is the line number; then checked: one row per line (none skipped, none
-        split), each `{...}`, no CloudTrail or archive key, none longer than the reader's limit."""
+        """Let DuckDB read a file itself (in parallel) when it starts with `{`: the number of lines, or 0
+        (nothing read) when DuckDB cannot read it line for line. Its rows keep the file's order
+        (`preserve_insertion_order`), so row `rowid` is line `rowid + 1`, which holds when the rows account
+        for every byte of the file (a line DuckDB skipped or split would not). Which lines are plain
+        `{...}` objects is decided afterwards, for every line alike."""
         import duckdb
 
-        lines = _newlines(path)
-        if not lines:
-            return 0
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            if handle.read(1) != b"{":
+                return 0
+            handle.seek(-1, os.SEEK_END)
+            ends_with_newline = handle.read(1) == b"\n"
         con = self.con
-        con.execute("SET threads = 1")
+        table = f"part{index}"
+        con.execute("SET preserve_insertion_order = true")
         try:
             con.execute(
-                f"""INSERT INTO raw SELECT ({first} + ordinality - 1) * {1 << _SUB}, {index}, ordinality, j
-                FROM read_csv({_sql_text(path)}, {_CSV}, columns = {{'j': 'VARCHAR'}}) WITH ORDINALITY"""
+                f"CREATE TEMP TABLE {table} AS SELECT j FROM read_csv({_sql_text(path)}, {_CSV}, "
+                "columns = {'j': 'VARCHAR'})"
             )
-            con.execute(f"SET threads = {self.threads}")
-            row = con.execute(f"SELECT count(*), 0, max(n) FROM raw WHERE f = {index}").fetchone()
+            row = con.execute(f"SELECT count(*), sum(coalesce(strlen(j), 0) + 1) FROM {table}").fetchone()
         except duckdb.Error:  # not UTF-8, a line beyond DuckDB's limit...: the reader below decides
             row = None
         finally:
-            con.execute(f"SET threads = {self.threads}")
-        if row is None or row[0] != lines or row[1] or row[2] != lines:
-            con.execute(f"DELETE FROM raw WHERE f = {index}")
+            con.execute("SET preserve_insertion_order = false")
+        if row is None or not row[0] or row[1] != size + (0 if ends_with_newline else 1):
+            con.execute(f"DROP TABLE IF EXISTS {table}")
             return 0
-        return lines
+        self.parts.append(
+            f"SELECT ({first} + rowid) * {1 << _SUB} AS seq, {index} AS f, rowid + 1 AS n, j FROM {table}"
+        )
+        return int(row[0])
 
     @staticmethod
     def _python_line(
@@ -412,9 +421,10 @@ class _Run:
             f"""INSERT INTO raw SELECT * FROM read_csv({_sql_text(path)}, {_CSV},
                 columns = {{'seq': 'BIGINT', 'f': 'INTEGER', 'n': 'BIGINT', 'j': 'VARCHAR'}})"""
         )
+        con.execute(f"CREATE TEMP VIEW lines AS {' UNION ALL '.join(self.parts)}")
         paths = "[" + ", ".join(_sql_text(_json_path(k)) for k in self.keys) + "]"
         brackets = "length(j) - length(replace(replace(j, '{', ''), '[', ''))"
-        deep = f"(length(j) > {_DEEP} AND {brackets} > {_DEEP})"
+        deep = f"(CASE WHEN strlen(j) > {_DEEP} THEN {brackets} > {_DEEP} ELSE false END)"
         con.execute(
             f"""CREATE TEMP TABLE parsed AS
             WITH v AS (
@@ -422,7 +432,7 @@ class _Run:
                        AND NOT contains(j, '"attributes"') AND NOT contains(j, chr(13))
                        AND strlen(j) <= {DEFAULT_MAX_LINE_BYTES}
                        AND NOT regexp_matches(j, {_sql_text(_SUSPICIOUS)}) AND NOT {deep} AS clean
-                FROM raw),
+                FROM lines),
             k AS (SELECT seq, f, n, CASE WHEN clean THEN try(json_keys(j)) END AS keys,
                          CASE WHEN clean THEN try(json_extract(j, {paths})) END AS x FROM v)
             SELECT seq, f, n, coalesce(len(keys) = len(list_distinct(keys)) AND x IS NOT NULL, false) AS ok, x
@@ -454,9 +464,11 @@ class _Run:
         from graffer_secevents._tools.loglines import DEFAULT_MAX_LINE_BYTES
 
         rows = self.con.execute(
-            "SELECT seq, f, n, j FROM raw WHERE seq IN (SELECT seq FROM parsed WHERE NOT ok) ORDER BY seq"
+            "SELECT seq, f, n, j FROM lines WHERE seq IN (SELECT seq FROM parsed WHERE NOT ok) ORDER BY seq"
         ).fetchall()
-        self.con.execute("DROP TABLE raw")
+        self.con.execute("DROP VIEW lines")
+        for part in self.parts:
+            self.con.execute(f"DROP TABLE {part.rsplit(' ', 1)[-1]}")
         for seq, index, number, text in rows:
             here = LineCounts()
             line = (
@@ -613,26 +625,9 @@ class _Run:
         return bool(row and row[0])
 
 
-_CHUNK: Final = 8 << 20
 _SUB: Final = 21
 """`seq` is the line's position << 21 (+ the record's within a CloudTrail line): read order, room for any
 line's records."""
-
-
-def _newlines(path: str) -> int:
-    """The lines of a file that DuckDB may read itself (uncompressed, starting with `{`, no CR), else 0."""
-    lines = 0
-    last = b""
-    with open(path, "rb") as handle:
-        if handle.read(1) != b"{":
-            return 0
-        handle.seek(0)
-        while chunk := handle.read(_CHUNK):
-            if b"\r" in chunk:
-                return 0
-            lines += chunk.count(b"\n")
-            last = chunk[-1:]
-    return lines + (0 if last == b"\n" else 1)
 
 
 def _utf8(body: bytes) -> bool:
@@ -783,13 +778,19 @@ class _RuleRun:
         maximum never exceed the whole group's. Most groups of an archive never come near a threshold, so
         the windows are computed for a few. (A `NaN` maximum counts as infinite here: SQL orders it above
         every number, so a window without it has a smaller maximum.)"""
-        rule, con = self.rule, self.run_.con
+        rule = self.rule
         if any(case.condition is None or not condition_grows(case.text) for case in rule.cases):
             return
+        if any(query.aggregation == "cardinality" for query in rule.queries):
+            self._prune_by(exact=False)  # first by counts, which bound distinct counts from above: cheaper
+        self._prune_by(exact=True)
+
+    def _prune_by(self, *, exact: bool) -> None:
+        rule, con = self.rule, self.run_.con
         nq = len(rule.queries)
         aggregates: list[str] = []
         for q, query in enumerate(rule.queries):
-            if query.aggregation == "count":
+            if query.aggregation == "count" or (query.aggregation == "cardinality" and not exact):
                 total = f"CAST(count(*) FILTER (WHERE qi = {q}) AS DOUBLE)"
             elif query.aggregation == "cardinality":
                 total = f"CAST(count(DISTINCT vi) FILTER (WHERE qi = {q}) AS DOUBLE)"
