@@ -283,6 +283,46 @@ def test_groups_far_from_every_case_are_left_out_with_the_same_signals(tmp_path:
     assert len(grown["signals"]) == 2
 
 
+def test_a_file_read_in_parallel_keeps_every_line_number(tmp_path: Path) -> None:
+    """A file of several of DuckDB's 32 MiB read buffers, read by two threads: line n is still row n.
+    Line n holds account `u{n % 997}`, with a blank line and a line without a newline at the end; every
+    record a signal names must be a line of its own account."""
+    path = tmp_path / "big.log"
+    pad = "x" * 330
+    with path.open("wb") as out:
+        for n in range(1, 200_001):
+            if n == 1000:
+                out.write(b"\n")
+                continue
+            record = {
+                "timestamp": iso(n * 0.5),
+                "evt": {"outcome": "failure"},
+                "usr": {"id": f"u{n % 997}"},
+                "pad": pad,
+            }
+            out.write(orjson.dumps(record) + (b"\n" if n < 200_000 else b""))
+    assert path.stat().st_size > 2 * 32 * 2**20
+    names: list[str] = []
+    counts = LineCounts()
+    result = columnar_replay(
+        [threshold(condition="a >= 2", window=600)],
+        [str(path)],
+        counts,
+        names,
+        describe=lambda ref: f"{names[ref[0]]}:{ref[1]}",
+        explain=True,
+        threads=2,
+    )
+    assert isinstance(result, Replay)
+    assert (counts.lines, counts.records, counts.blank) == (200_000, 199_999, 1)
+    assert len({signal.group["usr.id"] for signal in result.signals}) == 997
+    for signal in result.signals:
+        account = int(signal.group["usr.id"][1:])
+        numbers = [int(ref.rsplit(":", 1)[1]) for ref in signal.records]
+        assert len(numbers) >= 2
+        assert all(number % 997 == account for number in numbers), (signal.group, numbers)
+
+
 def test_records_out_of_order_beyond_max_delay_go_to_the_streaming_engine(tmp_path: Path) -> None:
     path = tmp_path / "late.log"
     path.write_bytes(line(1000) + line(10) + line(1001))

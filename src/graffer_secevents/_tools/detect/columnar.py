@@ -81,7 +81,7 @@ _SUSPICIOUS: Final = (
 _PLAIN_KEY: Final = re.compile(r"[A-Za-z0-9_@-]+")
 _CSV: Final = (
     "delim = '\x01', quote = '', escape = '', header = false, auto_detect = false, new_line = '\\n', "
-    "compression = 'none', max_line_size = 8388608"
+    "compression = 'none', max_line_size = 8388608, buffer_size = 33554432"
 )
 """One VARCHAR per line, as it is."""
 _DEEP: Final = 1000
