@@ -185,6 +185,30 @@ def test_a_file_duckdb_reads_itself_hands_its_special_lines_to_the_same_reader(t
     assert signal["records"][:3] == [f"{path}:1", f"{path}:2", f"{path}:3"]
 
 
+@pytest.mark.parametrize(
+    "odd",
+    [
+        b"\n",  # a blank line: a NULL row, its line number kept
+        b"   \n",
+        line(2)[:-1] + b"\r\n",  # a CR line end: the row keeps the CR, Python reads that line
+        b'{"timestamp": "'
+        + iso(2).encode()
+        + b'", "usr": {"id": "4\x012"}, "evt": {"outcome": "failure"}}\n',
+        b"\xef\xbb\xbf" + line(2),  # a byte-order mark inside the file
+        line(2)[:-1] + b" \n",
+    ],
+)
+def test_a_file_duckdb_reads_itself_with_an_odd_line_gives_the_same_replay(
+    tmp_path: Path, odd: bytes
+) -> None:
+    """Whatever the odd line, DuckDB's rows must still be the file's lines (else Python reads the file)."""
+    path = tmp_path / "odd.log"
+    path.write_bytes(line(0) + line(1) + odd + line(3) + line(4) + line(5)[:-1])
+    result, counts = both([threshold(window=60)], [str(path)])
+    assert counts.lines == 6
+    assert result["signals"]
+
+
 def test_same_instant_bursts_are_in_the_window_only_once_pushed(tmp_path: Path) -> None:
     """Ten failures of one instant: the streaming window at the 3rd holds 3 (not the 10 a RANGE frame
     would hold), so the signal opens at the third with values a=3 and counts every later one."""

@@ -3,8 +3,11 @@
 
 Exact by construction, not by re-implementation:
 
-- **Reading.** Python reads every line as `loading.read_logs` does (line numbers, over-long lines, gzip,
-  directories). A line that is one plain JSON object (starts with `{`, ends with `}`, valid UTF-8, no
+- **Reading.** DuckDB reads an uncompressed file starting with `{` itself, with every thread: its rows keep
+  the file's order (`preserve_insertion_order`), so row `rowid` is line `rowid + 1`, which is checked by the
+  rows accounting for every byte of the file. Other files (gzip, CR line ends, not UTF-8...) Python reads as
+  `loading.read_logs` does (line numbers, over-long lines, gzip, directories). A line that is one plain JSON
+  object (starts with `{`, ends with `}`, valid UTF-8, no
   CloudTrail `Records`, no archive `attributes`) goes to DuckDB as it is; every other line goes through
   `loading`'s own code and its records (re-serialised by orjson) join the others. DuckDB hands back to the
   same Python code every line its JSON reading might read differently from orjson: invalid for it, a
@@ -23,7 +26,10 @@ Exact by construction, not by re-implementation:
   read order, query). The streaming window after record r holds the group's contributions newer than the
   cutoff (`t_r - window`; a window of 0: the same instant) pushed up to r: a ROWS frame from the first row
   past the cutoff to the last row of r (same-instant later records excluded, as the stream has not pushed
-  them yet). Aggregates per query: count, count of distinct values, max. The cases are the rule's compiled
+  them yet). Aggregates per query: count, count of distinct values, max. Without `--explain`, windows are
+  computed only for the groups whose values over all their events hold a case: Datadog's conditions
+  compare a query with `>` or `>=` only, so they grow with the values, and a window's count, distinct
+  count and maximum never exceed the whole group's. The cases are the rule's compiled
   conditions, run in Python on each distinct tuple of values, and the hits go, in order, to the real
   `_Signals`, which opens, folds, escalates and closes signals as the streaming engine does.
 
@@ -291,9 +297,10 @@ class _Run:
         self.made = 0
         setting = con.execute("SELECT current_setting('threads')").fetchone()
         self.threads = int(setting[0]) if setting else 1
-        con.execute("CREATE TEMP TABLE raw (seq BIGINT, f INTEGER, n BIGINT, j VARCHAR)")
-        self.parts: list[str] = ["SELECT seq, f, n, j FROM raw"]
-        """Where the lines are: `raw` (written by Python) and one table per file DuckDB read itself."""
+        self.paths = "[" + ", ".join(_sql_text(_json_path(k)) for k in self.keys) + "]"
+        self.parts: list[tuple[str, str]] = []
+        """The parsed lines: (table, SELECT of seq, f, n, ok, x, j), one per file DuckDB read itself and
+        one of the lines Python wrote for it."""
         self.string_columns: dict[str, str] = {}
         self.string_sql: dict[str, str] = {}
         for plan in plans:
@@ -375,11 +382,9 @@ class _Run:
         table = f"part{index}"
         con.execute("SET preserve_insertion_order = true")
         try:
-            con.execute(
-                f"CREATE TEMP TABLE {table} AS SELECT j FROM read_csv({_sql_text(path)}, {_CSV}, "
-                "columns = {'j': 'VARCHAR'})"
-            )
-            row = con.execute(f"SELECT count(*), sum(coalesce(strlen(j), 0) + 1) FROM {table}").fetchone()
+            source = f"read_csv({_sql_text(path)}, {_CSV}, columns = {{'j': 'VARCHAR'}})"
+            con.execute(f"CREATE TEMP TABLE {table} AS {self._parse(source, '')}")
+            row = con.execute(f"SELECT count(*), sum(b + 1) FROM {table}").fetchone()
         except duckdb.Error:  # not UTF-8, a line beyond DuckDB's limit...: the reader below decides
             row = None
         finally:
@@ -388,9 +393,33 @@ class _Run:
             con.execute(f"DROP TABLE IF EXISTS {table}")
             return 0
         self.parts.append(
-            f"SELECT ({first} + rowid) * {1 << _SUB} AS seq, {index} AS f, rowid + 1 AS n, j FROM {table}"
+            (table, f"SELECT ({first} + rowid) * {1 << _SUB} AS seq, {index} AS f, rowid + 1 AS n, ok, x, j")
         )
         return int(row[0])
+
+    def _parse(self, source: str, carried: str) -> str:
+        """A SELECT that parses each line `j` of `source` once, in the reading pipeline (in parallel, keeping
+        the order): `ok` when it is one plain JSON object DuckDB reads as orjson does, `x` its projected
+        top-level keys, `j` kept only when not `ok` (Python reads that line), `b` its bytes. `carried`:
+        columns of `source` to keep (`seq, f, n, `)."""
+        from graffer_secevents._tools.loglines import DEFAULT_MAX_LINE_BYTES
+
+        brackets = "length(j) - length(replace(replace(j, '{', ''), '[', ''))"
+        deep = f"(CASE WHEN strlen(j) > {_DEEP} THEN {brackets} > {_DEEP} ELSE false END)"
+        return f"""
+            WITH v AS (
+                SELECT {carried}j, j LIKE '{{%}}' AND NOT contains(j, '"Records"')
+                       AND NOT contains(j, '"attributes"') AND NOT contains(j, chr(13))
+                       AND strlen(j) <= {DEFAULT_MAX_LINE_BYTES}
+                       AND NOT regexp_matches(j, {_sql_text(_SUSPICIOUS)}) AND NOT {deep} AS clean
+                FROM {source}),
+            k AS (SELECT {carried}j, CASE WHEN clean THEN try(json_keys(j)) END AS keys,
+                         CASE WHEN clean THEN try(json_extract(j, {self.paths})) END AS x FROM v),
+            o AS (SELECT {carried}j, x,
+                         coalesce(len(keys) = len(list_distinct(keys)) AND x IS NOT NULL, false) AS ok FROM k)
+            SELECT {carried}ok, CASE WHEN ok THEN x END AS x, CASE WHEN NOT ok THEN j END AS j,
+                   coalesce(strlen(j), 0) AS b
+            FROM o"""
 
     @staticmethod
     def _python_line(
@@ -415,31 +444,21 @@ class _Run:
     def replay(self, sources: Sequence[str]) -> Replay | Unsupported:
         path = self.read(sources)
         con = self.con
-        from graffer_secevents._tools.loglines import DEFAULT_MAX_LINE_BYTES
 
-        con.execute(
-            f"""INSERT INTO raw SELECT * FROM read_csv({_sql_text(path)}, {_CSV},
-                columns = {{'seq': 'BIGINT', 'f': 'INTEGER', 'n': 'BIGINT', 'j': 'VARCHAR'}})"""
-        )
-        con.execute(f"CREATE TEMP VIEW lines AS {' UNION ALL '.join(self.parts)}")
-        paths = "[" + ", ".join(_sql_text(_json_path(k)) for k in self.keys) + "]"
-        brackets = "length(j) - length(replace(replace(j, '{', ''), '[', ''))"
-        deep = f"(CASE WHEN strlen(j) > {_DEEP} THEN {brackets} > {_DEEP} ELSE false END)"
-        con.execute(
-            f"""CREATE TEMP TABLE parsed AS
-            WITH v AS (
-                SELECT seq, f, n, j, j LIKE '{{%}}' AND NOT contains(j, '"Records"')
-                       AND NOT contains(j, '"attributes"') AND NOT contains(j, chr(13))
-                       AND strlen(j) <= {DEFAULT_MAX_LINE_BYTES}
-                       AND NOT regexp_matches(j, {_sql_text(_SUSPICIOUS)}) AND NOT {deep} AS clean
-                FROM lines),
-            k AS (SELECT seq, f, n, CASE WHEN clean THEN try(json_keys(j)) END AS keys,
-                         CASE WHEN clean THEN try(json_extract(j, {paths})) END AS x FROM v)
-            SELECT seq, f, n, coalesce(len(keys) = len(list_distinct(keys)) AND x IS NOT NULL, false) AS ok, x
-            FROM k"""
-        )
+        if os.path.getsize(path):
+            source = (
+                f"read_csv({_sql_text(path)}, {_CSV}, "
+                "columns = {'seq': 'BIGINT', 'f': 'INTEGER', 'n': 'BIGINT', 'j': 'VARCHAR'})"
+            )
+            con.execute(f"CREATE TEMP TABLE written AS {self._parse(source, 'seq, f, n, ')}")
+            self.parts.append(("written", "SELECT seq, f, n, ok, x, j"))
+        parts = [f"{select} FROM {table}" for table, select in self.parts] or [
+            "SELECT NULL::BIGINT AS seq, NULL::INTEGER AS f, NULL::BIGINT AS n, false AS ok, "
+            "NULL::JSON[] AS x, NULL::VARCHAR AS j WHERE false"
+        ]
+        con.execute(f"CREATE TEMP VIEW parsed AS {' UNION ALL '.join(parts)}")
         self._python_lines()
-        self._records(paths)
+        self._records(self.paths)
         if self._out_of_order():
             return Unsupported(f"records more than --max-delay ({self.max_delay:g} s) out of order")
         result = Replay(explain=self.explain)
@@ -463,12 +482,7 @@ class _Run:
 
         from graffer_secevents._tools.loglines import DEFAULT_MAX_LINE_BYTES
 
-        rows = self.con.execute(
-            "SELECT seq, f, n, j FROM lines WHERE seq IN (SELECT seq FROM parsed WHERE NOT ok) ORDER BY seq"
-        ).fetchall()
-        self.con.execute("DROP VIEW lines")
-        for part in self.parts:
-            self.con.execute(f"DROP TABLE {part.rsplit(' ', 1)[-1]}")
+        rows = self.con.execute("SELECT seq, f, n, j FROM parsed WHERE NOT ok ORDER BY seq").fetchall()
         for seq, index, number, text in rows:
             here = LineCounts()
             line = (
@@ -517,7 +531,9 @@ class _Run:
                     SELECT seq, f, n, NULL::BOOLEAN AS sec, x FROM parsed WHERE ok
                     UNION ALL SELECT seq, f, n, sec, json_extract(j, {paths}) AS x FROM extra)))"""
         )
-        con.execute("DROP TABLE parsed; DROP TABLE extra")
+        con.execute("DROP VIEW parsed; DROP TABLE extra")
+        for table, _ in self.parts:
+            con.execute(f"DROP TABLE {table}")
         time_cols = [self.column[k] for k in self.time_keys]
 
         def moment(record: dict[str, Any]) -> float | None:
