@@ -150,7 +150,7 @@ def ineligible(
         return "stdin cannot be read twice (the columnar path may hand over to the streaming engine)"
     for rule in rules:
         if rule.method != "threshold":
-            return f"rule {rule.rule_id!r} is a {rule.method} rule (threshold rules only)"
+            return f"rule {rule.rule_id!r} uses the {rule.method} method (columnar: threshold rules)"
         for query in rule.queries:
             if query.aggregation not in AGGREGATIONS:
                 return (
