@@ -628,6 +628,109 @@ def test_a_matcher_reads_only_the_top_level_keys_its_paths_reach(record: dict[st
         assert repr(get(projected)) == repr(get(record))
 
 
+# --- narrowing: many distinct objects, each cut down to what the rule reads, the same replay ----------------
+
+NESTED_QUERIES = (
+    "@usr.exists:false",
+    "@usr.exists:* -@usr.id:1",
+    "@network.client.geoip.country.iso_code:(FR OR DE)",
+    "@network.client.ip:203.0.113.* @usr.c.d:x",
+    "@a.b.c.d:x OR @a.b:1",
+)
+
+
+def _object_text(draw: st.DrawFn, depth: int = 0) -> bytes:
+    """A JSON object as text, written by hand: members may repeat a key, spell it with an escape, be
+    dotted, null, arrays of objects or nested objects."""
+    members: list[bytes] = []
+    for _ in range(draw(st.integers(0, 4))):
+        key = draw(
+            st.sampled_from(["id", "exists", "client", "ip", "geoip", "country", "iso_code", "b", "c", "d"])
+        )
+        key = draw(st.sampled_from([key, key, "client.ip", "geoip.country", "c.d", "b.c"]))
+        spelled = json.dumps(key).encode()
+        if draw(st.integers(0, 9)) == 0:
+            spelled = b'"\\u00' + format(ord(key[0]), "02x").encode() + key[1:].encode() + b'"'
+        if depth < 3 and draw(st.integers(0, 2)) == 0:
+            value = _object_text(draw, depth + 1)
+        elif depth < 3 and draw(st.integers(0, 5)) == 0:
+            value = b"[" + _object_text(draw, depth + 1) + b"," + _object_text(draw, depth + 1) + b"]"
+        else:
+            value = json.dumps(
+                draw(st.sampled_from(["1", "x", "FR", "DE", "203.0.113.9", None, False, 1, ""]))
+            ).encode()
+        members.append(spelled + b":" + value)
+    return b"{" + b",".join(members) + b"}"
+
+
+@st.composite
+def a_nested_line(draw: st.DrawFn) -> bytes:
+    parts = [b'"timestamp":"' + iso(draw(st.integers(0, 20)) * 10.0).encode() + b'"']
+    for key in draw(st.lists(st.sampled_from(["usr", "network", "a", "a.b", "usr.exists"]), max_size=4)):
+        parts.append(json.dumps(key).encode() + b":" + _object_text(draw))
+    return b"{" + b",".join(parts) + b"}\n"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lines=st.lists(a_nested_line(), min_size=1, max_size=30),
+    query=st.sampled_from(NESTED_QUERIES),
+    group_by=st.sampled_from([[], ["@usr.exists"], ["@network.client.geoip.country.iso_code"], ["@usr.c.d"]]),
+    aggregation=st.sampled_from(["count", "cardinality"]),
+)
+def test_objects_narrowed_to_what_the_rule_reads_give_the_same_replay(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lines: list[bytes],
+    query: str,
+    group_by: list[str],
+    aggregation: str,
+) -> None:
+    """Narrowing is forced from the first distinct projection (it normally starts beyond 4,096)."""
+    from graffer_secevents._tools.detect import columnar
+
+    monkeypatch.setattr(columnar, "_NARROW_FROM", 0)
+    path = tmp_path / "nested.log"
+    path.write_bytes(b"".join(lines))
+    rule = threshold(
+        query=query,
+        group_by=group_by,
+        aggregation=aggregation,
+        distinct=["@network.client.geoip.country.iso_code"] if aggregation == "cardinality" else None,
+        condition="a >= 1",
+    )
+    both([rule], [str(path)], max_delay=math.inf)
+    both([rule], [str(path)], max_delay=math.inf, explain=False)
+
+
+def test_many_accounts_read_through_a_nested_attribute_are_narrowed(tmp_path: Path) -> None:
+    """6,000 accounts, `@usr.exists` read (usr differs on every account by its id): more distinct
+    projections than `_NARROW_FROM`, so the matcher runs on a handful of narrowed ones; the same replay,
+    with the odd objects (a repeated key, an escaped spelling, an array) left whole."""
+    lines = [
+        line(i * 0.5, str(i), usr={"id": str(i), "exists": i % 3 == 0, "login": f"l{i}"}) for i in range(6000)
+    ]
+    lines.append(
+        b'{"timestamp":"'
+        + iso(3001).encode()
+        + b'","evt":{"outcome":"failure"},"usr":{"exists":true,"exists":false}}\n'
+    )
+    lines.append(
+        b'{"timestamp":"'
+        + iso(3002).encode()
+        + b'","evt":{"outcome":"failure"},"usr":{"\\u0065xists":false,"id":"9"}}\n'
+    )
+    lines.append(
+        b'{"timestamp":"' + iso(3003).encode() + b'","evt":{"outcome":"failure"},"usr":[{"exists":false}]}\n'
+    )
+    path = tmp_path / "accounts.log"
+    path.write_bytes(b"".join(lines))
+    rule = threshold(query="@evt.outcome:failure @usr.exists:false", group_by=[], window=300)
+    result, counts = both([rule], [str(path)], explain=False)
+    assert counts.records == 6003
+    assert result["signals"]
+
+
 def test_a_duckdb_failure_hands_over_to_the_streaming_engine(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

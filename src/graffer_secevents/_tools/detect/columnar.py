@@ -128,6 +128,7 @@ class _Plan:
     match_keys: list[str]
     group_keys: list[list[str]]
     value_keys: list[list[str]]
+    match_paths: list[str]
 
 
 def _compiled(rules: Iterable[Mapping[str, Any]]) -> list[tuple[CompiledRule, Mapping[str, Any]]]:
@@ -166,15 +167,18 @@ def ineligible(
 
 def _plan(rule: CompiledRule, raw: Mapping[str, Any]) -> _Plan:
     match: list[str] = []
+    read: list[str] = []
     for query in rule.queries:
         for path in paths_read(query.text):
             match.extend(_top_keys(path))
+            read.append(path)
     filters = raw.get("filters")
     if isinstance(filters, list):
         for item in cast("list[object]", filters):
             text = cast("Mapping[str, Any]", item).get("query", "") if isinstance(item, Mapping) else ""
             for path in paths_read(text if isinstance(text, str) else ""):
                 match.extend(_top_keys(path))
+                read.append(path)
     groups: list[list[str]] = []
     values: list[list[str]] = []
     for query in rule.queries:
@@ -186,7 +190,7 @@ def _plan(rule: CompiledRule, raw: Mapping[str, Any]) -> _Plan:
                 raise RuntimeError("a getter without a path")
             keys.update(_top_keys(found))
         values.append(sorted(keys))
-    return _Plan(rule, sorted(set(match)), groups, values)
+    return _Plan(rule, sorted(set(match)), groups, values, sorted(set(read)))
 
 
 @dataclass
@@ -566,12 +570,14 @@ class _Run:
         *,
         where: str = "true",
         cache: tuple[Any, ...] | None = None,
+        paths: Sequence[str] = (),
     ) -> str:
         """A table of each distinct projection of `keys` in `table` (the columns) and `v`: `function` of
-        the projection rebuilt as a record (its keys that are present, parsed by orjson)."""
-        import orjson
+        the projection rebuilt as a record (its keys that are present, parsed by orjson).
 
-        loads = orjson.loads
+        `paths`: what `function` reads. When there are many distinct projections, each object is first
+        narrowed to the members those paths can reach (`_narrow_sql`) and `function` runs once per distinct
+        narrowed projection (`@usr.exists` reads `usr`, whose `id` makes it differ on every account)."""
         con = self.con
         cols = [self.column[k] for k in keys]
         if cache is not None and cache in self.maps:
@@ -584,7 +590,41 @@ class _Run:
             con.execute(f"CREATE TEMP TABLE {name} AS SELECT $1::{sql_type} AS v", [function({})])
             return name
         select = ", ".join(cols)
-        rows = con.execute(f"SELECT DISTINCT {select} FROM {table} WHERE {where}").fetchall()
+        con.execute(f"CREATE OR REPLACE TEMP TABLE dd AS SELECT DISTINCT {select} FROM {table} WHERE {where}")
+        narrowed: dict[str, str] = {}
+        for key, column in zip(keys, cols, strict=True):
+            remainders = _remainders(key, paths)
+            if remainders and () not in remainders:
+                narrowed[column] = _narrow_sql(column, remainders)
+        count = con.execute("SELECT count(*) FROM dd").fetchone()
+        if not narrowed or not count or count[0] <= _NARROW_FROM:
+            self._map(name, keys, cols, "dd", function, sql_type)
+            return name
+        picks = ", ".join(f"{narrowed.get(c, c)} AS m{i}" for i, c in enumerate(cols))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE dn AS SELECT *, {picks} FROM dd")
+        narrow = [f"m{i}" for i in range(len(cols))]
+        self._map("dm", keys, narrow, "dn", function, sql_type)
+        con.execute(
+            f"CREATE TEMP TABLE {name} AS SELECT {', '.join('dn.' + c for c in cols)}, dm.v "
+            f"FROM dn JOIN dm ON {_on('dn', 'dm', narrow)}"
+        )
+        con.execute("DROP TABLE dm; DROP TABLE dn")
+        return name
+
+    def _map(
+        self,
+        name: str,
+        keys: list[str],
+        cols: list[str],
+        table: str,
+        function: Callable[[dict[str, Any]], Any],
+        sql_type: str,
+    ) -> None:
+        """`name`: the distinct `cols` of `table` (the texts of `keys`) and `v`, `function` of each."""
+        import orjson
+
+        loads = orjson.loads
+        rows = self.con.execute(f"SELECT DISTINCT {', '.join(cols)} FROM {table}").fetchall()
         results: list[Any] = []
         for row in rows:
             record = {key: loads(text) for key, text in zip(keys, row, strict=True) if text}
@@ -594,11 +634,11 @@ class _Run:
         )
         params.append(results)
         unnest = ", ".join(f"unnest(${i + 1}::VARCHAR[]) AS {c}" for i, c in enumerate(cols))
-        con.execute(
-            f"CREATE TEMP TABLE {name} AS SELECT {unnest}, unnest(${len(cols) + 1}::{sql_type}[]) AS v",
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} AS "
+            f"SELECT {unnest}, unnest(${len(cols) + 1}::{sql_type}[]) AS v",
             params,
         )
-        return name
 
     def plain_string(self, path: str, prefix: str) -> str | None:
         """The column holding `_plain_string_sql(path)`, `None` when the path has none."""
@@ -685,7 +725,9 @@ class _RuleRun:
                     bits |= 1 << i
             return bits
 
-        m_map = run.distinct("recs", plan.match_keys, mask, "BIGINT", where="t IS NOT NULL")
+        m_map = run.distinct(
+            "recs", plan.match_keys, mask, "BIGINT", where="t IS NOT NULL", paths=plan.match_paths
+        )
         joins = [f"LEFT JOIN {m_map} mm ON " + _on("r", "mm", [run.column[k] for k in plan.match_keys])]
         selects = ["r.t", "r.seq", "r.f", "r.n", f"r.{run.column['env']} AS env", "mm.v AS mask"]
         for q, query in enumerate(queries):
@@ -697,6 +739,7 @@ class _RuleRun:
                 self.key_type,
                 where="t IS NOT NULL" + (f" AND ({fast}) IS NULL" if fast else ""),
                 cache=("group", tuple(name for name, _ in query.group_by), query.optional_group_by),
+                paths=[name for name, _ in query.group_by],
             )
             joins.append(
                 f"LEFT JOIN {g_map} g{q} ON " + _on("r", f"g{q}", [run.column[k] for k in plan.group_keys[q]])
@@ -719,6 +762,7 @@ class _RuleRun:
                     query.aggregation,
                     tuple(getter_path(g) for g in (*query.distinct, *query.metrics)),
                 ),
+                paths=[getter_path(g) or "" for g in (*query.distinct, *query.metrics)],
             )
             joins.append(
                 f"LEFT JOIN {v_map} v{q} ON " + _on("r", f"v{q}", [run.column[k] for k in plan.value_keys[q]])
@@ -996,3 +1040,50 @@ class _RuleRun:
 
 def _on(left: str, right: str, cols: list[str]) -> str:
     return " AND ".join(f"{left}.{c} = {right}.{c}" for c in cols) or "true"
+
+
+_NARROW_FROM: Final = 4096
+"""Distinct projections beyond which objects are narrowed first (below, it costs more than it saves)."""
+
+
+def _remainders(key: str, paths: Sequence[str]) -> set[tuple[str, ...]]:
+    """What each path reads inside top-level `key` (`()`: the whole value)."""
+    depth = len(key.split("."))
+    return {tuple(path.split(".")[depth:]) for path in paths if path == key or path.startswith(key + ".")}
+
+
+_NARROW_KEY: Final = re.compile(r"[A-Za-z0-9_@.$-]+")
+_NARROW_DEPTH: Final = 2
+"""Levels rebuilt (deeper members are kept whole): each level repeats its text in the SQL."""
+
+
+def _narrow_sql(text: str, remainders: set[tuple[str, ...]], depth: int = 0) -> str:
+    """SQL for the JSON text `text` (minified by DuckDB) keeping only the members an attribute getter
+    reading each remainder of path can reach: `r[0]` (then `r[1:]`) and the dotted `r[0].….r[j-1]` (then
+    `r[j:]`), as `query._walk` looks them up. Exact or untouched: an object is rebuilt only when it holds no
+    repeated key (DuckDB's path reads the first of two, orjson keeps the last; both compare keys decoded,
+    so `"\\u0065xists"` is `exists` to both); a member kept whole is its JSON text as DuckDB gives it
+    (repeated keys inside it included, for orjson to read as it would). Anything else (an array, a scalar,
+    a repeated key) stays as it is, which only costs more distinct values."""
+    children: dict[str, set[tuple[str, ...]]] = {}
+    for rest in remainders:
+        for j in range(1, len(rest) + 1):
+            children.setdefault(".".join(rest[:j]), set()).add(rest[j:])
+    if depth >= _NARROW_DEPTH or not all(_NARROW_KEY.fullmatch(key) for key in children):
+        return text
+    value = f"nullif({text}, '')"
+    keys = sorted(children)
+    json_paths = ", ".join("'$.\"" + key + "\"'" for key in keys)
+    got = f"json_extract({value}, [{json_paths}])"
+    members: list[str] = []
+    for i, key in enumerate(keys):
+        inner = f"{got}[{i + 1}]::VARCHAR"
+        if () not in children[key]:
+            inner = _narrow_sql(inner, children[key], depth + 1)
+        members.append("'\"" + key + "\":' || " + inner)
+    keys_of = f"json_keys({value})"
+    return (
+        f"CASE WHEN json_type({value}) = 'OBJECT' "
+        f"AND len({keys_of}) = len(list_distinct({keys_of})) "
+        f"THEN '{{' || concat_ws(',', {', '.join(members)}) || '}}' ELSE {text} END"
+    )
