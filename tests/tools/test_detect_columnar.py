@@ -440,6 +440,40 @@ def test_cli_engine_columnar_says_when_it_streams_instead(
     assert "using the streaming engine" in capsys.readouterr().err
 
 
+def test_rules_the_columnar_engine_leaves_are_streamed_alongside_with_one_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The library's rule set has two rules the columnar engine does not compute (impossible travel, new
+    country): it computes the other fourteen and the streaming engine replays those two over the same
+    file; the output is the streaming engine's, and `--engine columnar` names the two on stderr."""
+    from graffer_secevents.detect import default_rules
+
+    def login(seconds: float, user: str, outcome: str, ip: str) -> bytes:
+        kind = "authn_login_success" if outcome == "success" else "authn_login_fail"
+        return line(
+            seconds,
+            user,
+            outcome,
+            logger={"name": "graffer_secevents"},
+            evt={"type": kind, "name": "authentication", "category": "authentication", "outcome": outcome},
+            network={"client": {"ip": ip}},
+        )
+
+    lines = [login(i, str(i % 13), "failure", f"203.0.113.{i % 3}") for i in range(60)]
+    lines += [login(100 + i, "9", "success", "203.0.113.1") for i in range(3)]
+    path = tmp_path / "logins.log"
+    path.write_bytes(b"".join(lines))
+    assert main(["detect", str(path), "--format", "json", "--engine", "stream"]) == 0
+    streamed_out = capsys.readouterr()
+    assert main(["detect", str(path), "--format", "json", "--engine", "columnar"]) == 0
+    columnar_out = capsys.readouterr()
+    assert json.loads(columnar_out.out) == json.loads(streamed_out.out)
+    assert json.loads(columnar_out.out)["signals"]
+    assert "'impossible_travel' uses the impossible_travel method" in columnar_out.err
+    assert "'new_country' uses the new_value method" in columnar_out.err
+    both(default_rules(), [str(path)])
+
+
 @pytest.mark.parametrize("engine", ["stream", "columnar"])
 def test_a_truncated_gzip_file_is_an_error_naming_the_file_and_the_last_whole_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], engine: str

@@ -70,7 +70,7 @@ from .query import getter_path, paths_read
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["Unsupported", "available", "columnar_replay", "ineligible"]
+__all__ = ["Unsupported", "available", "columnar_replay", "ineligible", "streamed"]
 
 AGGREGATIONS: Final = ("count", "cardinality", "max")
 _MIN_WINDOW: Final = 1e-3
@@ -146,22 +146,29 @@ def _compiled(rules: Iterable[Mapping[str, Any]]) -> list[tuple[CompiledRule, Ma
 def ineligible(
     rules: Sequence[CompiledRule], sources: Sequence[str], *, geo_given: bool = False
 ) -> str | None:
-    """Why the columnar path cannot replay these rules over these sources, `None` when it can."""
+    """Why the columnar path cannot replay these rules over these sources, `None` when it can: when at
+    least one rule is one it computes (`streamed` says which others the streaming engine replays
+    alongside)."""
     if any(source == "-" for source in sources):
         return "stdin cannot be read twice (the columnar path may hand over to the streaming engine)"
-    for rule in rules:
-        if rule.method != "threshold":
-            return f"rule {rule.rule_id!r} uses the {rule.method} method (columnar: threshold rules)"
-        for query in rule.queries:
-            if query.aggregation not in AGGREGATIONS:
-                return (
-                    f"rule {rule.rule_id!r} aggregates with {query.aggregation} "
-                    f"(columnar: {', '.join(AGGREGATIONS)})"
-                )
-        if 0 < rule.window < _MIN_WINDOW:
-            return f"rule {rule.rule_id!r} has a window under {_MIN_WINDOW} s"
     if geo_given and _needs_geo(list(rules)):
         return "the rules read GeoIP attributes added from a lookup"
+    reasons = [streamed(rule) for rule in rules]
+    if reasons and all(reason is not None for reason in reasons):
+        return reasons[0] if len(reasons) == 1 else f"no rule it computes ({reasons[0]}, ...)"
+    return None
+
+
+def streamed(rule: CompiledRule) -> str | None:
+    """Why the columnar engine leaves `rule` to the streaming engine, `None` when it computes it."""
+    if rule.method != "threshold":
+        return f"rule {rule.rule_id!r} uses the {rule.method} method (columnar: threshold rules)"
+    for query in rule.queries:
+        if query.aggregation not in AGGREGATIONS:
+            kinds = ", ".join(AGGREGATIONS)
+            return f"rule {rule.rule_id!r} aggregates with {query.aggregation} (columnar: {kinds})"
+    if 0 < rule.window < _MIN_WINDOW:
+        return f"rule {rule.rule_id!r} has a window under {_MIN_WINDOW} s"
     return None
 
 
@@ -214,6 +221,8 @@ def columnar_replay(
 ) -> Replay | Unsupported:
     """Replay threshold `rules` over `sources` as `replay_stream(Engine(rules), read_logs(sources))` would,
     with DuckDB; `Unsupported` when it cannot (then `counts` and `names` are left as they were given).
+    The rules it does not compute (`streamed`) are replayed by the streaming engine over the same sources
+    afterwards, and both replays make one.
     DuckDB uses `threads` (default: every CPU) and at most `memory_limit`, beyond which it spills to a
     temporary directory removed afterwards.
 
@@ -229,7 +238,8 @@ def columnar_replay(
         return Unsupported(reason)
     import duckdb
 
-    plans = [_plan(rule, raw) for rule, raw in pairs]
+    plans = [_plan(rule, raw) for rule, raw in pairs if streamed(rule) is None]
+    others = [raw for rule, raw in pairs if streamed(rule) is not None]
     mine = LineCounts()
     named = len(names)
     with tempfile.TemporaryDirectory(prefix="secevents-columnar-") as tmp:
@@ -250,10 +260,37 @@ def columnar_replay(
     if isinstance(result, Unsupported):
         del names[named:]
         return result
+    if others:
+        _stream_the_others(result, others, sources, describe=describe, explain=explain, max_delay=max_delay)
     for field in ("lines", "records", "security", "not_json", "not_security", "blank", "files"):
         setattr(counts, field, getattr(counts, field) + getattr(mine, field))
     result.rules = compiled
     return result
+
+
+def _stream_the_others(
+    result: Replay,
+    rules: list[Mapping[str, Any]],
+    sources: Sequence[str],
+    *,
+    describe: Callable[[Any], str],
+    explain: bool,
+    max_delay: float,
+) -> None:
+    """The streaming engine's replay of `rules` over `sources`, added to `result`. The sources are read
+    again in the same order, so a record's reference (file index, line) names the same line."""
+    from .engine import Engine, replay_stream
+    from .loading import read_logs
+
+    theirs = replay_stream(
+        Engine(rules, explain=explain, describe=describe),
+        read_logs(sources, LineCounts(), []),
+        max_delay=max_delay,
+    )
+    result.signals.extend(theirs.signals)
+    result.signals.sort(key=lambda s: (s.first_seen, s.rule_id, sorted(s.group.items())))
+    result.geo_unresolved += theirs.geo_unresolved
+    result.best.update(theirs.best)
 
 
 def _sql_text(text: str) -> str:

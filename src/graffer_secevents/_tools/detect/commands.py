@@ -161,7 +161,7 @@ def _columnar(args: argparse.Namespace, counts: Any, names: list[str]) -> Any:
     installed, rules or inputs it does not take: said on stderr when `--engine columnar` asked for it)."""
     if args.engine == "stream":
         return None
-    from .columnar import Unsupported, available, columnar_replay
+    from .columnar import Unsupported, available, columnar_replay, streamed
     from .loading import load_rules
 
     if not available():
@@ -186,6 +186,11 @@ def _columnar(args: argparse.Namespace, counts: Any, names: list[str]) -> Any:
         if args.engine == "columnar":
             sys.stderr.write(f"{_PROG} detect: {_safe(outcome.reason)}: using the streaming engine\n")
         return None
+    if args.engine == "columnar":
+        for rule in outcome.rules:
+            reason = streamed(rule)
+            if reason is not None:
+                sys.stderr.write(f"{_PROG} detect: {_safe(reason)}: the streaming engine replays it\n")
     return outcome
 
 
