@@ -33,8 +33,15 @@ Exact by construction, not by re-implementation:
   conditions, run in Python on each distinct tuple of values, and the hits go, in order, to the real
   `_Signals`, which opens, folds, escalates and closes signals as the streaming engine does.
 
-Not eligible (`Unsupported`, the caller streams): rules other than threshold, `sum` (the stream's running
-float total is not an SQL sum), a window shorter than a millisecond, a geo lookup the rules need, stdin.
+Rules it does not compute (`streamed`): other than threshold, `sum` (the stream's running float total is
+not an SQL sum), a window shorter than a millisecond; the streaming engine replays them over the same files
+afterwards, into the same `Replay`. Not eligible at all (`Unsupported`, the caller streams): no rule it
+computes, a geo lookup the rules need, stdin.
+
+Narrowing: a role whose function reads `@usr.exists` is given the top-level key `usr`, which differs on
+every account by its `id`; with more than `_NARROW_FROM` distinct projections, each object is first cut
+down in SQL to the members the role's paths can reach (`_narrow_sql`), so the function runs once per
+distinct narrowed projection.
 """
 
 from __future__ import annotations
