@@ -180,6 +180,37 @@ def test_new_value_learning_defaults_to_zero_days(tmp_path: Path, capsys: pytest
     assert "new value 'DE'" in signal["reason"]
 
 
+def test_a_forgotten_value_does_not_depend_on_when_the_engine_tidies_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """forgetAfter 1 day, learning 0: user 42 from FR, then 3 days later from DE. FR is forgotten by then
+    (none of the group's values is known), but the group learned its first value: DE is new, one signal.
+    The answer must be the same whether or not another record (here a failure, which the query does not
+    match) came in between and made the engine forget FR in its periodic sweep; before, it was not (a sweep
+    in between emptied the group and DE was taken as a first value)."""
+    country = rule(
+        [
+            {
+                "query": "@evt.outcome:success",
+                "aggregation": "new_value",
+                "groupByFields": ["@usr.id"],
+                "metrics": ["@geo"],
+            }
+        ],
+        [{"status": "info"}],
+        detectionMethod="new_value",
+        evaluationWindow=0,
+        newValueOptions={"forgetAfter": 1, "learningDuration": 0},
+    )
+    alone = [login(0, outcome="success", geo="FR"), login(3 * DAY, outcome="success", geo="DE")]
+    between = [alone[0], login(2 * DAY, user="7"), alone[1]]
+    [signal] = both(tmp_path, [country], alone, capsys=capsys)
+    assert (signal["group"], signal["first_seen"]) == ({"usr.id": "42"}, out(3 * DAY))
+    assert "0 other values known" in signal["reason"]
+    [again] = both(tmp_path, [country], between, capsys=capsys)
+    assert (_key(again), again["reason"]) == (_key(signal), signal["reason"])
+
+
 def test_the_deprecated_singular_metric_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Datadog's own default rules still carry `metric` (singular): it is the watched field when `metrics`
     is absent. User 42 from .7 (learned) then from .8: one new-value signal."""

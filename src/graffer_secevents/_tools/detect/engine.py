@@ -897,15 +897,24 @@ class _NewValue(_Runner):
         if any(is_missing(v) for v in raw):
             return
         value = tuple(_key_text(v) for v in raw)
+        seen_before = key in self.started
         first = self.started.setdefault(key, now)
         values = self.known.setdefault(key, {})
-        last = values.get(value)
-        is_new = last is None or now - last > rule.forget_after
-        learned = len(values) - (0 if last is None else 1)
+        last = values.pop(value, None)  # put back last: the dict stays ordered by last sighting
+        forget = rule.forget_after
+        is_new = last is None or now - last > forget
+        # What the group knows now, whenever the sweep last ran: the values seen within `forgetAfter` (the
+        # oldest first, so dropping the forgotten ones costs what they are).
+        while values:
+            oldest = next(iter(values))
+            if now - values[oldest] <= forget:
+                break
+            del values[oldest]
+        learned = len(values)
         values[value] = now
         # Datadog: after `learningDuration` days; with 0, "for all new values after the first value is
-        # learned".
-        past_learning = now - first > rule.learning if rule.learning > 0 else learned > 0 or last is not None
+        # learned": the group's first value, however long ago (forgetting values does not unlearn it).
+        past_learning = now - first > rule.learning if rule.learning > 0 else seen_before
         if not (is_new and past_learning):
             return
 
