@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+from detect_helpers import replay_as_dicts
 
 from graffer_secevents._tools.detect.columnar import columnar_replay, ineligible
 from graffer_secevents._tools.detect.engine import Engine, Replay
@@ -19,16 +20,6 @@ from graffer_secevents._tools.detect.loading import LineCounts
 DIFFERENTIAL = {"compared": 0, "ineligible": 0}
 """How many replays the hook compared, and how many it could not (rules the columnar engine does not take,
 records JSON cannot carry, a geo lookup)."""
-
-
-def replay_as_dicts(result: Replay) -> dict[str, Any]:
-    return {
-        "signals": [s.as_dict() for s in result.signals],
-        "records": result.records,
-        "no_timestamp": result.no_timestamp,
-        "late": result.late,
-        "best": result.best,
-    }
 
 
 def _same_json(record: Any) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
+from detect_helpers import replay_as_dicts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,16 +27,6 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 def iso(seconds: float) -> str:
     return (T0 + timedelta(seconds=seconds)).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def replay_as_dicts(result: Replay) -> dict[str, Any]:
-    return {
-        "signals": [s.as_dict() for s in result.signals],
-        "records": result.records,
-        "no_timestamp": result.no_timestamp,
-        "late": result.late,
-        "best": result.best,
-    }
 
 
 def threshold(

@@ -151,17 +151,9 @@ def test_custom_query_extension_is_appended_to_the_query(
     assert (signal["count"], signal["first_seen"], signal["last_seen"]) == (3, out(0), out(2))
 
 
-def test_new_value_learning_defaults_to_zero_days(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Datadog's API: `learningDuration` defaults to 0, and then "a signal will be generated for all new values
-    after the first value is learned". User 42: FR (learned), FR (known), DE (new: signal). User 43's first
-    value is learned, no signal."""
-    records = [
-        login(0, outcome="success", geo="FR"),
-        login(HOUR, outcome="success", geo="FR"),
-        login(2 * HOUR, outcome="success", geo="DE"),
-        login(3 * HOUR, user="43", outcome="success", geo="US"),
-    ]
-    country = rule(
+def _new_country(**new_value_options: Any) -> dict[str, Any]:
+    """A new-value rule on each user's `@geo` of successful logins."""
+    return rule(
         [
             {
                 "query": "@evt.outcome:success",
@@ -173,8 +165,21 @@ def test_new_value_learning_defaults_to_zero_days(tmp_path: Path, capsys: pytest
         [{"status": "info"}],
         detectionMethod="new_value",
         evaluationWindow=0,
-        newValueOptions={"forgetAfter": 7},
+        newValueOptions=new_value_options,
     )
+
+
+def test_new_value_learning_defaults_to_zero_days(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Datadog's API: `learningDuration` defaults to 0, and then "a signal will be generated for all new values
+    after the first value is learned". User 42: FR (learned), FR (known), DE (new: signal). User 43's first
+    value is learned, no signal."""
+    records = [
+        login(0, outcome="success", geo="FR"),
+        login(HOUR, outcome="success", geo="FR"),
+        login(2 * HOUR, outcome="success", geo="DE"),
+        login(3 * HOUR, user="43", outcome="success", geo="US"),
+    ]
+    country = _new_country(forgetAfter=7)
     [signal] = both(tmp_path, [country], records, capsys=capsys)
     assert (signal["group"], signal["first_seen"]) == ({"usr.id": "42"}, out(2 * HOUR))
     assert "new value 'DE'" in signal["reason"]
@@ -188,20 +193,7 @@ def test_a_forgotten_value_does_not_depend_on_when_the_engine_tidies_up(
     The answer must be the same whether or not another record (here a failure, which the query does not
     match) came in between and made the engine forget FR in its periodic sweep; before, it was not (a sweep
     in between emptied the group and DE was taken as a first value)."""
-    country = rule(
-        [
-            {
-                "query": "@evt.outcome:success",
-                "aggregation": "new_value",
-                "groupByFields": ["@usr.id"],
-                "metrics": ["@geo"],
-            }
-        ],
-        [{"status": "info"}],
-        detectionMethod="new_value",
-        evaluationWindow=0,
-        newValueOptions={"forgetAfter": 1, "learningDuration": 0},
-    )
+    country = _new_country(forgetAfter=1, learningDuration=0)
     alone = [login(0, outcome="success", geo="FR"), login(3 * DAY, outcome="success", geo="DE")]
     between = [alone[0], login(2 * DAY, user="7"), alone[1]]
     [signal] = both(tmp_path, [country], alone, capsys=capsys)
