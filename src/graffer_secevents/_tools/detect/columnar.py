@@ -634,14 +634,17 @@ class _Run:
             con.execute(f"CREATE TEMP TABLE {name} AS SELECT $1::{sql_type} AS v", [function({})])
             return name
         select = ", ".join(cols)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE dd AS SELECT DISTINCT {select} FROM {table} WHERE {where}")
         narrowed: dict[str, str] = {}
         for key, column in zip(keys, cols, strict=True):
             remainders = _remainders(key, paths)
             if remainders and () not in remainders:
                 narrowed[column] = _narrow_sql(column, remainders)
+        if not narrowed:
+            self._map(name, keys, cols, f"{table} WHERE {where}", function, sql_type)
+            return name
+        con.execute(f"CREATE OR REPLACE TEMP TABLE dd AS SELECT DISTINCT {select} FROM {table} WHERE {where}")
         count = con.execute("SELECT count(*) FROM dd").fetchone()
-        if not narrowed or not count or count[0] <= _NARROW_FROM:
+        if not count or count[0] <= _NARROW_FROM:
             self._map(name, keys, cols, "dd", function, sql_type)
             return name
         picks = ", ".join(f"{narrowed.get(c, c)} AS m{i}" for i, c in enumerate(cols))
@@ -660,15 +663,16 @@ class _Run:
         name: str,
         keys: list[str],
         cols: list[str],
-        table: str,
+        source: str,
         function: Callable[[dict[str, Any]], Any],
         sql_type: str,
     ) -> None:
-        """`name`: the distinct `cols` of `table` (the texts of `keys`) and `v`, `function` of each."""
+        """`name`: the distinct `cols` of `source` (a table, with its WHERE clause if any; the texts of
+        `keys`) and `v`, `function` of each."""
         import orjson
 
         loads = orjson.loads
-        rows = self.con.execute(f"SELECT DISTINCT {', '.join(cols)} FROM {table}").fetchall()
+        rows = self.con.execute(f"SELECT DISTINCT {', '.join(cols)} FROM {source}").fetchall()
         results: list[Any] = []
         for row in rows:
             record = {key: loads(text) for key, text in zip(keys, row, strict=True) if text}
