@@ -19,7 +19,15 @@ from graffer_secevents.testing import Capture, capture_events
 
 @pytest.fixture(scope="module")
 def celery_broker(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(tmp_path_factory.mktemp("celery-broker"))
+    """The broker's SQLite file, with kombu's tables made here first. Otherwise the worker starting and the
+    first publisher both check that the tables are missing and both create them: "table kombu_message
+    already exists" (seen once, `--randomly-seed=2760116249`)."""
+    from queue_jobs_celery import celery_app
+
+    folder = str(tmp_path_factory.mktemp("celery-broker"))
+    with celery_app("broker_setup", folder).connection_for_write() as connection:
+        assert connection.default_channel.session is not None  # opening the channel creates the tables
+    return folder
 
 
 @pytest.fixture(scope="module")
