@@ -82,13 +82,19 @@ __all__ = ["Unsupported", "available", "columnar_replay", "ineligible", "streame
 AGGREGATIONS: Final = ("count", "cardinality", "max")
 _MIN_WINDOW: Final = 1e-3
 _SECURITY_KEYS: Final = ("logger", "evt", "logger.name", "evt.type")
-# What DuckDB's JSON reader accepts and orjson refuses or reads otherwise: such lines go to Python.
+# What DuckDB's JSON reader accepts and orjson refuses or reads otherwise: such lines go to Python. Each
+# pattern starts with one literal byte, which RE2 finds with memchr; one pattern starting with a class of
+# three bytes made RE2 step its automaton over every byte, at 2.3 times the cost of these four.
+_ODD_VALUE: Final = (
+    r"[-+]?(?:[Nn][Aa][Nn]|[Ii][Nn][Ff])"  # NaN, Infinity
+    r"|-?[0-9]+(?:\.[0-9]*)?[eE]"  # a number with an exponent (1e400)
+    r"|-?[0-9]{19}"  # an integer beyond 64 bits
+)
 _SUSPICIOUS: Final = (
-    r"[:,\[]\s*[-+]?([Nn][Aa][Nn]|[Ii][Nn][Ff])"  # NaN, Infinity
-    r"|,\s*[\]}]"  # trailing commas
-    r"|[:,\[]\s*-?[0-9]+(\.[0-9]*)?[eE]"  # a number with an exponent (1e400)
-    r"|[:,\[]\s*-?[0-9]{19}"  # an integer beyond 64 bits
-    r"|\\[uU][dD][89a-fA-F]"  # surrogate escapes
+    rf":\s*(?:{_ODD_VALUE})",
+    rf"\[\s*(?:{_ODD_VALUE})",
+    rf",\s*(?:[\]}}]|{_ODD_VALUE})",  # and trailing commas
+    r"\\[uU][dD][89a-fA-F]",  # surrogate escapes
 )
 """Conservative: a string holding `:1e5` sends its line to Python too, which costs time, never exactness."""
 _PLAIN_KEY: Final = re.compile(r"[A-Za-z0-9_@-]+")
@@ -454,12 +460,13 @@ class _Run:
 
         brackets = "length(j) - length(replace(replace(j, '{', ''), '[', ''))"
         deep = f"(CASE WHEN strlen(j) > {_DEEP} THEN {brackets} > {_DEEP} ELSE false END)"
+        odd = " AND ".join(f"NOT regexp_matches(j, {_sql_text(p)})" for p in _SUSPICIOUS)
         return f"""
             WITH v AS (
                 SELECT {carried}j, j LIKE '{{%}}' AND NOT contains(j, '"Records"')
                        AND NOT contains(j, '"attributes"') AND NOT contains(j, chr(13))
                        AND strlen(j) <= {DEFAULT_MAX_LINE_BYTES}
-                       AND NOT regexp_matches(j, {_sql_text(_SUSPICIOUS)}) AND NOT {deep} AS clean
+                       AND {odd} AND NOT {deep} AS clean
                 FROM {source}),
             k AS (SELECT {carried}j, CASE WHEN clean THEN try(json_keys(j)) END AS keys,
                          CASE WHEN clean THEN try(json_extract(j, {self.paths})) END AS x FROM v),
