@@ -177,6 +177,40 @@ def test_a_file_duckdb_reads_itself_hands_its_special_lines_to_the_same_reader(t
 
 
 @pytest.mark.parametrize(
+    "value",
+    [
+        b"NaN",
+        b"[NaN]",
+        b"[ -Infinity]",
+        b"{\"y\": inf}",
+        b"[1, 2, ]",
+        b"{\"y\": 1 ,\t}",
+        b"1e400",
+        b"[-1E5]",
+        b"[1e400]",
+        b"{\"y\":  2.5e3}",
+        b"12345678901234567890123",
+        b"[ -1234567890123456789]",
+        b"[18446744073709551616]",
+        b'"\\ud83d"',
+        b'["\\uDE00"]',
+    ],
+)
+def test_a_value_duckdb_reads_otherwise_than_orjson_sends_its_line_to_python(
+    tmp_path: Path, value: bytes
+) -> None:
+    """Each construct DuckDB's reader accepts and orjson refuses (or may read otherwise), after every byte
+    that can precede a value (`:`, `[`, `,`), in a line that the rule would count: the replay and the
+    counts are the streaming engine's."""
+    odd = b'{"timestamp": "' + iso(2).encode() + b'", "evt": {"outcome": "failure"}, "usr": {"id": "9"}, '
+    path = tmp_path / "odd.log"
+    path.write_bytes(line(0) + line(1) + odd + b'"x": ' + value + b"}\n" + line(3) + line(4))
+    result, counts = both([threshold(window=60)], [str(path)])
+    assert counts.lines == 5
+    assert result["signals"]
+
+
+@pytest.mark.parametrize(
     "odd",
     [
         b"\n",  # a blank line: a NULL row, its line number kept
