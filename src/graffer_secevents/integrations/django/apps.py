@@ -11,7 +11,9 @@ signal                    event
 `user_login_failed`     `authn_login_fail`: `usr.login` from the credentials' username (or
                           e-mail, as allauth passes it), `usr.exists` looked up through the user
                           model, `evt.reason` `invalid_credentials`, `unknown_user` or
-                          `account_disabled`; the password is never read
+                          `account_disabled`; the password is never read. A credential naming
+                          no account (a magic-link or API token a backend checks) is
+                          `invalid_token`, its value never read
 `user_logged_out`       `session_logout` with the user and the (hashed) session key
 ========================  =========================================================================
 
@@ -28,6 +30,7 @@ The `SECEVENTS` setting (a dict of `graffer_secevents.configure` options, plus t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.apps import AppConfig
@@ -35,7 +38,7 @@ from django.apps import AppConfig
 from graffer_secevents._config import get_config
 from graffer_secevents._errors import SecEventsWarning
 from graffer_secevents._pipeline import emit_event
-from graffer_secevents.integrations._auth import record_auth
+from graffer_secevents.integrations._auth import record_auth, record_bad_credential
 from graffer_secevents.integrations._common import never_raise
 
 from . import _backends
@@ -110,8 +113,21 @@ def _on_login_failed(sender: Any, credentials: Any = None, request: Any = None, 
     if _backends.refused_before_password():  # a backend refused it unchecked: recorded as such, not here
         return
     with request_bound(request):
+        where = "Django's user_login_failed event"
         login, keys = login_from(credentials)
-        record_login_failure(login, where="Django's user_login_failed event", keys=keys)
+        if login is None and _names_a_token(credentials):
+            # A credential that names no account (a magic-link or API token checked by a backend): a bad
+            # token, as DRF's and the 401 rule's; its value is never read.
+            record_bad_credential(where)
+            return
+        record_login_failure(login, where=where, keys=keys)
+
+
+def _names_a_token(credentials: object) -> bool:
+    """Whether `authenticate()` was given a credential besides a password (no login key: `login_from`)."""
+    if not isinstance(credentials, Mapping):
+        return False
+    return any(key != "password" and value not in (None, "") for key, value in credentials.items())
 
 
 def _on_logged_out(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:
