@@ -19,7 +19,8 @@ signal                    event
 
 When Django REST framework (`rest_framework`), django-allauth (`allauth.account`) or django-hijack
 (`hijack`) is in `INSTALLED_APPS` too, its adapter (`drf.py`, `allauth.py`, `hijack.py`) is installed here
-as well.
+as well; so is `ninja.py` when django-ninja can be imported (its APIs live in the URLconf, not in
+`INSTALLED_APPS`).
 
 Privilege and account changes of `AUTH_USER_MODEL` (`_privileges.py`) and the admin's log entries
 (`_admin.py`, when `django.contrib.admin` is installed) are connected here too; see docs/actors.md.
@@ -30,6 +31,7 @@ The `SECEVENTS` setting (a dict of `graffer_secevents.configure` options, plus t
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from typing import Any
 
@@ -100,6 +102,10 @@ def _install_auth_stacks() -> None:
         from . import hijack
 
         hijack.install()
+    if importlib.util.find_spec("ninja") is not None:  # a NinjaAPI is mounted in urls.py, not an app
+        from . import ninja
+
+        ninja.install()
 
 
 def _on_logged_in(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:
