@@ -103,9 +103,11 @@ def _install_auth_stacks() -> None:
 
         hijack.install()
     if importlib.util.find_spec("ninja") is not None:  # a NinjaAPI is mounted in urls.py, not an app
-        from . import ninja
+        # Not in INSTALLED_APPS, so maybe not even used: a failure to hook it never stops start-up.
+        with never_raise("django-ninja's adapter"):
+            from . import ninja
 
-        ninja.install()
+            ninja.install()
 
 
 def _on_logged_in(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:

@@ -44,10 +44,12 @@ from graffer_secevents.integrations._common import (
     StatusRule,
     emit_for_status,
     http_rules,
+    never_raise,
 )
 from graffer_secevents.integrations.django._settings import http_options_setting, status_events_setting
 
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.lower()
+_ACCEPTED = "_secevents_backend_accepted"  # set on the context by _backends when authenticate() accepts
 
 __all__ = [
     "DEFAULT_STATUS_EVENTS",
@@ -176,6 +178,11 @@ def _finish(ctx: DjangoRequestContext, response: HttpResponseBase, rules: dict[i
             response.streaming_content = _abound(ctx, content) if response.is_async else _bound(ctx, content)  # pyright: ignore[reportAttributeAccessIssue]
     except Exception:  # noqa: BLE001 - an odd response is passed on unchanged
         return
+    if _ACCEPTED in ctx.__dict__:  # a backend's authenticate() accepted an account during this request
+        from ._backends import record_api_login
+
+        with never_raise("Django's middleware"):
+            record_api_login(response, where="a JSON answer after Django's authenticate()")
     if status in rules:
         emit_for_status(ctx, rules)
 

@@ -13,16 +13,17 @@ own base classes, so every subclass an application writes is covered:
   `BasicAuthentication`); a wrong one is Django's `user_login_failed` when the class calls
   `authenticate()`, else the 401 rule's Basic failure with the typed name.
 * django-ninja-jwt's `TokenInputSchemaMixin.authenticate` (its pair and sliding obtain routers, and every
-  schema built on them): a token issued is an `authn_login_success` with the account (the view calls
-  `authenticate()` but never `login()`, so no signal says it); an account `authenticate()` returned but
-  the schema refuses (inactive) is `authn_login_fail` `account_disabled` with its pk.
+  schema built on them), when `ninja_jwt` is in `INSTALLED_APPS` (its module reads settings at import):
+  a token issued is an `authn_login_success` with the account (the view calls `authenticate()` but never
+  `login()`, so no signal says it; without the app, the middleware's rule for a JSON answer after
+  `authenticate()` records it); an account `authenticate()` returned but the schema refuses (inactive)
+  is `authn_login_fail` `account_disabled` with its pk.
 
 A credential's value is never read into a record.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -36,15 +37,17 @@ __all__ = ["install"]
 
 
 def install() -> None:
-    """Hook django-ninja's key, bearer and Basic classes (and django-ninja-jwt's obtain schemas when it can
-    be imported). Idempotent; called by the app."""
+    """Hook django-ninja's key, bearer and Basic classes (and django-ninja-jwt's obtain
+    schemas when `ninja_jwt` is in `INSTALLED_APPS`). Idempotent; called by the app."""
     from ninja.security.apikey import APIKeyBase
     from ninja.security.http import HttpBasicAuth, HttpBearer
 
     wrap_method(APIKeyBase, "__call__", _key_check)
     wrap_method(HttpBearer, "__call__", _key_check)
     wrap_method(HttpBasicAuth, "__call__", _basic_check)
-    if importlib.util.find_spec("ninja_jwt") is not None:
+    from django.apps import apps
+
+    if apps.is_installed("ninja_jwt"):  # its settings are read at import: only where the project set it up
         from ninja_jwt.schema import TokenInputSchemaMixin
 
         wrap_method(TokenInputSchemaMixin, "authenticate", _jwt_obtain)
