@@ -10,7 +10,8 @@ import json
 from typing import Any, ClassVar
 
 import pytest
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, logout
+from django.contrib.auth.signals import user_logged_out
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.test import override_settings
 from django.urls import path
@@ -22,6 +23,7 @@ from graffer_secevents.testing import Capture
 
 pytest.importorskip("rest_framework")
 
+from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -46,6 +48,39 @@ class TokenLogin(APIView):
         return Response({"token": token.key})
 
 
+class TokenLogout(APIView):
+    """dj-rest-auth's logout without SESSION_LOGIN: the token is deleted, no user_logged_out is sent."""
+
+    authentication_classes: ClassVar[list[Any]] = [TokenAuthentication]
+
+    def post(self, request: Any) -> Response:
+        request.user.auth_token.delete()
+        return Response({"detail": "Successfully logged out."})
+
+
+class RevokeToken(APIView):
+    """An administrator revoking someone else's token: not a logout."""
+
+    authentication_classes: ClassVar[list[Any]] = [TokenAuthentication]
+
+    def post(self, request: Any) -> Response:
+        Token.objects.filter(user__username=request.data["username"]).delete()
+        return Response(status=204)
+
+
+class SignalThenLogout(APIView):
+    """djoser's logout with CREATE_SESSION_ON_LOGIN: user_logged_out sent, then Django's logout() sends it
+    again."""
+
+    authentication_classes: ClassVar[list[Any]] = [TokenAuthentication]
+
+    def post(self, request: Any) -> Response:
+        Token.objects.filter(user=request.user).delete()
+        user_logged_out.send(sender=request.user.__class__, request=request, user=request.user)
+        logout(request)
+        return Response(status=204)
+
+
 @csrf_exempt
 def json_token_login(request: HttpRequest) -> JsonResponse:
     body = json.loads(request.body)
@@ -64,6 +99,9 @@ def first_factor_page(request: HttpRequest) -> HttpResponse:
 
 urlpatterns = [
     path("tokens/drf/", TokenLogin.as_view()),
+    path("tokens/logout/", TokenLogout.as_view()),
+    path("tokens/revoke/", RevokeToken.as_view()),
+    path("tokens/signal-logout/", SignalThenLogout.as_view()),
     path("tokens/json/", json_token_login),
     path("tokens/wizard/", first_factor_page),
     *conftest.URLS.urlpatterns,
@@ -141,3 +179,44 @@ def test_drf_basic_authentication_is_still_one_success_per_request(security_even
     response, ip, rid = send("get", "/drf/me/", authorization=basic)
     assert response.status_code == 200, response.content
     only(security_events, rid, "authn_login_success", ip, secrets=(password,), id=str(user.pk))
+
+
+def _token_of(user: Any) -> str:
+    return str(Token.objects.get_or_create(user=user)[0].key)
+
+
+def test_deleting_the_own_token_is_one_logout_without_its_value(security_events: Capture) -> None:
+    user, _ = new_account("tok")
+    key = _token_of(user)
+    response, ip, rid = send("post", "/tokens/logout/", authorization=f"Token {key}")
+    assert response.status_code == 200
+    record = only(security_events, rid, "session_logout", ip, secrets=(key,), id=str(user.pk))
+    assert record["evt"]["session_id"].startswith("anon_")
+    response, ip, rid = send("post", "/tokens/logout/", authorization=f"Token {key}")
+    assert response.status_code == 401  # the token is gone: a bad credential now, not a second logout
+    assert (
+        only(security_events, rid, "authn_login_fail", ip, secrets=(key,))["evt"]["reason"] == "invalid_token"
+    )
+
+
+def test_revoking_someone_elses_token_is_no_logout(security_events: Capture) -> None:
+    admin, _ = new_account("tok", staff=True)
+    other, _ = new_account("tok")
+    _token_of(other)
+    response, _, rid = send(
+        "post",
+        "/tokens/revoke/",
+        {"username": other.username},
+        json_body=True,
+        authorization=f"Token {_token_of(admin)}",
+    )
+    assert response.status_code == 204
+    assert "session_logout" not in [r["evt"]["type"] for r in of_request(security_events, rid)]
+
+
+def test_a_logout_signalled_twice_is_one_logout(security_events: Capture) -> None:
+    user, _ = new_account("tok")
+    key = _token_of(user)
+    response, ip, rid = send("post", "/tokens/signal-logout/", authorization=f"Token {key}")
+    assert response.status_code == 204
+    only(security_events, rid, "session_logout", ip, secrets=(key,), id=str(user.pk))

@@ -39,7 +39,6 @@ from django.apps import AppConfig
 
 from graffer_secevents._config import get_config
 from graffer_secevents._errors import SecEventsWarning
-from graffer_secevents._pipeline import emit_event
 from graffer_secevents.integrations._auth import record_auth, record_bad_credential
 from graffer_secevents.integrations._common import never_raise
 
@@ -141,8 +140,11 @@ def _names_a_token(credentials: object) -> bool:
 def _on_logged_out(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:
     if user is None:  # logging out an anonymous session is not an event
         return
-    with request_bound(request), never_raise("Django's user_logged_out event"):
+    where = "Django's user_logged_out event"
+    with request_bound(request), never_raise(where):
         session = getattr(request, "session", None)
         session_id = getattr(session, "session_key", None)
         params = {"session_id": session_id} if session_id else None
-        emit_event("session_logout", user=user, params=params)
+        # Once per request: a stack that sends the signal and then calls logout() (djoser with
+        # CREATE_SESSION_ON_LOGIN) logged out once.
+        record_auth("session_logout", where=where, user=user, params=params)
