@@ -6,6 +6,7 @@ a vouched name is a login, an unknown one `unknown_user`.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -18,7 +19,6 @@ from django.test import Client, override_settings
 from django.urls import path
 from seams_helpers import new_account, of_request, only, send
 
-import conftest
 from graffer_secevents.testing import Capture
 
 
@@ -54,7 +54,10 @@ def whoami(request: HttpRequest) -> HttpResponse:
     return HttpResponse(str(request.user.pk) if request.user.is_authenticated else "anonymous")
 
 
-urlpatterns = [path("magic/", magic_login), path("whoami/", whoami), *conftest.URLS.urlpatterns]
+# The project's URLconf (this directory's conftest configured Django and built it).
+_PROJECT_URLS = sys.modules[settings.ROOT_URLCONF].urlpatterns
+
+urlpatterns = [path("magic/", magic_login), path("whoami/", whoami), *_PROJECT_URLS]
 
 MAGIC = override_settings(
     ROOT_URLCONF=__name__,

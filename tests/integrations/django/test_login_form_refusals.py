@@ -7,10 +7,12 @@ account's pk, never the password.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
 from django import forms
+from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView
 from django.test import override_settings
@@ -33,17 +35,18 @@ class NoWeekendLoginForm(AuthenticationForm):
             raise forms.ValidationError("not today", code="barred")
 
 
-urlpatterns = [path("barred-login/", LoginView.as_view(authentication_form=NoWeekendLoginForm))]
+# The project's URLconf (this directory's conftest configured Django and built it).
+_PROJECT_URLS = sys.modules[settings.ROOT_URLCONF].urlpatterns
+urlpatterns = [
+    path("barred-login/", LoginView.as_view(authentication_form=NoWeekendLoginForm)),
+    *_PROJECT_URLS,
+]
 
 
 @pytest.fixture(autouse=True)
 def _urls() -> Any:
-    import conftest
-
     with override_settings(ROOT_URLCONF=__name__):
-        urlpatterns.extend(conftest.URLS.urlpatterns)  # type: ignore[attr-defined]
         yield
-        del urlpatterns[1:]
 
 
 def _admin_login(username: str, password: str) -> tuple[Any, str, str]:

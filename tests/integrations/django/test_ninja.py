@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import sys
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.test import AsyncClient, Client, override_settings
 from django.urls import path
 from seams_helpers import new_account, of_request, only, send
 
-import conftest
 from graffer_secevents.testing import Capture
 
 pytest.importorskip("ninja")
@@ -114,7 +115,10 @@ def by_jwt(request: Any) -> dict[str, int]:
 jwt_api = NinjaExtraAPI(urls_namespace="secevents-ninja-jwt-test")
 jwt_api.add_router("/token", router=obtain_pair_router)
 
-urlpatterns = [path("ninja/", api.urls), path("ninja-jwt/", jwt_api.urls), *conftest.URLS.urlpatterns]
+# The project's URLconf (this directory's conftest configured Django and built it).
+_PROJECT_URLS = sys.modules[settings.ROOT_URLCONF].urlpatterns
+
+urlpatterns = [path("ninja/", api.urls), path("ninja-jwt/", jwt_api.urls), *_PROJECT_URLS]
 
 pytestmark = pytest.mark.usefixtures("_ninja_urls")
 

@@ -5,9 +5,11 @@ is what `PasswordResetConfirmView` saves, and an anonymous save.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import SetPasswordForm
 from django.http import HttpRequest, HttpResponse
@@ -16,7 +18,6 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from seams_helpers import new_account, only, send
 
-import conftest
 from graffer_secevents.testing import Capture
 
 
@@ -35,7 +36,10 @@ def new_password(request: HttpRequest) -> HttpResponse:
     return HttpResponse("saved")
 
 
-urlpatterns = [path("new-password/", new_password), *conftest.URLS.urlpatterns]
+# The project's URLconf (this directory's conftest configured Django and built it).
+_PROJECT_URLS = sys.modules[settings.ROOT_URLCONF].urlpatterns
+
+urlpatterns = [path("new-password/", new_password), *_PROJECT_URLS]
 
 pytestmark = pytest.mark.usefixtures("_urls")
 

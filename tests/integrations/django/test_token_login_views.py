@@ -7,9 +7,11 @@ one `authn_login_success`; an HTML page after a first factor (a two-factor wizar
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any, ClassVar
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import authenticate, logout
 from django.contrib.auth.signals import user_logged_out
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -18,7 +20,6 @@ from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
 from seams_helpers import new_account, of_request, only, send
 
-import conftest
 from graffer_secevents.testing import Capture
 
 pytest.importorskip("rest_framework")
@@ -97,6 +98,9 @@ def first_factor_page(request: HttpRequest) -> HttpResponse:
     return HttpResponse("<form>enter your code</form>" if user else "<p>wrong</p>")
 
 
+# The project's URLconf (this directory's conftest configured Django and built it).
+_PROJECT_URLS = sys.modules[settings.ROOT_URLCONF].urlpatterns
+
 urlpatterns = [
     path("tokens/drf/", TokenLogin.as_view()),
     path("tokens/logout/", TokenLogout.as_view()),
@@ -104,7 +108,7 @@ urlpatterns = [
     path("tokens/signal-logout/", SignalThenLogout.as_view()),
     path("tokens/json/", json_token_login),
     path("tokens/wizard/", first_factor_page),
-    *conftest.URLS.urlpatterns,
+    *_PROJECT_URLS,
 ]
 
 pytestmark = pytest.mark.usefixtures("_token_urls")

@@ -14,7 +14,7 @@ read by the app's receiver). The response's 401/403/429 adds no second event.
 
 An account a backend *accepts* is noted on the request, so a JSON answer (2xx) without a login having been
 recorded — a token-issuing login endpoint that calls `authenticate()` and never `login()` — records it
-(`record_api_login`, called by the middleware when the response is ready).
+(`middleware.record_api_login`, when the response is ready).
 """
 
 from __future__ import annotations
@@ -25,21 +25,24 @@ from contextvars import ContextVar
 from typing import Any, Final
 
 from graffer_secevents._context import current_request
-from graffer_secevents.integrations._auth import record_auth
 from graffer_secevents.integrations._common import never_raise
 
 from ._accounts import login_from, record_login_refused
 
-__all__ = ["REFUSAL_LIMITS", "install", "record_api_login", "refused_before_password"]
+__all__ = ["ACCEPTED_ATTR", "REFUSAL_LIMITS", "checking_credentials", "install", "refused_before_password"]
 
 REFUSAL_LIMITS: Final[dict[type, Callable[[], int | None]]] = {}
 """A lock-out stack's own `PermissionDenied` subclass → how many failures it allows (`evt.max_limit`);
 filled by that stack's adapter (`axes.py`)."""
 
 _REFUSED: Final[ContextVar[bool]] = ContextVar("secevents_backend_refused", default=False)
+# True while a backend's authenticate() runs: a wrong password checked there is a login failure
+# (`_password_checks.py` reads it).
+_CHECKING: Final[ContextVar[bool]] = ContextVar("secevents_backend_checking", default=False)
 _REFUSED_ATTR: Final = "_secevents_refused_unchecked"
-# The account a backend's authenticate() returned (the middleware reads the same name: `_ACCEPTED`).
-_ACCEPTED_ATTR: Final = "_secevents_backend_accepted"
+ACCEPTED_ATTR: Final = "_secevents_backend_accepted"
+"""The request context's attribute holding the account a backend's `authenticate()` returned (read by the
+middleware: `middleware.record_api_login`)."""
 _WRAPPED: Final = "_secevents_backend_wrapped"
 
 
@@ -105,11 +108,14 @@ def _sync(original: Callable[..., Any]) -> Callable[..., Any]:
     def authenticate(self: Any, *args: Any, **credentials: Any) -> Any:
         from django.core.exceptions import PermissionDenied
 
+        checking = _CHECKING.set(True)
         try:
             user = original(self, *args, **credentials)
         except PermissionDenied as exc:
             _refused(self, args[0] if args else credentials.get("request"), credentials, exc)
             raise
+        finally:
+            _CHECKING.reset(checking)
         if user is not None:
             _note_accepted(user)
         return user
@@ -124,11 +130,14 @@ def _async(original: Callable[..., Any]) -> Callable[..., Any]:
     async def aauthenticate(self: Any, *args: Any, **credentials: Any) -> Any:
         from django.core.exceptions import PermissionDenied
 
+        checking = _CHECKING.set(True)
         try:
             user = await original(self, *args, **credentials)
         except PermissionDenied as exc:
             _refused(self, args[0] if args else credentials.get("request"), credentials, exc)
             raise
+        finally:
+            _CHECKING.reset(checking)
         if user is not None:
             _note_accepted(user)
         return user
@@ -136,33 +145,15 @@ def _async(original: Callable[..., Any]) -> Callable[..., Any]:
     return aauthenticate  # type: ignore[no-any-return]
 
 
+def checking_credentials() -> bool:
+    """Whether a configured backend's `authenticate()` is running (in this context)."""
+    return _CHECKING.get()
+
+
 def _note_accepted(user: Any) -> None:
     ctx = current_request()
     if ctx is not None:
-        setattr(ctx, _ACCEPTED_ATTR, user)
-
-
-def record_api_login(response: Any, *, where: str) -> None:
-    """A JSON answer (2xx) to a request in which a backend's `authenticate()` accepted an account and
-    nothing recorded a login: that account's `authn_login_success`, once for the request.
-
-    Token-issuing login endpoints call `authenticate()` and never `login()` (dj-rest-auth without
-    `SESSION_LOGIN`, django-ninja-jwt, a DRF or plain view of your own returning a token), so no signal
-    says it. Only a JSON answer counts: a page that authenticates a first factor and renders the next step
-    (django-two-factor-auth's wizard) is HTML, and its login is recorded when `login()` runs.
-    """
-    ctx = current_request()
-    user = getattr(ctx, _ACCEPTED_ATTR, None) if ctx is not None else None
-    if user is None:
-        return
-    status = getattr(response, "status_code", None)
-    kind = str(response.get("Content-Type", "")).split(";", 1)[0].strip().lower()
-    if (
-        isinstance(status, int)
-        and 200 <= status < 300
-        and (kind == "application/json" or kind.endswith("+json"))
-    ):
-        record_auth("authn_login_success", where=where, user=user, outcome="success")
+        setattr(ctx, ACCEPTED_ATTR, user)
 
 
 def _refused(backend: Any, request: Any, credentials: dict[str, Any], exc: BaseException) -> None:
