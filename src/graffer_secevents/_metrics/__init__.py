@@ -105,6 +105,7 @@ LOGIN_FAILURE_REASONS: frozenset[str] = frozenset(
         "rate_limited",
         "unverified",  # an account whose e-mail is not verified yet, refused by the stack (fastapi-users)
         "invalid_token",  # a forged, expired or unknown bearer token / JWT / API token (the auth stacks)
+        "not_allowed",  # the right password, but the login form refuses the account (the admin's staff check)
         OTHER,
     }
 )

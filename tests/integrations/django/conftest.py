@@ -32,6 +32,7 @@ HAS_ALLAUTH = importlib.util.find_spec("allauth") is not None
 # The seams' stacks (tests/integrations/django/test_seams_*.py); axes is off unless a test turns it on.
 HAS_SEAM_STACKS = all(importlib.util.find_spec(m) for m in ("axes", "django_otp", "oauth2_provider"))
 HAS_HIJACK = importlib.util.find_spec("hijack") is not None
+HAS_NINJA_JWT = importlib.util.find_spec("ninja_jwt") is not None  # tests/integrations/django/test_ninja.py
 
 STACK_APPS = [
     *(
@@ -52,6 +53,7 @@ STACK_APPS = [
         else []
     ),
     *(["hijack"] if HAS_HIJACK else []),
+    *(["ninja_jwt"] if HAS_NINJA_JWT else []),  # as django-ninja-jwt's docs set it up
 ]
 STACK_SETTINGS: dict[str, Any] = {
     "AUTHENTICATION_BACKENDS": [

@@ -19,14 +19,17 @@ UNKNOWN: Final[Any] = object()
 """The lookup could not be made (no database, no table, an event loop): existence is unknown."""
 
 # The credential keys a backend may be called with, in the order they are read (allauth calls
-# ``authenticate(email=..., password=...)``); the password is never among them.
-_LOGIN_KEYS: Final = ("username", "email", "phone")
+# ``authenticate(email=..., password=...)``; `RemoteUserMiddleware` calls ``authenticate(remote_user=...)``
+# with the name the web server vouched for); the password is never among them.
+_LOGIN_KEYS: Final = ("username", "email", "phone", "remote_user")
+# Keys that name the account by the user model's USERNAME_FIELD, whatever that field is called.
+_USERNAME_KEYS: Final = frozenset({"username", "remote_user"})
 
 
 def login_from(credentials: object) -> tuple[str | None, tuple[str, ...]]:
     """What was typed as the login, and every credential key it was passed under: `username`, the user
-    model's `USERNAME_FIELD`, `email`, `phone` (allauth passes an e-mail as both `email` and
-    `username` when both login methods are on). Only these keys are read; never the password."""
+    model's `USERNAME_FIELD`, `email`, `phone`, `remote_user` (allauth passes an e-mail as both `email`
+    and `username` when both login methods are on). Only these keys are read; never the password."""
     if not isinstance(credentials, Mapping):
         return None, ()
     from django.contrib.auth import get_user_model
@@ -62,7 +65,7 @@ def find_account(login: str, keys: tuple[str, ...] = ()) -> Any:
             columns = ("pk",)
         row = None
         for key in keys or (model.USERNAME_FIELD,):
-            field = model.USERNAME_FIELD if key == "username" else key
+            field = model.USERNAME_FIELD if key in _USERNAME_KEYS else key
             try:
                 model._meta.get_field(field)
             except FieldDoesNotExist:

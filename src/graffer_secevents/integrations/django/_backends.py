@@ -11,6 +11,10 @@ from it is one `authn_login_fail_max` for the request (the typed login hashed, `
 account's pk, and `evt.max_limit` when the refusing stack says it: `REFUSAL_LIMITS`), and the
 `user_login_failed` that Django sends next is not written as a login failure (`refused_before_password`,
 read by the app's receiver). The response's 401/403/429 adds no second event.
+
+An account a backend *accepts* is noted on the request, so a JSON answer (2xx) without a login having been
+recorded — a token-issuing login endpoint that calls `authenticate()` and never `login()` — records it
+(`middleware.record_api_login`, when the response is ready).
 """
 
 from __future__ import annotations
@@ -25,14 +29,20 @@ from graffer_secevents.integrations._common import never_raise
 
 from ._accounts import login_from, record_login_refused
 
-__all__ = ["REFUSAL_LIMITS", "install", "refused_before_password"]
+__all__ = ["ACCEPTED_ATTR", "REFUSAL_LIMITS", "checking_credentials", "install", "refused_before_password"]
 
 REFUSAL_LIMITS: Final[dict[type, Callable[[], int | None]]] = {}
 """A lock-out stack's own `PermissionDenied` subclass → how many failures it allows (`evt.max_limit`);
 filled by that stack's adapter (`axes.py`)."""
 
 _REFUSED: Final[ContextVar[bool]] = ContextVar("secevents_backend_refused", default=False)
+# True while a backend's authenticate() runs: a wrong password checked there is a login failure
+# (`_password_checks.py` reads it).
+_CHECKING: Final[ContextVar[bool]] = ContextVar("secevents_backend_checking", default=False)
 _REFUSED_ATTR: Final = "_secevents_refused_unchecked"
+ACCEPTED_ATTR: Final = "_secevents_backend_accepted"
+"""The request context's attribute holding the account a backend's `authenticate()` returned (read by the
+middleware: `middleware.record_api_login`)."""
 _WRAPPED: Final = "_secevents_backend_wrapped"
 
 
@@ -98,11 +108,17 @@ def _sync(original: Callable[..., Any]) -> Callable[..., Any]:
     def authenticate(self: Any, *args: Any, **credentials: Any) -> Any:
         from django.core.exceptions import PermissionDenied
 
+        checking = _CHECKING.set(True)
         try:
-            return original(self, *args, **credentials)
+            user = original(self, *args, **credentials)
         except PermissionDenied as exc:
             _refused(self, args[0] if args else credentials.get("request"), credentials, exc)
             raise
+        finally:
+            _CHECKING.reset(checking)
+        if user is not None:
+            _note_accepted(user)
+        return user
 
     return authenticate  # type: ignore[no-any-return]
 
@@ -114,13 +130,30 @@ def _async(original: Callable[..., Any]) -> Callable[..., Any]:
     async def aauthenticate(self: Any, *args: Any, **credentials: Any) -> Any:
         from django.core.exceptions import PermissionDenied
 
+        checking = _CHECKING.set(True)
         try:
-            return await original(self, *args, **credentials)
+            user = await original(self, *args, **credentials)
         except PermissionDenied as exc:
             _refused(self, args[0] if args else credentials.get("request"), credentials, exc)
             raise
+        finally:
+            _CHECKING.reset(checking)
+        if user is not None:
+            _note_accepted(user)
+        return user
 
     return aauthenticate  # type: ignore[no-any-return]
+
+
+def checking_credentials() -> bool:
+    """Whether a configured backend's `authenticate()` is running (in this context)."""
+    return _CHECKING.get()
+
+
+def _note_accepted(user: Any) -> None:
+    ctx = current_request()
+    if ctx is not None:
+        setattr(ctx, ACCEPTED_ATTR, user)
 
 
 def _refused(backend: Any, request: Any, credentials: dict[str, Any], exc: BaseException) -> None:

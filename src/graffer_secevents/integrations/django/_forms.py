@@ -7,9 +7,15 @@ Wrapped once per process by the app (`apps.py`), on Django's own classes, so a s
   reached an account (its pk as `usr.id` when it did; the typed e-mail hashed as `usr.email`);
 * `PasswordChangeForm.clean_old_password` refusing: `authn_password_change_fail` with
   `evt.reason: invalid_credentials` for the form's user;
-* `SetPasswordForm.save` (and `PasswordChangeForm.save`, its subclass): says whether the password the
-  user model's `post_save` sees (`_user_rows.py`) is a change or a reset, so that receiver writes the one
-  event, whoever is logged in;
+* `PasswordChangeForm.save` and `PasswordResetConfirmView`: say whether the password the user model's
+  `post_save` sees (`_user_rows.py`) is a change or a reset, so that receiver writes the one event,
+  whoever is logged in; a `SetPasswordForm` saved anywhere else (dj-rest-auth's password change) is a
+  change when someone is logged in, a reset when not;
+* `AuthenticationForm.clean` refusing an account whose password `authenticate()` accepted (its
+  `confirm_login_allowed`: Django's admin refusing an account that is not staff, an inactive account let
+  through by `AllowAllUsersModelBackend`, any check a subclass adds): one `authn_login_fail` with the
+  account's pk, `usr.exists`, the typed login and `evt.reason` `account_disabled` (inactive) or
+  `not_allowed`. No signal tells of it: `authenticate()` succeeded and `login()` is never called;
 * `PasswordResetConfirmView` refusing a reset link (an unknown account, a bad or used token): a failed
   `authn_password_reset` with `evt.reason: invalid_reset_key` and, when the link named an account, its pk.
 """
@@ -33,10 +39,38 @@ def install() -> None:
     """Wrap Django's password forms and reset-confirm view. Idempotent; called by the app."""
     from django.contrib.auth import forms, views
 
+    wrap_method(forms.AuthenticationForm, "clean", _login_refused)
     wrap_method(forms.PasswordResetForm, "save", _reset_request)
     wrap_method(forms.PasswordChangeForm, "clean_old_password", _old_password)
     wrap_method(forms.SetPasswordForm, "save", _set_password)
     wrap_method(views.PasswordResetConfirmView, "dispatch", _reset_confirm)
+
+
+def _login_refused(original: Callable[..., Any]) -> Callable[..., Any]:
+    def clean(self: Any) -> Any:
+        from django.core.exceptions import ValidationError
+
+        try:
+            return original(self)
+        except ValidationError:
+            where = "Django's AuthenticationForm"
+            user = getattr(self, "user_cache", None)
+            if user is not None:  # the password was right; a wrong one is Django's user_login_failed
+                with never_raise(where):
+                    login = self.cleaned_data.get("username")
+                    active = getattr(user, "is_active", True)
+                    record_auth(
+                        "authn_login_fail",
+                        where=where,
+                        user=user,
+                        outcome="failure",
+                        login=login if isinstance(login, str) else None,
+                        exists=True,
+                        params={"reason": "not_allowed" if active else "account_disabled"},
+                    )
+            raise
+
+    return clean
 
 
 def _reset_request(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -81,7 +115,11 @@ def _set_password(original: Callable[..., Any]) -> Callable[..., Any]:
     def save(self: Any, *args: Any, **kwargs: Any) -> Any:
         from django.contrib.auth.forms import PasswordChangeForm
 
-        token = PASSWORD_KIND.set("change" if isinstance(self, PasswordChangeForm) else "reset")
+        if not isinstance(self, PasswordChangeForm):
+            # A reset inside PasswordResetConfirmView (which says so); elsewhere a SetPasswordForm is whoever
+            # is logged in setting the password (dj-rest-auth's password change uses one): the actor decides.
+            return original(self, *args, **kwargs)
+        token = PASSWORD_KIND.set("change")
         try:
             return original(self, *args, **kwargs)
         finally:
@@ -92,7 +130,11 @@ def _set_password(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def _reset_confirm(original: Callable[..., Any]) -> Callable[..., Any]:
     def dispatch(self: Any, *args: Any, **kwargs: Any) -> Any:
-        response = original(self, *args, **kwargs)
+        kind = PASSWORD_KIND.set("reset")  # the link's password, whoever is logged in
+        try:
+            response = original(self, *args, **kwargs)
+        finally:
+            PASSWORD_KIND.reset(kind)
         if getattr(self, "validlink", True) is False and getattr(response, "status_code", 200) == 200:
             # Django's "Password reset unsuccessful" page (a valid link redirects, 302, first).
             user = getattr(self, "user", None)

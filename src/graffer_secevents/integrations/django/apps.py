@@ -11,13 +11,16 @@ signal                    event
 `user_login_failed`     `authn_login_fail`: `usr.login` from the credentials' username (or
                           e-mail, as allauth passes it), `usr.exists` looked up through the user
                           model, `evt.reason` `invalid_credentials`, `unknown_user` or
-                          `account_disabled`; the password is never read
+                          `account_disabled`; the password is never read. A credential naming
+                          no account (a magic-link or API token a backend checks) is
+                          `invalid_token`, its value never read
 `user_logged_out`       `session_logout` with the user and the (hashed) session key
 ========================  =========================================================================
 
 When Django REST framework (`rest_framework`), django-allauth (`allauth.account`) or django-hijack
 (`hijack`) is in `INSTALLED_APPS` too, its adapter (`drf.py`, `allauth.py`, `hijack.py`) is installed here
-as well.
+as well; so is `ninja.py` when django-ninja can be imported (its APIs live in the URLconf, not in
+`INSTALLED_APPS`).
 
 Privilege and account changes of `AUTH_USER_MODEL` (`_privileges.py`) and the admin's log entries
 (`_admin.py`, when `django.contrib.admin` is installed) are connected here too; see docs/actors.md.
@@ -28,14 +31,15 @@ The `SECEVENTS` setting (a dict of `graffer_secevents.configure` options, plus t
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Mapping
 from typing import Any
 
 from django.apps import AppConfig
 
 from graffer_secevents._config import get_config
 from graffer_secevents._errors import SecEventsWarning
-from graffer_secevents._pipeline import emit_event
-from graffer_secevents.integrations._auth import record_auth
+from graffer_secevents.integrations._auth import record_auth, record_bad_credential
 from graffer_secevents.integrations._common import never_raise
 
 from . import _backends
@@ -97,6 +101,12 @@ def _install_auth_stacks() -> None:
         from . import hijack
 
         hijack.install()
+    if importlib.util.find_spec("ninja") is not None:  # a NinjaAPI is mounted in urls.py, not an app
+        # Not in INSTALLED_APPS, so maybe not even used: a failure to hook it never stops start-up.
+        with never_raise("django-ninja's adapter"):
+            from . import ninja
+
+            ninja.install()
 
 
 def _on_logged_in(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:
@@ -110,15 +120,31 @@ def _on_login_failed(sender: Any, credentials: Any = None, request: Any = None, 
     if _backends.refused_before_password():  # a backend refused it unchecked: recorded as such, not here
         return
     with request_bound(request):
+        where = "Django's user_login_failed event"
         login, keys = login_from(credentials)
-        record_login_failure(login, where="Django's user_login_failed event", keys=keys)
+        if login is None and _names_a_token(credentials):
+            # A credential that names no account (a magic-link or API token checked by a backend): a bad
+            # token, as DRF's and the 401 rule's; its value is never read.
+            record_bad_credential(where)
+            return
+        record_login_failure(login, where=where, keys=keys)
+
+
+def _names_a_token(credentials: object) -> bool:
+    """Whether `authenticate()` was given a credential besides a password (no login key: `login_from`)."""
+    if not isinstance(credentials, Mapping):
+        return False
+    return any(key != "password" and value not in (None, "") for key, value in credentials.items())
 
 
 def _on_logged_out(sender: Any, request: Any = None, user: Any = None, **_kwargs: Any) -> None:
     if user is None:  # logging out an anonymous session is not an event
         return
-    with request_bound(request), never_raise("Django's user_logged_out event"):
+    where = "Django's user_logged_out event"
+    with request_bound(request), never_raise(where):
         session = getattr(request, "session", None)
         session_id = getattr(session, "session_key", None)
         params = {"session_id": session_id} if session_id else None
-        emit_event("session_logout", user=user, params=params)
+        # Once per request: a stack that sends the signal and then calls logout() (djoser with
+        # CREATE_SESSION_ON_LOGIN) logged out once.
+        record_auth("session_logout", where=where, user=user, params=params)

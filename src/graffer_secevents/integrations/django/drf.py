@@ -28,6 +28,8 @@ Per-stack adapters, only where no seam sees the flow (token-obtain endpoints sen
   `authn_token_reuse`; a garbage or expired one is the bad-credential event above;
 * simplejwt's `TokenBlacklistSerializer.validate` (logout): `session_logout` with the token's account
   and its `jti` as the (hashed) `session_id`;
+* DRF's `Token` (`rest_framework.authtoken`) deleted during a request by its own account (dj-rest-auth's
+  logout without `SESSION_LOGIN`): `session_logout` with the (hashed) key as `session_id`, once;
 * `APIView.throttled` on a token-obtain view (a throttle refusing a login before the password is checked):
   `authn_login_fail_max` with the login and, for a known account, its pk; no 429 event besides.
 
@@ -73,6 +75,10 @@ def install() -> None:
         from rest_framework.authtoken.serializers import AuthTokenSerializer
 
         wrap_method(AuthTokenSerializer, "validate", _auth_token_obtain)
+        from django.db.models.signals import post_delete
+        from rest_framework.authtoken.models import Token
+
+        post_delete.connect(_token_deleted, sender=Token, dispatch_uid="graffer_secevents.drf_token_deleted")
     if importlib.util.find_spec("rest_framework_simplejwt") is not None:
         _install_simplejwt()
 
@@ -165,6 +171,21 @@ def _refused(request: Any, exc: BaseException, loaded: list[Any], session_user: 
         elif isinstance(exc, PermissionDenied):
             # SessionAuthentication's CSRF check: the session's user.
             _authz_fail("DRF's authentication loop", request, session_user)
+
+
+def _token_deleted(sender: Any, instance: Any = None, **_kwargs: Any) -> None:
+    """A DRF token deleted by its own account, during a request: that account's logout (dj-rest-auth's
+    `LogoutView` without `SESSION_LOGIN`, a logout view of your own); sends no `user_logged_out`."""
+    where = "DRF's Token deleted"
+    with never_raise(where):
+        ctx = current_request()
+        user = ctx.user if isinstance(ctx, LazyRequestContext) else None
+        owner = getattr(instance, "user_id", None)
+        if owner is None or getattr(user, "pk", None) != owner:  # an admin revoking someone's: no logout
+            return
+        record_auth(
+            "session_logout", where=where, user=user, params={"session_id": getattr(instance, "key", None)}
+        )
 
 
 def _permission_denied(original: Callable[..., Any]) -> Callable[..., Any]:

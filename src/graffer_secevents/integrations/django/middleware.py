@@ -36,6 +36,7 @@ except ImportError:
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
 from graffer_secevents._context import bind_request, current_request, request_context, reset_request
 from graffer_secevents._request_id import accept_request_id
+from graffer_secevents.integrations._auth import record_auth
 from graffer_secevents.integrations._common import (
     DEFAULT_STATUS_EVENTS,
     OPTIONAL_STATUS_EVENTS,
@@ -44,10 +45,12 @@ from graffer_secevents.integrations._common import (
     StatusRule,
     emit_for_status,
     http_rules,
+    never_raise,
 )
 from graffer_secevents.integrations.django._settings import http_options_setting, status_events_setting
 
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.lower()
+_ACCEPTED = "_secevents_backend_accepted"  # _backends.ACCEPTED_ATTR (not imported: _backends imports us)
 
 __all__ = [
     "DEFAULT_STATUS_EVENTS",
@@ -176,8 +179,34 @@ def _finish(ctx: DjangoRequestContext, response: HttpResponseBase, rules: dict[i
             response.streaming_content = _abound(ctx, content) if response.is_async else _bound(ctx, content)  # pyright: ignore[reportAttributeAccessIssue]
     except Exception:  # noqa: BLE001 - an odd response is passed on unchanged
         return
+    if _ACCEPTED in ctx.__dict__:  # a backend's authenticate() accepted an account during this request
+        with never_raise("Django's middleware"):
+            record_api_login(response, where="a JSON answer after Django's authenticate()")
     if status in rules:
         emit_for_status(ctx, rules)
+
+
+def record_api_login(response: Any, *, where: str) -> None:
+    """A JSON answer (2xx) to a request in which a backend's `authenticate()` accepted an account and
+    nothing recorded a login: that account's `authn_login_success`, once for the request.
+
+    Token-issuing login endpoints call `authenticate()` and never `login()` (dj-rest-auth without
+    `SESSION_LOGIN`, django-ninja-jwt, a DRF or plain view of your own returning a token), so no signal
+    says it. Only a JSON answer counts: a page that authenticates a first factor and renders the next step
+    (django-two-factor-auth's wizard) is HTML, and its login is recorded when `login()` runs.
+    """
+    ctx = current_request()
+    user = getattr(ctx, _ACCEPTED, None) if ctx is not None else None
+    if user is None:
+        return
+    status = getattr(response, "status_code", None)
+    kind = str(response.get("Content-Type", "")).split(";", 1)[0].strip().lower()
+    if (
+        isinstance(status, int)
+        and 200 <= status < 300
+        and (kind == "application/json" or kind.endswith("+json"))
+    ):
+        record_auth("authn_login_success", where=where, user=user, outcome="success")
 
 
 def _bound(ctx: LazyRequestContext, content: Any) -> Iterator[Any]:
