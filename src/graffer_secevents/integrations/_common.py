@@ -581,8 +581,17 @@ def user_from_scope(user: Any) -> Any:
     `BaseUser` objects become a `graffer_secevents.User` with their `identity` as the id. An
     identity that is an e-mail address is written under the e-mail privacy rule (hashed by default), so a
     `SimpleUser("ada@example.com")` never puts the address in `usr.id`.
+
+    An object with no `is_authenticated` at all is the application's own user model, put there by an auth
+    middleware that only sets `scope["user"]` once it has authenticated (Litestar's, whose user is any
+    class): it is used when it identifies itself (`pk`, `id`, `get_id()`, `get_username()` or `username`).
     """
-    if user is None or getattr(user, "is_authenticated", False) is not True:
+    if user is None:
+        return None
+    authenticated = getattr(user, "is_authenticated", None)
+    if authenticated is None:
+        return user if _identifies(user) else None
+    if authenticated is not True:
         return None
     for attribute in ("pk", "id"):
         if getattr(user, attribute, None) is not None:
@@ -597,6 +606,18 @@ def user_from_scope(user: Any) -> Any:
         return None
     text = str(identity)
     return User(id=EmailIdentity(text) if "@" in text else text)
+
+
+def _identifies(user: Any) -> bool:
+    """A user model that says who it is: `pk`, `id`, `get_id()`, `get_username()` or a `username`."""
+    if isinstance(user, str | bytes | int | float | bool | Mapping | list | tuple | set):
+        return False  # a value, not a user model: nothing tells that an auth layer put it there
+    if getattr(user, "pk", None) is not None or getattr(user, "id", None) is not None:
+        return True
+    if callable(getattr(user, "get_id", None)) or callable(getattr(user, "get_username", None)):
+        return True
+    username = getattr(user, "username", None)
+    return isinstance(username, str) and bool(username)
 
 
 LOGIN_FIELDS: Final = ("username", "email", "login")

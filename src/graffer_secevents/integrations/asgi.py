@@ -85,9 +85,13 @@ class AsgiRequestContext(LazyRequestContext):
         return None
 
     def _find_route(self) -> str | None:
-        # Starlette and FastAPI routers store the matched route in the (shared) scope.
+        # Starlette and FastAPI routers store the matched route in the (shared) scope; Litestar stores its
+        # template as scope["path_template"].
         path = getattr(self.scope.get("route"), "path", None)
-        return path if isinstance(path, str) else None
+        if isinstance(path, str):
+            return path
+        template = self.scope.get("path_template")
+        return template if isinstance(template, str) and template else None
 
     def _raw_header(self, name: str) -> str | None:
         return header_value(self.scope.get("headers") or (), name.encode("latin-1"))
