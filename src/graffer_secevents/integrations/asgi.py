@@ -131,7 +131,9 @@ class SecurityEventsMiddleware:
     `scope["user"]` or whatever `graffer_secevents.set_user` bound. The response carries the request
     id as `X-Request-ID`. A 401 or 403 emits the event of the HTTP semantics
     (docs/integrations/auth-stacks.md): a 401 with a credential is `authn_login_fail`, without one
-    `authz_fail` (`unauthenticated`), a 403 is `authz_fail` with the user.
+    `authz_fail` (`unauthenticated`), a 403 is `authz_fail` with the user. A WebSocket handshake the app
+    refuses is such a response too: closed before it was accepted (a 403), or denied with a status of its
+    own (the Denial Response extension).
 
     Args:
         app: the ASGI application to wrap.
@@ -223,8 +225,36 @@ class SecurityEventsMiddleware:
         if scope["type"] != "websocket":
             await self.app(scope, receive, send)
             return
-        token = _current.set(AsgiRequestContext(scope))  # the context only stores the scope
+        ctx = AsgiRequestContext(scope)  # the context only stores the scope
+        rules = self._rules
+        accepted = False
+
+        def send_refusal(message: Message) -> Awaitable[None]:
+            # A handshake the app refuses is an HTTP response: a close before the accept is a 403 (the ASGI
+            # spec), the WebSocket Denial Response extension sends its own status. Same rules as for HTTP.
+            nonlocal accepted
+            if not accepted:
+                status = None
+                try:
+                    kind = message["type"]
+                    if kind == "websocket.accept":
+                        accepted = True
+                    elif kind == "websocket.close":
+                        status = 403
+                        accepted = True  # nothing is sent after a close
+                    elif kind == "websocket.http.response.start":
+                        status = message["status"]
+                        accepted = True
+                except Exception:  # noqa: BLE001, S110 - an odd message is passed on unchanged
+                    pass
+                if status is not None:
+                    ctx.status_code = status
+                    if status in rules:
+                        emit_for_status(ctx, rules)
+            return send(message)
+
+        token = _current.set(ctx)
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_refusal)
         finally:
             _current.reset(token)

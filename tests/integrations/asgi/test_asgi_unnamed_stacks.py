@@ -87,3 +87,122 @@ def test_an_explicitly_unauthenticated_model_is_still_no_user(security_events: C
         client.get("/elsewhere")
     (record,) = security_events.records
     assert "usr" not in record
+
+
+# --- WebSocket handshakes ------------------------------------------------------------------------------------
+
+
+def websocket_app(refuse: str) -> Any:
+    """Starlette routes whose handshake is refused as apps do it: Starlette's `@requires` closes before the
+    accept (the server answers 403); the Denial Response extension sends a status; or it is accepted."""
+    from starlette.applications import Starlette
+    from starlette.authentication import AuthenticationBackend, requires
+    from starlette.middleware import Middleware
+    from starlette.middleware.authentication import AuthenticationMiddleware
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    @requires("authenticated")
+    async def private(websocket: WebSocket) -> None:  # never reached without AuthenticationMiddleware's user
+        await websocket.accept()
+
+    async def deny(websocket: WebSocket) -> None:
+        await websocket.send_denial_response(PlainTextResponse("no", status_code=401))
+
+    async def echo(websocket: WebSocket) -> None:
+        secevents.set_user("ws-user-3")
+        await websocket.accept()
+        await websocket.send_text("hi " + await websocket.receive_text())
+        await websocket.close(code=1008)  # a close after the accept is no refusal
+
+    async def admin(websocket: WebSocket) -> None:
+        secevents.set_user("ws-user-3")
+        await websocket.close()
+
+    class NoOne(AuthenticationBackend):
+        async def authenticate(self, conn: Any) -> None:
+            return None
+
+    routes = {"requires": private, "denial": deny, "accepted": echo, "admin": admin}
+    middleware = [Middleware(AuthenticationMiddleware, backend=NoOne())]
+    return SecurityEventsMiddleware(
+        Starlette(routes=[WebSocketRoute("/ws", routes[refuse])], middleware=middleware)
+    )
+
+
+def connect(app: Any, **headers: str) -> None:
+    from starlette.testclient import WebSocketDenialResponse
+    from starlette.websockets import WebSocketDisconnect
+
+    with TestClient(app, client=(PEER, 1)) as client:
+        try:
+            with client.websocket_connect("/ws", headers=headers) as ws:
+                ws.send_text("x")
+                assert ws.receive_text() == "hi x"
+                ws.receive()
+        except (WebSocketDisconnect, WebSocketDenialResponse):
+            pass
+
+
+def test_a_handshake_closed_before_the_accept_is_a_403(security_events: Capture) -> None:
+    connect(websocket_app("requires"), **{"X-Request-ID": "ws-1"})
+    (record,) = security_events.records
+    assert record["evt"]["type"] == "authz_fail"
+    assert record["http"]["status_code"] == 403 and record["http"]["request_id"] == "ws-1"
+    assert record["network"]["client"]["ip"] == PEER and record["http"]["url_details"]["path"] == "/ws"
+
+
+def test_a_refused_handshake_names_the_user_bound_before(security_events: Capture) -> None:
+    connect(websocket_app("admin"))
+    security_events.assert_emitted("authz_fail", usr__id="ws-user-3", http__status_code=403)
+    assert len(security_events.records) == 1
+
+
+def test_a_denial_response_follows_the_401_rules(security_events: Capture) -> None:
+    app = websocket_app("denial")
+    connect(app, Authorization="Bearer forged-ws-token")
+    security_events.assert_emitted("authn_login_fail", evt__reason="invalid_token", http__status_code=401)
+    security_events.clear()
+    connect(app)
+    security_events.assert_emitted("authz_fail", evt__reason="unauthenticated", http__status_code=401)
+    assert len(security_events.records) == 1
+    assert "forged-ws-token" not in str(security_events.lines)
+
+
+def test_an_accepted_socket_closed_later_is_no_refusal(security_events: Capture) -> None:
+    connect(websocket_app("accepted"))
+    assert security_events.records == []
+
+
+def test_a_refusal_with_a_status_off_writes_nothing(security_events: Capture) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket
+
+    async def admin(websocket: WebSocket) -> None:
+        await websocket.close()
+
+    app = SecurityEventsMiddleware(Starlette(routes=[WebSocketRoute("/ws", admin)]), status_events={403: None})
+    connect(app)
+    assert security_events.records == []
+
+
+def test_an_odd_websocket_message_is_passed_on(security_events: Capture) -> None:
+    """A message that is not a dict reaches the server unchanged: the middleware never breaks the app."""
+    seen: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send(["not", "a", "message"])
+
+    async def send(message: Any) -> None:
+        seen.append(message)
+
+    async def receive() -> Any:
+        return {"type": "websocket.connect"}
+
+    import asyncio
+
+    scope = {"type": "websocket", "path": "/ws", "headers": [], "client": (PEER, 1)}
+    asyncio.run(SecurityEventsMiddleware(app)(scope, receive, send))
+    assert seen == [["not", "a", "message"]] and security_events.records == []
