@@ -655,7 +655,10 @@ def test_the_unix_entry_trusts_no_address_and_no_other_text(peer: str) -> None:
 
 
 def test_waitress_localhost_is_a_unix_socket_peer_for_a_hop_count() -> None:
-    assert resolve_client_ip("localhost", x_forwarded_for=f"{FORGED}, {CLIENT}", trusted=_proxies(None, 1)) == CLIENT
+    assert (
+        resolve_client_ip("localhost", x_forwarded_for=f"{FORGED}, {CLIENT}", trusted=_proxies(None, 1))
+        == CLIENT
+    )
 
 
 def test_networks_without_the_unix_entry_warn_once_and_record_no_address() -> None:

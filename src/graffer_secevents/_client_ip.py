@@ -40,7 +40,8 @@ if TYPE_CHECKING:
 _MAX_WALK: Final = 32
 _CACHE_SIZE: Final = 512  # keys are attacker-chosen strings, so the cache must stay bounded
 _ALLOWED_ENTRY: Final = (
-    "an IP address or CIDR, e.g. '10.0.0.0/8', '192.168.1.5' or '2001:db8::/32', or 'unix' (a unix socket peer)"
+    "an IP address or CIDR, e.g. '10.0.0.0/8', '192.168.1.5' or '2001:db8::/32', "
+    "or 'unix' (a unix socket peer)"
 )
 
 
@@ -59,9 +60,9 @@ _IGNORED_MESSAGE: Final = (
 )
 _UNIX_MESSAGE: Final = (
     "X-Forwarded-For/Forwarded header ignored: the request came over a unix socket, whose peer has no "
-    "address trusted_proxies can check, so no client IP is recorded. If your proxy connects over this socket, "
-    "add 'unix' to trusted_proxies (e.g. trusted_proxies=['unix', '10.0.0.0/22']) or use trusted_hops=N. "
-    "This warning is given once per process."
+    "address trusted_proxies can check, so no client IP is recorded. If your proxy connects over this "
+    "socket, add 'unix' to trusted_proxies (e.g. trusted_proxies=['unix', '10.0.0.0/22']) or use "
+    "trusted_hops=N. This warning is given once per process."
 )
 _DISAGREE_MESSAGE: Final = (
     "X-Forwarded-For and Forwarded name different client addresses; the last hop both agree on is used. "

@@ -20,14 +20,27 @@ import pytest
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent
 SERVERS = {
-    "gunicorn": lambda sock: [str(BIN / "gunicorn"), "-w", "1", "-b", f"unix:{sock}", "unix_socket_app:application"],
+    "gunicorn": lambda sock: [
+        str(BIN / "gunicorn"),
+        "-w",
+        "1",
+        "-b",
+        f"unix:{sock}",
+        "unix_socket_app:application",
+    ],
     "waitress": lambda sock: [
         str(BIN / "waitress-serve"),
         f"--unix-socket={sock}",
         "--no-clear-untrusted-proxy-headers",
         "unix_socket_app:application",
     ],
-    "uvicorn": lambda sock: [str(BIN / "uvicorn"), "--uds", str(sock), "--no-proxy-headers", "unix_socket_app:app"],
+    "uvicorn": lambda sock: [
+        str(BIN / "uvicorn"),
+        "--uds",
+        str(sock),
+        "--no-proxy-headers",
+        "unix_socket_app:app",
+    ],
 }
 FORGED, CLIENT = "6.6.6.6", "203.0.113.9"
 
@@ -46,13 +59,19 @@ def serve_and_ask(server: str, tmp_path: Path, trusted: dict[str, str]) -> list[
     sock, events = tmp_path / f"{server}.sock", tmp_path / f"{server}.jsonl"
     env = {**os.environ, "EVENTS_FILE": str(events), "PYTHONPATH": str(HERE), **trusted}
     with (tmp_path / f"{server}.stderr").open("w") as stderr:
-        proc = subprocess.Popen(SERVERS[server](sock), cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        proc = subprocess.Popen(
+            SERVERS[server](sock), cwd=HERE, env=env, stdout=subprocess.DEVNULL, stderr=stderr
+        )
     try:
         deadline = time.monotonic() + 30
         while not _listening(sock):
-            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / f"{server}.stderr").read_text()
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                tmp_path / f"{server}.stderr"
+            ).read_text()
             time.sleep(0.05)
-        with httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://localhost") as client:
+        with httpx.Client(
+            transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://localhost"
+        ) as client:
             headers = {"X-Forwarded-For": f"{FORGED}, {CLIENT}", "X-Request-ID": "via-proxy"}
             assert client.get("/private", headers=headers).status_code == 401
             assert client.get("/private", headers={"X-Request-ID": "local"}).status_code == 401

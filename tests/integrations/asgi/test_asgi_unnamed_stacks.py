@@ -30,7 +30,9 @@ class Account:
 
 
 async def respond(send: Any, status: int) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]}
+    )
     await send({"type": "http.response.body", "body": b"x"})
 
 
@@ -55,7 +57,9 @@ def test_a_user_model_without_is_authenticated_is_the_request_user(security_even
     app = SecurityEventsMiddleware(litestar_like(Account(1001, "ada@example.com")))
     with TestClient(app, client=(PEER, 1)) as client:
         assert client.get("/orders/7").status_code == 403
-    read = security_events.assert_emitted("sensitive_read", usr__id="1001", http__route="/orders/{order_id:int}")
+    read = security_events.assert_emitted(
+        "sensitive_read", usr__id="1001", http__route="/orders/{order_id:int}"
+    )
     denied = security_events.assert_emitted("authz_fail", usr__id="1001", network__client__ip=PEER)
     assert denied["http"]["route"] == "/orders/{order_id:int}"
     assert "ada@example.com" not in str(security_events.lines)  # the e-mail is hashed
@@ -183,7 +187,9 @@ def test_a_refusal_with_a_status_off_writes_nothing(security_events: Capture) ->
     async def admin(websocket: WebSocket) -> None:
         await websocket.close()
 
-    app = SecurityEventsMiddleware(Starlette(routes=[WebSocketRoute("/ws", admin)]), status_events={403: None})
+    app = SecurityEventsMiddleware(
+        Starlette(routes=[WebSocketRoute("/ws", admin)]), status_events={403: None}
+    )
     connect(app)
     assert security_events.records == []
 
