@@ -167,3 +167,36 @@ def test_bad_options_are_configuration_errors(options: dict[str, Any]) -> None:
         http_rules(**options)
     with pytest.raises(ConfigurationError):
         wsgi.SecurityEventsMiddleware(wsgi_app, **options)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_token_cookie_or_query_parameter_is_a_credential_when_declared(
+    security_events: Capture, kind: str
+) -> None:
+    """fastapi-login (`use_cookie`) and AuthX keep the token in a cookie: a 401 to a forged one is a bad
+    token, not an unauthenticated request, once declared; the cookie's name is case-sensitive."""
+    declared = ("Authorization", "cookie:access-Token", "query:api_key")
+    with client(kind, credential_headers=declared) as c:
+        c.get("/private", headers={"Cookie": "theme=dark; access-Token=forged.jwt.value"})
+        only(security_events, "authn_login_fail", evt__reason="invalid_token")
+        security_events.clear()
+        c.get("/private?page=2&api_key=leaked-key")
+        only(security_events, "authn_login_fail", evt__reason="invalid_token")
+        security_events.clear()
+        c.get("/private", headers={"Cookie": "access-token=other-case; access-Token="})  # blank: none
+        only(security_events, "authz_fail", evt__reason="unauthenticated")
+    text = str(security_events.lines)
+    assert "forged.jwt.value" not in text and "leaked-key" not in text
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_without_the_declaration_a_token_cookie_is_no_credential(security_events: Capture, kind: str) -> None:
+    with client(kind) as c:
+        c.get("/private", headers={"Cookie": "access-token=forged"})
+    only(security_events, "authz_fail", evt__reason="unauthenticated")
+
+
+@pytest.mark.parametrize("entry", ["cookie:", "query:", "cookie:a b", "cookie:x;y", "header:x"])
+def test_a_malformed_cookie_or_query_entry_is_refused_when_built(entry: str) -> None:
+    with pytest.raises(ConfigurationError, match="credential_headers"):
+        http_rules(credential_headers=("Authorization", entry))

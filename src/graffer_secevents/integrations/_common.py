@@ -72,6 +72,7 @@ __all__ = [
     "REQUEST_ID_HEADER",
     "LazyRequestContext",
     "StatusRule",
+    "cookie_value",
     "emit_for_status",
     "header_value",
     "http_rules",
@@ -139,7 +140,9 @@ def http_rules(
         record_invalid_credentials: a credential status to a request with a credential is an
             `authn_login_fail`; `False`: nothing.
         credential_headers: the headers that carry a credential (default `("Authorization",)`); add an
-            API-key header, e.g. `("Authorization", "X-API-Key")`.
+            API-key header, e.g. `("Authorization", "X-API-Key")`, or a token's cookie or query parameter
+            as `"cookie:<name>"` / `"query:<name>"` (read by the ASGI and WSGI contexts; a cookie by every
+            context that reads headers).
         credential_statuses: the statuses split by credential (default `(401,)`); e.g. `(401, 422)`. Only
             a 401 without a credential is `unauthenticated`; another status without one writes nothing.
         credential_sources: for integrations that find them in the app (FastAPI's `APIKeyQuery` and
@@ -195,8 +198,18 @@ def _names(option: str, value: Iterable[str]) -> tuple[str, ...]:
         )
     names: list[str] = []
     for name in value:
+        kind, colon, rest = name.partition(":") if isinstance(name, str) else ("", "", "")
+        if colon and kind.lower() in ("cookie", "query"):
+            # A token in a cookie (fastapi-login's `use_cookie`, AuthX's cookie location) or a query
+            # parameter: the name is kept as written (cookie names are case-sensitive).
+            if not rest or not all(c.isalnum() or c in "-_." for c in rest):
+                raise ConfigurationError(f"{option}: {name!r} names no cookie or query parameter")
+            names.append(f"{kind.lower()}:{rest}")
+            continue
         if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
-            raise ConfigurationError(f"{option}: {name!r} is not a header name")
+            raise ConfigurationError(
+                f"{option}: {name!r} is not a header name (or 'cookie:<name>' / 'query:<name>')"
+            )
         names.append(name.lower())
     return tuple(names)
 
@@ -431,7 +444,7 @@ class LazyRequestContext(RequestContext):
 
     def _raw_cookie(self, name: str) -> str | None:
         """The cookie `name`, or `None`; only asked when a rule names it as a credential."""
-        return None
+        return cookie_value(self._raw_header("cookie"), name)
 
     def _posted_login(self) -> str | None:
         """For a refused request that posted a login form (a password field) the framework already parsed:
@@ -571,6 +584,15 @@ def header_value(headers: Any, name: bytes) -> str | None:
         return None
     joined = found[0] if len(found) == 1 else b",".join(found)
     return joined.decode("latin-1")
+
+
+def cookie_value(header: str | None, name: str) -> str | None:
+    """The value of cookie `name` in a `Cookie` request header, or `None`."""
+    for part in (header or "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
 
 
 def user_from_scope(user: Any) -> Any:

@@ -30,6 +30,7 @@ from ._common import (
     OPTIONAL_STATUS_EVENTS,
     LazyRequestContext,
     StatusRule,
+    cookie_value,
     emit_for_status,
     header_value,
     http_rules,
@@ -104,12 +105,7 @@ class AsgiRequestContext(LazyRequestContext):
         return None
 
     def _raw_cookie(self, name: str) -> str | None:
-        header = header_value(self.scope.get("headers") or (), b"cookie")
-        for part in (header or "").split(";"):
-            key, _, value = part.strip().partition("=")
-            if key == name:
-                return value
-        return None
+        return cookie_value(header_value(self.scope.get("headers") or (), b"cookie"), name)
 
     def _find_user(self) -> Any:
         user = user_from_scope(self.scope.get("user"))
@@ -142,7 +138,8 @@ class SecurityEventsMiddleware:
             `{403: None}`.
         record_unauthenticated: a 401 without a credential is `authz_fail` (`unauthenticated`).
         record_invalid_credentials: a 401 with a credential is `authn_login_fail`.
-        credential_headers: the headers that carry a credential (default `("Authorization",)`).
+        credential_headers: the headers that carry a credential (default `("Authorization",)`), and
+            `"cookie:<name>"` / `"query:<name>"` for a token kept in a cookie or a query parameter.
         credential_statuses: the statuses split by credential (default `(401,)`).
 
     Raises:

@@ -99,7 +99,8 @@ class SecurityEventsMiddleware(_AsgiMiddleware):
         record_unauthenticated: a 401 without a credential is `authz_fail` (`unauthenticated`).
         record_invalid_credentials: a 401 with a credential is `authn_login_fail`.
         credential_headers: the headers that carry a credential (default `("Authorization",)`; the
-            app's `APIKeyHeader` headers are added by themselves).
+            app's `APIKeyHeader` headers are added by themselves), and `"cookie:<name>"` /
+            `"query:<name>"` for a token a dependency reads itself (fastapi-login's `use_cookie`).
         credential_statuses: the statuses split by credential (default `(401,)`).
 
     Raises:

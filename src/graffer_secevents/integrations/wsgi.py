@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Final
+from urllib.parse import parse_qsl
 
 from graffer_secevents import _server_check
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
@@ -99,6 +100,13 @@ class WsgiRequestContext(LazyRequestContext):
     def _raw_header(self, name: str) -> str | None:
         return self.environ.get("HTTP_" + name.upper().replace("-", "_"))
 
+    def _raw_query_param(self, name: str) -> str | None:
+        query: str = self.environ.get("QUERY_STRING") or ""
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            if key == name:
+                return value
+        return None
+
     _status_line: str | None = None
 
     @property
@@ -135,7 +143,8 @@ class SecurityEventsMiddleware:
             turns a status on, `None` turns it off.
         record_unauthenticated: a 401 without a credential is `authz_fail` (`unauthenticated`).
         record_invalid_credentials: a 401 with a credential is `authn_login_fail`.
-        credential_headers: the headers that carry a credential (default `("Authorization",)`).
+        credential_headers: the headers that carry a credential (default `("Authorization",)`), and
+            `"cookie:<name>"` / `"query:<name>"` for a token kept in a cookie or a query parameter.
         credential_statuses: the statuses split by credential (default `(401,)`).
 
     Raises:
