@@ -630,9 +630,16 @@ def user_from_scope(user: Any) -> Any:
     return User(id=EmailIdentity(text) if "@" in text else text)
 
 
+def _is_mapping(value: object) -> bool:
+    return isinstance(value, Mapping)  # a plain bool: no narrowing to Mapping[Unknown, Unknown] for pyright
+
+
 def _identifies(user: Any) -> bool:
-    """A user model that says who it is: `pk`, `id`, `get_id()`, `get_username()` or a `username`."""
-    if isinstance(user, str | bytes | int | float | bool | Mapping | list | tuple | set):
+    """A user model that says who it is: `pk`, `id`, `get_id()`, `get_username()` or a `username` (as keys,
+    for a user record that is a mapping)."""
+    if _is_mapping(user):  # a user record (a dict): the keys the user protocol reads
+        return any(user.get(key) is not None for key in ("pk", "id", "username"))
+    if isinstance(user, str | bytes | int | float | bool | list | tuple | set):
         return False  # a value, not a user model: nothing tells that an auth layer put it there
     if getattr(user, "pk", None) is not None or getattr(user, "id", None) is not None:
         return True

@@ -68,8 +68,8 @@ def test_a_user_model_without_is_authenticated_is_the_request_user(security_even
 
 @pytest.mark.parametrize(
     "value",
-    ["ada", 42, {"id": 5}, object()],
-    ids=["a-string", "an-int", "a-dict", "an-anonymous-object"],
+    ["ada", 42, {"name": "ada", "password": "pw-in-a-dict"}, object()],
+    ids=["a-string", "an-int", "a-dict-with-no-identity", "an-anonymous-object"],
 )
 def test_a_scope_user_that_is_not_a_user_model_is_no_user(security_events: Capture, value: Any) -> None:
     """Only an object that says who it is: a bare value in `scope["user"]` says nothing about who set it."""
@@ -78,6 +78,15 @@ def test_a_scope_user_that_is_not_a_user_model_is_no_user(security_events: Captu
         client.get("/elsewhere")
     (record,) = security_events.records
     assert record["evt"]["type"] == "authz_fail" and "usr" not in record
+
+
+def test_a_user_record_dict_in_the_scope_is_the_request_user(security_events: Capture) -> None:
+    record = {"id": 77, "username": "ada", "hashed_password": "$2b$12$never-written"}
+    app = SecurityEventsMiddleware(litestar_like(record))
+    with TestClient(app, client=(PEER, 1)) as client:
+        client.get("/elsewhere")
+    security_events.assert_emitted("authz_fail", usr__id="77")
+    assert "never-written" not in str(security_events.lines)
 
 
 def test_an_explicitly_unauthenticated_model_is_still_no_user(security_events: Capture) -> None:
