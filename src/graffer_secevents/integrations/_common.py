@@ -72,8 +72,10 @@ __all__ = [
     "REQUEST_ID_HEADER",
     "LazyRequestContext",
     "StatusRule",
+    "await_account_safely",
     "cookie_value",
     "emit_for_status",
+    "find_account_safely",
     "header_value",
     "http_rules",
     "login_from_fields",
@@ -287,10 +289,11 @@ def emit_for_status(ctx: LazyRequestContext, rules: Mapping[int, StatusRule]) ->
                 params = {"reason": "invalid_credentials"}
                 find = ctx._account_finder() if login else None
                 if find is not None and login:
-                    user = find(login)
-                    exists = user is not None
-                    if not exists:
-                        params = {"reason": "unknown_user"}
+                    user, found = find_account_safely(find, login)
+                    if found:
+                        exists = user is not None
+                        if not exists:
+                            params = {"reason": "unknown_user"}
             elif credential is None:
                 if not rule.unauthenticated:
                     return
@@ -355,6 +358,27 @@ def _basic_login(credential: str) -> str | None:
 
 
 # --- failures never reach the application ----------------------------------------------------------------
+
+
+def find_account_safely(find: Callable[[str], Any], login: str) -> tuple[Any, bool]:
+    """`(find(login), True)`; `(None, False)` when the application's `find_account` raised (a database
+    down, a bug): the attempt is still recorded, as without a finder (no account, no `usr.exists`), and
+    the failure is noted once (`note_failure`). An awaitable result is returned as it is, for the caller
+    to await through `await_account_safely`."""
+    try:
+        return find(login), True
+    except Exception as exc:  # noqa: BLE001 - the application's lookup must not cost the attempt its event
+        note_failure("the application's find_account", exc)
+        return None, False
+
+
+async def await_account_safely(account: Any) -> tuple[Any, bool]:
+    """`find_account_safely` for an async finder's awaitable."""
+    try:
+        return await account, True
+    except Exception as exc:  # noqa: BLE001 - as in find_account_safely
+        note_failure("the application's find_account", exc)
+        return None, False
 
 
 def note_failure(where: str, exc: BaseException) -> None:
