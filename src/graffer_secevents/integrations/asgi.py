@@ -194,8 +194,13 @@ class SecurityEventsMiddleware:
                 try:
                     status = ctx.status_code = message["status"]
                     headers = message.get("headers") or ()
-                    for key, _value in headers:
-                        if key == _REQUEST_ID:  # the application's own (names are lowercase in ASGI): kept
+                    for key, value in headers:
+                        # The application's own (an inner request-id middleware's, e.g. starlette-context's)
+                        # is kept, and is this request's id if no event has used one yet. ASGI names are
+                        # lowercase, but only "should" be: a raw app's "X-Request-ID" is not doubled.
+                        if key == _REQUEST_ID or (len(key) == 12 and key.lower() == _REQUEST_ID):
+                            if ctx._request_id is None:
+                                ctx._request_id = accept_request_id(value.decode("latin-1"))
                             break
                     else:
                         request_id = ctx._request_id  # the lazy property, inlined: this runs per request

@@ -199,9 +199,16 @@ class SecurityEventsMiddleware:
             denied = False
             try:
                 ctx = environ.get(CONTEXT_KEY)
-                for name, _value in headers:
-                    if len(name) == 12 and name.lower() == _REQUEST_ID_LOWER:  # the application's own: kept
-                        request_id = None
+                for name, value in headers:
+                    if len(name) == 12 and name.lower() == _REQUEST_ID_LOWER:
+                        # The application's own (an inner request-id middleware's) is kept, and is this
+                        # request's id if no event has used one yet.
+                        if ctx is None or ctx._request_id is None:
+                            request_id = accept_request_id(value)
+                            if ctx is not None:
+                                ctx._request_id = request_id
+                        else:
+                            request_id = None
                         break
                 else:
                     if ctx is not None:

@@ -221,3 +221,70 @@ def test_an_odd_websocket_message_is_passed_on(security_events: Capture) -> None
     scope = {"type": "websocket", "path": "/ws", "headers": [], "client": (PEER, 1)}
     asyncio.run(SecurityEventsMiddleware(app)(scope, receive, send))
     assert seen == [["not", "a", "message"]] and security_events.records == []
+
+
+# --- the request id an inner request-id middleware chose ------------------------------------------------------
+
+
+def starlette_context_app(emit_in_view: bool) -> Any:
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette_context import plugins
+    from starlette_context.middleware import RawContextMiddleware
+
+    async def admin(request: Request) -> PlainTextResponse:
+        if emit_in_view:
+            secevents.emit("sensitive_read", resource="admin")
+        return PlainTextResponse("no", status_code=403)
+
+    middleware = [Middleware(RawContextMiddleware, plugins=(plugins.RequestIdPlugin(),))]
+    return SecurityEventsMiddleware(Starlette(routes=[Route("/admin", admin)], middleware=middleware))
+
+
+def test_the_id_an_inner_middleware_answers_with_is_the_events_id(security_events: Capture) -> None:
+    """starlette-context's `RequestIdPlugin` makes its own id and answers with it: the 403's event carries
+    that id, the one the client and the application's logs see, and the response has one id, not two."""
+    with TestClient(starlette_context_app(emit_in_view=False), client=(PEER, 1)) as client:
+        response = client.get("/admin")
+    (sent,) = response.headers.get_list("x-request-id")
+    security_events.assert_emitted("authz_fail", http__request_id=sent)
+
+
+def test_an_id_already_written_is_kept_for_the_whole_request(security_events: Capture) -> None:
+    """An event written before the response started used the library's id: the request's events keep one id
+    (the application's answer is passed on unchanged)."""
+    with TestClient(starlette_context_app(emit_in_view=True), client=(PEER, 1)) as client:
+        client.get("/admin")
+    ids = {r["http"]["request_id"] for r in security_events.records}
+    assert len(security_events.records) == 2 and len(ids) == 1
+
+
+def test_a_raw_apps_capitalised_request_id_header_is_not_doubled(security_events: Capture) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = [(b"X-Request-ID", b"app-own-7")]
+        await send({"type": "http.response.start", "status": 403, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    with TestClient(SecurityEventsMiddleware(app), client=(PEER, 1)) as client:
+        response = client.get("/")
+    assert response.headers.get_list("x-request-id") == ["app-own-7"]
+    security_events.assert_emitted("authz_fail", http__request_id="app-own-7")
+
+
+def test_an_unsafe_id_the_app_answers_with_is_not_written(security_events: Capture) -> None:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = [(b"x-request-id", b"bad id <script>")]
+        await send({"type": "http.response.start", "status": 403, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    with TestClient(SecurityEventsMiddleware(app), client=(PEER, 1)) as client:
+        client.get("/")
+    (record,) = security_events.records
+    assert "script" not in str(security_events.lines) and len(record["http"]["request_id"]) == 32
