@@ -200,3 +200,42 @@ def test_without_the_declaration_a_token_cookie_is_no_credential(security_events
 def test_a_malformed_cookie_or_query_entry_is_refused_when_built(entry: str) -> None:
     with pytest.raises(ConfigurationError, match="credential_headers"):
         http_rules(credential_headers=("Authorization", entry))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_trusted_proxy_sending_only_x_real_ip_is_said_once(security_events: Capture, kind: str) -> None:
+    """nginx's `proxy_set_header X-Real-IP $remote_addr` without `X-Forwarded-For`: the proxy's address is
+    every client IP. The header is not believed (no chain to check), but the misconfiguration is said once."""
+    from graffer_secevents import ForwardedHeaderIgnoredWarning, configure
+    from graffer_secevents._errors import reset_warnings
+
+    configure(trusted_proxies=[f"{PEER}/32"])
+    reset_warnings()
+    with client(kind) as c:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for real_ip in ("203.0.113.77", "203.0.113.78"):
+                c.get("/admin", headers={"X-Real-IP": real_ip})
+        caught = [w for w in caught if issubclass(w.category, ForwardedHeaderIgnoredWarning)]
+        assert len(caught) == 1 and "X-Real-IP header ignored" in str(caught[0].message)
+        assert {r["network"]["client"]["ip"] for r in security_events.records} == {PEER}
+        assert "203.0.113.77" not in str(caught[0].message)
+    reset_warnings()
+    with client(kind) as c, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c.get("/admin", headers={"X-Real-IP": "203.0.113.77", "X-Forwarded-For": "203.0.113.77"})
+    security_events.assert_emitted("authz_fail", network__client__ip="203.0.113.77")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_x_real_ip_from_an_untrusted_peer_is_not_mentioned(security_events: Capture, kind: str) -> None:
+    from graffer_secevents import configure
+    from graffer_secevents._errors import reset_warnings
+
+    configure(trusted_proxies=["10.0.0.0/8"])
+    reset_warnings()
+    with client(kind) as c, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c.get("/admin", headers={"X-Real-IP": "6.6.6.6"})
+    (record,) = security_events.records
+    assert record["network"]["client"]["ip"] == PEER

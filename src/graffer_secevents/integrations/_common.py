@@ -56,7 +56,12 @@ from graffer_secevents._catalog import CATALOG, OutcomeRule
 from graffer_secevents._client_ip import resolve_client_ip
 from graffer_secevents._config import get_config
 from graffer_secevents._context import RequestContext, current_request, request_context
-from graffer_secevents._errors import ConfigurationError, EventValidationError, warn_once
+from graffer_secevents._errors import (
+    ConfigurationError,
+    EventValidationError,
+    ForwardedHeaderIgnoredWarning,
+    warn_once,
+)
 from graffer_secevents._ip import normalize_ip
 from graffer_secevents._pipeline import emit_event
 from graffer_secevents._request_id import accept_request_id
@@ -103,6 +108,13 @@ DEFAULT_CREDENTIAL_STATUSES: Final = (401,)
 """The statuses split by credential unless `credential_statuses` says otherwise."""
 
 _UNSET: Final[Any] = object()
+
+_REAL_IP_ONLY: Final = (
+    "X-Real-IP header ignored: a trusted proxy sent X-Real-IP but neither X-Forwarded-For nor Forwarded, "
+    "which are the headers this library walks, so the proxy's own address is recorded as the client IP. "
+    "Make the proxy send X-Forwarded-For (nginx: proxy_set_header X-Forwarded-For "
+    "$proxy_add_x_forwarded_for). This warning is given once per process."
+)
 
 
 # --- responses that are security events -------------------------------------------------------------------
@@ -527,12 +539,23 @@ class LazyRequestContext(RequestContext):
         except Exception:  # noqa: BLE001 - unreadable request data: no address rather than a wrong one
             return None
         try:
-            return resolve_client_ip(
-                peer, x_forwarded_for=xff, forwarded=forwarded, trusted=get_config().trusted_proxies
-            )
+            trusted = get_config().trusted_proxies
+            ip = resolve_client_ip(peer, x_forwarded_for=xff, forwarded=forwarded, trusted=trusted)
+            if trusted is not None and ip is not None and not xff and not forwarded:
+                self._check_real_ip_only(ip, trusted.is_trusted(ip))
+            return ip
         except Exception:  # noqa: BLE001 - e.g. the one-time warning turned into an error by a filter
             # The socket peer is always a safe answer: it can never be forged by a header.
             return normalize_ip(peer) if isinstance(peer, str) else None
+
+    def _check_real_ip_only(self, peer: str, peer_trusted: bool) -> None:
+        """A trusted proxy that sends only `X-Real-IP` (an nginx `proxy_set_header X-Real-IP $remote_addr`
+        with no `X-Forwarded-For`): the proxy's own address would be every event's client IP, with no word.
+        Said once; the header is not read (a single value with no chain to check: docs/client-ip.md)."""
+        if peer_trusted:
+            real_ip = self._raw_header("x-real-ip")
+            if isinstance(real_ip, str) and real_ip.strip():
+                warn_once("real-ip", _REAL_IP_ONLY, category=ForwardedHeaderIgnoredWarning, stacklevel=5)
 
     @property
     def user_agent(self) -> str | None:
