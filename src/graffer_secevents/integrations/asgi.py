@@ -88,10 +88,11 @@ class AsgiRequestContext(LazyRequestContext):
     def _find_route(self) -> str | None:
         # Starlette and FastAPI routers store the matched route in the (shared) scope; Litestar stores its
         # template as scope["path_template"].
-        path = getattr(self.scope.get("route"), "path", None)
+        scope = self.scope
+        path = getattr(scope.get("route"), "path", None)
         if isinstance(path, str):
-            return path
-        template = self.scope.get("path_template")
+            return _mounted(scope, path) if "app_root_path" in scope else path
+        template = scope.get("path_template")
         return template if isinstance(template, str) and template else None
 
     def _raw_header(self, name: str) -> str | None:
@@ -117,6 +118,24 @@ class AsgiRequestContext(LazyRequestContext):
             if found is not None and getattr(found, "is_authenticated", True) is not False:
                 user = found
         return user
+
+
+def _mounted(scope: Scope, path: str) -> str:
+    """`path` under the prefix of the Starlette `Mount`s that routed to it (`app.mount("/v1", sub_app)`):
+    the mounts' matched paths are `root_path` past the app's own (`app_root_path`, which a server's
+    `--root-path` sets). A mount with path parameters keeps the inner template alone, so that a value never
+    becomes part of `http.route`."""
+    root, app_root = scope.get("root_path"), scope.get("app_root_path")
+    if not isinstance(root, str) or not isinstance(app_root, str) or not root.startswith(app_root):
+        return path
+    prefix = root[len(app_root) :].rstrip("/")
+    if not prefix:
+        return path
+    params: Any = scope.get("path_params")
+    names: Iterable[Any] = params.keys() if hasattr(params, "keys") else ()
+    if any(f"{{{name}}}" not in path and f"{{{name}:" not in path for name in names):
+        return path  # a parameter the inner template does not name came from a mount's path
+    return prefix + path
 
 
 class SecurityEventsMiddleware:

@@ -288,3 +288,57 @@ def test_an_unsafe_id_the_app_answers_with_is_not_written(security_events: Captu
         client.get("/")
     (record,) = security_events.records
     assert "script" not in str(security_events.lines) and len(record["http"]["request_id"]) == 32
+
+
+# --- http.route under Starlette mounts --------------------------------------------------------------------
+
+
+def mounted_app() -> Any:
+    from fastapi import FastAPI, HTTPException
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    async def item(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("no", status_code=403)
+
+    v2 = FastAPI()
+
+    @v2.get("/orders/{order_id}")
+    def order(order_id: int) -> None:
+        raise HTTPException(403)
+
+    inner = Starlette(routes=[Route("/items/{item_id}", item)])
+    tenant = Starlette(routes=[Route("/items/{item_id}", item)])  # "{item" never matches "{i}" below
+    return Starlette(
+        routes=[
+            Route("/top/{n}", item),
+            Mount("/v1", app=Starlette(routes=[Mount("/shop", app=inner)])),
+            Mount("/v2", app=v2),
+            Mount("/tenants/{tenant_id}", app=tenant),
+            Mount("/org/{i}", app=tenant),
+        ]
+    )
+
+
+@pytest.mark.parametrize("root_path", ["", "/behind-proxy"])
+def test_a_mounted_routes_template_carries_the_mount_prefix(security_events: Capture, root_path: str) -> None:
+    with TestClient(SecurityEventsMiddleware(mounted_app()), root_path=root_path) as client:
+        for path in (
+            "/top/1",
+            "/v1/shop/items/5",
+            "/v2/orders/9",
+            "/tenants/acme-corp/items/5",
+            "/org/7/items/5",
+        ):
+            assert client.get(root_path + path).status_code == 403  # behind a proxy: the full path
+    routes = [r["http"]["route"] for r in security_events.records]
+    # A mount with a parameter keeps the inner template: "acme-corp" never becomes part of a route.
+    assert routes == [
+        "/top/{n}",
+        "/v1/shop/items/{item_id}",
+        "/v2/orders/{order_id}",
+        "/items/{item_id}",
+        "/items/{item_id}",
+    ]
