@@ -626,3 +626,55 @@ def test_resolve_never_raises_and_returns_a_normalised_address_or_none(
 @given(value=st.none() | st.text())
 def test_accept_request_id_always_returns_a_pattern_match(value: str | None) -> None:
     assert REQUEST_ID_PATTERN.fullmatch(accept_request_id(value))
+
+
+# --- unix sockets ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entries", [["unix", "10.0.0.0/8"], "10.0.0.0/8, UNIX", " unix "])
+def test_the_unix_entry_is_parsed_beside_the_cidrs(entries: list[str] | str) -> None:
+    proxies = _proxies(entries)
+    assert proxies.unix
+    assert proxies.networks == (() if entries == " unix " else (ipaddress.ip_network("10.0.0.0/8"),))
+
+
+@pytest.mark.parametrize("entries", [["unix", "10.0.0.0/8"], ["unix"]])
+@pytest.mark.parametrize("peer", [None, "", "localhost"])
+def test_the_unix_entry_walks_from_a_unix_socket_peer(peer: str | None, entries: list[str]) -> None:
+    trusted = _proxies(entries)
+    hops = f"{FORGED}, {CLIENT}, 10.0.0.7" if len(entries) > 1 else f"{FORGED}, {CLIENT}"
+    assert resolve_client_ip(peer, x_forwarded_for=hops, trusted=trusted) == CLIENT
+    assert resolve_client_ip(peer, trusted=trusted) is None  # a local process with no proxy: no address
+
+
+@pytest.mark.parametrize("peer", ["127.0.0.1", "unix:/run/app.sock", "not an ip"])
+def test_the_unix_entry_trusts_no_address_and_no_other_text(peer: str) -> None:
+    result = _quietly(peer, x_forwarded_for=CLIENT, trusted=_proxies(["unix"]))
+    assert result == normalize_ip(peer)
+    assert result != CLIENT
+
+
+def test_waitress_localhost_is_a_unix_socket_peer_for_a_hop_count() -> None:
+    assert (
+        resolve_client_ip("localhost", x_forwarded_for=f"{FORGED}, {CLIENT}", trusted=_proxies(None, 1))
+        == CLIENT
+    )
+
+
+def test_networks_without_the_unix_entry_warn_once_and_record_no_address() -> None:
+    with pytest.warns(ForwardedHeaderIgnoredWarning, match="add 'unix' to trusted_proxies"):
+        assert resolve_client_ip(None, x_forwarded_for=CLIENT, trusted=_proxies(TRUSTED_CIDRS)) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_client_ip("", x_forwarded_for=FORGED, trusted=_proxies(TRUSTED_CIDRS)) is None
+
+
+def test_the_unix_entry_is_accepted_by_configure_and_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import graffer_secevents as secevents
+    from graffer_secevents._config import get_config
+
+    secevents.configure(trusted_proxies=["unix"])
+    trusted = get_config().trusted_proxies
+    assert trusted is not None and trusted.unix and trusted.networks == ()
+    with pytest.raises(ConfigurationError, match="'unix'"):
+        secevents.configure(trusted_proxies=["unixx"])

@@ -466,3 +466,44 @@ def test_every_record_written_validates_against_the_schema(security_events: Capt
     assert len(security_events.records) == 15
     for record in security_events.records:
         assert check_record(record) == [], record
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        (
+            {"id": 1001, "email": "ada@example.com", "password": "pw-never-read"},
+            {"id": "1001", "email": HASHED},
+        ),
+        ({"pk": "u-7", "id": 3, "username": "ada"}, {"id": "u-7", "login": HASHED}),
+        ({"username": "ada", "hashed_password": "$2b$never-read"}, {"id": "ada", "login": HASHED}),
+    ],
+    ids=["id-and-email", "pk-first", "username-only"],
+)
+def test_a_user_record_mapping_is_read_by_the_user_protocol_keys(
+    security_events: Capture, record: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    """A user store's dict (fastapi-login's `user_loader`, a database row mapping): `pk`, `id`, `username`,
+    `email`, and nothing else, so no password key is ever read."""
+    from types import MappingProxyType
+
+    for user in (record, MappingProxyType(record)):
+        security_events.clear()
+        api.log_login(user, "success")
+        security_events.assert_emitted("authn_login_success", **{f"usr__{k}": v for k, v in expected.items()})
+    assert "never-read" not in str(security_events.lines)
+
+
+def test_a_user_record_with_no_identity_is_refused_in_strict_mode_and_noted_otherwise() -> None:
+    with capture_events(strict=True), pytest.raises(EventValidationError, match="no pk, id or username key"):
+        api.log_login({"name": "Ada", "password": "pw-never-read"}, "success")
+    with capture_events(strict=False) as captured:
+        api.log_login({"name": "Ada", "password": "pw-never-read"}, "success")
+    (record,) = captured.records
+    assert "usr" not in record and "no pk, id or username key" in str(record["secevents"]["errors"])
+    assert "never-read" not in str(captured.lines)
+
+
+def test_an_anonymous_user_record_is_no_user(security_events: Capture) -> None:
+    api.log_access_denied({"id": 0, "is_authenticated": False}, "/admin")
+    assert "usr" not in security_events.records[0]

@@ -166,3 +166,34 @@ def test_waitress_trusted_proxy_rewrite_is_named(tmp: Path) -> None:
     )
     assert ip == FORGED
     assert "waitress replaces the peer address" in err and "header ignored" not in err
+
+
+def gunicorn_uvicorn(*flags: str) -> list[str]:
+    return [
+        str(BIN / "gunicorn"),
+        "-k",
+        "uvicorn.workers.UvicornWorker",
+        "-w",
+        "1",
+        "-b",
+        "127.0.0.1:PORT",
+        *flags,
+        "app:app",
+    ]
+
+
+def test_gunicorn_uvicorn_worker_rewrite_names_gunicorns_flag(tmp: Path) -> None:
+    """Under gunicorn's uvicorn worker, uvicorn's proxy headers follow gunicorn's --forwarded-allow-ips
+    (127.0.0.1 by default): the warning names the gunicorn flag, not uvicorn's, which is not there."""
+    ip, err = serve_and_ask(tmp, ASGI_APP, "", gunicorn_uvicorn(), {"X-Forwarded-For": FORGED})
+    assert ip == FORGED
+    assert "uvicorn replaces the peer address" in err and "run gunicorn with --forwarded-allow-ips=''" in err
+    assert "--no-proxy-headers" not in err
+
+
+def test_gunicorn_uvicorn_worker_trusting_no_peer_leaves_the_library_to_decide(tmp: Path) -> None:
+    ip, err = serve_and_ask(
+        tmp, ASGI_APP, "", gunicorn_uvicorn("--forwarded-allow-ips", ""), {"X-Forwarded-For": FORGED}
+    )
+    assert ip == "127.0.0.1"
+    assert "uvicorn replaces" not in err and "header ignored" in err

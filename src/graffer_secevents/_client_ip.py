@@ -39,7 +39,10 @@ if TYPE_CHECKING:
 # proxies, and the bound keeps a multi-kilobyte forged header from costing more than a few microseconds.
 _MAX_WALK: Final = 32
 _CACHE_SIZE: Final = 512  # keys are attacker-chosen strings, so the cache must stay bounded
-_ALLOWED_ENTRY: Final = "an IP address or CIDR, e.g. '10.0.0.0/8', '192.168.1.5' or '2001:db8::/32'"
+_ALLOWED_ENTRY: Final = (
+    "an IP address or CIDR, e.g. '10.0.0.0/8', '192.168.1.5' or '2001:db8::/32', "
+    "or 'unix' (a unix socket peer)"
+)
 
 
 class _Disagree:
@@ -54,6 +57,12 @@ _IGNORED_MESSAGE: Final = (
     "X-Forwarded-For/Forwarded header ignored: {why}, so the socket peer address is used as the client IP. "
     "If this app runs behind a proxy, configure trusted_proxies=[CIDR, ...] (or SECEVENTS_TRUSTED_PROXIES) "
     "and/or trusted_hops=N. This warning is given once per process."
+)
+_UNIX_MESSAGE: Final = (
+    "X-Forwarded-For/Forwarded header ignored: the request came over a unix socket, whose peer has no "
+    "address trusted_proxies can check, so no client IP is recorded. If your proxy connects over this "
+    "socket, add 'unix' to trusted_proxies (e.g. trusted_proxies=['unix', '10.0.0.0/22']) or use "
+    "trusted_hops=N. This warning is given once per process."
 )
 _DISAGREE_MESSAGE: Final = (
     "X-Forwarded-For and Forwarded name different client addresses; the last hop both agree on is used. "
@@ -77,6 +86,9 @@ class TrustedProxies:
 
     networks: tuple[_IPNetwork, ...]
     hops: int | None
+    unix: bool = False
+    """The entry `"unix"`: a peer with no address (a unix socket, which only local processes can reach) is a
+    trusted proxy, as the proxy in front of a server bound to a socket file is."""
     _lookup: Callable[[str], bool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -118,17 +130,22 @@ class TrustedProxies:
                 bits set, or trusts every address (`"*"`, `0.0.0.0/0`, `::/0`); or `hops` is not an
                 int >= 1 (`True` is refused, not read as 1).
 
+            The entry `"unix"` trusts a peer with no address: a unix socket (see `unix`).
+
         Example:
             >>> TrustedProxies.from_config(None, 1)
-            TrustedProxies(networks=(), hops=1)
+            TrustedProxies(networks=(), hops=1, unix=False)
             >>> TrustedProxies.from_config("", None) is None
             True
+            >>> TrustedProxies.from_config("unix, 10.0.0.0/8", None).unix
+            True
         """
+        cidrs, unix = _take_unix(cidrs)
         networks = _parse_networks(cidrs)
         checked_hops = _check_hops(hops)
-        if not networks and checked_hops is None:
+        if not networks and checked_hops is None and not unix:
             return None
-        return cls(networks=networks, hops=checked_hops)
+        return cls(networks=networks, hops=checked_hops, unix=unix)
 
     def is_trusted(self, ip: str) -> bool:
         """Return whether a normalised address is a trusted proxy.
@@ -140,9 +157,30 @@ class TrustedProxies:
             >>> TrustedProxies.from_config(["192.168.1.5"], None).is_trusted("192.168.1.5")
             True
         """
-        if not self.networks:
+        if not self.networks and not self.unix:
             return True
         return self._lookup(ip)
+
+
+_UNIX_ENTRY: Final = "unix"
+
+
+def _take_unix(cidrs: Iterable[str] | str | None) -> tuple[Iterable[str] | str | None, bool]:
+    """Split the `"unix"` entries off the CIDRs: (the rest, whether one was there)."""
+    if isinstance(cidrs, str):
+        if _UNIX_ENTRY not in cidrs.lower():
+            return cidrs, False
+        parts = cidrs.split(",")
+        rest = [p for p in parts if p.strip().lower() != _UNIX_ENTRY]
+        return ",".join(rest), len(rest) != len(parts)
+    if cidrs is None:
+        return None, False
+    try:
+        entries = list(cidrs)
+    except TypeError:
+        return cidrs, False  # _parse_networks says what is wrong
+    rest_entries = [e for e in entries if not (isinstance(e, str) and e.strip().lower() == _UNIX_ENTRY)]
+    return rest_entries, len(rest_entries) != len(entries)
 
 
 def _parse_networks(cidrs: Iterable[str] | str | None) -> tuple[_IPNetwork, ...]:
@@ -243,9 +281,10 @@ def resolve_client_ip(
     attacker-chosen.
 
     Args:
-        peer: the socket peer (`REMOTE_ADDR`, ASGI `scope["client"][0]`). `None` or an empty string
-            (a unix socket) gives `None`, except with a hop count and no networks, where only positions
-            count. Any other invalid text gives `None`.
+        peer: the socket peer (`REMOTE_ADDR`, ASGI `scope["client"][0]`). A unix socket (`None`, an
+            empty string, or waitress's `localhost`) gives `None`, unless trust is positional (a hop count
+            and no networks) or `trusted_proxies` has the `"unix"` entry; then the headers are walked from
+            it. Any other invalid text gives `None`.
         x_forwarded_for: the raw `X-Forwarded-For` value, several headers joined with `","`.
         forwarded: the raw RFC 7239 `Forwarded` value, several headers joined with `","`.
         trusted: the configuration from `TrustedProxies.from_config`, or `None`.
@@ -273,9 +312,13 @@ def resolve_client_ip(
             )
         return peer_ip
     if peer_ip is None:
-        # A peer we cannot check is only acceptable when trust is positional and the peer has no address
-        # at all (a unix socket, which only local processes can reach).
-        if trusted.networks or (peer and not peer.isspace()):
+        # A peer we cannot check is only acceptable when it has no address at all (a unix socket, which only
+        # local processes can reach) and trust is positional, or the "unix" entry trusts such peers.
+        if not _is_unix_peer(peer):
+            return None
+        if trusted.networks and not trusted.unix:
+            if has_headers:
+                warn_once("unix", _UNIX_MESSAGE, category=ForwardedHeaderIgnoredWarning, stacklevel=3)
             return None
     elif not trusted.is_trusted(peer_ip):
         if has_headers:
@@ -296,9 +339,17 @@ def resolve_client_ip(
     return _walk(peer_ip, _hops(x_forwarded_for, forwarded, window), trusted)
 
 
+def _is_unix_peer(peer: str | None) -> bool:
+    """A peer that names no address: a unix socket. ASGI servers give no `client` (uvicorn, hypercorn,
+    granian), gunicorn an empty `REMOTE_ADDR`, waitress the text `localhost` (never an address in a
+    `REMOTE_ADDR`, which CGI defines as one)."""
+    return not peer or peer.isspace() or peer == "localhost"
+
+
 def _walk(current: str | None, hops: Iterable[_Hop], trusted: TrustedProxies) -> str | None:
     limit = trusted.hops
-    lookup = trusted._lookup if trusted.networks else None
+    # Only a hop count (no networks, no "unix"): every hop is trusted, position alone limits the walk.
+    lookup = trusted._lookup if trusted.networks or trusted.unix else None
     consumed = 1  # the peer is the first trusted proxy
     for hop in hops:
         if hop is None:

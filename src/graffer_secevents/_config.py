@@ -565,8 +565,9 @@ def configure(
             "network.client.ip": "truncate"}` (default `SECEVENTS_PRIVACY` as `field=mode,...``).
         hash_key: HMAC key for hashed fields (default `SECEVENTS_HASH_KEY`). Without one, hashing falls back
             to plain SHA-256 and a `SecEventsWarning` is given once.
-        trusted_proxies: CIDRs of the proxies allowed to set forwarding headers (default
-            `SECEVENTS_TRUSTED_PROXIES`, comma-separated). Without them the peer address is the client.
+        trusted_proxies: CIDRs of the proxies allowed to set forwarding headers, and `"unix"` for a proxy on
+            a unix socket (default `SECEVENTS_TRUSTED_PROXIES`, comma-separated). Without them the peer
+            address is the client.
         trusted_hops: trust exactly this many proxy hops instead (default `SECEVENTS_TRUSTED_HOPS`).
         metrics: `"auto"` (default: DogStatsD when the `datadog` package is installed, else none),
             `"dogstatsd"`, `"otel"`, `"memory"` or `"none"` (default `SECEVENTS_METRICS`).

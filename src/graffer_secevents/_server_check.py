@@ -65,14 +65,24 @@ def _inspect(frame: FrameType | None) -> None:
         module = frame.f_globals.get("__name__")
         if module == "uvicorn.middleware.proxy_headers" and frame.f_code.co_name == "__call__":
             hosts = getattr(frame.f_locals.get("self"), "trusted_hosts", None)
+            trusted = _uvicorn_trusted(hosts)
+            if not trusted:  # --forwarded-allow-ips "": the middleware is there but trusts no peer
+                return
+            if _under_gunicorn(frame):
+                # A gunicorn worker class runs uvicorn with gunicorn's settings: uvicorn's flag is not there.
+                fix = (
+                    "run gunicorn with --forwarded-allow-ips='' (or FORWARDED_ALLOW_IPS='') so that its "
+                    "uvicorn worker trusts no peer, and set trusted_proxies, or keep uvicorn's and set "
+                    "--forwarded-allow-ips to your proxy only"
+                )
+            else:
+                fix = (
+                    "run uvicorn with --no-proxy-headers (uvicorn.run(app, proxy_headers=False)) and set "
+                    "trusted_proxies, or keep uvicorn's and set --forwarded-allow-ips to your proxy only"
+                )
             _found(
                 "server.rewrites",
-                REWRITES.format(
-                    server="uvicorn",
-                    trusted=f"--forwarded-allow-ips {_uvicorn_trusted(hosts)}",
-                    fix="run uvicorn with --no-proxy-headers (uvicorn.run(app, proxy_headers=False)) and set "
-                    "trusted_proxies, or keep uvicorn's and set --forwarded-allow-ips to your proxy only",
-                ),
+                REWRITES.format(server="uvicorn", trusted=f"--forwarded-allow-ips {trusted}", fix=fix),
             )
             return
         if module == "waitress.proxy_headers" and frame.f_code.co_name == "translate_proxy_headers":
@@ -93,14 +103,28 @@ def _inspect(frame: FrameType | None) -> None:
 
 
 def _uvicorn_trusted(hosts: Any) -> str:
+    """The peers uvicorn trusts, as its flag would list them; `""` when it trusts none."""
     if hosts is None:
         return "127.0.0.1"
     if getattr(hosts, "always_trust", False):
         return "*"
-    literals = [str(h) for h in getattr(hosts, "trusted_literals", ()) or ()]
+    literals = [str(h) for h in getattr(hosts, "trusted_literals", ()) or () if str(h).strip()]
     networks = [str(n) for n in getattr(hosts, "trusted_networks", ()) or ()]
     hosts_list = [str(h) for h in getattr(hosts, "trusted_hosts", ()) or ()]
-    return ",".join(sorted({*literals, *networks, *hosts_list})) or "127.0.0.1"
+    return ",".join(sorted({*literals, *networks, *hosts_list}))
+
+
+def _under_gunicorn(frame: FrameType | None) -> bool:
+    """Whether a gunicorn worker class (uvicorn's `uvicorn.workers` or the `uvicorn_worker` package) runs
+    this process's server: its frames are below the event loop's."""
+    for _ in range(_MAX_FRAMES):
+        if frame is None:
+            return False
+        module = frame.f_globals.get("__name__") or ""
+        if module.startswith(("uvicorn.workers", "uvicorn_worker", "gunicorn.")):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _library_trusts_proxies() -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal, Protocol, TypeAlias
@@ -93,9 +94,20 @@ class IdentifiedUser(Protocol):
         ...
 
 
-UserLike: TypeAlias = str | int | UUID | User | DjangoStyleUser | FlaskLoginStyleUser | IdentifiedUser | None
+UserLike: TypeAlias = (
+    str
+    | int
+    | UUID
+    | User
+    | DjangoStyleUser
+    | FlaskLoginStyleUser
+    | IdentifiedUser
+    | Mapping[str, Any]
+    | None
+)
 """Who an event is about: an id (`str`, `int`, `UUID`), a `User`, a Django or Flask-Login user object,
-any object with an `id`, or `None` (the request's user, or nobody). Anything else is still written at
+any object with an `id`, a user record as a mapping (`pk`, `id`, `username`, `email` keys), or `None`
+(the request's user, or nobody). Anything else is still written at
 run time, with a note in `secevents.errors`, but does not type-check."""
 
 OutcomeLike: TypeAlias = Outcome | Literal["success", "failure"]

@@ -7,6 +7,7 @@ The pipeline and the trace bridges both read users through this module.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from ._limits import _SAFE_CHARS, MAX_STRING, _coerce_str, _exact, _int_text, _limit_str
@@ -35,7 +36,9 @@ def _user_parts(field: str, user: object, errors: list[str]) -> tuple[object, ob
         return _exact(user), None, None, None
     if issubclass(kind, User):
         return user.id, user.login, user.email, user.name  # type: ignore[attr-defined]
-    if issubclass(kind, bytes | bytearray | bool | float | dict | list | tuple | set):
+    if issubclass(kind, Mapping):
+        return _mapping_parts(field, user, errors)  # type: ignore[arg-type]
+    if issubclass(kind, bytes | bytearray | bool | float | list | tuple | set):
         errors.append(f"{field}: expected an id, a User or a user object, got {type(user).__name__}")
         return (_coerce_str(user) if isinstance(user, bytes | bytearray) else None), None, None, None
     try:
@@ -67,6 +70,31 @@ def _user_parts(field: str, user: object, errors: list[str]) -> tuple[object, ob
             )
         return uid, login, (email if isinstance(email, str) else None), None
     except Exception as exc:  # noqa: BLE001 - a user object whose attributes fail (lazy DB access, ...)
+        errors.append(f"{field}: reading the {type(user).__name__} failed ({type(exc).__name__})")
+        return None, None, None, None
+
+
+def _mapping_parts(
+    field: str, user: Mapping[Any, Any], errors: list[str]
+) -> tuple[object, object, object, object]:
+    """A user record as a mapping (a dict from a user store, as fastapi-login's `user_loader` returns, or a
+    database row mapping): its `pk`, `id`, `username` and `email` keys, read as a user object's attributes.
+    No other key is read, so a `password` or `hashed_password` beside them never is."""
+    try:
+        if user.get("is_authenticated", True) is False:
+            return None, None, None, None
+        uid: object = user.get("pk")
+        if uid is None:
+            uid = user.get("id")
+        username = user.get("username")
+        login = username if type(username) is str and username else None
+        if uid is None and login is not None:
+            uid = EmailIdentity(login) if "@" in login else login
+        email = user.get("email")
+        if uid is None and login is None:
+            errors.append(f"{field}: a {type(user).__name__} user record has no pk, id or username key")
+        return uid, login, (email if isinstance(email, str) else None), None
+    except Exception as exc:  # noqa: BLE001 - a mapping whose lookups fail
         errors.append(f"{field}: reading the {type(user).__name__} failed ({type(exc).__name__})")
         return None, None, None, None
 

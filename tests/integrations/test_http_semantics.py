@@ -167,3 +167,75 @@ def test_bad_options_are_configuration_errors(options: dict[str, Any]) -> None:
         http_rules(**options)
     with pytest.raises(ConfigurationError):
         wsgi.SecurityEventsMiddleware(wsgi_app, **options)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_token_cookie_or_query_parameter_is_a_credential_when_declared(
+    security_events: Capture, kind: str
+) -> None:
+    """fastapi-login (`use_cookie`) and AuthX keep the token in a cookie: a 401 to a forged one is a bad
+    token, not an unauthenticated request, once declared; the cookie's name is case-sensitive."""
+    declared = ("Authorization", "cookie:access-Token", "query:api_key")
+    with client(kind, credential_headers=declared) as c:
+        c.get("/private", headers={"Cookie": "theme=dark; access-Token=forged.jwt.value"})
+        only(security_events, "authn_login_fail", evt__reason="invalid_token")
+        security_events.clear()
+        c.get("/private?page=2&api_key=leaked-key")
+        only(security_events, "authn_login_fail", evt__reason="invalid_token")
+        security_events.clear()
+        c.get("/private", headers={"Cookie": "access-token=other-case; access-Token="})  # blank: none
+        only(security_events, "authz_fail", evt__reason="unauthenticated")
+    text = str(security_events.lines)
+    assert "forged.jwt.value" not in text and "leaked-key" not in text
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_without_the_declaration_a_token_cookie_is_no_credential(security_events: Capture, kind: str) -> None:
+    with client(kind) as c:
+        c.get("/private", headers={"Cookie": "access-token=forged"})
+    only(security_events, "authz_fail", evt__reason="unauthenticated")
+
+
+@pytest.mark.parametrize("entry", ["cookie:", "query:", "cookie:a b", "cookie:x;y", "header:x"])
+def test_a_malformed_cookie_or_query_entry_is_refused_when_built(entry: str) -> None:
+    with pytest.raises(ConfigurationError, match="credential_headers"):
+        http_rules(credential_headers=("Authorization", entry))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_trusted_proxy_sending_only_x_real_ip_is_said_once(security_events: Capture, kind: str) -> None:
+    """nginx's `proxy_set_header X-Real-IP $remote_addr` without `X-Forwarded-For`: the proxy's address is
+    every client IP. The header is not believed (no chain to check), but the misconfiguration is said once."""
+    from graffer_secevents import ForwardedHeaderIgnoredWarning, configure
+    from graffer_secevents._errors import reset_warnings
+
+    configure(trusted_proxies=[f"{PEER}/32"])
+    reset_warnings()
+    with client(kind) as c:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for real_ip in ("203.0.113.77", "203.0.113.78"):
+                c.get("/admin", headers={"X-Real-IP": real_ip})
+        caught = [w for w in caught if issubclass(w.category, ForwardedHeaderIgnoredWarning)]
+        assert len(caught) == 1 and "X-Real-IP header ignored" in str(caught[0].message)
+        assert {r["network"]["client"]["ip"] for r in security_events.records} == {PEER}
+        assert "203.0.113.77" not in str(caught[0].message)
+    reset_warnings()
+    with client(kind) as c, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c.get("/admin", headers={"X-Real-IP": "203.0.113.77", "X-Forwarded-For": "203.0.113.77"})
+    security_events.assert_emitted("authz_fail", network__client__ip="203.0.113.77")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_x_real_ip_from_an_untrusted_peer_is_not_mentioned(security_events: Capture, kind: str) -> None:
+    from graffer_secevents import configure
+    from graffer_secevents._errors import reset_warnings
+
+    configure(trusted_proxies=["10.0.0.0/8"])
+    reset_warnings()
+    with client(kind) as c, warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c.get("/admin", headers={"X-Real-IP": "6.6.6.6"})
+    (record,) = security_events.records
+    assert record["network"]["client"]["ip"] == PEER

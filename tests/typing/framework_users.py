@@ -43,3 +43,9 @@ class ServiceAccount:
 def own_user_class(account: ServiceAccount, outcome: secevents.OutcomeLike) -> None:
     secevents.log_login(account, outcome)
     secevents.log_user_created(account, secevents.User(id=7))
+
+
+def user_records(row: dict[str, object]) -> None:
+    """A user store's dict (fastapi-login's `user_loader`, a database row mapping) is a user too."""
+    secevents.log_login(row, "success")
+    secevents.log_login({"id": 1001, "email": "ada@example.com"}, "failure", exists=True)

@@ -56,7 +56,12 @@ from graffer_secevents._catalog import CATALOG, OutcomeRule
 from graffer_secevents._client_ip import resolve_client_ip
 from graffer_secevents._config import get_config
 from graffer_secevents._context import RequestContext, current_request, request_context
-from graffer_secevents._errors import ConfigurationError, EventValidationError, warn_once
+from graffer_secevents._errors import (
+    ConfigurationError,
+    EventValidationError,
+    ForwardedHeaderIgnoredWarning,
+    warn_once,
+)
 from graffer_secevents._ip import normalize_ip
 from graffer_secevents._pipeline import emit_event
 from graffer_secevents._request_id import accept_request_id
@@ -72,7 +77,10 @@ __all__ = [
     "REQUEST_ID_HEADER",
     "LazyRequestContext",
     "StatusRule",
+    "await_account_safely",
+    "cookie_value",
     "emit_for_status",
+    "find_account_safely",
     "header_value",
     "http_rules",
     "login_from_fields",
@@ -100,6 +108,13 @@ DEFAULT_CREDENTIAL_STATUSES: Final = (401,)
 """The statuses split by credential unless `credential_statuses` says otherwise."""
 
 _UNSET: Final[Any] = object()
+
+_REAL_IP_ONLY: Final = (
+    "X-Real-IP header ignored: a trusted proxy sent X-Real-IP but neither X-Forwarded-For nor Forwarded, "
+    "which are the headers this library walks, so the proxy's own address is recorded as the client IP. "
+    "Make the proxy send X-Forwarded-For (nginx: proxy_set_header X-Forwarded-For "
+    "$proxy_add_x_forwarded_for). This warning is given once per process."
+)
 
 
 # --- responses that are security events -------------------------------------------------------------------
@@ -139,7 +154,9 @@ def http_rules(
         record_invalid_credentials: a credential status to a request with a credential is an
             `authn_login_fail`; `False`: nothing.
         credential_headers: the headers that carry a credential (default `("Authorization",)`); add an
-            API-key header, e.g. `("Authorization", "X-API-Key")`.
+            API-key header, e.g. `("Authorization", "X-API-Key")`, or a token's cookie or query parameter
+            as `"cookie:<name>"` / `"query:<name>"` (read by the ASGI and WSGI contexts; a cookie by every
+            context that reads headers).
         credential_statuses: the statuses split by credential (default `(401,)`); e.g. `(401, 422)`. Only
             a 401 without a credential is `unauthenticated`; another status without one writes nothing.
         credential_sources: for integrations that find them in the app (FastAPI's `APIKeyQuery` and
@@ -195,8 +212,18 @@ def _names(option: str, value: Iterable[str]) -> tuple[str, ...]:
         )
     names: list[str] = []
     for name in value:
+        kind, colon, rest = name.partition(":") if isinstance(name, str) else ("", "", "")
+        if colon and kind.lower() in ("cookie", "query"):
+            # A token in a cookie (fastapi-login's `use_cookie`, AuthX's cookie location) or a query
+            # parameter: the name is kept as written (cookie names are case-sensitive).
+            if not rest or not all(c.isalnum() or c in "-_." for c in rest):
+                raise ConfigurationError(f"{option}: {name!r} names no cookie or query parameter")
+            names.append(f"{kind.lower()}:{rest}")
+            continue
         if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
-            raise ConfigurationError(f"{option}: {name!r} is not a header name")
+            raise ConfigurationError(
+                f"{option}: {name!r} is not a header name (or 'cookie:<name>' / 'query:<name>')"
+            )
         names.append(name.lower())
     return tuple(names)
 
@@ -274,10 +301,11 @@ def emit_for_status(ctx: LazyRequestContext, rules: Mapping[int, StatusRule]) ->
                 params = {"reason": "invalid_credentials"}
                 find = ctx._account_finder() if login else None
                 if find is not None and login:
-                    user = find(login)
-                    exists = user is not None
-                    if not exists:
-                        params = {"reason": "unknown_user"}
+                    user, found = find_account_safely(find, login)
+                    if found:
+                        exists = user is not None
+                        if not exists:
+                            params = {"reason": "unknown_user"}
             elif credential is None:
                 if not rule.unauthenticated:
                     return
@@ -342,6 +370,27 @@ def _basic_login(credential: str) -> str | None:
 
 
 # --- failures never reach the application ----------------------------------------------------------------
+
+
+def find_account_safely(find: Callable[[str], Any], login: str) -> tuple[Any, bool]:
+    """`(find(login), True)`; `(None, False)` when the application's `find_account` raised (a database
+    down, a bug): the attempt is still recorded, as without a finder (no account, no `usr.exists`), and
+    the failure is noted once (`note_failure`). An awaitable result is returned as it is, for the caller
+    to await through `await_account_safely`."""
+    try:
+        return find(login), True
+    except Exception as exc:  # noqa: BLE001 - the application's lookup must not cost the attempt its event
+        note_failure("the application's find_account", exc)
+        return None, False
+
+
+async def await_account_safely(account: Any) -> tuple[Any, bool]:
+    """`find_account_safely` for an async finder's awaitable."""
+    try:
+        return await account, True
+    except Exception as exc:  # noqa: BLE001 - as in find_account_safely
+        note_failure("the application's find_account", exc)
+        return None, False
 
 
 def note_failure(where: str, exc: BaseException) -> None:
@@ -431,7 +480,7 @@ class LazyRequestContext(RequestContext):
 
     def _raw_cookie(self, name: str) -> str | None:
         """The cookie `name`, or `None`; only asked when a rule names it as a credential."""
-        return None
+        return cookie_value(self._raw_header("cookie"), name)
 
     def _posted_login(self) -> str | None:
         """For a refused request that posted a login form (a password field) the framework already parsed:
@@ -490,12 +539,23 @@ class LazyRequestContext(RequestContext):
         except Exception:  # noqa: BLE001 - unreadable request data: no address rather than a wrong one
             return None
         try:
-            return resolve_client_ip(
-                peer, x_forwarded_for=xff, forwarded=forwarded, trusted=get_config().trusted_proxies
-            )
+            trusted = get_config().trusted_proxies
+            ip = resolve_client_ip(peer, x_forwarded_for=xff, forwarded=forwarded, trusted=trusted)
+            if trusted is not None and ip is not None and not xff and not forwarded:
+                self._check_real_ip_only(ip, trusted.is_trusted(ip))
+            return ip
         except Exception:  # noqa: BLE001 - e.g. the one-time warning turned into an error by a filter
             # The socket peer is always a safe answer: it can never be forged by a header.
             return normalize_ip(peer) if isinstance(peer, str) else None
+
+    def _check_real_ip_only(self, peer: str, peer_trusted: bool) -> None:
+        """A trusted proxy that sends only `X-Real-IP` (an nginx `proxy_set_header X-Real-IP $remote_addr`
+        with no `X-Forwarded-For`): the proxy's own address would be every event's client IP, with no word.
+        Said once; the header is not read (a single value with no chain to check: docs/client-ip.md)."""
+        if peer_trusted:
+            real_ip = self._raw_header("x-real-ip")
+            if isinstance(real_ip, str) and real_ip.strip():
+                warn_once("real-ip", _REAL_IP_ONLY, category=ForwardedHeaderIgnoredWarning, stacklevel=5)
 
     @property
     def user_agent(self) -> str | None:
@@ -573,6 +633,15 @@ def header_value(headers: Any, name: bytes) -> str | None:
     return joined.decode("latin-1")
 
 
+def cookie_value(header: str | None, name: str) -> str | None:
+    """The value of cookie `name` in a `Cookie` request header, or `None`."""
+    for part in (header or "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
 def user_from_scope(user: Any) -> Any:
     """`scope["user"]` (Starlette's `AuthenticationMiddleware`) as something events can describe.
 
@@ -581,8 +650,17 @@ def user_from_scope(user: Any) -> Any:
     `BaseUser` objects become a `graffer_secevents.User` with their `identity` as the id. An
     identity that is an e-mail address is written under the e-mail privacy rule (hashed by default), so a
     `SimpleUser("ada@example.com")` never puts the address in `usr.id`.
+
+    An object with no `is_authenticated` at all is the application's own user model, put there by an auth
+    middleware that only sets `scope["user"]` once it has authenticated (Litestar's, whose user is any
+    class): it is used when it identifies itself (`pk`, `id`, `get_id()`, `get_username()` or `username`).
     """
-    if user is None or getattr(user, "is_authenticated", False) is not True:
+    if user is None:
+        return None
+    authenticated = getattr(user, "is_authenticated", None)
+    if authenticated is None:
+        return user if _identifies(user) else None
+    if authenticated is not True:
         return None
     for attribute in ("pk", "id"):
         if getattr(user, attribute, None) is not None:
@@ -597,6 +675,25 @@ def user_from_scope(user: Any) -> Any:
         return None
     text = str(identity)
     return User(id=EmailIdentity(text) if "@" in text else text)
+
+
+def _is_mapping(value: object) -> bool:
+    return isinstance(value, Mapping)  # a plain bool: no narrowing to Mapping[Unknown, Unknown] for pyright
+
+
+def _identifies(user: Any) -> bool:
+    """A user model that says who it is: `pk`, `id`, `get_id()`, `get_username()` or a `username` (as keys,
+    for a user record that is a mapping)."""
+    if _is_mapping(user):  # a user record (a dict): the keys the user protocol reads
+        return any(user.get(key) is not None for key in ("pk", "id", "username"))
+    if isinstance(user, str | bytes | int | float | bool | list | tuple | set):
+        return False  # a value, not a user model: nothing tells that an auth layer put it there
+    if getattr(user, "pk", None) is not None or getattr(user, "id", None) is not None:
+        return True
+    if callable(getattr(user, "get_id", None)) or callable(getattr(user, "get_username", None)):
+        return True
+    username = getattr(user, "username", None)
+    return isinstance(username, str) and bool(username)
 
 
 LOGIN_FIELDS: Final = ("username", "email", "login")

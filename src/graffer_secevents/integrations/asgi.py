@@ -30,6 +30,7 @@ from ._common import (
     OPTIONAL_STATUS_EVENTS,
     LazyRequestContext,
     StatusRule,
+    cookie_value,
     emit_for_status,
     header_value,
     http_rules,
@@ -85,9 +86,14 @@ class AsgiRequestContext(LazyRequestContext):
         return None
 
     def _find_route(self) -> str | None:
-        # Starlette and FastAPI routers store the matched route in the (shared) scope.
-        path = getattr(self.scope.get("route"), "path", None)
-        return path if isinstance(path, str) else None
+        # Starlette and FastAPI routers store the matched route in the (shared) scope; Litestar stores its
+        # template as scope["path_template"].
+        scope = self.scope
+        path = getattr(scope.get("route"), "path", None)
+        if isinstance(path, str):
+            return _mounted(scope, path) if "app_root_path" in scope else path
+        template = scope.get("path_template")
+        return template if isinstance(template, str) and template else None
 
     def _raw_header(self, name: str) -> str | None:
         return header_value(self.scope.get("headers") or (), name.encode("latin-1"))
@@ -100,12 +106,7 @@ class AsgiRequestContext(LazyRequestContext):
         return None
 
     def _raw_cookie(self, name: str) -> str | None:
-        header = header_value(self.scope.get("headers") or (), b"cookie")
-        for part in (header or "").split(";"):
-            key, _, value = part.strip().partition("=")
-            if key == name:
-                return value
-        return None
+        return cookie_value(header_value(self.scope.get("headers") or (), b"cookie"), name)
 
     def _find_user(self) -> Any:
         user = user_from_scope(self.scope.get("user"))
@@ -119,6 +120,24 @@ class AsgiRequestContext(LazyRequestContext):
         return user
 
 
+def _mounted(scope: Scope, path: str) -> str:
+    """`path` under the prefix of the Starlette `Mount`s that routed to it (`app.mount("/v1", sub_app)`):
+    the mounts' matched paths are `root_path` past the app's own (`app_root_path`, which a server's
+    `--root-path` sets). A mount with path parameters keeps the inner template alone, so that a value never
+    becomes part of `http.route`."""
+    root, app_root = scope.get("root_path"), scope.get("app_root_path")
+    if not isinstance(root, str) or not isinstance(app_root, str) or not root.startswith(app_root):
+        return path
+    prefix = root[len(app_root) :].rstrip("/")
+    if not prefix:
+        return path
+    params: Any = scope.get("path_params")
+    names: Iterable[Any] = params.keys() if hasattr(params, "keys") else ()
+    if any(f"{{{name}}}" not in path and f"{{{name}:" not in path for name in names):
+        return path  # a parameter the inner template does not name came from a mount's path
+    return prefix + path
+
+
 class SecurityEventsMiddleware:
     """Bind the request context for every HTTP and WebSocket connection of an ASGI app.
 
@@ -127,7 +146,9 @@ class SecurityEventsMiddleware:
     `scope["user"]` or whatever `graffer_secevents.set_user` bound. The response carries the request
     id as `X-Request-ID`. A 401 or 403 emits the event of the HTTP semantics
     (docs/integrations/auth-stacks.md): a 401 with a credential is `authn_login_fail`, without one
-    `authz_fail` (`unauthenticated`), a 403 is `authz_fail` with the user.
+    `authz_fail` (`unauthenticated`), a 403 is `authz_fail` with the user. A WebSocket handshake the app
+    refuses is such a response too: closed before it was accepted (a 403), or denied with a status of its
+    own (the Denial Response extension).
 
     Args:
         app: the ASGI application to wrap.
@@ -136,7 +157,8 @@ class SecurityEventsMiddleware:
             `{403: None}`.
         record_unauthenticated: a 401 without a credential is `authz_fail` (`unauthenticated`).
         record_invalid_credentials: a 401 with a credential is `authn_login_fail`.
-        credential_headers: the headers that carry a credential (default `("Authorization",)`).
+        credential_headers: the headers that carry a credential (default `("Authorization",)`), and
+            `"cookie:<name>"` / `"query:<name>"` for a token kept in a cookie or a query parameter.
         credential_statuses: the statuses split by credential (default `(401,)`).
 
     Raises:
@@ -191,8 +213,13 @@ class SecurityEventsMiddleware:
                 try:
                     status = ctx.status_code = message["status"]
                     headers = message.get("headers") or ()
-                    for key, _value in headers:
-                        if key == _REQUEST_ID:  # the application's own (names are lowercase in ASGI): kept
+                    for key, value in headers:
+                        # The application's own (an inner request-id middleware's, e.g. starlette-context's)
+                        # is kept, and is this request's id if no event has used one yet. ASGI names are
+                        # lowercase, but only "should" be: a raw app's "X-Request-ID" is not doubled.
+                        if key == _REQUEST_ID or (len(key) == 12 and key.lower() == _REQUEST_ID):
+                            if ctx._request_id is None:
+                                ctx._request_id = accept_request_id(value.decode("latin-1"))
                             break
                     else:
                         request_id = ctx._request_id  # the lazy property, inlined: this runs per request
@@ -219,8 +246,36 @@ class SecurityEventsMiddleware:
         if scope["type"] != "websocket":
             await self.app(scope, receive, send)
             return
-        token = _current.set(AsgiRequestContext(scope))  # the context only stores the scope
+        ctx = AsgiRequestContext(scope)  # the context only stores the scope
+        rules = self._rules
+        accepted = False
+
+        def send_refusal(message: Message) -> Awaitable[None]:
+            # A handshake the app refuses is an HTTP response: a close before the accept is a 403 (the ASGI
+            # spec), the WebSocket Denial Response extension sends its own status. Same rules as for HTTP.
+            nonlocal accepted
+            if not accepted:
+                status = None
+                try:
+                    kind = message["type"]
+                    if kind == "websocket.accept":
+                        accepted = True
+                    elif kind == "websocket.close":
+                        status = 403
+                        accepted = True  # nothing is sent after a close
+                    elif kind == "websocket.http.response.start":
+                        status = message["status"]
+                        accepted = True
+                except Exception:  # noqa: BLE001, S110 - an odd message is passed on unchanged
+                    pass
+                if status is not None:
+                    ctx.status_code = status
+                    if status in rules:
+                        emit_for_status(ctx, rules)
+            return send(message)
+
+        token = _current.set(ctx)
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send_refusal)
         finally:
             _current.reset(token)

@@ -60,7 +60,15 @@ from graffer_secevents._attempts import ATTEMPT_TYPES, recorded
 from graffer_secevents._context import current_request, set_user
 
 from ._auth import record_auth
-from ._common import LOGIN_FIELDS, LazyRequestContext, header_value, http_rules, never_raise
+from ._common import (
+    LOGIN_FIELDS,
+    LazyRequestContext,
+    await_account_safely,
+    find_account_safely,
+    header_value,
+    http_rules,
+    never_raise,
+)
 from .asgi import (
     DEFAULT_STATUS_EVENTS,
     OPTIONAL_STATUS_EVENTS,
@@ -99,7 +107,8 @@ class SecurityEventsMiddleware(_AsgiMiddleware):
         record_unauthenticated: a 401 without a credential is `authz_fail` (`unauthenticated`).
         record_invalid_credentials: a 401 with a credential is `authn_login_fail`.
         credential_headers: the headers that carry a credential (default `("Authorization",)`; the
-            app's `APIKeyHeader` headers are added by themselves).
+            app's `APIKeyHeader` headers are added by themselves), and `"cookie:<name>"` /
+            `"query:<name>"` for a token a dependency reads itself (fastapi-login's `use_cookie`).
         credential_statuses: the statuses split by credential (default `(401,)`).
 
     Raises:
@@ -311,10 +320,11 @@ class _LoginRoutes:
             return  # the application recorded this attempt itself
         with never_raise("a FastAPI login route"):
             account: Any = None
-            if login is not None and self.find_account is not None:
-                account = self.find_account(login)
+            found = self.find_account is not None and login is not None
+            if self.find_account is not None and login is not None:
+                account, found = find_account_safely(self.find_account, login)
                 if inspect.isawaitable(account):
-                    account = await account
+                    account, found = await await_account_safely(account)
             success = 200 <= status < 300
             if success:
                 user = account if account is not None else login
@@ -330,7 +340,7 @@ class _LoginRoutes:
                 return
             exists: bool | None = None
             reason = "invalid_credentials"
-            if self.find_account is not None and login is not None:
+            if found:  # find_account answered (it did not raise)
                 exists = account is not None
                 if account is None:
                     reason = "unknown_user"

@@ -132,7 +132,8 @@ class SecurityEvents:
             it; `False` never does.
         record_unauthenticated: a 401 without a credential is `authz_fail` (`unauthenticated`).
         record_invalid_credentials: a 401 with a credential is `authn_login_fail`.
-        credential_headers: the headers that carry a credential (default `("Authorization",)`).
+        credential_headers: the headers that carry a credential (default `("Authorization",)`), and
+            `"cookie:<name>"` / `"query:<name>"` for a token kept in a cookie or a query parameter.
         credential_statuses: the statuses split by credential (default `(401,)`).
         find_account: `login -> account` (or `None` for no such account): a login form refused with a 401
             (a POST with a `password` field) is then a failure for that account, `usr.exists` set.

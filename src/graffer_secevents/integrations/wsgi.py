@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Final
+from urllib.parse import parse_qsl
 
 from graffer_secevents import _server_check
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
@@ -99,6 +100,13 @@ class WsgiRequestContext(LazyRequestContext):
     def _raw_header(self, name: str) -> str | None:
         return self.environ.get("HTTP_" + name.upper().replace("-", "_"))
 
+    def _raw_query_param(self, name: str) -> str | None:
+        query: str = self.environ.get("QUERY_STRING") or ""
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            if key == name:
+                return value
+        return None
+
     _status_line: str | None = None
 
     @property
@@ -135,7 +143,8 @@ class SecurityEventsMiddleware:
             turns a status on, `None` turns it off.
         record_unauthenticated: a 401 without a credential is `authz_fail` (`unauthenticated`).
         record_invalid_credentials: a 401 with a credential is `authn_login_fail`.
-        credential_headers: the headers that carry a credential (default `("Authorization",)`).
+        credential_headers: the headers that carry a credential (default `("Authorization",)`), and
+            `"cookie:<name>"` / `"query:<name>"` for a token kept in a cookie or a query parameter.
         credential_statuses: the statuses split by credential (default `(401,)`).
 
     Raises:
@@ -190,9 +199,16 @@ class SecurityEventsMiddleware:
             denied = False
             try:
                 ctx = environ.get(CONTEXT_KEY)
-                for name, _value in headers:
-                    if len(name) == 12 and name.lower() == _REQUEST_ID_LOWER:  # the application's own: kept
-                        request_id = None
+                for name, value in headers:
+                    if len(name) == 12 and name.lower() == _REQUEST_ID_LOWER:
+                        # The application's own (an inner request-id middleware's) is kept, and is this
+                        # request's id if no event has used one yet.
+                        if ctx is None or ctx._request_id is None:
+                            request_id = accept_request_id(value)
+                            if ctx is not None:
+                                ctx._request_id = request_id
+                        else:
+                            request_id = None
                         break
                 else:
                     if ctx is not None:

@@ -22,6 +22,7 @@ from flask_jwt_extended import (
 )
 
 import graffer_secevents as api
+from graffer_secevents._errors import reset_warnings
 from graffer_secevents.integrations.flask import SecurityEvents
 from graffer_secevents.testing import Capture, hashed
 
@@ -352,3 +353,23 @@ def test_the_application_suppresses_and_records_itself(security_events: Capture)
     client = app.test_client()
     assert open_(client, "/locked", {"Authorization": "Bearer whatever"}).status_code == 401
     only(security_events, "authn_login_lock", usr__id="1001", usr__login=hashed("ada"))
+
+
+def test_a_find_account_that_raises_still_records_the_attempt(security_events: Capture) -> None:
+    """The application's lookup failing (its database down) costs the attempt its account, not its event."""
+
+    def find_account(login: str) -> Any:
+        raise ConnectionError("the user database is down")
+
+    reset_warnings()  # the warning is given once per process
+    client = jwt_app(find_account=find_account).test_client()
+    with pytest.warns(Warning, match="find_account"):
+        response = client.post(
+            "/login", json={"username": "test", "password": "guess"}, environ_base={"REMOTE_ADDR": PEER}
+        )
+    assert response.status_code == 401
+    record = only(
+        security_events, "authn_login_fail", evt__reason="invalid_credentials", usr__login=hashed("test")
+    )
+    assert "exists" not in record["usr"]
+    absent(security_events, "guess")

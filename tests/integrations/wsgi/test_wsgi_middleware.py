@@ -125,3 +125,21 @@ def test_forged_address_never_wins(spoof_case: Any) -> None:
             environ_base={"REMOTE_ADDR": spoof_case.peer},
         )
     spoof_case.check(events.records)
+
+
+def test_the_id_an_inner_wsgi_middleware_answers_with_is_the_events_id(security_events: Capture) -> None:
+    """An inner request-id middleware that makes its own id and answers with it (as flask-log-request-id
+    and its kind do): the denial's event carries the id the response carries."""
+    import httpx
+
+    from graffer_secevents.integrations.wsgi import SecurityEventsMiddleware
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("403 Forbidden", [("X-Request-Id", "inner-made-42")])
+        return [b"no"]
+
+    wrapped = SecurityEventsMiddleware(app)
+    with httpx.Client(transport=httpx.WSGITransport(app=wrapped), base_url="http://t") as client:
+        response = client.get("/admin")
+    assert response.headers.get_list("x-request-id") == ["inner-made-42"]
+    security_events.assert_emitted("authz_fail", http__request_id="inner-made-42")
