@@ -434,6 +434,54 @@ def test_a_forked_child_with_a_buffered_file_writes_its_own_records(tmp_path: Pa
     assert ids == sorted(parents + [f"child-{k}-{n}" for k in range(8) for n in range(20)])
 
 
+@pytest.mark.parametrize("output", ["slow", "stuck"])
+def test_a_forked_child_ending_with_os_exit_drains_or_counts_and_ends_cleanly(
+    output: str, tmp_path: Path
+) -> None:
+    """RQ's work horse (and any pre-forking server) ends each forked child with `os._exit`, which skips
+    `atexit`: what the child queued is still written, with its end record, or counted as `exit` on stderr."""
+    path = tmp_path / "events.log"
+    code = f"""
+        import os, time
+        import graffer_secevents as api
+        PARENT = os.getpid()
+
+        class Slow:
+            mode = "ab"
+            def write(self, data):
+                if os.getpid() != PARENT:
+                    time.sleep(0.3 if {output!r} == "slow" else 60)
+                with open({str(path)!r}, "ab") as f:
+                    f.write(data)
+
+        api.configure(output=Slow(), metrics="none")
+        api.log_logout("parent")
+        assert api.flush(10)
+        pid = os.fork()
+        if pid == 0:
+            for n in range(200):
+                api.log_logout(f"child-{{n}}")
+            os._exit(7)  # at once: the writer has not written the first batch yet
+        print(os.waitpid(pid, 0)[1] >> 8)
+    """
+    started = time.monotonic()
+    result = subprocess.run(_script(code), check=False, capture_output=True, env=_env(), timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [b"7"]  # the child's own status is kept
+    records = _records(path.read_bytes())
+    child = [r for r in _events(records) if r["usr"]["id"].startswith("child-")]
+    if output == "slow":
+        assert sorted(r["usr"]["id"] for r in child) == sorted(f"child-{n}" for n in range(200))
+        writer = child[0]["secevents"]["writer"]
+        ends = [r for r in records if r["secevents"].get("end") and r["secevents"]["writer"] == writer]
+        assert len(ends) == 1
+        assert verify_lines(path.read_bytes().splitlines()).ok()
+    else:  # the drain waits its 5 s, then counts what it could not write
+        assert child == []
+        assert _summary(result.stderr) == {"exit": 200}
+        assert time.monotonic() - started < 30
+
+
 def test_a_fork_while_another_thread_configures_never_deadlocks_the_child() -> None:
     code = """
         import os, threading, time

@@ -23,11 +23,12 @@ and `secevents.dropped_before: N` on the next record written to the same output 
 **Exit paths** (docs/delivery.md lists them): `shutdown` drains the queue (bounded), counts what it could
 not write as `reason:exit` (the queue and the batch the writer holds), writes an end record per output and
 flushes the metrics. It runs at interpreter exit (`atexit`), in `multiprocessing` (and billiard) children
-through their own finaliser registry (they end with `os._exit`, which skips `atexit`), on ASGI lifespan
-shutdown, and on SIGTERM where the process had no handler of its own (`SIG_DFL`): the handler drains, then
-restores the default and re-raises, so the process still dies of the signal (servers such as uvicorn
-restore the handler they found and re-raise SIGTERM after their graceful stop). A forked child starts with
-an empty queue, its own writer identity and its own writer thread.
+through their own finaliser registry (they end with `os._exit`, which skips `atexit`), in any other forked
+child at `os._exit` (RQ's work horse: a child's `os._exit` is wrapped, `_exit_forked_child`), on ASGI
+lifespan shutdown, and on SIGTERM where the process had no handler of its own (`SIG_DFL`): the handler
+drains, then restores the default and re-raises, so the process still dies of the signal (servers such as
+uvicorn restore the handler they found and re-raise SIGTERM after their graceful stop). A forked child
+starts with an empty queue, its own writer identity and its own writer thread.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import orjson
 
@@ -652,6 +653,27 @@ def _after_fork_in_child() -> None:
     global _state, _shutdown_lock  # noqa: PLW0603 - the whole state is replaced, never patched
     _state = _State()
     _shutdown_lock = threading.RLock()
+    if os._exit is not _exit_forked_child:
+        os._exit = _exit_forked_child
+
+
+_os_exit: Final = os._exit
+
+
+def _exit_forked_child(status: int) -> NoReturn:
+    """`os._exit` in a forked child: drain (or count) what this child queued and write its end record first.
+
+    A forked child ends with `os._exit`, which skips `atexit`: RQ's work horse after each job,
+    `multiprocessing` and billiard children, any pre-forking server of the application's own. Nothing
+    else runs there, so this is the one place that sees every such exit. A child that wrote nothing
+    exits at once; the drain is bounded like every exit path.
+    """
+    try:
+        state = _state
+        if state.pid == os.getpid() and (state.writer is not None or state.outputs):
+            shutdown(EXIT_TIMEOUT)
+    finally:
+        _os_exit(status)
 
 
 atexit.register(_at_exit)
