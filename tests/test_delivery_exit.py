@@ -482,6 +482,80 @@ def test_a_forked_child_ending_with_os_exit_drains_or_counts_and_ends_cleanly(
         assert time.monotonic() - started < 30
 
 
+@pytest.mark.parametrize("delivery", ["sync", "queue"])
+def test_an_event_emitted_by_a_signal_handler_mid_event_is_written_after_it(delivery: str) -> None:
+    """A signal handler runs on the main thread between two bytecodes, wherever it was: here inside the
+    write of a synchronous record (the output's lock held) or the first queued one (the writer starting).
+    An event it emits waits for the interrupted one instead of waiting forever for its lock."""
+    code = f"""
+        import io, os, signal, sys
+        import graffer_secevents as api
+        n = [0]
+
+        def handler(signum, frame):
+            n[0] += 1
+            api.log_logout(f"handler-{{n[0]}}")
+
+        class Out(io.RawIOBase):
+            def writable(self):
+                return True
+            def write(self, data):
+                if b'"main-' in bytes(data):
+                    signal.raise_signal(signal.SIGUSR1)  # the handler runs here, the output's lock held
+                view = memoryview(data)
+                while view:  # a signal may cut a write to the pipe short
+                    view = view[os.write(1, view) :]
+                return len(data)
+
+        signal.signal(signal.SIGUSR1, handler)
+        api.configure(output=Out(), delivery={delivery!r}, metrics="none")
+        signal.signal(signal.SIGALRM, handler)
+        signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)  # and a timer that lands anywhere
+        for i in range(3000):
+            api.log_logout(f"main-{{i}}")
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        assert api.flush(10)
+        print(n[0], file=sys.stderr)
+    """
+    result = subprocess.run(_script(code), check=False, capture_output=True, env=_env(), timeout=30)
+    assert result.returncode == 0, result.stderr[-2000:]
+    handled = int(result.stderr.split()[-1])
+    ids = [r["usr"]["id"] for r in _events(_records(result.stdout))]
+    assert [i for i in ids if i.startswith("main-")] == [f"main-{i}" for i in range(3000)]
+    assert sorted(i for i in ids if i.startswith("handler-")) == sorted(
+        f"handler-{n}" for n in range(1, handled + 1)
+    )
+    assert handled >= (3000 if delivery == "sync" else 1)  # sync: one per record at least; queue: per batch
+    assert b"internal error" not in result.stderr
+
+
+def test_sigterm_while_the_main_thread_holds_a_metrics_lock_still_drains_and_dies() -> None:
+    """SIGTERM lands wherever the main thread is, perhaps inside the DogStatsD counter's lock (held for a
+    dict update per event): the drain runs beside it, bounded, and the process still dies of SIGTERM."""
+    code = """
+        import os, signal, socket, time
+        import graffer_secevents as api
+        sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sink.bind(("127.0.0.1", 0))
+        os.environ["DD_DOGSTATSD_URL"] = f"udp://127.0.0.1:{sink.getsockname()[1]}"
+        api.configure(metrics="dogstatsd")
+        for i in range(200):
+            api.log_logout(f"main-{i}")
+        backend = api.get_config().metrics
+        with backend._counts_lock:  # as if SIGTERM came in the middle of count()
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(30)
+        print("not reached")
+    """
+    started = time.monotonic()
+    result = subprocess.run(_script(code), check=False, capture_output=True, env=_env(), timeout=60)
+    assert result.returncode == -signal.SIGTERM, result.stderr[-2000:]
+    assert time.monotonic() - started < 20
+    records = _records(result.stdout)
+    assert [r["usr"]["id"] for r in _events(records)] == [f"main-{i}" for i in range(200)]
+    assert records[-1]["secevents"].get("end") is True
+
+
 def test_a_fork_while_another_thread_configures_never_deadlocks_the_child() -> None:
     code = """
         import os, threading, time

@@ -500,8 +500,9 @@ def shutdown(timeout: float = EXIT_TIMEOUT) -> bool:
             _abandon(state)
         else:
             drained = _in_thread(lambda: _write_ends(state), max(0.1, deadline - time.monotonic()))
-        _flush_metrics(state)
         _summarise(state)
+        # Bounded too: a SIGTERM may have interrupted the main thread inside a metrics lock.
+        _in_thread(lambda: _flush_metrics(state), max(0.1, deadline - time.monotonic()))
         return drained
     finally:
         _shutdown_lock.release()
@@ -607,9 +608,13 @@ def _at_exit() -> None:
 
 
 def _on_sigterm(signum: int, _frame: object) -> None:
-    """SIGTERM in a process that had no handler: drain, then die of the signal as the default would."""
+    """SIGTERM in a process that had no handler: drain, then die of the signal as the default would.
+
+    The drain runs on a helper thread: the handler interrupted the main thread wherever it was, perhaps
+    holding a metrics or output lock that the drain needs (not reentrant), which only a bounded wait survives.
+    """
     try:
-        shutdown(EXIT_TIMEOUT)
+        _in_thread(lambda: shutdown(EXIT_TIMEOUT), EXIT_TIMEOUT + 1.0)
     finally:
         signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 from collections.abc import Callable
-from typing import Final, ParamSpec
+from typing import Any, Final, ParamSpec
 
 from . import _config
 from ._errors import ConfigurationError, EventValidationError
@@ -43,20 +44,53 @@ def guarded(entry: Callable[_P, None], name: str | None = None) -> Callable[_P, 
 
     @functools.wraps(entry)
     def guard(*args: _P.args, **kwargs: _P.kwargs) -> None:
+        here = _thread.__dict__
+        if here.get("busy"):
+            _defer(here, name, functools.partial(entry, *args, **kwargs))
+            return
+        here["busy"] = True
         try:
-            entry(*args, **kwargs)
-        except (EventValidationError, ConfigurationError):
-            if _strict():
-                raise  # strict mode: invalid input, or a bad SECEVENTS_* environment, as our own error types
-            _internal_error(name, None)  # lenient mode notes problems instead: reaching here is a bug
-        except Exception as exc:  # the one place that catches what an entry point leaks
-            if _strict():
-                raise EventValidationError(
-                    name, [f"internal error ({type(exc).__name__}); please report it, the cause is attached"]
-                ) from exc
-            _internal_error(name, exc)
+            _run(name, entry, args, kwargs)
+            deferred = here.get("deferred")
+            while deferred:
+                later_name, later = deferred.pop(0)
+                _run(later_name, later, (), {})
+        finally:
+            here["busy"] = False
 
     return guard
+
+
+_thread: Final = threading.local()
+"""Per thread: `busy` while an entry point runs, and the calls that re-entered it (`deferred`)."""
+MAX_DEFERRED: Final = 1000
+
+
+def _defer(here: dict[str, Any], name: str, call: Callable[[], None]) -> None:
+    """An entry point re-entered on the thread that is running one: a signal handler, a `__del__` or a
+    `weakref` callback the garbage collector ran, a caller object's `__str__`, interrupted an event half-way,
+    with the delivery and metrics locks it holds (not reentrant: taking one again would wait forever).
+    The call runs on this thread as soon as the interrupted one is done, before it returns."""
+    deferred: list[tuple[str, Callable[[], None]]] = here.setdefault("deferred", [])
+    if len(deferred) < MAX_DEFERRED:
+        deferred.append((name, call))
+    else:  # a handler that fires faster than events are written: lost, and said
+        _internal_error(name, RecursionError("too many events emitted from signal handlers at once"))
+
+
+def _run(name: str, entry: Callable[..., None], args: Any, kwargs: Any) -> None:
+    try:
+        entry(*args, **kwargs)
+    except (EventValidationError, ConfigurationError):
+        if _strict():
+            raise  # strict mode: invalid input, or a bad SECEVENTS_* environment, as our own error types
+        _internal_error(name, None)  # lenient mode notes problems instead: reaching here is a bug
+    except Exception as exc:  # the one place that catches what an entry point leaks
+        if _strict():
+            raise EventValidationError(
+                name, [f"internal error ({type(exc).__name__}); please report it, the cause is attached"]
+            ) from exc
+        _internal_error(name, exc)
 
 
 def internal_errors() -> int:
