@@ -556,6 +556,46 @@ def test_sigterm_while_the_main_thread_holds_a_metrics_lock_still_drains_and_die
     assert records[-1]["secevents"].get("end") is True
 
 
+@pytest.mark.parametrize("delivery", ["queue", "sync"])
+def test_events_emitted_after_the_exit_drain_are_written_and_end_cleanly(delivery: str) -> None:
+    """After the library's exit drain: an `atexit` handler registered before the library was imported (it
+    runs later), and a `__del__` at interpreter teardown. Their events are written, and an end record follows
+    them, so `verify` sees a clean end."""
+    code = f"""
+        import atexit
+
+        def early():
+            s.log_logout("atexit-late")
+
+        atexit.register(early)
+        import weakref
+        import graffer_secevents as s
+        s.configure(delivery={delivery!r}, metrics="none")
+
+        class Held:
+            def __del__(self):
+                s.log_logout("del-at-teardown")
+
+        held = Held()
+        class Anchor:
+            pass
+
+        anchor = Anchor()
+        weakref.finalize(anchor, s.log_logout, "finalize")
+        for n in range(50):
+            s.log_logout(f"main-{{n}}")
+    """
+    result = subprocess.run(_script(code), check=False, capture_output=True, env=_env(), timeout=60)
+    assert result.returncode == 0, result.stderr
+    records = _records(result.stdout)
+    ids = [r["usr"]["id"] for r in _events(records)]
+    assert ids[:50] == [f"main-{n}" for n in range(50)]
+    assert sorted(ids[50:]) == ["atexit-late", "del-at-teardown", "finalize"]
+    assert records[-1]["secevents"].get("end") is True
+    report = verify_lines(result.stdout.splitlines())
+    assert report.ok(), report.text()
+
+
 def test_a_fork_while_another_thread_configures_never_deadlocks_the_child() -> None:
     code = """
         import os, threading, time

@@ -131,6 +131,7 @@ class _State:
         self.hooked = False  # the exit hooks of this process are in place
         self.pid = os.getpid()
         self.summarised: dict[str, int] = {}
+        self.exited: str | None = None  # after the exit drain: "clean", or "stuck" (the output did not drain)
 
 
 _state = _State()
@@ -139,6 +140,9 @@ _state = _State()
 def deliver(cfg: Config, level: str, line: bytes) -> None:
     """Hand one rendered line to its target, queued or synchronously. Never raises, never blocks on I/O."""
     state = _state
+    if state.exited is not None:
+        _deliver_late(state, cfg, level, line)
+        return
     if cfg.delivery == "sync":
         if not state.hooked:
             _install_exit_hooks(state)
@@ -161,6 +165,22 @@ def deliver(cfg: Config, level: str, line: bytes) -> None:
     state.queued_bytes += len(line)
     if state.idle:
         _wake(state)
+
+
+def _deliver_late(state: _State, cfg: Config, level: str, line: bytes) -> None:
+    """A record emitted after the exit drain: by an `atexit` handler that runs after ours (registered
+    before the library was imported), a `weakref.finalize` callback, a `__del__` at interpreter teardown.
+    The writer thread may be gone by now, so it is written here, followed by a new end record, when the drain
+    found the output working; after a drain that gave up it is counted as `exit` (and said on stderr)."""
+    if state.exited == "clean":
+        _write_batch(state, cfg, [(cfg, level, line)], patient=False)
+        _write_ends(state)
+        _warn_pending(state)
+    else:
+        _dropped(state, cfg, "exit", 1, None, warn_later=True)
+        with state.counts_lock:
+            state.unwarned = []
+        _summarise(state)
 
 
 def _wake(state: _State) -> None:
@@ -585,7 +605,10 @@ def _in_thread(action: Any, timeout: float) -> bool:
             result.append(False)
 
     thread = threading.Thread(target=run, name="graffer_secevents-exit", daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:  # "can't create new thread at interpreter shutdown" (a __del__ at teardown)
+        return False
     thread.join(timeout)
     return bool(result and result[0] is not False)
 
@@ -604,7 +627,10 @@ def _flush_metrics(state: _State) -> None:
 
 
 def _at_exit() -> None:
-    shutdown(EXIT_TIMEOUT)
+    state = _state
+    drained = shutdown(EXIT_TIMEOUT)
+    if state is _state and state.pid == os.getpid():
+        state.exited = "clean" if drained else "stuck"  # what comes later is written by _deliver_late
 
 
 def _on_sigterm(signum: int, _frame: object) -> None:
