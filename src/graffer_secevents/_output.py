@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import errno
+import importlib
 import io
 import json
 import os
@@ -364,6 +365,17 @@ def _shared_fd(fd: int) -> bool:
         return True
 
 
+def fd_write(fd: int, data: Any) -> int:
+    """`os.write`, except in a process monkey-patched by gevent (gunicorn's `gevent` worker): there the
+    writer thread is a greenlet, and a write that blocks (a full pipe, a stalled log shipper) would stop
+    every greenlet of the process, requests included. The write then runs on gevent's pool of real threads
+    while the greenlet waits cooperatively. (eventlet's patched `os.write` already waits cooperatively.)"""
+    gevent_monkey = sys.modules.get("gevent.monkey")
+    if gevent_monkey is not None and gevent_monkey.is_module_patched("threading"):
+        return int(importlib.import_module("gevent.os").tp_write(fd, data))  # gevent is imported already
+    return os.write(fd, data)
+
+
 _TORN_FDS: set[int] = set()
 """Descriptors left with a record half-written (a disk that filled mid-record): the next write to it
 starts with a newline, so the torn part stands alone as one unparseable line and the next record is whole."""
@@ -389,7 +401,7 @@ def write_fd(fd: int, lines: Sequence[bytes], patient: bool) -> None:
 
         def rest(chunk: memoryview = chunk, offset: list[int] = offset) -> None:
             while offset[0] < len(chunk):
-                offset[0] += os.write(fd, chunk[offset[0] :])
+                offset[0] += fd_write(fd, chunk[offset[0] :])
 
         try:
             _retrying(rest, patient, done)
