@@ -330,7 +330,7 @@ class StdTarget:
     def chunk_bytes(self) -> int:
         """The most bytes `_delivery` hands over in one call: `PIPE_BUF` for a pipe, a socket or a terminal
         (one atomic write each, so a batch stuck in a write is exactly one chunk), else 1 MiB."""
-        stream = getattr(sys, self.name)
+        stream = self._current()
         if stream is None or stream is not getattr(sys, f"__{self.name}__"):
             return 1 << 20
         try:
@@ -338,8 +338,15 @@ class StdTarget:
         except Exception:  # noqa: BLE001 - closed: the write says so
             return _ATOMIC
 
-    def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
+    def _current(self) -> Any:
+        """`sys.stdout` (or `sys.stderr`) now; the process's own when it was replaced by a logging proxy."""
         stream = getattr(sys, self.name)
+        if _LOGGING_PROXIES.get(type(stream).__module__) == type(stream).__qualname__:
+            return getattr(sys, f"__{self.name}__")
+        return stream
+
+    def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
+        stream = self._current()
         original = getattr(sys, f"__{self.name}__")
         if stream is None or stream is not original:
             if stream is not self._last:
@@ -354,6 +361,13 @@ class StdTarget:
             write_stream(stream, _kind(stream), lines, patient, self._lock)
             return
         write_fd(fd, lines, patient)  # UTF-8 bytes whatever the text layer's encoding (JSON is UTF-8)
+
+
+_LOGGING_PROXIES: Final = {"celery.utils.log": "LoggingProxy", "twisted.logger._io": "LoggingFile"}
+"""Replacements of `sys.stdout`/`sys.stderr` that turn each write into a log record of the application's
+logging (a Celery worker installs Celery's by default, `worker_redirect_stdouts`): a record written through
+one would reach the output as a log line around the JSON (`[... WARNING/MainProcess] {...}`), which no log
+pipeline parses as the record. `"stdout"` means the process's own standard output, so records go there."""
 
 
 def _shared_fd(fd: int) -> bool:
