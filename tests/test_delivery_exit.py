@@ -596,6 +596,36 @@ def test_events_emitted_after_the_exit_drain_are_written_and_end_cleanly(deliver
     assert report.ok(), report.text()
 
 
+@pytest.mark.parametrize("delivery", ["queue", "sync"])
+def test_daemon_threads_emitting_through_the_exit_leave_a_clean_end(delivery: str) -> None:
+    """A task queue's daemon worker threads (Huey's thread workers after SIGTERM) go on emitting while the
+    interpreter exits, during the exit drain and after it: what they write is numbered without a gap and an
+    end record still comes last."""
+    code = f"""
+        import threading, time
+        import graffer_secevents as api
+        api.configure(delivery={delivery!r}, metrics="none")
+
+        def spin(k):
+            n = 0
+            while True:
+                api.log_logout(f"t{{k}}-{{n}}")
+                n += 1
+                time.sleep(0.0005)
+
+        for k in range(3):
+            threading.Thread(target=spin, args=(k,), daemon=True).start()
+        time.sleep(0.3)
+    """
+    result = subprocess.run(_script(code), check=False, capture_output=True, env=_env(), timeout=60)
+    assert result.returncode == 0, result.stderr
+    records = _records(result.stdout)
+    assert len(_events(records)) > 100
+    assert records[-1]["secevents"].get("end") is True
+    report = verify_lines(result.stdout.splitlines())
+    assert report.ok(), report.text()
+
+
 def test_a_fork_while_another_thread_configures_never_deadlocks_the_child() -> None:
     code = """
         import os, threading, time

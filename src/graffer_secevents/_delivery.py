@@ -131,7 +131,8 @@ class _State:
         self.hooked = False  # the exit hooks of this process are in place
         self.pid = os.getpid()
         self.summarised: dict[str, int] = {}
-        self.exited: str | None = None  # after the exit drain: "clean", or "stuck" (the output did not drain)
+        self.exited: str | None = None  # the exit drain: "draining", then "clean" or "stuck" (it gave up)
+        self.drained = threading.Event()  # set when `exited` leaves "draining"
 
 
 _state = _State()
@@ -172,9 +173,19 @@ def _deliver_late(state: _State, cfg: Config, level: str, line: bytes) -> None:
     before the library was imported), a `weakref.finalize` callback, a `__del__` at interpreter teardown.
     The writer thread may be gone by now, so it is written here, followed by a new end record, when the drain
     found the output working; after a drain that gave up it is counted as `exit` (and said on stderr)."""
+    if state.exited == "draining" and threading.current_thread() is not threading.main_thread():
+        state.drained.wait(EXIT_TIMEOUT + 1.0)  # another thread emits while the drain runs: after it
     if state.exited == "clean":
+        # The record and a new end record in one write: a daemon thread (a task queue's worker) is frozen
+        # wherever it is when the interpreter finishes exiting, which may be between two writes.
+        output = _output_of(state, cfg)
+        before = output.seq
+        _write_batch(state, cfg, [(cfg, level, line), (cfg, "info", _end_line(cfg))], False, end_last=True)
+        if output.seq == before + 2:
+            output.ended_at = output.seq
+        _warn_pending(state)
+    elif state.exited == "draining":  # the main thread (a signal handler) during the drain: ends after it
         _write_batch(state, cfg, [(cfg, level, line)], patient=False)
-        _write_ends(state)
         _warn_pending(state)
     else:
         _dropped(state, cfg, "exit", 1, None, warn_later=True)
@@ -276,8 +287,11 @@ def _output_of(state: _State, cfg: Config) -> _Output:
     return output
 
 
-def _write_batch(state: _State, cfg: Config, items: list[Item], patient: bool, *, end: bool = False) -> None:
-    """Stamp and write `items` (all under `cfg`) in chunks the target takes in one write each."""
+def _write_batch(
+    state: _State, cfg: Config, items: list[Item], patient: bool, *, end: bool = False, end_last: bool = False
+) -> None:
+    """Stamp and write `items` (all under `cfg`) in chunks the target takes in one write each; with
+    `end_last`, the last item is an end record (not a loss if it fails)."""
     output = _output_of(state, cfg)
     target = cfg.writer
     chunk_bytes = getattr(target, "chunk_bytes", _CHUNK)
@@ -298,7 +312,8 @@ def _write_batch(state: _State, cfg: Config, items: list[Item], patient: bool, *
                 stop += 1
             if patient and state.abandoned is state.inflight:  # an exit path counted these already
                 return
-            _write_chunk(state, cfg, output, target, items[start:stop], patient, end=end)
+            ends = 1 if end_last and stop == len(items) else 0
+            _write_chunk(state, cfg, output, target, items[start:stop], patient, end=end, ends=ends)
             if patient:
                 state.done += stop - start
             start = stop
@@ -313,8 +328,10 @@ def _write_chunk(
     patient: bool,
     *,
     end: bool,
+    ends: int = 0,
 ) -> None:
-    """Stamp and write one chunk; an end record that fails is not a loss (it is no one's record)."""
+    """Stamp and write one chunk; an end record that fails is not a loss (it is no one's record): `end`
+    when the chunk is end records, `ends` when its last `ends` lines are."""
     owed = 0
     if output.unreported and not end:
         with state.counts_lock:
@@ -338,15 +355,16 @@ def _write_chunk(
         delivered = len(lines)
     except TargetWriteError as failure:
         delivered = failure.delivered
-        lost = len(lines) - delivered
-        if delivered == 0:
-            lost += owed  # the stamped record was lost too: the next one carries both
+        missing = len(lines) - delivered
+        missing -= min(missing, ends)  # an end record is no one's record
+        lost = missing + (owed if delivered == 0 else 0)  # a lost first record carried `owed` too
         if not end:
-            _dropped(state, cfg, failure.reason, lost, failure, counted=len(lines) - delivered, output=output)
+            _dropped(state, cfg, failure.reason, lost, failure, counted=missing, output=output)
     except Exception as exc:  # noqa: BLE001 - a target that breaks its own contract loses the chunk
         delivered = 0
         if not end:
-            _dropped(state, cfg, "write_error", len(lines) + owed, exc, counted=len(lines), output=output)
+            count = len(lines) - ends
+            _dropped(state, cfg, "write_error", count + owed, exc, counted=count, output=output)
     if delivered:
         output.seq, output.chain = marks[delivered - 1]
 
@@ -572,21 +590,24 @@ def _write_ends(state: _State) -> bool:
         cfg = output.cfg
         if cfg is None or output.seq in (0, output.ended_at):
             continue
-        record = {
-            "timestamp": _now(),
-            "status": "info",
-            "message": _END_MESSAGE,
-            **cfg.static,
-            "logger": {"name": "graffer_secevents"},
-            "secevents": {"schema": 1, "end": True},
-        }
-        line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
         before = output.seq
-        _write_batch(state, cfg, [(cfg, "info", line)], patient=False, end=True)
+        _write_batch(state, cfg, [(cfg, "info", _end_line(cfg))], patient=False, end=True)
         if output.seq == before:
             return False  # not written (a closed or stuck output): no end record, and not a loss either
         output.ended_at = output.seq
     return True
+
+
+def _end_line(cfg: Config) -> bytes:
+    record = {
+        "timestamp": _now(),
+        "status": "info",
+        "message": _END_MESSAGE,
+        **cfg.static,
+        "logger": {"name": "graffer_secevents"},
+        "secevents": {"schema": 1, "end": True},
+    }
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def _now() -> str:
@@ -628,9 +649,14 @@ def _flush_metrics(state: _State) -> None:
 
 def _at_exit() -> None:
     state = _state
+    if state.pid != os.getpid():
+        return
+    # From now on records are written on the spot (_deliver_late): daemon threads (a task queue's workers)
+    # may go on emitting while the drain runs and after it, and the writer thread may not outlive it.
+    state.exited = "draining"
     drained = shutdown(EXIT_TIMEOUT)
-    if state is _state and state.pid == os.getpid():
-        state.exited = "clean" if drained else "stuck"  # what comes later is written by _deliver_late
+    state.exited = "clean" if drained else "stuck"
+    state.drained.set()  # threads that emitted meanwhile write (or count) their records now
 
 
 def _on_sigterm(signum: int, _frame: object) -> None:
