@@ -243,7 +243,8 @@ def test_a_partial_write_to_a_raw_file_is_resumed_not_lost(tmp_path: Path) -> No
 # --- exit paths -------------------------------------------------------------------------------------------------
 
 _STALLED = """
-    import os, sys, time
+    import os, signal, sys, time
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as in a terminal, whatever the test runner inherited
     import graffer_secevents as api
     api.configure(metrics="none", queue_size={queue})
     for n in range({emitted}):
@@ -289,7 +290,10 @@ def test_sigterm_with_a_stalled_reader_writes_or_counts_every_record() -> None:
     assert not writer.clean_end and writer.missing == []
 
 
-def test_sigterm_with_a_reader_drains_and_ends_cleanly() -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_with_a_reader_drains_and_ends_cleanly(sig: signal.Signals) -> None:
+    """SIGHUP (a closed terminal or SSH session, `kill -HUP`) ends a process without `atexit` as SIGTERM
+    does: without a handler, 193 records of 3,000 reached the pipe and nothing said so."""
     read_end, write_end = os.pipe()
     data = bytearray()
 
@@ -310,10 +314,10 @@ def test_sigterm_with_a_reader_drains_and_ends_cleanly() -> None:
         reader.start()
         assert proc.stderr is not None
         assert proc.stderr.readline() == b"READY\n"
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         _, err = proc.communicate(timeout=30)
         reader.join(30)
-        assert proc.returncode == -signal.SIGTERM, err
+        assert proc.returncode == -sig, err
     finally:
         os.close(read_end)
         if write_end >= 0:

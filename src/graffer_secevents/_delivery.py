@@ -660,7 +660,8 @@ def _at_exit() -> None:
 
 
 def _on_sigterm(signum: int, _frame: object) -> None:
-    """SIGTERM in a process that had no handler: drain, then die of the signal as the default would.
+    """SIGTERM (or SIGHUP) in a process that had no handler: drain, then die of the signal as the default
+    would.
 
     The drain runs on a helper thread: the handler interrupted the main thread wherever it was, perhaps
     holding a metrics or output lock that the drain needs (not reentrant), which only a bounded wait survives.
@@ -691,17 +692,27 @@ def _install_exit_hooks(state: _State) -> None:
     install_sigterm_handler()
 
 
+_DRAINED_SIGNALS: Final = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+"""The signals whose default action ends the process quietly and that a process is sent to stop: SIGTERM
+(`docker stop`, Kubernetes, supervisors), SIGHUP (a closed terminal or SSH session, `kill -HUP`)."""
+
+
 def install_sigterm_handler() -> bool:
-    """Install the draining SIGTERM handler if SIGTERM has its default action; from the main thread only."""
+    """Install the draining handler for SIGTERM and SIGHUP where each has its default action (which ends
+    the process without `atexit`); from the main thread only. True when one was installed."""
     if threading.current_thread() is not threading.main_thread():
         return False
-    try:
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _on_sigterm)
-            return True
-    except (ValueError, OSError):  # not the main interpreter, or no signals here
-        pass
-    return False
+    installed = False
+    for signum in _DRAINED_SIGNALS:
+        try:
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                signal.signal(signum, _on_sigterm)
+                installed = True
+        except (ValueError, OSError):  # not the main interpreter, or no signals here
+            pass
+    return installed
 
 
 def _after_fork_in_child() -> None:
