@@ -5,6 +5,10 @@ Hostile input is not what this catches: the pipeline reads caller objects only t
 the guard is a bug of ours. Lenient mode counts it (`secevents.dropped{reason:internal_error}`) and says
 so once on stderr; strict mode (tests) turns it into an `EventValidationError` whose cause is the bug, so
 a test sees our error type and the traceback, never a bare `RuntimeError`.
+
+An entry point re-entered on the thread already running one (a signal handler, a `__del__` or `weakref`
+callback, a caller object's `__str__`, all of which can interrupt an event half-way with its locks held)
+is deferred: it runs on that thread right after the interrupted one, before that call returns.
 """
 
 from __future__ import annotations
