@@ -54,11 +54,16 @@ def guarded(entry: Callable[_P, None], name: str | None = None) -> Callable[_P, 
             return
         here["busy"] = True
         try:
-            _run(name, entry, args, kwargs)
-            deferred = here.get("deferred")
-            while deferred:
-                later_name, later = deferred.pop(0)
-                _run(later_name, later, (), {})
+            try:  # _run, inlined: this is every event's path
+                entry(*args, **kwargs)
+            except (EventValidationError, ConfigurationError):
+                if _strict():
+                    raise  # strict mode: invalid input, or a bad SECEVENTS_* environment, as our own types
+                _internal_error(name, None)  # lenient mode notes problems instead: reaching here is a bug
+            except Exception as exc:  # noqa: BLE001 - the one place that catches what an entry point leaks
+                _leaked(name, exc)
+            if "deferred" in here:
+                _run_deferred(here)
         finally:
             here["busy"] = False
 
@@ -82,19 +87,29 @@ def _defer(here: dict[str, Any], name: str, call: Callable[[], None]) -> None:
         _internal_error(name, RecursionError("too many events emitted from signal handlers at once"))
 
 
-def _run(name: str, entry: Callable[..., None], args: Any, kwargs: Any) -> None:
-    try:
-        entry(*args, **kwargs)
-    except (EventValidationError, ConfigurationError):
-        if _strict():
-            raise  # strict mode: invalid input, or a bad SECEVENTS_* environment, as our own error types
-        _internal_error(name, None)  # lenient mode notes problems instead: reaching here is a bug
-    except Exception as exc:  # the one place that catches what an entry point leaks
-        if _strict():
-            raise EventValidationError(
-                name, [f"internal error ({type(exc).__name__}); please report it, the cause is attached"]
-            ) from exc
-        _internal_error(name, exc)
+def _run_deferred(here: dict[str, Any]) -> None:
+    """Run the calls deferred while this thread's entry point ran (`_defer`), each inside the guard."""
+    deferred = here.pop("deferred")
+    while deferred:
+        name, call = deferred.pop(0)
+        try:
+            call()
+        except (EventValidationError, ConfigurationError):
+            if _strict():
+                raise
+            _internal_error(name, None)
+        except Exception as exc:  # noqa: BLE001 - judged as the guard judges it
+            _leaked(name, exc)
+        if "deferred" in here:  # a handler that fired during this one
+            deferred.extend(here.pop("deferred"))
+
+
+def _leaked(name: str, exc: Exception) -> None:
+    if _strict():
+        raise EventValidationError(
+            name, [f"internal error ({type(exc).__name__}); please report it, the cause is attached"]
+        ) from exc
+    _internal_error(name, exc)
 
 
 def internal_errors() -> int:
