@@ -480,8 +480,13 @@ def test_the_queue_drains_at_interpreter_exit() -> None:
 def test_exit_with_a_stuck_stdout_waits_boundedly_and_counts_what_was_left() -> None:
     code = """
         import atexit, json, os
-        # Registered first, so it runs after the library's drain (atexit runs last-in, first-out).
-        atexit.register(lambda: os.write(2, ("LEFT " + json.dumps(_delivery.dropped()) + "\\n").encode()))
+
+        def late():  # registered first, so it runs after the library's drain (atexit is last-in, first-out)
+            before = _delivery.dropped()
+            s.log_logout("late")  # after a drain that gave up: counted too, never silently lost
+            os.write(2, ("LEFT " + json.dumps([before, _delivery.dropped()]) + "\\n").encode())
+
+        atexit.register(late)
         import graffer_secevents as s
         from graffer_secevents import _delivery
         s.configure(metrics="none")
@@ -503,8 +508,13 @@ def test_exit_with_a_stuck_stdout_waits_boundedly_and_counts_what_was_left() -> 
         proc.stderr.close()
     finally:
         os.close(read_end)
-    left = json.loads(err.split(b"LEFT ")[1])
-    assert set(left) == {"exit"} and 500 < left["exit"] < 2000  # the rest fit in the pipe (64 KiB)
+    before, left = json.loads(err.split(b"LEFT ")[1])
+    assert set(before) == {"exit"} and 500 < before["exit"] < 2000  # the rest fit in the pipe (64 KiB)
+    assert left == {"exit": before["exit"] + 1}
+    assert (
+        f"security events were not written; dropped in this process, by reason: exit: {before['exit'] + 1}\n".encode()
+        in err
+    )
 
 
 def test_a_forked_child_never_writes_its_parents_queued_records(tmp_path: Path) -> None:

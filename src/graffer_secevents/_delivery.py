@@ -23,11 +23,12 @@ and `secevents.dropped_before: N` on the next record written to the same output 
 **Exit paths** (docs/delivery.md lists them): `shutdown` drains the queue (bounded), counts what it could
 not write as `reason:exit` (the queue and the batch the writer holds), writes an end record per output and
 flushes the metrics. It runs at interpreter exit (`atexit`), in `multiprocessing` (and billiard) children
-through their own finaliser registry (they end with `os._exit`, which skips `atexit`), on ASGI lifespan
-shutdown, and on SIGTERM where the process had no handler of its own (`SIG_DFL`): the handler drains, then
-restores the default and re-raises, so the process still dies of the signal (servers such as uvicorn
-restore the handler they found and re-raise SIGTERM after their graceful stop). A forked child starts with
-an empty queue, its own writer identity and its own writer thread.
+through their own finaliser registry (they end with `os._exit`, which skips `atexit`), in any other forked
+child at `os._exit` (RQ's work horse: a child's `os._exit` is wrapped, `_exit_forked_child`), on ASGI
+lifespan shutdown, and on SIGTERM where the process had no handler of its own (`SIG_DFL`): the handler
+drains, then restores the default and re-raises, so the process still dies of the signal (servers such as
+uvicorn restore the handler they found and re-raise SIGTERM after their graceful stop). A forked child
+starts with an empty queue, its own writer identity and its own writer thread.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import orjson
 
@@ -130,6 +131,8 @@ class _State:
         self.hooked = False  # the exit hooks of this process are in place
         self.pid = os.getpid()
         self.summarised: dict[str, int] = {}
+        self.exited: str | None = None  # the exit drain: "draining", then "clean" or "stuck" (it gave up)
+        self.drained = threading.Event()  # set when `exited` leaves "draining"
 
 
 _state = _State()
@@ -138,6 +141,9 @@ _state = _State()
 def deliver(cfg: Config, level: str, line: bytes) -> None:
     """Hand one rendered line to its target, queued or synchronously. Never raises, never blocks on I/O."""
     state = _state
+    if state.exited is not None:
+        _deliver_late(state, cfg, level, line)
+        return
     if cfg.delivery == "sync":
         if not state.hooked:
             _install_exit_hooks(state)
@@ -160,6 +166,32 @@ def deliver(cfg: Config, level: str, line: bytes) -> None:
     state.queued_bytes += len(line)
     if state.idle:
         _wake(state)
+
+
+def _deliver_late(state: _State, cfg: Config, level: str, line: bytes) -> None:
+    """A record emitted after the exit drain: by an `atexit` handler that runs after ours (registered
+    before the library was imported), a `weakref.finalize` callback, a `__del__` at interpreter teardown.
+    The writer thread may be gone by now, so it is written here, followed by a new end record, when the drain
+    found the output working; after a drain that gave up it is counted as `exit` (and said on stderr)."""
+    if state.exited == "draining" and threading.current_thread() is not threading.main_thread():
+        state.drained.wait(EXIT_TIMEOUT + 1.0)  # another thread emits while the drain runs: after it
+    if state.exited == "clean":
+        # The record and a new end record in one write: a daemon thread (a task queue's worker) is frozen
+        # wherever it is when the interpreter finishes exiting, which may be between two writes.
+        output = _output_of(state, cfg)
+        before = output.seq
+        _write_batch(state, cfg, [(cfg, level, line), (cfg, "info", _end_line(cfg))], False, end_last=True)
+        if output.seq == before + 2:
+            output.ended_at = output.seq
+        _warn_pending(state)
+    elif state.exited == "draining":  # the main thread (a signal handler) during the drain: ends after it
+        _write_batch(state, cfg, [(cfg, level, line)], patient=False)
+        _warn_pending(state)
+    else:
+        _dropped(state, cfg, "exit", 1, None, warn_later=True)
+        with state.counts_lock:
+            state.unwarned = []
+        _summarise(state)
 
 
 def _wake(state: _State) -> None:
@@ -255,8 +287,11 @@ def _output_of(state: _State, cfg: Config) -> _Output:
     return output
 
 
-def _write_batch(state: _State, cfg: Config, items: list[Item], patient: bool, *, end: bool = False) -> None:
-    """Stamp and write `items` (all under `cfg`) in chunks the target takes in one write each."""
+def _write_batch(
+    state: _State, cfg: Config, items: list[Item], patient: bool, *, end: bool = False, end_last: bool = False
+) -> None:
+    """Stamp and write `items` (all under `cfg`) in chunks the target takes in one write each; with
+    `end_last`, the last item is an end record (not a loss if it fails)."""
     output = _output_of(state, cfg)
     target = cfg.writer
     chunk_bytes = getattr(target, "chunk_bytes", _CHUNK)
@@ -277,7 +312,8 @@ def _write_batch(state: _State, cfg: Config, items: list[Item], patient: bool, *
                 stop += 1
             if patient and state.abandoned is state.inflight:  # an exit path counted these already
                 return
-            _write_chunk(state, cfg, output, target, items[start:stop], patient, end=end)
+            ends = 1 if end_last and stop == len(items) else 0
+            _write_chunk(state, cfg, output, target, items[start:stop], patient, end=end, ends=ends)
             if patient:
                 state.done += stop - start
             start = stop
@@ -292,8 +328,10 @@ def _write_chunk(
     patient: bool,
     *,
     end: bool,
+    ends: int = 0,
 ) -> None:
-    """Stamp and write one chunk; an end record that fails is not a loss (it is no one's record)."""
+    """Stamp and write one chunk; an end record that fails is not a loss (it is no one's record): `end`
+    when the chunk is end records, `ends` when its last `ends` lines are."""
     owed = 0
     if output.unreported and not end:
         with state.counts_lock:
@@ -317,15 +355,16 @@ def _write_chunk(
         delivered = len(lines)
     except TargetWriteError as failure:
         delivered = failure.delivered
-        lost = len(lines) - delivered
-        if delivered == 0:
-            lost += owed  # the stamped record was lost too: the next one carries both
+        missing = len(lines) - delivered
+        missing -= min(missing, ends)  # an end record is no one's record
+        lost = missing + (owed if delivered == 0 else 0)  # a lost first record carried `owed` too
         if not end:
-            _dropped(state, cfg, failure.reason, lost, failure, counted=len(lines) - delivered, output=output)
+            _dropped(state, cfg, failure.reason, lost, failure, counted=missing, output=output)
     except Exception as exc:  # noqa: BLE001 - a target that breaks its own contract loses the chunk
         delivered = 0
         if not end:
-            _dropped(state, cfg, "write_error", len(lines) + owed, exc, counted=len(lines), output=output)
+            count = len(lines) - ends
+            _dropped(state, cfg, "write_error", count + owed, exc, counted=count, output=output)
     if delivered:
         output.seq, output.chain = marks[delivered - 1]
 
@@ -499,8 +538,9 @@ def shutdown(timeout: float = EXIT_TIMEOUT) -> bool:
             _abandon(state)
         else:
             drained = _in_thread(lambda: _write_ends(state), max(0.1, deadline - time.monotonic()))
-        _flush_metrics(state)
         _summarise(state)
+        # Bounded too: a SIGTERM may have interrupted the main thread inside a metrics lock.
+        _in_thread(lambda: _flush_metrics(state), max(0.1, deadline - time.monotonic()))
         return drained
     finally:
         _shutdown_lock.release()
@@ -550,21 +590,24 @@ def _write_ends(state: _State) -> bool:
         cfg = output.cfg
         if cfg is None or output.seq in (0, output.ended_at):
             continue
-        record = {
-            "timestamp": _now(),
-            "status": "info",
-            "message": _END_MESSAGE,
-            **cfg.static,
-            "logger": {"name": "graffer_secevents"},
-            "secevents": {"schema": 1, "end": True},
-        }
-        line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
         before = output.seq
-        _write_batch(state, cfg, [(cfg, "info", line)], patient=False, end=True)
+        _write_batch(state, cfg, [(cfg, "info", _end_line(cfg))], patient=False, end=True)
         if output.seq == before:
             return False  # not written (a closed or stuck output): no end record, and not a loss either
         output.ended_at = output.seq
     return True
+
+
+def _end_line(cfg: Config) -> bytes:
+    record = {
+        "timestamp": _now(),
+        "status": "info",
+        "message": _END_MESSAGE,
+        **cfg.static,
+        "logger": {"name": "graffer_secevents"},
+        "secevents": {"schema": 1, "end": True},
+    }
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
 
 
 def _now() -> str:
@@ -583,7 +626,10 @@ def _in_thread(action: Any, timeout: float) -> bool:
             result.append(False)
 
     thread = threading.Thread(target=run, name="graffer_secevents-exit", daemon=True)
-    thread.start()
+    try:
+        thread.start()
+    except RuntimeError:  # "can't create new thread at interpreter shutdown" (a __del__ at teardown)
+        return False
     thread.join(timeout)
     return bool(result and result[0] is not False)
 
@@ -602,13 +648,26 @@ def _flush_metrics(state: _State) -> None:
 
 
 def _at_exit() -> None:
-    shutdown(EXIT_TIMEOUT)
+    state = _state
+    if state.pid != os.getpid():
+        return
+    # From now on records are written on the spot (_deliver_late): daemon threads (a task queue's workers)
+    # may go on emitting while the drain runs and after it, and the writer thread may not outlive it.
+    state.exited = "draining"
+    drained = shutdown(EXIT_TIMEOUT)
+    state.exited = "clean" if drained else "stuck"
+    state.drained.set()  # threads that emitted meanwhile write (or count) their records now
 
 
 def _on_sigterm(signum: int, _frame: object) -> None:
-    """SIGTERM in a process that had no handler: drain, then die of the signal as the default would."""
+    """SIGTERM (or SIGHUP) in a process that had no handler: drain, then die of the signal as the default
+    would.
+
+    The drain runs on a helper thread: the handler interrupted the main thread wherever it was, perhaps
+    holding a metrics or output lock that the drain needs (not reentrant), which only a bounded wait survives.
+    """
     try:
-        shutdown(EXIT_TIMEOUT)
+        _in_thread(lambda: shutdown(EXIT_TIMEOUT), EXIT_TIMEOUT + 1.0)
     finally:
         signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)
@@ -633,17 +692,27 @@ def _install_exit_hooks(state: _State) -> None:
     install_sigterm_handler()
 
 
+_DRAINED_SIGNALS: Final = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+"""The signals whose default action ends the process quietly and that a process is sent to stop: SIGTERM
+(`docker stop`, Kubernetes, supervisors), SIGHUP (a closed terminal or SSH session, `kill -HUP`)."""
+
+
 def install_sigterm_handler() -> bool:
-    """Install the draining SIGTERM handler if SIGTERM has its default action; from the main thread only."""
+    """Install the draining handler for SIGTERM and SIGHUP where each has its default action (which ends
+    the process without `atexit`); from the main thread only. True when one was installed."""
     if threading.current_thread() is not threading.main_thread():
         return False
-    try:
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _on_sigterm)
-            return True
-    except (ValueError, OSError):  # not the main interpreter, or no signals here
-        pass
-    return False
+    installed = False
+    for signum in _DRAINED_SIGNALS:
+        try:
+            if signal.getsignal(signum) is signal.SIG_DFL:
+                signal.signal(signum, _on_sigterm)
+                installed = True
+        except (ValueError, OSError):  # not the main interpreter, or no signals here
+            pass
+    return installed
 
 
 def _after_fork_in_child() -> None:
@@ -652,6 +721,27 @@ def _after_fork_in_child() -> None:
     global _state, _shutdown_lock  # noqa: PLW0603 - the whole state is replaced, never patched
     _state = _State()
     _shutdown_lock = threading.RLock()
+    if os._exit is not _exit_forked_child:
+        os._exit = _exit_forked_child
+
+
+_os_exit: Final = os._exit
+
+
+def _exit_forked_child(status: int) -> NoReturn:
+    """`os._exit` in a forked child: drain (or count) what this child queued and write its end record first.
+
+    A forked child ends with `os._exit`, which skips `atexit`: RQ's work horse after each job,
+    `multiprocessing` and billiard children, any pre-forking server of the application's own. Nothing
+    else runs there, so this is the one place that sees every such exit. A child that wrote nothing
+    exits at once; the drain is bounded like every exit path.
+    """
+    try:
+        state = _state
+        if state.pid == os.getpid() and (state.writer is not None or state.outputs):
+            shutdown(EXIT_TIMEOUT)
+    finally:
+        _os_exit(status)
 
 
 atexit.register(_at_exit)

@@ -14,6 +14,7 @@ import os
 from typing import Final
 
 from ._errors import ConfigurationError
+from ._output import fd_write
 
 __all__ = ["AppendFile", "is_path", "open_output"]
 
@@ -49,7 +50,7 @@ class AppendFile:
         view = memoryview(data.encode("utf-8") if isinstance(data, str) else data)
         written = 0
         while written < len(view):
-            written += os.write(self._fd, view[written:])
+            written += fd_write(self._fd, view[written:])
         return written
 
     def flush(self) -> None:

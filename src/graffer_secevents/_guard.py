@@ -5,6 +5,10 @@ Hostile input is not what this catches: the pipeline reads caller objects only t
 the guard is a bug of ours. Lenient mode counts it (`secevents.dropped{reason:internal_error}`) and says
 so once on stderr; strict mode (tests) turns it into an `EventValidationError` whose cause is the bug, so
 a test sees our error type and the traceback, never a bare `RuntimeError`.
+
+An entry point re-entered on the thread already running one (a signal handler, a `__del__` or `weakref`
+callback, a caller object's `__str__`, all of which can interrupt an event half-way with its locks held)
+is deferred: it runs on that thread right after the interrupted one, before that call returns.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 from collections.abc import Callable
-from typing import Final, ParamSpec
+from typing import Any, Final, ParamSpec
 
 from . import _config
 from ._errors import ConfigurationError, EventValidationError
@@ -43,20 +48,68 @@ def guarded(entry: Callable[_P, None], name: str | None = None) -> Callable[_P, 
 
     @functools.wraps(entry)
     def guard(*args: _P.args, **kwargs: _P.kwargs) -> None:
+        here = _thread.__dict__
+        if here.get("busy"):
+            _defer(here, name, functools.partial(entry, *args, **kwargs))
+            return
+        here["busy"] = True
         try:
-            entry(*args, **kwargs)
-        except (EventValidationError, ConfigurationError):
-            if _strict():
-                raise  # strict mode: invalid input, or a bad SECEVENTS_* environment, as our own error types
-            _internal_error(name, None)  # lenient mode notes problems instead: reaching here is a bug
-        except Exception as exc:  # the one place that catches what an entry point leaks
-            if _strict():
-                raise EventValidationError(
-                    name, [f"internal error ({type(exc).__name__}); please report it, the cause is attached"]
-                ) from exc
-            _internal_error(name, exc)
+            try:  # _run, inlined: this is every event's path
+                entry(*args, **kwargs)
+            except (EventValidationError, ConfigurationError):
+                if _strict():
+                    raise  # strict mode: invalid input, or a bad SECEVENTS_* environment, as our own types
+                _internal_error(name, None)  # lenient mode notes problems instead: reaching here is a bug
+            except Exception as exc:  # noqa: BLE001 - the one place that catches what an entry point leaks
+                _leaked(name, exc)
+            if "deferred" in here:
+                _run_deferred(here)
+        finally:
+            here["busy"] = False
 
     return guard
+
+
+_thread: Final = threading.local()
+"""Per thread: `busy` while an entry point runs, and the calls that re-entered it (`deferred`)."""
+MAX_DEFERRED: Final = 1000
+
+
+def _defer(here: dict[str, Any], name: str, call: Callable[[], None]) -> None:
+    """An entry point re-entered on the thread that is running one: a signal handler, a `__del__` or a
+    `weakref` callback the garbage collector ran, a caller object's `__str__`, interrupted an event half-way,
+    with the delivery and metrics locks it holds (not reentrant: taking one again would wait forever).
+    The call runs on this thread as soon as the interrupted one is done, before it returns."""
+    deferred: list[tuple[str, Callable[[], None]]] = here.setdefault("deferred", [])
+    if len(deferred) < MAX_DEFERRED:
+        deferred.append((name, call))
+    else:  # a handler that fires faster than events are written: lost, and said
+        _internal_error(name, RecursionError("too many events emitted from signal handlers at once"))
+
+
+def _run_deferred(here: dict[str, Any]) -> None:
+    """Run the calls deferred while this thread's entry point ran (`_defer`), each inside the guard."""
+    deferred = here.pop("deferred")
+    while deferred:
+        name, call = deferred.pop(0)
+        try:
+            call()
+        except (EventValidationError, ConfigurationError):
+            if _strict():
+                raise
+            _internal_error(name, None)
+        except Exception as exc:  # noqa: BLE001 - judged as the guard judges it
+            _leaked(name, exc)
+        if "deferred" in here:  # a handler that fired during this one
+            deferred.extend(here.pop("deferred"))
+
+
+def _leaked(name: str, exc: Exception) -> None:
+    if _strict():
+        raise EventValidationError(
+            name, [f"internal error ({type(exc).__name__}); please report it, the cause is attached"]
+        ) from exc
+    _internal_error(name, exc)
 
 
 def internal_errors() -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import errno
+import importlib
 import io
 import json
 import os
@@ -329,7 +330,7 @@ class StdTarget:
     def chunk_bytes(self) -> int:
         """The most bytes `_delivery` hands over in one call: `PIPE_BUF` for a pipe, a socket or a terminal
         (one atomic write each, so a batch stuck in a write is exactly one chunk), else 1 MiB."""
-        stream = getattr(sys, self.name)
+        stream = self._current()
         if stream is None or stream is not getattr(sys, f"__{self.name}__"):
             return 1 << 20
         try:
@@ -337,8 +338,15 @@ class StdTarget:
         except Exception:  # noqa: BLE001 - closed: the write says so
             return _ATOMIC
 
-    def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
+    def _current(self) -> Any:
+        """`sys.stdout` (or `sys.stderr`) now; the process's own when it was replaced by a logging proxy."""
         stream = getattr(sys, self.name)
+        if _LOGGING_PROXIES.get(type(stream).__module__) == type(stream).__qualname__:
+            return getattr(sys, f"__{self.name}__")
+        return stream
+
+    def write_lines(self, lines: Sequence[bytes], levels: Sequence[str], patient: bool) -> None:
+        stream = self._current()
         original = getattr(sys, f"__{self.name}__")
         if stream is None or stream is not original:
             if stream is not self._last:
@@ -355,6 +363,13 @@ class StdTarget:
         write_fd(fd, lines, patient)  # UTF-8 bytes whatever the text layer's encoding (JSON is UTF-8)
 
 
+_LOGGING_PROXIES: Final = {"celery.utils.log": "LoggingProxy", "twisted.logger._io": "LoggingFile"}
+"""Replacements of `sys.stdout`/`sys.stderr` that turn each write into a log record of the application's
+logging (a Celery worker installs Celery's by default, `worker_redirect_stdouts`): a record written through
+one would reach the output as a log line around the JSON (`[... WARNING/MainProcess] {...}`), which no log
+pipeline parses as the record. `"stdout"` means the process's own standard output, so records go there."""
+
+
 def _shared_fd(fd: int) -> bool:
     """Whether writes to `fd` can interleave with other processes' (a pipe, a socket, a terminal) unless
     each is at most `PIPE_BUF` bytes; a regular file takes a large write at once."""
@@ -362,6 +377,17 @@ def _shared_fd(fd: int) -> bool:
         return not stat.S_ISREG(os.fstat(fd).st_mode)
     except OSError:
         return True
+
+
+def fd_write(fd: int, data: Any) -> int:
+    """`os.write`, except in a process monkey-patched by gevent (gunicorn's `gevent` worker): there the
+    writer thread is a greenlet, and a write that blocks (a full pipe, a stalled log shipper) would stop
+    every greenlet of the process, requests included. The write then runs on gevent's pool of real threads
+    while the greenlet waits cooperatively. (eventlet's patched `os.write` already waits cooperatively.)"""
+    gevent_monkey = sys.modules.get("gevent.monkey")
+    if gevent_monkey is not None and gevent_monkey.is_module_patched("threading"):
+        return int(importlib.import_module("gevent.os").tp_write(fd, data))  # gevent is imported already
+    return os.write(fd, data)
 
 
 _TORN_FDS: set[int] = set()
@@ -389,7 +415,7 @@ def write_fd(fd: int, lines: Sequence[bytes], patient: bool) -> None:
 
         def rest(chunk: memoryview = chunk, offset: list[int] = offset) -> None:
             while offset[0] < len(chunk):
-                offset[0] += os.write(fd, chunk[offset[0] :])
+                offset[0] += fd_write(fd, chunk[offset[0] :])
 
         try:
             _retrying(rest, patient, done)

@@ -12,12 +12,15 @@ dramatiq.set_broker(broker)
   `graffer_secevents_origin`, unless it is there already: a retry keeps the origin of the first send.
 * `before_process_message` binds the job (`dramatiq`, the actor's name, the message id) and its validated
   origin in the worker thread; `after_process_message` / `after_skip_message` unbind it.
+* `after_worker_shutdown` drains the process's records and writes its end record before the `dramatiq`
+  command closes the worker process's output.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from graffer_secevents._delivery import shutdown
 from graffer_secevents._errors import MissingDependencyError
 
 try:
@@ -75,6 +78,13 @@ class SecurityEventsMiddleware(Middleware):
 
     def after_skip_message(self, broker: Any, message: Any) -> None:
         self._unbind(message)
+
+    def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        """Drain the records the worker's actors emitted and write the end record now: the `dramatiq`
+        command closes the worker process's output (a pipe to the parent, which `sys.stdout` and
+        `sys.stderr` are then) right after this, before the process's own exit drain could run."""
+        with never_raise("draining the Dramatiq worker's records"):
+            shutdown()
 
     def _unbind(self, message: Any) -> None:
         with never_raise("unbinding the Dramatiq message's origin"):

@@ -38,3 +38,9 @@ def export_after_a_retry(tag: str) -> None:
         _failed_once.add(tag)
         raise RuntimeError("first attempt fails")
     secevents.log_data_export(None, "orders", tag=tag)
+
+
+@dramatiq.actor(queue_name="secevents_exit", max_retries=0)
+def export_many(tag: str, count: int) -> None:
+    for n in range(count):
+        secevents.log_data_export(None, "orders", record_count=n, tag=f"{tag}-{n}")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -172,3 +176,38 @@ def test_in_eager_mode_the_task_runs_in_the_request_and_says_so(security_events:
     assert record["network"] == {"client": {"ip": "203.0.113.9"}}
     assert record["http"]["request_id"] == "req-eager"
     assert "origin" not in record["job"]
+
+
+def test_records_reach_stdout_as_json_lines_though_the_worker_redirects_stdout_to_its_logger() -> None:
+    """A Celery worker replaces `sys.stdout` and `sys.stderr` with a `LoggingProxy` by default
+    (`worker_redirect_stdouts`): a record written through it became a log line around the JSON
+    (`[... WARNING/MainProcess] {...}`) on stderr. The default output is the process's own stdout."""
+    code = textwrap.dedent(
+        """
+        import logging, sys
+        from celery import Celery
+        import graffer_secevents as secevents
+
+        app = Celery("redirected")
+        app.log.setup_logging_subsystem(loglevel="WARNING")
+        app.log.redirect_stdouts_to_logger(logging.getLogger("celery.redirected"), "WARNING")  # as the worker
+        assert type(sys.stdout).__name__ == "LoggingProxy"
+        print("the application's own print")  # still Celery's to log
+        for n in range(20):
+            secevents.log_data_export(None, "orders", record_count=n)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SECEVENTS_")}
+    result = subprocess.run(
+        [python(), "-c", code],
+        capture_output=True,
+        env={**env, "SECEVENTS_METRICS": "none"},
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["evt"]["record_count"] for r in records if "evt" in r] == list(range(20))
+    assert records[-1]["secevents"]["end"] is True
+    assert b"data_export" not in result.stderr
+    assert b"the application's own print" in result.stderr  # Celery's redirect is left as it was

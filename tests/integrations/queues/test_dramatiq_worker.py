@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,3 +118,45 @@ def test_a_tampered_origin_option_is_dropped_and_noted(jobs: Any, worker: tuple[
     assert "usr" not in record
     assert "origin" not in record["job"]
     assert any("signature does not verify" in note for note in record["secevents"]["errors"])
+
+
+def test_the_worker_processes_write_every_record_and_end_cleanly_on_sigterm(
+    jobs: Any, broker_url: str, tmp_path: Path
+) -> None:
+    """The default output in `dramatiq` worker processes, whose `sys.stdout` is a pipe to the parent that the
+    command closes right after the worker stops: every record, then each process's end record, arrive
+    before that (`after_worker_shutdown`), so `verify` sees each worker end cleanly."""
+    import signal
+    import subprocess
+    import time
+
+    from queue_helpers import python, worker_env
+
+    from graffer_secevents._tools.verify import verify_lines
+
+    for k in range(3):
+        jobs.export_many.send(f"dq-exit{k}", 200)
+    env = worker_env(tmp_path / "unused.jsonl", QUEUE_BROKER_URL=broker_url)
+    del env["QUEUE_EVENTS_FILE"]  # the default output: the worker process's stdout
+    log = tmp_path / "worker.log"
+    command = [python(), "-m", "dramatiq", "queue_jobs_dramatiq", "--processes", "2", "--threads", "2"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*command, "--queues", "secevents_exit"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while log.read_bytes().count(b'"tag":"dq-exit') < 3 * 200 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    lines = [line for line in log.read_bytes().splitlines() if line.startswith(b"{")]
+    tags = sorted(json.loads(line)["context"]["tag"] for line in lines if b'"evt"' in line)
+    assert tags == sorted(f"dq-exit{k}-{n}" for k in range(3) for n in range(200))
+    report = verify_lines(lines)
+    assert report.writers, report.text()
+    assert report.ok(), report.text()

@@ -11,11 +11,12 @@ import pytest
 pytest.importorskip("rq")
 
 import queue_jobs_rq
-from queue_helpers import make_web_app, post_export, python, wait_for_tag, worker_env
+from queue_helpers import make_web_app, post_export, python, read_records, wait_for_tag, worker_env
 from redis import Redis
 from rq import Queue
 
 from graffer_secevents._origin import ORIGIN_KEY
+from graffer_secevents._tools.verify import verify_lines
 from graffer_secevents.integrations import rq as secevents_rq
 from graffer_secevents.testing import capture_events
 
@@ -28,7 +29,7 @@ def queue(redis_url: str, request: pytest.FixtureRequest) -> Queue:
     return Queue(f"q-{request.node.name[-40:]}", connection=Redis.from_url(f"{redis_url}/2"))
 
 
-def _burst(queue: Queue, redis_url: str, tmp_path: Path) -> tuple[Path, Path]:
+def _burst(queue: Queue, redis_url: str, tmp_path: Path, **env: str) -> tuple[Path, Path]:
     events, log = tmp_path / "events.jsonl", tmp_path / "worker.log"
     with log.open("wb") as out:
         subprocess.run(
@@ -44,7 +45,7 @@ def _burst(queue: Queue, redis_url: str, tmp_path: Path) -> tuple[Path, Path]:
                 f"{redis_url}/2",
                 queue.name,
             ],
-            env=worker_env(events),
+            env=worker_env(events, **env),
             stdout=out,
             stderr=subprocess.STDOUT,
             timeout=60,
@@ -109,6 +110,21 @@ def test_events_of_a_job_enqueued_outside_any_request_say_only_which_job(
         "enqueued_at": job.meta[ORIGIN_KEY]["enqueued_at"],
     }
     assert "errors" not in record["secevents"]
+
+
+def test_every_work_horse_writes_what_it_queued_and_its_end_record(
+    queue: Queue, redis_url: str, tmp_path: Path
+) -> None:
+    """The default queued delivery in the forked work horse, which RQ ends with `os._exit` right after the
+    job: every record reaches the output, and each horse (its own writer) ends cleanly for `verify`."""
+    jobs = [queue.enqueue(queue_jobs_rq.export_many, f"rq-horse{j}", 300) for j in range(3)]
+    events, _log = _burst(queue, redis_url, tmp_path, QUEUE_DELIVERY="queue")
+    records = read_records(events)
+    tags = sorted(r["context"]["tag"] for r in records if "evt" in r)
+    assert tags == sorted(f"rq-horse{j}-{n}" for j in range(3) for n in range(300))
+    report = verify_lines(events.read_bytes().splitlines())
+    assert len(report.writers) == len(jobs)
+    assert report.ok(), report.text()
 
 
 def test_install_is_idempotent() -> None:
