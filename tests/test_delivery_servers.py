@@ -113,10 +113,7 @@ class _Reader:
 @pytest.mark.parametrize("server", ["uvicorn", "waitress", "gunicorn_gevent"])
 def test_a_stuck_stdout_never_stops_the_server_answering(server: str, tmp_path: Path) -> None:
     """gunicorn's gevent worker: the writer thread is a greenlet there, and a blocking write would stop
-    the whole worker (`_output.fd_write`); gevent is not a dev dependency, so that case runs where it is
-    installed."""
-    if server == "gunicorn_gevent":
-        pytest.importorskip("gevent")
+    the whole worker (`_output.fd_write`)."""
     port = _free_port()
     argv = [sys.executable, str(APPS / f"serve_{server}.py"), str(port)]
     with _server(argv, _env(SECEVENTS_QUEUE_SIZE="200"), tmp_path / "stderr.log") as proc:
