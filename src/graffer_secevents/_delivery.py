@@ -296,27 +296,59 @@ def _write_batch(
     target = cfg.writer
     chunk_bytes = getattr(target, "chunk_bytes", _CHUNK)
     with output.lock:
-        if len(items) == 1:  # one record (delivery="sync", an end record): no chunks to work out
-            if not (patient and state.abandoned is state.inflight):
-                _write_one(state, cfg, output, target, items[0], patient, end)
-                if patient:
-                    state.done += 1
+        if state.exited is not None and not (end or end_last) and 0 < output.seq == output.ended_at:
+            # The exit drain wrote this output's end record while this thread was already past its check
+            # of `exited` (a daemon thread's record in `delivery="sync"`, or the writer's last batch): the
+            # records and a new end record go in one write, so an end record still comes last.
+            before, done = output.seq, state.done
+            items = [*items, _end_item(cfg)]
+            _write_batch_locked(state, cfg, output, target, chunk_bytes, items, patient, True)
+            if state.done > done:
+                state.done -= 1  # the end record is no queued record
+            if output.seq == before + len(items):
+                output.ended_at = output.seq
             return
-        start = 0
-        # What the stamp adds to a line, at most: writer and seq (56), the chain (75); dropped_before (38).
-        extra = 56 + (75 if cfg.integrity_key is not None else 0)
-        while start < len(items):
-            stop, size = start + 1, len(items[start][2]) + extra + 38
-            while stop < len(items) and size + len(items[stop][2]) + extra <= chunk_bytes:
-                size += len(items[stop][2]) + extra
-                stop += 1
-            if patient and state.abandoned is state.inflight:  # an exit path counted these already
-                return
-            ends = 1 if end_last and stop == len(items) else 0
-            _write_chunk(state, cfg, output, target, items[start:stop], patient, end=end, ends=ends)
+        _write_batch_locked(state, cfg, output, target, chunk_bytes, items, patient, end_last, end=end)
+
+
+def _end_item(cfg: Config) -> Item:
+    return (cfg, "info", _end_line(cfg))
+
+
+def _write_batch_locked(
+    state: _State,
+    cfg: Config,
+    output: _Output,
+    target: Target,
+    chunk_bytes: int,
+    items: list[Item],
+    patient: bool,
+    end_last: bool,
+    *,
+    end: bool = False,
+) -> None:
+    """`_write_batch` with `output.lock` held."""
+    if len(items) == 1:  # one record (delivery="sync", an end record): no chunks to work out
+        if not (patient and state.abandoned is state.inflight):
+            _write_one(state, cfg, output, target, items[0], patient, end)
             if patient:
-                state.done += stop - start
-            start = stop
+                state.done += 1
+        return
+    start = 0
+    # What the stamp adds to a line, at most: writer and seq (56), the chain (75); dropped_before (38).
+    extra = 56 + (75 if cfg.integrity_key is not None else 0)
+    while start < len(items):
+        stop, size = start + 1, len(items[start][2]) + extra + 38
+        while stop < len(items) and size + len(items[stop][2]) + extra <= chunk_bytes:
+            size += len(items[stop][2]) + extra
+            stop += 1
+        if patient and state.abandoned is state.inflight:  # an exit path counted these already
+            return
+        ends = 1 if end_last and stop == len(items) else 0
+        _write_chunk(state, cfg, output, target, items[start:stop], patient, end=end, ends=ends)
+        if patient:
+            state.done += stop - start
+        start = stop
 
 
 def _write_chunk(
