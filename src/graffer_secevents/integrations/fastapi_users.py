@@ -34,6 +34,13 @@ failures alike:
 * a user the backend authenticated is bound to the request, so a 403 from `current_user(superuser=True)`
   (the default status rule) is an `authz_fail` with that user, not an anonymous one.
 
+* `PATCH /users/{id}` (a superuser acting on another account; also `manager.update()` from a script) →
+  `authz_change` for `is_superuser` (`evt.from_role`/`evt.to_role` `superuser`/`user`, `evt.granted`/
+  `evt.revoked`), `user_enabled`/`user_disabled` for `is_active`, `user_updated` with `evt.attributes` (the
+  names, never the values) for `email`/`is_verified` changed by someone else, `authn_password_change` for a
+  new password (the hashes are compared, never written); the actor is the token's user, the account the
+  `target.usr`; a change of nothing writes nothing; `DELETE /users/{id}` → `user_deleted`.
+
 fastapi-users has no refresh tokens, lockout or second factor, so there is nothing to record for those.
 """
 
@@ -56,9 +63,12 @@ from fastapi import Response
 from fastapi.security import OAuth2PasswordRequestForm
 from fastapi_users.jwt import decode_jwt
 
-from graffer_secevents._context import current_request, set_user
+from graffer_secevents._context import current_request, current_user, set_user
+from graffer_secevents._pipeline import emit_event
+from graffer_secevents._types import User
 
 from ._auth import record_auth, record_bad_credential, record_reset_refused
+from ._common import never_raise
 from .asgi import AsgiRequestContext
 
 __all__ = ["SecurityEventsAuthenticationBackend", "SecurityEventsUserManagerMixin"]
@@ -112,6 +122,17 @@ class SecurityEventsUserManagerMixin(BaseUserManager[_UP, _ID]):
         if request is not None:  # the register route; a script or an admin creating users passes none
             record_auth("user_signup", where=_WHERE, user=user)
         return user
+
+    async def update(self, user_update: Any, user: _UP, safe: bool = False, request: Any = None) -> _UP:
+        before = _watched(user)
+        updated = await super().update(user_update, user, safe, request)
+        _record_changes(before, updated)
+        return updated
+
+    async def delete(self, user: _UP, request: Any = None) -> None:
+        target = _target(user)  # read before the row goes
+        await super().delete(user, request)
+        _emit_changes([("user_deleted", {})], target)
 
     async def get_by_email(self, user_email: str) -> _UP:
         try:
@@ -238,6 +259,55 @@ def _observed(get_strategy: Any) -> Any:
         return _ObservedStrategy(get_strategy(*args, **kwargs))
 
     return observed
+
+
+_FLAGS: Final = ("is_superuser", "is_active", "email", "is_verified")
+_PASSWORD_FIELD: Final = "hashed_password"  # noqa: S105 - a column name; its value is compared, never written
+
+
+def _watched(user: Any) -> dict[str, Any]:
+    """The fields whose change is an event, as the user object holds them now (it is updated in place)."""
+    values = {name: getattr(user, name, None) for name in _FLAGS}
+    values[_PASSWORD_FIELD] = getattr(user, _PASSWORD_FIELD, None)
+    return values
+
+
+def _record_changes(before: dict[str, Any], user: Any) -> None:
+    """The events of one account's update, from the values before and after (same keys)."""
+    with never_raise(_WHERE):
+        after = _watched(user)
+        changed = [name for name, old in before.items() if old != after[name]]
+        if not changed:
+            return
+        actor = current_user()
+        by_self = actor is not None and getattr(actor, "id", None) == getattr(user, "id", None)
+        emits: list[tuple[str, dict[str, Any]]] = []
+        if "is_superuser" in changed:
+            granted = after["is_superuser"] is True
+            roles = ("user", "superuser") if granted else ("superuser", "user")
+            key = "granted" if granted else "revoked"
+            emits.append(("authz_change", {"from_role": roles[0], "to_role": roles[1], key: ["superuser"]}))
+        if "is_active" in changed:
+            emits.append(("user_enabled" if after["is_active"] is True else "user_disabled", {}))
+        profile = [name for name in ("email", "is_verified") if name in changed]
+        if profile and not by_self:  # a user editing their own profile is not an administrative event
+            emits.append(("user_updated", {"attributes": profile}))
+        if _PASSWORD_FIELD in changed:
+            emits.append(("authn_password_change", {"outcome": "success"}))
+        _emit_changes(emits, None if by_self else _target(user), user if by_self else None)
+
+
+def _target(user: Any) -> User:
+    """The account acted upon, read now: its id and e-mail (privacy rules apply as to every `usr`)."""
+    email = getattr(user, "email", None)
+    return User(id=getattr(user, "id", None), email=email if isinstance(email, str) else None)
+
+
+def _emit_changes(emits: list[tuple[str, dict[str, Any]]], target: Any, user: Any = None) -> None:
+    for evt_type, params in emits:
+        with never_raise(_WHERE):
+            outcome = params.pop("outcome", None)
+            emit_event(evt_type, user=user, target_user=target, outcome=outcome, params=params or None)
 
 
 def _login_failed(user: Any, reason: str, login: str) -> None:

@@ -271,3 +271,113 @@ def test_with_a_plain_backend_the_mixin_still_records_the_login(
         response, rid = login(client, ADA, ADA_PW)
         assert response.status_code == 200
         assert only(security_events, rid)["usr"]["id"] == me(client, response.json()["access_token"])["id"]
+
+
+# --- account changes through fastapi-users' own `/users/{id}` routes (a superuser acting on another account) -
+
+ROOT = "root@secevents-test.net"
+
+
+def _as_root(client: TestClient) -> tuple[dict[str, str], str]:
+    token = login(client, ROOT, ACCOUNTS[ROOT][0])[0].json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}, me(client, token)["id"]
+
+
+def _ada_id(client: TestClient) -> str:
+    return str(me(client, login(client, ADA, ADA_PW)[0].json()["access_token"])["id"])
+
+
+def test_a_superuser_granting_superuser_through_patch_is_one_authz_change(
+    client: TestClient, security_events: Capture
+) -> None:
+    headers, root_id = _as_root(client)
+    ada = _ada_id(client)
+    response, rid = call(client, "PATCH", f"/users/{ada}", headers=headers, json={"is_superuser": True})
+    assert response.status_code == 200 and response.json()["is_superuser"] is True
+    record = only(security_events, rid)
+    assert record["evt"]["type"] == "authz_change"
+    assert (record["evt"]["from_role"], record["evt"]["to_role"]) == ("user", "superuser")
+    assert record["evt"]["granted"] == ["superuser"]
+    assert record["usr"]["id"] == root_id
+    assert record["target"]["usr"]["id"] == ada
+    response, rid = call(client, "PATCH", f"/users/{ada}", headers=headers, json={"is_superuser": False})
+    assert response.status_code == 200
+    revoked = only(security_events, rid)
+    assert (revoked["evt"]["type"], revoked["evt"]["revoked"]) == ("authz_change", ["superuser"])
+    assert_no_secrets(security_events)
+
+
+def test_patch_disabling_changing_email_and_password_of_another_account(
+    client: TestClient, security_events: Capture
+) -> None:
+    headers, root_id = _as_root(client)
+    ada = _ada_id(client)
+    body = {"is_active": False, "email": "ada2@secevents-test.net", "password": "new-password-long"}
+    response, rid = call(client, "PATCH", f"/users/{ada}", headers=headers, json=body)
+    assert response.status_code == 200
+    mine = [r for r in security_events.records if r.get("http", {}).get("request_id") == rid]
+    assert sorted(r["evt"]["type"] for r in mine) == [
+        "authn_password_change",
+        "user_disabled",
+        "user_updated",
+    ]
+    for record in mine:
+        assert record["usr"]["id"] == root_id and record["target"]["usr"]["id"] == ada
+        assert record["network"]["client"]["ip"] == PEER
+    updated = next(r for r in mine if r["evt"]["type"] == "user_updated")
+    assert updated["evt"]["attributes"] == ["email"]
+    text = b"\n".join(security_events.lines).decode()
+    assert "ada2@secevents-test.net" not in text and "$2b$" not in text  # no address, no bcrypt hash
+    assert_no_secrets(security_events)
+
+
+def test_a_patch_that_changes_nothing_writes_nothing(client: TestClient, security_events: Capture) -> None:
+    headers, _root_id = _as_root(client)
+    ada = _ada_id(client)
+    response, rid = call(client, "PATCH", f"/users/{ada}", headers=headers, json={"is_superuser": False})
+    assert response.status_code == 200
+    assert [r for r in security_events.records if r.get("http", {}).get("request_id") == rid] == []
+
+
+def test_a_user_editing_their_own_email_is_not_an_administrative_event(
+    client: TestClient, security_events: Capture
+) -> None:
+    token = login(client, ADA, ADA_PW)[0].json()["access_token"]
+    response, rid = call(
+        client,
+        "PATCH",
+        "/users/me",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"email": "ada3@secevents-test.net", "is_superuser": True},  # `safe`: the flag is ignored
+    )
+    assert response.status_code == 200 and response.json()["is_superuser"] is False
+    assert [r for r in security_events.records if r.get("http", {}).get("request_id") == rid] == []
+
+
+def test_a_superuser_deleting_an_account_is_one_user_deleted(
+    client: TestClient, security_events: Capture
+) -> None:
+    headers, root_id = _as_root(client)
+    ada = _ada_id(client)
+    response, rid = call(client, "DELETE", f"/users/{ada}", headers=headers)
+    assert response.status_code == 204
+    record = only(security_events, rid)
+    assert record["evt"]["type"] == "user_deleted"
+    assert (record["usr"]["id"], record["target"]["usr"]["id"]) == (root_id, ada)
+    assert_no_secrets(security_events)
+
+
+def test_a_user_changing_their_own_password_through_patch_me(
+    client: TestClient, security_events: Capture
+) -> None:
+    token = login(client, ADA, ADA_PW)[0].json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    response, rid = call(
+        client, "PATCH", "/users/me", headers=headers, json={"password": "new-password-long"}
+    )
+    assert response.status_code == 200
+    record = only(security_events, rid)
+    assert (record["evt"]["type"], record["evt"]["outcome"]) == ("authn_password_change", "success")
+    assert record["usr"]["id"] == me(client, token)["id"] and "target" not in record
+    assert "$2b$" not in b"\n".join(security_events.lines).decode()
+    assert_no_secrets(security_events)
