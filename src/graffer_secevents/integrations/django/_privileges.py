@@ -31,7 +31,8 @@ for the watched fields (one `SELECT` of a few columns by primary key, in a savep
 so the event says what the database held, not what the instance remembered. (A save that writes back
 unchanged values over a concurrent change made elsewhere is therefore not seen.) The password field is never
 read. Events are written when the change commits (`transaction.on_commit`), so a rolled-back change writes
-nothing; a new account (`created`) is the signup adapter's `user_created`, not a change.
+nothing; a new account (`created`) is the signup adapter's `user_created`, not a change, except the
+privileges it is born with (`createsuperuser`): an `authz_change` from `user`.
 """
 
 from __future__ import annotations
@@ -156,6 +157,9 @@ def _after_save(sender: Any, instance: Any, created: bool = False, raw: bool = F
     before = current.pop(_BEFORE, None)
     after = {name: current[name] for name in _watched(sender) if name in current}
     current[_SNAPSHOT] = after  # what the row holds now
+    if created and not raw:
+        _born_privileged(instance, after, kwargs.get("using"))
+        return
     if created or raw or not isinstance(before, Mapping):
         return
     with never_raise(_WHERE):
@@ -163,6 +167,17 @@ def _after_save(sender: Any, instance: Any, created: bool = False, raw: bool = F
         if emits:
             target = _target(instance)
             _on_commit(kwargs.get("using"), lambda: _emit_all(emits, target))
+
+
+def _born_privileged(instance: Any, after: Mapping[str, Any], using: str | None) -> None:
+    """A new account created with `is_superuser` / `is_staff` (`createsuperuser`, `create_superuser()`, a
+    view or script): the privilege it is born with is a grant, from `user`. A plain new account is none."""
+    with never_raise(_WHERE):
+        born = {field: False for field, _role in _PRIVILEGES if field in after}
+        emits = _changes(born, {field: after[field] for field in born})
+        if emits:
+            target = _target(instance)
+            _on_commit(using, lambda: _emit_all(emits, target))
 
 
 def _acting_on_self(instance: Any) -> bool:

@@ -8,10 +8,13 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+import graffer_secevents as secevents
+
 
 class Command(BaseCommand):
     help = "Create the database tables and the demo accounts ada, grace and root."
 
+    @secevents.actor("manage:setup_demo")  # root is created staff: its authz_change names this command
     def handle(self, *args: Any, **options: Any) -> None:
         call_command("migrate", verbosity=0, interactive=False)
         users = get_user_model()
