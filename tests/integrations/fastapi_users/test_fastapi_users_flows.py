@@ -283,10 +283,6 @@ def _as_root(client: TestClient) -> tuple[dict[str, str], str]:
     return {"Authorization": f"Bearer {token}"}, me(client, token)["id"]
 
 
-def _ada_id(client: TestClient) -> str:
-    return str(me(client, login(client, ADA, ADA_PW)[0].json()["access_token"])["id"])
-
-
 def test_a_superuser_granting_superuser_through_patch_is_one_authz_change(
     client: TestClient, security_events: Capture
 ) -> None:
