@@ -631,3 +631,24 @@ def test_a_groups_permissions_changed_in_the_admin_name_the_admin(
     assert record["evt"]["object"] == f"group:{group.name}" and record["evt"]["granted"] == [
         "auth.change_user"
     ]
+
+
+def test_a_data_migration_s_historical_user_model_is_watched_too(security_events: Capture) -> None:
+    """`RunPython` gets `apps.get_model("auth", "User")` from the migration state: another class than
+    `AUTH_USER_MODEL`'s, whose signals and updates must still be seen."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    state = MigrationExecutor(connection).loader.project_state()
+    historical = state.apps.get_model("auth", "User")
+    assert historical is not get_user_model()
+    user = new_user()
+    row = historical.objects.get(pk=user.pk)
+    row.is_superuser = True
+    row.save()
+    historical.objects.filter(pk=user.pk).update(is_active=False)
+    records = changes(security_events)
+    assert [(r["evt"]["type"], r["target"]["usr"]["id"]) for r in records] == [
+        ("authz_change", str(user.pk)),
+        ("user_disabled", str(user.pk)),
+    ]

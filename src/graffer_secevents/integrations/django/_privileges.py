@@ -38,6 +38,7 @@ privileges it is born with (`createsuperuser`): an `authz_change` from `user`.
 from __future__ import annotations
 
 import contextvars
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Final, cast
@@ -74,14 +75,10 @@ def install() -> None:
 
     _user_model[0] = model
     wrap_method(QuerySet, "update", _update)  # a bulk update sends no signal
-    signals.post_init.connect(_loaded, sender=model, dispatch_uid=_UID + "post_init")
-    signals.pre_save.connect(_before_save, sender=model, dispatch_uid=_UID + "pre_save")
-    signals.post_save.connect(_after_save, sender=model, dispatch_uid=_UID + "post_save")
-    signals.post_delete.connect(_after_delete, sender=model, dispatch_uid=_UID + "post_delete")
-    for name, receiver in (("groups", _groups_changed), ("user_permissions", _permissions_changed)):
-        through = _through(model, name)
-        if through is not None:
-            signals.m2m_changed.connect(receiver, sender=through, dispatch_uid=_UID + name)
+    _connect(model)
+    # A data migration's `apps.get_model("auth", "User")` is another class (a historical model, rendered
+    # from the migration state): it is watched too, from the moment Django builds it.
+    signals.class_prepared.connect(_prepared, dispatch_uid=_UID + "class_prepared")
     if apps.is_installed("django.contrib.auth"):
         from django.contrib.auth.models import Group
 
@@ -90,6 +87,34 @@ def install() -> None:
             signals.m2m_changed.connect(
                 _group_permissions_changed, sender=through, dispatch_uid=_UID + "group_permissions"
             )
+
+
+_historical: weakref.WeakSet[Any] = weakref.WeakSet()  # the user model's historical classes (migrations)
+
+
+def _connect(model: Any) -> None:
+    """Connect the row and many-to-many receivers for one user model class."""
+    from django.db.models import signals
+
+    signals.post_init.connect(_loaded, sender=model, dispatch_uid=_UID + "post_init")
+    signals.pre_save.connect(_before_save, sender=model, dispatch_uid=_UID + "pre_save")
+    signals.post_save.connect(_after_save, sender=model, dispatch_uid=_UID + "post_save")
+    signals.post_delete.connect(_after_delete, sender=model, dispatch_uid=_UID + "post_delete")
+    for name, receiver in (("groups", _groups_changed), ("user_permissions", _permissions_changed)):
+        through = _through(model, name)
+        if through is not None:
+            signals.m2m_changed.connect(receiver, sender=through, dispatch_uid=_UID + name)
+
+
+def _prepared(sender: Any, **_kwargs: Any) -> None:
+    """class_prepared: a historical class of the user model (a migration's) is watched like the model."""
+    real = _user_model[0]
+    if real is None or sender is real or sender in _historical:
+        return
+    with never_raise(_WHERE):
+        if sender._meta.label_lower == real._meta.label_lower:
+            _historical.add(sender)
+            _connect(sender)
 
 
 def privilege_level(user: Any) -> str:
@@ -109,8 +134,9 @@ def _watched(model: Any) -> tuple[str, ...]:
         return cast("tuple[str, ...]", cached)
     from django.core.exceptions import FieldDoesNotExist
 
+    real = _user_model[0] if _user_model[0] is not None else model  # a historical class has no methods
     names = ["is_superuser", "is_staff", "is_active"]
-    names += [getattr(model, "USERNAME_FIELD", "username"), model.get_email_field_name()]
+    names += [getattr(real, "USERNAME_FIELD", "username"), real.get_email_field_name()]
     found: list[str] = []
     for name in dict.fromkeys(names):
         try:
@@ -226,7 +252,9 @@ MAX_UPDATE_ROWS: Final = 1000
 def _update(original: Callable[..., Any]) -> Callable[..., Any]:
     def update(self: Any, **kwargs: Any) -> Any:
         model = self.model
-        if model is not _user_model[0] or not any(name in kwargs for name in _watched(model)):
+        if (model is not _user_model[0] and model not in _historical) or not any(
+            name in kwargs for name in _watched(model)
+        ):
             return original(self, **kwargs)  # every other update: one identity check
         fields = _watched(model)
         before: dict[Any, dict[str, Any]] = {}
@@ -417,8 +445,15 @@ def _through(model: Any, name: str) -> Any:
 def _target(user: Any) -> User:
     """The account acted upon, read now (a deleted row loses its pk after the signal): id, login, e-mail."""
     get_username = getattr(user, "get_username", None)
-    login = get_username() if callable(get_username) else None
-    email_field = user.get_email_field_name() if hasattr(user, "get_email_field_name") else "email"
+    if callable(get_username):
+        login = get_username()
+    else:  # a historical class (a data migration's) has the fields, not the methods
+        real = _user_model[0]
+        login = getattr(user, getattr(real, "USERNAME_FIELD", "username"), None)
+    real_model = _user_model[0] if _user_model[0] is not None else user
+    email_field = (
+        real_model.get_email_field_name() if hasattr(real_model, "get_email_field_name") else "email"
+    )
     email = getattr(user, email_field, None)
     return User(
         id=user.pk,
