@@ -97,6 +97,10 @@ def test_django_example_records_events_with_no_event_code_for_logins(tmp_path: P
     records = [orjson.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     records = [r for r in records if "evt" in r]  # not the writer's end record
     types = [r["evt"]["type"] for r in records]
+    assert types[0] == "authz_change"  # setup_demo creates root as staff: the privilege it is born with
+    assert records[0]["actor"]["name"] == "manage:setup_demo"
+    assert records[0]["evt"]["granted"] == ["staff"]
+    records, types = records[1:], types[1:]
     assert types == [
         "authn_login_fail",
         "authn_login_success",
