@@ -307,3 +307,18 @@ def test_cli_page_and_readme_name_every_command() -> None:
     readme = set(re.findall(r"^secevents (\w+)", read("README.md"), re.M))
     assert commands - table == set(), "missing from docs/cli.md"
     assert commands - readme == set(), "missing from the README"
+
+
+def test_quickstart_names_exactly_the_core_dependencies() -> None:
+    """The quickstart's "the core needs only ..." sentence lists what `pip install graffer-secevents` really
+    installs (it left out `rich`)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    pyproject = tomllib.loads(read("pyproject.toml"))
+    core = {Requirement(r).name for r in pyproject["project"]["dependencies"]}
+    sentence = re.search(r"The core needs\s+only (.*?)\.\n", read("docs/quickstart.md"), re.S)
+    assert sentence is not None
+    named = set(re.findall(r"`([\w.-]+)`", sentence.group(1)))
+    assert named == core

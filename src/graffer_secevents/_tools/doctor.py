@@ -125,6 +125,8 @@ def render_text(report: dict[str, Any]) -> str:
 def _cannot(what: str, exc: Exception) -> int:
     """One line on stderr naming what failed and why, no traceback; the usage-error status."""
     reason = " ".join(str(exc).split())[:500]
+    if isinstance(exc, ModuleNotFoundError) and exc.name == "django":
+        reason += ' (pip install "graffer-secevents[django]")'
     sys.stderr.write(f"secevents doctor: {what}: {type(exc).__name__}: {reason}\n")
     return 2
 
