@@ -319,3 +319,28 @@ def test_quickstart_names_exactly_the_core_dependencies() -> None:
     assert sentence is not None
     named = set(re.findall(r"`([\w.-]+)`", sentence.group(1)))
     assert named == core
+
+
+@pytest.mark.parametrize(("page", "nth"), [("README.md", 2), ("docs/index.md", 1), ("docs/quickstart.md", 1)])
+def test_the_first_record_shown_has_the_keys_the_script_writes(page: str, nth: int, tmp_path: Path) -> None:
+    """The record a newcomer is shown ("each call writes one line like this") has exactly the keys the page's
+    script really writes for that call: the pages showed `secevents` without `writer` and `seq`."""
+
+    def paths(value: object, prefix: str = "") -> set[str]:
+        if not isinstance(value, dict):
+            return {prefix}
+        return {p for k, v in value.items() for p in paths(v, f"{prefix}.{k}" if prefix else str(k))}
+
+    [(shown_text, _), *_] = blocks(page, "json")
+    shown = orjson.loads(shown_text.replace("…", ""))
+    script = tmp_path / "app.py"
+    script.write_text("\n".join(code for code, compile_only in blocks(page, "python") if not compile_only))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SECEVENTS_", "DD_", "PYTEST"))}
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, cwd=tmp_path, env=env, timeout=120, check=True
+    )
+    records = [orjson.loads(line) for line in result.stdout.splitlines() if line.startswith(b"{")]
+    written = records[nth - 1]
+    assert written["evt"]["type"] == shown["evt"]["type"]
+    assert paths(shown) == paths(written), (shown, written)
+    assert records[-1]["secevents"].get("end") is True  # the end record the quickstart now mentions
