@@ -290,3 +290,57 @@ def test_docs_build_with_mkdocs_strict(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert not re.search(r"^(WARNING|ERROR)\b", result.stderr, re.M), result.stderr
     assert (tmp_path / "site" / "catalog" / "index.html").exists()
+
+
+def test_cli_page_and_readme_name_every_command() -> None:
+    """Every `secevents` subcommand is in the command table of docs/cli.md and in the README's list (both
+    lacked `verify`)."""
+    from graffer_secevents._tools.cli import build_parser
+
+    commands = set(build_parser().parse_args(["catalog"]).command_parsers)
+    assert {"validate", "detect", "verify", "doctor"} <= commands
+    table = set(re.findall(r"^\| `secevents (\w+)", read("docs/cli.md"), re.M))
+    table |= set(re.findall(r"^\| `secevents \w+`, `secevents (\w+)`", read("docs/cli.md"), re.M))
+    readme = set(re.findall(r"^secevents (\w+)", read("README.md"), re.M))
+    assert commands - table == set(), "missing from docs/cli.md"
+    assert commands - readme == set(), "missing from the README"
+
+
+def test_quickstart_names_exactly_the_core_dependencies() -> None:
+    """The quickstart's "the core needs only ..." sentence lists what `pip install graffer-secevents` really
+    installs (it left out `rich`)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    pyproject = tomllib.loads(read("pyproject.toml"))
+    core = {Requirement(r).name for r in pyproject["project"]["dependencies"]}
+    sentence = re.search(r"The core needs\s+only (.*?)\.\n", read("docs/quickstart.md"), re.S)
+    assert sentence is not None
+    named = set(re.findall(r"`([\w.-]+)`", sentence.group(1)))
+    assert named == core
+
+
+@pytest.mark.parametrize(("page", "nth"), [("README.md", 2), ("docs/index.md", 1), ("docs/quickstart.md", 1)])
+def test_the_first_record_shown_has_the_keys_the_script_writes(page: str, nth: int, tmp_path: Path) -> None:
+    """The record a newcomer is shown ("each call writes one line like this") has exactly the keys the page's
+    script really writes for that call: the pages showed `secevents` without `writer` and `seq`."""
+
+    def paths(value: object, prefix: str = "") -> set[str]:
+        if not isinstance(value, dict):
+            return {prefix}
+        return {p for k, v in value.items() for p in paths(v, f"{prefix}.{k}" if prefix else str(k))}
+
+    [(shown_text, _), *_] = blocks(page, "json")
+    shown = orjson.loads(shown_text.replace("…", ""))
+    script = tmp_path / "app.py"
+    script.write_text("\n".join(code for code, compile_only in blocks(page, "python") if not compile_only))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SECEVENTS_", "DD_", "PYTEST"))}
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, cwd=tmp_path, env=env, timeout=120, check=True
+    )
+    records = [orjson.loads(line) for line in result.stdout.splitlines() if line.startswith(b"{")]
+    written = records[nth - 1]
+    assert written["evt"]["type"] == shown["evt"]["type"]
+    assert paths(shown) == paths(written), (shown, written)
+    assert records[-1]["secevents"].get("end") is True  # the end record the quickstart now mentions

@@ -373,3 +373,26 @@ def test_the_pages_extra_installs_what_its_app_imports_and_runs(name: str) -> No
     assert needed <= installed, (
         f"{page.path}: pip install [{','.join(sorted(extras))}] misses {needed - installed}"
     )
+
+
+def test_the_failed_login_the_page_shows_is_the_one_it_writes(
+    page_run: tuple[Page, list[dict[str, Any]]],
+) -> None:
+    """A failed-login record shown on the page has the user the served app really writes for the same case:
+    the same `usr` keys, `usr.exists` and reason, and for an existing account its own id (the Django page
+    showed the hashed login as `usr.id` for `ada`, which the library never writes)."""
+    page, records = page_run
+    text = (ROOT / page.path).read_text(encoding="utf-8")
+    shown = [orjson.loads(m) for m in re.findall(r"^```json\n(.*?)^```$", text, re.M | re.S)]
+    failures = [
+        r for r in shown if isinstance(r, dict) and r.get("evt", {}).get("type") == "authn_login_fail"
+    ]
+    for example in failures:
+        exists = example["usr"]["exists"]
+        [real, *_] = [
+            r for r in records if r["evt"]["type"] == "authn_login_fail" and r["usr"]["exists"] is exists
+        ]
+        assert set(example["usr"]) == set(real["usr"]), (example["usr"], real["usr"])
+        assert example["evt"].get("reason") == real["evt"].get("reason")
+        if exists:
+            assert example["usr"]["id"] == real["usr"]["id"] == page.account_id

@@ -98,3 +98,37 @@ def test_doctor_text_names_the_findings(tmp_path: Path) -> None:
     assert "configuration in force" in result.stdout
     assert "[hash_key.missing]" in result.stdout and "secrets.token_urlsafe" in result.stdout
     assert "env unset: development" in result.stdout
+
+
+def _doctor_fails(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SECEVENTS_", "DD_", "DJANGO_"))}
+    return subprocess.run(
+        [str(SECEVENTS), "doctor", *args],
+        cwd=cwd,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_an_app_that_cannot_be_imported_is_a_clear_usage_error(tmp_path: Path) -> None:
+    """A typo in `--app`, an app that raises while importing (here: configure() refusing to start outside
+    development without a hash key) or a `DJANGO_SETTINGS_MODULE` that does not import: one line naming
+    what failed, status 2, no traceback."""
+    (tmp_path / "prodapp.py").write_text(
+        'import graffer_secevents\n\ngraffer_secevents.configure(service="shop", env="prod")\n',
+        encoding="utf-8",
+    )
+    cases = [
+        (("--app", "shopp"), {}, "cannot import --app shopp: ModuleNotFoundError"),
+        (("--app", "prodapp"), {}, "cannot import --app prodapp: "),
+        ((), {"DJANGO_SETTINGS_MODULE": "nosuch.settings"}, "cannot set up Django (DJANGO_SETTINGS_MODULE="),
+    ]
+    for args, env, expected in cases:
+        result = _doctor_fails(tmp_path, *args, **env)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith(f"secevents doctor: {expected}"), result.stderr
+        assert result.stdout == ""

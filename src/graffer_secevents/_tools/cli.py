@@ -456,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s (graffer_secevents) {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.set_defaults(command_parsers=commands.choices)  # each command's parser, for its usage errors
 
     validate = commands.add_parser(
         "validate",
@@ -601,9 +602,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unknown_arguments(
+    parsers: dict[str, argparse.ArgumentParser], command: str, unknown: list[str]
+) -> Never:
+    """A usage error from the command's own parser (its usage, not the top level's), with the closest option
+    of that command for each misspelt one (`--fial-on` -> `--fail-on`)."""
+    import difflib
+    import re
+
+    sub = parsers[command]
+    options = re.findall(r"--?[\w-]+", sub.format_usage())
+    shown: list[str] = []
+    for arg in unknown:
+        close = difflib.get_close_matches(arg.split("=", 1)[0], options, n=1, cutoff=0.6)
+        shown.append(f"{arg} (did you mean {close[0]}?)" if arg.startswith("-") and close else arg)
+    sub.error("unrecognized arguments: " + " ".join(shown))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `secevents` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _unknown_arguments(args.command_parsers, args.command, unknown)
     try:
         result: int = args.handler(args)
         sys.stdout.flush()

@@ -122,6 +122,15 @@ def render_text(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cannot(what: str, exc: Exception) -> int:
+    """One line on stderr naming what failed and why, no traceback; the usage-error status."""
+    reason = " ".join(str(exc).split())[:500]
+    if isinstance(exc, ModuleNotFoundError) and exc.name == "django":
+        reason += ' (pip install "graffer-secevents[django]")'
+    sys.stderr.write(f"secevents doctor: {what}: {type(exc).__name__}: {reason}\n")
+    return 2
+
+
 def run_doctor(app: str | None, fmt: str, out: IO[str]) -> int:
     """Import `app` (if given) and Django (if `DJANGO_SETTINGS_MODULE` is set), then print the report."""
     import warnings
@@ -131,11 +140,18 @@ def run_doctor(app: str | None, fmt: str, out: IO[str]) -> int:
         warnings.simplefilter("ignore")  # doctor reports the findings itself, once
         if app:
             sys.path.insert(0, os.getcwd())
-            importlib.import_module(app.split(":", 1)[0])
+            try:
+                importlib.import_module(app.split(":", 1)[0])
+            except Exception as exc:  # noqa: BLE001 - a typo, a missing package, an app refusing to start
+                return _cannot(f"cannot import --app {app}", exc)
         if os.environ.get("DJANGO_SETTINGS_MODULE"):
-            import django
+            try:
+                import django
 
-            django.setup()
+                django.setup()
+            except Exception as exc:  # noqa: BLE001 - no settings module, Django missing, a bad setting
+                settings = os.environ["DJANGO_SETTINGS_MODULE"]
+                return _cannot(f"cannot set up Django (DJANGO_SETTINGS_MODULE={settings})", exc)
             from graffer_secevents.integrations.django.checks import _behind_proxy  # pyright: ignore[reportPrivateUsage]
 
             behind_proxy = _behind_proxy()

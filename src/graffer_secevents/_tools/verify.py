@@ -24,6 +24,8 @@ from typing import Any, Final
 
 import orjson
 
+from .gates import add_allow_empty, no_records_gate
+
 __all__ = ["Report", "WriterReport", "verify_lines"]
 
 _CHAIN: Final = b',"chain":"'
@@ -232,7 +234,8 @@ def add_verify_command(commands: Any) -> None:
         "(secevents.writer: one per process), the sequence numbers missing, repeated or out of order, the "
         "drops the writer counted, whether it ended cleanly, and the lines that are not records. With --key "
         "(or SECEVENTS_INTEGRITY_KEY), also check each record's chain value. Exit status 0 when nothing is "
-        "wrong, 1 when something is, 2 when the file cannot be read.",
+        "wrong, 1 when something is, 2 when the file cannot be read, 3 when it holds no numbered record "
+        "(--allow-empty accepts that).",
     )
     verify.add_argument("file", metavar="FILE", help="a file of JSON lines, or - for stdin")
     verify.add_argument(
@@ -241,6 +244,7 @@ def add_verify_command(commands: Any) -> None:
         help="the integrity key the records were written with (default: SECEVENTS_INTEGRITY_KEY, if set)",
     )
     verify.add_argument("--format", choices=("text", "json"), default="text", help="output (default text)")
+    add_allow_empty(verify)
     verify.set_defaults(handler=_cmd_verify)
 
 
@@ -264,4 +268,7 @@ def _cmd_verify(args: Any) -> int:
         sys.stdout.write(json.dumps(report.as_dict(), indent=2) + "\n")
     else:
         sys.stdout.write(report.text() + "\n")
-    return 0 if report.ok() else 1
+    if not report.ok():
+        return 1
+    # No numbered record at all (an empty input, the wrong log): a gate fails, as validate and detect do.
+    return no_records_gate("verify", len(report.writers), args.allow_empty) or 0
