@@ -178,11 +178,7 @@ def _deliver_late(state: _State, cfg: Config, level: str, line: bytes) -> None:
     if state.exited == "clean":
         # The record and a new end record in one write: a daemon thread (a task queue's worker) is frozen
         # wherever it is when the interpreter finishes exiting, which may be between two writes.
-        output = _output_of(state, cfg)
-        before = output.seq
-        _write_batch(state, cfg, [(cfg, level, line), (cfg, "info", _end_line(cfg))], False, end_last=True)
-        if output.seq == before + 2:
-            output.ended_at = output.seq
+        _write_batch(state, cfg, [(cfg, level, line), _end_item(cfg)], False, end_last=True)
         _warn_pending(state)
     elif state.exited == "draining":  # the main thread (a signal handler) during the drain: ends after it
         _write_batch(state, cfg, [(cfg, level, line)], patient=False)
@@ -291,24 +287,24 @@ def _write_batch(
     state: _State, cfg: Config, items: list[Item], patient: bool, *, end: bool = False, end_last: bool = False
 ) -> None:
     """Stamp and write `items` (all under `cfg`) in chunks the target takes in one write each; with
-    `end_last`, the last item is an end record (not a loss if it fails)."""
+    `end_last`, the last item is an end record (not a loss if it fails), and once written it is the
+    output's last end record."""
     output = _output_of(state, cfg)
     target = cfg.writer
     chunk_bytes = getattr(target, "chunk_bytes", _CHUNK)
     with output.lock:
-        if state.exited is not None and not (end or end_last) and 0 < output.seq == output.ended_at:
+        added_end = state.exited is not None and not (end or end_last) and 0 < output.seq == output.ended_at
+        if added_end:
             # The exit drain wrote this output's end record while this thread was already past its check
             # of `exited` (a daemon thread's record in `delivery="sync"`, or the writer's last batch): the
             # records and a new end record go in one write, so an end record still comes last.
-            before, done = output.seq, state.done
-            items = [*items, _end_item(cfg)]
-            _write_batch_locked(state, cfg, output, target, chunk_bytes, items, patient, True)
-            if state.done > done:
-                state.done -= 1  # the end record is no queued record
-            if output.seq == before + len(items):
-                output.ended_at = output.seq
-            return
+            items, end_last = [*items, _end_item(cfg)], True
+        before, done = output.seq, state.done
         _write_batch_locked(state, cfg, output, target, chunk_bytes, items, patient, end_last, end=end)
+        if added_end and state.done > done:
+            state.done -= 1  # the end record is no queued record
+        if end_last and output.seq == before + len(items):
+            output.ended_at = output.seq
 
 
 def _end_item(cfg: Config) -> Item:
