@@ -32,6 +32,10 @@ HAS_ALLAUTH = importlib.util.find_spec("allauth") is not None
 # The seams' stacks (tests/integrations/django/test_seams_*.py); axes is off unless a test turns it on.
 HAS_SEAM_STACKS = all(importlib.util.find_spec(m) for m in ("axes", "django_otp", "oauth2_provider"))
 HAS_HIJACK = importlib.util.find_spec("hijack") is not None
+# The other impersonation stacks, wired as their docs say (tests/integrations/django/test_impersonation_stacks.py
+# adds django-impersonate's middleware, which reads the session of every request).
+HAS_IMPERSONATE = importlib.util.find_spec("impersonate") is not None
+HAS_LOGINAS = importlib.util.find_spec("loginas") is not None
 HAS_NINJA_JWT = importlib.util.find_spec("ninja_jwt") is not None  # tests/integrations/django/test_ninja.py
 
 STACK_APPS = [
@@ -53,6 +57,8 @@ STACK_APPS = [
         else []
     ),
     *(["hijack"] if HAS_HIJACK else []),
+    *(["impersonate"] if HAS_IMPERSONATE else []),
+    *(["loginas"] if HAS_LOGINAS else []),
     *(["ninja_jwt"] if HAS_NINJA_JWT else []),  # as django-ninja-jwt's docs set it up
 ]
 STACK_SETTINGS: dict[str, Any] = {
@@ -253,7 +259,11 @@ def _stack_urls() -> list[Any]:
     from django.contrib import admin
     from django.urls import include
 
+    if HAS_LOGINAS:  # before the admin's own URLs, as django-loginas's README says
+        urls.append(path("admin/", include("loginas.urls")))
     urls.append(path("admin/", admin.site.urls))
+    if HAS_IMPERSONATE:
+        urls.append(path("impersonate/", include("impersonate.urls")))
     if HAS_HIJACK:
         urls.append(path("hijack/", include("hijack.urls")))
     if HAS_DRF:

@@ -17,10 +17,10 @@ signal                    event
 `user_logged_out`       `session_logout` with the user and the (hashed) session key
 ========================  =========================================================================
 
-When Django REST framework (`rest_framework`), django-allauth (`allauth.account`) or django-hijack
-(`hijack`) is in `INSTALLED_APPS` too, its adapter (`drf.py`, `allauth.py`, `hijack.py`) is installed here
-as well; so is `ninja.py` when django-ninja can be imported (its APIs live in the URLconf, not in
-`INSTALLED_APPS`).
+When Django REST framework (`rest_framework`), django-allauth (`allauth.account`), django-hijack
+(`hijack`), django-impersonate (`impersonate`) or django-loginas (`loginas`) is in `INSTALLED_APPS` too, its
+adapter (`drf.py`, `allauth.py`, `hijack.py`, `impersonate.py`, `loginas.py`) is installed here as well;
+so is `ninja.py` when django-ninja can be imported (its APIs live in the URLconf, not in `INSTALLED_APPS`).
 
 Privilege and account changes of `AUTH_USER_MODEL` (`_privileges.py`) and the admin's log entries
 (`_admin.py`, when `django.contrib.admin` is installed) are connected here too; see docs/actors.md.
@@ -42,7 +42,7 @@ from graffer_secevents._errors import SecEventsWarning
 from graffer_secevents.integrations._auth import record_auth, record_bad_credential
 from graffer_secevents.integrations._common import never_raise
 
-from . import _backends
+from . import _backends, _impersonation
 from ._accounts import login_from, record_login_failure
 from .middleware import request_bound
 
@@ -101,6 +101,14 @@ def _install_auth_stacks() -> None:
         from . import hijack
 
         hijack.install()
+    if apps.is_installed("impersonate"):
+        from . import impersonate
+
+        impersonate.install()
+    if apps.is_installed("loginas"):
+        from . import loginas
+
+        loginas.install()
     if importlib.util.find_spec("ninja") is not None:  # a NinjaAPI is mounted in urls.py, not an app
         # Not in INSTALLED_APPS, so maybe not even used: a failure to hook it never stops start-up.
         with never_raise("django-ninja's adapter"):
@@ -148,3 +156,5 @@ def _on_logged_out(sender: Any, request: Any = None, user: Any = None, **_kwargs
         # Once per request: a stack that sends the signal and then calls logout() (djoser with
         # CREATE_SESSION_ON_LOGIN) logged out once.
         record_auth("session_logout", where=where, user=user, params=params)
+    # An impersonated session that logs out has ended its impersonation, whichever view logged it out.
+    _impersonation.end_at_logout(request, user)

@@ -5,7 +5,7 @@ nothing to call.
 
 * `hijack_started`: `authn_impersonation_start`, `usr` the real account (the hijacker), `target.usr` the
   impersonated one, `evt.target_role` its privilege (`superuser`, `staff`, `user`);
-* `hijack_ended`: `authn_impersonation_end`, the same accounts;
+* `hijack_ended`, or a logout of the hijacked session: `authn_impersonation_end`, the same accounts;
 * while a session is hijacked (django-hijack's `hijack_history` in the session), every event of its requests
   names the impersonated account as `usr` (the request's user, as always) and the hijacker as
   `impersonator.usr`;
@@ -18,14 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from graffer_secevents._impersonation import add_impersonator_provider, impersonating
-from graffer_secevents._pipeline import emit_event
+from graffer_secevents._impersonation import add_impersonator_provider
 from graffer_secevents._types import User
-from graffer_secevents.integrations._common import never_raise
 
-from ._privileges import privilege_level
+from ._impersonation import record_impersonation, switching_from
 from ._wrap import wrap_method
-from .middleware import request_bound
 
 __all__ = ["install"]
 
@@ -57,11 +54,8 @@ def _hijacker(ctx: Any) -> Any:
 def _acquire(original: Callable[..., Any]) -> Callable[..., Any]:
     def post(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
         # The switch logs the impersonated account in (Django's user_logged_in) before django-hijack writes
-        # its session history: the real account is bound for the whole view instead.
-        real = getattr(request, "user", None)
-        if real is None or getattr(real, "is_authenticated", False) is not True:
-            return original(self, request, *args, **kwargs)
-        with impersonating(User(id=real.pk)):
+        # its session history: the real account is bound for the view, for the events of the other account.
+        with switching_from(getattr(request, "user", None)):
             return original(self, request, *args, **kwargs)
 
     return post
@@ -78,6 +72,4 @@ def _on_ended(sender: Any, request: Any = None, hijacker: Any = None, hijacked: 
 
 
 def _record(evt_type: str, request: Any, hijacker: Any, hijacked: Any) -> None:
-    with request_bound(request), never_raise("django-hijack's signals"):
-        params = {"target_role": privilege_level(hijacked)}
-        emit_event(evt_type, user=hijacker, target_user=hijacked, params=params)
+    record_impersonation(evt_type, request, hijacker, hijacked, where="django-hijack's signals")
