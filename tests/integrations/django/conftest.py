@@ -230,6 +230,13 @@ def order(request: HttpRequest, order_id: int) -> HttpResponse:
     return HttpResponse("order")
 
 
+async def aorder(request: HttpRequest, order_id: int) -> HttpResponse:
+    """An async view, as docs/integrations/django.md asks of one: the user awaited before the event."""
+    await request.auser()
+    api.emit("sensitive_read", object=f"order:{order_id}")
+    return HttpResponse("order")
+
+
 def status(request: HttpRequest, code: int) -> HttpResponse:
     return HttpResponse("status", status=code)
 
@@ -289,6 +296,7 @@ URLS.urlpatterns = [  # type: ignore[attr-defined]
     path("stream/<int:n>/", stream),
     path("astream/", astream),
     path("orders/<int:order_id>/", order),
+    path("aorders/<int:order_id>/", aorder),
     path("status/<int:code>/", status),
     path("denied/", denied),
     path("api-key/", api_key_check),

@@ -261,6 +261,38 @@ def _signed_at(value: object, when: float, salt: str | None = None) -> str:
     return signed
 
 
+# --- all three: an async view ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["impersonate", "loginas", "hijack"])
+def test_an_async_view_of_an_impersonated_session_names_both(
+    security_events: Capture, support: tuple[Client, Any], stack: str
+) -> None:
+    """An async view that awaited `request.auser()` (as our Django page asks): the providers read the
+    context's user, never `request.user`, which would query the database from the event loop."""
+    import asyncio
+
+    from django.test import AsyncClient
+
+    if stack == "hijack":
+        pytest.importorskip("hijack")
+    client, engineer = support
+    customer = account()
+    start = {
+        "impersonate": lambda: client.get(f"/impersonate/{customer.pk}/"),
+        "loginas": lambda: client.post(f"/admin/login/user/{customer.pk}/"),
+        "hijack": lambda: client.post("/hijack/acquire/", {"user_pk": customer.pk}),
+    }[stack]
+    assert start().status_code == 302
+    async_client = AsyncClient(REMOTE_ADDR=SUPPORT_IP)
+    async_client.cookies = client.cookies
+    security_events.clear()
+    assert asyncio.run(async_client.get("/aorders/14/")).status_code == 200
+    record = security_events.assert_emitted("sensitive_read")
+    assert record["usr"]["id"] == str(customer.pk)
+    assert record["impersonator"] == {"usr": {"id": str(engineer.pk)}}
+
+
 # --- django-hijack, through the same shared end --------------------------------------------------------------
 
 

@@ -30,7 +30,7 @@ from graffer_secevents.integrations._common import never_raise
 from ._privileges import privilege_level
 from .middleware import request_bound
 
-__all__ = ["end_at_logout", "record_impersonation", "switching_from"]
+__all__ = ["account_pk", "end_at_logout", "record_impersonation", "switching_from"]
 
 _ENDED: Final = "_secevents_impersonation_ended"
 _switching: contextvars.ContextVar[Any] = contextvars.ContextVar("graffer_secevents_switching", default=None)
@@ -70,10 +70,21 @@ def _switch_provider(ctx: Any) -> Any:
     real = _switching.get()
     if real is None:
         return None
-    user = getattr(getattr(ctx, "request", None), "user", None)
-    if user is None or getattr(user, "is_authenticated", False) is not True or user.pk == real.pk:
+    pk = account_pk(getattr(ctx, "user", None))
+    if pk is None or pk == str(real.pk):
         return None
     return User(id=str(real.pk))
+
+
+def account_pk(user: Any) -> str | None:
+    """The pk of the context's user (`ctx.user`: resolved as events resolve it, `request.auser()`'s in an
+    async view, never a database query from the event loop), or `None` when nobody is logged in."""
+    if user is None or getattr(user, "is_authenticated", True) is not True:
+        return None
+    pk = getattr(user, "pk", None)
+    if pk is None:
+        pk = getattr(user, "id", None)
+    return None if pk is None else str(pk)
 
 
 _installed: list[bool] = []

@@ -23,7 +23,7 @@ from typing import Any, Final
 from graffer_secevents._impersonation import add_impersonator_provider
 from graffer_secevents._types import User
 
-from ._impersonation import record_impersonation, switching_from
+from ._impersonation import account_pk, record_impersonation, switching_from
 
 __all__ = ["install"]
 
@@ -79,8 +79,7 @@ def _impersonator(ctx: Any) -> Any:
     pk = _real_pk(request)
     if pk is None:
         return None
-    user: Any = getattr(request, "user", None)
-    if getattr(user, "is_authenticated", False) is True and str(user.pk) == pk:
+    if account_pk(getattr(ctx, "user", None)) == pk:
         return None  # the real account itself (the value outlived a switch back)
     return User(id=pk)
 
