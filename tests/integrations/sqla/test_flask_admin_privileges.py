@@ -14,17 +14,17 @@ import pytest
 pytest.importorskip("flask_admin")
 pytest.importorskip("flask_sqlalchemy")
 
-from flask import Flask  # noqa: E402
-from flask_admin import Admin  # noqa: E402
-from flask_admin.contrib.sqla import ModelView  # noqa: E402
-from flask_login import LoginManager, UserMixin, current_user, login_user  # noqa: E402
-from flask_sqlalchemy import SQLAlchemy  # noqa: E402
-from sqlalchemy import Boolean, Integer, String  # noqa: E402
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column  # noqa: E402
+from flask import Flask
+from flask_admin import Admin
+from flask_admin.contrib.sqla import ModelView
+from flask_login import LoginManager, UserMixin, current_user, login_user
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import Boolean, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from graffer_secevents.integrations.flask import SecurityEvents  # noqa: E402
-from graffer_secevents.integrations.sqlalchemy import track_privileges  # noqa: E402
-from graffer_secevents.testing import Capture  # noqa: E402
+from graffer_secevents.integrations.flask import SecurityEvents
+from graffer_secevents.integrations.sqlalchemy import track_privileges
+from graffer_secevents.testing import Capture
 
 PEER = "198.51.100.41"
 _ids = itertools.count(100)
@@ -50,7 +50,7 @@ track_privileges(Staff, fields={"is_superuser": "superuser", "is_admin": "admin"
 
 
 class StaffAdmin(ModelView):
-    form_columns = ("email", "is_superuser", "is_admin")  # noqa: RUF012 - Flask-Admin's own attribute
+    form_columns = ("email", "is_superuser", "is_admin")
 
     def is_accessible(self) -> bool:
         return bool(current_user.is_authenticated and current_user.is_superuser)
