@@ -96,3 +96,23 @@ def fastapi_and_flask_options() -> None:
         credential_headers=("Authorization", "X-API-Key"),
     )
     SecurityEvents(Flask(__name__), record_unauthenticated=False, credential_statuses=(401, 422))
+
+
+def sqlalchemy_privileges() -> None:
+    """docs/actors.md: the privilege columns of a SQLAlchemy account model."""
+    from sqlalchemy import Boolean, Integer, String
+    from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+    from graffer_secevents.integrations.sqlalchemy import track_privileges
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Account(Base):
+        __tablename__ = "documented_accounts"
+        id: Mapped[int] = mapped_column(Integer, primary_key=True)
+        is_superuser: Mapped[bool] = mapped_column(Boolean)
+        is_admin: Mapped[bool] = mapped_column(Boolean)
+        role: Mapped[str] = mapped_column(String(20))
+
+    track_privileges(Account, fields={"is_superuser": "superuser", "is_admin": "admin"}, role="role")
