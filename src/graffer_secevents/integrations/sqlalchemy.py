@@ -20,8 +20,8 @@ the session flushed: the request's user (the framework middlewares), `secevents.
   of the watched columns by primary key reads it inside the flush (never when the application sets the
   attribute: an `AsyncSession` may not do IO there). A value set to what it was is no change.
 * Only the named columns are read; a password or token column is never read.
-* Not seen: SQL that bypasses the ORM's unit of work (`session.execute(update(User)...)`, Core
-  statements, raw SQL).
+* Not seen: SQL that bypasses the ORM's unit of work (`session.execute(update(User)...)`,
+  `bulk_update_mappings`, Core statements, raw SQL), and relationships (a `roles` collection).
 """
 
 from __future__ import annotations
