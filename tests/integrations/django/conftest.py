@@ -33,9 +33,11 @@ HAS_ALLAUTH = importlib.util.find_spec("allauth") is not None
 HAS_SEAM_STACKS = all(importlib.util.find_spec(m) for m in ("axes", "django_otp", "oauth2_provider"))
 HAS_HIJACK = importlib.util.find_spec("hijack") is not None
 # The other impersonation stacks, wired as their docs say (tests/integrations/django/test_impersonation_stacks.py
-# adds django-impersonate's middleware, which reads the session of every request).
+# adds django-impersonate's middleware, which reads the session of every request, and django-su's backend,
+# which has no async methods: Django's aauthenticate() fails with it).
 HAS_IMPERSONATE = importlib.util.find_spec("impersonate") is not None
 HAS_LOGINAS = importlib.util.find_spec("loginas") is not None
+HAS_SU = importlib.util.find_spec("django_su") is not None
 HAS_NINJA_JWT = importlib.util.find_spec("ninja_jwt") is not None  # tests/integrations/django/test_ninja.py
 
 STACK_APPS = [
@@ -59,6 +61,7 @@ STACK_APPS = [
     *(["hijack"] if HAS_HIJACK else []),
     *(["impersonate"] if HAS_IMPERSONATE else []),
     *(["loginas"] if HAS_LOGINAS else []),
+    *(["django_su"] if HAS_SU else []),
     *(["ninja_jwt"] if HAS_NINJA_JWT else []),  # as django-ninja-jwt's docs set it up
 ]
 STACK_SETTINGS: dict[str, Any] = {
@@ -271,6 +274,8 @@ def _stack_urls() -> list[Any]:
     urls.append(path("admin/", admin.site.urls))
     if HAS_IMPERSONATE:
         urls.append(path("impersonate/", include("impersonate.urls")))
+    if HAS_SU:
+        urls.append(path("su/", include("django_su.urls")))
     if HAS_HIJACK:
         urls.append(path("hijack/", include("hijack.urls")))
     if HAS_DRF:

@@ -31,10 +31,13 @@ def account(**flags: Any) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def impersonate_middleware() -> Any:
-    """django-impersonate's middleware after Django's authentication, as its docs place it (this module only:
-    it reads the session of every request, which other modules' tests check nothing does)."""
-    with override_settings(MIDDLEWARE=[*settings.MIDDLEWARE, "impersonate.middleware.ImpersonateMiddleware"]):
+def stacks_wiring() -> Any:
+    """django-impersonate's middleware after Django's authentication, and django-su's backend, as their docs
+    ask (this module only: the middleware reads the session of every request, which other modules' tests
+    check nothing does; django-su's backend has no `aauthenticate`, which other modules' async logins need)."""
+    middleware = [*settings.MIDDLEWARE, "impersonate.middleware.ImpersonateMiddleware"]
+    backends = [*settings.AUTHENTICATION_BACKENDS, "django_su.backends.SuBackend"]
+    with override_settings(MIDDLEWARE=middleware, AUTHENTICATION_BACKENDS=backends):
         yield
 
 
@@ -261,9 +264,56 @@ def _signed_at(value: object, when: float, salt: str | None = None) -> str:
     return signed
 
 
-# --- all three: an async view ------------------------------------------------------------------------------
+# --- django-su --------------------------------------------------------------------------------------------
 
 
+def test_su_start_events_in_between_and_exit(security_events: Capture, support: tuple[Client, Any]) -> None:
+    pytest.importorskip("django_su")
+    client, engineer = support
+    customer = account()
+    security_events.clear()
+
+    assert client.post(f"/su/{customer.pk}/").status_code == 302
+    assert _types(security_events) == ["authn_login_success", "authn_impersonation_start"]
+    switch, start = security_events.records
+    assert switch["usr"]["id"] == str(customer.pk)
+    assert switch["impersonator"] == {"usr": {"id": str(engineer.pk)}}
+    _switch(start, "authn_impersonation_start", engineer, customer)
+
+    _in_between(security_events, client, engineer, customer)
+
+    security_events.clear()
+    assert client.get("/su/").status_code == 302  # django-su's su_logout: back to the engineer
+    assert _types(security_events) == ["authn_login_success", "authn_impersonation_end"]
+    back, end = security_events.records
+    assert back["usr"]["id"] == str(engineer.pk) and "impersonator" not in back
+    _switch(end, "authn_impersonation_end", engineer, customer)
+
+    _after(security_events, client, engineer)
+
+
+def test_su_refused_and_a_forged_exit_list(security_events: Capture) -> None:
+    """A plain account may not su (django-su's default: `auth.change_user`); an exit list naming itself, or
+    not a list of pairs, names no impersonator."""
+    pytest.importorskip("django_su")
+    plain, other = account(), account()
+    client = Client(REMOTE_ADDR=SUPPORT_IP)
+    assert client.login(username=plain.username, password=PASSWORD)
+    security_events.clear()
+    assert client.post(f"/su/{other.pk}/").status_code == 302  # to the login page
+    for forged in ([[plain.pk, "x"]], "7", [7], [[]], [[None, "x"]]):
+        session = client.session
+        session["exit_users_pk"] = forged
+        session.save()
+        assert client.get("/orders/15/").status_code == 200
+    assert _types(security_events) == ["sensitive_read"] * 5
+    assert all("impersonator" not in r for r in security_events.records)
+
+
+# --- all of them: an async view ------------------------------------------------------------------------------
+
+
+# django-su's SuBackend has no `aget_user`: `request.auser()` fails in its sessions (django-su's own limit).
 @pytest.mark.parametrize("stack", ["impersonate", "loginas", "hijack"])
 def test_an_async_view_of_an_impersonated_session_names_both(
     security_events: Capture, support: tuple[Client, Any], stack: str
@@ -274,8 +324,7 @@ def test_an_async_view_of_an_impersonated_session_names_both(
 
     from django.test import AsyncClient
 
-    if stack == "hijack":
-        pytest.importorskip("hijack")
+    pytest.importorskip({"hijack": "hijack"}.get(stack, "django"))
     client, engineer = support
     customer = account()
     start = {

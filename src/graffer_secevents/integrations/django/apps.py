@@ -18,8 +18,9 @@ signal                    event
 ========================  =========================================================================
 
 When Django REST framework (`rest_framework`), django-allauth (`allauth.account`), django-hijack
-(`hijack`), django-impersonate (`impersonate`) or django-loginas (`loginas`) is in `INSTALLED_APPS` too, its
-adapter (`drf.py`, `allauth.py`, `hijack.py`, `impersonate.py`, `loginas.py`) is installed here as well;
+(`hijack`), django-impersonate (`impersonate`), django-loginas (`loginas`) or django-su (`django_su`) is in
+`INSTALLED_APPS` too, its adapter (`drf.py`, `allauth.py`, `hijack.py`, `impersonate.py`, `loginas.py`,
+`su.py`) is installed here as well;
 so is `ninja.py` when django-ninja can be imported (its APIs live in the URLconf, not in `INSTALLED_APPS`).
 
 Privilege and account changes of `AUTH_USER_MODEL` (`_privileges.py`) and the admin's log entries
@@ -109,6 +110,10 @@ def _install_auth_stacks() -> None:
         from . import loginas
 
         loginas.install()
+    if apps.is_installed("django_su"):
+        from . import su
+
+        su.install()
     if importlib.util.find_spec("ninja") is not None:  # a NinjaAPI is mounted in urls.py, not an app
         # Not in INSTALLED_APPS, so maybe not even used: a failure to hook it never stops start-up.
         with never_raise("django-ninja's adapter"):
