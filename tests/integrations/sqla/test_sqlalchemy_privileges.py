@@ -346,3 +346,44 @@ def test_an_async_session_keeps_the_actor(security_events: Capture, engine: Any)
     target = asyncio.run(grant())
     [record] = _changes(security_events)
     assert record["usr"]["id"] == "ops-8" and record["target"]["usr"]["id"] == target
+
+
+def test_an_endpoint_behind_starlettes_authentication_middleware_names_its_user(
+    security_events: Capture, db: Session, engine: Any
+) -> None:
+    """A service's own endpoint (no admin UI): the actor is `scope["user"]`, as the ASGI middleware reads it."""
+    from fastapi import FastAPI
+    from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
+    from starlette.middleware.authentication import AuthenticationMiddleware
+
+    from graffer_secevents.integrations.fastapi import SecurityEventsMiddleware
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    class Header(AuthenticationBackend):
+        async def authenticate(self, conn: Any) -> tuple[AuthCredentials, SimpleUser] | None:
+            name = conn.headers.get("X-Admin")
+            return (AuthCredentials(["admin"]), SimpleUser(name)) if name else None
+
+    app = FastAPI()
+
+    @app.post("/accounts/{account_id}/promote")
+    def promote(account_id: int) -> str:
+        with sessionmaker(bind=engine)() as session:
+            account = session.get(Account, account_id)
+            assert account is not None
+            account.role = "admin"
+            session.commit()
+        return "ok"
+
+    app.add_middleware(AuthenticationMiddleware, backend=Header())
+    app.add_middleware(SecurityEventsMiddleware)
+    target = _new(db)
+    security_events.clear()
+    with TestClient(app, client=("198.51.100.42", 50000)) as client:
+        assert client.post(f"/accounts/{target.id}/promote", headers={"X-Admin": "root-9"}).status_code == 200
+    [record] = _changes(security_events)
+    assert record["usr"]["id"] == "root-9" and record["evt"]["granted"] == ["admin"]
+    assert record["evt"]["revoked"] == ["member"] and record["network"]["client"]["ip"] == "198.51.100.42"
