@@ -53,11 +53,18 @@ _OLD: Final = "graffer_secevents_old_values"  # session.info key: old values rea
 
 
 class _Tracked:
-    __slots__ = ("fields", "role")
+    __slots__ = ("fields", "role", "watched")
 
     def __init__(self, fields: dict[str, str], role: str | None) -> None:
         self.fields = fields
         self.role = role
+        self.watched = frozenset([*fields, *([role] if role is not None else [])])
+
+    def touched(self, state: Any) -> bool:
+        """Whether a loaded row had a watched attribute set since it was loaded: SQLAlchemy keeps the old
+        value of every attribute set in `committed_state`, so a flush of other columns reads no history."""
+        committed = getattr(state, "committed_state", None)
+        return not isinstance(committed, dict) or not self.watched.isdisjoint(committed)
 
 
 _tracked: dict[type, _Tracked] = {}
@@ -114,6 +121,8 @@ def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
             if spec is None:
                 continue
             state = _inspect(instance)
+            if not spec.touched(state):
+                continue
             names = [a for a in (*spec.fields, *([spec.role] if spec.role else [])) if _unknown(state, a)]
             if names and state.identity is not None:
                 mapper = state.mapper
@@ -147,11 +156,12 @@ def _after_flush(session: Session, flush_context: Any) -> None:
     with never_raise(_WHERE):
         old_values: dict[int, dict[str, Any]] = session.info.pop(_OLD, {})
         changes: list[tuple[object, dict[str, Any]]] = []
-        for instance in [*session.new, *session.dirty]:
+        new = session.new
+        for instance in [*new, *session.dirty]:
             spec = _spec(instance)
-            if spec is None:
+            if spec is None or (instance not in new and not spec.touched(_inspect(instance))):
                 continue
-            params = _change(instance, spec, instance in session.new, old_values.get(id(instance), {}))
+            params = _change(instance, spec, instance in new, old_values.get(id(instance), {}))
             if params is not None:
                 changes.append((_target(instance), params))
         if changes:
