@@ -69,7 +69,8 @@ def operations(db: Session, account: Account, note: Note) -> dict[str, Callable[
     loaded = Session(db.get_bind(), expire_on_commit=False)
     kept = loaded.get(Account, account.id)
     other = loaded.get(Note, note.id)
-    assert kept is not None and other is not None
+    assert kept is not None
+    assert other is not None
 
     def unwatched() -> None:
         kept.email = "x@example.org" if kept.email != "x@example.org" else "y@example.org"

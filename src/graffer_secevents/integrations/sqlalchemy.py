@@ -29,7 +29,7 @@ from __future__ import annotations
 import contextvars
 import enum
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from graffer_secevents._errors import MissingDependencyError
 
@@ -63,8 +63,10 @@ class _Tracked:
     def touched(self, state: Any) -> bool:
         """Whether a loaded row had a watched attribute set since it was loaded: SQLAlchemy keeps the old
         value of every attribute set in `committed_state`, so a flush of other columns reads no history."""
-        committed = getattr(state, "committed_state", None)
-        return not isinstance(committed, dict) or not self.watched.isdisjoint(committed)
+        committed: Any = getattr(state, "committed_state", None)
+        if not isinstance(committed, dict):
+            return True  # not the SQLAlchemy this was written for: read the history
+        return not self.watched.isdisjoint(cast("dict[str, Any]", committed))
 
 
 _tracked: dict[type, _Tracked] = {}
