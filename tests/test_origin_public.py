@@ -90,7 +90,7 @@ def test_a_tampered_origin_is_dropped_whole_and_noted(security_events: Capture) 
     ("origin", "note"),
     [
         ("{not json", "job.origin: text that is not JSON; dropped"),
-        (b"x" * 10_000, "job.origin: 10000 characters of text, more than 4096; dropped"),
+        (b"x" * 10_000, "job.origin: 10000 characters of text, over 4096; dropped"),
         (12, "job.origin: expected a mapping, got a int; dropped"),
         ({"v": 2}, "job.origin: unknown version (a int); dropped"),
     ],
@@ -108,7 +108,7 @@ def test_an_unreadable_origin_is_noted_and_the_job_bound(
 
 
 def test_a_malformed_system_is_written_as_other_and_noted(security_events: Capture) -> None:
-    with security_events.lenient(), secevents.job(None, system="Huey Queue!\n"):  # type: ignore[arg-type]
+    with security_events.lenient(), secevents.job(None, system="Huey Queue!\n"):
         secevents.log_data_export(None, "orders")
     record = security_events.records[-1]
     assert record["job"] == {"system": "other"}

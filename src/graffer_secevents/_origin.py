@@ -51,6 +51,7 @@ __all__ = [
     "job",
     "job_origin",
     "job_scope",
+    "open_job",
     "read_origin",
     "unbind_job",
 ]
@@ -458,12 +459,11 @@ def _job_system(system: object, notes: list[str]) -> str:
 def _decoded(origin: object, notes: list[str]) -> object:
     """An origin handed over as JSON text (a string header, a JSON-only transport) as the dict it encodes."""
     if type(origin) is str or type(origin) is bytes:
-        raw = cast("str | bytes", origin)
-        if len(raw) > MAX_ORIGIN_BYTES:
-            notes.append(f"job.origin: {len(raw)} characters of text, more than {MAX_ORIGIN_BYTES}; dropped")
+        if len(origin) > MAX_ORIGIN_BYTES:
+            notes.append(f"job.origin: {len(origin)} characters of text, over {MAX_ORIGIN_BYTES}; dropped")
             return None
         try:
-            return orjson.loads(raw)
+            return orjson.loads(origin)
         except orjson.JSONDecodeError:
             notes.append("job.origin: text that is not JSON; dropped")
             return None
@@ -515,11 +515,7 @@ class job:  # noqa: N801 - used like a function: `with secevents.job(...)`, `@se
         self._bindings: list[JobBinding] = []
 
     def __enter__(self) -> job:
-        built: list[JobScope] = []
-        _build_job(self, built)  # inside the guard: a bug of ours binds a bare job, never breaks the job
-        if not built:
-            built.append(JobScope(origin={"v": ORIGIN_VERSION}, fields={"job": {"system": "other"}}))
-        self._bindings.append(bind_job(built[0]))
+        self._bindings.append(open_job(self.origin, self.system, self.name, self.job_id))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -548,10 +544,18 @@ class job:  # noqa: N801 - used like a function: `with secevents.job(...)`, `@se
         return run  # type: ignore[return-value]
 
 
-def _build(spec: job, out: list[JobScope]) -> None:
+def open_job(origin: object, system: object, name: object, job_id: object) -> JobBinding:
+    """Bind a job as `job(...)` does, for an integration whose hooks open and close it apart."""
+    built: list[JobScope] = []
+    _build_job(origin, system, name, job_id, built)  # in the guard: a bug of ours binds a bare job
+    if not built:
+        built.append(JobScope(origin={"v": ORIGIN_VERSION}, fields={"job": {"system": "other"}}))
+    return bind_job(built[0])
+
+
+def _build(origin: object, system: object, name: object, job_id: object, out: list[JobScope]) -> None:
     notes: list[str] = []
-    system = _job_system(spec.system, notes)
-    scope = job_scope(system, spec.name, spec.job_id, _decoded(spec.origin, notes))
+    scope = job_scope(_job_system(system, notes), name, job_id, _decoded(origin, notes))
     if notes:
         scope.notes = (*notes, *scope.notes)
     out.append(scope)
