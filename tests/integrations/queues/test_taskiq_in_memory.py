@@ -94,3 +94,43 @@ def test_a_task_kicked_outside_a_request_and_a_label_that_is_not_an_origin(secur
     assert "usr" not in by_tag["plain"] and "errors" not in by_tag["plain"]["secevents"]
     assert by_tag["plain"]["job"]["system"] == "taskiq"
     assert by_tag["garbled"]["secevents"]["errors"] == ["job.origin: text that is not JSON; dropped"]
+
+
+def test_a_retried_task_keeps_the_origin_of_the_first_kick(security_events: Capture) -> None:
+    """taskiq's retry middleware re-kicks the message with its labels, ours included: from a worker, where
+    no request runs, the retry still names the request that kicked the first attempt."""
+    import orjson
+    from taskiq import SimpleRetryMiddleware
+
+    from graffer_secevents._context import request_context
+    from graffer_secevents.integrations.taskiq import ORIGIN_LABEL
+
+    broker = InMemoryBroker().with_middlewares(
+        SimpleRetryMiddleware(default_retry_count=2), TaskiqMiddleware()
+    )
+    attempts: list[str] = []
+
+    @broker.task(retry_on_error=True)
+    async def flaky(tag: str) -> None:
+        attempts.append(tag)
+        if len(attempts) == 1:
+            raise RuntimeError("first attempt fails")
+        secevents.log_data_export(None, "orders", tag=tag)
+
+    with request_context(
+        secevents.RequestContext(client_ip="203.0.113.5", request_id="req-retry", user=secevents.User(id=7))
+    ):
+        origin = orjson.dumps(secevents.job_origin()).decode()
+
+    async def drive() -> None:
+        await broker.startup()
+        await flaky.kicker().with_labels(**{ORIGIN_LABEL: origin}).kiq("retried")  # as a web process sent it
+        await asyncio.sleep(0.3)
+        await broker.shutdown()
+
+    asyncio.run(drive())
+    assert attempts == ["retried", "retried"]
+    (record,) = security_events.records
+    assert record["usr"] == {"id": "7"}
+    assert record["job"]["origin"]["request_id"] == "req-retry"
+    assert record["job"]["enqueued_at"] == orjson.loads(origin)["enqueued_at"]  # not re-captured on retry
