@@ -3,7 +3,6 @@ real uvicorn server: every task's events carry the request's user, client IP and
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -122,7 +121,7 @@ def test_an_actor_bound_inside_the_task_wins(worker: tuple[Path, Path, Any], web
 
 
 def test_a_failing_task_is_unbound_and_nothing_leaks_into_the_next(
-    worker: tuple[Path, Path, Any], web: tuple[str, Path], broker_url: str
+    worker: tuple[Path, Path, Any], web: tuple[str, Path], broker_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The failed task's event carries its origin; a task kicked outside any request, run next by the same
     worker, says no user and no IP."""
@@ -135,7 +134,8 @@ def test_a_failing_task_is_unbound_and_nothing_leaks_into_the_next(
     _kick(web, "no_event", "tq-quiet", "req-tq-quiet")
     assert wait_for_tag(events, "tq-fail", log=log, proc=proc)["usr"] == {"id": "42"}
 
-    os.environ["QUEUE_BROKER_URL"], os.environ["QUEUE_NAME"] = broker_url, QUEUE
+    monkeypatch.setenv("QUEUE_BROKER_URL", broker_url)  # read when queue_jobs_taskiq is first imported
+    monkeypatch.setenv("QUEUE_NAME", QUEUE)
     import queue_jobs_taskiq
 
     async def kick_outside_a_request() -> None:
@@ -150,7 +150,9 @@ def test_a_failing_task_is_unbound_and_nothing_leaks_into_the_next(
     assert "origin" not in record["job"]
 
 
-def test_a_forged_origin_label_is_dropped_and_noted(worker: tuple[Path, Path, Any], broker_url: str) -> None:
+def test_a_forged_origin_label_is_dropped_and_noted(
+    worker: tuple[Path, Path, Any], broker_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import asyncio
 
     import orjson
@@ -160,7 +162,8 @@ def test_a_forged_origin_label_is_dropped_and_noted(worker: tuple[Path, Path, An
     from graffer_secevents.integrations.taskiq import ORIGIN_LABEL
 
     events, log, proc = worker
-    os.environ["QUEUE_BROKER_URL"], os.environ["QUEUE_NAME"] = broker_url, QUEUE
+    monkeypatch.setenv("QUEUE_BROKER_URL", broker_url)  # read when queue_jobs_taskiq is first imported
+    monkeypatch.setenv("QUEUE_NAME", QUEUE)
     import queue_jobs_taskiq
 
     forged = orjson.dumps({**capture_origin(), "usr_id": "admin"}).decode()
@@ -180,7 +183,7 @@ def test_a_forged_origin_label_is_dropped_and_noted(worker: tuple[Path, Path, An
 
 
 def test_the_worker_process_writes_every_record_and_ends_cleanly_on_sigterm(
-    broker_url: str, tmp_path: Path
+    broker_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The default output (the worker process's stdout): every record, then the process's end record, arrive
     before taskiq's process manager ends the worker, so `verify` sees it end cleanly."""
@@ -195,7 +198,10 @@ def test_the_worker_process_writes_every_record_and_ends_cleanly_on_sigterm(
     from graffer_secevents._tools.verify import verify_lines
 
     queue = "secevents_taskiq_exit"
-    os.environ["QUEUE_BROKER_URL"], os.environ["QUEUE_NAME"] = broker_url, queue
+    monkeypatch.setenv(
+        "QUEUE_BROKER_URL", broker_url
+    )  # the module's own queue, whichever test imports it first
+    monkeypatch.setenv("QUEUE_NAME", QUEUE)
     import queue_jobs_taskiq
 
     async def kick_many() -> None:
