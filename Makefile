@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	@echo "make: creating the environment in $(VENV) with every extra (the first run takes a few minutes)" >&2
 	@$(PYTHON) -m venv $(VENV) >&2
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip>=25.1" >&2
-	@$(PY) -m pip install --quiet --disable-pip-version-check -e ".[django,flask,fastapi,datadog,otel,drf,allauth,hijack,impersonate,loginas,django-su,sqlalchemy,flask-security,fastapi-users,geoip,examples,celery,rq,dramatiq,arq,detect-scale]" --group dev >&2
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e ".[django,flask,fastapi,datadog,otel,drf,allauth,hijack,impersonate,loginas,django-su,sqlalchemy,flask-security,fastapi-users,geoip,examples,celery,rq,dramatiq,arq,taskiq,detect-scale]" --group dev >&2
 	@touch $(STAMP)
 
 # One readable line per event, then the signals; `make demo DEMO_ARGS=--json | jq .` for the JSON lines.

@@ -55,6 +55,8 @@ PUBLIC_API = {
             "flush",
             "get_config",
             "impersonating",
+            "job",
+            "job_origin",
             "log_access_denied",
             "log_account_locked",
             "log_account_status",

@@ -51,6 +51,7 @@ from ._errors import (
     SecEventsWarning,
 )
 from ._impersonation import impersonating
+from ._origin import job, job_origin
 from ._pipeline import SCHEMA_VERSION
 from ._types import Outcome, User
 
@@ -83,6 +84,8 @@ __all__ = [
     "flush",
     "get_config",
     "impersonating",
+    "job",
+    "job_origin",
     "log_access_denied",
     "log_account_locked",
     "log_account_status",

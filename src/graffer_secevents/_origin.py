@@ -22,17 +22,20 @@ Nothing here imports a task queue.
 from __future__ import annotations
 
 import contextvars
+import functools
+import inspect
 import time
 from collections.abc import Callable, Generator, Mapping
 from contextlib import contextmanager
 from functools import cache
-from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeVar, cast
 
 import orjson
 
 from . import _config
 from ._config import get_config_for_event
 from ._context import Scope, _scope, _user, current_request
+from ._guard import guarded
 from ._ip import normalize_ip, truncate_ip
 from ._limits import MAX_STRING, _coerce_str, _exact
 from ._trace import trace_fields
@@ -45,7 +48,10 @@ __all__ = [
     "bind_job",
     "capture_origin",
     "enrich_from_scope",
+    "job",
+    "job_origin",
     "job_scope",
+    "open_job",
     "read_origin",
     "unbind_job",
 ]
@@ -62,6 +68,8 @@ _SIGNATURE_CONTEXT: Final = "graffer_secevents origin v1\n"
 
 if TYPE_CHECKING:
     _Match = Callable[[str], object]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class _Formats(NamedTuple):
@@ -414,6 +422,146 @@ def bound_job(
         yield binding.scope
     finally:
         unbind_job(binding)
+
+
+# --- the public API: any other queue, any hand-off ------------------------------------------------------
+
+
+def job_origin() -> dict[str, Any]:
+    """The origin of work handed off now, for a queue or a hand-off the library has no integration for.
+
+    A small JSON-safe dict (a few hundred bytes): what the current request's (or job's, or `actor(...)`'s)
+    events write of the request id, `usr.id`, client IP, session pseudonym, trace ids and actor name,
+    after the privacy rules, plus the time; signed with HMAC-SHA256 when a `hash_key` is configured. It
+    is what the Celery, RQ, Dramatiq, arq and taskiq integrations put in a message. Carry it in the
+    job's arguments, headers or metadata (as it is, or as JSON text) and open `job(...)` with it in
+    the worker. Never the login, e-mail, raw session id, user agent or path. Never raises.
+
+    Example:
+        ```python
+        export_orders.delay(account_id, origin=secevents.job_origin())
+        ```
+    """
+    return capture_origin()
+
+
+_SYSTEM_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _job_system(system: object, notes: list[str]) -> str:
+    text = _exact(system)
+    if type(text) is str and 0 < len(text) <= 32 and set(text) <= _SYSTEM_CHARS:
+        return text
+    notes.append(f"job.system: expected 1-32 characters of [a-z0-9_], got {_show(system)}; written as other")
+    return "other"
+
+
+def _decoded(origin: object, notes: list[str]) -> object:
+    """An origin handed over as JSON text (a string header, a JSON-only transport) as the dict it encodes."""
+    if type(origin) is str or type(origin) is bytes:
+        if len(origin) > MAX_ORIGIN_BYTES:
+            notes.append(f"job.origin: {len(origin)} characters of text, over {MAX_ORIGIN_BYTES}; dropped")
+            return None
+        try:
+            return orjson.loads(origin)
+        except orjson.JSONDecodeError:
+            notes.append("job.origin: text that is not JSON; dropped")
+            return None
+    return origin
+
+
+class job:  # noqa: N801 - used like a function: `with secevents.job(...)`, `@secevents.job(...)`
+    """Run a job under the origin `job_origin()` captured where it was handed off: for any task queue,
+    scheduler or thread the library has no integration for.
+
+    The origin is validated exactly as the integrations validate theirs: only known fields of the right
+    type, shape and size are kept (4 KiB at most), the signature must verify when this process has a
+    `hash_key`, and the worker's own privacy modes apply. Whatever is dropped is noted in the
+    `secevents.errors` of every event inside (an `EventValidationError` from each event in strict mode);
+    the job runs either way. Events inside that name no user of their own carry the origin's `usr.id`
+    and client IP, `job.system`/`name`/`id`/`enqueued_at`, the origin under `job.origin`, and its trace
+    ids when they have none. An `actor(...)` or `set_user(...)` inside the job is newer and wins. Work
+    handed off inside the job passes the first request's origin on.
+
+    A context manager, and a decorator (sync or async) that binds the same origin for each call.
+
+    Args:
+        origin: what `job_origin()` returned where the job was handed off, as a dict or as JSON text;
+            `None` (a job enqueued by code that sent none) binds the job with no origin.
+        system: the queue or hand-off, `[a-z0-9_]{1,32}` (`"huey"`, `"taskiq"`, `"thread"`); anything
+            else is written as `"other"`, noted.
+        name: the task's name, at most 256 printable characters (the decorated function's dotted name
+            when used as a decorator without one).
+        job_id: the task's id in its queue, at most 128 printable characters.
+
+    Example:
+        ```python
+        @huey.task(context=True)
+        def export_orders(account_id, origin=None, task=None):
+            with secevents.job(origin, system="huey", name=task.name, job_id=task.id):
+                secevents.log_data_export(None, "orders", record_count=export(account_id))
+
+        export_orders(42, origin=secevents.job_origin())  # in the request
+        ```
+    """
+
+    __slots__ = ("_bindings", "job_id", "name", "origin", "system")
+
+    def __init__(self, origin: object, *, system: str, name: object = None, job_id: object = None) -> None:
+        self.origin = origin
+        self.system = system
+        self.name = name
+        self.job_id = job_id
+        self._bindings: list[JobBinding] = []
+
+    def __enter__(self) -> job:
+        self._bindings.append(open_job(self.origin, self.system, self.name, self.job_id))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        unbind_job(self._bindings.pop())
+
+    def __call__(self, func: _F) -> _F:
+        """Decorate `func` (sync or async): the job is bound, with the same origin, for each call."""
+        name = self.name
+        if name is None:
+            name = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}"
+        origin, system, job_id = self.origin, self.system, self.job_id
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                with job(origin, system=system, name=name, job_id=job_id):
+                    return await func(*args, **kwargs)
+
+            return run_async  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with job(origin, system=system, name=name, job_id=job_id):
+                return func(*args, **kwargs)
+
+        return run  # type: ignore[return-value]
+
+
+def open_job(origin: object, system: object, name: object, job_id: object) -> JobBinding:
+    """Bind a job as `job(...)` does, for an integration whose hooks open and close it apart."""
+    built: list[JobScope] = []
+    _build_job(origin, system, name, job_id, built)  # in the guard: a bug of ours binds a bare job
+    if not built:
+        built.append(JobScope(origin={"v": ORIGIN_VERSION}, fields={"job": {"system": "other"}}))
+    return bind_job(built[0])
+
+
+def _build(origin: object, system: object, name: object, job_id: object, out: list[JobScope]) -> None:
+    notes: list[str] = []
+    scope = job_scope(_job_system(system, notes), name, job_id, _decoded(origin, notes))
+    if notes:
+        scope.notes = (*notes, *scope.notes)
+    out.append(scope)
+
+
+_build_job: Final = guarded(_build, "job")
 
 
 # --- events inside a scope ---------------------------------------------------------------------------------

@@ -162,6 +162,7 @@ def test_importing_the_framework_free_integrations_imports_no_framework() -> Non
         ("dramatiq", "dramatiq", "dramatiq"),
         ("arq", "arq", "arq"),
         ("sqlalchemy", "sqlalchemy", "sqlalchemy"),
+        ("taskiq", "taskiq", "taskiq"),
     ],
 )
 def test_a_missing_framework_fails_with_the_install_hint(module: str, blocked: str, extra: str) -> None:

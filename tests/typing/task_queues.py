@@ -10,12 +10,14 @@ from celery import Celery
 from dramatiq.brokers.redis import RedisBroker
 from redis import Redis
 from rq import Queue
+from taskiq import InMemoryBroker
 
 import graffer_secevents as secevents
 from graffer_secevents.integrations import arq as secevents_arq
 from graffer_secevents.integrations import celery as secevents_celery
 from graffer_secevents.integrations import rq as secevents_rq
 from graffer_secevents.integrations.dramatiq import SecurityEventsMiddleware
+from graffer_secevents.integrations.taskiq import SecurityEventsMiddleware as TaskiqMiddleware
 
 app = Celery("shop", broker="redis://localhost:6379/0")
 secevents_celery.install(app)
@@ -61,3 +63,30 @@ async def export_async(account_id: int) -> int:
 def uses_the_decorated() -> None:
     result: str = sync(1)
     del result
+
+
+taskiq_broker = InMemoryBroker().with_middlewares(TaskiqMiddleware())
+
+# Any other queue: the origin as a JSON-safe dict in the request, `job(...)` in the worker.
+origin: dict[str, Any] = secevents.job_origin()
+
+
+def huey_task(tag: str, origin: dict[str, Any] | str | None = None, task_id: str | None = None) -> None:
+    with secevents.job(origin, system="huey", name="shop.export", job_id=task_id) as bound:
+        secevents.log_data_export(None, "orders", tag=tag)
+        assert bound.system == "huey"
+
+
+@secevents.job(origin, system="thread")
+def in_a_thread(account_id: int) -> str:
+    return str(account_id)
+
+
+@secevents.job(origin, system="thread")
+async def in_a_task(account_id: int) -> int:
+    return account_id
+
+
+def uses_the_jobs() -> None:
+    text: str = in_a_thread(1)
+    del text

@@ -17,4 +17,4 @@ def test_importing_the_package_imports_no_queue() -> None:
     )
     loaded = set(done.stdout.split())
     assert "graffer_secevents" in loaded
-    assert loaded.isdisjoint({"celery", "kombu", "rq", "dramatiq", "arq", "redis", "hmac"})
+    assert loaded.isdisjoint({"celery", "kombu", "rq", "dramatiq", "arq", "taskiq", "redis", "hmac"})
