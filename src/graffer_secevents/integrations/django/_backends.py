@@ -89,7 +89,9 @@ def _wrap_configured() -> None:
     for path in settings.AUTHENTICATION_BACKENDS:
         try:
             backend = import_string(path)
-        except ImportError:  # Django reports it when the backend is used; not ours to raise here
+        # ImportError, or a backend whose models' app is not installed: Django reports it when the backend
+        # is used; not ours to stop start-up with.
+        except Exception:  # noqa: BLE001, S112
             continue
         for name, make in (("authenticate", _sync), ("aauthenticate", _async)):
             owner = next((klass for klass in backend.__mro__ if name in klass.__dict__), None)

@@ -23,6 +23,11 @@ def install() -> None:
     from . import _asgi, _backends, _forms, _password_checks, _user_rows
 
     _asgi.install()
+    if not apps.is_installed("django.contrib.auth"):
+        # An API-only project (its own token checks, no user model): the auth seams below import
+        # django.contrib.auth's models, which Django refuses outside INSTALLED_APPS; the middleware, the
+        # helpers and the ASGI drain work without them.
+        return
     _backends.install()
     _user_rows.install()
     _forms.install()

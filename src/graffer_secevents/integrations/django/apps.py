@@ -60,6 +60,7 @@ class SecEventsConfig(AppConfig):  # type: ignore[misc]  # Django ships no type 
     def ready(self) -> None:
         import warnings
 
+        from django.apps import apps
         from django.contrib.auth import signals
 
         from . import checks  # noqa: F401  # pyright: ignore[reportUnusedImport] - registers the system checks
@@ -82,8 +83,9 @@ class SecEventsConfig(AppConfig):  # type: ignore[misc]  # Django ships no type 
         _seams.install()  # lock-out backends, account rows, password forms, axes/otp/oauth-toolkit
         from . import _admin, _privileges
 
-        _privileges.install()  # privilege and account changes of AUTH_USER_MODEL, by any path
-        _admin.install()  # the admin's LogEntry, when django.contrib.admin is installed
+        if apps.is_installed("django.contrib.auth"):  # else there is no AUTH_USER_MODEL to watch
+            _privileges.install()  # privilege and account changes of AUTH_USER_MODEL, by any path
+            _admin.install()  # the admin's LogEntry, when django.contrib.admin is installed
 
 
 def _install_auth_stacks() -> None:
