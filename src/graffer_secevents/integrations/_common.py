@@ -478,6 +478,11 @@ class LazyRequestContext(RequestContext):
         """The query parameter `name`, or `None`; only asked when a rule names it as a credential."""
         return None
 
+    def _raw_query_string(self) -> str | None:
+        """The raw query string, or `None`; asked when each response starts (the SSO callback rule,
+        `_sso.py`), so it only returns what the request already holds."""
+        return None
+
     def _raw_cookie(self, name: str) -> str | None:
         """The cookie `name`, or `None`; only asked when a rule names it as a credential."""
         return cookie_value(self._raw_header("cookie"), name)

@@ -37,6 +37,7 @@ from ._common import (
     user_from_scope,
 )
 from ._lifespan import run_lifespan
+from ._sso import record_refused_sso
 
 __all__ = [
     "DEFAULT_STATUS_EVENTS",
@@ -97,6 +98,10 @@ class AsgiRequestContext(LazyRequestContext):
 
     def _raw_header(self, name: str) -> str | None:
         return header_value(self.scope.get("headers") or (), name.encode("latin-1"))
+
+    def _raw_query_string(self) -> str | None:
+        query: bytes = self.scope.get("query_string") or b""
+        return query.decode("latin-1") if query else None
 
     def _raw_query_param(self, name: str) -> str | None:
         query: bytes = self.scope.get("query_string") or b""
@@ -229,6 +234,8 @@ class SecurityEventsMiddleware:
                         message["headers"] = [*headers, (_REQUEST_ID, request_id.encode("ascii"))]
                 except Exception:  # noqa: BLE001, S110 - an odd message is passed on unchanged
                     pass
+                if b"state=" in (scope.get("query_string") or b""):  # a refused SSO login (`_sso.py`)
+                    record_refused_sso(ctx, ctx._raw_query_string())
                 if status in rules:
                     emit_for_status(ctx, rules)
             return send(message)

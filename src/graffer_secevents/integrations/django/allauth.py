@@ -49,6 +49,7 @@ def install() -> None:
     signals.password_reset.connect(_on_password_reset, dispatch_uid=uid + "password_reset")
     signals.password_changed.connect(_on_password_changed, dispatch_uid=uid + "password_changed")
     wrap_method(DefaultAccountAdapter, "pre_authenticate", _pre_authenticate)
+    wrap_method(DefaultAccountAdapter, "respond_user_inactive", _user_inactive)
     wrap_method(ResetPasswordForm, "save", _reset_request)
     wrap_method(UserTokenForm, "clean", _reset_key)
     wrap_method(ChangePasswordForm, "clean_oldpassword", _old_password)
@@ -67,6 +68,20 @@ def install() -> None:
             signal = getattr(mfa_signals, name, None)
             if signal is not None:
                 signal.connect(receiver, dispatch_uid=uid + name)
+
+
+def _user_inactive(original: Callable[..., Any]) -> Callable[..., Any]:
+    """An account allauth refuses after it was identified (a social login's, or a backend that accepts
+    inactive accounts): `authn_login_fail` `account_disabled` with its pk, once for the request."""
+
+    def respond_user_inactive(self: Any, request: Any, user: Any) -> Any:
+        with request_bound(request):
+            params = {"reason": "account_disabled"}
+            where = "allauth's respond_user_inactive"
+            record_auth("authn_login_fail", where=where, user=user, outcome="failure", params=params)
+        return original(self, request, user)
+
+    return respond_user_inactive
 
 
 def _current_request() -> Any:

@@ -38,9 +38,11 @@ from typing import Any
 from django.apps import AppConfig
 
 from graffer_secevents._config import get_config
+from graffer_secevents._context import current_request
 from graffer_secevents._errors import SecEventsWarning
 from graffer_secevents.integrations._auth import record_auth, record_bad_credential
 from graffer_secevents.integrations._common import never_raise
+from graffer_secevents.integrations._sso import REASON_REFUSED, is_sso_callback
 
 from . import _backends
 from ._accounts import login_from, record_login_failure
@@ -101,6 +103,10 @@ def _install_auth_stacks() -> None:
         from . import hijack
 
         hijack.install()
+    if apps.is_installed("social_django"):
+        from . import social_auth
+
+        social_auth.install()
     if importlib.util.find_spec("ninja") is not None:  # a NinjaAPI is mounted in urls.py, not an app
         # Not in INSTALLED_APPS, so maybe not even used: a failure to hook it never stops start-up.
         with never_raise("django-ninja's adapter"):
@@ -124,8 +130,10 @@ def _on_login_failed(sender: Any, credentials: Any = None, request: Any = None, 
         login, keys = login_from(credentials)
         if login is None and _names_a_token(credentials):
             # A credential that names no account (a magic-link or API token checked by a backend): a bad
-            # token, as DRF's and the 401 rule's; its value is never read.
-            record_bad_credential(where)
+            # token, as DRF's and the 401 rule's; its value is never read. At an SSO callback the provider's
+            # code was exchanged and the backend refused the identity it vouched for (no account to create).
+            reason = REASON_REFUSED if is_sso_callback(current_request()) else "invalid_token"
+            record_bad_credential(where, reason=reason)
             return
         record_login_failure(login, where=where, keys=keys)
 

@@ -47,6 +47,7 @@ from graffer_secevents.integrations._common import (
     http_rules,
     never_raise,
 )
+from graffer_secevents.integrations._sso import record_refused_sso
 from graffer_secevents.integrations.django._settings import http_options_setting, status_events_setting
 
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.lower()
@@ -85,6 +86,9 @@ class DjangoRequestContext(LazyRequestContext):
 
     def _raw_header(self, name: str) -> str | None:
         return self.request.META.get("HTTP_" + name.upper().replace("-", "_"))  # type: ignore[no-any-return]
+
+    def _raw_query_string(self) -> str | None:
+        return self.request.META.get("QUERY_STRING")  # type: ignore[no-any-return]
 
     def _find_route(self) -> str | None:
         route = getattr(getattr(self.request, "resolver_match", None), "route", None)
@@ -182,6 +186,9 @@ def _finish(ctx: DjangoRequestContext, response: HttpResponseBase, rules: dict[i
     if _ACCEPTED in ctx.__dict__:  # a backend's authenticate() accepted an account during this request
         with never_raise("Django's middleware"):
             record_api_login(response, where="a JSON answer after Django's authenticate()")
+    query = ctx.request.META.get("QUERY_STRING")
+    if query and "state=" in query:  # a refused SSO login: the provider's answer at the redirect URI
+        record_refused_sso(ctx, query, account=ctx.__dict__.get(_ACCEPTED))
     if status in rules:
         emit_for_status(ctx, rules)
 

@@ -1,0 +1,125 @@
+"""SSO logins (OAuth 2.0 / OpenID Connect clients): the provider's answer at the redirect URI is an attempt.
+
+Every SSO client — mozilla-django-oidc, python-social-auth, django-allauth's socialaccount, Authlib,
+Flask-Dance, fastapi-sso, a hand-written callback — ends its login at the same place: the browser comes
+back to the client's redirect URI with the provider's **authorization response** in the query string
+(RFC 6749 §4.1.2): `state` and `code`, or `state` and `error` (§4.1.2.1). A success calls the framework's
+login (Django's `login()`, Flask-Login's `login_user()`, ...), which the integrations already record. A
+refusal often calls nothing: the client redirects to an error page, answers 400/401, or raises. So every
+middleware, when the response to such a request starts and nothing recorded the attempt, records it here:
+
+* the provider answered `error` (the user refused or cancelled consent, the provider refused the account:
+  `access_denied`, ...) → `authn_login_fail`, `evt.reason: not_allowed`; the answers to a silent check
+  (`prompt=none`: `login_required`, `interaction_required`, `consent_required`,
+  `account_selection_required`) are not a login attempt and write nothing;
+* the client refused the response (a forged or missing `state`, a code the provider refuses — forged,
+  replayed, expired —, an ID token that fails verification): the response is 4xx/5xx → `authn_login_fail`,
+  `evt.reason: invalid_token`;
+* a backend accepted an account that may not log in (Django: `authenticate()` returned an inactive
+  account, and the client refused it) → `authn_login_fail`, `evt.reason: account_disabled`, with the
+  account.
+
+A 2xx/3xx answer with nothing refused writes nothing (a signup form to finish, a next step: the login is
+recorded when it happens). A refusal to a logged-in user (connecting a provider to an account, a replayed
+code) names that user. The code, the state
+and every token are never read into a record: only the names of the query parameters and `error`'s value
+(compared with the names above) are looked at.
+
+Nothing here imports a web framework.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+from graffer_secevents._attempts import ATTEMPT_TYPES, recorded
+
+from ._auth import record_auth
+from ._common import LazyRequestContext, never_raise
+
+__all__ = [
+    "REASON_ACCOUNT_DISABLED",
+    "REASON_INVALID",
+    "REASON_REFUSED",
+    "authorization_response",
+    "is_sso_callback",
+    "record_refused_sso",
+]
+
+REASON_REFUSED: Final = "not_allowed"
+"""The provider or the application refused the identity (`error=access_denied`, a domain not allowed, a
+backend that will not create the account)."""
+REASON_INVALID: Final = "invalid_token"
+"""The authorization response itself failed: the state, the code or the ID token."""
+REASON_ACCOUNT_DISABLED: Final = "account_disabled"
+"""The provider vouched for an account that may not log in (inactive)."""
+
+_SILENT_CHECK_ERRORS: Final = frozenset(
+    {"login_required", "interaction_required", "consent_required", "account_selection_required"}
+)
+"""OpenID Connect Core §3.1.2.6: the answers to `prompt=none`, a check that no one is logged in at the
+provider, not a refused login."""
+
+
+def authorization_response(query: str | None) -> tuple[bool, str | None] | None:
+    """`(True, error)` when `query` (a raw query string) is an OAuth 2.0 authorization response — `state`
+    with `code` or `error` —, else `None`. `error` is the provider's error code, or `None` for a code.
+
+    The cheap test (`"state=" in query`) runs first: this is asked on every response.
+    """
+    if not query or "state=" not in query:
+        return None
+    names: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key in ("state", "code", "error") and key not in names:
+            names[key] = value if key == "error" else ""
+    if "state" not in names or not ("code" in names or "error" in names):
+        return None
+    return True, names.get("error")
+
+
+def record_refused_sso(ctx: LazyRequestContext, query: str | None, *, account: Any = None) -> None:
+    """At the start of the response to `ctx`: record the refused SSO login it answers, if any (see the
+    module's docstring). `account` is an account a backend accepted during the request (Django), or `None`.
+    Never raises (but strict mode)."""
+    if ctx.denial_recorded or not query or "state=" not in query:
+        return
+    with never_raise("the SSO callback rule"):
+        found = authorization_response(query)
+        if found is None or any(recorded(ctx, t) for t in ATTEMPT_TYPES):
+            return
+        _, error = found
+        status = ctx.status_code or 0
+        user: Any = None
+        if error is not None:
+            if error.strip().lower() in _SILENT_CHECK_ERRORS:
+                return
+            reason = REASON_REFUSED
+        elif account is not None and getattr(account, "is_active", True) is False:
+            reason, user = REASON_ACCOUNT_DISABLED, account
+        elif status >= 400:
+            reason = REASON_INVALID
+        else:
+            return
+        where = "the SSO callback rule"
+        record_auth("authn_login_fail", where=where, user=user, outcome="failure", params={"reason": reason})
+
+
+def is_sso_callback(ctx: object) -> bool:
+    """Whether the request of `ctx` carries an authorization response with a code (a callback whose code a
+    backend is checking)."""
+    query = _query(ctx)
+    found = authorization_response(query)
+    return found is not None and found[1] is None
+
+
+def _query(ctx: object) -> str | None:
+    read = getattr(ctx, "_raw_query_string", None)
+    if read is None:
+        return None
+    try:
+        value = read()
+    except Exception:  # noqa: BLE001 - an unreadable query is no callback
+        return None
+    return value if isinstance(value, str) else None
