@@ -12,7 +12,7 @@
   ``openid_connect`` provider, set up as each one's docs show, with this library's app and middleware as
   docs/integrations/django.md shows and no event code. Its accounts: ``alice`` (active) and ``ina``
   (inactive); social-auth creates its own at a first login (the test deactivates ``ina`` after hers). mozilla-django-oidc does not create accounts (``OIDC_CREATE_USER=False``); social-auth
-  allows ``example.com`` only; allauth's signup is open.
+  allows ``example.com`` only (its whitelist); allauth's adapter opens signup to ``example.com`` only.
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ else:
                 }
             },
             "SOCIALACCOUNT_LOGIN_ON_GET": True,
+            "SOCIALACCOUNT_ADAPTER": "sso_servers.ServiceAdapter",
             "SOCIALACCOUNT_EMAIL_AUTHENTICATION": True,
             "SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT": True,
             "ACCOUNT_EMAIL_VERIFICATION": "none",
@@ -206,6 +207,15 @@ if ROLE == "idp":
         path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
     ]
 else:
+    sys.modules["sso_servers"] = sys.modules["__main__"]  # SOCIALACCOUNT_ADAPTER names this module
+    if ROLE == "allauth":
+        from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+
+        class ServiceAdapter(DefaultSocialAccountAdapter):  # type: ignore[misc]
+            """Signup is open to example.com identities only (allauth's documented way: the adapter)."""
+
+            def is_open_for_signup(self, request: HttpRequest, sociallogin: Any) -> bool:
+                return str(sociallogin.user.email).endswith("@example.com")
 
     def private(request: HttpRequest) -> HttpResponse:
         return HttpResponse(f"hello {request.user.pk}" if request.user.is_authenticated else "anonymous")
