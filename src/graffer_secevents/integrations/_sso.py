@@ -14,7 +14,8 @@ middleware, when the response to such a request starts and nothing recorded the 
   `account_selection_required`) are not a login attempt and write nothing;
 * the client refused the response (a forged or missing `state`, a code the provider refuses — forged,
   replayed, expired —, an ID token that fails verification): the response is 4xx/5xx → `authn_login_fail`,
-  `evt.reason: invalid_token`;
+  `evt.reason: invalid_token`; but a 403 is the client refusing the identity the provider vouched for (no
+  such account, a domain it does not serve) → `not_allowed`;
 * a backend accepted an account that may not log in (Django: `authenticate()` returned an inactive
   account, and the client refused it) → `authn_login_fail`, `evt.reason: account_disabled`, with the
   account.
@@ -98,6 +99,8 @@ def record_refused_sso(ctx: LazyRequestContext, query: str | None, *, account: A
             reason = REASON_REFUSED
         elif account is not None and getattr(account, "is_active", True) is False:
             reason, user = REASON_ACCOUNT_DISABLED, account
+        elif status == 403:  # the client refused the identity the provider vouched for
+            reason = REASON_REFUSED
         elif status >= 400:
             reason = REASON_INVALID
         else:

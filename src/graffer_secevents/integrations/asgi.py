@@ -243,6 +243,14 @@ class SecurityEventsMiddleware:
         token = _current.set(ctx)
         try:
             await self.app(scope, receive, send_with_context)
+        except Exception:
+            # Raised before any answer: the server (or Starlette's ServerErrorMiddleware, outside this one)
+            # answers 500, which this middleware never sees. An SSO callback that raised (Authlib's state
+            # mismatch, a provider's error) is a refused login all the same.
+            if ctx.status_code is None and b"state=" in (scope.get("query_string") or b""):
+                ctx.status_code = 500
+                record_refused_sso(ctx, ctx._raw_query_string())
+            raise
         finally:
             _current.reset(token)
 
