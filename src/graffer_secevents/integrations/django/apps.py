@@ -13,12 +13,14 @@ signal                    event
                           model, `evt.reason` `invalid_credentials`, `unknown_user` or
                           `account_disabled`; the password is never read. A credential naming
                           no account (a magic-link or API token a backend checks) is
-                          `invalid_token`, its value never read
+                          `invalid_token` (`not_allowed` at an SSO callback: the
+                          backend refused the identity), its value never read
 `user_logged_out`       `session_logout` with the user and the (hashed) session key
 ========================  =========================================================================
 
-When Django REST framework (`rest_framework`), django-allauth (`allauth.account`) or django-hijack
-(`hijack`) is in `INSTALLED_APPS` too, its adapter (`drf.py`, `allauth.py`, `hijack.py`) is installed here
+When Django REST framework (`rest_framework`), django-allauth (`allauth.account`), django-hijack
+(`hijack`) or python-social-auth (`social_django`) is in `INSTALLED_APPS` too, its adapter (`drf.py`,
+`allauth.py`, `hijack.py`, `social_auth.py`) is installed here
 as well; so is `ninja.py` when django-ninja can be imported (its APIs live in the URLconf, not in
 `INSTALLED_APPS`).
 

@@ -15,7 +15,8 @@ the one recorded, and a request that emits nothing never touches the session. Se
 `SECEVENTS["status_events"]` (a dict, merged over the default `{401: "authz_fail", 403: "authz_fail"}`;
 `None` switches a status off) chooses which responses are events; a 401 is split by credential (the HTTP
 semantics of `docs/integrations/auth-stacks.md`: `record_unauthenticated`, `record_invalid_credentials`,
-`credential_headers`, `credential_statuses` in `SECEVENTS`).
+`credential_headers`, `credential_statuses` in `SECEVENTS`). The answer to an SSO callback that nothing
+recorded is a refused login (`integrations/_sso.py`), with the inactive account a backend accepted.
 """
 
 from __future__ import annotations
