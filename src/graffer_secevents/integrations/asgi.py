@@ -211,6 +211,7 @@ class SecurityEventsMiddleware:
         # the awaitable of the `send` it wraps (no coroutine of its own per message).
         ctx = AsgiRequestContext(scope)
         rules = self._rules
+        query = scope.get("query_string")  # an SSO callback's (`_sso.py`) carries `state=`; most carry nothing
 
         def send_with_context(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
@@ -234,7 +235,7 @@ class SecurityEventsMiddleware:
                         message["headers"] = [*headers, (_REQUEST_ID, request_id.encode("ascii"))]
                 except Exception:  # noqa: BLE001, S110 - an odd message is passed on unchanged
                     pass
-                if b"state=" in (scope.get("query_string") or b""):  # a refused SSO login (`_sso.py`)
+                if query and b"state=" in query:  # a refused SSO login (`_sso.py`)
                     record_refused_sso(ctx, ctx._raw_query_string())
                 if status in rules:
                     emit_for_status(ctx, rules)
@@ -247,7 +248,7 @@ class SecurityEventsMiddleware:
             # Raised before any answer: the server (or Starlette's ServerErrorMiddleware, outside this one)
             # answers 500, which this middleware never sees. An SSO callback that raised (Authlib's state
             # mismatch, a provider's error) is a refused login all the same.
-            if ctx.status_code is None and b"state=" in (scope.get("query_string") or b""):
+            if ctx.status_code is None and query and b"state=" in query:
                 ctx.status_code = 500
                 record_refused_sso(ctx, ctx._raw_query_string())
             raise
