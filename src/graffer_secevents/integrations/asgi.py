@@ -211,7 +211,7 @@ class SecurityEventsMiddleware:
         # the awaitable of the `send` it wraps (no coroutine of its own per message).
         ctx = AsgiRequestContext(scope)
         rules = self._rules
-        query = scope.get("query_string")  # an SSO callback's (`_sso.py`) carries `state=`; most carry nothing
+        query = scope.get("query_string")  # an SSO callback (`_sso.py`) carries `state=`; most carry nothing
 
         def send_with_context(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
