@@ -23,7 +23,8 @@ import graffer_secevents as secevents
 EVENTS = Path(sys.argv[1])
 ROLE, IDP, CLIENT = os.environ["SSO_ROLE"], os.environ["SSO_IDP"], os.environ["SSO_CLIENT"]
 CLIENT_SECRET = "client-secret-" + "s3cr3t" * 4
-secevents.configure(service=f"sso-{ROLE}", output=EVENTS.open("ab"), metrics="none")
+# Written as each event happens, so the test reads a flow's records without racing the writer thread.
+secevents.configure(service=f"sso-{ROLE}", output=EVENTS.open("ab"), metrics="none", delivery="sync")
 REGISTRATION: dict[str, Any] = {
     "client_id": CLIENT,
     "client_secret": CLIENT_SECRET,

@@ -69,7 +69,10 @@ else:
     CLIENT = os.environ["SSO_CLIENT"]
     APPS.append("graffer_secevents.integrations.django")
     MIDDLEWARE.insert(0, "graffer_secevents.integrations.django.SecurityEventsMiddleware")
-    STACK = {"LOGIN_REDIRECT_URL": "/private/", "SECEVENTS": {"output": EVENTS.open("ab"), "metrics": "none"}}
+    # Written as each event happens (`delivery: sync`), so the test reads a flow's records as soon as its
+    # last response is in, without racing the writer thread.
+    secevents = {"output": EVENTS.open("ab"), "metrics": "none", "delivery": "sync"}
+    STACK = {"LOGIN_REDIRECT_URL": "/private/", "SECEVENTS": secevents}
     if ROLE == "mozilla":  # mozilla-django-oidc's "Quick start"
         APPS.append("mozilla_django_oidc")
         BACKENDS.append("mozilla_django_oidc.auth.OIDCAuthenticationBackend")
