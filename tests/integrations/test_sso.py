@@ -29,6 +29,7 @@ STATUS_TEXT = {
     400: "400 Bad Request",
     401: "401 Unauthorized",
     403: "403 Forbidden",
+    404: "404 Not Found",
 }
 
 
@@ -63,6 +64,8 @@ def failures(security_events: Capture) -> list[tuple[str, Any]]:
         ("state=CA&code=94110&answer=200", []),  # a page whose query merely looks like one
         ("error=access_denied&state=s1&answer=302", [("authn_login_fail", "not_allowed")]),
         ("error=ACCESS_DENIED&state=s1&answer=200", [("authn_login_fail", "not_allowed")]),
+        ("error=server_error&state=s1&answer=302", [("authn_login_fail", "other")]),  # nobody refused
+        ("error=temporarily_unavailable&state=s1&answer=200", [("authn_login_fail", "other")]),
         ("error=login_required&state=s1&answer=302", []),  # prompt=none's answer: no login was attempted
         ("error=interaction_required&state=s1&answer=302", []),
         ("state=s1&code=c1&answer=400", [("authn_login_fail", "invalid_token")]),
@@ -74,6 +77,7 @@ def failures(security_events: Capture) -> list[tuple[str, Any]]:
             "state=s1&code=c1&answer=403",
             [("authn_login_fail", "not_allowed")],
         ),  # not the 403 rule's authz_fail
+        ("state=CA&code=94110&answer=404", []),  # no such page: not a callback
         ("code=c1&answer=400", []),  # no state: not an authorization response
         ("state=s1&answer=400", []),  # a state alone (e.g. the provider's own authorize request)
         ("state=s1&code=c1&answer=400&records=1", [("authn_login_fail", "unknown_user")]),  # the app's, once
@@ -84,6 +88,14 @@ def test_wsgi_callback_answers(security_events: Capture, query: str, expected: l
     assert failures(security_events) == expected
     for record in security_events.records:
         assert record["network"]["client"]["ip"] == PEER
+
+
+def test_a_posted_answer_is_not_read(security_events: Capture) -> None:
+    """Only the browser's redirect (a GET) is a callback: a POST whose query has `state` and `code` is not."""
+    Client(WsgiMiddleware(wsgi_app)).post(
+        "/auth/callback", query_string="state=s1&code=c1&answer=400", environ_base={"REMOTE_ADDR": PEER}
+    )
+    assert security_events.records == []
 
 
 def test_a_refused_callback_never_writes_the_code_the_state_or_the_error_text(

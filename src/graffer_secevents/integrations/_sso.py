@@ -9,9 +9,11 @@ refusal often calls nothing: the client redirects to an error page, answers 400/
 middleware, when the response to such a request starts and nothing recorded the attempt, records it here:
 
 * the provider answered `error` (the user refused or cancelled consent, the provider refused the account:
-  `access_denied`, ...) → `authn_login_fail`, `evt.reason: not_allowed`; the answers to a silent check
-  (`prompt=none`: `login_required`, `interaction_required`, `consent_required`,
-  `account_selection_required`) are not a login attempt and write nothing;
+  `access_denied`, ...) → `authn_login_fail`, `evt.reason: not_allowed` (`other` when the provider failed
+  or the client asked wrongly: `server_error`, `temporarily_unavailable`, `invalid_request`,
+  `unsupported_response_type`, `invalid_scope`); the answers to a silent check (`prompt=none`:
+  `login_required`, `interaction_required`, `consent_required`, `account_selection_required`) are not a
+  login attempt and write nothing;
 * the client refused the response (a forged or missing `state`, a code the provider refuses — forged,
   replayed, expired —, an ID token that fails verification): the response is 4xx/5xx → `authn_login_fail`,
   `evt.reason: invalid_token`; but a 403 is the client refusing the identity the provider vouched for (no
@@ -20,11 +22,12 @@ middleware, when the response to such a request starts and nothing recorded the 
   account, and the client refused it) → `authn_login_fail`, `evt.reason: account_disabled`, with the
   account.
 
-A 2xx/3xx answer with nothing refused writes nothing (a signup form to finish, a next step: the login is
-recorded when it happens). A refusal to a logged-in user (connecting a provider to an account, a replayed
-code) names that user. The code, the state
-and every token are never read into a record: only the names of the query parameters and `error`'s value
-(compared with the names above) are looked at.
+Only a GET (or HEAD) is a callback, and a 404 or 405 is not one (a page whose query merely has `state`
+and `code`). A 2xx/3xx answer with nothing refused writes nothing (a signup form to finish, a next step:
+the login is recorded when it happens). A refusal to a logged-in user (connecting a provider to an
+account, a replayed code) names that user. The code, the state and every token are never read into a
+record: only the names of the query parameters and `error`'s value (compared with the names above) are
+looked at.
 
 Nothing here imports a web framework.
 """
@@ -42,6 +45,7 @@ from ._common import LazyRequestContext, never_raise
 __all__ = [
     "REASON_ACCOUNT_DISABLED",
     "REASON_INVALID",
+    "REASON_PROVIDER_TROUBLE",
     "REASON_REFUSED",
     "authorization_response",
     "is_sso_callback",
@@ -61,6 +65,20 @@ _SILENT_CHECK_ERRORS: Final = frozenset(
 )
 """OpenID Connect Core §3.1.2.6: the answers to `prompt=none`, a check that no one is logged in at the
 provider, not a refused login."""
+_PROVIDER_TROUBLE_ERRORS: Final = frozenset(
+    {
+        "server_error",
+        "temporarily_unavailable",
+        "invalid_request",
+        "unsupported_response_type",
+        "invalid_scope",
+    }
+)
+"""RFC 6749 §4.1.2.1: the provider failed, or the client asked wrongly — the login failed, but nobody
+refused it: `evt.reason: other`."""
+REASON_PROVIDER_TROUBLE: Final = "other"
+_NOT_A_CALLBACK: Final = frozenset({404, 405})
+"""No such route (or not for this method): a page whose query merely looks like an authorization response."""
 
 
 def authorization_response(query: str | None) -> tuple[bool, str | None] | None:
@@ -87,16 +105,20 @@ def record_refused_sso(ctx: LazyRequestContext, query: str | None, *, account: A
     if ctx.denial_recorded or not query or "state=" not in query:
         return
     with never_raise("the SSO callback rule"):
+        status = ctx.status_code or 0
+        # The provider redirects the browser: a GET (a posted answer, `response_mode=form_post`, is not read).
+        if status in _NOT_A_CALLBACK or (ctx.method or "GET").upper() not in ("GET", "HEAD"):
+            return
         found = authorization_response(query)
         if found is None or any(recorded(ctx, t) for t in ATTEMPT_TYPES):
             return
         _, error = found
-        status = ctx.status_code or 0
         user: Any = None
         if error is not None:
-            if error.strip().lower() in _SILENT_CHECK_ERRORS:
+            code = error.strip().lower()
+            if code in _SILENT_CHECK_ERRORS:
                 return
-            reason = REASON_REFUSED
+            reason = REASON_PROVIDER_TROUBLE if code in _PROVIDER_TROUBLE_ERRORS else REASON_REFUSED
         elif account is not None and getattr(account, "is_active", True) is False:
             reason, user = REASON_ACCOUNT_DISABLED, account
         elif status == 403:  # the client refused the identity the provider vouched for
