@@ -22,18 +22,20 @@ middleware, when the response to such a request starts and nothing recorded the 
   account, and the client refused it) → `authn_login_fail`, `evt.reason: account_disabled`, with the
   account.
 
-Only a GET (or HEAD) is a callback, and a 404 or 405 is not one (a page whose query merely has `state`
-and `code`). A 2xx/3xx answer with nothing refused writes nothing (a signup form to finish, a next step:
-the login is recorded when it happens). A refusal to a logged-in user (connecting a provider to an
-account, a replayed code) names that user. The code, the state and every token are never read into a
-record: only the names of the query parameters and `error`'s value (compared with the names above) are
-looked at.
+Only a GET (or HEAD) is a callback — or a POST whose form the framework already parsed, where an
+integration passes it (Django: `response_mode=form_post`, Sign in with Apple's) —, and a 404 or 405 is
+not one (a page whose query merely has `state` and `code`). A 2xx/3xx answer with nothing refused writes
+nothing (a signup form to finish, a next step: the login is recorded when it happens). A refusal to a
+logged-in user (connecting a provider to an account, a replayed code) names that user. The code, the
+state and every token are never read into a record: only the names of the fields and `error`'s value
+(compared with the names above) are looked at.
 
 Nothing here imports a web framework.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
@@ -78,6 +80,7 @@ _PROVIDER_TROUBLE_ERRORS: Final = frozenset(
 refused it: `evt.reason: other`."""
 REASON_PROVIDER_TROUBLE: Final = "other"
 _NOT_A_CALLBACK: Final = frozenset({404, 405})
+_NAMES: Final = ("state", "code", "error")
 """No such route (or not for this method): a page whose query merely looks like an authorization response."""
 
 
@@ -91,25 +94,42 @@ def authorization_response(query: str | None) -> tuple[bool, str | None] | None:
         return None
     names: dict[str, str] = {}
     for key, value in parse_qsl(query, keep_blank_values=True):
-        if key in ("state", "code", "error") and key not in names:
-            names[key] = value if key == "error" else ""
-    if "state" not in names or not ("code" in names or "error" in names):
+        if key in _NAMES and key not in names:
+            names[key] = value
+    return _response_in(names)
+
+
+def _response_in(fields: Mapping[str, Any]) -> tuple[bool, str | None] | None:
+    """`authorization_response` over fields already parsed (a query's, or a posted form's)."""
+    if "state" not in fields or not ("code" in fields or "error" in fields):
         return None
-    return True, names.get("error")
+    if "error" not in fields:
+        return True, None
+    error = fields["error"]
+    return True, error if isinstance(error, str) else ""
 
 
-def record_refused_sso(ctx: LazyRequestContext, query: str | None, *, account: Any = None) -> None:
+def record_refused_sso(
+    ctx: LazyRequestContext, query: str | None, *, account: Any = None, form: Mapping[str, Any] | None = None
+) -> None:
     """At the start of the response to `ctx`: record the refused SSO login it answers, if any (see the
-    module's docstring). `account` is an account a backend accepted during the request (Django), or `None`.
-    Never raises (but strict mode)."""
-    if ctx.denial_recorded or not query or "state=" not in query:
+    module's docstring). `query` is the raw query string of a GET; `form`, the fields of a POST the
+    framework already parsed (the provider's `response_mode=form_post`), when there is one. `account` is an
+    account a backend accepted during the request (Django), or `None`. Never raises (but strict mode)."""
+    if ctx.denial_recorded:
+        return
+    if form is None and (not query or "state=" not in query):
         return
     with never_raise("the SSO callback rule"):
         status = ctx.status_code or 0
-        # The provider redirects the browser: a GET (a posted answer, `response_mode=form_post`, is not read).
-        if status in _NOT_A_CALLBACK or (ctx.method or "GET").upper() not in ("GET", "HEAD"):
+        if status in _NOT_A_CALLBACK:
             return
-        found = authorization_response(query)
+        # The provider sends the browser back with a GET, or a form it posts (`response_mode=form_post`).
+        method = (ctx.method or "GET").upper()
+        if form is not None:
+            found = _response_in(form) if method == "POST" else None
+        else:
+            found = authorization_response(query) if method in ("GET", "HEAD") else None
         if found is None or any(recorded(ctx, t) for t in ATTEMPT_TYPES):
             return
         _, error = found
@@ -131,11 +151,12 @@ def record_refused_sso(ctx: LazyRequestContext, query: str | None, *, account: A
         record_auth("authn_login_fail", where=where, user=user, outcome="failure", params={"reason": reason})
 
 
-def is_sso_callback(ctx: object) -> bool:
+def is_sso_callback(ctx: object, form: Mapping[str, Any] | None = None) -> bool:
     """Whether the request of `ctx` carries an authorization response with a code (a callback whose code a
-    backend is checking)."""
-    query = _query(ctx)
-    found = authorization_response(query)
+    backend is checking), in its query string or in `form` (the fields it posted, already parsed)."""
+    found = _response_in(form) if form is not None else None
+    if found is None:
+        found = authorization_response(_query(ctx))
     return found is not None and found[1] is None
 
 

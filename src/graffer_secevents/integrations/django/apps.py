@@ -48,7 +48,7 @@ from graffer_secevents.integrations._sso import REASON_REFUSED, is_sso_callback
 
 from . import _backends
 from ._accounts import login_from, record_login_failure
-from .middleware import request_bound
+from .middleware import posted_form, request_bound
 
 __all__ = ["SecEventsConfig"]
 
@@ -134,7 +134,8 @@ def _on_login_failed(sender: Any, credentials: Any = None, request: Any = None, 
             # A credential that names no account (a magic-link or API token checked by a backend): a bad
             # token, as DRF's and the 401 rule's; its value is never read. At an SSO callback the provider's
             # code was exchanged and the backend refused the identity it vouched for (no account to create).
-            reason = REASON_REFUSED if is_sso_callback(current_request()) else "invalid_token"
+            at_callback = is_sso_callback(current_request(), posted_form(request))
+            reason = REASON_REFUSED if at_callback else "invalid_token"
             record_bad_credential(where, reason=reason)
             return
         record_login_failure(login, where=where, keys=keys)

@@ -59,6 +59,7 @@ __all__ = [
     "OPTIONAL_STATUS_EVENTS",
     "DjangoRequestContext",
     "SecurityEventsMiddleware",
+    "posted_form",
     "request_bound",
 ]
 
@@ -190,8 +191,32 @@ def _finish(ctx: DjangoRequestContext, response: HttpResponseBase, rules: dict[i
     query = ctx.request.META.get("QUERY_STRING")
     if query and "state=" in query:  # a refused SSO login: the provider's answer at the redirect URI
         record_refused_sso(ctx, query, account=ctx.__dict__.get(_ACCEPTED))
+    elif (form := posted_form(ctx.request)) is not None and "state" in form:  # the answer posted (form_post)
+        record_refused_sso(ctx, None, account=ctx.__dict__.get(_ACCEPTED), form=form)
     if status in rules:
         emit_for_status(ctx, rules)
+
+
+def posted_form(request: Any) -> Any:
+    """The form fields of a cross-origin POST the view already parsed (`request.POST`), else `None`; never
+    parses. A provider's `response_mode=form_post` is posted by its own page (the browser's `Origin` is the
+    provider's, or `null`); a form of the site itself with a `state` field (an address) is same-origin."""
+    if getattr(request, "method", None) != "POST":
+        return None
+    form = request.__dict__.get("_post")
+    if form is None:
+        return None
+    origin = request.META.get("HTTP_ORIGIN")
+    if not origin:
+        return None
+    if origin != "null":
+        try:
+            host = request.get_host()  # Django's own reading (HTTP_HOST, else SERVER_NAME:SERVER_PORT)
+        except Exception:  # noqa: BLE001 - a host Django refuses: no callback to read
+            return None
+        if origin.partition("://")[2].rstrip("/") == host:
+            return None
+    return form
 
 
 def record_api_login(response: Any, *, where: str) -> None:
