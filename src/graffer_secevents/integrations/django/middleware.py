@@ -188,11 +188,15 @@ def _finish(ctx: DjangoRequestContext, response: HttpResponseBase, rules: dict[i
     if _ACCEPTED in ctx.__dict__:  # a backend's authenticate() accepted an account during this request
         with never_raise("Django's middleware"):
             record_api_login(response, where="a JSON answer after Django's authenticate()")
-    query = ctx.request.META.get("QUERY_STRING")
+    request = ctx.request
+    query = request.META.get("QUERY_STRING")
     if query and "state=" in query:  # a refused SSO login: the provider's answer at the redirect URI
         record_refused_sso(ctx, query, account=ctx.__dict__.get(_ACCEPTED))
-    elif (form := posted_form(ctx.request)) is not None and "state" in form:  # the answer posted (form_post)
-        record_refused_sso(ctx, None, account=ctx.__dict__.get(_ACCEPTED), form=form)
+    # The answer posted (form_post)? Django's stubs-less HttpRequest says `method = None` at class level.
+    elif request.method == "POST" and "_post" in request.__dict__:  # pyright: ignore[reportUnnecessaryComparison]
+        form = posted_form(request)
+        if form is not None and "state" in form:
+            record_refused_sso(ctx, None, account=ctx.__dict__.get(_ACCEPTED), form=form)
     if status in rules:
         emit_for_status(ctx, rules)
 
