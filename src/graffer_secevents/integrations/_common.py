@@ -34,6 +34,9 @@ ASGI/FastAPI/Starlette), each part a middleware option:
 A request that already recorded its denial (`denial_recorded`, set by the pipeline for any
 authentication or authorization failure) writes nothing more.
 
+Each middleware also hands the answer to an SSO callback (an OAuth 2.0 authorization response in the query
+string) to `_sso.record_refused_sso`, before these rules.
+
 Nothing here imports a web framework.
 
 Everything an integration does around the application is best-effort: a failure to build the context or to
@@ -476,6 +479,11 @@ class LazyRequestContext(RequestContext):
 
     def _raw_query_param(self, name: str) -> str | None:
         """The query parameter `name`, or `None`; only asked when a rule names it as a credential."""
+        return None
+
+    def _raw_query_string(self) -> str | None:
+        """The raw query string, or `None`; asked when each response starts (the SSO callback rule,
+        `_sso.py`), so it only returns what the request already holds."""
         return None
 
     def _raw_cookie(self, name: str) -> str | None:

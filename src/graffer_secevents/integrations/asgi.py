@@ -37,6 +37,7 @@ from ._common import (
     user_from_scope,
 )
 from ._lifespan import run_lifespan
+from ._sso import record_refused_sso
 
 __all__ = [
     "DEFAULT_STATUS_EVENTS",
@@ -97,6 +98,10 @@ class AsgiRequestContext(LazyRequestContext):
 
     def _raw_header(self, name: str) -> str | None:
         return header_value(self.scope.get("headers") or (), name.encode("latin-1"))
+
+    def _raw_query_string(self) -> str | None:
+        query: bytes = self.scope.get("query_string") or b""
+        return query.decode("latin-1") if query else None
 
     def _raw_query_param(self, name: str) -> str | None:
         query: bytes = self.scope.get("query_string") or b""
@@ -206,6 +211,7 @@ class SecurityEventsMiddleware:
         # the awaitable of the `send` it wraps (no coroutine of its own per message).
         ctx = AsgiRequestContext(scope)
         rules = self._rules
+        query = scope.get("query_string")  # an SSO callback (`_sso.py`) carries `state=`; most carry nothing
 
         def send_with_context(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
@@ -229,6 +235,8 @@ class SecurityEventsMiddleware:
                         message["headers"] = [*headers, (_REQUEST_ID, request_id.encode("ascii"))]
                 except Exception:  # noqa: BLE001, S110 - an odd message is passed on unchanged
                     pass
+                if query and b"state=" in query:  # a refused SSO login (`_sso.py`)
+                    record_refused_sso(ctx, ctx._raw_query_string())
                 if status in rules:
                     emit_for_status(ctx, rules)
             return send(message)
@@ -236,6 +244,14 @@ class SecurityEventsMiddleware:
         token = _current.set(ctx)
         try:
             await self.app(scope, receive, send_with_context)
+        except Exception:
+            # Raised before any answer: the server (or Starlette's ServerErrorMiddleware, outside this one)
+            # answers 500, which this middleware never sees. An SSO callback that raised (Authlib's state
+            # mismatch, a provider's error) is a refused login all the same.
+            if ctx.status_code is None and query and b"state=" in query:
+                ctx.status_code = 500
+                record_refused_sso(ctx, ctx._raw_query_string())
+            raise
         finally:
             _current.reset(token)
 

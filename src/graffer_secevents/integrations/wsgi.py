@@ -33,6 +33,7 @@ from ._common import (
     http_rules,
     never_raise,
 )
+from ._sso import record_refused_sso
 
 __all__ = [
     "CONTEXT_KEY",
@@ -99,6 +100,9 @@ class WsgiRequestContext(LazyRequestContext):
 
     def _raw_header(self, name: str) -> str | None:
         return self.environ.get("HTTP_" + name.upper().replace("-", "_"))
+
+    def _raw_query_string(self) -> str | None:
+        return self.environ.get("QUERY_STRING")
 
     def _raw_query_param(self, name: str) -> str | None:
         query: str = self.environ.get("QUERY_STRING") or ""
@@ -220,7 +224,8 @@ class SecurityEventsMiddleware:
                     ctx._status_line = status
                 else:
                     environ[RESPONSE_KEY] = (status, request_id)
-                denied = status[:3] in status_prefixes
+                # A refused SSO login answers its callback with any status (`_sso.py`): `state=` in the query.
+                denied = status[:3] in status_prefixes or "state=" in environ.get("QUERY_STRING", "")
             except Exception:  # noqa: BLE001, S110 - an odd status line or header list is passed on unchanged
                 pass
             if denied:
@@ -241,4 +246,6 @@ class SecurityEventsMiddleware:
 
     def _record_denial(self, environ: Environ) -> None:
         with never_raise("the response-status event"):
-            emit_for_status(self.context_class.of(environ), self._rules)
+            ctx = self.context_class.of(environ)
+            record_refused_sso(ctx, environ.get("QUERY_STRING"))
+            emit_for_status(ctx, self._rules)

@@ -26,7 +26,7 @@ allauth sends (`login()`, `logout()`, `authenticate(email=..., password=...)`: t
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from graffer_secevents.integrations._auth import account, record_auth
 
@@ -49,6 +49,9 @@ def install() -> None:
     signals.password_reset.connect(_on_password_reset, dispatch_uid=uid + "password_reset")
     signals.password_changed.connect(_on_password_changed, dispatch_uid=uid + "password_changed")
     wrap_method(DefaultAccountAdapter, "pre_authenticate", _pre_authenticate)
+    wrap_method(DefaultAccountAdapter, "respond_user_inactive", _user_inactive)
+    if apps.is_installed("allauth.socialaccount"):
+        _install_social_refusals()
     wrap_method(ResetPasswordForm, "save", _reset_request)
     wrap_method(UserTokenForm, "clean", _reset_key)
     wrap_method(ChangePasswordForm, "clean_oldpassword", _old_password)
@@ -67,6 +70,57 @@ def install() -> None:
             signal = getattr(mfa_signals, name, None)
             if signal is not None:
                 signal.connect(receiver, dispatch_uid=uid + name)
+
+
+def _user_inactive(original: Callable[..., Any]) -> Callable[..., Any]:
+    """An account allauth refuses after it was identified (a social login's, or a backend that accepts
+    inactive accounts): `authn_login_fail` `account_disabled` with its pk, once for the request."""
+
+    def respond_user_inactive(self: Any, request: Any, user: Any) -> Any:
+        with request_bound(request):
+            params = {"reason": "account_disabled"}
+            where = "allauth's respond_user_inactive"
+            record_auth("authn_login_fail", where=where, user=user, outcome="failure", params=params)
+        return original(self, request, user)
+
+    return respond_user_inactive
+
+
+def _install_social_refusals() -> None:
+    """A social login the service refuses after the provider vouched for the identity: a `pre_social_login`
+    hook (the adapter's or a signal receiver) raising `ImmediateHttpResponse`, or signup closed to a new
+    identity (`SignupClosedException`). allauth answers both with a page (no status, no signal), so they are
+    wrapped where allauth's login flow calls them (its `internal.flows.login` module; left alone if a
+    release moves them)."""
+    try:
+        from allauth.socialaccount.internal.flows import login as flow
+    except ImportError:
+        return
+    for name in ("pre_social_login", "process_signup"):
+        if callable(getattr(flow, name, None)):
+            wrap_method(cast(Any, flow), name, _social_refusal)
+
+
+def _social_refusal(original: Callable[..., Any]) -> Callable[..., Any]:
+    def step(request: Any, sociallogin: Any, *args: Any, **kwargs: Any) -> Any:
+        from allauth.core.exceptions import ImmediateHttpResponse, SignupClosedException
+
+        try:
+            return original(request, sociallogin, *args, **kwargs)
+        except (ImmediateHttpResponse, SignupClosedException):
+            user = getattr(sociallogin, "user", None)
+            known = user if getattr(sociallogin, "is_existing", False) else None  # an account of this service
+            with request_bound(request):
+                record_auth(
+                    "authn_login_fail",
+                    where="allauth's social login",
+                    user=known,
+                    outcome="failure",
+                    params={"reason": "not_allowed"},
+                )
+            raise
+
+    return step
 
 
 def _current_request() -> Any:

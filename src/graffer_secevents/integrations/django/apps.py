@@ -13,14 +13,15 @@ signal                    event
                           model, `evt.reason` `invalid_credentials`, `unknown_user` or
                           `account_disabled`; the password is never read. A credential naming
                           no account (a magic-link or API token a backend checks) is
-                          `invalid_token`, its value never read
+                          `invalid_token` (`not_allowed` at an SSO callback: the
+                          backend refused the identity), its value never read
 `user_logged_out`       `session_logout` with the user and the (hashed) session key
 ========================  =========================================================================
 
 When Django REST framework (`rest_framework`), django-allauth (`allauth.account`), django-hijack
-(`hijack`), django-impersonate (`impersonate`), django-loginas (`loginas`) or django-su (`django_su`) is in
-`INSTALLED_APPS` too, its adapter (`drf.py`, `allauth.py`, `hijack.py`, `impersonate.py`, `loginas.py`,
-`su.py`) is installed here as well;
+(`hijack`), django-impersonate (`impersonate`), django-loginas (`loginas`), django-su (`django_su`) or
+python-social-auth (`social_django`) is in `INSTALLED_APPS` too, its adapter (`drf.py`, `allauth.py`,
+`hijack.py`, `impersonate.py`, `loginas.py`, `su.py`, `social_auth.py`) is installed here as well;
 so is `ninja.py` when django-ninja can be imported (its APIs live in the URLconf, not in `INSTALLED_APPS`).
 
 Privilege and account changes of `AUTH_USER_MODEL` (`_privileges.py`) and the admin's log entries
@@ -39,13 +40,15 @@ from typing import Any
 from django.apps import AppConfig
 
 from graffer_secevents._config import get_config
+from graffer_secevents._context import current_request
 from graffer_secevents._errors import SecEventsWarning
 from graffer_secevents.integrations._auth import record_auth, record_bad_credential
 from graffer_secevents.integrations._common import never_raise
+from graffer_secevents.integrations._sso import REASON_REFUSED, is_sso_callback
 
 from . import _backends, _impersonation
 from ._accounts import login_from, record_login_failure
-from .middleware import request_bound
+from .middleware import posted_form, request_bound
 
 __all__ = ["SecEventsConfig"]
 
@@ -116,6 +119,10 @@ def _install_auth_stacks() -> None:
         from . import su
 
         su.install()
+    if apps.is_installed("social_django"):
+        from . import social_auth
+
+        social_auth.install()
     if importlib.util.find_spec("ninja") is not None:  # a NinjaAPI is mounted in urls.py, not an app
         # Not in INSTALLED_APPS, so maybe not even used: a failure to hook it never stops start-up.
         with never_raise("django-ninja's adapter"):
@@ -139,8 +146,11 @@ def _on_login_failed(sender: Any, credentials: Any = None, request: Any = None, 
         login, keys = login_from(credentials)
         if login is None and _names_a_token(credentials):
             # A credential that names no account (a magic-link or API token checked by a backend): a bad
-            # token, as DRF's and the 401 rule's; its value is never read.
-            record_bad_credential(where)
+            # token, as DRF's and the 401 rule's; its value is never read. At an SSO callback the provider's
+            # code was exchanged and the backend refused the identity it vouched for (no account to create).
+            at_callback = is_sso_callback(current_request(), posted_form(request))
+            reason = REASON_REFUSED if at_callback else "invalid_token"
+            record_bad_credential(where, reason=reason)
             return
         record_login_failure(login, where=where, keys=keys)
 

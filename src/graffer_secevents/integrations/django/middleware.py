@@ -15,7 +15,8 @@ the one recorded, and a request that emits nothing never touches the session. Se
 `SECEVENTS["status_events"]` (a dict, merged over the default `{401: "authz_fail", 403: "authz_fail"}`;
 `None` switches a status off) chooses which responses are events; a 401 is split by credential (the HTTP
 semantics of `docs/integrations/auth-stacks.md`: `record_unauthenticated`, `record_invalid_credentials`,
-`credential_headers`, `credential_statuses` in `SECEVENTS`).
+`credential_headers`, `credential_statuses` in `SECEVENTS`). The answer to an SSO callback that nothing
+recorded is a refused login (`integrations/_sso.py`), with the inactive account a backend accepted.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from graffer_secevents.integrations._common import (
     http_rules,
     never_raise,
 )
+from graffer_secevents.integrations._sso import record_refused_sso
 from graffer_secevents.integrations.django._settings import http_options_setting, status_events_setting
 
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.lower()
@@ -57,6 +59,7 @@ __all__ = [
     "OPTIONAL_STATUS_EVENTS",
     "DjangoRequestContext",
     "SecurityEventsMiddleware",
+    "posted_form",
     "request_bound",
 ]
 
@@ -85,6 +88,9 @@ class DjangoRequestContext(LazyRequestContext):
 
     def _raw_header(self, name: str) -> str | None:
         return self.request.META.get("HTTP_" + name.upper().replace("-", "_"))  # type: ignore[no-any-return]
+
+    def _raw_query_string(self) -> str | None:
+        return self.request.META.get("QUERY_STRING")  # type: ignore[no-any-return]
 
     def _find_route(self) -> str | None:
         route = getattr(getattr(self.request, "resolver_match", None), "route", None)
@@ -182,8 +188,39 @@ def _finish(ctx: DjangoRequestContext, response: HttpResponseBase, rules: dict[i
     if _ACCEPTED in ctx.__dict__:  # a backend's authenticate() accepted an account during this request
         with never_raise("Django's middleware"):
             record_api_login(response, where="a JSON answer after Django's authenticate()")
+    request = ctx.request
+    query = request.META.get("QUERY_STRING")
+    if query and "state=" in query:  # a refused SSO login: the provider's answer at the redirect URI
+        record_refused_sso(ctx, query, account=ctx.__dict__.get(_ACCEPTED))
+    # The answer posted (form_post)? Django's stubs-less HttpRequest says `method = None` at class level.
+    elif request.method == "POST" and "_post" in request.__dict__:  # pyright: ignore[reportUnnecessaryComparison]
+        form = posted_form(request)
+        if form is not None and "state" in form:
+            record_refused_sso(ctx, None, account=ctx.__dict__.get(_ACCEPTED), form=form)
     if status in rules:
         emit_for_status(ctx, rules)
+
+
+def posted_form(request: Any) -> Any:
+    """The form fields of a cross-origin POST the view already parsed (`request.POST`), else `None`; never
+    parses. A provider's `response_mode=form_post` is posted by its own page (the browser's `Origin` is the
+    provider's, or `null`); a form of the site itself with a `state` field (an address) is same-origin."""
+    if getattr(request, "method", None) != "POST":
+        return None
+    form = request.__dict__.get("_post")
+    if form is None:
+        return None
+    origin = request.META.get("HTTP_ORIGIN")
+    if not origin:
+        return None
+    if origin != "null":
+        try:
+            host = request.get_host()  # Django's own reading (HTTP_HOST, else SERVER_NAME:SERVER_PORT)
+        except Exception:  # noqa: BLE001 - a host Django refuses: no callback to read
+            return None
+        if origin.partition("://")[2].rstrip("/") == host:
+            return None
+    return form
 
 
 def record_api_login(response: Any, *, where: str) -> None:
