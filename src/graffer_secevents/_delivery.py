@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import orjson
 
+from . import _fork
 from ._metrics import record_dropped
 from ._output import Target, TargetWriteError
 
@@ -140,6 +141,7 @@ _state = _State()
 
 def deliver(cfg: Config, level: str, line: bytes) -> None:
     """Hand one rendered line to its target, queued or synchronously. Never raises, never blocks on I/O."""
+    _fork.check()  # a child forked in C (a uWSGI worker): its own state first (the metrics' too: after this)
     state = _state
     if state.exited is not None:
         _deliver_late(state, cfg, level, line)
@@ -522,6 +524,7 @@ def flush(timeout: float | None = None) -> bool:
         >>> secevents.flush(timeout=2.0)
         True
     """
+    _fork.check()  # a child forked in C: the parent's writer thread is not here to take the marker
     state = _state
     before = sum(state.counts.values())
     if state.writer is not None and (state.queue or not state.idle):
@@ -773,7 +776,7 @@ def _exit_forked_child(status: int) -> NoReturn:
 
 
 atexit.register(_at_exit)
-os.register_at_fork(after_in_child=_after_fork_in_child)
+_fork.in_child(_after_fork_in_child)
 install_sigterm_handler()
 
 

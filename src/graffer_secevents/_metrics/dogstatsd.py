@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from graffer_secevents import _fork
 from graffer_secevents._errors import ConfigurationError, MissingDependencyError
 
 from .names import sanitize_tag_value
@@ -168,7 +169,10 @@ class DogStatsdMetrics:
         self._slow_path = False  # set when count() must do more than add: a new process, after exit, closed
         _install_process_hooks()
         _LIVE.add(self)
-        self._connect()
+        # The client and its flush thread start at the first count, in the process that counts: a thread
+        # started here would run in a server's master while it forks its workers, and a worker forked in C
+        # while that thread holds the GIL (uWSGI without --lazy-apps) waits for it forever.
+        self._slow_path = True
 
     def count(self, name: str, value: int, tags: tuple[str, ...]) -> None:
         """Add `value` to the count of `name` with `tags`; sent at the next flush."""
@@ -306,8 +310,7 @@ def _install_process_hooks() -> None:
         if _hooks_installed:
             return
         atexit.register(_flush_all_at_exit)
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork.in_child(_after_fork_in_child)
         _hooks_installed = True
 
 
