@@ -270,7 +270,8 @@ def test_uwsgi_workers_write_every_record_once_and_end_cleanly(mode: str, tmp_pa
     there) unless `--lazy-apps`: each worker is still a writer of its own, answers every request, and
     drains at SIGINT (uWSGI's stop: the workers end with `Py_Finalize`, so `atexit` runs)."""
     port = _free_port()
-    argv = [str(BIN / "uwsgi"), "--master", "--processes=2", "--threads=2", f"--http-socket=127.0.0.1:{port}"]
+    # No --threads: uWSGI skips a worker's atexit when one of its threads is in a request as SIGINT lands.
+    argv = [str(BIN / "uwsgi"), "--master", "--processes=2", f"--http-socket=127.0.0.1:{port}"]
     argv += ["--module=apps:wsgi_app", "--disable-logging", *(["--lazy-apps"] if mode == "lazy-apps" else [])]
     env = {**_env(SECEVENTS_HASH_KEY="k" * 16, PYTHONWARNINGS="ignore"), "SECEVENTS_METRICS": "dogstatsd"}
     with open(tmp_path / "out.log", "wb") as out:  # uWSGI sends the app's stdout to its log: stderr
@@ -278,6 +279,11 @@ def test_uwsgi_workers_write_every_record_once_and_end_cleanly(mode: str, tmp_pa
     try:
         clients = [_Client(port) for _ in range(4)]
         clients[0].wait_ready(proc)
+        loaded = 2 if mode == "lazy-apps" else 1  # the master binds the socket before the apps are loaded
+        deadline = time.monotonic() + 60
+        while (tmp_path / "out.log").read_bytes().count(b"(default app)") < loaded:
+            assert time.monotonic() < deadline, "the workers did not load the app"
+            time.sleep(0.1)
 
         def send(k: int) -> None:
             for n in range(k, 200, 4):
