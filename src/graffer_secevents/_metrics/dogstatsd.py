@@ -126,10 +126,11 @@ class DogStatsdMetrics:
       it, counts (from `atexit` hooks that run later) are sent at once. `os._exit()` skips `atexit`:
       call `flush` before it.
     * **Fork.** The client is created with `track_instance=False` (datadogpy's fork hooks leave it alone)
-      and our `os.register_at_fork` hook makes the child forget the parent's client, counts and locks: a
-      lock held by a parent thread at fork time cannot deadlock the child, and the parent's unflushed counts
-      are not sent twice. The child's first count creates its own client, socket and flush thread (gunicorn
-      `--preload` workers, multiprocessing).
+      and our fork hook (`_fork`: at the fork, or at the first event of a child forked in C, uWSGI's workers)
+      makes the child forget the parent's client, counts and locks: a lock held by a parent thread at fork
+      time cannot deadlock the child, and the parent's unflushed counts are not sent twice. The client,
+      socket and flush thread are created at a process's first count, not at start-up (gunicorn `--preload`
+      workers, multiprocessing, and a uWSGI master that forks while its threads would hold the GIL).
     * **No Agent.** Sends are non-blocking UDP (or UDS) and failures are dropped by the client; its
       `datadog.dogstatsd` logger is set to `ERROR` unless the application configured that logger (or
       `datadog`) itself, so a missing Agent does not log a warning per flush. The root logger is never
