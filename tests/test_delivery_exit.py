@@ -819,3 +819,44 @@ def test_every_record_carries_its_writer_and_a_gap_free_number(tmp_path: Path) -
     assert [r["secevents"]["seq"] for r in records] == list(range(1, 1201))
     assert len({r["secevents"]["writer"] for r in records}) == 1
     assert all(check_record(r) == [] for r in records)
+
+
+def test_a_ctrl_c_that_lands_in_the_writer_under_gevent_still_stops_the_main_greenlet() -> None:
+    """Under gevent's monkey-patching the writer is a greenlet of the main thread, so Ctrl-C's
+    KeyboardInterrupt lands in it when it runs at that moment (seen with `gevent.pywsgi.WSGIServer`): it
+    must reach the main greenlet (where `serve_forever` waits), not be taken for a failed write and
+    swallowed, which left the server running after Ctrl-C. The writer lives on and writes what follows."""
+    pytest.importorskip("gevent")
+    code = """
+        from gevent import monkey; monkey.patch_all()
+        import io, sys, gevent
+        import graffer_secevents as secevents
+
+        class Interrupted(io.StringIO):
+            raised = False
+            def write(self, text):
+                if not Interrupted.raised:
+                    Interrupted.raised = True
+                    raise KeyboardInterrupt  # a SIGINT handled while the writer greenlet runs
+                return sys.__stdout__.write(text)
+
+        secevents.configure(delivery="queue", output=Interrupted())
+        try:
+            secevents.log_login("ada", "failure")
+            gevent.sleep(5)  # serve_forever(), in the main greenlet
+            print("NOT INTERRUPTED", flush=True)
+        except KeyboardInterrupt:
+            print("INTERRUPTED", flush=True)
+        secevents.log_login("bob", "failure")
+        print("FLUSHED", secevents.flush(5), flush=True)
+    """
+    result = subprocess.run(_script(code), env=_env(), capture_output=True, timeout=60, check=False)
+    out = result.stdout.decode()
+    assert "INTERRUPTED" in out and "NOT INTERRUPTED" not in out, (out, result.stderr)
+    assert "FLUSHED True" in out
+    assert [
+        r["usr"]["id"]
+        for r in _events(
+            _records(b"\n".join(line for line in result.stdout.splitlines() if line.startswith(b"{")))
+        )
+    ] == ["bob"]

@@ -252,10 +252,32 @@ def _run(state: _State) -> None:
         except BaseException as exc:  # noqa: BLE001 - the writer thread must outlive any one batch
             for cfg, _level, _line in batch[state.done :]:
                 _dropped(state, cfg, "write_error", 1, exc)
+            if not isinstance(exc, Exception):
+                _pass_on_interrupt(exc)
         state.inflight, state.done = [], 0
         _warn_pending(state)
         for marker in markers:
             marker.set()
+
+
+def _pass_on_interrupt(exc: BaseException) -> None:
+    """A `KeyboardInterrupt` or `SystemExit` that landed in the writer is the application's, not a failed
+    write: hand it to the main greenlet, where the server waits for it.
+
+    Only under gevent's monkey-patching, where the writer is a greenlet of the main thread and a Python
+    signal handler (Ctrl-C's `KeyboardInterrupt`) raises in whichever greenlet runs: swallowed here, the
+    process would go on serving after Ctrl-C. gevent's hub throws it into the main greenlet and resumes
+    this one later, as it does for any greenlet (`Hub.handle_system_error`). A real thread never gets it.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("threading"):
+        return
+    try:
+        hub = sys.modules["gevent.hub"].get_hub()
+        if isinstance(exc, hub.SYSTEM_ERROR):
+            hub.handle_system_error(type(exc), exc, exc.__traceback__)
+    except Exception:  # noqa: BLE001, S110 - never let the writer die of it
+        pass
 
 
 def _write_items(state: _State, batch: list[Item]) -> None:
