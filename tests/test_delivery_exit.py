@@ -860,3 +860,36 @@ def test_a_ctrl_c_that_lands_in_the_writer_under_gevent_still_stops_the_main_gre
             _records(b"\n".join(line for line in result.stdout.splitlines() if line.startswith(b"{")))
         )
     ] == ["bob"]
+
+
+def test_sigterm_under_gevent_drains_and_ends_cleanly() -> None:
+    """A gevent server of its own (`gevent.pywsgi.WSGIServer(...).serve_forever()`) leaves SIGTERM at its
+    default, so the library's handler drains. It runs in gevent's hub there, where nothing may wait: the
+    drain runs in a greenlet of its own, then the process dies of the signal as before."""
+    pytest.importorskip("gevent")
+    code = """
+        from gevent import monkey; monkey.patch_all()
+        import sys, gevent
+        import graffer_secevents as secevents
+        from gevent.pywsgi import WSGIServer
+
+        secevents.configure(delivery="queue")
+        for n in range(50):
+            secevents.log_login(str(n), "failure")
+        secevents.flush(5)
+        print("READY", file=sys.stderr, flush=True)
+        for n in range(50, 100):
+            secevents.log_login(str(n), "failure")
+        WSGIServer(("127.0.0.1", 0), lambda environ, start_response: [], log=None).serve_forever()
+    """
+    proc = _run_until_ready(code, subprocess.PIPE)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()  # without the fix, SIGTERM did not end the process at all
+        proc.wait()
+    assert proc.returncode == -signal.SIGTERM, err
+    records = _records(b"\n".join(line for line in out.splitlines() if line.startswith(b"{")))
+    assert sorted(int(r["usr"]["id"]) for r in _events(records)) == list(range(100))
+    assert records[-1]["secevents"].get("end") is True, err
