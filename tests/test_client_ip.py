@@ -639,7 +639,7 @@ def test_the_unix_entry_is_parsed_beside_the_cidrs(entries: list[str] | str) -> 
 
 
 @pytest.mark.parametrize("entries", [["unix", "10.0.0.0/8"], ["unix"]])
-@pytest.mark.parametrize("peer", [None, "", "localhost"])
+@pytest.mark.parametrize("peer", [None, "", "localhost", "0.0.0.0", "::", "[::]"])
 def test_the_unix_entry_walks_from_a_unix_socket_peer(peer: str | None, entries: list[str]) -> None:
     trusted = _proxies(entries)
     hops = f"{FORGED}, {CLIENT}, 10.0.0.7" if len(entries) > 1 else f"{FORGED}, {CLIENT}"
@@ -652,6 +652,14 @@ def test_the_unix_entry_trusts_no_address_and_no_other_text(peer: str) -> None:
     result = _quietly(peer, x_forwarded_for=CLIENT, trusted=_proxies(["unix"]))
     assert result == normalize_ip(peer)
     assert result != CLIENT
+
+
+@pytest.mark.parametrize("peer", ["0.0.0.0", "::", "[::]:0"])
+def test_an_unspecified_peer_address_is_no_client_ip(peer: str) -> None:
+    """uWSGI gives `REMOTE_ADDR=0.0.0.0` on a unix socket: no connection comes from it, so it is never
+    every request's client IP, and with nothing configured no header is believed either."""
+    assert _quietly(peer, x_forwarded_for=CLIENT, trusted=None) is None
+    assert _quietly(peer, x_forwarded_for=CLIENT, trusted=_proxies(["127.0.0.1/32"])) is None
 
 
 def test_waitress_localhost_is_a_unix_socket_peer_for_a_hop_count() -> None:
