@@ -130,6 +130,7 @@ class _State:
         self.done = 0
         self.abandoned: list[Item] | None = None  # the batch an exit path counted: the writer drops the rest
         self.hooked = False  # the exit hooks of this process are in place
+        self.ends_each_batch = False  # no exit path runs here (a uWSGI master): each batch ends with its end
         self.pid = os.getpid()
         self.summarised: dict[str, int] = {}
         self.exited: str | None = None  # the exit drain: "draining", then "clean" or "stuck" (it gave up)
@@ -197,12 +198,27 @@ def _wake(state: _State) -> None:
         with state.start_lock:
             if state.writer is None:
                 _install_exit_hooks(state)
+                state.ends_each_batch = _no_exit_path_runs()
                 thread = threading.Thread(target=_run, args=(state,), name="graffer_secevents-writer")
                 thread.daemon = True  # never keeps the process alive; the exit paths drain the queue instead
                 thread.start()
                 state.writer = thread
     state.idle = False
     state.wake.set()
+
+
+def _no_exit_path_runs() -> bool:
+    """This process ends without running any Python: a uWSGI master ("the master cannot run atexit
+    handlers", and it leaves SIGINT/SIGTERM to its own C handlers). Its records are those of the app it
+    loads before forking the workers; each batch of them is followed by an end record, so a reader sees a
+    clean end. Never imports uWSGI's module: only looks for it."""
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is None:
+        return False
+    try:
+        return bool(uwsgi.opt.get("master")) and uwsgi.worker_id() == 0 and uwsgi.masterpid() == os.getpid()
+    except Exception:  # noqa: BLE001 - an embedding we do not know: the usual exit paths
+        return False
 
 
 def _wait_for_room(state: _State, cfg: Config) -> bool:
@@ -255,6 +271,8 @@ def _run(state: _State) -> None:
             if not isinstance(exc, Exception):
                 _pass_on_interrupt(exc)
         state.inflight, state.done = [], 0
+        if state.ends_each_batch and state.exited is None:
+            _write_ends(state)
         _warn_pending(state)
         for marker in markers:
             marker.set()
