@@ -312,6 +312,7 @@ def resolve_client_ip(
                 category=ForwardedHeaderIgnoredWarning,
                 stacklevel=3,
             )
+            _check_rewritten(peer_ip, x_forwarded_for)
         return peer_ip
     if peer_ip is None:
         # A peer we cannot check is only acceptable when it has no address at all (a unix socket, which only
@@ -330,6 +331,7 @@ def resolve_client_ip(
                 category=ForwardedHeaderIgnoredWarning,
                 stacklevel=3,
             )
+            _check_rewritten(peer_ip, x_forwarded_for)
         return peer_ip
     if not has_headers:
         return peer_ip
@@ -339,6 +341,26 @@ def resolve_client_ip(
             peer_ip, map(normalize_ip, reversed(x_forwarded_for.rsplit(",", window)[-window:])), trusted
         )
     return _walk(peer_ip, _hops(x_forwarded_for, forwarded, window), trusted)
+
+
+_REWRITTEN_MESSAGE: Final = (
+    "graffer_secevents: the peer address this library was given is the last X-Forwarded-For hop: a server "
+    "or middleware in front of it (Tornado's HTTPServer(xheaders=True), werkzeug's ProxyFix around the "
+    "middleware, a server's proxy-headers option) seems to have replaced the peer with a forwarded address "
+    "already, which may believe a forged header from any client. Let one component decide: turn that "
+    "option off and configure trusted_proxies here. See the client IP documentation. This warning is given "
+    "once per process."
+)
+
+
+def _check_rewritten(peer_ip: str | None, x_forwarded_for: str | None) -> None:
+    """A peer equal to the last `X-Forwarded-For` hop: a proxy appends the address of whoever connected to
+    it, never its own, so the "peer" is most likely a hop someone already applied, out of this library's
+    sight (an executor thread, a middleware around it). Said once; never the header's value."""
+    if peer_ip is None or not x_forwarded_for:
+        return
+    if normalize_ip(x_forwarded_for.rsplit(",", 1)[-1]) == peer_ip:
+        warn_once("rewritten", _REWRITTEN_MESSAGE, stacklevel=4)
 
 
 _NO_PEER_ADDRESS: Final = frozenset({"0.0.0.0", "::"})  # noqa: S104 - compared with, never bound to
