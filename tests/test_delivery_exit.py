@@ -893,3 +893,38 @@ def test_sigterm_under_gevent_drains_and_ends_cleanly() -> None:
     records = _records(b"\n".join(line for line in out.splitlines() if line.startswith(b"{")))
     assert sorted(int(r["usr"]["id"]) for r in _events(records)) == list(range(100))
     assert records[-1]["secevents"].get("end") is True, err
+
+
+def test_sigterm_under_twisted_drains_before_it_dies_of_the_signal() -> None:
+    """`twist web --wsgi` / `twistd` stop the reactor on SIGTERM, then end the process with the signal
+    (`_exitWithSignal`: the default handler and `os.kill`), which skips `atexit`: the drain runs on the
+    reactor's "after shutdown" trigger instead."""
+    pytest.importorskip("twisted")
+    code = """
+        import sys
+        from twisted.application.app import _exitWithSignal
+        from twisted.internet import reactor
+        import graffer_secevents as secevents
+
+        secevents.configure(delivery="queue")
+
+        def serve():
+            for n in range(100):
+                secevents.log_login(str(n), "failure")
+            print("READY", file=sys.stderr, flush=True)
+
+        reactor.callWhenRunning(serve)
+        reactor.run(installSignalHandlers=True)
+        _exitWithSignal(reactor._exitSignal)  # what twist's runner does once the reactor stopped
+    """
+    proc = _run_until_ready(code, subprocess.PIPE)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGTERM, err
+    records = _records(b"\n".join(line for line in out.splitlines() if line.startswith(b"{")))
+    assert sorted(int(r["usr"]["id"]) for r in _events(records)) == list(range(100))
+    assert records[-1]["secevents"].get("end") is True, err

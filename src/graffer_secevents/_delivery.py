@@ -774,6 +774,7 @@ def _install_exit_hooks(state: _State) -> None:
     handler they found, ours, and re-raise).
     """
     state.hooked = True
+    _hook_twisted_shutdown()
     for name in ("multiprocessing.util", "billiard.util"):
         util = sys.modules.get(name)
         if util is not None:  # a child of the pool ends with os._exit after running these finalisers
@@ -782,6 +783,21 @@ def _install_exit_hooks(state: _State) -> None:
             except Exception:  # noqa: BLE001, S110 - an unknown version: atexit still covers normal exits
                 pass
     install_sigterm_handler()
+
+
+def _hook_twisted_shutdown() -> None:
+    """Twisted (`twist`, `twistd`) stops its reactor on SIGTERM/SIGINT, then ends the process with the same
+    signal (`signal.signal(sig, SIG_DFL)` and `os.kill`), which skips `atexit`. Its reactor's "after
+    shutdown" triggers still run: the drain runs there (after the WSGI thread pool has stopped, so the
+    records of the last requests are in). Only where the reactor was imported (`sys.modules`), never
+    importing it; scheduled through `callFromThread` (the first record may come from the thread pool)."""
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if reactor is None:
+        return
+    try:
+        reactor.callFromThread(reactor.addSystemEventTrigger, "after", "shutdown", _at_exit)
+    except Exception:  # noqa: BLE001, S110 - an unknown reactor: atexit still covers normal exits
+        pass
 
 
 _DRAINED_SIGNALS: Final = tuple(
