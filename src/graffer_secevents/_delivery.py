@@ -738,7 +738,8 @@ def _on_sigterm(signum: int, _frame: object) -> None:
     """
     if _gevent_patched():
         # The handler may run in gevent's hub (a callback of its loop), where nothing may wait: the drain
-        # runs in a greenlet of its own, which the hub starts as soon as this returns.
+        # runs in a greenlet of its own, which the hub starts as soon as this returns (or, when a greenlet
+        # is busy with CPU work, as soon as it yields: as every other greenlet, requests included, waits).
         try:
             sys.modules["gevent"].spawn(_drain_and_die, signum)
             return
