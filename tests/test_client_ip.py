@@ -639,7 +639,7 @@ def test_the_unix_entry_is_parsed_beside_the_cidrs(entries: list[str] | str) -> 
 
 
 @pytest.mark.parametrize("entries", [["unix", "10.0.0.0/8"], ["unix"]])
-@pytest.mark.parametrize("peer", [None, "", "localhost"])
+@pytest.mark.parametrize("peer", [None, "", "localhost", "0.0.0.0", "::", "[::]"])
 def test_the_unix_entry_walks_from_a_unix_socket_peer(peer: str | None, entries: list[str]) -> None:
     trusted = _proxies(entries)
     hops = f"{FORGED}, {CLIENT}, 10.0.0.7" if len(entries) > 1 else f"{FORGED}, {CLIENT}"
@@ -652,6 +652,14 @@ def test_the_unix_entry_trusts_no_address_and_no_other_text(peer: str) -> None:
     result = _quietly(peer, x_forwarded_for=CLIENT, trusted=_proxies(["unix"]))
     assert result == normalize_ip(peer)
     assert result != CLIENT
+
+
+@pytest.mark.parametrize("peer", ["0.0.0.0", "::", "[::]:0"])
+def test_an_unspecified_peer_address_is_no_client_ip(peer: str) -> None:
+    """uWSGI gives `REMOTE_ADDR=0.0.0.0` on a unix socket: no connection comes from it, so it is never
+    every request's client IP, and with nothing configured no header is believed either."""
+    assert _quietly(peer, x_forwarded_for=CLIENT, trusted=None) is None
+    assert _quietly(peer, x_forwarded_for=CLIENT, trusted=_proxies(["127.0.0.1/32"])) is None
 
 
 def test_waitress_localhost_is_a_unix_socket_peer_for_a_hop_count() -> None:
@@ -678,3 +686,31 @@ def test_the_unix_entry_is_accepted_by_configure_and_the_environment(monkeypatch
     assert trusted is not None and trusted.unix and trusted.networks == ()
     with pytest.raises(ConfigurationError, match="'unix'"):
         secevents.configure(trusted_proxies=["unixx"])
+
+
+# --- a peer someone already rewrote ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("trusted", [None, ["10.0.0.0/8"]])
+def test_a_peer_equal_to_the_last_forwarded_hop_is_said_to_be_rewritten_once(
+    trusted: list[str] | None,
+) -> None:
+    """Tornado's `xheaders=True` (the WSGI app runs on an executor thread, below no server frame) or
+    werkzeug's ProxyFix around the middleware give the last X-Forwarded-For hop as the peer: a proxy
+    appends whoever connected to it, never itself, so the library says so, once, without the values."""
+    proxies = _proxies(trusted) if trusted else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert resolve_client_ip(FORGED, x_forwarded_for=f"198.51.100.1, {FORGED}", trusted=proxies) == FORGED
+        resolve_client_ip(FORGED, x_forwarded_for=f" {FORGED}", trusted=proxies)
+    said = [str(w.message) for w in caught if "is the last X-Forwarded-For hop" in str(w.message)]
+    assert len(said) == 1
+    assert FORGED not in said[0] and "198.51.100.1" not in said[0]
+
+
+def test_a_peer_that_is_not_the_last_hop_is_not_said_to_be_rewritten() -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resolve_client_ip(CLIENT, x_forwarded_for=f"{CLIENT}, {FORGED}", trusted=None)
+        resolve_client_ip("10.0.0.2", x_forwarded_for=f"{FORGED}, 10.0.0.2", trusted=_proxies())  # trusted
+    assert not [w for w in caught if "is the last X-Forwarded-For hop" in str(w.message)]

@@ -819,3 +819,112 @@ def test_every_record_carries_its_writer_and_a_gap_free_number(tmp_path: Path) -
     assert [r["secevents"]["seq"] for r in records] == list(range(1, 1201))
     assert len({r["secevents"]["writer"] for r in records}) == 1
     assert all(check_record(r) == [] for r in records)
+
+
+def test_a_ctrl_c_that_lands_in_the_writer_under_gevent_still_stops_the_main_greenlet() -> None:
+    """Under gevent's monkey-patching the writer is a greenlet of the main thread, so Ctrl-C's
+    KeyboardInterrupt lands in it when it runs at that moment (seen with `gevent.pywsgi.WSGIServer`): it
+    must reach the main greenlet (where `serve_forever` waits), not be taken for a failed write and
+    swallowed, which left the server running after Ctrl-C. The writer lives on and writes what follows."""
+    pytest.importorskip("gevent")
+    code = """
+        from gevent import monkey; monkey.patch_all()
+        import io, sys, gevent
+        import graffer_secevents as secevents
+
+        class Interrupted(io.StringIO):
+            raised = False
+            def write(self, text):
+                if not Interrupted.raised:
+                    Interrupted.raised = True
+                    raise KeyboardInterrupt  # a SIGINT handled while the writer greenlet runs
+                return sys.__stdout__.write(text)
+
+        secevents.configure(delivery="queue", output=Interrupted())
+        try:
+            secevents.log_login("ada", "failure")
+            gevent.sleep(5)  # serve_forever(), in the main greenlet
+            print("NOT INTERRUPTED", flush=True)
+        except KeyboardInterrupt:
+            print("INTERRUPTED", flush=True)
+        secevents.log_login("bob", "failure")
+        print("FLUSHED", secevents.flush(5), flush=True)
+    """
+    result = subprocess.run(_script(code), env=_env(), capture_output=True, timeout=60, check=False)
+    out = result.stdout.decode()
+    assert "INTERRUPTED" in out and "NOT INTERRUPTED" not in out, (out, result.stderr)
+    assert "FLUSHED True" in out
+    assert [
+        r["usr"]["id"]
+        for r in _events(
+            _records(b"\n".join(line for line in result.stdout.splitlines() if line.startswith(b"{")))
+        )
+    ] == ["bob"]
+
+
+def test_sigterm_under_gevent_drains_and_ends_cleanly() -> None:
+    """A gevent server of its own (`gevent.pywsgi.WSGIServer(...).serve_forever()`) leaves SIGTERM at its
+    default, so the library's handler drains. It runs in gevent's hub there, where nothing may wait: the
+    drain runs in a greenlet of its own, then the process dies of the signal as before."""
+    pytest.importorskip("gevent")
+    code = """
+        from gevent import monkey; monkey.patch_all()
+        import sys, gevent
+        import graffer_secevents as secevents
+        from gevent.pywsgi import WSGIServer
+
+        secevents.configure(delivery="queue")
+        for n in range(50):
+            secevents.log_login(str(n), "failure")
+        secevents.flush(5)
+        print("READY", file=sys.stderr, flush=True)
+        for n in range(50, 100):
+            secevents.log_login(str(n), "failure")
+        WSGIServer(("127.0.0.1", 0), lambda environ, start_response: [], log=None).serve_forever()
+    """
+    proc = _run_until_ready(code, subprocess.PIPE)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()  # without the fix, SIGTERM did not end the process at all
+        proc.wait()
+    assert proc.returncode == -signal.SIGTERM, err
+    records = _records(b"\n".join(line for line in out.splitlines() if line.startswith(b"{")))
+    assert sorted(int(r["usr"]["id"]) for r in _events(records)) == list(range(100))
+    assert records[-1]["secevents"].get("end") is True, err
+
+
+def test_sigterm_under_twisted_drains_before_it_dies_of_the_signal() -> None:
+    """`twist web --wsgi` / `twistd` stop the reactor on SIGTERM, then end the process with the signal
+    (`_exitWithSignal`: the default handler and `os.kill`), which skips `atexit`: the drain runs on the
+    reactor's "after shutdown" trigger instead."""
+    pytest.importorskip("twisted")
+    code = """
+        import sys
+        from twisted.application.app import _exitWithSignal
+        from twisted.internet import reactor
+        import graffer_secevents as secevents
+
+        secevents.configure(delivery="queue")
+
+        def serve():
+            for n in range(100):
+                secevents.log_login(str(n), "failure")
+            print("READY", file=sys.stderr, flush=True)
+
+        reactor.callWhenRunning(serve)
+        reactor.run(installSignalHandlers=True)
+        _exitWithSignal(reactor._exitSignal)  # what twist's runner does once the reactor stopped
+    """
+    proc = _run_until_ready(code, subprocess.PIPE)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGTERM, err
+    records = _records(b"\n".join(line for line in out.splitlines() if line.startswith(b"{")))
+    assert sorted(int(r["usr"]["id"]) for r in _events(records)) == list(range(100))
+    assert records[-1]["secevents"].get("end") is True, err

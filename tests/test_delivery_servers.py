@@ -261,3 +261,69 @@ def test_sigterm_with_a_stalled_reader_writes_or_counts_every_answered_request(
     counted = _exit_drops((tmp_path / "stderr.log").read_bytes())
     assert counted.get("exit", 0) > 0 and set(counted) <= {"exit", "queue_full"}
     assert len(written) + sum(counted.values()) == emitted, (len(written), counted)
+
+
+@pytest.mark.skipif(not (BIN / "uwsgi").exists(), reason="uWSGI is not installed (the dev group's pyuwsgi)")
+@pytest.mark.parametrize("mode", ["preforked", "lazy-apps", "event at import"])
+def test_uwsgi_workers_write_every_record_once_and_end_cleanly(mode: str, tmp_path: Path) -> None:
+    """uWSGI loads the app in its master and forks its workers in C (no `os.register_at_fork` hook runs
+    there) unless `--lazy-apps`: each worker is still a writer of its own, answers every request, and
+    drains at SIGINT (uWSGI's stop: the workers end with `Py_Finalize`, so `atexit` runs). The master runs
+    no Python at its exit: a record it wrote at import is followed by an end record at once."""
+    port = _free_port()
+    # No --threads: uWSGI skips a worker's atexit when one of its threads is in a request as SIGINT lands.
+    argv = [str(BIN / "uwsgi"), "--master", "--processes=2", f"--http-socket=127.0.0.1:{port}"]
+    argv += ["--module=apps:wsgi_app", "--disable-logging"]
+    argv += {"lazy-apps": ["--lazy-apps"], "event at import": ["--py-call-uwsgi-fork-hooks"]}.get(mode, [])
+    env = {**_env(SECEVENTS_HASH_KEY="k" * 16, PYTHONWARNINGS="ignore"), "SECEVENTS_METRICS": "dogstatsd"}
+    if mode == "event at import":
+        env["BOOT_EVENT"] = "1"
+    with open(tmp_path / "out.log", "wb") as out:  # uWSGI sends the app's stdout to its log: stderr
+        proc = subprocess.Popen(argv, cwd=APPS, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        clients = [_Client(port) for _ in range(4)]
+        clients[0].wait_ready(proc)
+        loaded = 2 if mode == "lazy-apps" else 1  # the master binds the socket before the apps are loaded
+        deadline = time.monotonic() + 60
+        while (tmp_path / "out.log").read_bytes().count(b"(default app)") < loaded:
+            assert time.monotonic() < deadline, "the workers did not load the app"
+            time.sleep(0.1)
+
+        def send(k: int) -> None:
+            for n in range(k, 200, 4):
+                clients[k].get(f"/login?n={n}")  # asserts 200 (a worker that hangs fails it by timeout)
+
+        threads = [threading.Thread(target=send, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        for client in clients:
+            client.close()
+        # uWSGI skips the exit handlers of a worker still inside a request (docs/delivery.md), and a worker
+        # finishes its bookkeeping after the client has the response: stop idle workers.
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    lines = (tmp_path / "out.log").read_bytes().splitlines()
+    records = [orjson.loads(line) for line in lines if line.startswith(b"{")]
+    logins = [r for r in records if r.get("evt", {}).get("type") == "authn_login_fail"]
+    assert sorted(int(r["usr"]["id"]) for r in logins) == list(range(200))
+    assert len({r["http"]["request_id"] for r in logins}) == 200
+    writers = {r["secevents"]["writer"] for r in records}
+    ends = [r for r in records if r["secevents"].get("end")]
+    assert len(writers) == len({r["secevents"]["writer"] for r in ends}) >= 1  # each with an end record
+    boots = [r for r in records if r.get("evt", {}).get("type") == "admin_action"]
+    assert len(boots) == (1 if mode == "event at import" else 0)
+    verify = subprocess.run(
+        [str(BIN / "secevents"), "verify", "-"],
+        input=b"".join(line + b"\n" for line in lines if line.startswith(b"{")),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stdout

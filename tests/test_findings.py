@@ -120,7 +120,8 @@ FLASK = """
     {wrap}
     SecurityEvents(app)
     SecurityEvents(Flask("two"))  # a second app in the same process: nothing more is said
-    import time; time.sleep(0.5)  # the agent probe runs in a thread
+    app.test_client().get("/")  # the agent probe runs at the first request, in a thread
+    import time; time.sleep(0.5)
 """
 
 
@@ -214,3 +215,30 @@ def test_startup_findings_never_raise_even_as_errors(monkeypatch: pytest.MonkeyP
         warnings.simplefilter("error", SecEventsWarning)
         report_startup_findings()  # the warning becomes an error: written to stderr instead, never raised
     _reset()
+
+
+NO_THREAD_AT_START_UP = """
+    import threading, warnings
+    warnings.simplefilter("ignore")
+    from flask import Flask
+    import graffer_secevents as secevents
+    from graffer_secevents.integrations.asgi import SecurityEventsMiddleware as Asgi
+    from graffer_secevents.integrations.flask import SecurityEvents
+    from graffer_secevents.integrations.wsgi import SecurityEventsMiddleware as Wsgi
+
+    secevents.configure(hash_key={key!r}, metrics="dogstatsd")
+    app = Flask("one")
+    SecurityEvents(app)
+    Wsgi(lambda environ, start_response: [])
+    Asgi(lambda scope, receive, send: None)
+    print("at start-up:", sorted(t.name for t in threading.enumerate()))
+"""
+
+
+def test_start_up_starts_no_thread_so_a_server_may_fork_in_c() -> None:
+    """uWSGI without --lazy-apps loads the app in its master, then forks its workers in C: a worker forked
+    while one of the master's threads held the GIL waits for it forever. The agent probe and the metrics'
+    flush thread start at the first request and the first count instead, in the process that serves."""
+    result = run(NO_THREAD_AT_START_UP.format(key=KEY), DD_DOGSTATSD_PORT=str(free_udp_port()))
+    assert result.returncode == 0, result.stderr
+    assert "at start-up: ['MainThread']" in result.stdout, result.stdout

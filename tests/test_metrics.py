@@ -525,6 +525,9 @@ def test_dogstatsd_backend_is_one_per_process_and_uses_our_flush_thread_only() -
     try:
         assert create_backend("dogstatsd") is first
         names = [thread.name for thread in threading.enumerate()]
+        assert "graffer_secevents-dogstatsd-flush" not in names  # a thread starts at the first count
+        first.count("secevents.events", 1, ("evt_type:x",))
+        names = [thread.name for thread in threading.enumerate()]
         assert "graffer_secevents-dogstatsd-flush" in names
         assert "DogStatsd_flush_thread" not in names  # flush_interval=0 keeps the client's own thread off
     finally:

@@ -282,9 +282,9 @@ def resolve_client_ip(
 
     Args:
         peer: the socket peer (`REMOTE_ADDR`, ASGI `scope["client"][0]`). A unix socket (`None`, an
-            empty string, or waitress's `localhost`) gives `None`, unless trust is positional (a hop count
-            and no networks) or `trusted_proxies` has the `"unix"` entry; then the headers are walked from
-            it. Any other invalid text gives `None`.
+            empty string, waitress's `localhost`, uWSGI's `0.0.0.0`) gives `None`, unless trust is
+            positional (a hop count and no networks) or `trusted_proxies` has the `"unix"` entry; then the
+            headers are walked from it. Any other invalid text gives `None`.
         x_forwarded_for: the raw `X-Forwarded-For` value, several headers joined with `","`.
         forwarded: the raw RFC 7239 `Forwarded` value, several headers joined with `","`.
         trusted: the configuration from `TrustedProxies.from_config`, or `None`.
@@ -302,6 +302,8 @@ def resolve_client_ip(
         forwarded and not forwarded.isspace()
     )
     peer_ip = normalize_ip(peer) if peer else None
+    if peer_ip in _NO_PEER_ADDRESS:
+        peer_ip = None  # uWSGI's REMOTE_ADDR on a unix socket: no connection comes from it
     if trusted is None:
         if has_headers:
             warn_once(
@@ -310,6 +312,7 @@ def resolve_client_ip(
                 category=ForwardedHeaderIgnoredWarning,
                 stacklevel=3,
             )
+            _check_rewritten(peer_ip, x_forwarded_for)
         return peer_ip
     if peer_ip is None:
         # A peer we cannot check is only acceptable when it has no address at all (a unix socket, which only
@@ -328,6 +331,7 @@ def resolve_client_ip(
                 category=ForwardedHeaderIgnoredWarning,
                 stacklevel=3,
             )
+            _check_rewritten(peer_ip, x_forwarded_for)
         return peer_ip
     if not has_headers:
         return peer_ip
@@ -339,11 +343,36 @@ def resolve_client_ip(
     return _walk(peer_ip, _hops(x_forwarded_for, forwarded, window), trusted)
 
 
+_REWRITTEN_MESSAGE: Final = (
+    "graffer_secevents: the peer address this library was given is the last X-Forwarded-For hop: a server "
+    "or middleware in front of it (Tornado's HTTPServer(xheaders=True), werkzeug's ProxyFix around the "
+    "middleware, a server's proxy-headers option) seems to have replaced the peer with a forwarded address "
+    "already, which may believe a forged header from any client. Let one component decide: turn that "
+    "option off and configure trusted_proxies here. See the client IP documentation. This warning is given "
+    "once per process."
+)
+
+
+def _check_rewritten(peer_ip: str | None, x_forwarded_for: str | None) -> None:
+    """A peer equal to the last `X-Forwarded-For` hop: a proxy appends the address of whoever connected to
+    it, never its own, so the "peer" is most likely a hop someone already applied, out of this library's
+    sight (an executor thread, a middleware around it). Said once; never the header's value."""
+    if peer_ip is None or not x_forwarded_for:
+        return
+    if normalize_ip(x_forwarded_for.rsplit(",", 1)[-1]) == peer_ip:
+        warn_once("rewritten", _REWRITTEN_MESSAGE, stacklevel=4)
+
+
+_NO_PEER_ADDRESS: Final = frozenset({"0.0.0.0", "::"})  # noqa: S104 - compared with, never bound to
+"""The unspecified addresses: no connection comes from them, so a server that gives one as the peer had
+none to give (uWSGI on a unix socket gives `0.0.0.0`)."""
+
+
 def _is_unix_peer(peer: str | None) -> bool:
     """A peer that names no address: a unix socket. ASGI servers give no `client` (uvicorn, hypercorn,
     granian), gunicorn an empty `REMOTE_ADDR`, waitress the text `localhost` (never an address in a
-    `REMOTE_ADDR`, which CGI defines as one)."""
-    return not peer or peer.isspace() or peer == "localhost"
+    `REMOTE_ADDR`, which CGI defines as one), uWSGI the unspecified address `0.0.0.0`."""
+    return not peer or peer.isspace() or peer == "localhost" or normalize_ip(peer) in _NO_PEER_ADDRESS
 
 
 def _walk(current: str | None, hops: Iterable[_Hop], trusted: TrustedProxies) -> str | None:

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import orjson
 
+from . import _fork
 from ._metrics import record_dropped
 from ._output import Target, TargetWriteError
 
@@ -129,6 +130,7 @@ class _State:
         self.done = 0
         self.abandoned: list[Item] | None = None  # the batch an exit path counted: the writer drops the rest
         self.hooked = False  # the exit hooks of this process are in place
+        self.ends_each_batch = False  # no exit path runs here (a uWSGI master): each batch ends with its end
         self.pid = os.getpid()
         self.summarised: dict[str, int] = {}
         self.exited: str | None = None  # the exit drain: "draining", then "clean" or "stuck" (it gave up)
@@ -140,6 +142,7 @@ _state = _State()
 
 def deliver(cfg: Config, level: str, line: bytes) -> None:
     """Hand one rendered line to its target, queued or synchronously. Never raises, never blocks on I/O."""
+    _fork.check()  # a child forked in C (a uWSGI worker): its own state first (the metrics' too: after this)
     state = _state
     if state.exited is not None:
         _deliver_late(state, cfg, level, line)
@@ -195,12 +198,27 @@ def _wake(state: _State) -> None:
         with state.start_lock:
             if state.writer is None:
                 _install_exit_hooks(state)
+                state.ends_each_batch = _no_exit_path_runs()
                 thread = threading.Thread(target=_run, args=(state,), name="graffer_secevents-writer")
                 thread.daemon = True  # never keeps the process alive; the exit paths drain the queue instead
                 thread.start()
                 state.writer = thread
     state.idle = False
     state.wake.set()
+
+
+def _no_exit_path_runs() -> bool:
+    """This process ends without running any Python: a uWSGI master ("the master cannot run atexit
+    handlers", and it leaves SIGINT/SIGTERM to its own C handlers). Its records are those of the app it
+    loads before forking the workers; each batch of them is followed by an end record, so a reader sees a
+    clean end. Never imports uWSGI's module: only looks for it."""
+    uwsgi = sys.modules.get("uwsgi")
+    if uwsgi is None:
+        return False
+    try:
+        return bool(uwsgi.opt.get("master")) and uwsgi.worker_id() == 0 and uwsgi.masterpid() == os.getpid()
+    except Exception:  # noqa: BLE001 - an embedding we do not know: the usual exit paths
+        return False
 
 
 def _wait_for_room(state: _State, cfg: Config) -> bool:
@@ -250,10 +268,33 @@ def _run(state: _State) -> None:
         except BaseException as exc:  # noqa: BLE001 - the writer thread must outlive any one batch
             for cfg, _level, _line in batch[state.done :]:
                 _dropped(state, cfg, "write_error", 1, exc)
+            if not isinstance(exc, Exception):
+                _pass_on_interrupt(exc)
         state.inflight, state.done = [], 0
+        if state.ends_each_batch and state.exited is None:
+            _write_ends(state)
         _warn_pending(state)
         for marker in markers:
             marker.set()
+
+
+def _pass_on_interrupt(exc: BaseException) -> None:
+    """A `KeyboardInterrupt` or `SystemExit` that landed in the writer is the application's, not a failed
+    write: hand it to the main greenlet, where the server waits for it.
+
+    Only under gevent's monkey-patching, where the writer is a greenlet of the main thread and a Python
+    signal handler (Ctrl-C's `KeyboardInterrupt`) raises in whichever greenlet runs: swallowed here, the
+    process would go on serving after Ctrl-C. gevent's hub throws it into the main greenlet and resumes
+    this one later, as it does for any greenlet (`Hub.handle_system_error`). A real thread never gets it.
+    """
+    if not _gevent_patched():
+        return
+    try:
+        hub = sys.modules["gevent.hub"].get_hub()
+        if isinstance(exc, hub.SYSTEM_ERROR):
+            hub.handle_system_error(type(exc), exc, exc.__traceback__)
+    except Exception:  # noqa: BLE001, S110 - never let the writer die of it
+        pass
 
 
 def _write_items(state: _State, batch: list[Item]) -> None:
@@ -522,6 +563,7 @@ def flush(timeout: float | None = None) -> bool:
         >>> secevents.flush(timeout=2.0)
         True
     """
+    _fork.check()  # a child forked in C: the parent's writer thread is not here to take the marker
     state = _state
     before = sum(state.counts.values())
     if state.writer is not None and (state.queue or not state.idle):
@@ -694,11 +736,34 @@ def _on_sigterm(signum: int, _frame: object) -> None:
     The drain runs on a helper thread: the handler interrupted the main thread wherever it was, perhaps
     holding a metrics or output lock that the drain needs (not reentrant), which only a bounded wait survives.
     """
+    if _gevent_patched():
+        # The handler may run in gevent's hub (a callback of its loop), where nothing may wait: the drain
+        # runs in a greenlet of its own, which the hub starts as soon as this returns (or, when a greenlet
+        # is busy with CPU work, as soon as it yields: as every other greenlet, requests included, waits).
+        try:
+            sys.modules["gevent"].spawn(_drain_and_die, signum)
+            return
+        except Exception:  # noqa: BLE001, S110 - an unknown gevent: drain here, as without it
+            pass
     try:
         _in_thread(lambda: shutdown(EXIT_TIMEOUT), EXIT_TIMEOUT + 1.0)
     finally:
         signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)
+
+
+def _drain_and_die(signum: int) -> None:
+    try:
+        shutdown(EXIT_TIMEOUT)
+    finally:
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+
+def _gevent_patched() -> bool:
+    """gevent's monkey-patching is on: threads are greenlets of the main thread (`_output.fd_write`)."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("threading"))
 
 
 def _install_exit_hooks(state: _State) -> None:
@@ -710,6 +775,7 @@ def _install_exit_hooks(state: _State) -> None:
     handler they found, ours, and re-raise).
     """
     state.hooked = True
+    _hook_twisted_shutdown()
     for name in ("multiprocessing.util", "billiard.util"):
         util = sys.modules.get(name)
         if util is not None:  # a child of the pool ends with os._exit after running these finalisers
@@ -718,6 +784,21 @@ def _install_exit_hooks(state: _State) -> None:
             except Exception:  # noqa: BLE001, S110 - an unknown version: atexit still covers normal exits
                 pass
     install_sigterm_handler()
+
+
+def _hook_twisted_shutdown() -> None:
+    """Twisted (`twist`, `twistd`) stops its reactor on SIGTERM/SIGINT, then ends the process with the same
+    signal (`signal.signal(sig, SIG_DFL)` and `os.kill`), which skips `atexit`. Its reactor's "after
+    shutdown" triggers still run: the drain runs there (after the WSGI thread pool has stopped, so the
+    records of the last requests are in). Only where the reactor was imported (`sys.modules`), never
+    importing it; scheduled through `callFromThread` (the first record may come from the thread pool)."""
+    reactor = sys.modules.get("twisted.internet.reactor")
+    if reactor is None:
+        return
+    try:
+        reactor.callFromThread(reactor.addSystemEventTrigger, "after", "shutdown", _at_exit)
+    except Exception:  # noqa: BLE001, S110 - an unknown reactor: atexit still covers normal exits
+        pass
 
 
 _DRAINED_SIGNALS: Final = tuple(
@@ -773,7 +854,7 @@ def _exit_forked_child(status: int) -> NoReturn:
 
 
 atexit.register(_at_exit)
-os.register_at_fork(after_in_child=_after_fork_in_child)
+_fork.in_child(_after_fork_in_child)
 install_sigterm_handler()
 
 

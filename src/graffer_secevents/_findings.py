@@ -23,7 +23,14 @@ from ._errors import warn_once
 if TYPE_CHECKING:
     from ._config import Config
 
-__all__ = ["Finding", "config_findings", "dogstatsd_unreachable", "report_once", "report_startup_findings"]
+__all__ = [
+    "Finding",
+    "config_findings",
+    "dogstatsd_unreachable",
+    "report_once",
+    "report_startup_findings",
+    "start_due_probe",
+]
 
 _PROBE_TIMEOUT: Final = 0.05
 
@@ -124,6 +131,7 @@ def _is_loopback(ip: str) -> bool:
 
 _reported_lock = threading.Lock()
 _reported = False
+_probe_due = False
 
 
 def report_once(findings: list[Finding]) -> None:
@@ -136,17 +144,35 @@ def report_once(findings: list[Finding]) -> None:
 
 
 def report_startup_findings(*, behind_proxy: str | None = None) -> None:
-    """At an integration's start-up: the findings, once per process; the agent probe runs in a thread so
-    that start-up never waits on it. Never raises."""
-    global _reported  # noqa: PLW0603 - once per process
+    """At an integration's start-up: the findings, once per process; the agent probe is left for the first
+    request (`start_due_probe`). Never raises."""
+    global _reported, _probe_due  # noqa: PLW0603 - once per process
     with _reported_lock:
         if _reported:
             return
         _reported = True
     try:
         report_once(config_findings(behind_proxy=behind_proxy, probe=False))
-        threading.Thread(target=_probe_later, name="secevents-doctor", daemon=True).start()
+        _probe_due = True
     except Exception:  # noqa: BLE001, S110 - telling the user must never break the app's start-up
+        pass
+
+
+def start_due_probe() -> None:
+    """At the first request a middleware handles: the agent probe that start-up left, in a thread so that
+    the request never waits on it. Never raises.
+
+    Not at start-up: a server that loads the app and then forks its workers in C (uWSGI without
+    `--lazy-apps`) does not wait for the master's threads, and a worker forked while one of them holds the
+    GIL waits for it forever. The first request runs in the process that serves it.
+    """
+    global _probe_due  # noqa: PLW0603 - once per process
+    if not _probe_due:
+        return
+    _probe_due = False
+    try:
+        threading.Thread(target=_probe_later, name="secevents-doctor", daemon=True).start()
+    except Exception:  # noqa: BLE001, S110 - see report_startup_findings
         pass
 
 
@@ -159,6 +185,6 @@ def _probe_later() -> None:
 
 def _reset() -> None:
     """Forget that the start-up findings were given (tests only)."""
-    global _reported  # noqa: PLW0603
+    global _reported, _probe_due  # noqa: PLW0603
     with _reported_lock:
-        _reported = False
+        _reported = _probe_due = False

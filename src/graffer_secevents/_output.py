@@ -25,6 +25,8 @@ from typing import IO, TYPE_CHECKING, Any, Final, Protocol, TypeGuard
 
 import orjson
 
+from ._fork import in_child
+
 if TYPE_CHECKING:
     import logging  # imported when a logger target is built: ~10 ms that the other outputs never need
 
@@ -168,7 +170,7 @@ def _descriptor(stream: Any) -> int | None:
     return fd if isinstance(fd, int) and fd >= 0 else None
 
 
-os.register_at_fork(after_in_child=_unlock_after_fork)
+in_child(_unlock_after_fork)
 
 
 _BINARY, _TEXT, _VIA_BUFFER, _ESCAPED = range(4)

@@ -7,6 +7,8 @@ import random
 import re
 from typing import Final
 
+from ._fork import check as _check_fork
+from ._fork import in_child
 from ._privacy import secret_kinds
 
 __all__ = [
@@ -33,6 +35,7 @@ class ReplacedRequestId(str):
 
 
 def _replaced(kinds: tuple[str, ...]) -> ReplacedRequestId:
+    _check_fork()
     replaced = ReplacedRequestId(_getrandbits(128).to_bytes(16, "little").hex())
     replaced.kinds = kinds
     return replaced
@@ -76,6 +79,7 @@ _getrandbits: Final = _generator.getrandbits
 
 def new_request_id() -> str:
     """Return a new request id: 32 lowercase hex characters, 128 random bits (unique, not secret)."""
+    _check_fork()  # a worker forked in C (uWSGI) must not repeat its master's (and siblings') ids
     return _getrandbits(128).to_bytes(16, "little").hex()
 
 
@@ -83,7 +87,7 @@ def _reseed_after_fork() -> None:
     _generator.seed(os.urandom(32))
 
 
-os.register_at_fork(after_in_child=_reseed_after_fork)
+in_child(_reseed_after_fork)
 
 
 def accept_request_id(value: str | None) -> str:
@@ -104,4 +108,5 @@ def accept_request_id(value: str | None) -> str:
         if _maybe_secret(value) and (kinds := secret_kinds(value)):
             return _replaced(kinds)
         return value
-    return _getrandbits(128).to_bytes(16, "little").hex()  # new_request_id(), inlined
+    _check_fork()  # new_request_id(), inlined
+    return _getrandbits(128).to_bytes(16, "little").hex()

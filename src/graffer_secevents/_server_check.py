@@ -54,6 +54,9 @@ def check_server_once() -> None:
     _checked = True
     try:
         _inspect(sys._getframe(1))
+        from ._findings import start_due_probe  # the start-up's agent probe, left for the first request
+
+        start_due_probe()
     except Exception:  # noqa: BLE001, S110 - this is advice; a failure must never reach the request
         pass
 

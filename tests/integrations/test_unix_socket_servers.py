@@ -1,6 +1,6 @@
 """Real servers bound to a unix socket, the way a proxy on the same host reaches them (nginx's
 `proxy_pass http://unix:/run/app.sock`): the peer has no address, and each server says so differently
-(uvicorn no `client`, gunicorn an empty `REMOTE_ADDR`, waitress `localhost`). With the `unix` entry in
+(uvicorn no `client`, gunicorn an empty `REMOTE_ADDR`, waitress `localhost`, uWSGI `0.0.0.0`). With the `unix` entry in
 `trusted_proxies`, the proxy's `X-Forwarded-For` is walked from it; without it nothing forged is believed."""
 
 from __future__ import annotations
@@ -41,6 +41,16 @@ SERVERS = {
         "--no-proxy-headers",
         "unix_socket_app:app",
     ],
+    # uWSGI names a unix-socket peer 0.0.0.0, an address no connection comes from
+    "uwsgi": lambda sock: [
+        str(BIN / "uwsgi"),
+        f"--http-socket={sock}",
+        "--module=unix_socket_app:application",
+        "--master",
+        "--processes=1",
+        "--die-on-term",
+        "--disable-logging",
+    ],
 }
 FORGED, CLIENT = "6.6.6.6", "203.0.113.9"
 
@@ -56,6 +66,8 @@ def _listening(sock: Path) -> bool:
 
 def serve_and_ask(server: str, tmp_path: Path, trusted: dict[str, str]) -> list[dict[str, Any]]:
     """Start `server` on a socket file, send two requests (forwarded and not), stop it; its records."""
+    if not Path(SERVERS[server](tmp_path)[0]).exists():
+        pytest.skip(f"{server} is not installed")
     sock, events = tmp_path / f"{server}.sock", tmp_path / f"{server}.jsonl"
     env = {**os.environ, "EVENTS_FILE": str(events), "PYTHONPATH": str(HERE), **trusted}
     with (tmp_path / f"{server}.stderr").open("w") as stderr:
@@ -93,15 +105,23 @@ def test_the_unix_entry_trusts_the_proxy_on_the_socket(server: str, tmp_path: Pa
     assert ip_by_request(records) == {"via-proxy": CLIENT, "local": None}
 
 
-@pytest.mark.parametrize("server", ["waitress"])
+@pytest.mark.parametrize("server", ["waitress", "uwsgi"])
 def test_a_hop_count_reads_a_unix_socket_peer_by_position(server: str, tmp_path: Path) -> None:
-    """waitress names a unix-socket peer `localhost`: still no address, so a hop count applies to it."""
+    """waitress names a unix-socket peer `localhost`, uWSGI `0.0.0.0`: still no address, so a hop count
+    applies to it."""
     records = serve_and_ask(server, tmp_path, {"SECEVENTS_TRUSTED_HOPS": "1"})
     assert ip_by_request(records) == {"via-proxy": CLIENT, "local": None}
 
 
-@pytest.mark.parametrize("server", ["gunicorn", "waitress"])
+@pytest.mark.parametrize("server", ["gunicorn", "waitress", "uwsgi"])
 def test_networks_alone_never_believe_a_header_over_a_socket(server: str, tmp_path: Path) -> None:
     records = serve_and_ask(server, tmp_path, {"SECEVENTS_TRUSTED_PROXIES": "127.0.0.1/32"})
     assert ip_by_request(records) == {"via-proxy": None, "local": None}
     assert b"add 'unix' to trusted_proxies" in (tmp_path / f"{server}.stderr").read_bytes()
+
+
+@pytest.mark.parametrize("server", ["uwsgi"])
+def test_with_nothing_configured_a_socket_peer_is_no_client_ip(server: str, tmp_path: Path) -> None:
+    """uWSGI's `0.0.0.0` is not recorded as the client of every request (one address for all of them)."""
+    records = serve_and_ask(server, tmp_path, {})
+    assert ip_by_request(records) == {"via-proxy": None, "local": None}

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from graffer_secevents import _fork
 from graffer_secevents._errors import ConfigurationError, MissingDependencyError
 
 from .names import sanitize_tag_value
@@ -125,10 +126,11 @@ class DogStatsdMetrics:
       it, counts (from `atexit` hooks that run later) are sent at once. `os._exit()` skips `atexit`:
       call `flush` before it.
     * **Fork.** The client is created with `track_instance=False` (datadogpy's fork hooks leave it alone)
-      and our `os.register_at_fork` hook makes the child forget the parent's client, counts and locks: a
-      lock held by a parent thread at fork time cannot deadlock the child, and the parent's unflushed counts
-      are not sent twice. The child's first count creates its own client, socket and flush thread (gunicorn
-      `--preload` workers, multiprocessing).
+      and our fork hook (`_fork`: at the fork, or at the first event of a child forked in C, uWSGI's workers)
+      makes the child forget the parent's client, counts and locks: a lock held by a parent thread at fork
+      time cannot deadlock the child, and the parent's unflushed counts are not sent twice. The client,
+      socket and flush thread are created at a process's first count, not at start-up (gunicorn `--preload`
+      workers, multiprocessing, and a uWSGI master that forks while its threads would hold the GIL).
     * **No Agent.** Sends are non-blocking UDP (or UDS) and failures are dropped by the client; its
       `datadog.dogstatsd` logger is set to `ERROR` unless the application configured that logger (or
       `datadog`) itself, so a missing Agent does not log a warning per flush. The root logger is never
@@ -168,7 +170,10 @@ class DogStatsdMetrics:
         self._slow_path = False  # set when count() must do more than add: a new process, after exit, closed
         _install_process_hooks()
         _LIVE.add(self)
-        self._connect()
+        # The client and its flush thread start at the first count, in the process that counts: a thread
+        # started here would run in a server's master while it forks its workers, and a worker forked in C
+        # while that thread holds the GIL (uWSGI without --lazy-apps) waits for it forever.
+        self._slow_path = True
 
     def count(self, name: str, value: int, tags: tuple[str, ...]) -> None:
         """Add `value` to the count of `name` with `tags`; sent at the next flush."""
@@ -306,8 +311,7 @@ def _install_process_hooks() -> None:
         if _hooks_installed:
             return
         atexit.register(_flush_all_at_exit)
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=_after_fork_in_child)
+        _fork.in_child(_after_fork_in_child)
         _hooks_installed = True
 
 

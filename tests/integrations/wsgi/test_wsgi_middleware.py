@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -143,3 +144,21 @@ def test_the_id_an_inner_wsgi_middleware_answers_with_is_the_events_id(security_
         response = client.get("/admin")
     assert response.headers.get_list("x-request-id") == ["inner-made-42"]
     security_events.assert_emitted("authz_fail", http__request_id="inner-made-42")
+
+
+def test_proxyfix_around_the_middleware_is_said_to_have_rewritten_the_peer(security_events: Capture) -> None:
+    """werkzeug's ProxyFix applied around (before) the middleware hands it a forwarded address as the peer,
+    from any client: the record carries the forged address, and the library says why, once."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from graffer_secevents._errors import reset_warnings
+
+    reset_warnings()
+    app = ProxyFix(SecurityEventsMiddleware(plain_app), x_for=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        get(app, "/read", headers={"X-Forwarded-For": "6.6.6.6"})
+    security_events.assert_emitted("sensitive_read", network__client__ip="6.6.6.6")
+    assert [w.category for w in caught if "is the last X-Forwarded-For hop" in str(w.message)] == [
+        api.SecEventsWarning
+    ]
