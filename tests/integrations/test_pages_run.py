@@ -16,6 +16,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import tomllib
@@ -396,3 +397,62 @@ def test_the_failed_login_the_page_shows_is_the_one_it_writes(
         assert example["evt"].get("reason") == real["evt"].get("reason")
         if exists:
             assert example["usr"]["id"] == real["usr"]["id"] == page.account_id
+
+
+# --- every page's Python blocks: what they import is what the page tells to install ----------------------------
+
+SNIPPET_PAGES = [
+    "docs/integrations/task-queues.md",
+    "docs/actors.md",
+    "docs/integrations/auth-stacks.md",
+    "docs/integrations/allauth.md",
+    "docs/integrations/django.md",
+    "docs/delivery.md",
+    "docs/client-ip.md",
+]
+ANY_FENCE = re.compile(r"^(?P<indent> *)```python\n(?P<body>.*?)^(?P=indent)```$", re.M | re.S)
+PIP_INSTALL = re.compile(r"pip install (?P<args>[^`\n]+)")
+SHORT_EXTRA = re.compile(r"`\[(?P<extra>[\w-]+)\]`")  # "`[rq]`, `[arq]`" after a first full pip install line
+
+
+def python_snippets(page: str) -> list[str]:
+    """The page's Python blocks, those nested in a list item (indented) included, dedented."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    return [textwrap.dedent(m.group("body")) for m in ANY_FENCE.finditer(text)]
+
+
+@pytest.mark.parametrize("page", SNIPPET_PAGES)
+def test_the_pages_snippets_import_only_what_the_page_installs(page: str) -> None:
+    """A newcomer copies a block after running the page's `pip install` lines: every package it imports is
+    installed by an extra the page names or is itself named in a `pip install` (the taskiq block imported
+    `taskiq_redis`, which the `[taskiq]` extra does not install and the page never named)."""
+    text = (ROOT / page).read_text(encoding="utf-8")
+    extras: set[str] = set()
+    named: set[str] = set()
+    for match in PIP_INSTALL.finditer(text):
+        for arg in shlex.split(match.group("args")):
+            requirement = Requirement(arg)
+            if requirement.name == "graffer-secevents":
+                extras |= requirement.extras
+            else:
+                named |= _closure([arg], set())
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    extras |= {m.group("extra") for m in SHORT_EXTRA.finditer(text)} & set(declared)
+    installed = _declared(extras) | named
+    owners = importlib.metadata.packages_distributions()
+    for number, code in enumerate(python_snippets(page), 1):
+        tree = ast.parse(code, f"{page}, python block {number}")  # it compiles, as pasted
+        modules = {
+            (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]  # type: ignore[union-attr]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            and not (isinstance(node, ast.ImportFrom) and node.level)
+            for alias in node.names
+        } - set(sys.stdlib_module_names)
+        needed = {owners[m][0].lower().replace("_", "-") for m in modules if m in owners}
+        unknown = {m for m in modules if m not in owners}
+        assert not unknown, f"{page}, python block {number} imports {unknown}, which no package provides"
+        assert needed <= installed, (
+            f"{page}, python block {number} imports {needed - installed}: the page's pip install lines "
+            f"({sorted(extras)} and {sorted(named)}) do not install it"
+        )
