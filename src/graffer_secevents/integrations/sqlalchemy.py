@@ -12,7 +12,8 @@ and every committed change of them is one `authz_change` per account and flush: 
 `evt.from_role` / `evt.to_role` (the highest privilege held, in `fields` order, else the role column's value,
 else `user`), `target.usr.id` the account's primary key, and the actor whoever the library knows acts where
 the session flushed: the request's user (the framework middlewares), `secevents.set_user()`, or
-`secevents.actor(...)` in a script. A new account created with a privilege is a change from `user`.
+`secevents.actor(...)` in a script. A new account created with a privilege is a change from the role column's
+default (else `user`); one created with the default role and no privilege writes nothing.
 
 * Written when the transaction commits (the session's `after_commit`), in the context of the flush: a
   rolled-back transaction, or a rolled-back savepoint, writes nothing of what it flushed.
@@ -53,11 +54,12 @@ _OLD: Final = "graffer_secevents_old_values"  # session.info key: old values rea
 
 
 class _Tracked:
-    __slots__ = ("fields", "role", "watched")
+    __slots__ = ("base_role", "fields", "role", "watched")
 
-    def __init__(self, fields: dict[str, str], role: str | None) -> None:
+    def __init__(self, fields: dict[str, str], role: str | None, base_role: str | None = None) -> None:
         self.fields = fields
         self.role = role
+        self.base_role = base_role  # the role column's default: what an account created unprivileged holds
         self.watched = frozenset([*fields, *([role] if role is not None else [])])
 
     def touched(self, state: Any) -> bool:
@@ -104,12 +106,23 @@ def track_privileges(
         if attribute not in mapper.attrs:
             known = ", ".join(sorted(mapper.column_attrs.keys()))
             raise ValueError(f"track_privileges: {model.__name__} has no attribute {attribute!r} ({known})")
-    _tracked[model] = _Tracked(names, role)
+    _tracked[model] = _Tracked(names, role, _default_role(mapper, role))
     if not event.contains(Session, "after_flush", _after_flush):
         event.listen(Session, "before_flush", _before_flush)
         event.listen(Session, "after_flush", _after_flush)
         event.listen(Session, "after_commit", _after_commit)
         event.listen(Session, "after_soft_rollback", _after_soft_rollback)
+
+
+def _default_role(mapper: Any, role: str | None) -> str | None:
+    """The role column's scalar default (`default="member"`, `default=Role.member`), if it has one."""
+    if role is None:
+        return None
+    columns = getattr(mapper.attrs[role], "columns", None) or []
+    default = getattr(columns[0], "default", None) if columns else None
+    if default is None or not getattr(default, "is_scalar", False):
+        return None
+    return _role_name(default.arg)
 
 
 def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
@@ -196,7 +209,8 @@ def _change(instance: object, spec: _Tracked, new: bool, read: Mapping[str, Any]
     if spec.role is not None:
         history = state.attrs[spec.role].history
         new_role = _role_name(_current(history))
-        old_role = None if new else _role_name(_old(history, spec.role, read, _current(history)))
+        # A new account holding the column's default role was created unprivileged: no change of role.
+        old_role = spec.base_role if new else _role_name(_old(history, spec.role, read, _current(history)))
         changed = changed or old_role != new_role
     if not changed:
         return None
@@ -204,7 +218,7 @@ def _change(instance: object, spec: _Tracked, new: bool, read: Mapping[str, Any]
     revoked = [p for p in after if before[p] and not after[p]]
     if old_role != new_role:
         granted += [new_role] if new_role is not None else []
-        revoked += [old_role] if old_role is not None else []
+        revoked += [old_role] if old_role is not None and not new else []  # a new row never held one
     if not granted and not revoked:
         return None
     params: dict[str, Any] = {

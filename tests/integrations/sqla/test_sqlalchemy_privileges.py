@@ -169,7 +169,30 @@ def test_an_account_born_privileged_is_a_grant(security_events: Capture, db: Ses
     account = _new(db, is_superuser=True)
     [record] = _changes(security_events)
     assert record["target"]["usr"]["id"] == str(account.id)
-    assert record["evt"]["from_role"] == "user" and record["evt"]["granted"] == ["superuser", "member"]
+    assert record["evt"]["from_role"] == "member" and record["evt"]["granted"] == ["superuser"]
+
+
+def test_an_account_created_unprivileged_writes_nothing(security_events: Capture, db: Session) -> None:
+    """A sign-up: the role column's default (`"member"`, `Role.member`) and no privilege flag is no change,
+    with or without the default set explicitly (every sign-up wrote `authz_change` user -> user, granted
+    `member`)."""
+    _new(db)
+    _new(db, role="member", is_admin=False)
+    db.add(Member())
+    db.add(Member(role=Role.member))
+    db.commit()
+    assert _changes(security_events) == []
+
+
+def test_an_account_created_with_another_role_is_a_grant_of_it(security_events: Capture, db: Session) -> None:
+    account = _new(db, role="billing")
+    db.add(Member(role=Role.admin))
+    db.commit()
+    first, second = _changes(security_events)
+    assert first["target"]["usr"]["id"] == str(account.id)
+    assert first["evt"]["granted"] == ["billing"] and "revoked" not in first["evt"]
+    assert first["evt"]["from_role"] == "member" and first["evt"]["to_role"] == "billing"
+    assert second["evt"]["granted"] == ["admin"] and "revoked" not in second["evt"]
 
 
 def test_one_event_per_account_and_flush(security_events: Capture, db: Session) -> None:
@@ -313,7 +336,7 @@ def test_sqladmin_create_form_of_an_admin_and_a_refused_form(
     response = admin_client.post("/admin/account/create", data={"email": "new@example.org", "is_admin": "y"})
     assert response.status_code == 200
     [record] = _changes(security_events)
-    assert record["usr"]["id"] == "7" and record["evt"]["granted"] == ["admin", "member"]
+    assert record["usr"]["id"] == "7" and record["evt"]["granted"] == ["admin"]
     security_events.clear()
     response = admin_client.post("/admin/account/create", data={"is_superuser": "y"})  # no e-mail: refused
     assert _changes(security_events) == []
