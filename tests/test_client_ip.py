@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from graffer_secevents._client_ip import TrustedProxies, resolve_client_ip
-from graffer_secevents._errors import ConfigurationError, ForwardedHeaderIgnoredWarning
+from graffer_secevents._errors import ConfigurationError, ForwardedHeaderIgnoredWarning, SecEventsWarning
 from graffer_secevents._errors import reset_warnings as _reset_warning_state
 from graffer_secevents._ip import normalize_ip
 from graffer_secevents._request_id import REQUEST_ID_PATTERN, accept_request_id, new_request_id
@@ -706,6 +706,23 @@ def test_a_peer_equal_to_the_last_forwarded_hop_is_said_to_be_rewritten_once(
     said = [str(w.message) for w in caught if "is the last X-Forwarded-For hop" in str(w.message)]
     assert len(said) == 1
     assert FORGED not in said[0] and "198.51.100.1" not in said[0]
+
+
+@pytest.mark.parametrize("trusted", [None, ["10.0.0.0/8"]])
+def test_a_rewritten_peer_is_not_also_said_to_be_used_instead_of_the_header(
+    trusted: list[str] | None,
+) -> None:
+    """Under Tornado's `xheaders=True` the "header ignored" warning ("the socket peer address is used as the
+    client IP") was given beside the "rewritten" one: false, the peer being the header's address. A later
+    request with a header and a real peer still gets it."""
+    proxies = _proxies(trusted) if trusted else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resolve_client_ip(FORGED, x_forwarded_for=FORGED, trusted=proxies)
+        assert [w.category for w in caught] == [SecEventsWarning]
+        assert "is the last X-Forwarded-For hop" in str(caught[0].message)
+        resolve_client_ip(CLIENT, x_forwarded_for=FORGED, trusted=proxies)
+    assert [w.category for w in caught][1:] == [ForwardedHeaderIgnoredWarning]
 
 
 def test_a_peer_that_is_not_the_last_hop_is_not_said_to_be_rewritten() -> None:

@@ -305,14 +305,13 @@ def resolve_client_ip(
     if peer_ip in _NO_PEER_ADDRESS:
         peer_ip = None  # uWSGI's REMOTE_ADDR on a unix socket: no connection comes from it
     if trusted is None:
-        if has_headers:
+        if has_headers and not _check_rewritten(peer_ip, x_forwarded_for):  # else "ignored" would be false
             warn_once(
                 "ignored",
                 _IGNORED_MESSAGE.format(why="no trusted proxies are configured"),
                 category=ForwardedHeaderIgnoredWarning,
                 stacklevel=3,
             )
-            _check_rewritten(peer_ip, x_forwarded_for)
         return peer_ip
     if peer_ip is None:
         # A peer we cannot check is only acceptable when it has no address at all (a unix socket, which only
@@ -324,14 +323,13 @@ def resolve_client_ip(
                 warn_once("unix", _UNIX_MESSAGE, category=ForwardedHeaderIgnoredWarning, stacklevel=3)
             return None
     elif not trusted.is_trusted(peer_ip):
-        if has_headers:
+        if has_headers and not _check_rewritten(peer_ip, x_forwarded_for):  # else "ignored" would be false
             warn_once(
                 "ignored",
                 _IGNORED_MESSAGE.format(why="the peer is not a trusted proxy"),
                 category=ForwardedHeaderIgnoredWarning,
                 stacklevel=3,
             )
-            _check_rewritten(peer_ip, x_forwarded_for)
         return peer_ip
     if not has_headers:
         return peer_ip
@@ -353,14 +351,18 @@ _REWRITTEN_MESSAGE: Final = (
 )
 
 
-def _check_rewritten(peer_ip: str | None, x_forwarded_for: str | None) -> None:
+def _check_rewritten(peer_ip: str | None, x_forwarded_for: str | None) -> bool:
     """A peer equal to the last `X-Forwarded-For` hop: a proxy appends the address of whoever connected to
     it, never its own, so the "peer" is most likely a hop someone already applied, out of this library's
-    sight (an executor thread, a middleware around it). Said once; never the header's value."""
+    sight (an executor thread, a middleware around it). Said once; never the header's value. Whether it
+    was such a peer: the "header ignored" warning, which says the peer is used instead of the header, would
+    then be false (the peer is the header's address), so it is not given for that request."""
     if peer_ip is None or not x_forwarded_for:
-        return
+        return False
     if normalize_ip(x_forwarded_for.rsplit(",", 1)[-1]) == peer_ip:
         warn_once("rewritten", _REWRITTEN_MESSAGE, stacklevel=4)
+        return True
+    return False
 
 
 _NO_PEER_ADDRESS: Final = frozenset({"0.0.0.0", "::"})  # noqa: S104 - compared with, never bound to

@@ -162,3 +162,5 @@ def test_proxyfix_around_the_middleware_is_said_to_have_rewritten_the_peer(secur
     assert [w.category for w in caught if "is the last X-Forwarded-For hop" in str(w.message)] == [
         api.SecEventsWarning
     ]
+    # and not also "header ignored, the socket peer is used": the peer is the header's address
+    assert not [w for w in caught if issubclass(w.category, api.ForwardedHeaderIgnoredWarning)]
