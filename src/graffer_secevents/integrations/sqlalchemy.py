@@ -118,8 +118,8 @@ def _default_role(mapper: Any, role: str | None) -> str | None:
     """The role column's scalar default (`default="member"`, `default=Role.member`), if it has one."""
     if role is None:
         return None
-    columns = getattr(mapper.attrs[role], "columns", None) or []
-    default = getattr(columns[0], "default", None) if columns else None
+    columns: list[Any] = list(getattr(mapper.attrs[role], "columns", None) or [])
+    default: Any = getattr(columns[0], "default", None) if columns else None
     if default is None or not getattr(default, "is_scalar", False):
         return None
     return _role_name(default.arg)
