@@ -40,14 +40,14 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import orjson
 
 from . import _fork
 from ._metrics import record_dropped
-from ._output import Target, TargetWriteError
+from ._output import Target, TargetWriteError, gevent_patched
 
 if TYPE_CHECKING:
     from ._config import Config
@@ -287,7 +287,7 @@ def _pass_on_interrupt(exc: BaseException) -> None:
     process would go on serving after Ctrl-C. gevent's hub throws it into the main greenlet and resumes
     this one later, as it does for any greenlet (`Hub.handle_system_error`). A real thread never gets it.
     """
-    if not _gevent_patched():
+    if not gevent_patched():
         return
     try:
         hub = sys.modules["gevent.hub"].get_hub()
@@ -736,34 +736,24 @@ def _on_sigterm(signum: int, _frame: object) -> None:
     The drain runs on a helper thread: the handler interrupted the main thread wherever it was, perhaps
     holding a metrics or output lock that the drain needs (not reentrant), which only a bounded wait survives.
     """
-    if _gevent_patched():
+    if gevent_patched():
         # The handler may run in gevent's hub (a callback of its loop), where nothing may wait: the drain
         # runs in a greenlet of its own, which the hub starts as soon as this returns (or, when a greenlet
         # is busy with CPU work, as soon as it yields: as every other greenlet, requests included, waits).
         try:
-            sys.modules["gevent"].spawn(_drain_and_die, signum)
+            sys.modules["gevent"].spawn(_drain_and_die, signum, lambda: shutdown(EXIT_TIMEOUT))
             return
         except Exception:  # noqa: BLE001, S110 - an unknown gevent: drain here, as without it
             pass
+    _drain_and_die(signum, lambda: _in_thread(lambda: shutdown(EXIT_TIMEOUT), EXIT_TIMEOUT + 1.0))
+
+
+def _drain_and_die(signum: int, drain: Callable[[], object]) -> None:
     try:
-        _in_thread(lambda: shutdown(EXIT_TIMEOUT), EXIT_TIMEOUT + 1.0)
+        drain()
     finally:
         signal.signal(signum, signal.SIG_DFL)
         signal.raise_signal(signum)
-
-
-def _drain_and_die(signum: int) -> None:
-    try:
-        shutdown(EXIT_TIMEOUT)
-    finally:
-        signal.signal(signum, signal.SIG_DFL)
-        signal.raise_signal(signum)
-
-
-def _gevent_patched() -> bool:
-    """gevent's monkey-patching is on: threads are greenlets of the main thread (`_output.fd_write`)."""
-    monkey = sys.modules.get("gevent.monkey")
-    return monkey is not None and bool(monkey.is_module_patched("threading"))
 
 
 def _install_exit_hooks(state: _State) -> None:

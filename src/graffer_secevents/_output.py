@@ -37,6 +37,7 @@ __all__ = [
     "StructlogTarget",
     "Target",
     "TargetWriteError",
+    "gevent_patched",
     "is_logger",
     "make_writer",
 ]
@@ -386,10 +387,15 @@ def fd_write(fd: int, data: Any) -> int:
     writer thread is a greenlet, and a write that blocks (a full pipe, a stalled log shipper) would stop
     every greenlet of the process, requests included. The write then runs on gevent's pool of real threads
     while the greenlet waits cooperatively. (eventlet's patched `os.write` already waits cooperatively.)"""
-    gevent_monkey = sys.modules.get("gevent.monkey")
-    if gevent_monkey is not None and gevent_monkey.is_module_patched("threading"):
+    if gevent_patched():
         return int(importlib.import_module("gevent.os").tp_write(fd, data))  # gevent is imported already
     return os.write(fd, data)
+
+
+def gevent_patched() -> bool:
+    """gevent's monkey-patching is on: threads are greenlets of the main thread. Never imports gevent."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("threading"))
 
 
 _TORN_FDS: set[int] = set()
