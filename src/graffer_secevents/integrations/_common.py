@@ -53,6 +53,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, cast
+from urllib.parse import parse_qsl
 
 from graffer_secevents._attempts import is_suppressed
 from graffer_secevents._catalog import CATALOG, OutcomeRule
@@ -479,11 +480,17 @@ class LazyRequestContext(RequestContext):
 
     def _raw_query_param(self, name: str) -> str | None:
         """The query parameter `name`, or `None`; only asked when a rule names it as a credential."""
+        query = self._raw_query_string()
+        if not query:
+            return None
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            if key == name:
+                return value
         return None
 
     def _raw_query_string(self) -> str | None:
         """The raw query string, or `None`; asked when each response starts (the SSO callback rule,
-        `_sso.py`), so it only returns what the request already holds."""
+        `_sso.py`) and for a `query:` credential, so it only returns what the request already holds."""
         return None
 
     def _raw_cookie(self, name: str) -> str | None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import Any, cast
-from urllib.parse import parse_qsl
 
 from graffer_secevents import _server_check
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
@@ -102,13 +101,6 @@ class AsgiRequestContext(LazyRequestContext):
     def _raw_query_string(self) -> str | None:
         query: bytes = self.scope.get("query_string") or b""
         return query.decode("latin-1") if query else None
-
-    def _raw_query_param(self, name: str) -> str | None:
-        query: bytes = self.scope.get("query_string") or b""
-        for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
-            if key == name:
-                return value
-        return None
 
     def _raw_cookie(self, name: str) -> str | None:
         return cookie_value(header_value(self.scope.get("headers") or (), b"cookie"), name)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Final
-from urllib.parse import parse_qsl
 
 from graffer_secevents import _server_check
 from graffer_secevents._context import _request as _current  # bind_request(), inlined: once per request
@@ -103,13 +102,6 @@ class WsgiRequestContext(LazyRequestContext):
 
     def _raw_query_string(self) -> str | None:
         return self.environ.get("QUERY_STRING")
-
-    def _raw_query_param(self, name: str) -> str | None:
-        query: str = self.environ.get("QUERY_STRING") or ""
-        for key, value in parse_qsl(query, keep_blank_values=True):
-            if key == name:
-                return value
-        return None
 
     _status_line: str | None = None
 

@@ -240,6 +240,19 @@ def test_401_is_split_by_credential_and_each_part_is_a_setting(security_events: 
     assert security_events.records == []
 
 
+def test_a_token_in_a_cookie_or_the_query_is_a_credential_when_declared(security_events: Capture) -> None:
+    """`credential_headers` entries `cookie:<name>` and `query:<name>` hold on Django as on ASGI and WSGI: a
+    401 to a forged token kept there is a bad token, and its value is never written."""
+    options = {"credential_headers": ["Authorization", "cookie:access-token", "query:api_key"]}
+    with override_settings(SECEVENTS=options):
+        call(Client(), "get", "/status/401/?api_key=forged-in-query")
+        call(Client(HTTP_COOKIE="access-token=forged-in-cookie"), "get", "/status/401/")
+        call(Client(), "get", "/status/401/?other=1")
+    reasons = [r["evt"]["reason"] for r in security_events.records]
+    assert reasons == ["invalid_token", "invalid_token", "unauthenticated"]
+    assert "forged-in" not in str(security_events.records)
+
+
 def test_bad_status_events_setting_fails_at_start_up() -> None:
     with override_settings(SECEVENTS={"status_events": {403: "typo"}}), pytest.raises(api.ConfigurationError):
         SecurityEventsMiddleware(lambda request: None)
