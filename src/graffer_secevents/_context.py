@@ -23,7 +23,7 @@ import contextvars
 import functools
 import inspect
 from collections.abc import Callable, Generator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Final, TypeVar
 
 from ._limits import _SAFE_CHARS, _coerce_str, _exact
@@ -34,6 +34,7 @@ __all__ = [
     "actor",
     "add_request_provider",
     "bind_request",
+    "bound_for_each_call",
     "current_actor",
     "current_request",
     "current_user",
@@ -316,18 +317,25 @@ class actor:  # noqa: N801 - used like a function: `with secevents.actor(...)`, 
 
     def __call__(self, func: _F) -> _F:
         """Decorate `func` (sync or async): the actor is bound for each call."""
-        if inspect.iscoroutinefunction(func):
+        name, user, reason = self.name, self._user, self._reason
+        return bound_for_each_call(func, lambda: actor(name, user=user, reason=reason))
 
-            @functools.wraps(func)
-            async def run_async(*args: Any, **kwargs: Any) -> Any:
-                with actor(self.name, user=self._user, reason=self._reason):
-                    return await func(*args, **kwargs)
 
-            return run_async  # type: ignore[return-value]
+def bound_for_each_call(func: _F, block: Callable[[], AbstractContextManager[object]]) -> _F:
+    """`func` (sync or async) run inside a new `block()` at each call: what `actor(...)` and `job(...)`
+    do as decorators."""
+    if inspect.iscoroutinefunction(func):
 
         @functools.wraps(func)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            with actor(self.name, user=self._user, reason=self._reason):
-                return func(*args, **kwargs)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            with block():
+                return await func(*args, **kwargs)
 
-        return run  # type: ignore[return-value]
+        return run_async  # type: ignore[return-value]
+
+    @functools.wraps(func)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with block():
+            return func(*args, **kwargs)
+
+    return run  # type: ignore[return-value]

@@ -22,8 +22,6 @@ Nothing here imports a task queue.
 from __future__ import annotations
 
 import contextvars
-import functools
-import inspect
 import time
 from collections.abc import Callable, Generator, Mapping
 from contextlib import contextmanager
@@ -34,7 +32,7 @@ import orjson
 
 from . import _config
 from ._config import get_config_for_event
-from ._context import Scope, _scope, _user, current_request
+from ._context import Scope, _scope, _user, bound_for_each_call, current_request
 from ._guard import guarded
 from ._ip import normalize_ip, truncate_ip
 from ._limits import MAX_STRING, _coerce_str, _exact
@@ -527,21 +525,7 @@ class job:  # noqa: N801 - used like a function: `with secevents.job(...)`, `@se
         if name is None:
             name = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}"
         origin, system, job_id = self.origin, self.system, self.job_id
-        if inspect.iscoroutinefunction(func):
-
-            @functools.wraps(func)
-            async def run_async(*args: Any, **kwargs: Any) -> Any:
-                with job(origin, system=system, name=name, job_id=job_id):
-                    return await func(*args, **kwargs)
-
-            return run_async  # type: ignore[return-value]
-
-        @functools.wraps(func)
-        def run(*args: Any, **kwargs: Any) -> Any:
-            with job(origin, system=system, name=name, job_id=job_id):
-                return func(*args, **kwargs)
-
-        return run  # type: ignore[return-value]
+        return bound_for_each_call(func, lambda: job(origin, system=system, name=name, job_id=job_id))
 
 
 def open_job(origin: object, system: object, name: object, job_id: object) -> JobBinding:

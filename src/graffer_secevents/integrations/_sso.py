@@ -80,8 +80,9 @@ _PROVIDER_TROUBLE_ERRORS: Final = frozenset(
 refused it: `evt.reason: other`."""
 REASON_PROVIDER_TROUBLE: Final = "other"
 _NOT_A_CALLBACK: Final = frozenset({404, 405})
-_NAMES: Final = ("state", "code", "error")
 """No such route (or not for this method): a page whose query merely looks like an authorization response."""
+_NAMES: Final = ("state", "code", "error")
+"""The fields of an authorization response that are looked at (their values never leave this module)."""
 
 
 def authorization_response(query: str | None) -> tuple[bool, str | None] | None:
