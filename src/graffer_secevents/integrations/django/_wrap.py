@@ -11,11 +11,12 @@ __all__ = ["wrap_method"]
 _WRAPPED: Final = "_secevents_wrapped"
 
 
-def wrap_method(owner: type, name: str, make: Callable[[Any], Callable[..., Any]]) -> None:
+def wrap_method(owner: object, name: str, make: Callable[[Any], Callable[..., Any]]) -> None:
     """Replace `owner.name` by `make(original)` (keeping its name and docstring), once per process.
 
-    Subclasses that call `super()` reach the wrapper; a subclass that overrides the method without calling
-    it is not recorded (docs/integrations/drf.md says so).
+    `owner` is a class, or a module whose function callers look up at call time (a view module the URLconf
+    imports later). Subclasses that call `super()` reach the wrapper; a subclass that overrides the method
+    without calling it is not recorded (docs/integrations/drf.md says so).
     """
     original = owner.__dict__[name]
     if getattr(original, _WRAPPED, False):

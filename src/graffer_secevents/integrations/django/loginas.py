@@ -16,7 +16,6 @@ keeps the real account only as a signed, timestamped session value. The adapter
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -24,10 +23,10 @@ from graffer_secevents._impersonation import add_impersonator_provider
 from graffer_secevents._types import User
 
 from ._impersonation import account_pk, record_impersonation, switching_from
+from ._wrap import wrap_method
 
 __all__ = ["install"]
 
-_WRAPPED: Final = "_secevents_wrapped"
 _CACHE: Final = "_secevents_loginas"
 
 
@@ -38,12 +37,7 @@ def install() -> None:
     # Its view imported the name: both modules hold the function it calls. (`from loginas import utils`
     # would name this module to a type checker: imported by full name.)
     for name in ("loginas.utils", "loginas.views"):
-        module: Any = importlib.import_module(name)
-        original = module.login_as
-        if not getattr(original, _WRAPPED, False):
-            wrapper = functools.wraps(original)(_login_as(original))
-            setattr(wrapper, _WRAPPED, True)
-            module.login_as = wrapper
+        wrap_method(importlib.import_module(name), "login_as", _login_as)
     add_impersonator_provider(_impersonator)
 
 

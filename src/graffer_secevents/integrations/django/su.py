@@ -16,7 +16,6 @@ session, `exit_users_pk`. The adapter
 
 from __future__ import annotations
 
-import functools
 import importlib
 from collections.abc import Callable
 from typing import Any, Final
@@ -25,10 +24,10 @@ from graffer_secevents._impersonation import add_impersonator_provider
 from graffer_secevents._types import User
 
 from ._impersonation import account_pk, record_impersonation, switching_from
+from ._wrap import wrap_method
 
 __all__ = ["install"]
 
-_WRAPPED: Final = "_secevents_wrapped"
 _KEY: Final = "exit_users_pk"
 _WHERE: Final = "django-su's views"
 
@@ -36,13 +35,9 @@ _WHERE: Final = "django-su's views"
 def install() -> None:
     """Wrap django-su's switch and exit views and read its session state. Idempotent; called by the app."""
     # Before the URLconf imports the views by name (Django loads it at the first request, after ready()).
-    views: Any = importlib.import_module("django_su.views")
-    for name, make in (("login_as_user", _login_as_user), ("su_logout", _su_logout)):
-        original = getattr(views, name)
-        if not getattr(original, _WRAPPED, False):
-            wrapper = functools.wraps(original)(make(original))
-            setattr(wrapper, _WRAPPED, True)
-            setattr(views, name, wrapper)
+    views = importlib.import_module("django_su.views")
+    wrap_method(views, "login_as_user", _login_as_user)
+    wrap_method(views, "su_logout", _su_logout)
     add_impersonator_provider(_impersonator)
 
 
