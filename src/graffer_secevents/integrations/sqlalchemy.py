@@ -138,7 +138,7 @@ def _before_flush(session: Session, flush_context: Any, instances: Any) -> None:
             state = _inspect(instance)
             if not spec.touched(state):
                 continue
-            names = [a for a in (*spec.fields, *([spec.role] if spec.role else [])) if _unknown(state, a)]
+            names = [a for a in spec.watched if _unknown(state, a)]
             if names and state.identity is not None:
                 mapper = state.mapper
                 columns = [mapper.attrs[name].expression for name in names]
