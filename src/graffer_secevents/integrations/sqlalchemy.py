@@ -60,7 +60,7 @@ class _Tracked:
         self.fields = fields
         self.role = role
         self.base_role = base_role  # the role column's default: what an account created unprivileged holds
-        self.watched = frozenset([*fields, *([role] if role is not None else [])])
+        self.watched: frozenset[str] = frozenset([*fields, *([role] if role is not None else [])])
 
     def touched(self, state: Any) -> bool:
         """Whether a loaded row had a watched attribute set since it was loaded: SQLAlchemy keeps the old
